@@ -1,0 +1,326 @@
+//! [`Channel`]: typed messages with file descriptors over one Unix socket.
+//!
+//! A channel splits into a cloneable [`Sender`] and one [`Receiver`]. All senders feed one
+//! writer task, the only writer of the socket, so frames never interleave; a burst of queued
+//! frames goes out in one `sendmsg`. A frame's descriptors ride on the `sendmsg` that carries the
+//! frame's first byte; the receiver queues descriptors as they arrive and hands each frame the
+//! number it announced once the frame is complete.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), cluster_ipc::IpcError> {
+//! use cluster_ipc::{Channel, Message};
+//!
+//! let (left, right) = Channel::pair()?;
+//! let (to_right, _) = left.split();
+//! let (_, mut from_left) = right.split();
+//!
+//! let file = std::fs::File::open("/dev/null")?;
+//! to_right.send_with_fds(&Message::Disconnect, vec![file.into()]).await?;
+//! let received = from_left.recv().await?.expect("a frame");
+//! assert_eq!(received.message, Message::Disconnect);
+//! assert_eq!(received.fds.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::socket::{FdSocket, MAX_FDS_PER_SEND};
+use crate::{Frame, FrameCodec, IpcError, Message};
+
+/// Frames waiting for the writer task, per channel. Senders wait when it is full.
+const SEND_QUEUE: usize = 1024;
+/// A burst of queued frames is written in one `sendmsg` up to this many bytes.
+const BATCH_BYTES: usize = 64 * 1024;
+/// Bytes asked of the kernel per `recvmsg`.
+const READ_CHUNK: usize = 64 * 1024;
+/// Descriptors that may wait for their frame before the peer is considered broken.
+const MAX_QUEUED_FDS: usize = 4 * MAX_FDS_PER_SEND;
+
+/// One end of an IPC socket, before it is split into sender and receiver.
+#[derive(Debug)]
+pub struct Channel {
+    socket: FdSocket,
+    codec: FrameCodec,
+}
+
+impl Channel {
+    /// A connected pair of channels (a `socketpair`, close-on-exec).
+    pub fn pair() -> Result<(Channel, Channel), IpcError> {
+        let (a, b) = tokio::net::UnixStream::pair()?;
+        Ok((Self::from_tokio(a), Self::from_tokio(b)))
+    }
+
+    /// Wraps a connected std socket (for example one inherited from the parent process).
+    /// Must be called inside a tokio runtime.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> Result<Channel, IpcError> {
+        stream.set_nonblocking(true)?;
+        Ok(Self::from_tokio(tokio::net::UnixStream::from_std(stream)?))
+    }
+
+    fn from_tokio(stream: tokio::net::UnixStream) -> Self {
+        Self {
+            socket: FdSocket::new(stream),
+            codec: FrameCodec::new(),
+        }
+    }
+
+    /// Sets the largest frame payload, in bytes, for both directions.
+    pub fn with_max_frame_len(mut self, max_frame_len: usize) -> Self {
+        self.codec = FrameCodec::with_max_frame_len(max_frame_len);
+        self
+    }
+
+    /// The underlying socket's descriptor (for example to map it into a child process).
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_stream().as_fd()
+    }
+
+    /// Splits into a [`Sender`] and a [`Receiver`], starting the writer task.
+    /// Must be called inside a tokio runtime.
+    pub fn split(self) -> (Sender, Receiver) {
+        let socket = Arc::new(self.socket);
+        let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
+        tokio::spawn(write_loop(Arc::clone(&socket), outgoing));
+        let sender = Sender {
+            queue,
+            codec: self.codec,
+        };
+        let receiver = Receiver {
+            socket,
+            codec: self.codec,
+            buffer: BytesMut::with_capacity(READ_CHUNK),
+            chunk: vec![0; READ_CHUNK].into_boxed_slice(),
+            fds: VecDeque::new(),
+            finished: false,
+        };
+        (sender, receiver)
+    }
+}
+
+/// An encoded frame and the descriptors that ride with it.
+struct Outgoing {
+    bytes: Bytes,
+    fds: Vec<OwnedFd>,
+}
+
+/// The sending half of a [`Channel`]. Cheap to clone; every clone feeds the same writer.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    queue: mpsc::Sender<Outgoing>,
+    codec: FrameCodec,
+}
+
+impl Sender {
+    /// Sends a message, waiting while the send queue is full.
+    pub async fn send(&self, message: &Message) -> Result<(), IpcError> {
+        self.send_with_fds(message, Vec::new()).await
+    }
+
+    /// Sends a message with descriptors attached; they are closed here once sent.
+    pub async fn send_with_fds(
+        &self,
+        message: &Message,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(), IpcError> {
+        let outgoing = self.encode(message, fds)?;
+        self.queue
+            .send(outgoing)
+            .await
+            .map_err(|_| IpcError::Closed)
+    }
+
+    /// Sends without waiting: [`TrySendError::Full`] when the send queue is full,
+    /// [`TrySendError::Ipc`] when the channel is closed or the frame cannot be encoded.
+    pub fn try_send_with_fds(
+        &self,
+        message: &Message,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(), TrySendError> {
+        let outgoing = self.encode(message, fds).map_err(TrySendError::Ipc)?;
+        self.queue.try_send(outgoing).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => TrySendError::Full,
+            mpsc::error::TrySendError::Closed(_) => TrySendError::Ipc(IpcError::Closed),
+        })
+    }
+
+    /// Sends without waiting, no descriptors; see [`Sender::try_send_with_fds`].
+    pub fn try_send(&self, message: &Message) -> Result<(), TrySendError> {
+        self.try_send_with_fds(message, Vec::new())
+    }
+
+    /// Whether the writer has stopped (the socket failed or every receiver is gone).
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    fn encode(&self, message: &Message, fds: Vec<OwnedFd>) -> Result<Outgoing, IpcError> {
+        if fds.len() > MAX_FDS_PER_SEND {
+            return Err(IpcError::TooManyFds {
+                count: fds.len(),
+                max: MAX_FDS_PER_SEND,
+            });
+        }
+        let frame = Frame {
+            message: message.clone(),
+            fds: fds.len(),
+        };
+        let mut bytes = BytesMut::new();
+        let mut codec = self.codec;
+        codec.encode(&frame, &mut bytes)?;
+        Ok(Outgoing {
+            bytes: bytes.freeze(),
+            fds,
+        })
+    }
+}
+
+/// Why [`Sender::try_send_with_fds`] did not send.
+#[derive(Debug, thiserror::Error)]
+pub enum TrySendError {
+    /// The send queue is full; try again after the writer catches up.
+    #[error("IPC send queue is full")]
+    Full,
+    /// The message cannot be sent (closed channel, oversize frame, ...).
+    #[error(transparent)]
+    Ipc(#[from] IpcError),
+}
+
+/// The writer task: the only writer of the socket.
+async fn write_loop(socket: Arc<FdSocket>, mut outgoing: mpsc::Receiver<Outgoing>) {
+    let mut batch = BytesMut::new();
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    let mut carried: Option<Outgoing> = None;
+    loop {
+        let first = match carried.take() {
+            Some(frame) => frame,
+            None => match outgoing.recv().await {
+                Some(frame) => frame,
+                None => break,
+            },
+        };
+        batch.extend_from_slice(&first.bytes);
+        fds.extend(first.fds);
+        while batch.len() < BATCH_BYTES {
+            let Ok(next) = outgoing.try_recv() else { break };
+            if fds.len() + next.fds.len() > MAX_FDS_PER_SEND {
+                carried = Some(next);
+                break;
+            }
+            batch.extend_from_slice(&next.bytes);
+            fds.extend(next.fds);
+        }
+        if let Err(error) = write_all(&socket, &batch, &fds).await {
+            tracing::debug!(%error, "IPC writer stopped");
+            socket.shutdown();
+            break;
+        }
+        batch.clear();
+        fds.clear();
+    }
+}
+
+/// Writes all of `data`; the descriptors ride on the first `sendmsg` that sends anything.
+async fn write_all(socket: &FdSocket, mut data: &[u8], fds: &[OwnedFd]) -> std::io::Result<()> {
+    let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+    let mut pending_fds: &[BorrowedFd<'_>] = &borrowed;
+    while !data.is_empty() {
+        let sent = socket.send(data, pending_fds).await?;
+        if sent == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        pending_fds = &[];
+        data = &data[sent..];
+    }
+    Ok(())
+}
+
+/// A message received with the descriptors that rode with it.
+#[derive(Debug)]
+pub struct Received {
+    /// The protocol message.
+    pub message: Message,
+    /// The descriptors its frame announced, in the order they were sent (close-on-exec).
+    pub fds: Vec<OwnedFd>,
+}
+
+/// The receiving half of a [`Channel`].
+#[derive(Debug)]
+pub struct Receiver {
+    socket: Arc<FdSocket>,
+    codec: FrameCodec,
+    buffer: BytesMut,
+    chunk: Box<[u8]>,
+    fds: VecDeque<OwnedFd>,
+    finished: bool,
+}
+
+impl Receiver {
+    /// The next message: `Ok(None)` at a clean end of stream (the peer closed between frames).
+    ///
+    /// A protocol violation or socket error is returned once and closes the channel: the socket
+    /// is shut down, queued descriptors are closed, and later calls return `Ok(None)`.
+    ///
+    /// Cancel-safe: dropping the future loses no data.
+    pub async fn recv(&mut self) -> Result<Option<Received>, IpcError> {
+        if self.finished {
+            return Ok(None);
+        }
+        match self.next_frame().await {
+            Ok(Some(received)) => Ok(Some(received)),
+            Ok(None) => {
+                self.finished = true;
+                Ok(None)
+            }
+            Err(error) => {
+                self.finished = true;
+                self.fds.clear();
+                self.buffer.clear();
+                self.socket.shutdown();
+                Err(error)
+            }
+        }
+    }
+
+    async fn next_frame(&mut self) -> Result<Option<Received>, IpcError> {
+        loop {
+            if let Some(frame) = self.codec.decode(&mut self.buffer)? {
+                return self.claim_fds(frame).map(Some);
+            }
+            let len = self.socket.recv(&mut self.chunk, &mut self.fds).await?;
+            if self.fds.len() > MAX_QUEUED_FDS {
+                return Err(IpcError::UnexpectedFds {
+                    count: self.fds.len(),
+                });
+            }
+            if len == 0 {
+                return match (self.buffer.len(), self.fds.len()) {
+                    (0, 0) => Ok(None),
+                    (0, count) => Err(IpcError::UnexpectedFds { count }),
+                    (buffered, _) => Err(IpcError::TruncatedFrame { buffered }),
+                };
+            }
+            self.buffer.extend_from_slice(&self.chunk[..len]);
+        }
+    }
+
+    fn claim_fds(&mut self, frame: Frame) -> Result<Received, IpcError> {
+        if frame.fds > self.fds.len() {
+            return Err(IpcError::MissingFds {
+                expected: frame.fds,
+                received: self.fds.len(),
+            });
+        }
+        Ok(Received {
+            message: frame.message,
+            fds: self.fds.drain(..frame.fds).collect(),
+        })
+    }
+}

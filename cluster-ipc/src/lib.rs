@@ -1,0 +1,37 @@
+//! The cluster's wire: length-delimited JSON frames with file descriptors attached, over a Unix
+//! socketpair between the master and each worker.
+//!
+//! - [`protocol`]: the [`Message`]s of the cluster protocol.
+//! - [`codec`]: framing ([`FrameCodec`]): a `u32` length, then a JSON object; 16 MiB limit by
+//!   default, enforced on both sides with [`IpcError::FrameTooLarge`].
+//! - [`channel`]: a [`Channel`] splits into a cloneable [`Sender`] and a [`Receiver`]; a single
+//!   writer task per socket keeps frames whole.
+//!
+//! # How descriptors travel
+//!
+//! Descriptors are passed with `SCM_RIGHTS` through `rustix`'s `sendmsg`/`recvmsg`, driven by
+//! tokio readiness (`UnixStream::async_io`): a call that would block clears readiness and waits
+//! for a wake-up from the reactor. We do **not** use the `passfd` crate's async functions: they
+//! return `Pending` without registering a wake-up, so a channel under load hangs forever
+//! (reproduced). Every read is a `recvmsg` with room for 253 descriptors (`SCM_MAX_FD`) and
+//! `MSG_CMSG_CLOEXEC`, so no descriptor leaks into a child process and none is silently closed by
+//! a plain `read()`. `MSG_CTRUNC` (descriptors lost) is an error that closes the channel.
+//! Received descriptors are [`std::os::fd::OwnedFd`]s: closed exactly once, when dropped.
+//!
+//! # Errors
+//!
+//! A malformed frame, an oversize frame, an unknown message kind, a frame whose descriptors did
+//! not arrive and descriptors no frame claims are each a distinct [`IpcError`]; the receiver that
+//! saw one returns it once and closes that channel only.
+
+pub mod channel;
+pub mod codec;
+mod error;
+pub mod protocol;
+mod socket;
+
+pub use channel::{Channel, Received, Receiver, Sender, TrySendError};
+pub use codec::{DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec};
+pub use error::IpcError;
+pub use protocol::{ListenKey, Message, PROTOCOL_VERSION, Policy};
+pub use socket::MAX_FDS_PER_SEND;

@@ -1,0 +1,131 @@
+//! The messages master and workers exchange (modelled on Node's `NODE_CLUSTER` messages).
+//!
+//! On the wire each message is one JSON object tagged by `kind`; see [`crate::codec`] for the
+//! framing. A frame that carries descriptors also says how many (`"fds": n`).
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version a worker announces in [`Message::Online`]; a master refuses workers of
+/// another version with a clear error rather than misreading their frames.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Names one listening address across the cluster: the address as the worker asked for it.
+///
+/// ```
+/// use cluster_ipc::ListenKey;
+/// let key = ListenKey::from("127.0.0.1:3000");
+/// assert_eq!(key.as_str(), "127.0.0.1:3000");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ListenKey(String);
+
+impl ListenKey {
+    /// The address text this key stands for.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ListenKey {
+    fn from(address: &str) -> Self {
+        ListenKey(address.to_owned())
+    }
+}
+
+impl From<String> for ListenKey {
+    fn from(address: String) -> Self {
+        ListenKey(address)
+    }
+}
+
+impl std::fmt::Display for ListenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How connections for a listen key reach the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// The master accepts and hands each connection to the next worker in turn.
+    Rr,
+}
+
+/// One protocol message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Message {
+    /// Worker → master: the worker has joined.
+    Online {
+        /// The worker's [`PROTOCOL_VERSION`].
+        version: u32,
+        /// The worker's process id.
+        pid: u32,
+    },
+    /// Worker → master: "I want to listen on `address`".
+    QueryServer {
+        /// Matches the reply to the request.
+        seq: u64,
+        /// The address as the user wrote it, e.g. `127.0.0.1:3000`.
+        address: String,
+    },
+    /// Master → worker: the address is bound; connections will arrive by `policy`.
+    ServerAck {
+        /// The `seq` of the [`Message::QueryServer`] answered.
+        seq: u64,
+        /// The key under which connections will be delivered.
+        key: ListenKey,
+        /// How connections will arrive.
+        policy: Policy,
+        /// The address actually bound (with the real port when port 0 was asked for).
+        address: SocketAddr,
+    },
+    /// Master → worker: the address could not be served.
+    ServerError {
+        /// The `seq` of the [`Message::QueryServer`] answered.
+        seq: u64,
+        /// Why, in one line.
+        message: String,
+    },
+    /// Worker → master: ready to take connections on `key`; only now does the master route to it.
+    Listening {
+        /// The key from [`Message::ServerAck`].
+        key: ListenKey,
+    },
+    /// Master → worker, with one descriptor: a connection accepted by the master.
+    NewConn {
+        /// Matches the [`Message::Accepted`] acknowledgement.
+        seq: u64,
+        /// Which listener accepted it.
+        key: ListenKey,
+        /// The client's address, when known.
+        peer: Option<SocketAddr>,
+    },
+    /// Worker → master: handoff `seq` is done (`ok`), or refused (the master re-dispatches it).
+    Accepted {
+        /// The `seq` of the [`Message::NewConn`].
+        seq: u64,
+        /// `false` when the worker refused the connection (for example while draining).
+        ok: bool,
+    },
+    /// Master → worker: stop taking connections, finish in-flight requests, exit 0.
+    Disconnect,
+}
+
+impl Message {
+    /// Every `kind` tag this version knows, to tell an unknown kind from a bad message.
+    pub const KINDS: &'static [&'static str] = &[
+        "online",
+        "queryServer",
+        "serverAck",
+        "serverError",
+        "listening",
+        "newConn",
+        "accepted",
+        "disconnect",
+    ];
+}
