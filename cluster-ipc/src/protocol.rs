@@ -128,4 +128,18 @@ impl Message {
         "accepted",
         "disconnect",
     ];
+
+    /// This message's `kind` tag, as on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Online { .. } => "online",
+            Message::QueryServer { .. } => "queryServer",
+            Message::ServerAck { .. } => "serverAck",
+            Message::ServerError { .. } => "serverError",
+            Message::Listening { .. } => "listening",
+            Message::NewConn { .. } => "newConn",
+            Message::Accepted { .. } => "accepted",
+            Message::Disconnect => "disconnect",
+        }
+    }
 }

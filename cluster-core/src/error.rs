@@ -1,0 +1,94 @@
+//! The error type of the cluster's processes.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cluster_ipc::IpcError;
+
+/// A boxed error from user code (a worker's main function).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What can stop a master or a worker. Each message says what failed and, where it helps, what
+/// to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An address could not be bound (port taken, no permission, not an address).
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address as given.
+        address: String,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// A worker process could not be started.
+    #[error("cannot start worker {slot} from {}: {source}", exe.display())]
+    Spawn {
+        /// The worker slot.
+        slot: usize,
+        /// The executable the master tried to run.
+        exe: PathBuf,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// The master could not find its own executable to re-execute.
+    #[error("cannot find this program's executable to start workers: {0}")]
+    CurrentExe(io::Error),
+    /// An environment variable has a value that cannot be used.
+    #[error("invalid {var}={value:?}: {reason}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The IPC channel with the master failed.
+    #[error("IPC with the master failed: {0}")]
+    Ipc(#[from] IpcError),
+    /// The master answered a listen request with an error.
+    #[error("the master cannot serve {address}: {message}")]
+    ServerRefused {
+        /// The address asked for.
+        address: String,
+        /// The master's reason.
+        message: String,
+    },
+    /// The master went away before answering.
+    #[error("the master process went away")]
+    MasterGone,
+    /// The worker is stopping and takes no new listeners.
+    #[error("this worker is stopping and cannot start listening")]
+    Draining,
+    /// Every worker exited while the cluster was running.
+    #[error("every worker has exited; the last was worker {slot} (pid {pid}), {status}")]
+    AllWorkersExited {
+        /// The slot of the last worker.
+        slot: usize,
+        /// Its process id.
+        pid: u32,
+        /// How it ended, e.g. `exit code 101`.
+        status: String,
+    },
+    /// Workers did not stop within the shutdown timeout and were killed.
+    #[error("{count} worker(s) did not stop within {timeout:?} and were killed")]
+    ShutdownTimeout {
+        /// How many were killed.
+        count: usize,
+        /// The timeout that ran out.
+        timeout: Duration,
+    },
+    /// A second stop signal arrived during the graceful stop: the workers were killed.
+    #[error("stopped at once by a second signal; {count} worker(s) killed")]
+    ForcedStop {
+        /// How many were killed.
+        count: usize,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signal(io::Error),
+    /// The worker's own code failed.
+    #[error("worker failed: {0}")]
+    Worker(BoxError),
+}

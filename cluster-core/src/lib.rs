@@ -1,0 +1,29 @@
+//! The processes of a cluster: a master that spawns workers from the same executable, owns the
+//! listening sockets and hands each accepted connection's descriptor to a worker; and the
+//! worker side that joins the master and receives those connections.
+//!
+//! One program, two roles. [`Cluster::run`] decides by the environment ([`Role::detect`]):
+//!
+//! - **master** (the process the user started): binds each address once, re-executes
+//!   [`std::env::current_exe`] (resolved once at start) with the same arguments for every worker
+//!   slot, with `CLUSTER_WORKER_ID=<slot>` and its end of a socketpair as descriptor 3
+//!   (`CLUSTER_IPC_FD`). It accepts connections and hands each to the next listening worker
+//!   (round-robin), keeping its copy until the worker acknowledges it, so a failed handoff goes
+//!   to another worker instead of being lost. SIGTERM or SIGINT stops it gracefully.
+//! - **worker**: joins the master over the inherited socket, asks it for each address it listens
+//!   on ([`Worker::listen`]) and receives connections from a [`Listener`]. It drains and stops
+//!   when the master asks or when the master is gone (its IPC channel closes).
+//!
+//! Workers run in their own process group, so a terminal's Ctrl-C reaches only the master.
+//! Nothing here calls `fork()` without `exec`.
+
+mod cluster;
+mod error;
+mod master;
+mod role;
+mod worker;
+
+pub use cluster::{Cluster, ReadyHook};
+pub use error::{BoxError, Error};
+pub use role::{IPC_FD_ENV, Role, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv, WorkerInfo};
+pub use worker::{Listener, Worker};

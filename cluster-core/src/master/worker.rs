@@ -1,0 +1,143 @@
+//! The master's record of one worker process.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+use cluster_ipc::{ListenKey, Message, Sender};
+use rustix::process::{Pid, Signal};
+
+use super::dispatch::Handoff;
+use super::spawn::Spawned;
+
+/// Handoffs a worker may have unacknowledged at once: the master never waits one round trip
+/// per connection, and a stuck worker cannot hoard connections.
+const HANDOFF_WINDOW: usize = 64;
+
+/// One live worker process as the master sees it.
+#[derive(Debug)]
+pub(super) struct WorkerHandle {
+    pub(super) slot: usize,
+    pub(super) pid: u32,
+    sender: Sender,
+    /// The IPC channel is open.
+    pub(super) connected: bool,
+    /// The master asked it to stop.
+    pub(super) disconnecting: bool,
+    pub(super) listening: HashSet<ListenKey>,
+    inflight: HashMap<u64, Handoff>,
+    next_seq: u64,
+}
+
+impl WorkerHandle {
+    pub(super) fn new(slot: usize, spawned: Spawned) -> Self {
+        Self {
+            slot,
+            pid: spawned.pid,
+            sender: spawned.sender,
+            connected: true,
+            disconnecting: false,
+            listening: HashSet::new(),
+            inflight: HashMap::new(),
+            next_seq: 1,
+        }
+    }
+
+    /// Sends the connection's descriptor to this worker, keeping the master's copy until it is
+    /// acknowledged. Gives the handoff back when the worker has no room or cannot be reached.
+    pub(super) fn offer(&mut self, handoff: Handoff) -> Result<(), Handoff> {
+        if !self.connected || self.disconnecting || self.inflight.len() >= HANDOFF_WINDOW {
+            return Err(handoff);
+        }
+        let fd = match handoff.stream.as_fd().try_clone_to_owned() {
+            Ok(fd) => fd,
+            Err(error) => {
+                tracing::warn!(%error, "cannot duplicate a connection's descriptor");
+                return Err(handoff);
+            }
+        };
+        let seq = self.next_seq;
+        let message = Message::NewConn {
+            seq,
+            key: handoff.key.clone(),
+            peer: Some(handoff.peer),
+        };
+        match self.sender.try_send_with_fds(&message, vec![fd]) {
+            Ok(()) => {
+                self.next_seq += 1;
+                self.inflight.insert(seq, handoff);
+                Ok(())
+            }
+            Err(_) => Err(handoff),
+        }
+    }
+
+    /// The handoff `seq`, now acknowledged (`None` if there is no such handoff).
+    pub(super) fn acknowledge(&mut self, seq: u64) -> Option<Handoff> {
+        self.inflight.remove(&seq)
+    }
+
+    /// Every handoff not yet acknowledged, to give to other workers.
+    pub(super) fn take_unacknowledged(&mut self) -> Vec<Handoff> {
+        self.inflight.drain().map(|(_, handoff)| handoff).collect()
+    }
+
+    /// Sends a control message without waiting; a worker that cannot take it is going away.
+    pub(super) fn send(&self, message: &Message) {
+        if let Err(error) = self.sender.try_send(message) {
+            tracing::debug!(slot = self.slot, %error, kind = message.kind(), "not sent");
+        }
+    }
+
+    /// Asks the worker to finish its work and exit.
+    pub(super) fn disconnect(&mut self) {
+        if !self.disconnecting {
+            self.disconnecting = true;
+            self.send(&Message::Disconnect);
+        }
+    }
+
+    /// Kills the worker process at once.
+    pub(super) fn kill(&self) {
+        let Some(pid) = i32::try_from(self.pid).ok().and_then(Pid::from_raw) else {
+            return;
+        };
+        if let Err(error) = rustix::process::kill_process(pid, Signal::KILL) {
+            tracing::debug!(slot = self.slot, %error, "kill failed (already gone?)");
+        }
+    }
+}
+
+/// How a process ended, in words: `exit code 1`, `killed by signal 9 (SIGKILL)`.
+pub(super) fn describe_exit(status: &io::Result<ExitStatus>) -> String {
+    let status = match status {
+        Ok(status) => status,
+        Err(error) => return format!("exit status unknown ({error})"),
+    };
+    if let Some(code) = status.code() {
+        return format!("exit code {code}");
+    }
+    match status.signal() {
+        Some(signal) => format!("killed by signal {signal} ({})", signal_name(signal)),
+        None => "ended in an unknown way".to_owned(),
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => "other signal",
+    }
+}

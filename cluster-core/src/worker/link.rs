@@ -1,0 +1,179 @@
+//! The worker's end of the IPC channel: a task that reads the master's messages, answers
+//! connection handoffs and routes replies to the requests waiting for them.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cluster_ipc::{IpcError, ListenKey, Message, Received, Receiver, Sender};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::listener::{Delivered, Listener};
+use crate::Error;
+
+/// Connections one listener may hold before the worker refuses more (the master's window per
+/// worker is far smaller, so a healthy worker never refuses).
+const LISTENER_QUEUE: usize = 1024;
+
+/// The master's answer to `queryServer`: the key and bound address, or its reason for refusing.
+type ServerReply = Result<(ListenKey, SocketAddr), String>;
+
+/// Shared state between the worker's handles and its reader task.
+#[derive(Debug)]
+pub(super) struct Link {
+    sender: Sender,
+    next_seq: AtomicU64,
+    replies: Mutex<HashMap<u64, oneshot::Sender<ServerReply>>>,
+    routes: Mutex<HashMap<ListenKey, mpsc::Sender<Delivered>>>,
+    draining: watch::Sender<bool>,
+}
+
+impl Link {
+    /// Starts the reader task.
+    pub(super) fn start(sender: Sender, receiver: Receiver) -> Arc<Link> {
+        let link = Arc::new(Link {
+            sender,
+            next_seq: AtomicU64::new(1),
+            replies: Mutex::new(HashMap::new()),
+            routes: Mutex::new(HashMap::new()),
+            draining: watch::Sender::new(false),
+        });
+        tokio::spawn(Arc::clone(&link).read_loop(receiver));
+        link
+    }
+
+    pub(super) async fn send(&self, message: &Message) -> Result<(), Error> {
+        Ok(self.sender.send(message).await?)
+    }
+
+    pub(super) fn draining(&self) -> watch::Receiver<bool> {
+        self.draining.subscribe()
+    }
+
+    /// `queryServer` → reply → `listening`.
+    pub(super) async fn listen(&self, address: &str) -> Result<Listener, Error> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        lock(&self.replies).insert(seq, reply_tx);
+        let query = Message::QueryServer {
+            seq,
+            address: address.to_owned(),
+        };
+        if let Err(error) = self.send(&query).await {
+            lock(&self.replies).remove(&seq);
+            return Err(error);
+        }
+        let (key, bound) = reply_rx
+            .await
+            .map_err(|_| Error::MasterGone)?
+            .map_err(|message| Error::ServerRefused {
+                address: address.to_owned(),
+                message,
+            })?;
+        let (incoming_tx, incoming_rx) = mpsc::channel(LISTENER_QUEUE);
+        {
+            let mut routes = lock(&self.routes);
+            if *self.draining.borrow() {
+                return Err(Error::Draining);
+            }
+            routes.insert(key.clone(), incoming_tx);
+        }
+        self.send(&Message::Listening { key: key.clone() }).await?;
+        Ok(Listener::new(key, bound, incoming_rx))
+    }
+
+    async fn read_loop(self: Arc<Self>, mut receiver: Receiver) {
+        loop {
+            match receiver.recv().await {
+                Ok(Some(received)) => self.handle(received).await,
+                Ok(None) => {
+                    tracing::info!("the master closed the IPC channel; draining");
+                    break;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "IPC with the master failed; draining");
+                    break;
+                }
+            }
+        }
+        self.start_draining();
+        // Requests still waiting for a reply see their sender dropped: Error::MasterGone.
+        lock(&self.replies).clear();
+    }
+
+    async fn handle(&self, Received { message, fds }: Received) {
+        match message {
+            Message::ServerAck {
+                seq, key, address, ..
+            } => self.reply(seq, Ok((key, address))),
+            Message::ServerError { seq, message } => self.reply(seq, Err(message)),
+            Message::NewConn { seq, key, peer } => {
+                let ok = self.deliver(&key, peer, fds);
+                if let Err(error) = self.send(&Message::Accepted { seq, ok }).await {
+                    tracing::debug!(%error, "cannot acknowledge a connection");
+                }
+            }
+            Message::Disconnect => {
+                tracing::debug!("the master asked this worker to disconnect");
+                self.start_draining();
+            }
+            other => tracing::warn!(message = ?other, "unexpected message from the master"),
+        }
+    }
+
+    fn reply(&self, seq: u64, reply: ServerReply) {
+        match lock(&self.replies).remove(&seq) {
+            Some(waiting) => {
+                let _ = waiting.send(reply);
+            }
+            None => tracing::warn!(seq, "a reply from the master that nobody waits for"),
+        }
+    }
+
+    /// Hands a connection to its listener; `false` tells the master to give it to another.
+    fn deliver(&self, key: &ListenKey, peer: Option<SocketAddr>, fds: Vec<OwnedFd>) -> bool {
+        let Ok([fd]) = <[OwnedFd; 1]>::try_from(fds) else {
+            tracing::warn!("a connection handoff without exactly one descriptor");
+            return false;
+        };
+        let Some(route) = lock(&self.routes).get(key).cloned() else {
+            return false; // draining, or never listened on this key
+        };
+        let stream = match into_tcp_stream(fd) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "cannot use a handed-over connection");
+                return false;
+            }
+        };
+        let peer = peer
+            .or_else(|| stream.peer_addr().ok())
+            .unwrap_or((Ipv4Addr::UNSPECIFIED, 0).into());
+        route.try_send((stream, peer)).is_ok()
+    }
+
+    fn start_draining(&self) {
+        let mut routes = lock(&self.routes);
+        routes.clear();
+        self.draining.send_replace(true);
+    }
+}
+
+fn into_tcp_stream(fd: OwnedFd) -> Result<TcpStream, IpcError> {
+    let stream = std::net::TcpStream::from(fd);
+    stream.set_nonblocking(true)?;
+    let stream = TcpStream::from_std(stream)?;
+    // Small responses should not wait for Nagle; failing to set it is harmless.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Locks a mutex; a panic elsewhere while holding it does not poison this state's invariants.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,103 @@
+//! The worker side: join the master, ask it for listeners, receive connections, drain.
+
+mod link;
+mod listener;
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cluster_ipc::{Channel, Message, PROTOCOL_VERSION};
+use tokio::sync::watch;
+
+pub use listener::Listener;
+
+use crate::role::{IPC_FD_ENV, WorkerEnv};
+use crate::{Error, WorkerInfo};
+use link::Link;
+
+/// This process's membership in the cluster, handed to the worker's main function by
+/// [`crate::Cluster::run`].
+#[derive(Debug, Clone)]
+pub struct Worker {
+    info: WorkerInfo,
+    link: Arc<Link>,
+}
+
+impl Worker {
+    /// Takes over the inherited IPC socket and announces this worker to the master.
+    pub(crate) async fn join(env: WorkerEnv) -> Result<Worker, Error> {
+        let channel = Channel::from_std(take_ipc_socket(env.ipc_fd)?.into())?;
+        let (sender, receiver) = channel.split();
+        let link = Link::start(sender, receiver);
+        let online = Message::Online {
+            version: PROTOCOL_VERSION,
+            pid: env.info.pid,
+        };
+        link.send(&online).await?;
+        tracing::debug!(worker = env.info.id, "joined the master");
+        Ok(Worker {
+            info: env.info,
+            link,
+        })
+    }
+
+    /// This worker's slot (1-based) and process id.
+    pub fn info(&self) -> WorkerInfo {
+        self.info
+    }
+
+    /// This worker's slot, from 1 to the worker count.
+    pub fn id(&self) -> usize {
+        self.info.id
+    }
+
+    /// Asks the master for connections accepted on `address` (it binds the address once for
+    /// the whole cluster) and returns the stream of connections handed to this worker.
+    pub async fn listen(&self, address: &str) -> Result<Listener, Error> {
+        self.link.listen(address).await
+    }
+
+    /// Resolves once this worker should stop: the master asked it to disconnect, or the master
+    /// is gone. Listeners stop yielding connections at the same moment.
+    pub async fn draining(&self) {
+        let mut draining: watch::Receiver<bool> = self.link.draining();
+        // An error means the link is gone, which is draining too.
+        let _ = draining.wait_for(|draining| *draining).await;
+    }
+
+    /// Whether this worker has been asked to stop.
+    pub fn is_draining(&self) -> bool {
+        *self.link.draining().borrow()
+    }
+}
+
+/// Takes ownership of the inherited IPC descriptor, once per process, after checking that it
+/// is a socket.
+fn take_ipc_socket(fd: i32) -> Result<OwnedFd, Error> {
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    let invalid = |reason: &str| Error::Env {
+        var: IPC_FD_ENV,
+        value: fd.to_string(),
+        reason: reason.to_owned(),
+    };
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(invalid("this process has already joined the master"));
+    }
+    // SAFETY: the descriptor number is only borrowed to ask the kernel about it; fstat on a
+    // closed number fails cleanly with EBADF.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let stat = rustix::fs::fstat(borrowed).map_err(|_| {
+        invalid("no such descriptor: was this process started by a cluster master?")
+    })?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket {
+        return Err(invalid("the descriptor is not a socket"));
+    }
+    // SAFETY: the master mapped this descriptor into this process for the worker alone, it is
+    // open (checked above) and the TAKEN guard makes this the only owner.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The descriptor was inherited without close-on-exec; keep it from this worker's children.
+    rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)
+        .map_err(|error| invalid(&error.to_string()))?;
+    Ok(owned)
+}

@@ -1,0 +1,44 @@
+//! [`ResponseFuture`]: the response future of [`crate::ClusterService`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderValue, Response};
+use pin_project_lite::pin_project;
+
+use crate::service::WORKER_ID_HEADER;
+
+pin_project! {
+    /// Resolves to the inner service's response with the `x-worker-id` header added.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        worker_id: Option<HeaderValue>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, worker_id: Option<HeaderValue>) -> Self {
+        Self { inner, worker_id }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(worker_id) = this.worker_id.take() {
+            response
+                .headers_mut()
+                .insert(WORKER_ID_HEADER.clone(), worker_id);
+        }
+        Poll::Ready(Ok(response))
+    }
+}

@@ -1,0 +1,57 @@
+//! [`ClusterListener`]: a worker's delivered connections as an [`axum::serve::Listener`].
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::TcpStream;
+
+/// Lets `axum::serve` (or anything taking an [`axum::serve::Listener`]) serve the connections
+/// the master hands to this worker.
+///
+/// ```no_run
+/// use axum::{Router, routing::get};
+/// use cluster_core::Cluster;
+/// use cluster_tower::ClusterListener;
+///
+/// # async fn example() -> Result<(), cluster_core::Error> {
+/// Cluster::new()
+///     .run(|worker| async move {
+///         let app = Router::new().route("/", get(|| async { "hi\n" }));
+///         let listener = ClusterListener::new(worker.listen("127.0.0.1:3000").await?);
+///         axum::serve(listener, app).await?;
+///         Ok::<_, cluster_core::BoxError>(())
+///     })
+///     .await
+/// # }
+/// ```
+///
+/// When the worker drains, `accept` never returns again; pair `axum::serve` with
+/// `with_graceful_shutdown(worker.draining())` to stop serving.
+#[derive(Debug)]
+pub struct ClusterListener {
+    inner: cluster_core::Listener,
+}
+
+impl ClusterListener {
+    /// Wraps a worker's listener.
+    pub fn new(inner: cluster_core::Listener) -> Self {
+        Self { inner }
+    }
+}
+
+impl axum::serve::Listener for ClusterListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        match self.inner.accept().await {
+            Some(connection) => connection,
+            // Draining: no connection will come again; graceful shutdown ends the serve loop.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.local_addr())
+    }
+}

@@ -1,0 +1,72 @@
+//! The main example: a clustered axum hello world.
+//!
+//! ```sh
+//! cargo run --example hello        # then: curl localhost:3000
+//! ```
+//!
+//! Environment: `CLUSTER_WORKERS` (worker count, default one per core), `HOST` (default
+//! `127.0.0.1`), `PORT` (default 3000; `0` picks a free port). Once every worker listens, the
+//! master prints `listening on http://HOST:PORT` with the real port.
+//!
+//! Routes: `GET /` → `hello world`; `GET /slow?ms=N` → `slow done` after N ms;
+//! `GET /whoami` → the serving worker's slot and pid.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::extract::Query;
+use axum::routing::get;
+use axum::{Extension, Router};
+use cluster::{Cluster, ClusterLayer, ServeHttp, WorkerInfo};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Slow {
+    ms: u64,
+}
+
+async fn hello() -> &'static str {
+    "hello world\n"
+}
+
+async fn slow(Query(Slow { ms }): Query<Slow>) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    "slow done\n"
+}
+
+async fn whoami(Extension(worker): Extension<WorkerInfo>) -> String {
+    format!("worker {} pid {}\n", worker.id, worker.pid)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_logging();
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let app = Router::new()
+        .route("/", get(hello))
+        .route("/slow", get(slow))
+        .route("/whoami", get(whoami))
+        .layer(ClusterLayer::new());
+    let served = Cluster::new()
+        .on_ready(|addresses| println!("listening on http://{}", addresses[0]))
+        .serve(format!("{host}:{port}"), app)
+        .await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hello: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr (stdout carries the `listening on` line), `RUST_LOG` to filter.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,50 @@
+//! A clustered raw TCP server (no HTTP): each worker echoes every line back, prefixed with its
+//! slot. Shows the low-level path: [`cluster::Worker::listen`] yields delivered `TcpStream`s.
+//!
+//! ```sh
+//! PORT=4000 cargo run --example tcp_echo     # then: nc 127.0.0.1 4000
+//! ```
+//!
+//! Environment as for `hello`: `CLUSTER_WORKERS`, `HOST`, `PORT` (default 4000).
+
+use std::process::ExitCode;
+
+use cluster::Cluster;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+async fn echo(stream: TcpStream, worker_id: usize) -> std::io::Result<()> {
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = BufReader::new(reader).lines();
+    while let Some(line) = lines.next_line().await? {
+        writer
+            .write_all(format!("worker {worker_id}: {line}\n").as_bytes())
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("PORT").unwrap_or_else(|_| "4000".into());
+    let address = format!("{host}:{port}");
+    let served = Cluster::new()
+        .bind(address.clone())
+        .on_ready(|addresses| println!("listening on tcp://{}", addresses[0]))
+        .run(|worker| async move {
+            let mut listener = worker.listen(&address).await?;
+            while let Some((stream, _peer)) = listener.accept().await {
+                tokio::spawn(echo(stream, worker.id()));
+            }
+            Ok::<_, cluster::Error>(())
+        })
+        .await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tcp_echo: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
