@@ -7,18 +7,16 @@
 //!
 //! Environment as for `hello`: `CLUSTER_WORKERS`, `HOST`, `PORT` (default 3000).
 
-use std::process::ExitCode;
-
 use axum::Router;
 use axum::routing::get;
-use cluster::{Cluster, ClusterLayer, ClusterListener};
+use cluster::{Cluster, ClusterLayer, ClusterListener, Exit};
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() -> Exit {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let address = format!("{host}:{port}");
-    let served = Cluster::new()
+    Cluster::new()
         .bind(address.clone())
         .on_ready(|addresses| println!("listening on http://{}", addresses[0]))
         .run(|worker| async move {
@@ -32,12 +30,6 @@ async fn main() -> ExitCode {
                 .await?;
             Ok::<_, cluster::core::BoxError>(())
         })
-        .await;
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("axum_serve: {error}");
-            ExitCode::FAILURE
-        }
-    }
+        .await
+        .into()
 }

@@ -11,13 +11,12 @@
 //! Routes: `GET /` → `hello world`; `GET /slow?ms=N` → `slow done` after N ms;
 //! `GET /whoami` → the serving worker's slot and pid.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::extract::Query;
 use axum::routing::get;
 use axum::{Extension, Router};
-use cluster::{Cluster, ClusterLayer, ServeHttp, WorkerInfo};
+use cluster::{Cluster, ClusterLayer, Exit, ServeHttp, WorkerInfo};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -39,7 +38,7 @@ async fn whoami(Extension(worker): Extension<WorkerInfo>) -> String {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() -> Exit {
     init_logging();
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
@@ -48,17 +47,11 @@ async fn main() -> ExitCode {
         .route("/slow", get(slow))
         .route("/whoami", get(whoami))
         .layer(ClusterLayer::new());
-    let served = Cluster::new()
+    Cluster::new()
         .on_ready(|addresses| println!("listening on http://{}", addresses[0]))
         .serve(format!("{host}:{port}"), app)
-        .await;
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("hello: {error}");
-            ExitCode::FAILURE
-        }
-    }
+        .await
+        .into()
 }
 
 /// Logs to stderr (stdout carries the `listening on` line), `RUST_LOG` to filter.

@@ -7,9 +7,7 @@
 //!
 //! Environment as for `hello`: `CLUSTER_WORKERS`, `HOST`, `PORT` (default 4000).
 
-use std::process::ExitCode;
-
-use cluster::Cluster;
+use cluster::{Cluster, Exit};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -25,11 +23,11 @@ async fn echo(stream: TcpStream, worker_id: usize) -> std::io::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() -> Exit {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "4000".into());
     let address = format!("{host}:{port}");
-    let served = Cluster::new()
+    Cluster::new()
         .bind(address.clone())
         .on_ready(|addresses| println!("listening on tcp://{}", addresses[0]))
         .run(|worker| async move {
@@ -39,12 +37,6 @@ async fn main() -> ExitCode {
             }
             Ok::<_, cluster::Error>(())
         })
-        .await;
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("tcp_echo: {error}");
-            ExitCode::FAILURE
-        }
-    }
+        .await
+        .into()
 }

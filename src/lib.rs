@@ -19,5 +19,8 @@ pub use cluster_core as core;
 pub use cluster_ipc as ipc;
 pub use cluster_tower as tower;
 
-pub use cluster_core::{Cluster, Error, Listener, Worker, WorkerInfo};
+pub use cluster_core::{
+    Cluster, ClusterControl, ClusterEvent, Error, Exit, Listener, RestartPolicy, Worker,
+    WorkerHandle, WorkerInfo,
+};
 pub use cluster_tower::{ClusterLayer, ClusterListener, ServeHttp};

@@ -1,15 +1,14 @@
 //! The `hello` example as a real cluster: round-robin spread, h2c on the same port, and the
 //! user's service running only in workers.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use support::{ClusterProcess, get, get_h2};
+use cluster_testkit::{ClusterProcess, Program, get, get_h2};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_new_connections_are_spread_round_robin_over_two_workers() {
-    let (_cluster, address) = ClusterProcess::start("hello", &[("CLUSTER_WORKERS", "2")]);
+    let (_cluster, address) =
+        ClusterProcess::start(Program::Example("hello"), &[("CLUSTER_WORKERS", "2")]);
     let mut per_worker: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..1000 {
         let reply = get(address, "/").await;
@@ -30,7 +29,8 @@ async fn a_thousand_new_connections_are_spread_round_robin_over_two_workers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_prior_knowledge_works_on_the_same_port() {
-    let (_cluster, address) = ClusterProcess::start("hello", &[("CLUSTER_WORKERS", "2")]);
+    let (_cluster, address) =
+        ClusterProcess::start(Program::Example("hello"), &[("CLUSTER_WORKERS", "2")]);
     let replies = get_h2(address, "/", 5).await;
     for reply in &replies {
         assert_eq!(reply.status, 200);
@@ -49,7 +49,8 @@ async fn http2_prior_knowledge_works_on_the_same_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_workers_run_the_service_never_the_master() {
-    let (cluster, address) = ClusterProcess::start("hello", &[("CLUSTER_WORKERS", "2")]);
+    let (cluster, address) =
+        ClusterProcess::start(Program::Example("hello"), &[("CLUSTER_WORKERS", "2")]);
     let workers = cluster.worker_pids();
     assert_eq!(workers.len(), 2, "two worker processes under the master");
     let mut serving_pids = BTreeSet::new();
@@ -79,7 +80,8 @@ async fn only_workers_run_the_service_never_the_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_slow_route_answers_after_its_delay() {
-    let (_cluster, address) = ClusterProcess::start("hello", &[("CLUSTER_WORKERS", "1")]);
+    let (_cluster, address) =
+        ClusterProcess::start(Program::Example("hello"), &[("CLUSTER_WORKERS", "1")]);
     let started = std::time::Instant::now();
     let reply = get(address, "/slow?ms=300").await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "slow done\n"));
@@ -88,7 +90,8 @@ async fn the_slow_route_answers_after_its_delay() {
 
 #[test]
 fn the_ready_line_is_printed_exactly_once() {
-    let (cluster, address) = ClusterProcess::start("hello", &[("CLUSTER_WORKERS", "2")]);
+    let (cluster, address) =
+        ClusterProcess::start(Program::Example("hello"), &[("CLUSTER_WORKERS", "2")]);
     assert_eq!(address.ip().to_string(), "127.0.0.1");
     assert_ne!(address.port(), 0, "the real bound port, not 0");
     let more = cluster.remaining_stdout(std::time::Duration::from_millis(500));

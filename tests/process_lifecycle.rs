@@ -1,18 +1,16 @@
 //! How a cluster starts and stops: a taken port, SIGTERM, and a killed master.
 
-mod support;
-
 use std::time::Duration;
 
+use cluster_testkit::{ClusterProcess, Program, get, wait_all_gone};
 use rustix::process::Signal;
-use support::{ClusterProcess, get, wait_all_gone};
 
 #[test]
 fn a_port_in_use_makes_the_master_exit_non_zero_naming_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let mut cluster = ClusterProcess::spawn(
-        "hello",
+        Program::Example("hello"),
         &[("CLUSTER_WORKERS", "2"), ("PORT", port.as_str())],
     );
     let status = cluster
@@ -29,7 +27,8 @@ fn a_port_in_use_makes_the_master_exit_non_zero_naming_the_address() {
 
 #[test]
 fn an_invalid_worker_count_is_a_clear_error() {
-    let mut cluster = ClusterProcess::spawn("hello", &[("CLUSTER_WORKERS", "many")]);
+    let mut cluster =
+        ClusterProcess::spawn(Program::Example("hello"), &[("CLUSTER_WORKERS", "many")]);
     let status = cluster
         .wait_exit(Duration::from_secs(30))
         .expect("the master exits");
@@ -45,7 +44,8 @@ fn an_invalid_worker_count_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_master_and_leaves_no_worker_behind() {
-    let (mut cluster, address) = ClusterProcess::start("hello", &[("CLUSTER_WORKERS", "2")]);
+    let (mut cluster, address) =
+        ClusterProcess::start(Program::Example("hello"), &[("CLUSTER_WORKERS", "2")]);
     assert_eq!(get(address, "/").await.status, 200);
     let workers = cluster.worker_pids();
     assert_eq!(workers.len(), 2);
@@ -66,7 +66,8 @@ async fn sigterm_stops_the_master_and_leaves_no_worker_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_at_sigterm_still_completes() {
-    let (mut cluster, address) = ClusterProcess::start("hello", &[("CLUSTER_WORKERS", "2")]);
+    let (mut cluster, address) =
+        ClusterProcess::start(Program::Example("hello"), &[("CLUSTER_WORKERS", "2")]);
     let slow = tokio::spawn(get(address, "/slow?ms=1000"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     cluster.signal(Signal::TERM);
@@ -80,7 +81,8 @@ async fn a_request_in_flight_at_sigterm_still_completes() {
 
 #[test]
 fn killing_the_master_takes_every_worker_down_within_two_seconds() {
-    let (cluster, _address) = ClusterProcess::start("hello", &[("CLUSTER_WORKERS", "2")]);
+    let (cluster, _address) =
+        ClusterProcess::start(Program::Example("hello"), &[("CLUSTER_WORKERS", "2")]);
     let workers = cluster.worker_pids();
     assert_eq!(workers.len(), 2);
     cluster.signal(Signal::KILL);

@@ -1,17 +1,16 @@
 //! The low-level paths: a raw TCP server on delivered streams, and `axum::serve` on a
 //! `ClusterListener`.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use support::{ClusterProcess, get};
+use cluster_testkit::{ClusterProcess, Program, get};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_echo_workers_answer_on_delivered_streams() {
-    let (_cluster, address) = ClusterProcess::start("tcp_echo", &[("CLUSTER_WORKERS", "2")]);
+    let (_cluster, address) =
+        ClusterProcess::start(Program::Example("tcp_echo"), &[("CLUSTER_WORKERS", "2")]);
     let mut workers = BTreeSet::new();
     for round in 0..4 {
         let exchange = async {
@@ -48,7 +47,8 @@ async fn tcp_echo_workers_answer_on_delivered_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_serve_runs_on_a_cluster_listener_and_stops_on_sigterm() {
-    let (mut cluster, address) = ClusterProcess::start("axum_serve", &[("CLUSTER_WORKERS", "2")]);
+    let (mut cluster, address) =
+        ClusterProcess::start(Program::Example("axum_serve"), &[("CLUSTER_WORKERS", "2")]);
     for _ in 0..4 {
         let reply = get(address, "/").await;
         assert_eq!(
@@ -63,5 +63,8 @@ async fn axum_serve_runs_on_a_cluster_listener_and_stops_on_sigterm() {
         .wait_exit(Duration::from_secs(30))
         .expect("the master exits");
     assert!(status.success(), "{status}");
-    assert!(support::wait_all_gone(&workers, Duration::from_secs(5)));
+    assert!(cluster_testkit::wait_all_gone(
+        &workers,
+        Duration::from_secs(5)
+    ));
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::master::{ClusterControl, RestartPolicy};
 use crate::role::{WORKERS_ENV, parse_env};
 use crate::{BoxError, Error, Role, Worker, master};
 
@@ -40,6 +41,10 @@ pub struct Cluster {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) addresses: Vec<String>,
     pub(crate) on_ready: Option<ReadyHook>,
+    pub(crate) restart: RestartPolicy,
+    pub(crate) reload_timeout: Duration,
+    pub(crate) reload_batch: usize,
+    control: ClusterControl,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -48,6 +53,9 @@ impl std::fmt::Debug for Cluster {
             .field("workers", &self.workers)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("addresses", &self.addresses)
+            .field("restart", &self.restart)
+            .field("reload_timeout", &self.reload_timeout)
+            .field("reload_batch", &self.reload_batch)
             .finish_non_exhaustive()
     }
 }
@@ -59,14 +67,19 @@ impl Default for Cluster {
 }
 
 impl Cluster {
-    /// A cluster with one worker per core (or [`WORKERS_ENV`], `CLUSTER_WORKERS`, when set) and
-    /// a 30 s shutdown timeout.
+    /// A cluster with one worker per core (or [`WORKERS_ENV`], `CLUSTER_WORKERS`, when set), a
+    /// 30 s shutdown timeout, the default [`RestartPolicy`], and reloads one slot at a time
+    /// with 30 s for each replacement to listen.
     pub fn new() -> Self {
         Self {
             workers: None,
             shutdown_timeout: Duration::from_secs(30),
             addresses: Vec::new(),
             on_ready: None,
+            restart: RestartPolicy::default(),
+            reload_timeout: Duration::from_secs(30),
+            reload_batch: 1,
+            control: ClusterControl::new(),
         }
     }
 
@@ -76,10 +89,47 @@ impl Cluster {
         self
     }
 
-    /// How long a stopping worker may take to finish its in-flight work before it is killed.
+    /// How long a stopping worker may take to finish its in-flight work before it is killed
+    /// (at shutdown, at reload, and after [`crate::WorkerHandle::disconnect`]).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
+    }
+
+    /// How workers that die on their own are restarted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cluster_core::{Cluster, RestartPolicy};
+    ///
+    /// let cluster = Cluster::new().restart_policy(RestartPolicy {
+    ///     max_restarts: 3,
+    ///     min_uptime: Duration::from_secs(5),
+    ///     ..RestartPolicy::default()
+    /// });
+    /// ```
+    pub fn restart_policy(mut self, policy: RestartPolicy) -> Self {
+        self.restart = policy;
+        self
+    }
+
+    /// How long a replacement may take to listen during a rolling reload before the reload is
+    /// aborted (the old worker keeps serving).
+    pub fn reload_timeout(mut self, timeout: Duration) -> Self {
+        self.reload_timeout = timeout;
+        self
+    }
+
+    /// How many slots a rolling reload replaces at a time (at least 1; default 1).
+    pub fn reload_batch(mut self, slots: usize) -> Self {
+        self.reload_batch = slots.max(1);
+        self
+    }
+
+    /// A handle to reload or stop the cluster and read its events from master-side code. Take
+    /// it before [`Cluster::run`].
+    pub fn control(&self) -> ClusterControl {
+        self.control.clone()
     }
 
     /// Binds `address` in the master before any worker starts, so that a taken port fails at
@@ -116,7 +166,8 @@ impl Cluster {
     /// Runs this process's part of the cluster.
     ///
     /// In the master: binds the [`Cluster::bind`] addresses, spawns the workers, hands them
-    /// connections and supervises them until SIGTERM or SIGINT, then stops them gracefully.
+    /// connections and supervises them (restarting those that die, reloading them all on
+    /// SIGHUP or SIGUSR2) until SIGTERM or SIGINT, then stops them gracefully.
     /// In a worker: joins the master and runs `worker_main` to completion.
     pub async fn run<F, Fut, E>(self, worker_main: F) -> Result<(), Error>
     where

@@ -61,16 +61,25 @@ pub enum Error {
     /// The worker is stopping and takes no new listeners.
     #[error("this worker is stopping and cannot start listening")]
     Draining,
-    /// Every worker exited while the cluster was running.
-    #[error("every worker has exited; the last was worker {slot} (pid {pid}), {status}")]
-    AllWorkersExited {
-        /// The slot of the last worker.
+    /// A worker kept dying soon after starting: the master gave up instead of spinning.
+    #[error(
+        "worker {slot} (pid {pid}) died {early_deaths} times in a row within {min_uptime:?} of starting, last with {status}; giving up (its own error output is above)"
+    )]
+    CrashLoop {
+        /// The slot.
         slot: usize,
-        /// Its process id.
+        /// The last worker's process id (0 if it could not be started).
         pid: u32,
-        /// How it ended, e.g. `exit code 101`.
+        /// How it ended, e.g. `exit code 3`.
         status: String,
+        /// Early deaths in a row.
+        early_deaths: u32,
+        /// The uptime under which a death counts as early.
+        min_uptime: Duration,
     },
+    /// [`crate::Cluster::run`] was called twice for the same cluster in one process.
+    #[error("this cluster's master is already running in this process")]
+    AlreadyRunning,
     /// Workers did not stop within the shutdown timeout and were killed.
     #[error("{count} worker(s) did not stop within {timeout:?} and were killed")]
     ShutdownTimeout {

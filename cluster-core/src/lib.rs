@@ -9,7 +9,10 @@
 //!   slot, with `CLUSTER_WORKER_ID=<slot>` and its end of a socketpair as descriptor 3
 //!   (`CLUSTER_IPC_FD`). It accepts connections and hands each to the next listening worker
 //!   (round-robin), keeping its copy until the worker acknowledges it, so a failed handoff goes
-//!   to another worker instead of being lost. SIGTERM or SIGINT stops it gracefully.
+//!   to another worker instead of being lost. A worker that dies on its own is restarted with
+//!   backoff ([`RestartPolicy`]); SIGHUP or SIGUSR2 replaces the workers one by one with no
+//!   request lost; SIGTERM or SIGINT stops it gracefully. [`ClusterControl`] does the same from
+//!   code and streams [`ClusterEvent`]s.
 //! - **worker**: joins the master over the inherited socket, asks it for each address it listens
 //!   on ([`Worker::listen`]) and receives connections from a [`Listener`]. It drains and stops
 //!   when the master asks or when the master is gone (its IPC channel closes).
@@ -19,11 +22,16 @@
 
 mod cluster;
 mod error;
+mod exit;
 mod master;
 mod role;
+mod sync;
 mod worker;
 
 pub use cluster::{Cluster, ReadyHook};
 pub use error::{BoxError, Error};
+pub use exit::Exit;
+pub use master::{ClusterControl, ClusterEvent, EventStream, RestartPolicy, WorkerHandle};
 pub use role::{IPC_FD_ENV, Role, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv, WorkerInfo};
+pub use rustix::process::Signal;
 pub use worker::{Listener, Worker};

@@ -7,6 +7,7 @@
 //!   serves the connections the master hands over with hyper-util (HTTP/1.1 and HTTP/2 `h2c`).
 //! - [`ClusterListener`] plugs a worker's connections into `axum::serve` instead.
 
+mod connection;
 pub mod future;
 pub mod layer;
 mod listener;
@@ -15,5 +16,5 @@ pub mod service;
 
 pub use layer::ClusterLayer;
 pub use listener::ClusterListener;
-pub use serve::{ServeHttp, serve_connections};
+pub use serve::{KEEP_ALIVE_DRAIN_GRACE, ServeHttp, serve_connections};
 pub use service::{ClusterService, WORKER_ID_HEADER};

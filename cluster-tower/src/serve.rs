@@ -2,15 +2,25 @@
 //! [`serve_connections`] for one worker's listener.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use bytes::Bytes;
 use cluster_core::{BoxError, Cluster, Error, Listener};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::sync::watch;
 use tower_service::Service;
+
+use crate::connection::ConnectionService;
+
+/// How long a draining worker keeps an HTTP/1 connection open for its client's next request
+/// (answered with `Connection: close`) before closing it once idle.
+pub const KEEP_ALIVE_DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves an HTTP service on every worker of a [`Cluster`].
 ///
@@ -30,7 +40,8 @@ pub trait ServeHttp {
     /// In the master: binds `address` (failing at once if it is taken), starts the workers and
     /// supervises them until SIGTERM/SIGINT. In a worker: serves `service` on the connections
     /// the master hands over, with HTTP/1.1 and HTTP/2 (prior knowledge, `h2c`) on the same
-    /// port, until the master asks it to drain. The master never calls `service`.
+    /// port, until the master asks it to drain (see [`serve_connections`]). The master never
+    /// calls `service`.
     fn serve<S, B>(
         self,
         address: impl Into<String>,
@@ -40,8 +51,7 @@ pub trait ServeHttp {
         S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>;
 }
 
@@ -55,8 +65,7 @@ impl ServeHttp for Cluster {
         S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let address = address.into();
@@ -68,32 +77,62 @@ impl ServeHttp for Cluster {
     }
 }
 
+/// Resolves once the worker drains (or the serve loop is gone, which is the same).
+async fn wait_for_drain(drain: &mut watch::Receiver<bool>) {
+    let _ = drain.wait_for(|draining| *draining).await;
+}
+
 /// Serves every connection `listener` delivers with hyper-util's auto builder (HTTP/1.1 with
 /// upgrades, and HTTP/2 prior knowledge), until the worker drains; then lets in-flight requests
-/// finish while keep-alive connections are closed (`Connection: close`, HTTP/2 GOAWAY).
+/// finish and closes every connection without racing its client:
+///
+/// - HTTP/1: each response from then on carries `Connection: close`, so a busy keep-alive
+///   client gets its next answer and reconnects (to another worker); a connection still open
+///   after [`KEEP_ALIVE_DRAIN_GRACE`] is closed once idle.
+/// - HTTP/2: GOAWAY at once; streams in flight finish.
+///
+/// A panic in `service` answers that request with 500; the connection and the worker live on.
 pub async fn serve_connections<S, B>(mut listener: Listener, service: S)
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
+    let draining = Arc::new(AtomicBool::new(false));
+    let (drain_tx, drain_rx) = watch::channel(false);
     while let Some((stream, peer)) = listener.accept().await {
-        let service = TowerToHyperService::new(service.clone());
+        let http2 = Arc::new(AtomicBool::new(false));
+        let service =
+            ConnectionService::new(service.clone(), Arc::clone(&draining), Arc::clone(&http2));
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
-        let connection = graceful.watch(connection);
+        let mut drain = drain_rx.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = wait_for_drain(&mut drain) => {
+                    let idle_for_long = !http2.load(Ordering::Relaxed)
+                        && tokio::time::timeout(KEEP_ALIVE_DRAIN_GRACE, connection.as_mut()).await.is_err();
+                    if http2.load(Ordering::Relaxed) || idle_for_long {
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
                 tracing::debug!(%peer, error, "connection ended with an error");
             }
+            drop(drain);
         });
     }
-    tracing::debug!(open = graceful.count(), "draining connections");
-    graceful.shutdown().await;
+    draining.store(true, Ordering::Relaxed);
+    drain_tx.send_replace(true);
+    drop(drain_rx);
+    tracing::debug!(open = drain_tx.receiver_count(), "draining connections");
+    drain_tx.closed().await;
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::event::WorkerKey;
-use super::worker::WorkerHandle;
+use super::worker::WorkerRecord;
 
 /// A connection accepted by the master, kept until a worker acknowledges it, so that a failed
 /// handoff can go to another worker instead of being lost.
@@ -80,7 +80,7 @@ impl Dispatcher {
     pub(super) fn dispatch(
         &mut self,
         handoff: Handoff,
-        workers: &mut HashMap<WorkerKey, WorkerHandle>,
+        workers: &mut HashMap<WorkerKey, WorkerRecord>,
     ) {
         if let Err(handoff) = self.place(handoff, workers) {
             self.backlog.push_back(handoff);
@@ -88,7 +88,7 @@ impl Dispatcher {
     }
 
     /// Hands out queued connections while workers have room.
-    pub(super) fn drain_backlog(&mut self, workers: &mut HashMap<WorkerKey, WorkerHandle>) {
+    pub(super) fn drain_backlog(&mut self, workers: &mut HashMap<WorkerKey, WorkerRecord>) {
         while let Some(handoff) = self.backlog.pop_front() {
             if let Err(handoff) = self.place(handoff, workers) {
                 self.backlog.push_front(handoff);
@@ -107,7 +107,7 @@ impl Dispatcher {
     fn place(
         &mut self,
         mut handoff: Handoff,
-        workers: &mut HashMap<WorkerKey, WorkerHandle>,
+        workers: &mut HashMap<WorkerKey, WorkerRecord>,
     ) -> Result<(), Handoff> {
         let Some(rotation) = self.rotations.get_mut(&handoff.key) else {
             return Err(handoff);

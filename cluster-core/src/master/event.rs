@@ -32,4 +32,8 @@ pub(super) enum Event {
         worker: WorkerKey,
         status: io::Result<ExitStatus>,
     },
+    /// A slot's restart backoff has passed.
+    RestartDue { slot: usize },
+    /// A disconnected worker's time to finish has run out.
+    DisconnectTimeout { worker: WorkerKey },
 }

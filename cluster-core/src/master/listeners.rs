@@ -69,8 +69,9 @@ impl Listeners {
         Ok(local)
     }
 
-    pub(super) fn contains(&self, key: &ListenKey) -> bool {
-        self.bound.contains_key(key)
+    /// The bound address of `key`, if it is bound.
+    pub(super) fn address_of(&self, key: &ListenKey) -> Option<SocketAddr> {
+        self.bound.get(key).map(|bound| bound.address)
     }
 
     pub(super) fn len(&self) -> usize {

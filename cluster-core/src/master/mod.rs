@@ -1,55 +1,120 @@
-//! The master: binds the listening sockets, spawns and supervises the workers, hands them
-//! connections, and stops them gracefully on SIGTERM or SIGINT.
+//! The master: binds the listening sockets, spawns and supervises the workers (restarting those
+//! that die), hands them connections, reloads them one by one on SIGHUP, and stops them
+//! gracefully on SIGTERM or SIGINT.
 
+mod control;
 mod dispatch;
 mod event;
+mod events;
+mod handle;
 mod listeners;
+mod reload;
+mod restart;
 mod signals;
 mod spawn;
 mod worker;
 
 use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
 
-use cluster_ipc::{ListenKey, Message, PROTOCOL_VERSION, Policy, Received};
+use cluster_ipc::{IpcError, ListenKey, Message, PROTOCOL_VERSION, Policy, Received};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::{Cluster, Error};
+use control::Command;
 use dispatch::Dispatcher;
 use event::{Event, WorkerKey};
+use handle::WorkerHandle as Handle;
 use listeners::Listeners;
-use signals::Signals;
+use reload::Reload;
+use restart::{Restart, RestartTracker};
+use signals::{SignalAction, Signals};
 use spawn::{Program, spawn_worker};
-use worker::{WorkerHandle, describe_exit};
+use worker::{WorkerRecord, describe_exit};
+
+pub use control::ClusterControl;
+pub use events::{ClusterEvent, EventStream};
+pub use handle::WorkerHandle;
+pub use restart::RestartPolicy;
 
 /// Events waiting for the supervisor loop; reporters wait when it is full.
 const EVENT_QUEUE: usize = 1024;
+/// How long killed workers may take to be reaped at the end of a stop.
+const REAP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the master until the cluster stops.
 pub(crate) async fn run(cluster: Cluster) -> Result<(), Error> {
     let worker_count = cluster.worker_count()?;
     let program = Program::current()?;
     let mut signals = Signals::install()?;
+    let control = cluster.control();
+    let mut commands = control
+        .take_command_receiver()
+        .ok_or(Error::AlreadyRunning)?;
     let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
     let mut master = Master {
         listeners: Listeners::new(events_tx.clone()),
         events: events_tx,
         program,
         worker_count,
+        handle_commands: control.commands(),
+        control,
         cluster,
         workers: HashMap::new(),
         dispatcher: Dispatcher::default(),
+        restarts: RestartTracker::default(),
+        reload: Reload::default(),
         next_key: 0,
         ready: false,
         stopping: false,
+        killed_at_timeout: 0,
         fatal: None,
     };
+    let mut inputs = Inputs {
+        events: &mut events,
+        commands: &mut commands,
+        signals: &mut signals,
+    };
     let outcome = match master.start().await {
-        Ok(()) => master.supervise(&mut events, &mut signals).await,
+        Ok(()) => master.supervise(&mut inputs).await,
         Err(error) => Err(error),
     };
-    let stopped = master.stop(&mut events, &mut signals).await;
+    let stopped = master.stop(&mut inputs).await;
     outcome.and(stopped)
+}
+
+/// Everything the master waits on.
+struct Inputs<'a> {
+    events: &'a mut mpsc::Receiver<Event>,
+    commands: &'a mut mpsc::UnboundedReceiver<Command>,
+    signals: &'a mut Signals,
+}
+
+/// What woke the master up.
+enum Wake {
+    Event(Event),
+    Command(Command),
+    Signal(SignalAction),
+    ReloadTimeout,
+}
+
+impl Inputs<'_> {
+    async fn next(&mut self, reload_deadline: Option<Instant>) -> Wake {
+        let reload_timeout = async {
+            match reload_deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(event) = self.events.recv() => Wake::Event(event),
+            Some(command) = self.commands.recv() => Wake::Command(command),
+            action = self.signals.next() => Wake::Signal(action),
+            () = reload_timeout => Wake::ReloadTimeout,
+        }
+    }
 }
 
 struct Master {
@@ -58,13 +123,20 @@ struct Master {
     program: Program,
     listeners: Listeners,
     events: mpsc::Sender<Event>,
-    workers: HashMap<WorkerKey, WorkerHandle>,
+    control: ClusterControl,
+    /// Given to each worker handle, so user code can ask the master to disconnect it.
+    handle_commands: mpsc::UnboundedSender<Command>,
+    workers: HashMap<WorkerKey, WorkerRecord>,
     dispatcher: Dispatcher,
+    restarts: RestartTracker,
+    reload: Reload,
     next_key: u64,
     /// The ready hook has run.
     ready: bool,
-    /// Shutdown has begun: exits are expected.
+    /// Shutdown has begun: exits are expected and nothing is restarted.
     stopping: bool,
+    /// Workers killed during the stop because they outlived the shutdown timeout.
+    killed_at_timeout: usize,
     /// An error that stops the cluster, noticed while handling an event.
     fatal: Option<Error>,
 }
@@ -82,28 +154,39 @@ impl Master {
         Ok(())
     }
 
-    fn spawn(&mut self, slot: usize) -> Result<(), Error> {
+    fn spawn(&mut self, slot: usize) -> Result<WorkerKey, Error> {
         let key = WorkerKey(self.next_key);
         self.next_key += 1;
         let spawned = spawn_worker(&self.program, slot, key, &self.events)?;
         tracing::debug!(slot, pid = spawned.pid, "worker spawned");
-        self.workers.insert(key, WorkerHandle::new(slot, spawned));
-        Ok(())
+        let handle = Handle::new(key, slot, spawned.pid, self.handle_commands.clone());
+        self.control.add_worker(handle.clone());
+        self.control.emit(ClusterEvent::Fork(handle.clone()));
+        self.workers
+            .insert(key, WorkerRecord::new(slot, spawned, handle));
+        Ok(key)
     }
 
-    /// Handles events until a stop signal or a fatal error.
-    async fn supervise(
-        &mut self,
-        events: &mut mpsc::Receiver<Event>,
-        signals: &mut Signals,
-    ) -> Result<(), Error> {
+    /// Handles events, commands and signals until a stop is asked for or a fatal error.
+    async fn supervise(&mut self, inputs: &mut Inputs<'_>) -> Result<(), Error> {
         loop {
-            tokio::select! {
-                Some(event) = events.recv() => self.handle(event).await,
-                name = signals.next() => {
+            match inputs.next(self.reload.deadline()).await {
+                Wake::Event(event) => self.handle(event).await,
+                Wake::Command(Command::Reload) => self.request_reload(),
+                Wake::Signal(SignalAction::Reload(name)) => {
+                    tracing::info!("received {name}; reloading workers");
+                    self.request_reload();
+                }
+                Wake::Command(Command::Disconnect(key)) => self.retire(key),
+                Wake::Command(Command::Shutdown) => {
+                    tracing::info!("shutdown requested; stopping gracefully");
+                    return Ok(());
+                }
+                Wake::Signal(SignalAction::Stop(name)) => {
                     tracing::info!("received {name}; stopping gracefully");
                     return Ok(());
                 }
+                Wake::ReloadTimeout => self.reload_timed_out(),
             }
             if let Some(error) = self.fatal.take() {
                 return Err(error);
@@ -117,6 +200,8 @@ impl Master {
             Event::Message { worker, received } => self.on_message(worker, received).await,
             Event::ChannelClosed { worker, error } => self.on_channel_closed(worker, error),
             Event::Exited { worker, status } => self.on_exit(worker, status),
+            Event::RestartDue { slot } => self.restart_slot(slot),
+            Event::DisconnectTimeout { worker } => self.on_disconnect_timeout(worker),
         }
     }
 
@@ -141,7 +226,11 @@ impl Master {
                 );
                 worker.kill();
             }
-            Message::Online { .. } => tracing::debug!(slot, pid, "worker online"),
+            Message::Online { .. } => {
+                tracing::debug!(slot, pid, "worker online");
+                self.control
+                    .emit(ClusterEvent::Online(worker.handle.clone()));
+            }
             Message::QueryServer { seq, address } => self.query_server(key, seq, address).await,
             Message::Listening { key: listen_key } => self.on_listening(key, listen_key),
             Message::Accepted { seq, ok } => self.on_accepted(key, seq, ok),
@@ -181,14 +270,19 @@ impl Master {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
-        if !self.listeners.contains(&listen_key) {
+        let Some(address) = self.listeners.address_of(&listen_key) else {
             tracing::warn!(slot = worker.slot, %listen_key, "worker listens on an unknown key");
             return;
-        }
+        };
         tracing::debug!(slot = worker.slot, %listen_key, "worker listening");
         worker.listening.insert(listen_key.clone());
-        self.dispatcher.add(listen_key, worker.slot, key);
-        self.dispatcher.drain_backlog(&mut self.workers);
+        self.control
+            .emit(ClusterEvent::Listening(worker.handle.clone(), address));
+        if !worker.disconnecting {
+            self.dispatcher.add(listen_key, worker.slot, key);
+            self.dispatcher.drain_backlog(&mut self.workers);
+        }
+        self.reload_on_listening(key);
         self.announce_if_ready();
     }
 
@@ -212,11 +306,11 @@ impl Master {
         self.dispatcher.drain_backlog(&mut self.workers);
     }
 
-    fn on_channel_closed(&mut self, key: WorkerKey, error: Option<cluster_ipc::IpcError>) {
+    fn on_channel_closed(&mut self, key: WorkerKey, error: Option<IpcError>) {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
-        worker.connected = false;
+        worker.handle.set_disconnected();
         match error {
             Some(error) if error.is_protocol_violation() => {
                 tracing::error!(slot = worker.slot, pid = worker.pid, %error, "worker broke the IPC protocol; stopping it");
@@ -233,23 +327,116 @@ impl Master {
         let Some(worker) = self.workers.remove(&key) else {
             return;
         };
+        self.control.remove_worker(key);
+        worker.handle.set_dead();
+        let intended = worker.disconnecting || worker.handle.exited_after_disconnect();
+        let (code, signal) = match &status {
+            Ok(status) => (status.code(), status.signal()),
+            Err(_) => (None, None),
+        };
+        self.control.emit(ClusterEvent::Exit {
+            worker: worker.handle.clone(),
+            code,
+            signal,
+            exited_after_disconnect: intended,
+        });
         let how = describe_exit(&status);
-        if self.stopping || worker.disconnecting {
+        self.reload_on_exit(key, worker.slot, &how);
+        if self.stopping || intended {
             tracing::debug!(slot = worker.slot, pid = worker.pid, "worker exited: {how}");
-        } else {
-            tracing::warn!(
-                slot = worker.slot,
-                pid = worker.pid,
-                "worker exited unexpectedly: {how}"
-            );
-            if self.workers.is_empty() {
-                self.fatal.get_or_insert(Error::AllWorkersExited {
-                    slot: worker.slot,
-                    pid: worker.pid,
-                    status: how,
+            return;
+        }
+        tracing::warn!(
+            slot = worker.slot,
+            pid = worker.pid,
+            "worker exited unexpectedly: {how}"
+        );
+        if !self.slot_is_served(worker.slot) {
+            self.schedule_restart(worker.slot, worker.started.elapsed(), worker.pid, how);
+        }
+    }
+
+    /// Decides, with the restart policy, when the slot's next worker starts, or gives up.
+    fn schedule_restart(&mut self, slot: usize, uptime: Duration, pid: u32, status: String) {
+        let policy = self.cluster.restart;
+        match self.restarts.on_death(&policy, slot, uptime) {
+            Restart::After(delay) => {
+                tracing::info!(slot, ?delay, "restarting worker");
+                self.control
+                    .emit(ClusterEvent::Restarting { id: slot, delay });
+                self.after(delay, Event::RestartDue { slot });
+            }
+            Restart::GiveUp { early_deaths } => {
+                self.fatal.get_or_insert(Error::CrashLoop {
+                    slot,
+                    pid,
+                    status,
+                    early_deaths,
+                    min_uptime: policy.min_uptime,
                 });
             }
         }
+    }
+
+    fn restart_slot(&mut self, slot: usize) {
+        if self.stopping || self.slot_is_served(slot) {
+            return;
+        }
+        if let Err(error) = self.spawn(slot) {
+            tracing::error!(slot, %error, "cannot restart worker");
+            self.schedule_restart(slot, Duration::ZERO, 0, error.to_string());
+        }
+    }
+
+    /// Whether a worker that is not being stopped holds `slot`.
+    fn slot_is_served(&self, slot: usize) -> bool {
+        self.workers
+            .values()
+            .any(|worker| worker.slot == slot && !worker.disconnecting)
+    }
+
+    /// Stops routing to the worker, asks it to finish and exit, and kills it if it is still
+    /// there after the shutdown timeout.
+    fn retire(&mut self, key: WorkerKey) {
+        self.dispatcher.remove_worker(key);
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        if worker.disconnecting {
+            return;
+        }
+        worker.disconnect();
+        self.control
+            .emit(ClusterEvent::Disconnect(worker.handle.clone()));
+        self.after(
+            self.cluster.shutdown_timeout,
+            Event::DisconnectTimeout { worker: key },
+        );
+    }
+
+    fn on_disconnect_timeout(&mut self, key: WorkerKey) {
+        let Some(worker) = self.workers.get(&key) else {
+            return;
+        };
+        tracing::warn!(
+            slot = worker.slot,
+            pid = worker.pid,
+            timeout = ?self.cluster.shutdown_timeout,
+            "worker did not stop in time; killing it"
+        );
+        worker.kill();
+        if self.stopping {
+            self.killed_at_timeout += 1;
+        }
+    }
+
+    /// Delivers `event` to the master after `delay`.
+    fn after(&self, delay: Duration, event: Event) {
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = events.send(event).await;
+        });
     }
 
     /// Takes a gone worker out of every rotation and gives its unacknowledged connections to
@@ -286,65 +473,55 @@ impl Master {
 
     /// Stops accepting, asks every worker to finish and exit, and kills what is left after the
     /// shutdown timeout (or at once on a second stop signal).
-    async fn stop(
-        &mut self,
-        events: &mut mpsc::Receiver<Event>,
-        signals: &mut Signals,
-    ) -> Result<(), Error> {
+    async fn stop(&mut self, inputs: &mut Inputs<'_>) -> Result<(), Error> {
         self.stopping = true;
+        self.control.emit(ClusterEvent::ShutdownStarted);
+        self.reload = Reload::default();
         self.listeners.close();
         // Hand out what was accepted before the listeners closed; the workers serve those
         // before they see `disconnect`.
-        while let Ok(event) = events.try_recv() {
+        while let Ok(event) = inputs.events.try_recv() {
             self.handle(event).await;
         }
-        for worker in self.workers.values_mut() {
-            worker.disconnect();
+        let keys: Vec<WorkerKey> = self.workers.keys().copied().collect();
+        for key in keys {
+            self.retire(key);
         }
-        let timeout = self.cluster.shutdown_timeout;
-        let deadline = Instant::now() + timeout;
-        let mut forced = false;
+        let mut deadline = Instant::now() + self.cluster.shutdown_timeout + REAP_GRACE;
+        let mut forced = 0;
         while !self.workers.is_empty() {
-            tokio::select! {
-                Some(event) = events.recv() => self.handle(event).await,
+            let wake = tokio::select! {
+                wake = inputs.next(None) => wake,
                 () = tokio::time::sleep_until(deadline) => break,
-                name = signals.next() => {
+            };
+            match wake {
+                Wake::Event(event) => self.handle(event).await,
+                Wake::Signal(SignalAction::Stop(name)) if forced == 0 => {
                     tracing::warn!("received {name} again; stopping at once");
-                    forced = true;
-                    break;
+                    forced = self.workers.len();
+                    self.workers.values().for_each(WorkerRecord::kill);
+                    deadline = Instant::now() + REAP_GRACE;
                 }
+                _ => {}
             }
-        }
-        let left = self.workers.len();
-        if left > 0 {
-            self.kill_all(events).await;
         }
         let dropped = self.dispatcher.clear_backlog();
         if dropped > 0 {
             tracing::warn!(dropped, "closed connections no worker could take");
         }
-        match (left, forced) {
-            (0, _) => {
-                tracing::info!("all workers stopped");
-                Ok(())
-            }
-            (count, true) => Err(Error::ForcedStop { count }),
-            (count, false) => Err(Error::ShutdownTimeout { count, timeout }),
+        if !self.workers.is_empty() {
+            tracing::error!(left = self.workers.len(), "workers could not be reaped");
         }
-    }
-
-    /// Kills every remaining worker and reaps them (bounded: a killed process is reaped at once).
-    async fn kill_all(&mut self, events: &mut mpsc::Receiver<Event>) {
-        for worker in self.workers.values() {
-            tracing::warn!(slot = worker.slot, pid = worker.pid, "killing worker");
-            worker.kill();
+        if forced > 0 {
+            return Err(Error::ForcedStop { count: forced });
         }
-        let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        while !self.workers.is_empty() {
-            tokio::select! {
-                Some(event) = events.recv() => self.handle(event).await,
-                () = tokio::time::sleep_until(deadline) => return,
-            }
+        if self.killed_at_timeout > 0 {
+            return Err(Error::ShutdownTimeout {
+                count: self.killed_at_timeout,
+                timeout: self.cluster.shutdown_timeout,
+            });
         }
+        tracing::info!("all workers stopped");
+        Ok(())
     }
 }

@@ -13,7 +13,6 @@ use tokio::sync::mpsc;
 use super::event::{Event, WorkerKey};
 use crate::Error;
 use crate::role::{IPC_FD_ENV, WORKER_ID_ENV, WORKER_IPC_FD};
-
 /// The program workers run: this executable, resolved once when the master starts (so a
 /// rebuilt binary is what the next worker runs), and the master's own arguments.
 #[derive(Debug, Clone)]
@@ -33,6 +32,10 @@ impl Program {
 
 /// A started worker: its pid and the sending half of its IPC channel. Its reader and reaper
 /// tasks report to the master's event queue.
+///
+/// Workers inherit the master's stdout and stderr, as in Node. Their stderr is deliberately not
+/// relayed through the master: once the master died, every worker write would hit a broken
+/// pipe, and `eprintln!` (which tracing-subscriber uses to report a failed write) panics on one.
 pub(super) struct Spawned {
     pub(super) pid: u32,
     pub(super) sender: Sender,

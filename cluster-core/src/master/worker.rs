@@ -7,23 +7,27 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
 use cluster_ipc::{ListenKey, Message, Sender};
-use rustix::process::{Pid, Signal};
+use rustix::process::Signal;
+use tokio::time::Instant;
 
 use super::dispatch::Handoff;
+use super::handle::WorkerHandle;
 use super::spawn::Spawned;
 
 /// Handoffs a worker may have unacknowledged at once: the master never waits one round trip
-/// per connection, and a stuck worker cannot hoard connections.
+/// per connection, and a stuck worker cannot hoard connections. Far below the IPC send queue
+/// (1024 frames), so control messages always find room.
 const HANDOFF_WINDOW: usize = 64;
 
 /// One live worker process as the master sees it.
 #[derive(Debug)]
-pub(super) struct WorkerHandle {
+pub(super) struct WorkerRecord {
     pub(super) slot: usize,
     pub(super) pid: u32,
+    /// What user code sees of this worker.
+    pub(super) handle: WorkerHandle,
+    pub(super) started: Instant,
     sender: Sender,
-    /// The IPC channel is open.
-    pub(super) connected: bool,
     /// The master asked it to stop.
     pub(super) disconnecting: bool,
     pub(super) listening: HashSet<ListenKey>,
@@ -31,13 +35,14 @@ pub(super) struct WorkerHandle {
     next_seq: u64,
 }
 
-impl WorkerHandle {
-    pub(super) fn new(slot: usize, spawned: Spawned) -> Self {
+impl WorkerRecord {
+    pub(super) fn new(slot: usize, spawned: Spawned, handle: WorkerHandle) -> Self {
         Self {
             slot,
             pid: spawned.pid,
+            handle,
+            started: Instant::now(),
             sender: spawned.sender,
-            connected: true,
             disconnecting: false,
             listening: HashSet::new(),
             inflight: HashMap::new(),
@@ -48,7 +53,10 @@ impl WorkerHandle {
     /// Sends the connection's descriptor to this worker, keeping the master's copy until it is
     /// acknowledged. Gives the handoff back when the worker has no room or cannot be reached.
     pub(super) fn offer(&mut self, handoff: Handoff) -> Result<(), Handoff> {
-        if !self.connected || self.disconnecting || self.inflight.len() >= HANDOFF_WINDOW {
+        if !self.handle.is_connected()
+            || self.disconnecting
+            || self.inflight.len() >= HANDOFF_WINDOW
+        {
             return Err(handoff);
         }
         let fd = match handoff.stream.as_fd().try_clone_to_owned() {
@@ -95,16 +103,21 @@ impl WorkerHandle {
     pub(super) fn disconnect(&mut self) {
         if !self.disconnecting {
             self.disconnecting = true;
+            self.handle.set_exited_after_disconnect();
             self.send(&Message::Disconnect);
         }
     }
 
+    /// Kills a worker that is not wanted (it is not replaced).
+    pub(super) fn abandon(&mut self) {
+        self.disconnecting = true;
+        self.handle.set_exited_after_disconnect();
+        self.kill();
+    }
+
     /// Kills the worker process at once.
     pub(super) fn kill(&self) {
-        let Some(pid) = i32::try_from(self.pid).ok().and_then(Pid::from_raw) else {
-            return;
-        };
-        if let Err(error) = rustix::process::kill_process(pid, Signal::KILL) {
+        if let Err(error) = self.handle.signal(Signal::KILL) {
             tracing::debug!(slot = self.slot, %error, "kill failed (already gone?)");
         }
     }

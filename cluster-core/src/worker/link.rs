@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use cluster_ipc::{IpcError, ListenKey, Message, Received, Receiver, Sender};
 use tokio::net::TcpStream;
@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::listener::{Delivered, Listener};
 use crate::Error;
+use crate::sync::lock;
 
 /// Connections one listener may hold before the worker refuses more (the master's window per
 /// worker is far smaller, so a healthy worker never refuses).
@@ -42,7 +43,25 @@ impl Link {
             draining: watch::Sender::new(false),
         });
         tokio::spawn(Arc::clone(&link).read_loop(receiver));
+        tokio::spawn(Arc::clone(&link).drain_on_sigterm());
         link
+    }
+
+    /// SIGTERM (from a user, or `PR_SET_PDEATHSIG` when the master dies) drains the worker like
+    /// a `disconnect` from the master.
+    async fn drain_on_sigterm(self: Arc<Self>) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(error) => {
+                tracing::warn!(%error, "cannot handle SIGTERM; it will kill this worker");
+                return;
+            }
+        };
+        if terminate.recv().await.is_some() {
+            tracing::info!("received SIGTERM; draining");
+            self.start_draining();
+        }
     }
 
     pub(super) async fn send(&self, message: &Message) -> Result<(), Error> {
@@ -169,11 +188,4 @@ fn into_tcp_stream(fd: OwnedFd) -> Result<TcpStream, IpcError> {
     // Small responses should not wait for Nagle; failing to set it is harmless.
     let _ = stream.set_nodelay(true);
     Ok(stream)
-}
-
-/// Locks a mutex; a panic elsewhere while holding it does not poison this state's invariants.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -28,6 +28,7 @@ impl Worker {
     /// Takes over the inherited IPC socket and announces this worker to the master.
     pub(crate) async fn join(env: WorkerEnv) -> Result<Worker, Error> {
         let channel = Channel::from_std(take_ipc_socket(env.ipc_fd)?.into())?;
+        ask_for_parent_death_signal();
         let (sender, receiver) = channel.split();
         let link = Link::start(sender, receiver);
         let online = Message::Online {
@@ -69,6 +70,17 @@ impl Worker {
     /// Whether this worker has been asked to stop.
     pub fn is_draining(&self) -> bool {
         *self.link.draining().borrow()
+    }
+}
+
+/// On Linux, asks the kernel for SIGTERM (which drains the worker) when the master dies; the IPC
+/// channel closing does the same everywhere, this is a second line.
+fn ask_for_parent_death_signal() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) =
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+    {
+        tracing::debug!(%error, "PR_SET_PDEATHSIG failed; relying on the IPC channel");
     }
 }
 

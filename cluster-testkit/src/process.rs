@@ -1,7 +1,5 @@
-//! Shared by the integration tests: start an example as a real cluster, find its workers, talk
-//! HTTP to it with hyper, and make sure no process outlives the test, even a failing one.
-
-#![allow(dead_code)] // each test binary uses its own part of this module
+//! Real cluster processes for tests: start an example or the fixture, read its output, find
+//! its workers, signal it, and make sure no process outlives the test, even a failing one.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -10,31 +8,45 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-
 /// How long a cluster may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long one HTTP exchange may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The path of a built example, building it first if `cargo test` has not.
-pub fn example(name: &str) -> PathBuf {
-    let test_exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = test_exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let path = profile_dir.join("examples").join(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build --example {name} failed");
+/// A program a test can start as a cluster.
+#[derive(Debug, Clone, Copy)]
+pub enum Program<'a> {
+    /// An example of the root package, e.g. `hello`.
+    Example(&'a str),
+    /// The testkit's `fixture` binary.
+    Fixture,
+}
+
+impl Program<'_> {
+    /// The path of the built program, building it first if `cargo test` has not.
+    pub fn path(self) -> PathBuf {
+        let test_exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = test_exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir");
+        let (path, build_args) = match self {
+            Program::Example(name) => (
+                profile_dir.join("examples").join(name),
+                vec!["build", "--example", name],
+            ),
+            Program::Fixture => (
+                profile_dir.join("fixture"),
+                vec!["build", "-p", "cluster-testkit", "--bin", "fixture"],
+            ),
+        };
+        if !path.exists() {
+            let status = Command::new(env!("CARGO"))
+                .args(&build_args)
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "cargo {build_args:?} failed");
+        }
+        path
     }
-    path
 }
 
 /// A running master process started from an example, with its output captured.
@@ -46,9 +58,9 @@ pub struct ClusterProcess {
 }
 
 impl ClusterProcess {
-    /// Starts `example` with `env` (plus `PORT=0`, `HOST=127.0.0.1` unless given).
-    pub fn spawn(example_name: &str, env: &[(&str, &str)]) -> ClusterProcess {
-        let mut command = Command::new(example(example_name));
+    /// Starts `program` with `env` (plus `PORT=0`, `HOST=127.0.0.1` unless given).
+    pub fn spawn(program: Program<'_>, env: &[(&str, &str)]) -> ClusterProcess {
+        let mut command = Command::new(program.path());
         command
             .env("PORT", "0")
             .env("HOST", "127.0.0.1")
@@ -89,9 +101,9 @@ impl ClusterProcess {
         }
     }
 
-    /// Starts `example` and waits for its `listening on <scheme>://ADDR` line.
-    pub fn start(example_name: &str, env: &[(&str, &str)]) -> (ClusterProcess, SocketAddr) {
-        let mut cluster = Self::spawn(example_name, env);
+    /// Starts `program` and waits for its `listening on <scheme>://ADDR` line.
+    pub fn start(program: Program<'_>, env: &[(&str, &str)]) -> (ClusterProcess, SocketAddr) {
+        let mut cluster = Self::spawn(program, env);
         let address = cluster.wait_listening();
         cluster.seen_workers = cluster.worker_pids();
         (cluster, address)
@@ -115,6 +127,24 @@ impl ClusterProcess {
                 ),
             }
         }
+    }
+
+    /// Waits (bounded by `timeout`) for a stdout line containing `needle`; returns every line
+    /// read meanwhile, the matching one last, or `None` on timeout.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<Vec<String>> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .stdout
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let found = line.contains(needle);
+            lines.push(line);
+            if found {
+                return Some(lines);
+            }
+        }
+        None
     }
 
     /// Lines printed on stdout since the last read, waiting up to `wait` for the stream to end.
@@ -150,22 +180,17 @@ impl ClusterProcess {
     }
 
     pub fn signal(&self, signal: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.pid() as i32).unwrap();
-        rustix::process::kill_process(pid, signal).expect("signal the master");
+        signal_pid(self.pid(), signal);
     }
 
     /// Waits up to `timeout` for the master to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        status
     }
 }
 
@@ -191,16 +216,29 @@ pub fn is_alive(pid: u32) -> bool {
     }
 }
 
-/// Waits up to `timeout` for every process in `pids` to be gone.
-pub fn wait_all_gone(pids: &[u32], timeout: Duration) -> bool {
+/// Waits up to `timeout` for `condition`, checking every 20 ms; returns whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if pids.iter().all(|pid| !is_alive(*pid)) {
+    loop {
+        if condition() {
             return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    pids.iter().all(|pid| !is_alive(*pid))
+}
+
+/// Waits up to `timeout` for every process in `pids` to be gone.
+pub fn wait_all_gone(pids: &[u32], timeout: Duration) -> bool {
+    wait_until(timeout, || pids.iter().all(|pid| !is_alive(*pid)))
+}
+
+/// Sends `signal` to process `pid`.
+pub fn signal_pid(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a valid pid");
+    rustix::process::kill_process(pid, signal).expect("signal the process");
 }
 
 /// The live children of `parent`, from `/proc`.
@@ -228,85 +266,4 @@ fn stat_fields(stat: &str) -> Option<(String, String)> {
     let state = fields.next()?.to_owned();
     let ppid = fields.next()?.to_owned();
     Some((state, ppid))
-}
-
-/// What a test needs of an HTTP response.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub worker_id: Option<String>,
-    pub body: String,
-}
-
-/// `GET path` over a new HTTP/1.1 connection.
-pub async fn get(address: SocketAddr, path: &str) -> Reply {
-    tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let stream = tokio::net::TcpStream::connect(address)
-            .await
-            .expect("connect");
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("HTTP/1 handshake");
-        tokio::spawn(connection);
-        send(&mut sender, address, path).await
-    })
-    .await
-    .unwrap_or_else(|_| panic!("GET {path} timed out"))
-}
-
-/// `GET path` over a new HTTP/2 prior-knowledge (`h2c`) connection, `count` times on it.
-pub async fn get_h2(address: SocketAddr, path: &str, count: usize) -> Vec<Reply> {
-    tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let stream = tokio::net::TcpStream::connect(address)
-            .await
-            .expect("connect");
-        let (mut sender, connection) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                .await
-                .expect("HTTP/2 handshake");
-        tokio::spawn(connection);
-        let mut replies = Vec::new();
-        for _ in 0..count {
-            let request = hyper::Request::get(format!("http://{address}{path}"))
-                .body(Empty::<Bytes>::new())
-                .unwrap();
-            let response = sender.send_request(request).await.expect("HTTP/2 request");
-            replies.push(reply_of(response).await);
-        }
-        replies
-    })
-    .await
-    .unwrap_or_else(|_| panic!("h2c GET {path} timed out"))
-}
-
-async fn send(
-    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    address: SocketAddr,
-    path: &str,
-) -> Reply {
-    let request = hyper::Request::get(path)
-        .header(hyper::header::HOST, address.to_string())
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.expect("HTTP/1 request");
-    reply_of(response).await
-}
-
-async fn reply_of(response: hyper::Response<hyper::body::Incoming>) -> Reply {
-    let status = response.status().as_u16();
-    let worker_id = response
-        .headers()
-        .get("x-worker-id")
-        .map(|value| value.to_str().unwrap().to_owned());
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    Reply {
-        status,
-        worker_id,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
 }

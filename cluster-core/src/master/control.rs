@@ -1,0 +1,123 @@
+//! [`ClusterControl`]: reload, stop and inspect a running cluster from user code.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, mpsc};
+
+use crate::sync::lock;
+
+use super::event::WorkerKey;
+use super::events::{ClusterEvent, EventStream};
+use super::handle::WorkerHandle;
+
+/// Events kept for slow readers.
+const EVENT_CAPACITY: usize = 1024;
+
+/// What user code asks of the master.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Reload,
+    Shutdown,
+    Disconnect(WorkerKey),
+}
+
+/// A handle on the cluster's master, from [`crate::Cluster::control`]: take it before
+/// [`crate::Cluster::run`] and use it from another task. In a worker process it does nothing
+/// (there is no master in this process).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), cluster_core::Error> {
+/// use cluster_core::Cluster;
+///
+/// let cluster = Cluster::new();
+/// let control = cluster.control();
+/// let mut events = control.events();
+/// tokio::spawn(async move {
+///     while let Some(event) = events.recv().await {
+///         println!("{event}");
+///     }
+/// });
+/// # let worker_main = |_worker| async { Ok::<_, cluster_core::Error>(()) };
+/// cluster.run(worker_main).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ClusterControl {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    commands: mpsc::UnboundedSender<Command>,
+    command_receiver: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
+    events: broadcast::Sender<ClusterEvent>,
+    workers: Mutex<BTreeMap<WorkerKey, WorkerHandle>>,
+}
+
+impl ClusterControl {
+    pub(crate) fn new() -> Self {
+        let (commands, command_receiver) = mpsc::unbounded_channel();
+        Self {
+            shared: Arc::new(Shared {
+                commands,
+                command_receiver: Mutex::new(Some(command_receiver)),
+                events: broadcast::Sender::new(EVENT_CAPACITY),
+                workers: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    /// Starts a rolling reload (as SIGHUP does). A request during a reload is coalesced into
+    /// one more reload after it.
+    pub fn reload(&self) {
+        let _ = self.shared.commands.send(Command::Reload);
+    }
+
+    /// Starts a graceful shutdown (as SIGTERM does).
+    pub fn shutdown(&self) {
+        let _ = self.shared.commands.send(Command::Shutdown);
+    }
+
+    /// Every live worker, in slot order (during a reload a slot may have two, oldest first).
+    pub fn workers(&self) -> Vec<WorkerHandle> {
+        let mut workers: Vec<WorkerHandle> = lock(&self.shared.workers).values().cloned().collect();
+        workers.sort_by_key(|worker| (worker.id(), worker.key()));
+        workers
+    }
+
+    /// A stream of every event from now on.
+    pub fn events(&self) -> EventStream {
+        EventStream::new(self.shared.events.subscribe())
+    }
+
+    pub(super) fn commands(&self) -> mpsc::UnboundedSender<Command> {
+        self.shared.commands.clone()
+    }
+
+    /// The master's end of the command channel; there is one master per cluster.
+    pub(super) fn take_command_receiver(&self) -> Option<mpsc::UnboundedReceiver<Command>> {
+        lock(&self.shared.command_receiver).take()
+    }
+
+    pub(super) fn emit(&self, event: ClusterEvent) {
+        tracing::debug!(%event, "cluster event");
+        // No subscriber is fine: nobody is listening.
+        let _ = self.shared.events.send(event);
+    }
+
+    pub(super) fn add_worker(&self, worker: WorkerHandle) {
+        lock(&self.shared.workers).insert(worker.key(), worker);
+    }
+
+    pub(super) fn remove_worker(&self, key: WorkerKey) {
+        lock(&self.shared.workers).remove(&key);
+    }
+}
+
+impl std::fmt::Debug for ClusterControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterControl")
+            .field("workers", &self.workers())
+            .finish()
+    }
+}

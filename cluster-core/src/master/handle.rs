@@ -1,0 +1,137 @@
+//! [`WorkerHandle`]: the master's view of one worker process, for user code.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustix::process::{Pid, Signal};
+use tokio::sync::mpsc;
+
+use super::control::Command;
+use super::event::WorkerKey;
+
+/// One worker process, as Node's `cluster.workers[id]`: its slot, pid and state, and ways to
+/// stop it. Cheap to clone; every clone sees the same live state.
+///
+/// A worker stopped through its handle ([`WorkerHandle::disconnect`], [`WorkerHandle::kill`])
+/// exits "after disconnect" and is not replaced, as in Node; one that dies on its own is.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    key: WorkerKey,
+    id: usize,
+    pid: u32,
+    connected: AtomicBool,
+    dead: AtomicBool,
+    exited_after_disconnect: AtomicBool,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl WorkerHandle {
+    pub(super) fn new(
+        key: WorkerKey,
+        id: usize,
+        pid: u32,
+        commands: mpsc::UnboundedSender<Command>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                key,
+                id,
+                pid,
+                connected: AtomicBool::new(true),
+                dead: AtomicBool::new(false),
+                exited_after_disconnect: AtomicBool::new(false),
+                commands,
+            }),
+        }
+    }
+
+    /// The worker's slot, from 1 to the worker count (a replacement reuses the slot).
+    pub fn id(&self) -> usize {
+        self.inner.id
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    /// Whether its IPC channel with the master is open.
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::SeqCst)
+    }
+
+    /// Whether the process has exited (and been reaped).
+    pub fn is_dead(&self) -> bool {
+        self.inner.dead.load(Ordering::SeqCst)
+    }
+
+    /// Whether it exited because the master or user code asked it to (it is then not replaced).
+    pub fn exited_after_disconnect(&self) -> bool {
+        self.inner.exited_after_disconnect.load(Ordering::SeqCst)
+    }
+
+    /// Asks the worker to stop taking connections, finish its in-flight requests and exit; it
+    /// is killed if it has not exited within the shutdown timeout.
+    pub fn disconnect(&self) {
+        let _ = self
+            .inner
+            .commands
+            .send(Command::Disconnect(self.inner.key));
+    }
+
+    /// Sends `signal` to the worker process (no-op once it is dead). The worker is not
+    /// replaced afterwards.
+    pub fn kill(&self, signal: Signal) -> std::io::Result<()> {
+        if !self.is_dead() {
+            self.set_exited_after_disconnect();
+        }
+        self.signal(signal)
+    }
+
+    /// Sends `signal` unless the process is dead, without changing whether it is replaced.
+    pub(super) fn signal(&self, signal: Signal) -> std::io::Result<()> {
+        if self.is_dead() {
+            return Ok(());
+        }
+        let pid = i32::try_from(self.inner.pid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .ok_or_else(|| std::io::Error::other("worker has no valid pid"))?;
+        Ok(rustix::process::kill_process(pid, signal)?)
+    }
+
+    pub(super) fn key(&self) -> WorkerKey {
+        self.inner.key
+    }
+
+    pub(super) fn set_disconnected(&self) {
+        self.inner.connected.store(false, Ordering::SeqCst);
+    }
+
+    pub(super) fn set_exited_after_disconnect(&self) {
+        self.inner
+            .exited_after_disconnect
+            .store(true, Ordering::SeqCst);
+    }
+
+    pub(super) fn set_dead(&self) {
+        self.inner.connected.store(false, Ordering::SeqCst);
+        self.inner.dead.store(true, Ordering::SeqCst);
+    }
+}
+
+impl fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("id", &self.id())
+            .field("pid", &self.pid())
+            .field("connected", &self.is_connected())
+            .field("dead", &self.is_dead())
+            .finish()
+    }
+}

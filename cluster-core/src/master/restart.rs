@@ -1,0 +1,152 @@
+//! When to restart a worker that died on its own: exponential backoff with jitter, reset once a
+//! worker has stayed up, and a crash-loop guard (PM2's `min_uptime` + `max_restarts`).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+/// The restart knobs, set on [`crate::Cluster`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// The first restart's delay (before jitter). Default 100 ms.
+    pub initial_backoff: Duration,
+    /// The longest delay between restarts. Default 10 s.
+    pub max_backoff: Duration,
+    /// A worker that lived at least this long counts as stable: its slot's backoff is reset.
+    /// Default 1 s.
+    pub min_uptime: Duration,
+    /// Early deaths in a row (each within `min_uptime`) that one slot may have before the
+    /// master gives up with [`crate::Error::CrashLoop`]. Default 10.
+    pub max_restarts: u32,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            min_uptime: Duration::from_secs(1),
+            max_restarts: 10,
+        }
+    }
+}
+
+/// The decision for one death.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Restart {
+    /// Start a new worker in the slot after this delay.
+    After(Duration),
+    /// The slot died early too many times in a row: stop the cluster.
+    GiveUp {
+        /// Early deaths in a row.
+        early_deaths: u32,
+    },
+}
+
+/// Per-slot counts of early deaths in a row.
+#[derive(Debug, Default)]
+pub(super) struct RestartTracker {
+    early_deaths: HashMap<usize, u32>,
+}
+
+impl RestartTracker {
+    /// Records that the worker in `slot` died after `uptime`, and decides what to do.
+    pub(super) fn on_death(
+        &mut self,
+        policy: &RestartPolicy,
+        slot: usize,
+        uptime: Duration,
+    ) -> Restart {
+        let early = self.early_deaths.entry(slot).or_default();
+        if uptime >= policy.min_uptime {
+            *early = 0;
+            return Restart::After(jittered(policy.initial_backoff));
+        }
+        *early += 1;
+        if *early > policy.max_restarts {
+            return Restart::GiveUp {
+                early_deaths: *early,
+            };
+        }
+        let doubling = 2u32.saturating_pow(*early - 1);
+        let delay = policy
+            .initial_backoff
+            .saturating_mul(doubling)
+            .min(policy.max_backoff);
+        Restart::After(jittered(delay))
+    }
+}
+
+/// A delay between half and all of `delay`, so slots that died together do not restart in
+/// lockstep.
+fn jittered(delay: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let fraction = 0.5 + (random % 1000) as f64 / 2000.0;
+    delay.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RestartPolicy {
+        RestartPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            min_uptime: Duration::from_secs(1),
+            max_restarts: 4,
+        }
+    }
+
+    fn delay(restart: Restart) -> Duration {
+        match restart {
+            Restart::After(delay) => delay,
+            Restart::GiveUp { .. } => panic!("gave up"),
+        }
+    }
+
+    #[test]
+    fn the_first_restart_is_within_the_initial_backoff() {
+        let mut tracker = RestartTracker::default();
+        let first = delay(tracker.on_death(&policy(), 1, Duration::ZERO));
+        assert!(first <= Duration::from_millis(100) && first >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn early_deaths_double_the_delay_up_to_the_cap_then_give_up() {
+        let mut tracker = RestartTracker::default();
+        let delays: Vec<Duration> = (0..4)
+            .map(|_| delay(tracker.on_death(&policy(), 1, Duration::ZERO)))
+            .collect();
+        let caps = [100, 200, 400, 500].map(Duration::from_millis);
+        for (delay, cap) in delays.iter().zip(caps) {
+            assert!(*delay <= cap && *delay >= cap / 2, "{delay:?} vs {cap:?}");
+        }
+        assert_eq!(
+            tracker.on_death(&policy(), 1, Duration::ZERO),
+            Restart::GiveUp { early_deaths: 5 }
+        );
+    }
+
+    #[test]
+    fn a_stable_worker_resets_its_slot_and_slots_count_separately() {
+        let mut tracker = RestartTracker::default();
+        for _ in 0..4 {
+            tracker.on_death(&policy(), 1, Duration::ZERO);
+        }
+        assert!(matches!(
+            tracker.on_death(&policy(), 2, Duration::ZERO),
+            Restart::After(_)
+        ));
+        let after_stable = delay(tracker.on_death(&policy(), 1, Duration::from_secs(5)));
+        assert!(after_stable <= Duration::from_millis(100));
+        for _ in 0..4 {
+            assert!(matches!(
+                tracker.on_death(&policy(), 1, Duration::ZERO),
+                Restart::After(_)
+            ));
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! A small HTTP client over hyper for tests: one request per new connection, or HTTP/2.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// How long one HTTP exchange may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a test needs of an HTTP response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub worker_id: Option<String>,
+    pub body: String,
+}
+
+/// `GET path` over a new HTTP/1.1 connection.
+pub async fn get(address: SocketAddr, path: &str) -> Reply {
+    tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP/1 handshake");
+        tokio::spawn(connection);
+        send(&mut sender, address, path).await
+    })
+    .await
+    .unwrap_or_else(|_| panic!("GET {path} timed out"))
+}
+
+/// `GET path` over a new HTTP/2 prior-knowledge (`h2c`) connection, `count` times on it.
+pub async fn get_h2(address: SocketAddr, path: &str, count: usize) -> Vec<Reply> {
+    tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .expect("HTTP/2 handshake");
+        tokio::spawn(connection);
+        let mut replies = Vec::new();
+        for _ in 0..count {
+            let request = hyper::Request::get(format!("http://{address}{path}"))
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let response = sender.send_request(request).await.expect("HTTP/2 request");
+            replies.push(reply_of(response).await);
+        }
+        replies
+    })
+    .await
+    .unwrap_or_else(|_| panic!("h2c GET {path} timed out"))
+}
+
+async fn send(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    address: SocketAddr,
+    path: &str,
+) -> Reply {
+    let response = sender
+        .send_request(request(address, path))
+        .await
+        .expect("HTTP/1 request");
+    reply_of(response).await
+}
+
+/// `GET path` for an HTTP/1 connection to `address`.
+pub(crate) fn request(address: SocketAddr, path: &str) -> hyper::Request<Empty<Bytes>> {
+    hyper::Request::get(path)
+        .header(hyper::header::HOST, address.to_string())
+        .body(Empty::<Bytes>::new())
+        .expect("a valid request")
+}
+
+async fn reply_of(response: hyper::Response<hyper::body::Incoming>) -> Reply {
+    read_reply(response).await.expect("a whole response body")
+}
+
+/// Reads a whole response.
+pub(crate) async fn read_reply(
+    response: hyper::Response<hyper::body::Incoming>,
+) -> Result<Reply, hyper::Error> {
+    let status = response.status().as_u16();
+    let worker_id = response
+        .headers()
+        .get("x-worker-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(Reply {
+        status,
+        worker_id,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}

@@ -1,0 +1,13 @@
+//! Test support for the cluster (not published): start real cluster processes
+//! ([`process`]), talk HTTP to them ([`http`]), load them ([`load`]). The `fixture` binary is a
+//! small clustered app with switchable faults for the lifecycle tests.
+
+pub mod http;
+pub mod load;
+pub mod process;
+
+pub use http::{Reply, get, get_h2};
+pub use load::{Connections, Load, LoadReport};
+pub use process::{
+    ClusterProcess, Program, children_of, is_alive, signal_pid, wait_all_gone, wait_until,
+};
