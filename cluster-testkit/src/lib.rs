@@ -9,5 +9,6 @@ pub mod process;
 pub use http::{Reply, get, get_h2};
 pub use load::{Connections, Load, LoadReport};
 pub use process::{
-    ClusterProcess, Program, children_of, is_alive, signal_pid, wait_all_gone, wait_until,
+    ClusterProcess, Program, children_of, eventually, is_alive, signal_pid, wait_all_gone,
+    wait_until,
 };

@@ -21,14 +21,16 @@ pub enum Program<'a> {
 }
 
 impl Program<'_> {
-    /// The path of the built program, building it first if `cargo test` has not.
+    /// The path of the program, built first (once per test process, a no-op when it is up to
+    /// date) so that running one test target never uses a stale binary.
     pub fn path(self) -> PathBuf {
+        static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
         let test_exe = std::env::current_exe().expect("test executable path");
         let profile_dir = test_exe
             .parent()
             .and_then(|deps| deps.parent())
             .expect("target dir");
-        let (path, build_args) = match self {
+        let (path, mut build_args) = match self {
             Program::Example(name) => (
                 profile_dir.join("examples").join(name),
                 vec!["build", "--example", name],
@@ -38,12 +40,20 @@ impl Program<'_> {
                 vec!["build", "-p", "cluster-testkit", "--bin", "fixture"],
             ),
         };
-        if !path.exists() {
+        if profile_dir.ends_with("release") {
+            build_args.push("--release");
+        }
+        let mut built = BUILT.lock().unwrap();
+        let name = path.display().to_string();
+        if !built.contains(&name) {
             let status = Command::new(env!("CARGO"))
                 .args(&build_args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
                 .status()
                 .expect("run cargo build");
-            assert!(status.success(), "cargo {build_args:?} failed");
+            assert!(status.success(), "cargo {} failed", build_args.join(" "));
+            built.push(name);
         }
         path
     }
@@ -53,6 +63,7 @@ impl Program<'_> {
 pub struct ClusterProcess {
     child: Child,
     stdout: mpsc::Receiver<String>,
+    stdout_history: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
     seen_workers: Vec<u32>,
 }
@@ -74,9 +85,12 @@ impl ClusterProcess {
         let mut child = command.spawn().expect("spawn the example");
         let stdout = child.stdout.take().expect("piped stdout");
         let (line_tx, line_rx) = mpsc::channel();
+        let stdout_history = Arc::new(Mutex::new(Vec::new()));
+        let history = Arc::clone(&stdout_history);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { return };
+                history.lock().unwrap().push(line.clone());
                 if line_tx.send(line).is_err() {
                     return;
                 }
@@ -96,6 +110,7 @@ impl ClusterProcess {
         ClusterProcess {
             child,
             stdout: line_rx,
+            stdout_history,
             stderr: stderr_text,
             seen_workers: Vec::new(),
         }
@@ -158,6 +173,11 @@ impl ClusterProcess {
             lines.push(line);
         }
         lines
+    }
+
+    /// Every line printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout_history.lock().unwrap().clone()
     }
 
     pub fn pid(&self) -> u32 {
@@ -227,6 +247,20 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The async twin of [`wait_until`], for tests whose runtime must keep running meanwhile.
+pub async fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

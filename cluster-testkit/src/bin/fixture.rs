@@ -5,9 +5,11 @@
 //! - `FIXTURE_FAULT=crash-at-start`: every worker writes a line to stderr and exits with code 3
 //!   before joining the master.
 //! - Routes: `GET /` → `fixture`; `GET /panic` → the handler panics (the worker answers 500 and
-//!   lives); `GET /crash` → the worker's main function panics (exit code 101, replaced).
+//!   lives); `GET /crash` → the worker's main function panics (exit code 101, replaced);
+//!   `GET /hang` → answers after 10 minutes (outlives any shutdown timeout).
 //! - Restarts: 50 ms initial backoff, at most 3 early deaths (within 1 s) in a row.
-//!   `FIXTURE_SHUTDOWN_MS` sets the shutdown timeout (default 5000).
+//!   `FIXTURE_SHUTDOWN_MS` sets the shutdown timeout (default 5000); `FIXTURE_START_DELAY_MS`
+//!   makes each worker wait that long before it listens (default 0).
 //! - Environment as for the examples: `CLUSTER_WORKERS`, `HOST`, `PORT`.
 
 use std::time::Duration;
@@ -20,6 +22,11 @@ use tokio::sync::mpsc;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+async fn hangs() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    "done hanging\n"
 }
 
 async fn panics() -> &'static str {
@@ -42,6 +49,8 @@ async fn main() -> Exit {
     let shutdown_ms = env_or("FIXTURE_SHUTDOWN_MS", "5000")
         .parse()
         .unwrap_or(5000);
+    let start_delay_ms = env_or("FIXTURE_START_DELAY_MS", "0").parse().unwrap_or(0);
+    let start_delay = Duration::from_millis(start_delay_ms);
     let cluster = Cluster::new()
         .bind(address.clone())
         .shutdown_timeout(Duration::from_millis(shutdown_ms))
@@ -63,6 +72,7 @@ async fn main() -> Exit {
             let app = Router::new()
                 .route("/", get(|| async { "fixture\n" }))
                 .route("/panic", get(panics))
+                .route("/hang", get(hangs))
                 .route(
                     "/crash",
                     get(move || async move {
@@ -71,6 +81,7 @@ async fn main() -> Exit {
                     }),
                 )
                 .layer(ClusterLayer::new());
+            tokio::time::sleep(start_delay).await;
             let listener = worker.listen(&address).await?;
             tokio::select! {
                 () = serve_connections(listener, app) => Ok::<_, Error>(()),
