@@ -236,31 +236,47 @@ pub fn is_alive(pid: u32) -> bool {
     }
 }
 
-/// Waits up to `timeout` for `condition`, checking every 20 ms; returns whether it held.
-pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
+/// How often waits check their condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Checks a condition against a deadline: `Some(held)` once the wait is over.
+struct Deadline(Instant);
+
+impl Deadline {
+    fn after(timeout: Duration) -> Self {
+        Deadline(Instant::now() + timeout)
+    }
+
+    fn check(&self, condition: &mut impl FnMut() -> bool) -> Option<bool> {
         if condition() {
-            return true;
+            Some(true)
+        } else if Instant::now() >= self.0 {
+            Some(false)
+        } else {
+            None
         }
-        if Instant::now() >= deadline {
-            return false;
+    }
+}
+
+/// Waits up to `timeout` for `condition`, blocking the thread; returns whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Deadline::after(timeout);
+    loop {
+        if let Some(held) = deadline.check(&mut condition) {
+            return held;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(POLL_INTERVAL);
     }
 }
 
 /// The async twin of [`wait_until`], for tests whose runtime must keep running meanwhile.
 pub async fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = Deadline::after(timeout);
     loop {
-        if condition() {
-            return true;
+        if let Some(held) = deadline.check(&mut condition) {
+            return held;
         }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 
