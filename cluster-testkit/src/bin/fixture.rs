@@ -3,25 +3,72 @@
 //! - The master prints `listening on http://ADDR` when ready and every cluster event as
 //!   `event: <event>` on stdout.
 //! - `FIXTURE_FAULT=crash-at-start`: every worker writes a line to stderr and exits with code 3
-//!   before joining the master.
+//!   before joining the master; `FIXTURE_FAULT=slow-start`: every worker waits a minute before
+//!   it listens. `FIXTURE_FAULT_FILE=PATH`: the fault is read from that file when a worker
+//!   starts (so a test can fault only the workers started after some point, e.g. a reload's).
+//! - `FIXTURE_STOP_SLOT=disconnect:N` or `kill:N`: once ready, the master stops worker N through
+//!   its `WorkerHandle` (`disconnect()`, or `kill(SIGTERM)`); every exit prints the handle's
+//!   state as `handle: id=.. connected=.. dead=.. exited_after_disconnect=..`.
 //! - Routes: `GET /` → `fixture`; `GET /panic` → the handler panics (the worker answers 500 and
 //!   lives); `GET /crash` → the worker's main function panics (exit code 101, replaced);
 //!   `GET /hang` → answers after 10 minutes (outlives any shutdown timeout).
 //! - Restarts: 50 ms initial backoff, at most 3 early deaths (within 1 s) in a row.
 //!   `FIXTURE_SHUTDOWN_MS` sets the shutdown timeout (default 5000); `FIXTURE_START_DELAY_MS`
-//!   makes each worker wait that long before it listens (default 0).
+//!   makes each worker wait that long before it listens (default 0);
+//!   `FIXTURE_RELOAD_TIMEOUT_MS` bounds a reload step (default 30000).
 //! - Environment as for the examples: `CLUSTER_WORKERS`, `HOST`, `PORT`.
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use cluster_core::{Cluster, Error, Exit, RestartPolicy, WorkerInfo};
+use cluster_core::{
+    Cluster, ClusterControl, ClusterEvent, Error, Exit, RestartPolicy, Signal, WorkerInfo,
+};
 use cluster_tower::{ClusterLayer, serve_connections};
 use tokio::sync::mpsc;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn millis_from_env(name: &str, default: u64) -> Duration {
+    Duration::from_millis(env_or(name, "").parse().unwrap_or(default))
+}
+
+/// This worker's fault: `FIXTURE_FAULT`, else the content of `FIXTURE_FAULT_FILE`.
+fn fault() -> String {
+    let from_file = std::env::var("FIXTURE_FAULT_FILE")
+        .ok()
+        .and_then(|path| std::fs::read_to_string(path).ok());
+    std::env::var("FIXTURE_FAULT")
+        .ok()
+        .or(from_file)
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Stops the worker named by `FIXTURE_STOP_SLOT` (`disconnect:N` or `kill:N`) through its handle.
+fn stop_slot_from_env(control: &ClusterControl) {
+    let Ok(spec) = std::env::var("FIXTURE_STOP_SLOT") else {
+        return;
+    };
+    let Some((how, slot)) = spec.split_once(':') else {
+        return;
+    };
+    let Some(worker) = control
+        .workers()
+        .into_iter()
+        .find(|worker| worker.id().to_string() == slot)
+    else {
+        return;
+    };
+    match how {
+        "disconnect" => worker.disconnect(),
+        "kill" => worker.kill(Signal::TERM).expect("signal the worker"),
+        _ => {}
+    }
 }
 
 async fn hangs() -> &'static str {
@@ -41,29 +88,46 @@ async fn main() -> Exit {
         )))
         .with_writer(std::io::stderr)
         .init();
-    if WorkerInfo::current().is_some() && env_or("FIXTURE_FAULT", "") == "crash-at-start" {
-        eprintln!("fixture: failing at start on purpose");
-        std::process::exit(3);
+    let mut start_delay = millis_from_env("FIXTURE_START_DELAY_MS", 0);
+    if WorkerInfo::current().is_some() {
+        match fault().as_str() {
+            "crash-at-start" => {
+                eprintln!("fixture: failing at start on purpose");
+                std::process::exit(3);
+            }
+            "slow-start" => start_delay = Duration::from_secs(60),
+            _ => {}
+        }
     }
     let address = format!("{}:{}", env_or("HOST", "127.0.0.1"), env_or("PORT", "0"));
-    let shutdown_ms = env_or("FIXTURE_SHUTDOWN_MS", "5000")
-        .parse()
-        .unwrap_or(5000);
-    let start_delay_ms = env_or("FIXTURE_START_DELAY_MS", "0").parse().unwrap_or(0);
-    let start_delay = Duration::from_millis(start_delay_ms);
-    let cluster = Cluster::new()
+    let cluster = Cluster::new();
+    let control = cluster.control();
+    let cluster = cluster
         .bind(address.clone())
-        .shutdown_timeout(Duration::from_millis(shutdown_ms))
+        .shutdown_timeout(millis_from_env("FIXTURE_SHUTDOWN_MS", 5000))
+        .reload_timeout(millis_from_env("FIXTURE_RELOAD_TIMEOUT_MS", 30_000))
         .restart_policy(RestartPolicy {
             initial_backoff: Duration::from_millis(50),
             max_restarts: 3,
             ..RestartPolicy::default()
         })
-        .on_ready(|addresses| println!("listening on http://{}", addresses[0]));
+        .on_ready(move |addresses| {
+            println!("listening on http://{}", addresses[0]);
+            stop_slot_from_env(&control);
+        });
     let mut events = cluster.control().events();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             println!("event: {event}");
+            if let ClusterEvent::Exit { worker, .. } = event {
+                println!(
+                    "handle: id={} connected={} dead={} exited_after_disconnect={}",
+                    worker.id(),
+                    worker.is_connected(),
+                    worker.is_dead(),
+                    worker.exited_after_disconnect()
+                );
+            }
         }
     });
     cluster

@@ -1,0 +1,77 @@
+//! Stopping one worker through its `WorkerHandle`, as Node's `worker.disconnect()` and
+//! `worker.kill()`: it drains, exits "after disconnect", and is not replaced.
+
+use std::time::Duration;
+
+use cluster_testkit::{ClusterProcess, Program, get};
+
+/// Starts the fixture with 2 workers, stops worker 1 as `how`, and checks the outcome.
+/// Returns every stdout line.
+async fn stop_worker_one(how: &str) -> Vec<String> {
+    let spec = format!("{how}:1");
+    let (cluster, address) = ClusterProcess::start(
+        Program::Fixture,
+        &[
+            ("CLUSTER_WORKERS", "2"),
+            ("FIXTURE_STOP_SLOT", spec.as_str()),
+        ],
+    );
+    let lines = cluster.wait_for_line("handle: id=1", Duration::from_secs(20));
+    let lines =
+        lines.unwrap_or_else(|| panic!("worker 1 never exited: {:#?}", cluster.stdout_lines()));
+    let exit = lines
+        .iter()
+        .find(|line| line.starts_with("event: exit worker=1"))
+        .unwrap();
+    assert!(
+        exit.contains("code=0") && exit.ends_with("after_disconnect=true"),
+        "{exit}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        "handle: id=1 connected=false dead=true exited_after_disconnect=true"
+    );
+    // Not replaced: give a restart time to happen, then look.
+    std::thread::sleep(Duration::from_millis(500));
+    let all = cluster.stdout_lines();
+    let forks_of_one = all
+        .iter()
+        .filter(|l| l.starts_with("event: fork worker=1 "))
+        .count();
+    assert_eq!(forks_of_one, 1, "{all:#?}");
+    assert!(
+        !all.iter().any(|l| l.starts_with("event: restarting")),
+        "{all:#?}"
+    );
+    assert_eq!(cluster.worker_pids().len(), 1);
+    for _ in 0..4 {
+        let reply = get(address, "/").await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.worker_id.as_deref(),
+            Some("2"),
+            "only worker 2 is left"
+        );
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_drains_the_worker_and_does_not_replace_it() {
+    let lines = stop_worker_one("disconnect").await;
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("event: disconnect worker=1 "))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_with_sigterm_drains_the_worker_and_does_not_replace_it() {
+    let lines = stop_worker_one("kill").await;
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("event: exit worker=1 "))
+    );
+}
