@@ -129,7 +129,9 @@ impl EventStream {
         Self { receiver }
     }
 
-    /// The next event; `None` once the master has stopped.
+    /// The next event; `None` once the master has stopped and every
+    /// [`crate::ClusterControl`] is dropped. A task reading events should be awaited before
+    /// `main` returns, or the last events (the workers' exits) may go unread.
     pub async fn recv(&mut self) -> Option<ClusterEvent> {
         loop {
             match self.receiver.recv().await {

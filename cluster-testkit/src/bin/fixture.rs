@@ -116,7 +116,7 @@ async fn main() -> Exit {
             stop_slot_from_env(&control);
         });
     let mut events = cluster.control().events();
-    tokio::spawn(async move {
+    let printer = tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             println!("event: {event}");
             if let ClusterEvent::Exit { worker, .. } = event {
@@ -130,7 +130,7 @@ async fn main() -> Exit {
             }
         }
     });
-    cluster
+    let served = cluster
         .run(|worker| async move {
             let (crash, mut crash_requested) = mpsc::channel::<()>(1);
             let app = Router::new()
@@ -152,6 +152,8 @@ async fn main() -> Exit {
                 _ = crash_requested.recv() => panic!("fixture: worker main panics on purpose"),
             }
         })
-        .await
-        .into()
+        .await;
+    // The reader ends once the master has stopped; wait for it so no last event is lost.
+    let _ = tokio::time::timeout(Duration::from_secs(2), printer).await;
+    served.into()
 }
