@@ -364,3 +364,46 @@ async fn a_panic_escaping_to_the_worker_main_replaces_the_worker() {
     assert_eq!((reply.status, reply.body.as_str()), (200, "fixture\n"));
     assert_ne!(cluster.worker_pids(), vec![old]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_ctrl_c_reaches_only_the_master_which_drains_gracefully() {
+    let (mut cluster, address) = ClusterProcess::start(Program::Example("hello"), TWO_WORKERS);
+    let workers = cluster.worker_pids();
+    let slow = tokio::spawn(get(address, "/slow?ms=1500"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The whole foreground group, as a terminal sends it: workers in the master's group would
+    // die at once and the slow request with them.
+    cluster.signal_group(Signal::INT);
+    let reply = slow.await.expect("the slow request completes");
+    assert_eq!((reply.status, reply.body.as_str()), (200, "slow done\n"));
+    let status = cluster
+        .wait_exit(Duration::from_secs(30))
+        .expect("the master exits");
+    assert!(status.success(), "{status}");
+    assert!(wait_all_gone(&workers, Duration::from_secs(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_runs_the_binary_now_on_disk() {
+    // Run the fixture from a path of our own, then put another program (hello) at that path
+    // the way a rebuild does (a new file renamed over the old one).
+    let dir = std::env::temp_dir().join(format!("cluster-rebuild-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("server");
+    std::fs::copy(Program::Fixture.path(), &exe).unwrap();
+    let (cluster, address) = ClusterProcess::start_path(&exe, TWO_WORKERS);
+    assert_eq!(get(address, "/").await.body, "fixture\n");
+    let rebuilt = dir.join("server.new");
+    std::fs::copy(Program::Example("hello").path(), &rebuilt).unwrap();
+    std::fs::rename(&rebuilt, &exe).unwrap();
+
+    cluster.signal(Signal::HUP);
+    let finished = cluster.wait_for_line("event: reload-finished", Duration::from_secs(30));
+    assert!(finished.is_some(), "{:#?}", cluster.stdout_lines());
+    for _ in 0..4 {
+        let reply = get(address, "/").await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, "hello world\n"));
+    }
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -69,9 +69,16 @@ pub struct ClusterProcess {
 }
 
 impl ClusterProcess {
-    /// Starts `program` with `env` (plus `PORT=0`, `HOST=127.0.0.1` unless given).
+    /// Starts `program` with `env` (plus `PORT=0`, `HOST=127.0.0.1` unless given), in a
+    /// process group of its own, as a shell starts a foreground job.
     pub fn spawn(program: Program<'_>, env: &[(&str, &str)]) -> ClusterProcess {
-        let mut command = Command::new(program.path());
+        Self::spawn_path(&program.path(), env)
+    }
+
+    /// [`ClusterProcess::spawn`] for an executable at `path`.
+    pub fn spawn_path(path: &std::path::Path, env: &[(&str, &str)]) -> ClusterProcess {
+        let mut command = Command::new(path);
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command
             .env("PORT", "0")
             .env("HOST", "127.0.0.1")
@@ -118,7 +125,15 @@ impl ClusterProcess {
 
     /// Starts `program` and waits for its `listening on <scheme>://ADDR` line.
     pub fn start(program: Program<'_>, env: &[(&str, &str)]) -> (ClusterProcess, SocketAddr) {
-        let mut cluster = Self::spawn(program, env);
+        Self::start_path(&program.path(), env)
+    }
+
+    /// [`ClusterProcess::start`] for an executable at `path`.
+    pub fn start_path(
+        path: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> (ClusterProcess, SocketAddr) {
+        let mut cluster = Self::spawn_path(path, env);
         let address = cluster.wait_listening();
         cluster.seen_workers = cluster.worker_pids();
         (cluster, address)
@@ -201,6 +216,12 @@ impl ClusterProcess {
 
     pub fn signal(&self, signal: rustix::process::Signal) {
         signal_pid(self.pid(), signal);
+    }
+
+    /// Sends `signal` to the master's whole process group, as a terminal's Ctrl-C does.
+    pub fn signal_group(&self, signal: rustix::process::Signal) {
+        let group = rustix::process::Pid::from_raw(self.pid() as i32).expect("a valid pid");
+        rustix::process::kill_process_group(group, signal).expect("signal the process group");
     }
 
     /// Waits up to `timeout` for the master to exit.
