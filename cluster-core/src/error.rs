@@ -58,6 +58,32 @@ pub enum Error {
     /// The master went away before answering.
     #[error("the master process went away")]
     MasterGone,
+    /// The master answered with a message of the wrong kind.
+    #[error("the master answered with an unexpected `{kind}` message")]
+    UnexpectedReply {
+        /// The kind received.
+        kind: &'static str,
+    },
+    /// The IPC send queue is full; the message was not sent.
+    #[error("the IPC send queue is full; retry later or use an awaiting variant")]
+    Backpressure,
+    /// No answer came in time.
+    #[error("no answer to `{what}` within {after:?}")]
+    Timeout {
+        /// What was asked.
+        what: &'static str,
+        /// How long it waited.
+        after: Duration,
+    },
+    /// The master (or its request handler) answered with an error.
+    #[error("the master answered: {0}")]
+    Remote(String),
+    /// A message could not be turned into JSON, or JSON into the expected type.
+    #[error("cannot convert the message: {0}")]
+    Json(#[from] serde_json::Error),
+    /// `ipc` functions work only in a worker process.
+    #[error("cluster IPC is only available in a worker process started by a cluster master")]
+    NotAWorker,
     /// The worker is stopping and takes no new listeners.
     #[error("this worker is stopping and cannot start listening")]
     Draining,

@@ -23,6 +23,7 @@
 mod cluster;
 mod error;
 mod exit;
+pub mod ipc;
 mod master;
 mod role;
 mod sync;
@@ -31,7 +32,10 @@ mod worker;
 pub use cluster::{Cluster, ReadyHook};
 pub use error::{BoxError, Error};
 pub use exit::Exit;
-pub use master::{ClusterControl, ClusterEvent, EventStream, RestartPolicy, WorkerHandle};
+pub use master::{
+    ClusterControl, ClusterEvent, EventStream, Inbox, Incoming, Request, RestartPolicy,
+    WorkerHandle,
+};
 pub use role::{IPC_FD_ENV, Role, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv, WorkerInfo};
 pub use rustix::process::Signal;
 pub use worker::{Listener, Worker};

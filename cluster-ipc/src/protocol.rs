@@ -55,6 +55,48 @@ pub enum Policy {
     Rr,
 }
 
+/// Where a user message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Route {
+    /// The master's inbox.
+    Master,
+    /// The worker in this slot.
+    Worker(usize),
+    /// Every live worker (the sender included).
+    All,
+}
+
+/// Who sent a delivered user message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Peer {
+    /// The master.
+    Master,
+    /// The worker in this slot.
+    Worker(usize),
+}
+
+/// The answer to a request: a value, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    /// The answer.
+    Ok(serde_json::Value),
+    /// Why the request failed, in one line.
+    Error(String),
+}
+
+/// An operation on a counter held by the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CounterOp {
+    /// Add this (possibly negative) amount; answers the new value.
+    Add(i64),
+    /// Answers the current value.
+    Get,
+}
+
 /// One protocol message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
@@ -114,6 +156,48 @@ pub enum Message {
     },
     /// Master → worker: stop taking connections, finish in-flight requests, exit 0.
     Disconnect,
+    /// Worker → master: a user message for `to`, relayed by the master. With a `seq`, the
+    /// master answers with a [`Message::Reply`] once it is delivered (or cannot be).
+    User {
+        /// Where it goes.
+        to: Route,
+        /// The message.
+        data: serde_json::Value,
+        /// Asks for a delivery receipt.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
+    /// Master → worker: a user message.
+    Deliver {
+        /// Who sent it.
+        from: Peer,
+        /// The message.
+        data: serde_json::Value,
+    },
+    /// Worker → master: a request for the master's handler; answered by [`Message::Reply`].
+    Request {
+        /// Matches the reply.
+        seq: u64,
+        /// The request.
+        data: serde_json::Value,
+    },
+    /// Master → worker: the answer to request `seq` (a user request, a receipt, a counter).
+    Reply {
+        /// The `seq` answered.
+        seq: u64,
+        /// The answer.
+        outcome: Outcome,
+    },
+    /// Worker → master: an operation on the cluster-wide counter `name`; answered by a
+    /// [`Message::Reply`] with the value.
+    Counter {
+        /// Matches the reply.
+        seq: u64,
+        /// The counter's name.
+        name: String,
+        /// What to do.
+        op: CounterOp,
+    },
 }
 
 impl Message {
@@ -127,6 +211,11 @@ impl Message {
         "newConn",
         "accepted",
         "disconnect",
+        "user",
+        "deliver",
+        "request",
+        "reply",
+        "counter",
     ];
 
     /// This message's `kind` tag, as on the wire.
@@ -140,6 +229,11 @@ impl Message {
             Message::NewConn { .. } => "newConn",
             Message::Accepted { .. } => "accepted",
             Message::Disconnect => "disconnect",
+            Message::User { .. } => "user",
+            Message::Deliver { .. } => "deliver",
+            Message::Request { .. } => "request",
+            Message::Reply { .. } => "reply",
+            Message::Counter { .. } => "counter",
         }
     }
 }

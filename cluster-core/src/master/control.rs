@@ -1,9 +1,14 @@
 //! [`ClusterControl`]: reload, stop and inspect a running cluster from user code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use cluster_ipc::CounterOp;
+use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
+
+use super::inbox::{Inbox, Incoming};
+use crate::Error;
 
 use crate::sync::lock;
 
@@ -13,6 +18,15 @@ use super::handle::WorkerHandle;
 
 /// Events kept for slow readers.
 const EVENT_CAPACITY: usize = 1024;
+/// Messages and requests waiting in the master's inbox.
+const INBOX_CAPACITY: usize = 4096;
+
+/// Which workers a message from master code goes to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target {
+    All,
+    One(WorkerKey),
+}
 
 /// What user code asks of the master.
 #[derive(Debug)]
@@ -20,6 +34,7 @@ pub(crate) enum Command {
     Reload,
     Shutdown,
     Disconnect(WorkerKey),
+    Deliver { to: Target, data: serde_json::Value },
 }
 
 /// A handle on the cluster's master, from [`crate::Cluster::control`]: take it before
@@ -52,17 +67,24 @@ struct Shared {
     command_receiver: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
     events: broadcast::Sender<ClusterEvent>,
     workers: Mutex<BTreeMap<WorkerKey, WorkerHandle>>,
+    inbox: mpsc::Sender<Incoming>,
+    inbox_receiver: Mutex<Option<mpsc::Receiver<Incoming>>>,
+    counters: Mutex<HashMap<String, i64>>,
 }
 
 impl ClusterControl {
     pub(crate) fn new() -> Self {
         let (commands, command_receiver) = mpsc::unbounded_channel();
+        let (inbox, inbox_receiver) = mpsc::channel(INBOX_CAPACITY);
         Self {
             shared: Arc::new(Shared {
                 commands,
                 command_receiver: Mutex::new(Some(command_receiver)),
                 events: broadcast::Sender::new(EVENT_CAPACITY),
                 workers: Mutex::new(BTreeMap::new()),
+                inbox,
+                inbox_receiver: Mutex::new(Some(inbox_receiver)),
+                counters: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -88,6 +110,50 @@ impl ClusterControl {
     /// A stream of every event from now on.
     pub fn events(&self) -> EventStream {
         EventStream::new(self.shared.events.subscribe())
+    }
+
+    /// The messages and requests workers send to the master (`ipc::send`, `ipc::request`).
+    /// There is one inbox: later calls get `None`. Until it is taken, up to 4096 wait; past
+    /// that (or with nobody reading) messages are dropped with a warning and requests fail.
+    pub fn inbox(&self) -> Option<Inbox> {
+        let receiver = lock(&self.shared.inbox_receiver).take()?;
+        Some(Inbox { receiver })
+    }
+
+    /// Sends `message` to every live worker (their `ipc::messages()`).
+    pub fn broadcast(&self, message: impl Serialize) -> Result<(), Error> {
+        let data = serde_json::to_value(message)?;
+        let _ = self.shared.commands.send(Command::Deliver {
+            to: Target::All,
+            data,
+        });
+        Ok(())
+    }
+
+    /// The value of the cluster-wide counter `name` (0 if never touched).
+    pub fn counter(&self, name: &str) -> i64 {
+        lock(&self.shared.counters).get(name).copied().unwrap_or(0)
+    }
+
+    /// Applies a worker's counter operation; returns the value after it.
+    pub(super) fn apply_counter(&self, name: String, op: CounterOp) -> i64 {
+        let mut counters = lock(&self.shared.counters);
+        let value = counters.entry(name).or_insert(0);
+        if let CounterOp::Add(by) = op {
+            *value = value.saturating_add(by);
+        }
+        *value
+    }
+
+    /// Puts a worker's message or request in the inbox; gives it back when the inbox is full.
+    pub(super) fn to_inbox(&self, incoming: Incoming) -> Result<(), Incoming> {
+        self.shared
+            .inbox
+            .try_send(incoming)
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(incoming)
+                | mpsc::error::TrySendError::Closed(incoming) => incoming,
+            })
     }
 
     pub(super) fn commands(&self) -> mpsc::UnboundedSender<Command> {

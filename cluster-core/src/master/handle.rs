@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rustix::process::{Pid, Signal};
 use tokio::sync::mpsc;
 
-use super::control::Command;
+use serde::Serialize;
+
+use super::control::{Command, Target};
 use super::event::WorkerKey;
+use crate::Error;
 
 /// One worker process, as Node's `cluster.workers[id]`: its slot, pid and state, and ways to
 /// stop it. Cheap to clone; every clone sees the same live state.
@@ -73,6 +76,19 @@ impl WorkerHandle {
     /// Whether it exited because the master or user code asked it to (it is then not replaced).
     pub fn exited_after_disconnect(&self) -> bool {
         self.inner.exited_after_disconnect.load(Ordering::SeqCst)
+    }
+
+    /// Sends `message` to this worker (its `ipc::messages()`).
+    pub fn send(&self, message: impl Serialize) -> Result<(), Error> {
+        if self.is_dead() {
+            return Err(Error::Remote(format!("worker {} is dead", self.id())));
+        }
+        let data = serde_json::to_value(message)?;
+        let _ = self.inner.commands.send(Command::Deliver {
+            to: Target::One(self.inner.key),
+            data,
+        });
+        Ok(())
     }
 
     /// Asks the worker to stop taking connections, finish its in-flight requests and exit; it

@@ -7,6 +7,7 @@ mod dispatch;
 mod event;
 mod events;
 mod handle;
+mod inbox;
 mod listeners;
 mod reload;
 mod restart;
@@ -18,12 +19,14 @@ use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
-use cluster_ipc::{IpcError, ListenKey, Message, PROTOCOL_VERSION, Policy, Received};
+use cluster_ipc::{
+    IpcError, ListenKey, Message, Outcome, PROTOCOL_VERSION, Peer, Policy, Received, Route,
+};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::{Cluster, Error};
-use control::Command;
+use control::{Command, Target};
 use dispatch::Dispatcher;
 use event::{Event, WorkerKey};
 use handle::WorkerHandle as Handle;
@@ -37,6 +40,7 @@ use worker::{WorkerRecord, describe_exit};
 pub use control::ClusterControl;
 pub use events::{ClusterEvent, EventStream};
 pub use handle::WorkerHandle;
+pub use inbox::{Inbox, Incoming, Request};
 pub use restart::RestartPolicy;
 
 /// Events waiting for the supervisor loop; reporters wait when it is full.
@@ -178,6 +182,7 @@ impl Master {
                     self.request_reload();
                 }
                 Wake::Command(Command::Disconnect(key)) => self.retire(key),
+                Wake::Command(Command::Deliver { to, data }) => self.deliver_from_master(to, data),
                 Wake::Command(Command::Shutdown) => {
                     tracing::info!("shutdown requested; stopping gracefully");
                     return Ok(());
@@ -234,6 +239,27 @@ impl Master {
             Message::QueryServer { seq, address } => self.query_server(key, seq, address).await,
             Message::Listening { key: listen_key } => self.on_listening(key, listen_key),
             Message::Accepted { seq, ok } => self.on_accepted(key, seq, ok),
+            Message::User { to, data, seq } => {
+                let outcome = self.route_user_message(slot, to, data);
+                if let (Some(seq), Some(worker)) = (seq, self.workers.get(&key)) {
+                    inbox::send_to_worker(worker.sender(), Message::Reply { seq, outcome });
+                }
+            }
+            Message::Request { seq, data } => {
+                let request = Request::new(slot, data, seq, worker.sender().clone());
+                if let Err(Incoming::Request(request)) =
+                    self.control.to_inbox(Incoming::Request(request))
+                {
+                    request.fail(
+                        "the master's inbox is full or nobody reads it (ClusterControl::inbox)",
+                    );
+                }
+            }
+            Message::Counter { seq, name, op } => {
+                let value = self.control.apply_counter(name, op);
+                let outcome = Outcome::Ok(value.into());
+                inbox::send_to_worker(worker.sender(), Message::Reply { seq, outcome });
+            }
             other => {
                 tracing::error!(
                     slot,
@@ -244,6 +270,67 @@ impl Master {
                 worker.kill();
             }
         }
+    }
+
+    /// Relays a worker's user message; the outcome answers a receipt request.
+    fn route_user_message(&mut self, from: usize, to: Route, data: serde_json::Value) -> Outcome {
+        let delivered = match to {
+            Route::Master => {
+                let message = Incoming::Message { from, data };
+                if self.control.to_inbox(message).is_err() {
+                    tracing::warn!(
+                        from,
+                        "the master's inbox is full or unread; message dropped"
+                    );
+                    return Outcome::Error("the master's inbox is full".into());
+                }
+                true
+            }
+            Route::Worker(slot) => {
+                let message = Message::Deliver {
+                    from: Peer::Worker(from),
+                    data,
+                };
+                self.deliver(|worker| worker.slot == slot, &message) > 0
+            }
+            Route::All => {
+                let message = Message::Deliver {
+                    from: Peer::Worker(from),
+                    data,
+                };
+                self.deliver(|_| true, &message);
+                true
+            }
+        };
+        match (delivered, to) {
+            (false, Route::Worker(slot)) => Outcome::Error(format!("no live worker {slot}")),
+            _ => Outcome::Ok(serde_json::Value::Null),
+        }
+    }
+
+    fn deliver_from_master(&mut self, to: Target, data: serde_json::Value) {
+        let message = Message::Deliver {
+            from: Peer::Master,
+            data,
+        };
+        match to {
+            Target::All => self.deliver(|_| true, &message),
+            Target::One(key) => self.deliver(|worker| worker.handle.key() == key, &message),
+        };
+    }
+
+    /// Sends `message` to every connected worker that is not stopping and `matches`; returns
+    /// how many got it.
+    fn deliver(&self, matches: impl Fn(&WorkerRecord) -> bool, message: &Message) -> usize {
+        let mut delivered = 0;
+        for worker in self.workers.values() {
+            if worker.disconnecting || !worker.handle.is_connected() || !matches(worker) {
+                continue;
+            }
+            inbox::send_to_worker(worker.sender(), message.clone());
+            delivered += 1;
+        }
+        delivered
     }
 
     /// Binds the address once for the whole cluster and tells the worker how to listen.

@@ -92,6 +92,11 @@ impl WorkerRecord {
         self.inflight.drain().map(|(_, handoff)| handoff).collect()
     }
 
+    /// The sending half of the worker's IPC channel.
+    pub(super) fn sender(&self) -> &Sender {
+        &self.sender
+    }
+
     /// Sends a control message without waiting; a worker that cannot take it is going away.
     pub(super) fn send(&self, message: &Message) {
         if let Err(error) = self.sender.try_send(message) {

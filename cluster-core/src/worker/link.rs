@@ -7,7 +7,9 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cluster_ipc::{IpcError, ListenKey, Message, Received, Receiver, Sender};
+use std::time::Duration;
+
+use cluster_ipc::{IpcError, ListenKey, Message, Peer, Received, Receiver, Sender, TrySendError};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -18,29 +20,39 @@ use crate::sync::lock;
 /// Connections one listener may hold before the worker refuses more (the master's window per
 /// worker is far smaller, so a healthy worker never refuses).
 const LISTENER_QUEUE: usize = 1024;
+/// How long the master may take to answer `queryServer` (it binds the address meanwhile).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The master's answer to `queryServer`: the key and bound address, or its reason for refusing.
-type ServerReply = Result<(ListenKey, SocketAddr), String>;
+/// User messages delivered to this worker and not yet read.
+const INBOX: usize = 1024;
+
+/// A user message delivered to this worker: who sent it, and what.
+pub(crate) type Delivery = (Peer, serde_json::Value);
 
 /// Shared state between the worker's handles and its reader task.
 #[derive(Debug)]
-pub(super) struct Link {
+pub(crate) struct Link {
     sender: Sender,
     next_seq: AtomicU64,
-    replies: Mutex<HashMap<u64, oneshot::Sender<ServerReply>>>,
+    replies: Mutex<HashMap<u64, oneshot::Sender<Message>>>,
     routes: Mutex<HashMap<ListenKey, mpsc::Sender<Delivered>>>,
     draining: watch::Sender<bool>,
+    inbox: mpsc::Sender<Delivery>,
+    inbox_receiver: Mutex<Option<mpsc::Receiver<Delivery>>>,
 }
 
 impl Link {
     /// Starts the reader task.
     pub(super) fn start(sender: Sender, receiver: Receiver) -> Arc<Link> {
+        let (inbox, inbox_receiver) = mpsc::channel(INBOX);
         let link = Arc::new(Link {
             sender,
             next_seq: AtomicU64::new(1),
             replies: Mutex::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
             draining: watch::Sender::new(false),
+            inbox,
+            inbox_receiver: Mutex::new(Some(inbox_receiver)),
         });
         tokio::spawn(Arc::clone(&link).read_loop(receiver));
         tokio::spawn(Arc::clone(&link).drain_on_sigterm());
@@ -68,30 +80,67 @@ impl Link {
         Ok(self.sender.send(message).await?)
     }
 
+    /// Sends without waiting; a full send queue is [`Error::Backpressure`].
+    pub(crate) fn try_send(&self, message: &Message) -> Result<(), Error> {
+        self.sender.try_send(message).map_err(|error| match error {
+            TrySendError::Full => Error::Backpressure,
+            TrySendError::Ipc(error) => Error::Ipc(error),
+        })
+    }
+
+    /// Sends the message `make(seq)` and waits up to `timeout` for the master's answer to `seq`.
+    pub(crate) async fn call(
+        &self,
+        make: impl FnOnce(u64) -> Message,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        lock(&self.replies).insert(seq, reply_tx);
+        let message = make(seq);
+        let kind = message.kind();
+        if let Err(error) = self.send(&message).await {
+            lock(&self.replies).remove(&seq);
+            return Err(error);
+        }
+        match tokio::time::timeout(timeout, reply_rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(Error::MasterGone),
+            Err(_) => {
+                lock(&self.replies).remove(&seq);
+                Err(Error::Timeout {
+                    what: kind,
+                    after: timeout,
+                })
+            }
+        }
+    }
+
+    /// The stream of user messages delivered to this worker; only the first caller gets it.
+    pub(crate) fn take_inbox(&self) -> Option<mpsc::Receiver<Delivery>> {
+        lock(&self.inbox_receiver).take()
+    }
+
     pub(super) fn draining(&self) -> watch::Receiver<bool> {
         self.draining.subscribe()
     }
 
     /// `queryServer` → reply → `listening`.
     pub(super) async fn listen(&self, address: &str) -> Result<Listener, Error> {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (reply_tx, reply_rx) = oneshot::channel();
-        lock(&self.replies).insert(seq, reply_tx);
-        let query = Message::QueryServer {
+        let query = |seq| Message::QueryServer {
             seq,
             address: address.to_owned(),
         };
-        if let Err(error) = self.send(&query).await {
-            lock(&self.replies).remove(&seq);
-            return Err(error);
-        }
-        let (key, bound) = reply_rx
-            .await
-            .map_err(|_| Error::MasterGone)?
-            .map_err(|message| Error::ServerRefused {
-                address: address.to_owned(),
-                message,
-            })?;
+        let (key, bound) = match self.call(query, QUERY_TIMEOUT).await? {
+            Message::ServerAck { key, address, .. } => (key, address),
+            Message::ServerError { message, .. } => {
+                return Err(Error::ServerRefused {
+                    address: address.to_owned(),
+                    message,
+                });
+            }
+            other => return Err(Error::UnexpectedReply { kind: other.kind() }),
+        };
         let (incoming_tx, incoming_rx) = mpsc::channel(LISTENER_QUEUE);
         {
             let mut routes = lock(&self.routes);
@@ -125,10 +174,17 @@ impl Link {
 
     async fn handle(&self, Received { message, fds }: Received) {
         match message {
-            Message::ServerAck {
-                seq, key, address, ..
-            } => self.reply(seq, Ok((key, address))),
-            Message::ServerError { seq, message } => self.reply(seq, Err(message)),
+            Message::ServerAck { seq, .. }
+            | Message::ServerError { seq, .. }
+            | Message::Reply { seq, .. } => self.reply(seq, message),
+            Message::Deliver { from, data } => {
+                if self.inbox.try_send((from, data)).is_err() {
+                    tracing::warn!(
+                        "a user message arrived but this worker's inbox is full or unread \
+                         (ipc::messages); it was dropped"
+                    );
+                }
+            }
             Message::NewConn { seq, key, peer } => {
                 let ok = self.deliver(&key, peer, fds);
                 if let Err(error) = self.send(&Message::Accepted { seq, ok }).await {
@@ -143,7 +199,7 @@ impl Link {
         }
     }
 
-    fn reply(&self, seq: u64, reply: ServerReply) {
+    fn reply(&self, seq: u64, reply: Message) {
         match lock(&self.replies).remove(&seq) {
             Some(waiting) => {
                 let _ = waiting.send(reply);

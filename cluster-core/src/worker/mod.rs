@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use cluster_ipc::{Channel, Message, PROTOCOL_VERSION};
 use tokio::sync::watch;
 
-pub use listener::Listener;
-
-use crate::role::{IPC_FD_ENV, WorkerEnv};
+pub(crate) use crate::role::{IPC_FD_ENV, WorkerEnv};
 use crate::{Error, WorkerInfo};
-use link::Link;
+pub(crate) use link::Link;
+pub use listener::Listener;
 
 /// This process's membership in the cluster, handed to the worker's main function by
 /// [`crate::Cluster::run`].
@@ -31,6 +30,7 @@ impl Worker {
         ask_for_parent_death_signal();
         let (sender, receiver) = channel.split();
         let link = Link::start(sender, receiver);
+        crate::ipc::install(Arc::clone(&link));
         let online = Message::Online {
             version: PROTOCOL_VERSION,
             pid: env.info.pid,

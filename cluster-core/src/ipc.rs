@@ -1,0 +1,181 @@
+//! User messages between the processes of a cluster, from worker code (Node's `process.send`,
+//! `process.on('message')`, plus what Node lacks: request/reply and shared counters).
+//!
+//! Messages are any `Serialize` value (a plain `&str` works as in Node) and arrive as JSON
+//! values. Messages from one sender keep their order. Sending never drops a message silently:
+//! a full send queue is [`Error::Backpressure`], an oversize message is
+//! [`cluster_ipc::IpcError::FrameTooLarge`], an unknown or dead target is an error.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), cluster_core::Error> {
+//! use cluster_core::ipc;
+//!
+//! ipc::send("count")?;                          // to the master
+//! ipc::broadcast(serde_json::json!({"reload": "config"}))?; // to every worker
+//! let total: u64 = ipc::request("total").await?; // the master's handler answers
+//! let visits = ipc::counter("visits").add(1).await?; // cluster-wide, held by the master
+//! # let _ = (total, visits);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! On the master side, [`crate::ClusterControl::inbox`] receives messages and requests, and
+//! [`crate::ClusterControl::broadcast`] / [`crate::WorkerHandle::send`] send to workers.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use cluster_ipc::{CounterOp, Message, Outcome, Peer, Route};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use crate::Error;
+use crate::worker::Link;
+
+/// How long [`request`], [`send_to`] and counter operations wait for the master by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+static LINK: OnceLock<Arc<Link>> = OnceLock::new();
+
+/// Called once when the worker joins the master.
+pub(crate) fn install(link: Arc<Link>) {
+    let _ = LINK.set(link);
+}
+
+fn link() -> Result<&'static Arc<Link>, Error> {
+    LINK.get().ok_or(Error::NotAWorker)
+}
+
+fn user(to: Route, message: impl Serialize, seq: Option<u64>) -> Result<Message, Error> {
+    Ok(Message::User {
+        to,
+        data: serde_json::to_value(message)?,
+        seq,
+    })
+}
+
+/// Sends `message` to the master's inbox, without waiting.
+pub fn send(message: impl Serialize) -> Result<(), Error> {
+    link()?.try_send(&user(Route::Master, message, None)?)
+}
+
+/// Sends `message` to every live worker (this one included) through the master, without
+/// waiting.
+pub fn broadcast(message: impl Serialize) -> Result<(), Error> {
+    link()?.try_send(&user(Route::All, message, None)?)
+}
+
+/// Sends `message` to the worker in slot `worker`, waiting for the master's receipt: an
+/// unknown or dead worker is an error.
+pub async fn send_to(worker: usize, message: impl Serialize) -> Result<(), Error> {
+    let data = serde_json::to_value(message)?;
+    let make = |seq| Message::User {
+        to: Route::Worker(worker),
+        data,
+        seq: Some(seq),
+    };
+    answer(link()?.call(make, DEFAULT_TIMEOUT).await?).map(drop)
+}
+
+/// Asks the master's request handler and waits up to [`DEFAULT_TIMEOUT`] for its answer.
+pub async fn request<T: DeserializeOwned>(message: impl Serialize) -> Result<T, Error> {
+    request_timeout(message, DEFAULT_TIMEOUT).await
+}
+
+/// [`request`] with its own timeout.
+pub async fn request_timeout<T: DeserializeOwned>(
+    message: impl Serialize,
+    timeout: Duration,
+) -> Result<T, Error> {
+    let data = serde_json::to_value(message)?;
+    let reply = link()?
+        .call(|seq| Message::Request { seq, data }, timeout)
+        .await?;
+    Ok(serde_json::from_value(answer(reply)?)?)
+}
+
+/// The value of a request's reply, or the master's error.
+fn answer(reply: Message) -> Result<serde_json::Value, Error> {
+    match reply {
+        Message::Reply {
+            outcome: Outcome::Ok(value),
+            ..
+        } => Ok(value),
+        Message::Reply {
+            outcome: Outcome::Error(reason),
+            ..
+        } => Err(Error::Remote(reason)),
+        other => Err(Error::UnexpectedReply { kind: other.kind() }),
+    }
+}
+
+/// A message delivered to this worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    /// Who sent it: the master, or a worker's slot.
+    pub from: Peer,
+    /// The message.
+    pub data: serde_json::Value,
+}
+
+impl Delivered {
+    /// The message as a `T`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        Ok(T::deserialize(&self.data)?)
+    }
+}
+
+/// The messages delivered to this worker, in order per sender.
+#[derive(Debug)]
+pub struct Messages {
+    receiver: mpsc::Receiver<(Peer, serde_json::Value)>,
+}
+
+impl Messages {
+    /// The next message; `None` once the worker has left the cluster.
+    pub async fn recv(&mut self) -> Option<Delivered> {
+        let (from, data) = self.receiver.recv().await?;
+        Some(Delivered { from, data })
+    }
+}
+
+/// The stream of messages delivered to this worker. There is one per worker: later calls get
+/// `None`, as does a process that is not a worker. Until it is taken, up to 1024 messages
+/// wait; past that, with nobody reading, new ones are dropped with a warning.
+pub fn messages() -> Option<Messages> {
+    let receiver = link().ok()?.take_inbox()?;
+    Some(Messages { receiver })
+}
+
+/// A cluster-wide counter held by the master: exact across workers, and it survives worker
+/// restarts.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    name: String,
+}
+
+/// The counter called `name`.
+pub fn counter(name: impl Into<String>) -> Counter {
+    Counter { name: name.into() }
+}
+
+impl Counter {
+    /// Adds `by` (may be negative) and returns the new value.
+    pub async fn add(&self, by: i64) -> Result<i64, Error> {
+        self.apply(CounterOp::Add(by)).await
+    }
+
+    /// The current value (0 for a counter never touched).
+    pub async fn get(&self) -> Result<i64, Error> {
+        self.apply(CounterOp::Get).await
+    }
+
+    async fn apply(&self, op: CounterOp) -> Result<i64, Error> {
+        let name = self.name.clone();
+        let reply = link()?
+            .call(|seq| Message::Counter { seq, name, op }, DEFAULT_TIMEOUT)
+            .await?;
+        Ok(serde_json::from_value(answer(reply)?)?)
+    }
+}
