@@ -22,7 +22,7 @@
 //! On the master side, [`crate::ClusterControl::inbox`] receives messages and requests, and
 //! [`crate::ClusterControl::broadcast`] / [`crate::WorkerHandle::send`] send to workers.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use cluster_ipc::{CounterOp, Message, Outcome, Peer, Route};
@@ -30,13 +30,43 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::Error;
+use crate::sync::lock;
 use crate::worker::Link;
+use crate::{Error, WorkerInfo};
 
 /// How long [`request`], [`send_to`] and counter operations wait for the master by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// User messages delivered to this worker and not yet read.
+const INBOX_CAPACITY: usize = 1024;
+
 static LINK: OnceLock<Arc<Link>> = OnceLock::new();
+
+/// This worker's delivered messages: the link pushes, [`messages`] takes the receiving end.
+struct WorkerInbox {
+    sender: mpsc::Sender<(Peer, serde_json::Value)>,
+    receiver: Mutex<Option<mpsc::Receiver<(Peer, serde_json::Value)>>>,
+}
+
+fn worker_inbox() -> &'static WorkerInbox {
+    static INBOX: OnceLock<WorkerInbox> = OnceLock::new();
+    INBOX.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
+        WorkerInbox {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+        }
+    })
+}
+
+/// Called by the link for each message delivered to this worker.
+pub(crate) fn deliver(from: Peer, data: serde_json::Value) {
+    if worker_inbox().sender.try_send((from, data)).is_err() {
+        tracing::warn!(
+            "this worker's inbox is full or unread (ipc::messages); a message was dropped"
+        );
+    }
+}
 
 /// Called once when the worker joins the master.
 pub(crate) fn install(link: Arc<Link>) {
@@ -140,11 +170,13 @@ impl Messages {
     }
 }
 
-/// The stream of messages delivered to this worker. There is one per worker: later calls get
-/// `None`, as does a process that is not a worker. Until it is taken, up to 1024 messages
-/// wait; past that, with nobody reading, new ones are dropped with a warning.
+/// The stream of messages delivered to this worker; it may be taken before the worker has
+/// joined the master. There is one per worker: later calls get `None`, as does a process that
+/// is not a worker. Until it is taken, up to 1024 messages wait; past that, with nobody
+/// reading, new ones are dropped with a warning.
 pub fn messages() -> Option<Messages> {
-    let receiver = link().ok()?.take_inbox()?;
+    WorkerInfo::current()?;
+    let receiver = lock(&worker_inbox().receiver).take()?;
     Some(Messages { receiver })
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
-use cluster_ipc::{IpcError, ListenKey, Message, Peer, Received, Receiver, Sender, TrySendError};
+use cluster_ipc::{IpcError, ListenKey, Message, Received, Receiver, Sender, TrySendError};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -23,12 +23,6 @@ const LISTENER_QUEUE: usize = 1024;
 /// How long the master may take to answer `queryServer` (it binds the address meanwhile).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// User messages delivered to this worker and not yet read.
-const INBOX: usize = 1024;
-
-/// A user message delivered to this worker: who sent it, and what.
-pub(crate) type Delivery = (Peer, serde_json::Value);
-
 /// Shared state between the worker's handles and its reader task.
 #[derive(Debug)]
 pub(crate) struct Link {
@@ -37,22 +31,17 @@ pub(crate) struct Link {
     replies: Mutex<HashMap<u64, oneshot::Sender<Message>>>,
     routes: Mutex<HashMap<ListenKey, mpsc::Sender<Delivered>>>,
     draining: watch::Sender<bool>,
-    inbox: mpsc::Sender<Delivery>,
-    inbox_receiver: Mutex<Option<mpsc::Receiver<Delivery>>>,
 }
 
 impl Link {
     /// Starts the reader task.
     pub(super) fn start(sender: Sender, receiver: Receiver) -> Arc<Link> {
-        let (inbox, inbox_receiver) = mpsc::channel(INBOX);
         let link = Arc::new(Link {
             sender,
             next_seq: AtomicU64::new(1),
             replies: Mutex::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
             draining: watch::Sender::new(false),
-            inbox,
-            inbox_receiver: Mutex::new(Some(inbox_receiver)),
         });
         tokio::spawn(Arc::clone(&link).read_loop(receiver));
         tokio::spawn(Arc::clone(&link).drain_on_sigterm());
@@ -116,11 +105,6 @@ impl Link {
         }
     }
 
-    /// The stream of user messages delivered to this worker; only the first caller gets it.
-    pub(crate) fn take_inbox(&self) -> Option<mpsc::Receiver<Delivery>> {
-        lock(&self.inbox_receiver).take()
-    }
-
     pub(super) fn draining(&self) -> watch::Receiver<bool> {
         self.draining.subscribe()
     }
@@ -177,14 +161,7 @@ impl Link {
             Message::ServerAck { seq, .. }
             | Message::ServerError { seq, .. }
             | Message::Reply { seq, .. } => self.reply(seq, message),
-            Message::Deliver { from, data } => {
-                if self.inbox.try_send((from, data)).is_err() {
-                    tracing::warn!(
-                        "a user message arrived but this worker's inbox is full or unread \
-                         (ipc::messages); it was dropped"
-                    );
-                }
-            }
+            Message::Deliver { from, data } => crate::ipc::deliver(from, data),
             Message::NewConn { seq, key, peer } => {
                 let ok = self.deliver(&key, peer, fds);
                 if let Err(error) = self.send(&Message::Accepted { seq, ok }).await {

@@ -12,6 +12,11 @@
 //! - Routes: `GET /` → `fixture`; `GET /panic` → the handler panics (the worker answers 500 and
 //!   lives); `GET /crash` → the worker's main function panics (exit code 101, replaced);
 //!   `GET /hang` → answers after 10 minutes (outlives any shutdown timeout).
+//! - User IPC: `GET /ask?what=W` asks the master (`ipc::request`, 500 ms timeout; the master
+//!   answers `echo` with `echo`, and never answers `ignore`); `GET /broadcast?tag=T`,
+//!   `GET /send_to?worker=N&tag=T` send `T`; `GET /received` lists the tags this worker got;
+//!   `GET /counter` adds 1 to the cluster-wide counter `hits`; `GET /big` sends a 17 MiB
+//!   message (refused); `GET /garbage` writes random bytes onto the worker's IPC socket.
 //! - Restarts: 50 ms initial backoff, at most 3 early deaths (within 1 s) in a row.
 //!   `FIXTURE_SHUTDOWN_MS` sets the shutdown timeout (default 5000); `FIXTURE_START_DELAY_MS`
 //!   makes each worker wait that long before it listens (default 0);
@@ -26,6 +31,12 @@ use cluster_core::{
     Cluster, ClusterControl, ClusterEvent, Error, Exit, RestartPolicy, Signal, WorkerInfo,
 };
 use cluster_tower::{ClusterLayer, serve_connections};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::extract::Query;
+use axum::http::StatusCode;
+use cluster_core::ipc;
 use tokio::sync::mpsc;
 
 fn env_or(name: &str, default: &str) -> String {
@@ -71,6 +82,86 @@ fn stop_slot_from_env(control: &ClusterControl) {
     }
 }
 
+/// Tags this worker received from `ipc::messages()`.
+static RECEIVED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+type Params = Query<HashMap<String, String>>;
+type Answer = (StatusCode, String);
+
+fn param(params: &Params, name: &str) -> String {
+    params.get(name).cloned().unwrap_or_default()
+}
+
+fn answer(result: Result<String, cluster_core::Error>) -> Answer {
+    match result {
+        Ok(text) => (StatusCode::OK, format!("{text}\n")),
+        Err(error) => (StatusCode::BAD_GATEWAY, format!("{error}\n")),
+    }
+}
+
+async fn ask(params: Params) -> Answer {
+    let asked = ipc::request_timeout::<String>(param(&params, "what"), Duration::from_millis(500));
+    answer(asked.await)
+}
+
+async fn broadcast(params: Params) -> Answer {
+    answer(ipc::broadcast(param(&params, "tag")).map(|()| "sent".into()))
+}
+
+async fn send_to(params: Params) -> Answer {
+    let worker = param(&params, "worker").parse().unwrap_or(0);
+    answer(
+        ipc::send_to(worker, param(&params, "tag"))
+            .await
+            .map(|()| "sent".into()),
+    )
+}
+
+async fn received() -> String {
+    format!("{}\n", RECEIVED.lock().unwrap().join(","))
+}
+
+async fn count_hit() -> Answer {
+    answer(
+        ipc::counter("hits")
+            .add(1)
+            .await
+            .map(|value| value.to_string()),
+    )
+}
+
+async fn send_big() -> Answer {
+    answer(ipc::send("x".repeat(17 * 1024 * 1024)).map(|()| "sent".into()))
+}
+
+async fn write_garbage() -> &'static str {
+    // SAFETY: descriptor 3 is this worker's IPC socket, open for the life of the process;
+    // it is only borrowed for one write.
+    let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(3) };
+    let _ = rustix::io::write(socket, b"\xff\xff\x00\x10this is not a frame");
+    "garbage written\n"
+}
+
+/// The master's request handler: answers `echo`, keeps `ignore` forever.
+async fn answer_requests(control: ClusterControl) {
+    let Some(mut inbox) = control.inbox() else {
+        return;
+    };
+    let mut ignored = Vec::new();
+    while let Some(incoming) = inbox.recv().await {
+        if let cluster_core::Incoming::Request(request) = incoming {
+            match request.data().as_str() {
+                Some("ignore") => ignored.push(request),
+                Some(other) => {
+                    let other = other.to_owned();
+                    let _ = request.reply(other);
+                }
+                None => request.fail("not a string"),
+            }
+        }
+    }
+}
+
 async fn hangs() -> &'static str {
     tokio::time::sleep(Duration::from_secs(600)).await;
     "done hanging\n"
@@ -102,6 +193,16 @@ async fn main() -> Exit {
     let address = format!("{}:{}", env_or("HOST", "127.0.0.1"), env_or("PORT", "0"));
     let cluster = Cluster::new();
     let control = cluster.control();
+    if WorkerInfo::current().is_none() {
+        tokio::spawn(answer_requests(control.clone()));
+    } else if let Some(mut messages) = ipc::messages() {
+        tokio::spawn(async move {
+            while let Some(message) = messages.recv().await {
+                let tag = message.parse::<String>().unwrap_or_default();
+                RECEIVED.lock().unwrap().push(tag);
+            }
+        });
+    }
     let cluster = cluster
         .bind(address.clone())
         .shutdown_timeout(millis_from_env("FIXTURE_SHUTDOWN_MS", 5000))
@@ -137,6 +238,13 @@ async fn main() -> Exit {
                 .route("/", get(|| async { "fixture\n" }))
                 .route("/panic", get(panics))
                 .route("/hang", get(hangs))
+                .route("/ask", get(ask))
+                .route("/broadcast", get(broadcast))
+                .route("/send_to", get(send_to))
+                .route("/received", get(received))
+                .route("/counter", get(count_hit))
+                .route("/big", get(send_big))
+                .route("/garbage", get(write_garbage))
                 .route(
                     "/crash",
                     get(move || async move {

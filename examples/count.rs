@@ -1,0 +1,96 @@
+//! The visit counter done right (Node cluster's classic "count" example).
+//!
+//! ```sh
+//! cargo run --example count     # then: curl localhost:3000; curl localhost:3000/total
+//! ```
+//!
+//! Every `GET /` does `ipc::send("count")`; the master counts. `GET /total` asks the master
+//! (`ipc::request`) for the exact cluster-wide total (`/total` and `/seen` are not counted).
+//! Every second the master broadcasts the total to all workers; `GET /seen` shows the last
+//! value this worker received. Environment as for `hello`: `CLUSTER_WORKERS`, `HOST`, `PORT`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+use cluster::{Cluster, ClusterControl, ClusterLayer, Exit, Incoming, ServeHttp, WorkerInfo, ipc};
+
+/// The last total this worker received from the master's broadcast.
+static SEEN: AtomicU64 = AtomicU64::new(0);
+
+async fn visit() -> Result<&'static str, (StatusCode, String)> {
+    ipc::send("count").map_err(unavailable)?;
+    Ok("counted\n")
+}
+
+async fn total() -> Result<String, (StatusCode, String)> {
+    let total: u64 = ipc::request("total").await.map_err(unavailable)?;
+    Ok(format!("{total}\n"))
+}
+
+async fn seen() -> String {
+    format!("{}\n", SEEN.load(Ordering::Relaxed))
+}
+
+fn unavailable(error: cluster::Error) -> (StatusCode, String) {
+    (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n"))
+}
+
+/// The master's part: count, answer `total`, broadcast the total every second.
+async fn count_in_master(control: ClusterControl) {
+    let Some(mut inbox) = control.inbox() else {
+        return;
+    };
+    let mut total: u64 = 0;
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            incoming = inbox.recv() => match incoming {
+                Some(Incoming::Message { data, .. }) if data == "count" => total += 1,
+                Some(Incoming::Request(request)) if request.data() == "total" => {
+                    let _ = request.reply(total);
+                }
+                Some(Incoming::Request(request)) => request.fail("unknown request"),
+                Some(Incoming::Message { .. }) => {}
+                None => return,
+            },
+            _ = every_second.tick() => {
+                let _ = control.broadcast(total);
+            }
+        }
+    }
+}
+
+/// The worker's part: remember the last broadcast total.
+async fn remember_broadcasts() {
+    let Some(mut messages) = ipc::messages() else {
+        return;
+    };
+    while let Some(message) = messages.recv().await {
+        if let Ok(total) = message.parse::<u64>() {
+            SEEN.store(total, Ordering::Relaxed);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Exit {
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let cluster =
+        Cluster::new().on_ready(|addresses| println!("listening on http://{}", addresses[0]));
+    if WorkerInfo::current().is_none() {
+        tokio::spawn(count_in_master(cluster.control()));
+    } else {
+        tokio::spawn(remember_broadcasts());
+    }
+    let app = Router::new()
+        .route("/", get(visit))
+        .route("/total", get(total))
+        .route("/seen", get(seen))
+        .layer(ClusterLayer::new());
+    cluster.serve(format!("{host}:{port}"), app).await.into()
+}

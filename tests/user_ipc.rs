@@ -1,0 +1,183 @@
+//! User messages between real processes: the `count` example, request/reply, broadcast,
+//! send_to, counters, and bad senders.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use cluster_testkit::{ClusterProcess, Connections, Load, Program, get};
+
+/// GETs `path` over new connections until every one of `workers` has answered; returns the
+/// last body per worker id.
+async fn from_every_worker(
+    address: SocketAddr,
+    path: &str,
+    workers: usize,
+) -> BTreeMap<String, String> {
+    let mut bodies = BTreeMap::new();
+    for _ in 0..workers * 20 {
+        let reply = get(address, path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        bodies.insert(reply.worker_id.unwrap(), reply.body.trim().to_owned());
+        if bodies.len() == workers {
+            break;
+        }
+    }
+    assert_eq!(bodies.len(), workers, "{path} reached every worker");
+    bodies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_totals_exactly_and_every_worker_sees_the_broadcast_total() {
+    let (_cluster, address) =
+        ClusterProcess::start(Program::Example("count"), &[("CLUSTER_WORKERS", "2")]);
+    let load = Load::start(address, "/", 16, Connections::KeepAlive);
+    assert!(load.wait_for(5_000, Duration::from_secs(60)).await);
+    let report = load.stop().await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.non_2xx, 0);
+    assert!(report.ok >= 5_000);
+    // `/total` (answered by the master through a request from each worker) is exact: it counts
+    // the `/` requests only.
+    let totals = from_every_worker(address, "/total", 2).await;
+    for total in totals.values() {
+        assert_eq!(total, &report.ok.to_string(), "{totals:?}");
+    }
+    // The broadcast reaches every worker within 2 s.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let seen = from_every_worker(address, "/seen", 2).await;
+        if seen.values().all(|value| value == &report.ok.to_string()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not converged: {seen:?} vs {}",
+            report.ok
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_round_trip_from_every_worker_and_an_unanswered_one_times_out() {
+    let (_cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "2")]);
+    let echoes = from_every_worker(address, "/ask?what=echo", 2).await;
+    assert!(echoes.values().all(|body| body == "echo"), "{echoes:?}");
+    let ignored = get(address, "/ask?what=ignore").await;
+    assert_eq!(ignored.status, 502);
+    assert!(
+        ignored.body.contains("no answer to `request` within 500ms"),
+        "{}",
+        ignored.body
+    );
+}
+
+/// The tags each of the fixture's workers has received, by worker id.
+async fn received(address: SocketAddr, workers: usize) -> BTreeMap<String, String> {
+    from_every_worker(address, "/received", workers).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_reaches_every_worker_once_and_send_to_only_its_target() {
+    let (_cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "3")]);
+    assert_eq!(get(address, "/broadcast?tag=all").await.status, 200);
+    assert_eq!(get(address, "/send_to?worker=2&tag=two").await.status, 200);
+    let unknown = get(address, "/send_to?worker=9&tag=nobody").await;
+    assert_eq!(unknown.status, 502);
+    assert!(
+        unknown.body.contains("no live worker 9"),
+        "{}",
+        unknown.body
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let expected: BTreeMap<String, String> = [("1", "all"), ("2", "all,two"), ("3", "all")]
+        .into_iter()
+        .map(|(id, tags)| (id.to_owned(), tags.to_owned()))
+        .collect();
+    loop {
+        let got = received(address, 3).await;
+        if got == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_is_exact_across_workers_and_outlives_them() {
+    let (cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "2")]);
+    let mut values = Vec::new();
+    for _ in 0..100 {
+        let reply = get(address, "/counter").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        values.push(reply.body.trim().parse::<i64>().unwrap());
+    }
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        (1..=100).collect::<Vec<_>>(),
+        "every increment counted once"
+    );
+    for pid in cluster.worker_pids() {
+        cluster_testkit::signal_pid(pid, rustix::process::Signal::KILL);
+    }
+    let replaced = cluster.wait_for_line("event: listening worker=2", Duration::from_secs(10));
+    assert!(replaced.is_some());
+    let mut next = None;
+    for _ in 0..50 {
+        let reply = get(address, "/counter").await;
+        if reply.status == 200 {
+            next = Some(reply.body.trim().to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        next.as_deref(),
+        Some("101"),
+        "the count lives in the master"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_message_is_an_error_for_its_sender() {
+    let (_cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "1")]);
+    let reply = get(address, "/big").await;
+    assert_eq!(reply.status, 502);
+    assert!(reply.body.contains("exceeds the limit"), "{}", reply.body);
+    assert_eq!(
+        get(address, "/ask?what=echo").await.body,
+        "echo\n",
+        "the channel goes on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_writing_garbage_is_replaced_while_the_others_serve() {
+    let (cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "2")]);
+    let load = Load::start(address, "/", 4, Connections::PerRequest);
+    assert!(load.wait_for(200, Duration::from_secs(30)).await);
+    // The worker may die before answering.
+    let _ = tokio::spawn(get(address, "/garbage")).await;
+    let killed = cluster.wait_for_line("signal=9", Duration::from_secs(10));
+    assert!(killed.is_some(), "{:#?}", cluster.stdout_lines());
+    let back = cluster.wait_for_line("event: listening", Duration::from_secs(10));
+    assert!(back.is_some(), "a replacement listens");
+    let more = load.completed() + 200;
+    assert!(load.wait_for(more, Duration::from_secs(30)).await);
+    let report = load.stop().await;
+    assert!(
+        report.failures.len() <= 4,
+        "only requests in flight on the bad worker: {:?}",
+        report.failures
+    );
+    assert_eq!(report.non_2xx, 0);
+    let stderr = cluster.stderr();
+    assert_eq!(
+        stderr.matches("broke the IPC protocol").count(),
+        1,
+        "{stderr}"
+    );
+}
