@@ -181,3 +181,42 @@ async fn a_worker_writing_garbage_is_replaced_while_the_others_serve() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_from_one_sender_arrive_in_order() {
+    let (_cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "2")]);
+    // New connections alternate between the workers: two senders, 25 broadcasts each.
+    let mut sender_of = BTreeMap::new();
+    for tag in 0..50 {
+        let reply = get(address, &format!("/broadcast?tag={tag}")).await;
+        assert_eq!(reply.status, 200);
+        sender_of.insert(tag.to_string(), reply.worker_id.unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = received(address, 2).await;
+        let complete = got.values().all(|tags| tags.split(',').count() == 50);
+        if complete {
+            for (receiver, tags) in &got {
+                let tags: Vec<u32> = tags.split(',').map(|tag| tag.parse().unwrap()).collect();
+                let mut each_once = tags.clone();
+                each_once.sort_unstable();
+                assert_eq!(each_once, (0..50).collect::<Vec<_>>(), "worker {receiver}");
+                for sender in ["1", "2"] {
+                    let from_sender: Vec<u32> = tags
+                        .iter()
+                        .copied()
+                        .filter(|tag| sender_of[&tag.to_string()] == sender)
+                        .collect();
+                    assert!(
+                        from_sender.is_sorted(),
+                        "worker {receiver} got {sender}'s out of order: {from_sender:?}"
+                    );
+                }
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "{got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -3,7 +3,9 @@
 //!
 //! Messages are any `Serialize` value (a plain `&str` works as in Node) and arrive as JSON
 //! values. Messages from one sender keep their order. Sending never drops a message silently:
-//! a full send queue is [`Error::Backpressure`], an oversize message is
+//! a full send queue is [`Error::Backpressure`] for [`send`] and [`broadcast`] (which never
+//! wait, as in Node) while [`send_wait`] and [`broadcast_wait`] wait for room; an oversize
+//! message is
 //! [`cluster_ipc::IpcError::FrameTooLarge`], an unknown or dead target is an error.
 //!
 //! ```no_run
@@ -94,6 +96,16 @@ pub fn send(message: impl Serialize) -> Result<(), Error> {
 /// waiting.
 pub fn broadcast(message: impl Serialize) -> Result<(), Error> {
     link()?.try_send(&user(Route::All, message, None)?)
+}
+
+/// [`send`], waiting for room in the send queue instead of failing when it is full.
+pub async fn send_wait(message: impl Serialize) -> Result<(), Error> {
+    link()?.send(&user(Route::Master, message, None)?).await
+}
+
+/// [`broadcast`], waiting for room in the send queue instead of failing when it is full.
+pub async fn broadcast_wait(message: impl Serialize) -> Result<(), Error> {
+    link()?.send(&user(Route::All, message, None)?).await
 }
 
 /// Sends `message` to the worker in slot `worker`, waiting for the master's receipt: an

@@ -65,7 +65,7 @@ impl Link {
         }
     }
 
-    pub(super) async fn send(&self, message: &Message) -> Result<(), Error> {
+    pub(crate) async fn send(&self, message: &Message) -> Result<(), Error> {
         Ok(self.sender.send(message).await?)
     }
 
