@@ -1,6 +1,7 @@
 //! [`ClusterControl`]: reload, stop and inspect a running cluster from user code.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cluster_ipc::CounterOp;
@@ -69,6 +70,7 @@ struct Shared {
     workers: Mutex<BTreeMap<WorkerKey, WorkerHandle>>,
     inbox: mpsc::Sender<Incoming>,
     inbox_receiver: Mutex<Option<mpsc::Receiver<Incoming>>>,
+    inbox_taken: AtomicBool,
     counters: Mutex<HashMap<String, i64>>,
 }
 
@@ -84,6 +86,7 @@ impl ClusterControl {
                 workers: Mutex::new(BTreeMap::new()),
                 inbox,
                 inbox_receiver: Mutex::new(Some(inbox_receiver)),
+                inbox_taken: AtomicBool::new(false),
                 counters: Mutex::new(HashMap::new()),
             }),
         }
@@ -113,10 +116,12 @@ impl ClusterControl {
     }
 
     /// The messages and requests workers send to the master (`ipc::send`, `ipc::request`).
-    /// There is one inbox: later calls get `None`. Until it is taken, up to 4096 wait; past
-    /// that (or with nobody reading) messages are dropped with a warning and requests fail.
+    /// There is one inbox: later calls get `None`. Take it before [`crate::Cluster::run`]:
+    /// until then, messages are discarded and requests fail. Once taken, a full inbox (4096)
+    /// makes the sending workers wait, so nothing is lost.
     pub fn inbox(&self) -> Option<Inbox> {
         let receiver = lock(&self.shared.inbox_receiver).take()?;
+        self.shared.inbox_taken.store(true, Ordering::SeqCst);
         Some(Inbox { receiver })
     }
 
@@ -145,15 +150,17 @@ impl ClusterControl {
         *value
     }
 
-    /// Puts a worker's message or request in the inbox; gives it back when the inbox is full.
-    pub(super) fn to_inbox(&self, incoming: Incoming) -> Result<(), Incoming> {
+    /// Puts a worker's message or request in the inbox, waiting while it is full; gives it
+    /// back when nobody has taken the inbox or its reader is gone.
+    pub(super) async fn to_inbox(&self, incoming: Incoming) -> Result<(), Incoming> {
+        if !self.shared.inbox_taken.load(Ordering::SeqCst) {
+            return Err(incoming);
+        }
         self.shared
             .inbox
-            .try_send(incoming)
-            .map_err(|error| match error {
-                mpsc::error::TrySendError::Full(incoming)
-                | mpsc::error::TrySendError::Closed(incoming) => incoming,
-            })
+            .send(incoming)
+            .await
+            .map_err(|error| error.0)
     }
 
     pub(super) fn commands(&self) -> mpsc::UnboundedSender<Command> {

@@ -41,6 +41,7 @@ pub use control::ClusterControl;
 pub use events::{ClusterEvent, EventStream};
 pub use handle::WorkerHandle;
 pub use inbox::{Inbox, Incoming, Request};
+
 pub use restart::RestartPolicy;
 
 /// Events waiting for the supervisor loop; reporters wait when it is full.
@@ -161,7 +162,7 @@ impl Master {
     fn spawn(&mut self, slot: usize) -> Result<WorkerKey, Error> {
         let key = WorkerKey(self.next_key);
         self.next_key += 1;
-        let spawned = spawn_worker(&self.program, slot, key, &self.events)?;
+        let spawned = spawn_worker(&self.program, slot, key, &self.events, &self.control)?;
         tracing::debug!(slot, pid = spawned.pid, "worker spawned");
         let handle = Handle::new(key, slot, spawned.pid, self.handle_commands.clone());
         self.control.add_worker(handle.clone());
@@ -245,16 +246,6 @@ impl Master {
                     inbox::send_to_worker(worker.sender(), Message::Reply { seq, outcome });
                 }
             }
-            Message::Request { seq, data } => {
-                let request = Request::new(slot, data, seq, worker.sender().clone());
-                if let Err(Incoming::Request(request)) =
-                    self.control.to_inbox(Incoming::Request(request))
-                {
-                    request.fail(
-                        "the master's inbox is full or nobody reads it (ClusterControl::inbox)",
-                    );
-                }
-            }
             Message::Counter { seq, name, op } => {
                 let value = self.control.apply_counter(name, op);
                 let outcome = Outcome::Ok(value.into());
@@ -275,17 +266,8 @@ impl Master {
     /// Relays a worker's user message; the outcome answers a receipt request.
     fn route_user_message(&mut self, from: usize, to: Route, data: serde_json::Value) -> Outcome {
         let delivered = match to {
-            Route::Master => {
-                let message = Incoming::Message { from, data };
-                if self.control.to_inbox(message).is_err() {
-                    tracing::warn!(
-                        from,
-                        "the master's inbox is full or unread; message dropped"
-                    );
-                    return Outcome::Error("the master's inbox is full".into());
-                }
-                true
-            }
+            // The worker's reader hands these to the inbox before they get here.
+            Route::Master => false,
             Route::Worker(slot) => {
                 let message = Message::Deliver {
                     from: Peer::Worker(from),
@@ -304,6 +286,7 @@ impl Master {
         };
         match (delivered, to) {
             (false, Route::Worker(slot)) => Outcome::Error(format!("no live worker {slot}")),
+            (false, Route::Master) => Outcome::Error("undeliverable".into()),
             _ => Outcome::Ok(serde_json::Value::Null),
         }
     }
@@ -327,8 +310,9 @@ impl Master {
             if worker.disconnecting || !worker.handle.is_connected() || !matches(worker) {
                 continue;
             }
-            inbox::send_to_worker(worker.sender(), message.clone());
-            delivered += 1;
+            if worker.deliver(message.clone()) {
+                delivered += 1;
+            }
         }
         delivered
     }

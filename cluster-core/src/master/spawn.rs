@@ -5,12 +5,14 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use cluster_ipc::{Channel, Receiver, Sender};
+use cluster_ipc::{Channel, Message, Outcome, Received, Receiver, Route, Sender};
 use command_fds::{CommandFdExt, FdMapping};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+use super::ClusterControl;
 use super::event::{Event, WorkerKey};
+use super::inbox::{Incoming, Request, send_to_worker};
 use crate::Error;
 use crate::role::{IPC_FD_ENV, WORKER_ID_ENV, WORKER_IPC_FD};
 /// The program workers run: this executable, resolved once when the master starts (so a
@@ -46,6 +48,7 @@ pub(super) fn spawn_worker(
     slot: usize,
     key: WorkerKey,
     events: &mpsc::Sender<Event>,
+    control: &ClusterControl,
 ) -> Result<Spawned, Error> {
     let spawn_error = |source| Error::Spawn {
         slot,
@@ -74,28 +77,92 @@ pub(super) fn spawn_worker(
     drop(command);
     let pid = child.id().unwrap_or_default();
     let (sender, receiver) = Channel::from_std(ours)?.split();
-    tokio::spawn(read_worker(key, receiver, events.clone()));
+    let reader = WorkerReader {
+        worker: key,
+        slot,
+        replies: sender.clone(),
+        events: events.clone(),
+        control: control.clone(),
+    };
+    tokio::spawn(reader.run(receiver));
     tokio::spawn(reap_worker(key, child, events.clone()));
     Ok(Spawned { pid, sender })
 }
 
-/// Forwards every message from one worker to the master's event queue, then how it ended.
-async fn read_worker(worker: WorkerKey, mut receiver: Receiver, events: mpsc::Sender<Event>) {
-    loop {
-        let event = match receiver.recv().await {
-            Ok(Some(received)) => Event::Message { worker, received },
-            Ok(None) => Event::ChannelClosed {
-                worker,
-                error: None,
-            },
-            Err(error) => Event::ChannelClosed {
-                worker,
-                error: Some(error),
-            },
-        };
-        let closed = matches!(event, Event::ChannelClosed { .. });
-        if events.send(event).await.is_err() || closed {
-            return;
+/// Reads one worker's channel: messages for the master's inbox go straight there (waiting
+/// while it is full, which throttles this worker only); everything else goes to the master's
+/// event queue, then how the channel ended.
+struct WorkerReader {
+    worker: WorkerKey,
+    slot: usize,
+    replies: Sender,
+    events: mpsc::Sender<Event>,
+    control: ClusterControl,
+}
+
+impl WorkerReader {
+    async fn run(self, mut receiver: Receiver) {
+        let worker = self.worker;
+        loop {
+            let event = match receiver.recv().await {
+                Ok(Some(received)) => match self.to_inbox(received).await {
+                    None => continue,
+                    Some(received) => Event::Message { worker, received },
+                },
+                Ok(None) => Event::ChannelClosed {
+                    worker,
+                    error: None,
+                },
+                Err(error) => Event::ChannelClosed {
+                    worker,
+                    error: Some(error),
+                },
+            };
+            let closed = matches!(event, Event::ChannelClosed { .. });
+            if self.events.send(event).await.is_err() || closed {
+                return;
+            }
+        }
+    }
+
+    /// Delivers messages and requests for the master's inbox; gives anything else back.
+    async fn to_inbox(&self, received: Received) -> Option<Received> {
+        let from = self.slot;
+        match received.message {
+            Message::User {
+                to: Route::Master,
+                data,
+                seq,
+            } if received.fds.is_empty() => {
+                let delivered = self
+                    .control
+                    .to_inbox(Incoming::Message { from, data })
+                    .await;
+                let outcome = match delivered {
+                    Ok(()) => Outcome::Ok(serde_json::Value::Null),
+                    Err(_) => {
+                        tracing::debug!(
+                            from,
+                            "a message for the master's inbox, which nobody reads"
+                        );
+                        Outcome::Error("nobody reads the master's inbox".into())
+                    }
+                };
+                if let Some(seq) = seq {
+                    send_to_worker(&self.replies, Message::Reply { seq, outcome });
+                }
+                None
+            }
+            Message::Request { seq, data } if received.fds.is_empty() => {
+                let request = Request::new(from, data, seq, self.replies.clone());
+                if let Err(Incoming::Request(request)) =
+                    self.control.to_inbox(Incoming::Request(request)).await
+                {
+                    request.fail("the master has no request handler (ClusterControl::inbox)");
+                }
+                None
+            }
+            _ => Some(received),
         }
     }
 }

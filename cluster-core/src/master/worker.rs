@@ -8,6 +8,7 @@ use std::process::ExitStatus;
 
 use cluster_ipc::{ListenKey, Message, Sender};
 use rustix::process::Signal;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::dispatch::Handoff;
@@ -18,6 +19,8 @@ use super::spawn::Spawned;
 /// per connection, and a stuck worker cannot hoard connections. Far below the IPC send queue
 /// (1024 frames), so control messages always find room.
 const HANDOFF_WINDOW: usize = 64;
+/// User messages waiting for a worker's delivery task.
+const DELIVERY_QUEUE: usize = 8192;
 
 /// One live worker process as the master sees it.
 #[derive(Debug)]
@@ -28,6 +31,9 @@ pub(super) struct WorkerRecord {
     pub(super) handle: WorkerHandle,
     pub(super) started: Instant,
     sender: Sender,
+    /// User messages for this worker, sent in order by a task of their own so that a slow
+    /// reader never blocks the master.
+    deliveries: mpsc::Sender<Message>,
     /// The master asked it to stop.
     pub(super) disconnecting: bool,
     pub(super) listening: HashSet<ListenKey>,
@@ -37,7 +43,17 @@ pub(super) struct WorkerRecord {
 
 impl WorkerRecord {
     pub(super) fn new(slot: usize, spawned: Spawned, handle: WorkerHandle) -> Self {
+        let (deliveries, mut pending) = mpsc::channel::<Message>(DELIVERY_QUEUE);
+        let sender = spawned.sender.clone();
+        tokio::spawn(async move {
+            while let Some(message) = pending.recv().await {
+                if sender.send(&message).await.is_err() {
+                    return;
+                }
+            }
+        });
         Self {
+            deliveries,
             slot,
             pid: spawned.pid,
             handle,
@@ -90,6 +106,19 @@ impl WorkerRecord {
     /// Every handoff not yet acknowledged, to give to other workers.
     pub(super) fn take_unacknowledged(&mut self) -> Vec<Handoff> {
         self.inflight.drain().map(|(_, handoff)| handoff).collect()
+    }
+
+    /// Queues a user message for this worker, in order; `false` (and a warning) when the
+    /// worker does not keep up with its messages.
+    pub(super) fn deliver(&self, message: Message) -> bool {
+        let queued = self.deliveries.try_send(message).is_ok();
+        if !queued {
+            tracing::warn!(
+                slot = self.slot,
+                "worker does not keep up with its messages; one was dropped"
+            );
+        }
+        queued
     }
 
     /// The sending half of the worker's IPC channel.

@@ -1,0 +1,104 @@
+//! IPC throughput between real processes (`cargo bench --bench ipc`): the bench is itself a
+//! cluster; it re-executes as its workers.
+//!
+//! 1. worker → master: every worker sends `IPC_MESSAGES` small messages (`ipc::send_wait`)
+//!    as fast as it can; the master counts them in its inbox.
+//! 2. master → all workers: the master broadcasts `IPC_MESSAGES` messages in rounds of 500,
+//!    each round ending when every worker reports it received the round's last message.
+//!
+//! Prints messages per second for each, as a Markdown table. `CLUSTER_WORKERS` (default 2),
+//! `IPC_MESSAGES` (default 200000).
+
+use std::time::{Duration, Instant};
+
+use cluster::{Cluster, ClusterControl, Exit, Incoming, WorkerInfo, ipc};
+
+const ROUND: u64 = 500;
+
+fn messages_per_run() -> u64 {
+    std::env::var("IPC_MESSAGES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(200_000)
+}
+
+async fn measure_in_master(control: ClusterControl, workers: u64) {
+    let mut inbox = control.inbox().expect("the master's inbox");
+    let total = messages_per_run();
+    // Phase 1: count what the workers send; the clock starts with the first message.
+    let mut received = 0;
+    let mut started = None;
+    while received < total * workers {
+        match inbox.recv().await {
+            Some(Incoming::Message { .. }) => {
+                started.get_or_insert_with(Instant::now);
+                received += 1;
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
+    let elapsed = started.map_or(Duration::ZERO, |started| started.elapsed());
+    let to_master = received as f64 / elapsed.as_secs_f64();
+
+    // Phase 2: broadcast in rounds; each worker reports the end of every round.
+    let started = Instant::now();
+    for round_start in (0..total).step_by(ROUND as usize) {
+        for message in round_start..(round_start + ROUND).min(total) {
+            control.broadcast(message).expect("a number encodes");
+        }
+        let mut reports = 0;
+        while reports < workers {
+            if let Some(Incoming::Message { .. }) = inbox.recv().await {
+                reports += 1;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let deliveries = (total * workers) as f64 / elapsed.as_secs_f64();
+    println!("| direction | workers | messages | messages/s |");
+    println!("|---|---|---|---|");
+    println!(
+        "| worker → master | {workers} | {} | {to_master:.0} |",
+        total * workers
+    );
+    println!(
+        "| master → all workers (rounds of {ROUND}) | {workers} | {} delivered | {deliveries:.0} |",
+        total * workers
+    );
+    control.shutdown();
+}
+
+async fn work_in_worker() -> Result<(), cluster::Error> {
+    let mut messages = ipc::messages().expect("the worker's messages");
+    let total = messages_per_run();
+    for message in 0..total {
+        ipc::send_wait(message).await?;
+    }
+    while let Some(message) = messages.recv().await {
+        let value: u64 = message.parse()?;
+        if value % ROUND == ROUND - 1 || value == total - 1 {
+            ipc::send_wait("round").await?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Exit {
+    let cluster = Cluster::new();
+    let workers = cluster.worker_count().map_or(2, |count| count as u64);
+    let control = cluster.control();
+    if WorkerInfo::current().is_none() {
+        tokio::spawn(measure_in_master(control, workers));
+    }
+    cluster
+        .run(|worker| async move {
+            tokio::select! {
+                result = work_in_worker() => result,
+                () = worker.draining() => Ok(()),
+            }
+        })
+        .await
+        .into()
+}
