@@ -106,7 +106,7 @@ async fn broadcast_reaches_every_worker_once_and_send_to_only_its_target() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_counter_is_exact_across_workers_and_outlives_them() {
+async fn a_counter_is_exact_across_workers_pushed_to_subscribers_and_outlives_them() {
     let (cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "2")]);
     let mut values = Vec::new();
     for _ in 0..100 {

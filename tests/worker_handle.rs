@@ -1,5 +1,6 @@
-//! Stopping one worker through its `WorkerHandle`, as Node's `worker.disconnect()` and
-//! `worker.kill()`: it drains, exits "after disconnect", and is not replaced.
+//! Acting on one worker through its `WorkerHandle`, as Node's `worker.disconnect()`,
+//! `worker.kill()` and `worker.send()`: a stopped worker drains, exits "after disconnect", and
+//! is not replaced; a message reaches that worker only.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ async fn stop_worker_one(how: &str) -> Vec<String> {
         Program::Fixture,
         &[
             ("CLUSTER_WORKERS", "2"),
-            ("FIXTURE_STOP_SLOT", spec.as_str()),
+            ("FIXTURE_HANDLE_ACTION", spec.as_str()),
         ],
     );
     let lines = cluster.wait_for_line("handle: id=1", Duration::from_secs(20));
@@ -74,4 +75,29 @@ async fn kill_with_sigterm_drains_the_worker_and_does_not_replace_it() {
             .iter()
             .any(|line| line.starts_with("event: exit worker=1 "))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_reaches_only_its_worker() {
+    let (_cluster, address) = ClusterProcess::start(
+        Program::Fixture,
+        &[
+            ("CLUSTER_WORKERS", "2"),
+            ("FIXTURE_HANDLE_ACTION", "send:1"),
+        ],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut received = std::collections::BTreeMap::new();
+        while received.len() < 2 {
+            let reply = get(address, "/received").await;
+            received.insert(reply.worker_id.unwrap(), reply.body.trim().to_owned());
+        }
+        if received["1"] == "from-master" {
+            assert_eq!(received["2"], "", "worker 2 got worker 1's message");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{received:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

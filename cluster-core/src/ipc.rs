@@ -30,7 +30,9 @@ use std::time::Duration;
 use cluster_ipc::{CounterOp, Message, Outcome, Peer, Route};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, watch};
 
 use crate::sync::lock;
 use crate::worker::Link;
@@ -215,11 +217,55 @@ impl Counter {
         self.apply(CounterOp::Get).await
     }
 
+    /// Follows this counter: the master pushes its changes to this worker (coalesced, at most
+    /// every 50 ms, always ending with the latest value).
+    pub async fn subscribe(&self) -> Result<CounterWatch, Error> {
+        let receiver = lock(followed())
+            .entry(self.name.clone())
+            .or_insert_with(|| watch::Sender::new(0))
+            .subscribe();
+        let value = self.apply(CounterOp::Subscribe).await?;
+        counter_changed(self.name.clone(), value);
+        Ok(CounterWatch { receiver })
+    }
+
     async fn apply(&self, op: CounterOp) -> Result<i64, Error> {
         let name = self.name.clone();
         let reply = link()?
             .call(|seq| Message::Counter { seq, name, op }, DEFAULT_TIMEOUT)
             .await?;
         Ok(serde_json::from_value(answer(reply)?)?)
+    }
+}
+
+/// The counters this worker follows, with their latest pushed values.
+fn followed() -> &'static Mutex<HashMap<String, watch::Sender<i64>>> {
+    static FOLLOWED: OnceLock<Mutex<HashMap<String, watch::Sender<i64>>>> = OnceLock::new();
+    FOLLOWED.get_or_init(Mutex::default)
+}
+
+/// Called by the link when the master pushes a counter's value.
+pub(crate) fn counter_changed(name: String, value: i64) {
+    if let Some(sender) = lock(followed()).get(&name) {
+        sender.send_replace(value);
+    }
+}
+
+/// A counter this worker follows ([`Counter::subscribe`]).
+#[derive(Debug, Clone)]
+pub struct CounterWatch {
+    receiver: watch::Receiver<i64>,
+}
+
+impl CounterWatch {
+    /// The latest value the master pushed.
+    pub fn value(&self) -> i64 {
+        *self.receiver.borrow()
+    }
+
+    /// Waits for the next pushed change and returns it; `None` once this worker has left.
+    pub async fn changed(&mut self) -> Option<i64> {
+        self.receiver.changed().await.ok()?;
+        Some(*self.receiver.borrow_and_update())
     }
 }

@@ -95,6 +95,9 @@ pub enum CounterOp {
     Add(i64),
     /// Answers the current value.
     Get,
+    /// Answers the current value and pushes later changes to this worker
+    /// ([`Message::CounterValue`]), coalesced.
+    Subscribe,
 }
 
 /// One protocol message.
@@ -198,6 +201,13 @@ pub enum Message {
         /// What to do.
         op: CounterOp,
     },
+    /// Master → worker: the new value of a counter this worker subscribed to.
+    CounterValue {
+        /// The counter's name.
+        name: String,
+        /// Its value.
+        value: i64,
+    },
 }
 
 impl Message {
@@ -216,6 +226,7 @@ impl Message {
         "request",
         "reply",
         "counter",
+        "counterValue",
     ];
 
     /// This message's `kind` tag, as on the wire.
@@ -234,6 +245,7 @@ impl Message {
             Message::Request { .. } => "request",
             Message::Reply { .. } => "reply",
             Message::Counter { .. } => "counter",
+            Message::CounterValue { .. } => "counterValue",
         }
     }
 }

@@ -36,4 +36,6 @@ pub(super) enum Event {
     RestartDue { slot: usize },
     /// A disconnected worker's time to finish has run out.
     DisconnectTimeout { worker: WorkerKey },
+    /// Time to push changed counters to their subscribers.
+    PushCounters,
 }

@@ -13,6 +13,7 @@ mod reload;
 mod restart;
 mod signals;
 mod spawn;
+mod subscriptions;
 mod worker;
 
 use std::collections::HashMap;
@@ -20,7 +21,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use cluster_ipc::{
-    IpcError, ListenKey, Message, Outcome, PROTOCOL_VERSION, Peer, Policy, Received, Route,
+    CounterOp, IpcError, ListenKey, Message, Outcome, PROTOCOL_VERSION, Peer, Policy, Received,
+    Route,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -35,6 +37,7 @@ use reload::Reload;
 use restart::{Restart, RestartTracker};
 use signals::{SignalAction, Signals};
 use spawn::{Program, spawn_worker};
+use subscriptions::Subscriptions;
 use worker::{WorkerRecord, describe_exit};
 
 pub use control::ClusterControl;
@@ -71,6 +74,7 @@ pub(crate) async fn run(cluster: Cluster) -> Result<(), Error> {
         dispatcher: Dispatcher::default(),
         restarts: RestartTracker::default(),
         reload: Reload::default(),
+        subscriptions: Subscriptions::default(),
         next_key: 0,
         ready: false,
         stopping: false,
@@ -135,6 +139,7 @@ struct Master {
     dispatcher: Dispatcher,
     restarts: RestartTracker,
     reload: Reload,
+    subscriptions: Subscriptions,
     next_key: u64,
     /// The ready hook has run.
     ready: bool,
@@ -208,6 +213,7 @@ impl Master {
             Event::Exited { worker, status } => self.on_exit(worker, status),
             Event::RestartDue { slot } => self.restart_slot(slot),
             Event::DisconnectTimeout { worker } => self.on_disconnect_timeout(worker),
+            Event::PushCounters => self.push_counters(),
         }
     }
 
@@ -246,11 +252,7 @@ impl Master {
                     inbox::send_to_worker(worker.sender(), Message::Reply { seq, outcome });
                 }
             }
-            Message::Counter { seq, name, op } => {
-                let value = self.control.apply_counter(name, op);
-                let outcome = Outcome::Ok(value.into());
-                inbox::send_to_worker(worker.sender(), Message::Reply { seq, outcome });
-            }
+            Message::Counter { seq, name, op } => self.on_counter(key, seq, name, op),
             other => {
                 tracing::error!(
                     slot,
@@ -260,6 +262,35 @@ impl Master {
                 );
                 worker.kill();
             }
+        }
+    }
+
+    /// Applies a counter operation, answers it, and schedules a push to subscribers.
+    fn on_counter(&mut self, key: WorkerKey, seq: u64, name: String, op: CounterOp) {
+        if op == CounterOp::Subscribe {
+            self.subscriptions.subscribe(&name, key);
+        }
+        let value = self.control.apply_counter(name.clone(), op);
+        if let CounterOp::Add(_) = op
+            && self.subscriptions.changed(name)
+        {
+            self.after(subscriptions::PUSH_INTERVAL, Event::PushCounters);
+        }
+        if let Some(worker) = self.workers.get(&key) {
+            let outcome = Outcome::Ok(value.into());
+            inbox::send_to_worker(worker.sender(), Message::Reply { seq, outcome });
+        }
+    }
+
+    /// Pushes every changed counter's value to the workers subscribed to it.
+    fn push_counters(&mut self) {
+        for (name, subscribers) in self.subscriptions.take_changed() {
+            let value = self.control.counter(&name);
+            let message = Message::CounterValue { name, value };
+            self.deliver(
+                |worker| subscribers.contains(&worker.handle.key()),
+                &message,
+            );
         }
     }
 
@@ -399,6 +430,7 @@ impl Master {
             return;
         };
         self.control.remove_worker(key);
+        self.subscriptions.forget(key);
         worker.handle.set_dead();
         let intended = worker.disconnecting || worker.handle.exited_after_disconnect();
         let (code, signal) = match &status {

@@ -162,6 +162,7 @@ impl Link {
             | Message::ServerError { seq, .. }
             | Message::Reply { seq, .. } => self.reply(seq, message),
             Message::Deliver { from, data } => crate::ipc::deliver(from, data),
+            Message::CounterValue { name, value } => crate::ipc::counter_changed(name, value),
             Message::NewConn { seq, key, peer } => {
                 let ok = self.deliver(&key, peer, fds);
                 if let Err(error) = self.send(&Message::Accepted { seq, ok }).await {

@@ -6,16 +6,18 @@
 //!   before joining the master; `FIXTURE_FAULT=slow-start`: every worker waits a minute before
 //!   it listens. `FIXTURE_FAULT_FILE=PATH`: the fault is read from that file when a worker
 //!   starts (so a test can fault only the workers started after some point, e.g. a reload's).
-//! - `FIXTURE_STOP_SLOT=disconnect:N` or `kill:N`: once ready, the master stops worker N through
-//!   its `WorkerHandle` (`disconnect()`, or `kill(SIGTERM)`); every exit prints the handle's
-//!   state as `handle: id=.. connected=.. dead=.. exited_after_disconnect=..`.
+//! - `FIXTURE_HANDLE_ACTION=disconnect:N`, `kill:N` or `send:N`: once ready, the master acts on
+//!   worker N through its `WorkerHandle` (`disconnect()`, `kill(SIGTERM)`, or
+//!   `send("from-master")`); every exit prints the handle's state as
+//!   `handle: id=.. connected=.. dead=.. exited_after_disconnect=..`.
 //! - Routes: `GET /` → `fixture`; `GET /panic` → the handler panics (the worker answers 500 and
 //!   lives); `GET /crash` → the worker's main function panics (exit code 101, replaced);
 //!   `GET /hang` → answers after 10 minutes (outlives any shutdown timeout).
 //! - User IPC: `GET /ask?what=W` asks the master (`ipc::request`, 500 ms timeout; the master
 //!   answers `echo` with `echo`, and never answers `ignore`); `GET /broadcast?tag=T`,
 //!   `GET /send_to?worker=N&tag=T` send `T`; `GET /received` lists the tags this worker got;
-//!   `GET /counter` adds 1 to the cluster-wide counter `hits`; `GET /big` sends a 17 MiB
+//!   `GET /counter` adds 1 to the cluster-wide counter `hits`, which every worker follows
+//!   (`GET /watched` shows the last value pushed to this worker); `GET /big` sends a 17 MiB
 //!   message (refused); `GET /garbage` writes random bytes onto the worker's IPC socket.
 //! - Restarts: 50 ms initial backoff, at most 3 early deaths (within 1 s) in a row.
 //!   `FIXTURE_SHUTDOWN_MS` sets the shutdown timeout (default 5000); `FIXTURE_START_DELAY_MS`
@@ -32,7 +34,7 @@ use cluster_core::{
 };
 use cluster_tower::{ClusterLayer, serve_connections};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use axum::extract::Query;
 use axum::http::StatusCode;
@@ -60,9 +62,9 @@ fn fault() -> String {
         .to_owned()
 }
 
-/// Stops the worker named by `FIXTURE_STOP_SLOT` (`disconnect:N` or `kill:N`) through its handle.
-fn stop_slot_from_env(control: &ClusterControl) {
-    let Ok(spec) = std::env::var("FIXTURE_STOP_SLOT") else {
+/// Acts on the worker named by `FIXTURE_HANDLE_ACTION` through its handle.
+fn act_on_slot_from_env(control: &ClusterControl) {
+    let Ok(spec) = std::env::var("FIXTURE_HANDLE_ACTION") else {
         return;
     };
     let Some((how, slot)) = spec.split_once(':') else {
@@ -78,6 +80,7 @@ fn stop_slot_from_env(control: &ClusterControl) {
     match how {
         "disconnect" => worker.disconnect(),
         "kill" => worker.kill(Signal::TERM).expect("signal the worker"),
+        "send" => worker.send("from-master").expect("a string encodes"),
         _ => {}
     }
 }
@@ -128,6 +131,14 @@ async fn count_hit() -> Answer {
             .await
             .map(|value| value.to_string()),
     )
+}
+
+/// This worker's subscription to `hits`.
+static WATCHED: OnceLock<ipc::CounterWatch> = OnceLock::new();
+
+async fn watched() -> String {
+    let value = WATCHED.get().map_or(-1, ipc::CounterWatch::value);
+    format!("{value}\n")
 }
 
 async fn send_big() -> Answer {
@@ -214,7 +225,7 @@ async fn main() -> Exit {
         })
         .on_ready(move |addresses| {
             println!("listening on http://{}", addresses[0]);
-            stop_slot_from_env(&control);
+            act_on_slot_from_env(&control);
         });
     let mut events = cluster.control().events();
     let printer = tokio::spawn(async move {
@@ -243,6 +254,7 @@ async fn main() -> Exit {
                 .route("/send_to", get(send_to))
                 .route("/received", get(received))
                 .route("/counter", get(count_hit))
+                .route("/watched", get(watched))
                 .route("/big", get(send_big))
                 .route("/garbage", get(write_garbage))
                 .route(
@@ -254,6 +266,7 @@ async fn main() -> Exit {
                 )
                 .layer(ClusterLayer::new());
             tokio::time::sleep(start_delay).await;
+            let _ = WATCHED.set(ipc::counter("hits").subscribe().await?);
             let listener = worker.listen(&address).await?;
             tokio::select! {
                 () = serve_connections(listener, app) => Ok::<_, Error>(()),
