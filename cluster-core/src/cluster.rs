@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::master::{ClusterControl, RestartPolicy};
-use crate::role::{WORKERS_ENV, parse_env};
+use cluster_ipc::Policy;
+
+use crate::role::{SCHED_POLICY_ENV, WORKERS_ENV, parse_env};
 use crate::{BoxError, Error, Role, Worker, master};
 
 /// Called once in the master when every worker is listening, with the bound addresses.
@@ -38,6 +40,7 @@ pub type ReadyHook = Arc<dyn Fn(&[SocketAddr]) + Send + Sync>;
 #[derive(Clone)]
 pub struct Cluster {
     pub(crate) workers: Option<usize>,
+    pub(crate) policy: Option<Policy>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) addresses: Vec<String>,
     pub(crate) on_ready: Option<ReadyHook>,
@@ -51,6 +54,7 @@ impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
             .field("workers", &self.workers)
+            .field("policy", &self.policy)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("addresses", &self.addresses)
             .field("restart", &self.restart)
@@ -73,6 +77,7 @@ impl Cluster {
     pub fn new() -> Self {
         Self {
             workers: None,
+            policy: None,
             shutdown_timeout: Duration::from_secs(30),
             addresses: Vec::new(),
             on_ready: None,
@@ -87,6 +92,29 @@ impl Cluster {
     pub fn workers(mut self, count: usize) -> Self {
         self.workers = Some(count.max(1));
         self
+    }
+
+    /// How the master hands connections to workers ([`Policy::Rr`] by default, or
+    /// `CLUSTER_SCHED_POLICY`).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The policy this cluster will use: the configured one, else `CLUSTER_SCHED_POLICY`,
+    /// else round-robin. An unknown name is an error listing the valid ones.
+    pub fn scheduling_policy(&self) -> Result<Policy, Error> {
+        if let Some(policy) = self.policy {
+            return Ok(policy);
+        }
+        match std::env::var(SCHED_POLICY_ENV) {
+            Ok(name) => name.parse().map_err(|reason| Error::Env {
+                var: SCHED_POLICY_ENV,
+                value: name,
+                reason,
+            }),
+            Err(_) => Ok(Policy::Rr),
+        }
     }
 
     /// How long a stopping worker may take to finish its in-flight work before it is killed

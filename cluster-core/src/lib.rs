@@ -30,12 +30,15 @@ mod sync;
 mod worker;
 
 pub use cluster::{Cluster, ReadyHook};
+pub use cluster_ipc::Policy;
 pub use error::{BoxError, Error};
 pub use exit::Exit;
 pub use master::{
     ClusterControl, ClusterEvent, EventStream, Inbox, Incoming, Request, RestartPolicy,
     WorkerHandle,
 };
-pub use role::{IPC_FD_ENV, Role, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv, WorkerInfo};
+pub use role::{
+    IPC_FD_ENV, Role, SCHED_POLICY_ENV, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv, WorkerInfo,
+};
 pub use rustix::process::Signal;
 pub use worker::{Listener, Worker};

@@ -11,6 +11,8 @@ pub const WORKER_ID_ENV: &str = "CLUSTER_WORKER_ID";
 pub const IPC_FD_ENV: &str = "CLUSTER_IPC_FD";
 /// The default worker count, like Gunicorn's `WEB_CONCURRENCY`; unset means one per core.
 pub const WORKERS_ENV: &str = "CLUSTER_WORKERS";
+/// Chooses the scheduling policy (`rr` or `sticky`) unless the builder set one.
+pub const SCHED_POLICY_ENV: &str = "CLUSTER_SCHED_POLICY";
 /// The descriptor number a master gives each worker's IPC socket.
 pub(crate) const WORKER_IPC_FD: RawFd = 3;
 

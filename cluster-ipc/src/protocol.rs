@@ -47,12 +47,45 @@ impl std::fmt::Display for ListenKey {
     }
 }
 
-/// How connections for a listen key reach the workers.
+/// How connections for a listen key reach the workers (`CLUSTER_SCHED_POLICY`).
+///
+/// ```
+/// use cluster_ipc::Policy;
+/// assert_eq!("sticky".parse::<Policy>(), Ok(Policy::Sticky));
+/// assert!("fifo".parse::<Policy>().unwrap_err().contains("rr, sticky"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
-    /// The master accepts and hands each connection to the next worker in turn.
+    /// The master accepts and hands each connection to the next worker in turn (pipelined).
     Rr,
+    /// The master accepts and hands each connection to a worker chosen by the client's IP,
+    /// so a client keeps reaching the same worker while it lives.
+    Sticky,
+}
+
+impl Policy {
+    /// Every policy, by the name `CLUSTER_SCHED_POLICY` takes.
+    pub const ALL: &'static [(&'static str, Policy)] =
+        &[("rr", Policy::Rr), ("sticky", Policy::Sticky)];
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Policy, String> {
+        Policy::ALL
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name.trim()))
+            .map(|(_, policy)| *policy)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Policy::ALL.iter().map(|(known, _)| *known).collect();
+                format!(
+                    "unknown policy `{name}`; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
 }
 
 /// Where a user message goes.

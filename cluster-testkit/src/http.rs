@@ -20,10 +20,26 @@ pub struct Reply {
 
 /// `GET path` over a new HTTP/1.1 connection.
 pub async fn get(address: SocketAddr, path: &str) -> Reply {
+    let source = match address {
+        SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    get_from(source, address, path).await
+}
+
+/// `GET path` over a new HTTP/1.1 connection from the local address `source` (for example
+/// 127.0.0.2: every 127.x.y.z address is this machine).
+pub async fn get_from(source: std::net::IpAddr, address: SocketAddr, path: &str) -> Reply {
     tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let stream = tokio::net::TcpStream::connect(address)
-            .await
-            .expect("connect");
+        let socket = match source {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .expect("a socket");
+        socket
+            .bind((source, 0).into())
+            .expect("bind the source address");
+        let stream = socket.connect(address).await.expect("connect");
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .expect("HTTP/1 handshake");

@@ -1,10 +1,16 @@
-//! Round-robin dispatch: each accepted connection goes to the next listening worker whose
-//! window of unacknowledged handoffs has room; when none has, it waits in a backlog.
+//! Dispatch: each accepted connection goes to a listening worker whose window of
+//! unacknowledged handoffs has room, or waits in a backlog.
+//!
+//! - [`Policy::Rr`]: the next worker in slot order.
+//! - [`Policy::Sticky`]: the worker whose slot scores highest for the client's IP
+//!   (rendezvous hashing): a client keeps its worker while it lives, a dead worker's clients
+//!   spread over the others (and come back to its replacement), and no other client moves.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
 
-use cluster_ipc::ListenKey;
+use cluster_ipc::{ListenKey, Policy};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -46,13 +52,22 @@ struct Rotation {
 }
 
 /// Routes connections to workers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Dispatcher {
+    policy: Policy,
     rotations: HashMap<ListenKey, Rotation>,
     backlog: VecDeque<Handoff>,
 }
 
 impl Dispatcher {
+    pub(super) fn new(policy: Policy) -> Self {
+        Self {
+            policy,
+            rotations: HashMap::new(),
+            backlog: VecDeque::new(),
+        }
+    }
+
     /// `worker` (in `slot`) now takes connections for `key`.
     pub(super) fn add(&mut self, key: ListenKey, slot: usize, worker: WorkerKey) {
         let members = &mut self.rotations.entry(key).or_default().members;
@@ -112,6 +127,19 @@ impl Dispatcher {
         let Some(rotation) = self.rotations.get_mut(&handoff.key) else {
             return Err(handoff);
         };
+        if self.policy == Policy::Sticky {
+            // The client's worker, or wait for it: never another while it lives.
+            let ip = handoff.peer.ip();
+            let chosen = rotation
+                .members
+                .iter()
+                .max_by_key(|(slot, _)| rendezvous_score(ip, *slot))
+                .map(|(_, worker)| *worker);
+            return match chosen.and_then(|worker| workers.get_mut(&worker)) {
+                Some(worker) => worker.offer(handoff),
+                None => Err(handoff),
+            };
+        }
         let count = rotation.members.len();
         for _ in 0..count {
             let (_, worker) = rotation.members[rotation.next % count];
@@ -124,5 +152,51 @@ impl Dispatcher {
             }
         }
         Err(handoff)
+    }
+}
+
+/// The rendezvous (highest random weight) score of `slot` for a client at `ip`.
+fn rendezvous_score(ip: IpAddr, slot: usize) -> u64 {
+    // SipHash with fixed keys: the same on every run, spread like a random function.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (ip, slot).hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(ip: IpAddr, slots: &[usize]) -> usize {
+        *slots
+            .iter()
+            .max_by_key(|slot| rendezvous_score(ip, **slot))
+            .unwrap()
+    }
+
+    #[test]
+    fn only_the_clients_of_a_removed_slot_move() {
+        let clients: Vec<IpAddr> = (1..=250u8).map(|n| IpAddr::from([10, 0, 0, n])).collect();
+        let all = [1, 2, 3, 4];
+        let without_two = [1, 3, 4];
+        let mut moved = 0;
+        for ip in &clients {
+            let before = owner(*ip, &all);
+            let after = owner(*ip, &without_two);
+            if before == 2 {
+                moved += 1;
+            } else {
+                assert_eq!(before, after, "a client of another slot moved");
+            }
+        }
+        assert!(moved > 30, "slot 2 owned some clients ({moved})");
+        // Every slot gets a share.
+        for slot in all {
+            let owned = clients
+                .iter()
+                .filter(|ip| owner(**ip, &all) == slot)
+                .count();
+            assert!(owned > 30, "slot {slot} owns {owned} of 250");
+        }
     }
 }

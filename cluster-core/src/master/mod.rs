@@ -55,6 +55,7 @@ const REAP_GRACE: Duration = Duration::from_secs(5);
 /// Runs the master until the cluster stops.
 pub(crate) async fn run(cluster: Cluster) -> Result<(), Error> {
     let worker_count = cluster.worker_count()?;
+    let policy = cluster.scheduling_policy()?;
     let program = Program::current()?;
     let mut signals = Signals::install()?;
     let control = cluster.control();
@@ -71,7 +72,8 @@ pub(crate) async fn run(cluster: Cluster) -> Result<(), Error> {
         control,
         cluster,
         workers: HashMap::new(),
-        dispatcher: Dispatcher::default(),
+        dispatcher: Dispatcher::new(policy),
+        policy,
         restarts: RestartTracker::default(),
         reload: Reload::default(),
         subscriptions: Subscriptions::default(),
@@ -137,6 +139,7 @@ struct Master {
     handle_commands: mpsc::UnboundedSender<Command>,
     workers: HashMap<WorkerKey, WorkerRecord>,
     dispatcher: Dispatcher,
+    policy: Policy,
     restarts: RestartTracker,
     reload: Reload,
     subscriptions: Subscriptions,
@@ -157,7 +160,7 @@ impl Master {
         for address in self.cluster.addresses.clone() {
             self.listeners.bind(&address).await?;
         }
-        tracing::info!(workers = self.worker_count, "starting workers");
+        tracing::info!(workers = self.worker_count, policy = ?self.policy, "starting workers");
         for slot in 1..=self.worker_count {
             self.spawn(slot)?;
         }
@@ -354,7 +357,7 @@ impl Master {
             Ok(bound) => Message::ServerAck {
                 seq,
                 key: ListenKey::from(address),
-                policy: Policy::Rr,
+                policy: self.policy,
                 address: bound,
             },
             Err(error) => {

@@ -1,0 +1,109 @@
+//! Scheduling policies with real processes: choosing one, and `sticky`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use cluster_testkit::{ClusterProcess, Program, children_of, eventually, get_from, signal_pid};
+use rustix::process::Signal;
+
+/// The pids that served 10 requests from `source`.
+async fn serving_pids(source: IpAddr, address: SocketAddr) -> BTreeSet<u32> {
+    let mut pids = BTreeSet::new();
+    for _ in 0..10 {
+        let reply = get_from(source, address, "/whoami").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        pids.insert(
+            reply
+                .body
+                .trim()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+    }
+    pids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_keeps_each_client_on_one_worker_and_moves_only_a_dead_workers_clients() {
+    let (cluster, address) = ClusterProcess::start(
+        Program::Example("hello"),
+        &[("CLUSTER_WORKERS", "3"), ("CLUSTER_SCHED_POLICY", "sticky")],
+    );
+    // Each source address always reaches one worker; find two that reach different ones.
+    let mut owner: BTreeMap<IpAddr, u32> = BTreeMap::new();
+    for last in 2..=12u8 {
+        let source = IpAddr::from([127, 0, 0, last]);
+        let pids = serving_pids(source, address).await;
+        assert_eq!(pids.len(), 1, "{source} reached {pids:?}");
+        owner.insert(source, *pids.first().unwrap());
+    }
+    let distinct: BTreeSet<u32> = owner.values().copied().collect();
+    assert!(
+        distinct.len() >= 2,
+        "11 clients all on one worker: {owner:?}"
+    );
+    let (&moved_source, &victim) = owner.iter().next().unwrap();
+    let kept: Vec<(IpAddr, u32)> = owner
+        .iter()
+        .filter(|(_, pid)| **pid != victim)
+        .map(|(source, pid)| (*source, *pid))
+        .collect();
+
+    let before: BTreeSet<u32> = children_of(cluster.pid()).into_iter().collect();
+    signal_pid(victim, Signal::KILL);
+    let master = cluster.pid();
+    let mut replacement = None;
+    let replaced = eventually(Duration::from_secs(10), || {
+        replacement = children_of(master)
+            .into_iter()
+            .find(|pid| !before.contains(pid));
+        replacement.is_some()
+    })
+    .await;
+    assert!(replaced, "the killed worker is replaced");
+    let replacement = replacement.unwrap();
+    // Its clients go to the replacement in the same slot once it listens, and stay there.
+    let mut moved = false;
+    for _ in 0..100 {
+        let pids = serving_pids(moved_source, address).await;
+        assert!(!pids.contains(&victim));
+        if pids == BTreeSet::from([replacement]) {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        moved,
+        "{moved_source} never settled on the replacement {replacement}"
+    );
+    // Nobody else moved.
+    for (source, pid) in kept {
+        assert_eq!(
+            serving_pids(source, address).await,
+            BTreeSet::from([pid]),
+            "{source} moved"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_policy_is_a_clear_error_listing_the_valid_ones() {
+    let mut cluster = ClusterProcess::spawn(
+        Program::Example("hello"),
+        &[("CLUSTER_SCHED_POLICY", "fifo")],
+    );
+    let status = cluster
+        .wait_exit(Duration::from_secs(30))
+        .expect("the master exits");
+    assert!(!status.success());
+    let stderr = cluster.stderr();
+    assert!(
+        stderr.contains("invalid CLUSTER_SCHED_POLICY=\"fifo\": unknown policy `fifo`; expected one of rr, sticky"),
+        "{stderr}"
+    );
+}
