@@ -58,14 +58,7 @@ async fn only_workers_run_the_service_never_the_master() {
         let reply = get(address, "/whoami").await;
         // Without a WorkerInfo extension (as in the master) this route answers 500.
         assert_eq!(reply.status, 200, "{}", reply.body);
-        let pid: u32 = reply
-            .body
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let pid = reply.whoami_pid();
         assert_ne!(pid, cluster.pid(), "the master served a request");
         let worker_id = reply.worker_id.expect("x-worker-id");
         assert!(

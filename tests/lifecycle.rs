@@ -12,11 +12,6 @@ use rustix::process::Signal;
 
 const TWO_WORKERS: &[(&str, &str)] = &[("CLUSTER_WORKERS", "2")];
 
-/// The pid in a `/whoami` body (`worker N pid P`).
-fn pid_in(body: &str) -> u32 {
-    body.trim().rsplit(' ').next().unwrap().parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_is_replaced_within_a_second_and_later_requests_all_succeed() {
     let (cluster, address) = ClusterProcess::start(Program::Example("hello"), TWO_WORKERS);
@@ -51,7 +46,7 @@ async fn a_killed_worker_is_replaced_within_a_second_and_later_requests_all_succ
     let replacement = replacement.unwrap();
     let mut served_by_replacement = false;
     while !served_by_replacement && killed_at.elapsed() < Duration::from_secs(5) {
-        served_by_replacement = pid_in(&get(address, "/whoami").await.body) == replacement;
+        served_by_replacement = get(address, "/whoami").await.whoami_pid() == replacement;
     }
     let back_after = killed_at.elapsed();
     assert!(served_by_replacement, "the replacement never served");

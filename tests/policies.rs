@@ -13,16 +13,7 @@ async fn serving_pids(source: IpAddr, address: SocketAddr) -> BTreeSet<u32> {
     for _ in 0..10 {
         let reply = get_from(source, address, "/whoami").await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        pids.insert(
-            reply
-                .body
-                .trim()
-                .rsplit(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap(),
-        );
+        pids.insert(reply.whoami_pid());
     }
     pids
 }

@@ -18,6 +18,15 @@ pub struct Reply {
     pub body: String,
 }
 
+impl Reply {
+    /// The pid in a `/whoami` body (`worker N pid P`).
+    pub fn whoami_pid(&self) -> u32 {
+        let pid = self.body.trim().rsplit(' ').next().unwrap_or_default();
+        pid.parse()
+            .unwrap_or_else(|_| panic!("not a /whoami body: {}", self.body))
+    }
+}
+
 /// `GET path` over a new HTTP/1.1 connection.
 pub async fn get(address: SocketAddr, path: &str) -> Reply {
     let source = match address {
