@@ -4,7 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Program, children_of, eventually, get_from, signal_pid};
+use cluster_testkit::{
+    ClusterProcess, Connections, Load, Program, children_of, eventually, get_from, signal_pid,
+    wait_all_gone,
+};
 use rustix::process::Signal;
 
 /// The pids that served 10 requests from `source`.
@@ -94,7 +97,53 @@ fn an_unknown_policy_is_a_clear_error_listing_the_valid_ones() {
     assert!(!status.success());
     let stderr = cluster.stderr();
     assert!(
-        stderr.contains("invalid CLUSTER_SCHED_POLICY=\"fifo\": unknown policy `fifo`; expected one of rr, sticky"),
+        stderr.contains("invalid CLUSTER_SCHED_POLICY=\"fifo\": unknown policy `fifo`; expected one of rr, sticky, shared, reuseport"),
         "{stderr}"
     );
+}
+
+/// Serves 1,000 requests from 8 concurrent new-connection clients under `policy`, then stops.
+async fn serves_and_stops(policy: &str) {
+    let (mut cluster, address) = ClusterProcess::start(
+        Program::Example("hello"),
+        &[("CLUSTER_WORKERS", "2"), ("CLUSTER_SCHED_POLICY", policy)],
+    );
+    let workers = cluster.worker_pids();
+    let load = Load::start(address, "/", 8, Connections::PerRequest);
+    assert!(
+        load.wait_for(1_000, Duration::from_secs(60)).await,
+        "{policy}: load runs"
+    );
+    let report = load.stop().await;
+    assert!(
+        report.failures.is_empty(),
+        "{policy}: {:?}",
+        report.failures
+    );
+    assert_eq!(report.non_2xx, 0);
+    let served_by: BTreeSet<&str> = report.per_worker.keys().map(String::as_str).collect();
+    assert!(
+        served_by.is_subset(&BTreeSet::from(["1", "2"])),
+        "{served_by:?}"
+    );
+    cluster.signal(Signal::TERM);
+    let status = cluster
+        .wait_exit(Duration::from_secs(30))
+        .expect("the master exits");
+    assert!(status.success(), "{policy}: {status}");
+    assert!(wait_all_gone(&workers, Duration::from_secs(5)));
+    assert!(
+        std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_err(),
+        "{policy}: the port still accepts after the stop"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_workers_accept_on_the_masters_socket() {
+    serves_and_stops("shared").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuseport_workers_accept_on_their_own_sockets() {
+    serves_and_stops("reuseport").await;
 }

@@ -119,7 +119,7 @@ pub async fn send_to(worker: usize, message: impl Serialize) -> Result<(), Error
         data,
         seq: Some(seq),
     };
-    answer(link()?.call(make, DEFAULT_TIMEOUT).await?).map(drop)
+    answer(link()?.call(make, DEFAULT_TIMEOUT).await?.message).map(drop)
 }
 
 /// Asks the master's request handler and waits up to [`DEFAULT_TIMEOUT`] for its answer.
@@ -136,7 +136,7 @@ pub async fn request_timeout<T: DeserializeOwned>(
     let reply = link()?
         .call(|seq| Message::Request { seq, data }, timeout)
         .await?;
-    Ok(serde_json::from_value(answer(reply)?)?)
+    Ok(serde_json::from_value(answer(reply.message)?)?)
 }
 
 /// The value of a request's reply, or the master's error.
@@ -234,7 +234,7 @@ impl Counter {
         let reply = link()?
             .call(|seq| Message::Counter { seq, name, op }, DEFAULT_TIMEOUT)
             .await?;
-        Ok(serde_json::from_value(answer(reply)?)?)
+        Ok(serde_json::from_value(answer(reply.message)?)?)
     }
 }
 

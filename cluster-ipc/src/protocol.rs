@@ -62,12 +62,25 @@ pub enum Policy {
     /// The master accepts and hands each connection to a worker chosen by the client's IP,
     /// so a client keeps reaching the same worker while it lives.
     Sticky,
+    /// The master sends the listening socket itself; workers accept (Node's `SCHED_NONE`).
+    Shared,
+    /// Each worker binds its own socket with `SO_REUSEPORT`; the kernel balances.
+    Reuseport,
 }
 
 impl Policy {
     /// Every policy, by the name `CLUSTER_SCHED_POLICY` takes.
-    pub const ALL: &'static [(&'static str, Policy)] =
-        &[("rr", Policy::Rr), ("sticky", Policy::Sticky)];
+    pub const ALL: &'static [(&'static str, Policy)] = &[
+        ("rr", Policy::Rr),
+        ("sticky", Policy::Sticky),
+        ("shared", Policy::Shared),
+        ("reuseport", Policy::Reuseport),
+    ];
+
+    /// Whether the master accepts connections and hands them over (else workers accept).
+    pub fn master_accepts(self) -> bool {
+        matches!(self, Policy::Rr | Policy::Sticky)
+    }
 }
 
 impl std::str::FromStr for Policy {

@@ -1,13 +1,19 @@
-//! The master's listening sockets: bound once per address, each with an accept task that feeds
-//! accepted connections to the supervisor.
+//! The master's sockets: bound once per address. How depends on the policy:
+//!
+//! - `rr`, `sticky`: listening, with an accept task feeding connections to the supervisor.
+//! - `shared`: listening, not accepted from here: each worker gets a copy and accepts.
+//! - `reuseport`: bound with `SO_REUSEPORT` but not listening, which resolves port 0 and
+//!   reserves the port; each worker binds and listens on its own socket, the kernel balances.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_ipc::ListenKey;
-use tokio::net::TcpListener;
+use std::os::fd::{AsFd, OwnedFd};
+
+use cluster_ipc::{ListenKey, Policy};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
@@ -21,6 +27,7 @@ const MAX_UNACKNOWLEDGED: usize = 4096;
 
 /// Every address the master listens on.
 pub(super) struct Listeners {
+    policy: Policy,
     bound: HashMap<ListenKey, Bound>,
     events: mpsc::Sender<Event>,
     unacknowledged: Arc<Semaphore>,
@@ -28,12 +35,23 @@ pub(super) struct Listeners {
 
 struct Bound {
     address: SocketAddr,
-    accept_task: JoinHandle<()>,
+    socket: BoundSocket,
+}
+
+/// What the master holds for one address.
+enum BoundSocket {
+    /// The master accepts (rr, sticky).
+    Accepting(JoinHandle<()>),
+    /// The workers accept on copies of it (shared).
+    Shared(std::net::TcpListener),
+    /// Bound, not listening: keeps the port for the workers' own sockets (reuseport).
+    Reserved { _port: TcpSocket },
 }
 
 impl Listeners {
-    pub(super) fn new(events: mpsc::Sender<Event>) -> Self {
+    pub(super) fn new(policy: Policy, events: mpsc::Sender<Event>) -> Self {
         Self {
+            policy,
             bound: HashMap::new(),
             events,
             unacknowledged: Arc::new(Semaphore::new(MAX_UNACKNOWLEDGED)),
@@ -50,20 +68,38 @@ impl Listeners {
             address: address.to_owned(),
             source,
         };
-        let listener = TcpListener::bind(address).await.map_err(bind_error)?;
-        let local = listener.local_addr().map_err(bind_error)?;
-        tracing::debug!(%address, %local, "bound");
-        let accept_task = tokio::spawn(accept_loop(
-            key.clone(),
-            listener,
-            self.events.clone(),
-            Arc::clone(&self.unacknowledged),
-        ));
+        let (local, socket) = match self.policy {
+            Policy::Rr | Policy::Sticky => {
+                let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+                let local = listener.local_addr().map_err(bind_error)?;
+                let accept_task = tokio::spawn(accept_loop(
+                    key.clone(),
+                    listener,
+                    self.events.clone(),
+                    Arc::clone(&self.unacknowledged),
+                ));
+                (local, BoundSocket::Accepting(accept_task))
+            }
+            Policy::Shared => {
+                let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+                let local = listener.local_addr().map_err(bind_error)?;
+                (
+                    local,
+                    BoundSocket::Shared(listener.into_std().map_err(bind_error)?),
+                )
+            }
+            Policy::Reuseport => {
+                let socket = reuseport_socket(address).await.map_err(bind_error)?;
+                let local = socket.local_addr().map_err(bind_error)?;
+                (local, BoundSocket::Reserved { _port: socket })
+            }
+        };
+        tracing::debug!(%address, %local, policy = ?self.policy, "bound");
         self.bound.insert(
             key,
             Bound {
                 address: local,
-                accept_task,
+                socket,
             },
         );
         Ok(local)
@@ -83,10 +119,21 @@ impl Listeners {
         self.bound.values().map(|bound| bound.address).collect()
     }
 
-    /// Stops accepting and closes every listening socket: new clients are refused.
+    /// A copy of the listening socket of `key` for a worker, under the `shared` policy.
+    pub(super) fn share(&self, key: &ListenKey) -> std::io::Result<Option<OwnedFd>> {
+        match self.bound.get(key).map(|bound| &bound.socket) {
+            Some(BoundSocket::Shared(listener)) => listener.as_fd().try_clone_to_owned().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Stops accepting and closes the master's sockets: under `rr` and `sticky` new clients
+    /// are refused from now on (under `shared` and `reuseport` once the workers close theirs).
     pub(super) fn close(&mut self) {
         for (_, bound) in self.bound.drain() {
-            bound.accept_task.abort();
+            if let BoundSocket::Accepting(accept_task) = bound.socket {
+                accept_task.abort();
+            }
         }
     }
 }
@@ -95,6 +142,27 @@ impl Drop for Listeners {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// A socket bound to `address` with `SO_REUSEPORT` (and `SO_REUSEADDR`), not listening.
+pub(crate) async fn reuseport_socket(address: &str) -> std::io::Result<TcpSocket> {
+    let resolved = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the name resolves to no address",
+            )
+        })?;
+    let socket = match resolved {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(resolved)?;
+    Ok(socket)
 }
 
 async fn accept_loop(

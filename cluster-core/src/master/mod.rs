@@ -44,6 +44,7 @@ pub use control::ClusterControl;
 pub use events::{ClusterEvent, EventStream};
 pub use handle::WorkerHandle;
 pub use inbox::{Inbox, Incoming, Request};
+pub(crate) use listeners::reuseport_socket;
 
 pub use restart::RestartPolicy;
 
@@ -64,7 +65,7 @@ pub(crate) async fn run(cluster: Cluster) -> Result<(), Error> {
         .ok_or(Error::AlreadyRunning)?;
     let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
     let mut master = Master {
-        listeners: Listeners::new(events_tx.clone()),
+        listeners: Listeners::new(policy, events_tx.clone()),
         events: events_tx,
         program,
         worker_count,
@@ -353,21 +354,35 @@ impl Master {
 
     /// Binds the address once for the whole cluster and tells the worker how to listen.
     async fn query_server(&mut self, key: WorkerKey, seq: u64, address: String) {
-        let reply = match self.listeners.bind(&address).await {
-            Ok(bound) => Message::ServerAck {
-                seq,
-                key: ListenKey::from(address),
-                policy: self.policy,
-                address: bound,
-            },
+        let listen_key = ListenKey::from(address.as_str());
+        let bound = self.listeners.bind(&address).await.and_then(|bound| {
+            let shared = self
+                .listeners
+                .share(&listen_key)
+                .map_err(|source| Error::Bind {
+                    address: address.clone(),
+                    source,
+                })?;
+            Ok((bound, shared))
+        });
+        let (reply, fds) = match bound {
+            Ok((bound, shared)) => {
+                let reply = Message::ServerAck {
+                    seq,
+                    key: listen_key,
+                    policy: self.policy,
+                    address: bound,
+                };
+                (reply, shared.into_iter().collect())
+            }
             Err(error) => {
                 let message = error.to_string();
                 self.fatal.get_or_insert(error);
-                Message::ServerError { seq, message }
+                (Message::ServerError { seq, message }, Vec::new())
             }
         };
         if let Some(worker) = self.workers.get(&key) {
-            worker.send(&reply);
+            worker.send_with_fds(&reply, fds);
         }
     }
 

@@ -128,7 +128,12 @@ impl WorkerRecord {
 
     /// Sends a control message without waiting; a worker that cannot take it is going away.
     pub(super) fn send(&self, message: &Message) {
-        if let Err(error) = self.sender.try_send(message) {
+        self.send_with_fds(message, Vec::new());
+    }
+
+    /// [`WorkerRecord::send`] with descriptors attached.
+    pub(super) fn send_with_fds(&self, message: &Message, fds: Vec<std::os::fd::OwnedFd>) {
+        if let Err(error) = self.sender.try_send_with_fds(message, fds) {
             tracing::debug!(slot = self.slot, %error, kind = message.kind(), "not sent");
         }
     }

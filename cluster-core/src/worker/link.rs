@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
-use cluster_ipc::{IpcError, ListenKey, Message, Received, Receiver, Sender, TrySendError};
-use tokio::net::TcpStream;
+use cluster_ipc::{IpcError, ListenKey, Message, Policy, Received, Receiver, Sender, TrySendError};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::listener::{Delivered, Listener};
+use super::listener::{Delivered, Listener, Source};
 use crate::Error;
 use crate::sync::lock;
 
@@ -28,7 +28,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Link {
     sender: Sender,
     next_seq: AtomicU64,
-    replies: Mutex<HashMap<u64, oneshot::Sender<Message>>>,
+    replies: Mutex<HashMap<u64, oneshot::Sender<Received>>>,
     routes: Mutex<HashMap<ListenKey, mpsc::Sender<Delivered>>>,
     draining: watch::Sender<bool>,
 }
@@ -82,7 +82,7 @@ impl Link {
         &self,
         make: impl FnOnce(u64) -> Message,
         timeout: Duration,
-    ) -> Result<Message, Error> {
+    ) -> Result<Received, Error> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply_rx) = oneshot::channel();
         lock(&self.replies).insert(seq, reply_tx);
@@ -115,8 +115,14 @@ impl Link {
             seq,
             address: address.to_owned(),
         };
-        let (key, bound) = match self.call(query, QUERY_TIMEOUT).await? {
-            Message::ServerAck { key, address, .. } => (key, address),
+        let Received { message, mut fds } = self.call(query, QUERY_TIMEOUT).await?;
+        let (key, policy, bound) = match message {
+            Message::ServerAck {
+                key,
+                policy,
+                address,
+                ..
+            } => (key, policy, address),
             Message::ServerError { message, .. } => {
                 return Err(Error::ServerRefused {
                     address: address.to_owned(),
@@ -125,16 +131,38 @@ impl Link {
             }
             other => return Err(Error::UnexpectedReply { kind: other.kind() }),
         };
-        let (incoming_tx, incoming_rx) = mpsc::channel(LISTENER_QUEUE);
-        {
-            let mut routes = lock(&self.routes);
-            if *self.draining.borrow() {
-                return Err(Error::Draining);
+        let listen_error = |source| Error::Bind {
+            address: address.to_owned(),
+            source,
+        };
+        let source = match policy {
+            Policy::Rr | Policy::Sticky => {
+                let (incoming_tx, incoming_rx) = mpsc::channel(LISTENER_QUEUE);
+                let mut routes = lock(&self.routes);
+                if *self.draining.borrow() {
+                    return Err(Error::Draining);
+                }
+                routes.insert(key.clone(), incoming_tx);
+                Source::Master(incoming_rx)
             }
-            routes.insert(key.clone(), incoming_tx);
-        }
+            Policy::Shared => {
+                let fd = fds
+                    .pop()
+                    .ok_or(Error::UnexpectedReply { kind: "serverAck" })?;
+                let listener = std::net::TcpListener::from(fd);
+                listener.set_nonblocking(true).map_err(listen_error)?;
+                let listener = TcpListener::from_std(listener).map_err(listen_error)?;
+                self.own_source(listener)
+            }
+            Policy::Reuseport => {
+                let socket = crate::master::reuseport_socket(&bound.to_string())
+                    .await
+                    .map_err(listen_error)?;
+                self.own_source(socket.listen(1024).map_err(listen_error)?)
+            }
+        };
         self.send(&Message::Listening { key: key.clone() }).await?;
-        Ok(Listener::new(key, bound, incoming_rx))
+        Ok(Listener::new(key, bound, source))
     }
 
     async fn read_loop(self: Arc<Self>, mut receiver: Receiver) {
@@ -160,7 +188,7 @@ impl Link {
         match message {
             Message::ServerAck { seq, .. }
             | Message::ServerError { seq, .. }
-            | Message::Reply { seq, .. } => self.reply(seq, message),
+            | Message::Reply { seq, .. } => self.reply(seq, Received { message, fds }),
             Message::Deliver { from, data } => crate::ipc::deliver(from, data),
             Message::CounterValue { name, value } => crate::ipc::counter_changed(name, value),
             Message::NewConn { seq, key, peer } => {
@@ -177,7 +205,15 @@ impl Link {
         }
     }
 
-    fn reply(&self, seq: u64, reply: Message) {
+    /// A listener accepting from a socket of this worker's own.
+    fn own_source(&self, listener: TcpListener) -> Source {
+        Source::Own {
+            listener: Some(listener),
+            draining: self.draining.subscribe(),
+        }
+    }
+
+    fn reply(&self, seq: u64, reply: Received) {
         match lock(&self.replies).remove(&seq) {
             Some(waiting) => {
                 let _ = waiting.send(reply);

@@ -3,33 +3,43 @@
 use std::net::SocketAddr;
 
 use cluster_ipc::ListenKey;
-use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
 
 /// A connection delivered by the master, with its client's address.
 pub(crate) type Delivered = (TcpStream, SocketAddr);
 
+/// Where a listener's connections come from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// Handed over by the master (`rr`, `sticky`).
+    Master(mpsc::Receiver<Delivered>),
+    /// Accepted here from a socket this worker holds (`shared`, `reuseport`), until the worker
+    /// drains: then the socket is closed at once.
+    Own {
+        listener: Option<TcpListener>,
+        draining: watch::Receiver<bool>,
+    },
+}
+
 /// The connections accepted by the master on one address and handed to this worker.
 ///
 /// Returned by [`crate::Worker::listen`]. Once the worker drains, [`Listener::accept`] yields
-/// the connections already delivered and then `None`.
+/// the connections already delivered and then `None` (under `shared` and `reuseport`, where
+/// this worker accepts itself, it closes its socket and returns `None` at once).
 #[derive(Debug)]
 pub struct Listener {
     key: ListenKey,
     local_addr: SocketAddr,
-    incoming: mpsc::Receiver<Delivered>,
+    source: Source,
 }
 
 impl Listener {
-    pub(crate) fn new(
-        key: ListenKey,
-        local_addr: SocketAddr,
-        incoming: mpsc::Receiver<Delivered>,
-    ) -> Self {
+    pub(crate) fn new(key: ListenKey, local_addr: SocketAddr, source: Source) -> Self {
         Self {
             key,
             local_addr,
-            incoming,
+            source,
         }
     }
 
@@ -38,7 +48,31 @@ impl Listener {
     ///
     /// Cancel-safe: dropping the future loses no connection.
     pub async fn accept(&mut self) -> Option<(TcpStream, SocketAddr)> {
-        self.incoming.recv().await
+        match &mut self.source {
+            Source::Master(incoming) => incoming.recv().await,
+            Source::Own { listener, draining } => loop {
+                let socket = listener.as_ref()?;
+                tokio::select! {
+                    biased;
+                    () = drained(draining) => {
+                        // Close now, so the kernel stops queueing connections here.
+                        *listener = None;
+                        return None;
+                    }
+                    accepted = socket.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            // Small responses should not wait for Nagle; harmless if it fails.
+                            let _ = stream.set_nodelay(true);
+                            return Some((stream, peer));
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "accept failed; retrying");
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                    },
+                }
+            },
+        }
     }
 
     /// The address the master bound (with the real port when port 0 was asked for).
@@ -50,4 +84,9 @@ impl Listener {
     pub fn key(&self) -> &ListenKey {
         &self.key
     }
+}
+
+/// Resolves once the worker drains (or its link is gone, which is the same).
+async fn drained(draining: &mut watch::Receiver<bool>) {
+    let _ = draining.wait_for(|draining| *draining).await;
 }
