@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use cluster_testkit::{
-    ClusterProcess, Connections, Load, Program, children_of, eventually, get_from, signal_pid,
+    ClusterProcess, Connections, H2, Load, Program, children_of, eventually, get_from, signal_pid,
     wait_all_gone,
 };
 use rustix::process::Signal;
@@ -97,7 +97,7 @@ fn an_unknown_policy_is_a_clear_error_listing_the_valid_ones() {
     assert!(!status.success());
     let stderr = cluster.stderr();
     assert!(
-        stderr.contains("invalid CLUSTER_SCHED_POLICY=\"fifo\": unknown policy `fifo`; expected one of rr, sticky, shared, reuseport"),
+        stderr.contains("invalid CLUSTER_SCHED_POLICY=\"fifo\": unknown policy `fifo`; expected one of rr, sticky, shared, reuseport, least"),
         "{stderr}"
     );
 }
@@ -146,4 +146,33 @@ async fn shared_workers_accept_on_the_masters_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reuseport_workers_accept_on_their_own_sockets() {
     serves_and_stops("reuseport").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_sends_new_connections_away_from_a_busy_worker() {
+    let (_cluster, address) = ClusterProcess::start(
+        Program::Example("hello"),
+        &[("CLUSTER_WORKERS", "2"), ("CLUSTER_SCHED_POLICY", "least")],
+    );
+    // One HTTP/2 connection carrying 8 slow requests keeps its worker busy.
+    let busy = H2::connect(address).await;
+    let busy_pid = busy.get("/whoami").await.whoami_pid();
+    let slow: Vec<_> = (0..8)
+        .map(|_| {
+            let busy = busy.clone();
+            tokio::spawn(async move { busy.get("/slow?ms=3000").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await; // heartbeats arrive every 10 ms
+    for _ in 0..20 {
+        let reply = cluster_testkit::get(address, "/whoami").await;
+        assert_ne!(
+            reply.whoami_pid(),
+            busy_pid,
+            "a new connection went to the busy worker"
+        );
+    }
+    for request in slow {
+        assert_eq!(request.await.unwrap().body, "slow done\n");
+    }
 }

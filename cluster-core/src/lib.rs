@@ -24,6 +24,7 @@ mod cluster;
 mod error;
 mod exit;
 pub mod ipc;
+pub mod load;
 mod master;
 mod role;
 mod sync;

@@ -66,6 +66,9 @@ pub enum Policy {
     Shared,
     /// Each worker binds its own socket with `SO_REUSEPORT`; the kernel balances.
     Reuseport,
+    /// The master accepts and hands each connection to the worker with the fewest open
+    /// connections and in-flight requests (from the workers' heartbeats).
+    Least,
 }
 
 impl Policy {
@@ -75,11 +78,12 @@ impl Policy {
         ("sticky", Policy::Sticky),
         ("shared", Policy::Shared),
         ("reuseport", Policy::Reuseport),
+        ("least", Policy::Least),
     ];
 
     /// Whether the master accepts connections and hands them over (else workers accept).
     pub fn master_accepts(self) -> bool {
-        matches!(self, Policy::Rr | Policy::Sticky)
+        matches!(self, Policy::Rr | Policy::Sticky | Policy::Least)
     }
 }
 
@@ -247,6 +251,13 @@ pub enum Message {
         /// What to do.
         op: CounterOp,
     },
+    /// Worker → master: this worker's load, sent when it changes (at most every 10 ms).
+    Heartbeat {
+        /// Open connections.
+        conns: u64,
+        /// Requests being handled.
+        inflight: u64,
+    },
     /// Master → worker: the new value of a counter this worker subscribed to.
     CounterValue {
         /// The counter's name.
@@ -273,6 +284,7 @@ impl Message {
         "reply",
         "counter",
         "counterValue",
+        "heartbeat",
     ];
 
     /// This message's `kind` tag, as on the wire.
@@ -292,6 +304,7 @@ impl Message {
             Message::Reply { .. } => "reply",
             Message::Counter { .. } => "counter",
             Message::CounterValue { .. } => "counterValue",
+            Message::Heartbeat { .. } => "heartbeat",
         }
     }
 }

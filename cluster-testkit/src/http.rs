@@ -125,3 +125,39 @@ pub(crate) async fn read_reply(
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
+
+/// One HTTP/2 prior-knowledge (`h2c`) connection; clones share it, so requests can run
+/// concurrently on it.
+#[derive(Clone)]
+pub struct H2 {
+    address: SocketAddr,
+    sender: hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+}
+
+impl H2 {
+    /// Opens the connection.
+    pub async fn connect(address: SocketAddr) -> H2 {
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .expect("HTTP/2 handshake");
+        tokio::spawn(connection);
+        H2 { address, sender }
+    }
+
+    /// `GET path` on this connection.
+    pub async fn get(&self, path: &str) -> Reply {
+        let request = hyper::Request::get(format!("http://{}{path}", self.address))
+            .body(Empty::<Bytes>::new())
+            .expect("a valid request");
+        let mut sender = self.sender.clone();
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
+            .await
+            .expect("an HTTP/2 answer in time")
+            .expect("HTTP/2 request");
+        reply_of(response).await
+    }
+}

@@ -6,7 +6,7 @@ pub mod http;
 pub mod load;
 pub mod process;
 
-pub use http::{Reply, get, get_from, get_h2};
+pub use http::{H2, Reply, get, get_from, get_h2};
 pub use load::{Connections, Load, LoadReport};
 pub use process::{
     ClusterProcess, Program, children_of, eventually, is_alive, signal_pid, wait_all_gone,

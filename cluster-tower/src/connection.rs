@@ -6,6 +6,7 @@
 //!   gets its next answer and then reconnects (to another worker), instead of racing an
 //!   idle-connection close.
 //! - It notes whether the connection speaks HTTP/2, which drains with GOAWAY instead.
+//! - It counts each request as in flight ([`cluster_core::load`]) until its response is ready.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -68,7 +69,11 @@ where
                 None
             }
         };
-        ConnectionFuture { inner, close_after }
+        ConnectionFuture {
+            inner,
+            close_after,
+            _in_flight: cluster_core::load::track_request(),
+        }
     }
 }
 
@@ -78,6 +83,7 @@ pin_project! {
         #[pin]
         inner: Option<F>,
         close_after: bool,
+        _in_flight: cluster_core::load::RequestGuard,
     }
 }
 

@@ -111,6 +111,7 @@ where
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
         let mut drain = drain_rx.clone();
+        let open = cluster_core::load::track_connection();
         tokio::spawn(async move {
             tokio::pin!(connection);
             let result = tokio::select! {
@@ -127,7 +128,7 @@ where
             if let Err(error) = result {
                 tracing::debug!(%peer, error, "connection ended with an error");
             }
-            drop(drain);
+            drop((drain, open));
         });
     }
     draining.store(true, Ordering::Relaxed);

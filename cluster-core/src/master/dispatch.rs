@@ -5,6 +5,8 @@
 //! - [`Policy::Sticky`]: the worker whose slot scores highest for the client's IP
 //!   (rendezvous hashing): a client keeps its worker while it lives, a dead worker's clients
 //!   spread over the others (and come back to its replacement), and no other client moves.
+//! - [`Policy::Least`]: the worker with the lowest estimated load (open connections and
+//!   in-flight requests from its heartbeats, plus what was handed to it since), ties by slot.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -139,6 +141,26 @@ impl Dispatcher {
                 Some(worker) => worker.offer(handoff),
                 None => Err(handoff),
             };
+        }
+        if self.policy == Policy::Least {
+            let mut by_load: Vec<(u64, usize, WorkerKey)> = rotation
+                .members
+                .iter()
+                .filter_map(|(slot, key)| {
+                    let load = workers.get(key)?.estimated_load();
+                    Some((load, *slot, *key))
+                })
+                .collect();
+            by_load.sort_unstable();
+            for (_, _, key) in by_load {
+                if let Some(worker) = workers.get_mut(&key) {
+                    match worker.offer(handoff) {
+                        Ok(()) => return Ok(()),
+                        Err(refused) => handoff = refused,
+                    }
+                }
+            }
+            return Err(handoff);
         }
         let count = rotation.members.len();
         for _ in 0..count {

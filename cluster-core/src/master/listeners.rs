@@ -1,6 +1,6 @@
 //! The master's sockets: bound once per address. How depends on the policy:
 //!
-//! - `rr`, `sticky`: listening, with an accept task feeding connections to the supervisor.
+//! - `rr`, `sticky`, `least`: listening, with an accept task feeding connections to the supervisor.
 //! - `shared`: listening, not accepted from here: each worker gets a copy and accepts.
 //! - `reuseport`: bound with `SO_REUSEPORT` but not listening, which resolves port 0 and
 //!   reserves the port; each worker binds and listens on its own socket, the kernel balances.
@@ -69,7 +69,7 @@ impl Listeners {
             source,
         };
         let (local, socket) = match self.policy {
-            Policy::Rr | Policy::Sticky => {
+            Policy::Rr | Policy::Sticky | Policy::Least => {
                 let listener = TcpListener::bind(address).await.map_err(bind_error)?;
                 let local = listener.local_addr().map_err(bind_error)?;
                 let accept_task = tokio::spawn(accept_loop(

@@ -257,6 +257,11 @@ impl Master {
                 }
             }
             Message::Counter { seq, name, op } => self.on_counter(key, seq, name, op),
+            Message::Heartbeat { conns, inflight } => {
+                if let Some(worker) = self.workers.get_mut(&key) {
+                    worker.report_load(conns + inflight);
+                }
+            }
             other => {
                 tracing::error!(
                     slot,

@@ -39,6 +39,10 @@ pub(super) struct WorkerRecord {
     pub(super) listening: HashSet<ListenKey>,
     inflight: HashMap<u64, Handoff>,
     next_seq: u64,
+    /// Open connections plus in-flight requests, from the last heartbeat.
+    reported_load: u64,
+    /// Connections handed over since that heartbeat.
+    handed_since_report: u64,
 }
 
 impl WorkerRecord {
@@ -63,6 +67,8 @@ impl WorkerRecord {
             listening: HashSet::new(),
             inflight: HashMap::new(),
             next_seq: 1,
+            reported_load: 0,
+            handed_since_report: 0,
         }
     }
 
@@ -91,11 +97,24 @@ impl WorkerRecord {
         match self.sender.try_send_with_fds(&message, vec![fd]) {
             Ok(()) => {
                 self.next_seq += 1;
+                self.handed_since_report += 1;
                 self.inflight.insert(seq, handoff);
                 Ok(())
             }
             Err(_) => Err(handoff),
         }
+    }
+
+    /// Records a heartbeat: `load` open connections and in-flight requests.
+    pub(super) fn report_load(&mut self, load: u64) {
+        self.reported_load = load;
+        self.handed_since_report = 0;
+    }
+
+    /// The load estimate the `least` policy compares: the last report, plus what was handed
+    /// over since (a burst between heartbeats must not all land on one worker).
+    pub(super) fn estimated_load(&self) -> u64 {
+        self.reported_load + self.handed_since_report
     }
 
     /// The handoff `seq`, now acknowledged (`None` if there is no such handoff).

@@ -45,6 +45,7 @@ impl Link {
         });
         tokio::spawn(Arc::clone(&link).read_loop(receiver));
         tokio::spawn(Arc::clone(&link).drain_on_sigterm());
+        tokio::spawn(crate::load::report(Arc::downgrade(&link)));
         link
     }
 
@@ -136,7 +137,7 @@ impl Link {
             source,
         };
         let source = match policy {
-            Policy::Rr | Policy::Sticky => {
+            Policy::Rr | Policy::Sticky | Policy::Least => {
                 let (incoming_tx, incoming_rx) = mpsc::channel(LISTENER_QUEUE);
                 let mut routes = lock(&self.routes);
                 if *self.draining.borrow() {

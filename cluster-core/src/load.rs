@@ -1,0 +1,99 @@
+//! This worker's load: open connections and in-flight requests. Servers count them with
+//! guards ([`track_connection`], [`track_request`]; `cluster-tower` does it for HTTP) and the
+//! worker reports them to the master in a `heartbeat` when they change, at most every 10 ms,
+//! which drives the `least` policy.
+//!
+//! ```
+//! let connection = cluster_core::load::track_connection();
+//! assert_eq!(cluster_core::load::current().connections, 1);
+//! drop(connection);
+//! assert_eq!(cluster_core::load::current().connections, 0);
+//! ```
+
+use std::sync::Weak;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use cluster_ipc::Message;
+
+use crate::worker::Link;
+
+/// How often a changed load is reported, at most.
+const REPORT_INTERVAL: Duration = Duration::from_millis(10);
+
+static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// This process's load right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Load {
+    /// Open connections.
+    pub connections: u64,
+    /// Requests being handled.
+    pub requests: u64,
+}
+
+/// The current load of this process.
+pub fn current() -> Load {
+    Load {
+        connections: CONNECTIONS.load(Ordering::Relaxed),
+        requests: REQUESTS.load(Ordering::Relaxed),
+    }
+}
+
+/// Counts one open connection until dropped.
+#[must_use = "the connection counts only while the guard lives"]
+#[derive(Debug)]
+pub struct ConnectionGuard(());
+
+/// Counts one in-flight request until dropped.
+#[must_use = "the request counts only while the guard lives"]
+#[derive(Debug)]
+pub struct RequestGuard(());
+
+/// Counts a connection as open while the returned guard lives.
+pub fn track_connection() -> ConnectionGuard {
+    CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+    ConnectionGuard(())
+}
+
+/// Counts a request as in flight while the returned guard lives.
+pub fn track_request() -> RequestGuard {
+    REQUESTS.fetch_add(1, Ordering::Relaxed);
+    RequestGuard(())
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        REQUESTS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Reports the load to the master whenever it changed, until the link is gone.
+pub(crate) async fn report(link: Weak<Link>) {
+    let mut reported = Load::default();
+    loop {
+        tokio::time::sleep(REPORT_INTERVAL).await;
+        let Some(link) = link.upgrade() else { return };
+        let now = current();
+        if now == reported {
+            continue;
+        }
+        let heartbeat = Message::Heartbeat {
+            conns: now.connections,
+            inflight: now.requests,
+        };
+        match link.try_send(&heartbeat) {
+            Ok(()) => reported = now,
+            // A full queue skips this report; the next one carries the news.
+            Err(crate::Error::Backpressure) => {}
+            Err(_) => return,
+        }
+    }
+}
