@@ -6,7 +6,8 @@
 //!   (rendezvous hashing): a client keeps its worker while it lives, a dead worker's clients
 //!   spread over the others (and come back to its replacement), and no other client moves.
 //! - [`Policy::Least`]: the worker with the lowest estimated load (open connections and
-//!   in-flight requests from its heartbeats, plus what was handed to it since), ties by slot.
+//!   in-flight requests from its heartbeats, plus handoffs it has not acknowledged yet), ties
+//!   by slot.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};

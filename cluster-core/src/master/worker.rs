@@ -41,8 +41,6 @@ pub(super) struct WorkerRecord {
     next_seq: u64,
     /// Open connections plus in-flight requests, from the last heartbeat.
     reported_load: u64,
-    /// Connections handed over since that heartbeat.
-    handed_since_report: u64,
 }
 
 impl WorkerRecord {
@@ -68,7 +66,6 @@ impl WorkerRecord {
             inflight: HashMap::new(),
             next_seq: 1,
             reported_load: 0,
-            handed_since_report: 0,
         }
     }
 
@@ -97,7 +94,6 @@ impl WorkerRecord {
         match self.sender.try_send_with_fds(&message, vec![fd]) {
             Ok(()) => {
                 self.next_seq += 1;
-                self.handed_since_report += 1;
                 self.inflight.insert(seq, handoff);
                 Ok(())
             }
@@ -108,13 +104,13 @@ impl WorkerRecord {
     /// Records a heartbeat: `load` open connections and in-flight requests.
     pub(super) fn report_load(&mut self, load: u64) {
         self.reported_load = load;
-        self.handed_since_report = 0;
     }
 
-    /// The load estimate the `least` policy compares: the last report, plus what was handed
-    /// over since (a burst between heartbeats must not all land on one worker).
+    /// The load estimate the `least` policy compares: the last report, plus the handoffs the
+    /// worker has not acknowledged yet (which no report can include). Acknowledged ones show
+    /// in the next heartbeat, 10 ms later at most.
     pub(super) fn estimated_load(&self) -> u64 {
-        self.reported_load + self.handed_since_report
+        self.reported_load + self.inflight.len() as u64
     }
 
     /// The handoff `seq`, now acknowledged (`None` if there is no such handoff).
