@@ -26,6 +26,7 @@ mod exit;
 pub mod ipc;
 pub mod load;
 mod master;
+mod reuseport;
 mod role;
 mod sync;
 mod worker;

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use super::dispatch::Handoff;
 use super::event::Event;
 use crate::Error;
+use crate::reuseport::reuseport_socket;
 
 /// Connections accepted but not yet acknowledged by a worker, across the cluster. Past this the
 /// master stops accepting and the kernel's listen backlog holds new clients.
@@ -142,27 +143,6 @@ impl Drop for Listeners {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-/// A socket bound to `address` with `SO_REUSEPORT` (and `SO_REUSEADDR`), not listening.
-pub(crate) async fn reuseport_socket(address: &str) -> std::io::Result<TcpSocket> {
-    let resolved = tokio::net::lookup_host(address)
-        .await?
-        .next()
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "the name resolves to no address",
-            )
-        })?;
-    let socket = match resolved {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.bind(resolved)?;
-    Ok(socket)
 }
 
 async fn accept_loop(

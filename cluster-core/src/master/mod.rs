@@ -44,7 +44,6 @@ pub use control::ClusterControl;
 pub use events::{ClusterEvent, EventStream};
 pub use handle::WorkerHandle;
 pub use inbox::{Inbox, Incoming, Request};
-pub(crate) use listeners::reuseport_socket;
 
 pub use restart::RestartPolicy;
 
@@ -305,29 +304,21 @@ impl Master {
 
     /// Relays a worker's user message; the outcome answers a receipt request.
     fn route_user_message(&mut self, from: usize, to: Route, data: serde_json::Value) -> Outcome {
-        let delivered = match to {
-            // The worker's reader hands these to the inbox before they get here.
-            Route::Master => false,
-            Route::Worker(slot) => {
-                let message = Message::Deliver {
-                    from: Peer::Worker(from),
-                    data,
-                };
-                self.deliver(|worker| worker.slot == slot, &message) > 0
-            }
-            Route::All => {
-                let message = Message::Deliver {
-                    from: Peer::Worker(from),
-                    data,
-                };
-                self.deliver(|_| true, &message);
-                true
-            }
+        let message = Message::Deliver {
+            from: Peer::Worker(from),
+            data,
         };
-        match (delivered, to) {
-            (false, Route::Worker(slot)) => Outcome::Error(format!("no live worker {slot}")),
-            (false, Route::Master) => Outcome::Error("undeliverable".into()),
-            _ => Outcome::Ok(serde_json::Value::Null),
+        match to {
+            // The worker's reader hands these to the inbox before they get here.
+            Route::Master => Outcome::Error("not deliverable".into()),
+            Route::All => {
+                self.deliver(|_| true, &message);
+                Outcome::Ok(serde_json::Value::Null)
+            }
+            Route::Worker(slot) => match self.deliver(|worker| worker.slot == slot, &message) {
+                0 => Outcome::Error(format!("no live worker {slot}")),
+                _ => Outcome::Ok(serde_json::Value::Null),
+            },
         }
     }
 
@@ -516,9 +507,15 @@ impl Master {
 
     /// Whether a worker that is not being stopped holds `slot`.
     fn slot_is_served(&self, slot: usize) -> bool {
+        self.serving_worker(slot).is_some()
+    }
+
+    /// The worker holding `slot` that is not being stopped, if any.
+    fn serving_worker(&self, slot: usize) -> Option<WorkerKey> {
         self.workers
-            .values()
-            .any(|worker| worker.slot == slot && !worker.disconnecting)
+            .iter()
+            .find(|(_, worker)| worker.slot == slot && !worker.disconnecting)
+            .map(|(key, _)| *key)
     }
 
     /// Stops routing to the worker, asks it to finish and exit, and kills it if it is still

@@ -63,11 +63,7 @@ impl Master {
             let Some(slot) = self.reload.queue.pop_front() else {
                 break;
             };
-            let old = self
-                .workers
-                .iter()
-                .find(|(_, worker)| worker.slot == slot && !worker.disconnecting)
-                .map(|(key, _)| *key);
+            let old = self.serving_worker(slot);
             match self.spawn(slot) {
                 Ok(new) => self.reload.steps.push(Step {
                     slot,

@@ -156,7 +156,7 @@ impl Link {
                 self.own_source(listener)
             }
             Policy::Reuseport => {
-                let socket = crate::master::reuseport_socket(&bound.to_string())
+                let socket = crate::reuseport::reuseport_socket(&bound.to_string())
                     .await
                     .map_err(listen_error)?;
                 self.own_source(socket.listen(1024).map_err(listen_error)?)

@@ -87,6 +87,6 @@ impl Listener {
 }
 
 /// Resolves once the worker drains (or its link is gone, which is the same).
-async fn drained(draining: &mut watch::Receiver<bool>) {
+pub(super) async fn drained(draining: &mut watch::Receiver<bool>) {
     let _ = draining.wait_for(|draining| *draining).await;
 }

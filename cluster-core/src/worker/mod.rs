@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cluster_ipc::{Channel, Message, PROTOCOL_VERSION};
-use tokio::sync::watch;
 
 pub(crate) use crate::role::{IPC_FD_ENV, WorkerEnv};
 use crate::{Error, WorkerInfo};
@@ -62,9 +61,7 @@ impl Worker {
     /// Resolves once this worker should stop: the master asked it to disconnect, or the master
     /// is gone. Listeners stop yielding connections at the same moment.
     pub async fn draining(&self) {
-        let mut draining: watch::Receiver<bool> = self.link.draining();
-        // An error means the link is gone, which is draining too.
-        let _ = draining.wait_for(|draining| *draining).await;
+        listener::drained(&mut self.link.draining()).await;
     }
 
     /// Whether this worker has been asked to stop.
