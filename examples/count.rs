@@ -41,7 +41,7 @@ fn unavailable(error: cluster::Error) -> (StatusCode, String) {
 
 /// The master's part: count, answer `total`, broadcast the total every second.
 async fn count_in_master(control: ClusterControl) {
-    let Some(mut inbox) = control.inbox() else {
+    let Ok(mut inbox) = control.inbox() else {
         return;
     };
     let mut total: u64 = 0;

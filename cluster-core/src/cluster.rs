@@ -5,14 +5,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::master::{ClusterControl, RestartPolicy};
 use cluster_ipc::Policy;
 
-use crate::role::{SCHED_POLICY_ENV, WORKERS_ENV, parse_env};
-use crate::{BoxError, Error, Role, Worker, master};
+use crate::error::{BoxError, Error};
+use crate::hooks::HookFuture;
+use crate::master::{self, ClusterControl, Config, MasterHook, ReadyHook, RestartPolicy, Settings};
+use crate::role::{Role, SCHED_POLICY_ENV, WORKERS_ENV, parse_env};
+use crate::worker::Worker;
 
-/// Called once in the master when every worker is listening, with the bound addresses.
-pub type ReadyHook = Arc<dyn Fn(&[SocketAddr]) + Send + Sync>;
+/// Runs in each worker, as a task, once it has joined the master.
+type WorkerHook = Arc<dyn Fn(Worker) -> HookFuture + Send + Sync>;
 
 /// A cluster of worker processes running the same program.
 ///
@@ -39,14 +41,16 @@ pub type ReadyHook = Arc<dyn Fn(&[SocketAddr]) + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct Cluster {
-    pub(crate) workers: Option<usize>,
-    pub(crate) policy: Option<Policy>,
-    pub(crate) shutdown_timeout: Duration,
-    pub(crate) addresses: Vec<String>,
-    pub(crate) on_ready: Option<ReadyHook>,
-    pub(crate) restart: RestartPolicy,
-    pub(crate) reload_timeout: Duration,
-    pub(crate) reload_batch: usize,
+    workers: Option<usize>,
+    policy: Option<Policy>,
+    shutdown_timeout: Duration,
+    addresses: Vec<String>,
+    on_ready: Option<ReadyHook>,
+    on_master: Option<MasterHook>,
+    on_worker: Option<WorkerHook>,
+    restart: RestartPolicy,
+    reload_timeout: Duration,
+    reload_batch: usize,
     control: ClusterControl,
 }
 
@@ -81,6 +85,8 @@ impl Cluster {
             shutdown_timeout: Duration::from_secs(30),
             addresses: Vec::new(),
             on_ready: None,
+            on_master: None,
+            on_worker: None,
             restart: RestartPolicy::default(),
             reload_timeout: Duration::from_secs(30),
             reload_batch: 1,
@@ -179,6 +185,45 @@ impl Cluster {
         self
     }
 
+    /// Runs `hook` in the master only, as a task of its own, once the master starts: the place
+    /// for master-side code (an inbox handler, an event reader) without asking which process
+    /// this is.
+    ///
+    /// ```
+    /// let cluster = cluster_core::Cluster::new().on_master(|control| async move {
+    ///     let mut events = control.events();
+    ///     while let Some(event) = events.recv().await {
+    ///         println!("{event}");
+    ///     }
+    /// });
+    /// ```
+    pub fn on_master<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(ClusterControl) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_master = Some(Arc::new(move |control| Box::pin(hook(control))));
+        self
+    }
+
+    /// Runs `hook` in each worker only, as a task of its own, once the worker has joined the
+    /// master (before its main function runs): the place for worker-side background work such
+    /// as reading `ipc::messages()`.
+    ///
+    /// ```
+    /// let cluster = cluster_core::Cluster::new().on_worker(|worker| async move {
+    ///     println!("worker {} is up", worker.id());
+    /// });
+    /// ```
+    pub fn on_worker<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Worker) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_worker = Some(Arc::new(move |worker| Box::pin(hook(worker))));
+        self
+    }
+
     /// The worker count this cluster will start: the configured one, else `CLUSTER_WORKERS`,
     /// else the number of cores.
     pub fn worker_count(&self) -> Result<usize, Error> {
@@ -204,13 +249,35 @@ impl Cluster {
         E: Into<BoxError>,
     {
         match Role::detect()? {
-            Role::Master => master::run(self).await,
+            Role::Master => master::run(self.into_settings()?).await,
             Role::Worker(env) => {
                 let worker = Worker::join(env).await?;
+                if let Some(hook) = &self.on_worker {
+                    tokio::spawn(hook(worker.clone()));
+                }
                 worker_main(worker)
                     .await
                     .map_err(|error| Error::Worker(error.into()))
             }
         }
+    }
+
+    /// What the master runs with, from this builder and the environment.
+    fn into_settings(self) -> Result<Settings, Error> {
+        let config = Config {
+            worker_count: self.worker_count()?,
+            policy: self.scheduling_policy()?,
+            addresses: self.addresses,
+            shutdown_timeout: self.shutdown_timeout,
+            reload_timeout: self.reload_timeout,
+            reload_batch: self.reload_batch,
+            restart: self.restart,
+        };
+        Ok(Settings {
+            config,
+            control: self.control,
+            on_ready: self.on_ready,
+            on_master: self.on_master,
+        })
     }
 }

@@ -12,6 +12,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// What can stop a master or a worker. Each message says what failed and, where it helps, what
 /// to do about it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An address could not be bound (port taken, no permission, not an address).
     #[error("cannot listen on {address}: {source}")]
@@ -84,6 +85,9 @@ pub enum Error {
     /// `ipc` functions work only in a worker process.
     #[error("cluster IPC is only available in a worker process started by a cluster master")]
     NotAWorker,
+    /// Something there is one of per process was asked for a second time.
+    #[error("{0} was already taken; there is one per process")]
+    AlreadyTaken(&'static str),
     /// The worker is stopping and takes no new listeners.
     #[error("this worker is stopping and cannot start listening")]
     Draining,

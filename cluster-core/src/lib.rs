@@ -23,6 +23,7 @@
 mod cluster;
 mod error;
 mod exit;
+mod hooks;
 pub mod ipc;
 pub mod load;
 mod master;
@@ -31,12 +32,12 @@ mod role;
 mod sync;
 mod worker;
 
-pub use cluster::{Cluster, ReadyHook};
+pub use cluster::Cluster;
 pub use cluster_ipc::Policy;
 pub use error::{BoxError, Error};
 pub use exit::Exit;
 pub use master::{
-    ClusterControl, ClusterEvent, EventStream, Inbox, Incoming, Request, RestartPolicy,
+    ClusterControl, ClusterEvent, EventStream, Inbox, Incoming, ReadyHook, Request, RestartPolicy,
     WorkerHandle,
 };
 pub use role::{

@@ -18,7 +18,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// let key = ListenKey::from("127.0.0.1:3000");
 /// assert_eq!(key.as_str(), "127.0.0.1:3000");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ListenKey(String);
 

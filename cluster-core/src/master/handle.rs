@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 
 use serde::Serialize;
 
-use super::control::{Command, Target};
-use super::event::WorkerKey;
+use super::command::{Command, Target};
+use super::ids::WorkerKey;
 use crate::Error;
 
 /// One worker process, as Node's `cluster.workers[id]`: its slot, pid and state, and ways to
@@ -34,7 +34,7 @@ struct Inner {
 }
 
 impl WorkerHandle {
-    pub(super) fn new(
+    pub(crate) fn new(
         key: WorkerKey,
         id: usize,
         pid: u32,
@@ -103,14 +103,17 @@ impl WorkerHandle {
     /// Sends `signal` to the worker process (no-op once it is dead). The worker is not
     /// replaced afterwards.
     pub fn kill(&self, signal: Signal) -> std::io::Result<()> {
-        if !self.is_dead() {
-            self.set_exited_after_disconnect();
+        if self.is_dead() {
+            return Ok(());
         }
+        self.set_exited_after_disconnect();
+        // Before the signal: the master hears of this before it can hear of the exit.
+        let _ = self.inner.commands.send(Command::Release(self.inner.key));
         self.signal(signal)
     }
 
     /// Sends `signal` unless the process is dead, without changing whether it is replaced.
-    pub(super) fn signal(&self, signal: Signal) -> std::io::Result<()> {
+    pub(crate) fn signal(&self, signal: Signal) -> std::io::Result<()> {
         if self.is_dead() {
             return Ok(());
         }
@@ -121,21 +124,21 @@ impl WorkerHandle {
         Ok(rustix::process::kill_process(pid, signal)?)
     }
 
-    pub(super) fn key(&self) -> WorkerKey {
+    pub(crate) fn key(&self) -> WorkerKey {
         self.inner.key
     }
 
-    pub(super) fn set_disconnected(&self) {
+    pub(crate) fn set_disconnected(&self) {
         self.inner.connected.store(false, Ordering::SeqCst);
     }
 
-    pub(super) fn set_exited_after_disconnect(&self) {
+    pub(crate) fn set_exited_after_disconnect(&self) {
         self.inner
             .exited_after_disconnect
             .store(true, Ordering::SeqCst);
     }
 
-    pub(super) fn set_dead(&self) {
+    pub(crate) fn set_dead(&self) {
         self.inner.connected.store(false, Ordering::SeqCst);
         self.inner.dead.store(true, Ordering::SeqCst);
     }

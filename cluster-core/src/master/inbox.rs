@@ -1,11 +1,19 @@
 //! The master's inbox: user messages and requests from workers, for master-side code.
 
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use cluster_ipc::{Message, Outcome, Sender, TrySendError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::Error;
+use crate::sync::lock;
+
+/// Messages and requests waiting in the master's inbox.
+const INBOX_CAPACITY: usize = 4096;
 
 /// Something a worker sent to the master.
 #[derive(Debug)]
@@ -34,7 +42,7 @@ pub struct Request {
 }
 
 impl Request {
-    pub(super) fn new(from: usize, data: serde_json::Value, seq: u64, worker: Sender) -> Self {
+    pub(crate) fn new(from: usize, data: serde_json::Value, seq: u64, worker: Sender) -> Self {
         Self {
             from,
             data,
@@ -73,13 +81,11 @@ impl Request {
 
     fn answer(&mut self, outcome: Outcome) {
         self.answered = true;
-        send_to_worker(
-            &self.worker,
-            Message::Reply {
-                seq: self.seq,
-                outcome,
-            },
-        );
+        let reply = Message::Reply {
+            seq: self.seq,
+            outcome,
+        };
+        send_to_worker(&self.worker, reply, Vec::new());
     }
 }
 
@@ -93,30 +99,73 @@ impl Drop for Request {
     }
 }
 
-/// Sends to a worker without blocking the caller: a full queue waits in a task of its own.
-pub(super) fn send_to_worker(worker: &Sender, message: Message) {
-    match worker.try_send(&message) {
-        Ok(()) => {}
-        Err(TrySendError::Full) => {
-            let worker = worker.clone();
-            tokio::spawn(async move {
-                let _ = worker.send(&message).await;
-            });
+/// Sends to a worker without blocking the caller and without dropping the message: when the
+/// queue is full it waits in a task of its own.
+pub(crate) fn send_to_worker(worker: &Sender, message: Message, fds: Vec<OwnedFd>) {
+    if fds.is_empty() {
+        match worker.try_send(&message) {
+            Ok(()) => return,
+            Err(TrySendError::Full) => {}
+            Err(TrySendError::Ipc(error)) => {
+                return tracing::debug!(%error, kind = message.kind(), "not sent");
+            }
         }
-        Err(TrySendError::Ipc(error)) => tracing::debug!(%error, "reply not sent"),
     }
+    let worker = worker.clone();
+    tokio::spawn(async move {
+        if let Err(error) = worker.send_with_fds(&message, fds).await {
+            tracing::debug!(%error, kind = message.kind(), "not sent");
+        }
+    });
 }
 
 /// What the master's inbox receives, for master-side code. From
 /// [`crate::ClusterControl::inbox`].
 #[derive(Debug)]
 pub struct Inbox {
-    pub(super) receiver: mpsc::Receiver<Incoming>,
+    receiver: mpsc::Receiver<Incoming>,
 }
 
 impl Inbox {
     /// The next message or request; `None` once the master has stopped.
     pub async fn recv(&mut self) -> Option<Incoming> {
         self.receiver.recv().await
+    }
+}
+
+/// The inbox's two ends: worker readers put, master code takes the receiving end once.
+#[derive(Debug)]
+pub(crate) struct InboxSlot {
+    sender: mpsc::Sender<Incoming>,
+    receiver: Mutex<Option<mpsc::Receiver<Incoming>>>,
+    taken: AtomicBool,
+}
+
+impl InboxSlot {
+    pub(crate) fn new() -> Self {
+        let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
+        Self {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            taken: AtomicBool::new(false),
+        }
+    }
+
+    /// The inbox, the first time; [`Error::AlreadyTaken`] after.
+    pub(crate) fn take(&self) -> Result<Inbox, Error> {
+        let receiver = lock(&self.receiver).take().ok_or(Error::AlreadyTaken(
+            "the master's inbox (ClusterControl::inbox)",
+        ))?;
+        self.taken.store(true, Ordering::SeqCst);
+        Ok(Inbox { receiver })
+    }
+
+    /// Puts a worker's message or request in the inbox, waiting while it is full; gives it
+    /// back when nobody has taken the inbox or its reader is gone.
+    pub(crate) async fn put(&self, incoming: Incoming) -> Result<(), Incoming> {
+        if !self.taken.load(Ordering::SeqCst) {
+            return Err(incoming);
+        }
+        self.sender.send(incoming).await.map_err(|error| error.0)
     }
 }

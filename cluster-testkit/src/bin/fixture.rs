@@ -155,7 +155,7 @@ async fn write_garbage() -> &'static str {
 
 /// The master's request handler: answers `echo`, keeps `ignore` forever.
 async fn answer_requests(control: ClusterControl) {
-    let Some(mut inbox) = control.inbox() else {
+    let Ok(mut inbox) = control.inbox() else {
         return;
     };
     let mut ignored = Vec::new();

@@ -3,18 +3,10 @@
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::Error;
-
-/// What a received signal asks of the master.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum SignalAction {
-    /// SIGTERM or SIGINT: stop gracefully (a second one stops at once).
-    Stop(&'static str),
-    /// SIGHUP or SIGUSR2: rolling reload.
-    Reload(&'static str),
-}
+use crate::master::machine::SignalAction;
 
 /// The master's signal handlers.
-pub(super) struct Signals {
+pub(crate) struct Signals {
     terminate: Signal,
     interrupt: Signal,
     hangup: Signal,
@@ -22,7 +14,7 @@ pub(super) struct Signals {
 }
 
 impl Signals {
-    pub(super) fn install() -> Result<Self, Error> {
+    pub(crate) fn install() -> Result<Self, Error> {
         let install = |kind| signal(kind).map_err(Error::Signal);
         Ok(Self {
             terminate: install(SignalKind::terminate())?,
@@ -33,7 +25,7 @@ impl Signals {
     }
 
     /// The next signal received.
-    pub(super) async fn next(&mut self) -> SignalAction {
+    pub(crate) async fn next(&mut self) -> SignalAction {
         tokio::select! {
             _ = self.terminate.recv() => SignalAction::Stop("SIGTERM"),
             _ = self.interrupt.recv() => SignalAction::Stop("SIGINT"),

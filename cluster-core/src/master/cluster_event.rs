@@ -125,7 +125,7 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    pub(super) fn new(receiver: broadcast::Receiver<ClusterEvent>) -> Self {
+    pub(crate) fn new(receiver: broadcast::Receiver<ClusterEvent>) -> Self {
         Self { receiver }
     }
 

@@ -17,9 +17,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use super::dispatch::Handoff;
-use super::event::Event;
-use crate::Error;
+use super::report::{Accepted, Report};
 use crate::reuseport::reuseport_socket;
 
 /// Connections accepted but not yet acknowledged by a worker, across the cluster. Past this the
@@ -27,10 +25,10 @@ use crate::reuseport::reuseport_socket;
 const MAX_UNACKNOWLEDGED: usize = 4096;
 
 /// Every address the master listens on.
-pub(super) struct Listeners {
+pub(crate) struct Listeners {
     policy: Policy,
     bound: HashMap<ListenKey, Bound>,
-    events: mpsc::Sender<Event>,
+    reports: mpsc::Sender<Report>,
     unacknowledged: Arc<Semaphore>,
 }
 
@@ -50,48 +48,41 @@ enum BoundSocket {
 }
 
 impl Listeners {
-    pub(super) fn new(policy: Policy, events: mpsc::Sender<Event>) -> Self {
+    pub(crate) fn new(policy: Policy, reports: mpsc::Sender<Report>) -> Self {
         Self {
             policy,
             bound: HashMap::new(),
-            events,
+            reports,
             unacknowledged: Arc::new(Semaphore::new(MAX_UNACKNOWLEDGED)),
         }
     }
 
     /// Binds `address` unless it is bound already; returns the bound address.
-    pub(super) async fn bind(&mut self, address: &str) -> Result<SocketAddr, Error> {
+    pub(crate) async fn bind(&mut self, address: &str) -> std::io::Result<SocketAddr> {
         let key = ListenKey::from(address);
         if let Some(bound) = self.bound.get(&key) {
             return Ok(bound.address);
         }
-        let bind_error = |source| Error::Bind {
-            address: address.to_owned(),
-            source,
-        };
         let (local, socket) = match self.policy {
             Policy::Rr | Policy::Sticky | Policy::Least => {
-                let listener = TcpListener::bind(address).await.map_err(bind_error)?;
-                let local = listener.local_addr().map_err(bind_error)?;
+                let listener = TcpListener::bind(address).await?;
+                let local = listener.local_addr()?;
                 let accept_task = tokio::spawn(accept_loop(
                     key.clone(),
                     listener,
-                    self.events.clone(),
+                    self.reports.clone(),
                     Arc::clone(&self.unacknowledged),
                 ));
                 (local, BoundSocket::Accepting(accept_task))
             }
             Policy::Shared => {
-                let listener = TcpListener::bind(address).await.map_err(bind_error)?;
-                let local = listener.local_addr().map_err(bind_error)?;
-                (
-                    local,
-                    BoundSocket::Shared(listener.into_std().map_err(bind_error)?),
-                )
+                let listener = TcpListener::bind(address).await?;
+                let local = listener.local_addr()?;
+                (local, BoundSocket::Shared(listener.into_std()?))
             }
             Policy::Reuseport => {
-                let socket = reuseport_socket(address).await.map_err(bind_error)?;
-                let local = socket.local_addr().map_err(bind_error)?;
+                let socket = reuseport_socket(address).await?;
+                let local = socket.local_addr()?;
                 (local, BoundSocket::Reserved { _port: socket })
             }
         };
@@ -106,22 +97,8 @@ impl Listeners {
         Ok(local)
     }
 
-    /// The bound address of `key`, if it is bound.
-    pub(super) fn address_of(&self, key: &ListenKey) -> Option<SocketAddr> {
-        self.bound.get(key).map(|bound| bound.address)
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.bound.len()
-    }
-
-    /// Every bound address, in no particular order.
-    pub(super) fn addresses(&self) -> Vec<SocketAddr> {
-        self.bound.values().map(|bound| bound.address).collect()
-    }
-
     /// A copy of the listening socket of `key` for a worker, under the `shared` policy.
-    pub(super) fn share(&self, key: &ListenKey) -> std::io::Result<Option<OwnedFd>> {
+    pub(crate) fn share(&self, key: &ListenKey) -> std::io::Result<Option<OwnedFd>> {
         match self.bound.get(key).map(|bound| &bound.socket) {
             Some(BoundSocket::Shared(listener)) => listener.as_fd().try_clone_to_owned().map(Some),
             _ => Ok(None),
@@ -130,7 +107,7 @@ impl Listeners {
 
     /// Stops accepting and closes the master's sockets: under `rr` and `sticky` new clients
     /// are refused from now on (under `shared` and `reuseport` once the workers close theirs).
-    pub(super) fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         for (_, bound) in self.bound.drain() {
             if let BoundSocket::Accepting(accept_task) = bound.socket {
                 accept_task.abort();
@@ -148,7 +125,7 @@ impl Drop for Listeners {
 async fn accept_loop(
     key: ListenKey,
     listener: TcpListener,
-    events: mpsc::Sender<Event>,
+    reports: mpsc::Sender<Report>,
     unacknowledged: Arc<Semaphore>,
 ) {
     loop {
@@ -157,8 +134,13 @@ async fn accept_loop(
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let handoff = Handoff::new(key.clone(), stream, peer, permit);
-                if events.send(Event::Connection(handoff)).await.is_err() {
+                let accepted = Accepted {
+                    key: key.clone(),
+                    stream,
+                    peer,
+                    permit,
+                };
+                if reports.send(Report::Accepted(accepted)).await.is_err() {
                     return;
                 }
             }

@@ -1,0 +1,65 @@
+//! What user code asks of the master ([`crate::ClusterControl`], [`crate::WorkerHandle`]), and
+//! the channel that carries it.
+
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+
+use super::ids::WorkerKey;
+use crate::sync::lock;
+
+/// Which workers a message from master code goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// Every live worker.
+    All,
+    /// One worker process.
+    One(WorkerKey),
+}
+
+/// One request from user code to the master.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Command {
+    /// A rolling reload (as SIGHUP).
+    Reload,
+    /// A graceful stop (as SIGTERM).
+    Shutdown,
+    /// Stop routing to this worker, let it finish and exit; it is not replaced.
+    Disconnect(WorkerKey),
+    /// User code signalled this worker itself: its exit is intended, it is not replaced.
+    Release(WorkerKey),
+    /// A user message from master code.
+    Deliver { to: Target, data: serde_json::Value },
+}
+
+/// The command channel: any number of senders, one master that takes the receiver.
+#[derive(Debug)]
+pub(crate) struct CommandBus {
+    sender: mpsc::UnboundedSender<Command>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
+}
+
+impl CommandBus {
+    pub(crate) fn new() -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Self {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+        }
+    }
+
+    /// Sends `command`; one sent when no master runs (yet, or any more) is dropped with it.
+    pub(crate) fn send(&self, command: Command) {
+        let _ = self.sender.send(command);
+    }
+
+    /// A sender for one worker's handle.
+    pub(crate) fn sender(&self) -> mpsc::UnboundedSender<Command> {
+        self.sender.clone()
+    }
+
+    /// The master's end; there is one master per cluster, later calls get `None`.
+    pub(crate) fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<Command>> {
+        lock(&self.receiver).take()
+    }
+}

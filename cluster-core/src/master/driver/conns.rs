@@ -1,0 +1,42 @@
+//! [`HeldConns`]: the connections the master holds until a worker acknowledges them.
+
+use std::collections::HashMap;
+
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::report::Accepted;
+use crate::master::ids::ConnId;
+use crate::master::machine::Conn;
+
+/// Accepted connections by id; dropping one closes the master's copy and frees its place in
+/// the cluster-wide bound.
+#[derive(Debug, Default)]
+pub(crate) struct HeldConns {
+    next: u64,
+    held: HashMap<ConnId, (TcpStream, OwnedSemaphorePermit)>,
+}
+
+impl HeldConns {
+    /// Holds `accepted`; returns it as the machine sees it.
+    pub(crate) fn hold(&mut self, accepted: Accepted) -> Conn {
+        let id = ConnId(self.next);
+        self.next += 1;
+        self.held.insert(id, (accepted.stream, accepted.permit));
+        Conn {
+            id,
+            key: accepted.key,
+            peer: accepted.peer,
+        }
+    }
+
+    /// The connection `id`, while held.
+    pub(crate) fn get(&self, id: ConnId) -> Option<&TcpStream> {
+        self.held.get(&id).map(|(stream, _)| stream)
+    }
+
+    /// Closes the master's copy of `id`.
+    pub(crate) fn close(&mut self, id: ConnId) {
+        self.held.remove(&id);
+    }
+}

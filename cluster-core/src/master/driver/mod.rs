@@ -1,0 +1,247 @@
+//! The master's driver: it owns every socket, process, signal and timer, turns what happens
+//! into the machine's [`Input`]s, and carries out the [`Action`]s the machine answers with. It
+//! decides nothing itself.
+//!
+//! - `listeners`: the sockets the master binds, and their accept tasks;
+//! - `spawn` and `reader`: worker processes, the task reading each one's channel (which puts
+//!   inbox messages straight into the inbox) and the task reaping it;
+//! - `link`: the driver's ends towards one live worker; `conns`: the connections it holds;
+//! - `signals`, `publish` (notices into events), `report` (what the tasks tell the driver).
+
+mod conns;
+mod link;
+mod listeners;
+mod publish;
+mod reader;
+mod report;
+mod signals;
+mod spawn;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::time::Instant;
+
+use rustix::process::Signal;
+use tokio::sync::mpsc;
+use tokio_util::time::DelayQueue;
+
+use self::conns::HeldConns;
+use self::link::WorkerLink;
+use self::listeners::Listeners;
+use self::report::Report;
+use self::signals::Signals;
+use self::spawn::{Program, spawn_worker};
+use crate::Error;
+use crate::master::command::Command;
+use crate::master::control::ClusterControl;
+use crate::master::handle::WorkerHandle;
+use crate::master::hooks::{MasterHook, ReadyHook};
+use crate::master::ids::WorkerKey;
+use crate::master::machine::{Action, Config, Input, Machine, Notice, Timer};
+
+/// Reports waiting for the driver; reporting tasks wait when it is full.
+const REPORT_QUEUE: usize = 1024;
+
+/// What the master needs from the [`crate::Cluster`] builder.
+pub(crate) struct Settings {
+    pub(crate) config: Config,
+    pub(crate) control: ClusterControl,
+    pub(crate) on_ready: Option<ReadyHook>,
+    pub(crate) on_master: Option<MasterHook>,
+}
+
+/// Runs the master until the cluster stops.
+pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
+    let program = Program::current()?;
+    let signals = Signals::install()?;
+    let control = settings.control;
+    let commands = control
+        .commands()
+        .take_receiver()
+        .ok_or(Error::AlreadyRunning)?;
+    let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
+    let mut machine = Machine::new(settings.config.clone(), Instant::now());
+    let driver = Driver {
+        listeners: Listeners::new(settings.config.policy, reports_tx.clone()),
+        program,
+        reports_tx,
+        reports,
+        commands,
+        signals,
+        timers: DelayQueue::new(),
+        conns: HeldConns::default(),
+        links: HashMap::new(),
+        on_ready: settings.on_ready,
+        control: control.clone(),
+    };
+    if let Some(hook) = settings.on_master {
+        tokio::spawn(hook(control));
+    }
+    driver.run(&mut machine).await
+}
+
+struct Driver {
+    program: Program,
+    control: ClusterControl,
+    on_ready: Option<ReadyHook>,
+    listeners: Listeners,
+    /// Given to every task that reports to the driver.
+    reports_tx: mpsc::Sender<Report>,
+    reports: mpsc::Receiver<Report>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    signals: Signals,
+    timers: DelayQueue<Timer>,
+    conns: HeldConns,
+    links: HashMap<WorkerKey, WorkerLink>,
+}
+
+impl Driver {
+    async fn run(mut self, machine: &mut Machine) -> Result<(), Error> {
+        let mut input = Input::Start;
+        loop {
+            if let Some(result) = self.feed(machine, input).await {
+                return result;
+            }
+            input = self.next_input().await;
+        }
+    }
+
+    /// Hands `input` to the machine and carries out its actions, and those of the inputs they
+    /// lead to; the master's result once the machine finishes.
+    async fn feed(&mut self, machine: &mut Machine, input: Input) -> Option<Result<(), Error>> {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            for action in machine.handle(input, Instant::now()) {
+                if let Action::Finish(result) = action {
+                    return Some(result);
+                }
+                self.execute(action, &mut inputs).await;
+            }
+        }
+        None
+    }
+
+    /// The next thing that happened. Commands come first: a worker user code released is
+    /// known as such before its exit is.
+    async fn next_input(&mut self) -> Input {
+        let report = tokio::select! {
+            biased;
+            Some(command) = self.commands.recv() => return Input::Command(command),
+            action = self.signals.next() => return Input::Signal(action),
+            Some(expired) = poll_fn(|cx| self.timers.poll_expired(cx)) => {
+                return Input::Timer(expired.into_inner());
+            }
+            Some(report) = self.reports.recv() => report,
+        };
+        self.input_of(report)
+    }
+
+    fn input_of(&mut self, report: Report) -> Input {
+        match report {
+            Report::Accepted(accepted) => Input::Connection(self.conns.hold(accepted)),
+            Report::Input(input) => {
+                if let Input::ChannelClosed { worker, .. } = &input
+                    && let Some(link) = self.links.get(worker)
+                {
+                    link.handle.set_disconnected();
+                }
+                input
+            }
+        }
+    }
+
+    /// Carries out `action`; what it leads to goes on `inputs`.
+    async fn execute(&mut self, action: Action, inputs: &mut VecDeque<Input>) {
+        match action {
+            Action::Bind { address } => {
+                let result = self.listeners.bind(&address).await;
+                inputs.push_back(Input::Bound { address, result });
+            }
+            Action::Spawn { worker, slot } => inputs.push_back(self.spawn(worker, slot)),
+            Action::HandOff { worker, seq, conn } => {
+                let sent = match (self.links.get(&worker), self.conns.get(conn.id)) {
+                    (Some(link), Some(stream)) => link.hand_off(seq, &conn, stream),
+                    _ => false,
+                };
+                if !sent {
+                    inputs.push_back(Input::HandoffFailed { worker, seq });
+                }
+            }
+            Action::Send {
+                worker,
+                message,
+                share,
+            } => {
+                let fds = match share.map(|key| self.listeners.share(&key)) {
+                    Some(Ok(Some(fd))) => vec![fd],
+                    Some(Err(error)) => {
+                        tracing::error!(%error, "cannot copy the listening socket for a worker");
+                        Vec::new()
+                    }
+                    _ => Vec::new(),
+                };
+                if let Some(link) = self.links.get(&worker) {
+                    link.send(message, fds);
+                }
+            }
+            Action::Deliver { worker, message } => {
+                if let Some(link) = self.links.get(&worker) {
+                    link.deliver(message);
+                }
+            }
+            Action::CloseConn(id) => self.conns.close(id),
+            Action::Kill { worker } => {
+                if let Some(link) = self.links.get(&worker)
+                    && let Err(error) = link.handle.signal(Signal::KILL)
+                {
+                    tracing::debug!(slot = link.handle.id(), %error, "kill failed (already gone?)");
+                }
+            }
+            Action::CloseListeners => {
+                self.listeners.close();
+                // What the acceptors reported before they stopped is handed out first.
+                while let Ok(report) = self.reports.try_recv() {
+                    let input = self.input_of(report);
+                    inputs.push_back(input);
+                }
+                inputs.push_back(Input::ListenersClosed);
+            }
+            Action::Arm { after, timer } => {
+                self.timers.insert(timer, after);
+            }
+            Action::Notify(Notice::Ready(addresses)) => {
+                if let Some(hook) = &self.on_ready {
+                    hook(&addresses);
+                }
+            }
+            Action::Notify(notice) => {
+                let registry = self.control.registry();
+                if let Some(event) = publish::event_for(notice, &mut self.links, registry) {
+                    self.control.emit(event);
+                }
+            }
+            Action::PublishCounter { name, value } => {
+                self.control.registry().set_counter(name, value);
+            }
+            Action::Finish(_) => {}
+        }
+    }
+
+    /// Starts the worker process `worker` for `slot`; what the machine hears of it.
+    fn spawn(&mut self, worker: WorkerKey, slot: usize) -> Input {
+        match spawn_worker(&self.program, slot, worker, &self.reports_tx, &self.control) {
+            Ok(spawned) => {
+                let commands = self.control.commands().sender();
+                let handle = WorkerHandle::new(worker, slot, spawned.pid, commands);
+                self.control.registry().add_worker(handle.clone());
+                self.links
+                    .insert(worker, WorkerLink::new(spawned.sender, handle));
+                Input::Spawned {
+                    worker,
+                    pid: spawned.pid,
+                }
+            }
+            Err(error) => Input::SpawnFailed { worker, error },
+        }
+    }
+}

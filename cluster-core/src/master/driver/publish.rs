@@ -1,0 +1,64 @@
+//! Turns the machine's [`Notice`]s into [`ClusterEvent`]s for user code, keeping the worker
+//! handles and the registry in step with them.
+
+use std::collections::HashMap;
+
+use super::link::WorkerLink;
+use crate::master::cluster_event::ClusterEvent;
+use crate::master::ids::WorkerKey;
+use crate::master::machine::Notice;
+use crate::master::registry::Registry;
+
+/// The event for `notice` (`None` for [`Notice::Ready`], which is not an event, and for a
+/// worker the driver no longer knows). An exit forgets the worker's link.
+pub(crate) fn event_for(
+    notice: Notice,
+    links: &mut HashMap<WorkerKey, WorkerLink>,
+    registry: &Registry,
+) -> Option<ClusterEvent> {
+    let handle = |key: WorkerKey| links.get(&key).map(|link| link.handle.clone());
+    Some(match notice {
+        Notice::Fork(key) => ClusterEvent::Fork(handle(key)?),
+        Notice::Online(key) => ClusterEvent::Online(handle(key)?),
+        Notice::Listening(key, address) => ClusterEvent::Listening(handle(key)?, address),
+        Notice::Disconnect(key) => {
+            let worker = handle(key)?;
+            worker.set_exited_after_disconnect();
+            ClusterEvent::Disconnect(worker)
+        }
+        Notice::Exit {
+            worker: key,
+            code,
+            signal,
+            exited_after_disconnect,
+        } => {
+            let worker = links.remove(&key)?.handle;
+            registry.remove_worker(key);
+            if exited_after_disconnect {
+                worker.set_exited_after_disconnect();
+            }
+            worker.set_dead();
+            ClusterEvent::Exit {
+                worker,
+                code,
+                signal,
+                exited_after_disconnect,
+            }
+        }
+        Notice::Restarting { slot, delay } => ClusterEvent::Restarting { id: slot, delay },
+        Notice::ReloadStarted => ClusterEvent::ReloadStarted,
+        Notice::Reloaded {
+            slot,
+            old_pid,
+            new_pid,
+        } => ClusterEvent::Reloaded {
+            id: slot,
+            old_pid,
+            new_pid,
+        },
+        Notice::ReloadFinished => ClusterEvent::ReloadFinished,
+        Notice::ReloadFailed { slot, reason } => ClusterEvent::ReloadFailed { id: slot, reason },
+        Notice::ShutdownStarted => ClusterEvent::ShutdownStarted,
+        Notice::Ready(_) => return None,
+    })
+}

@@ -1,0 +1,28 @@
+//! [`Report`]: what the driver's tasks (acceptors, worker readers, reapers) tell the driver.
+
+use std::net::SocketAddr;
+
+use cluster_ipc::ListenKey;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::master::machine::Input;
+
+/// One report from a task of the driver.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// A listener accepted a connection: the driver holds it and tells the machine.
+    Accepted(Accepted),
+    /// Something the machine hears of as it is.
+    Input(Input),
+}
+
+/// A connection a listener accepted.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) key: ListenKey,
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    /// Counts against the cluster-wide bound on connections held by the master.
+    pub(crate) permit: OwnedSemaphorePermit,
+}

@@ -1,0 +1,102 @@
+//! Starting a worker process: re-execute this program with the worker's environment and its
+//! end of a fresh socketpair mapped to a known descriptor number. Never `fork()` without `exec`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use cluster_ipc::{Channel, Sender};
+use command_fds::{CommandFdExt, FdMapping};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use super::reader::WorkerReader;
+use super::report::Report;
+use crate::Error;
+use crate::master::control::ClusterControl;
+use crate::master::ids::WorkerKey;
+use crate::master::machine::Input;
+use crate::master::process_exit::ProcessExit;
+use crate::role::{IPC_FD_ENV, WORKER_ID_ENV, WORKER_IPC_FD};
+
+/// The program workers run: this executable, resolved once when the master starts (so a
+/// rebuilt binary is what the next worker runs), and the master's own arguments.
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    exe: PathBuf,
+    args: Vec<OsString>,
+}
+
+impl Program {
+    pub(crate) fn current() -> Result<Program, Error> {
+        Ok(Program {
+            exe: std::env::current_exe().map_err(Error::CurrentExe)?,
+            args: std::env::args_os().skip(1).collect(),
+        })
+    }
+}
+
+/// A started worker: its pid and the sending half of its IPC channel. Its reader and reaper
+/// tasks report to the driver.
+///
+/// Workers inherit the master's stdout and stderr, as in Node. Their stderr is deliberately not
+/// relayed through the master: once the master died, every worker write would hit a broken
+/// pipe, and `eprintln!` (which tracing-subscriber uses to report a failed write) panics on one.
+pub(crate) struct Spawned {
+    pub(crate) pid: u32,
+    pub(crate) sender: Sender,
+}
+
+pub(crate) fn spawn_worker(
+    program: &Program,
+    slot: usize,
+    key: WorkerKey,
+    reports: &mpsc::Sender<Report>,
+    control: &ClusterControl,
+) -> Result<Spawned, Error> {
+    let spawn_error = |source| Error::Spawn {
+        slot,
+        exe: program.exe.clone(),
+        source,
+    };
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(spawn_error)?;
+    let mut command = Command::new(&program.exe);
+    command
+        .args(&program.args)
+        .env(WORKER_ID_ENV, slot.to_string())
+        .env(IPC_FD_ENV, WORKER_IPC_FD.to_string())
+        .stdin(Stdio::null())
+        // Its own process group: a terminal's Ctrl-C reaches the master only, which decides.
+        .process_group(0)
+        // If the master's runtime is torn down without reaping, the worker dies with it.
+        .kill_on_drop(true);
+    command
+        .fd_mappings(vec![FdMapping {
+            parent_fd: theirs.into(),
+            child_fd: WORKER_IPC_FD,
+        }])
+        .map_err(|collision| spawn_error(std::io::Error::other(collision)))?;
+    let child = command.spawn().map_err(spawn_error)?;
+    // Dropping the command closes the master's copy of the worker's end of the socketpair.
+    drop(command);
+    let pid = child.id().unwrap_or_default();
+    let (sender, receiver) = Channel::from_std(ours)?.split();
+    let reader = WorkerReader {
+        worker: key,
+        slot,
+        replies: sender.clone(),
+        reports: reports.clone(),
+        control: control.clone(),
+    };
+    tokio::spawn(reader.run(receiver));
+    tokio::spawn(reap_worker(key, child, reports.clone()));
+    Ok(Spawned { pid, sender })
+}
+
+/// Waits for the worker process to exit and reports it; the master reaps every child.
+async fn reap_worker(worker: WorkerKey, mut child: Child, reports: mpsc::Sender<Report>) {
+    let exit = ProcessExit::from_wait(&child.wait().await);
+    let _ = reports
+        .send(Report::Input(Input::Exited { worker, exit }))
+        .await;
+}

@@ -1,0 +1,103 @@
+//! Start-up and listening addresses: bind the configured addresses before any worker starts,
+//! bind once per address what workers ask for (`queryServer`), and answer them.
+
+use std::io;
+use std::net::SocketAddr;
+
+use cluster_ipc::{ListenKey, Message, Policy};
+
+use super::action::Action;
+use super::listeners::Wish;
+use super::state::{Machine, Phase};
+use super::workers::Origin;
+use crate::Error;
+use crate::master::ids::WorkerKey;
+
+impl Machine {
+    /// Binds the configured addresses (workers start once they are bound), or starts the
+    /// workers at once when there are none.
+    pub(crate) fn on_start(&mut self) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        self.phase = Phase::Binding;
+        for address in self.config.addresses.clone() {
+            if self.listeners.wish(ListenKey::from(address.as_str()), None) == Wish::Bind {
+                self.push(Action::Bind { address });
+            }
+        }
+        self.start_workers_once_bound();
+    }
+
+    /// A worker wants to listen on `address`: the master binds it once for the cluster.
+    pub(crate) fn on_query_server(&mut self, worker: WorkerKey, seq: u64, address: String) {
+        let key = ListenKey::from(address.as_str());
+        match self.listeners.wish(key.clone(), Some((worker, seq))) {
+            Wish::Bound(bound) => self.acknowledge_listen(worker, seq, key, bound),
+            Wish::Bind => self.push(Action::Bind { address }),
+            Wish::Wait => {}
+        }
+    }
+
+    /// The driver bound `address`, or could not: answers everyone who waited for it. A bind
+    /// that fails stops the cluster (a worker that cannot listen cannot serve).
+    pub(crate) fn on_bound(&mut self, address: String, result: io::Result<SocketAddr>) {
+        let key = ListenKey::from(address.as_str());
+        match result {
+            Ok(bound) => {
+                tracing::debug!(%address, %bound, "bound");
+                for (worker, seq) in self.listeners.bound(key.clone(), bound) {
+                    self.acknowledge_listen(worker, seq, key.clone(), bound);
+                }
+                self.start_workers_once_bound();
+            }
+            Err(source) => {
+                let error = Error::Bind { address, source };
+                for (worker, seq) in self.listeners.failed(&key) {
+                    let message = error.to_string();
+                    self.send(worker, Message::ServerError { seq, message });
+                }
+                self.fail(error);
+            }
+        }
+    }
+
+    /// `serverAck`: how the worker will get its connections (with the listening socket itself
+    /// under `shared`).
+    fn acknowledge_listen(
+        &mut self,
+        worker: WorkerKey,
+        seq: u64,
+        key: ListenKey,
+        bound: SocketAddr,
+    ) {
+        let policy = self.config.policy;
+        let share = (policy == Policy::Shared).then(|| key.clone());
+        let message = Message::ServerAck {
+            seq,
+            key,
+            policy,
+            address: bound,
+        };
+        self.push(Action::Send {
+            worker,
+            message,
+            share,
+        });
+    }
+
+    fn start_workers_once_bound(&mut self) {
+        if self.phase != Phase::Binding || !self.listeners.all_bound(&self.config.addresses) {
+            return;
+        }
+        self.phase = Phase::Running;
+        tracing::info!(
+            workers = self.config.worker_count,
+            policy = ?self.config.policy,
+            "starting workers"
+        );
+        for slot in 1..=self.config.worker_count {
+            self.spawn(slot, Origin::Initial);
+        }
+    }
+}

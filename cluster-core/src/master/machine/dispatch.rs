@@ -1,0 +1,207 @@
+//! [`Dispatcher`]: which worker gets each accepted connection, by policy, or the backlog.
+//!
+//! A worker is a candidate for a listen key once it listens on it, and only while it has room
+//! ([`WorkerState::has_room`]: connected, not stopping, window not full).
+//!
+//! - [`Policy::Rr`]: the next candidate in slot order.
+//! - [`Policy::Sticky`]: the worker whose slot scores highest for the client's IP
+//!   (rendezvous hashing): a client keeps its worker while it lives, waits for it when it has
+//!   no room, and only a dead worker's clients move (back to its replacement later).
+//! - [`Policy::Least`]: the lowest [`WorkerState::estimated_load`], ties by slot.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+use cluster_ipc::{ListenKey, Policy};
+
+use super::conn::Conn;
+use super::workers::{WorkerState, Workers};
+use crate::master::ids::WorkerKey;
+
+/// A connection given to a worker: the machine sends it as `newConn {seq}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Placement {
+    pub(crate) worker: WorkerKey,
+    pub(crate) seq: u64,
+    pub(crate) conn: Conn,
+}
+
+/// The workers listening on one key, in slot order, and whose turn is next.
+#[derive(Debug, Default)]
+struct Rotation {
+    members: Vec<(usize, WorkerKey)>,
+    next: usize,
+}
+
+/// Routes connections to workers; holds those no worker can take yet.
+#[derive(Debug)]
+pub(crate) struct Dispatcher {
+    policy: Policy,
+    rotations: HashMap<ListenKey, Rotation>,
+    backlog: VecDeque<Conn>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(policy: Policy) -> Self {
+        Self {
+            policy,
+            rotations: HashMap::new(),
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// `worker` (in `slot`) now takes connections for `key`.
+    pub(crate) fn add(&mut self, key: ListenKey, slot: usize, worker: WorkerKey) {
+        let members = &mut self.rotations.entry(key).or_default().members;
+        if !members.iter().any(|(_, member)| *member == worker) {
+            members.push((slot, worker));
+            members.sort_unstable();
+        }
+    }
+
+    /// `worker` takes no more connections for `key`.
+    pub(crate) fn remove(&mut self, key: &ListenKey, worker: WorkerKey) {
+        if let Some(rotation) = self.rotations.get_mut(key) {
+            rotation.members.retain(|(_, member)| *member != worker);
+        }
+    }
+
+    /// `worker` takes no more connections at all.
+    pub(crate) fn remove_worker(&mut self, worker: WorkerKey) {
+        for rotation in self.rotations.values_mut() {
+            rotation.members.retain(|(_, member)| *member != worker);
+        }
+    }
+
+    /// Gives `conn` to a worker with room, or queues it in the backlog.
+    pub(crate) fn dispatch(&mut self, conn: Conn, workers: &mut Workers) -> Option<Placement> {
+        match self.place(conn, workers) {
+            Ok(placement) => Some(placement),
+            Err(conn) => {
+                self.backlog.push_back(conn);
+                None
+            }
+        }
+    }
+
+    /// Gives queued connections to workers that now have room; those still without one stay
+    /// queued in their order (under `sticky` a client waits for its own worker without
+    /// holding up the others).
+    pub(crate) fn drain_backlog(&mut self, workers: &mut Workers) -> Vec<Placement> {
+        let mut placed = Vec::new();
+        for conn in std::mem::take(&mut self.backlog) {
+            match self.place(conn, workers) {
+                Ok(placement) => placed.push(placement),
+                Err(conn) => self.backlog.push_back(conn),
+            }
+        }
+        placed
+    }
+
+    /// Empties the backlog; returns what was in it.
+    pub(crate) fn take_backlog(&mut self) -> Vec<Conn> {
+        self.backlog.drain(..).collect()
+    }
+
+    fn place(&mut self, conn: Conn, workers: &mut Workers) -> Result<Placement, Conn> {
+        let Some(rotation) = self.rotations.get_mut(&conn.key) else {
+            return Err(conn);
+        };
+        let chosen = match self.policy {
+            Policy::Sticky => sticky_owner(rotation, conn.peer.ip())
+                .filter(|worker| workers.get(worker).is_some_and(WorkerState::has_room)),
+            Policy::Least => least_loaded(rotation, workers),
+            Policy::Rr | Policy::Shared | Policy::Reuseport => next_in_turn(rotation, workers),
+        };
+        let Some(worker) = chosen else {
+            return Err(conn);
+        };
+        let Some(state) = workers.get_mut(&worker) else {
+            return Err(conn);
+        };
+        let seq = state.hand(conn.clone());
+        Ok(Placement { worker, seq, conn })
+    }
+}
+
+/// The client's worker under `sticky`, room or not.
+fn sticky_owner(rotation: &Rotation, ip: IpAddr) -> Option<WorkerKey> {
+    rotation
+        .members
+        .iter()
+        .max_by_key(|(slot, _)| rendezvous_score(ip, *slot))
+        .map(|(_, worker)| *worker)
+}
+
+/// The member with room and the lowest estimated load, ties by slot.
+fn least_loaded(rotation: &Rotation, workers: &Workers) -> Option<WorkerKey> {
+    rotation
+        .members
+        .iter()
+        .filter_map(|(slot, key)| {
+            let state = workers.get(key).filter(|state| state.has_room())?;
+            Some((state.estimated_load(), *slot, *key))
+        })
+        .min()
+        .map(|(_, _, key)| key)
+}
+
+/// The next member with room, in turn.
+fn next_in_turn(rotation: &mut Rotation, workers: &Workers) -> Option<WorkerKey> {
+    let count = rotation.members.len();
+    for _ in 0..count {
+        let (_, worker) = rotation.members[rotation.next % count];
+        rotation.next = (rotation.next + 1) % count;
+        if workers.get(&worker).is_some_and(WorkerState::has_room) {
+            return Some(worker);
+        }
+    }
+    None
+}
+
+/// The rendezvous (highest random weight) score of `slot` for a client at `ip`.
+fn rendezvous_score(ip: IpAddr, slot: usize) -> u64 {
+    // SipHash with fixed keys: the same on every run, spread like a random function.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (ip, slot).hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(ip: IpAddr, slots: &[usize]) -> usize {
+        *slots
+            .iter()
+            .max_by_key(|slot| rendezvous_score(ip, **slot))
+            .unwrap()
+    }
+
+    #[test]
+    fn only_the_clients_of_a_removed_slot_move() {
+        let clients: Vec<IpAddr> = (1..=250u8).map(|n| IpAddr::from([10, 0, 0, n])).collect();
+        let all = [1, 2, 3, 4];
+        let without_two = [1, 3, 4];
+        let mut moved = 0;
+        for ip in &clients {
+            let before = owner(*ip, &all);
+            let after = owner(*ip, &without_two);
+            if before == 2 {
+                moved += 1;
+            } else {
+                assert_eq!(before, after, "a client of another slot moved");
+            }
+        }
+        assert!(moved > 30, "slot 2 owned some clients ({moved})");
+        // Every slot gets a share.
+        for slot in all {
+            let owned = clients
+                .iter()
+                .filter(|ip| owner(**ip, &all) == slot)
+                .count();
+            assert!(owned > 30, "slot {slot} owns {owned} of 250");
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Worker lifecycle: started, online, channel closed, exited; restarts with backoff and the
+//! crash-loop guard; the disconnect timeout; the ready notice.
+
+use cluster_ipc::{IpcError, PROTOCOL_VERSION};
+
+use super::action::{Action, Notice};
+use super::input::Timer;
+use super::restart::Restart;
+use super::state::Machine;
+use super::workers::{Origin, WorkerState};
+use crate::Error;
+use crate::master::ids::WorkerKey;
+use crate::master::process_exit::ProcessExit;
+
+impl Machine {
+    /// The worker's process runs.
+    pub(crate) fn on_spawned(&mut self, key: WorkerKey, pid: u32) {
+        if let Some(worker) = self.workers.get_mut(&key) {
+            tracing::debug!(slot = worker.slot, pid, "worker spawned");
+            worker.pid = Some(pid);
+            self.notify(Notice::Fork(key));
+        }
+    }
+
+    /// The worker joined; one speaking another protocol version is stopped.
+    pub(crate) fn on_online(&mut self, key: WorkerKey, version: u32) {
+        let Some(worker) = self.workers.get(&key) else {
+            return;
+        };
+        if version != PROTOCOL_VERSION {
+            tracing::error!(
+                slot = worker.slot,
+                pid = worker.pid(),
+                "worker speaks protocol version {version}, this master {PROTOCOL_VERSION}; stopping it"
+            );
+            self.push(Action::Kill { worker: key });
+            return;
+        }
+        tracing::debug!(slot = worker.slot, pid = worker.pid(), "worker online");
+        self.notify(Notice::Online(key));
+    }
+
+    /// The worker sent a message only the master may send: it is stopped.
+    pub(crate) fn on_forbidden(&mut self, key: WorkerKey, kind: &str) {
+        if let Some(worker) = self.workers.get(&key) {
+            tracing::error!(
+                slot = worker.slot,
+                pid = worker.pid(),
+                kind,
+                "worker sent a message only the master may send; stopping it"
+            );
+            self.push(Action::Kill { worker: key });
+        }
+    }
+
+    /// The worker's channel closed: it gets nothing more, and what it did not acknowledge goes
+    /// to others. One that broke the protocol is killed.
+    pub(crate) fn on_channel_closed(&mut self, key: WorkerKey, error: Option<IpcError>) {
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        worker.connected = false;
+        match error {
+            Some(error) if error.is_protocol_violation() => {
+                tracing::error!(slot = worker.slot, pid = worker.pid(), %error, "worker broke the IPC protocol; stopping it");
+                self.push(Action::Kill { worker: key });
+            }
+            Some(error) => tracing::warn!(slot = worker.slot, %error, "IPC with worker failed"),
+            None => tracing::debug!(slot = worker.slot, "worker closed its IPC channel"),
+        }
+        self.redispatch_from(key);
+    }
+
+    /// User code signalled the worker through its handle: it is not replaced.
+    pub(crate) fn on_release(&mut self, key: WorkerKey) {
+        if let Some(worker) = self.workers.get_mut(&key) {
+            worker.released = true;
+        }
+    }
+
+    /// The worker process is gone: forgets it and tells user code. Returns what it was.
+    pub(crate) fn remove_exited(
+        &mut self,
+        key: WorkerKey,
+        exit: &ProcessExit,
+    ) -> Option<WorkerState> {
+        self.redispatch_from(key);
+        let worker = self.workers.remove(&key)?;
+        self.subscriptions.forget(key);
+        self.notify(Notice::Exit {
+            worker: key,
+            code: exit.code(),
+            signal: exit.signal(),
+            exited_after_disconnect: worker.exit_is_intended(),
+        });
+        Some(worker)
+    }
+
+    /// A worker that died on its own gets a successor in its slot (unless another serves it).
+    pub(crate) fn restart_if_unexpected(&mut self, worker: &WorkerState, exit: &ProcessExit) {
+        let (slot, pid) = (worker.slot, worker.pid());
+        if self.is_stopping() || worker.exit_is_intended() {
+            tracing::debug!(slot, pid, "worker exited: {exit}");
+            return;
+        }
+        tracing::warn!(slot, pid, "worker exited unexpectedly: {exit}");
+        if self.serving_worker(slot).is_none() {
+            let uptime = worker.uptime(self.now);
+            self.schedule_restart(slot, uptime, pid, exit.to_string());
+        }
+    }
+
+    /// Decides, with the restart policy, when the slot's next worker starts, or gives up.
+    pub(crate) fn schedule_restart(
+        &mut self,
+        slot: usize,
+        uptime: std::time::Duration,
+        pid: u32,
+        status: String,
+    ) {
+        let policy = self.config.restart;
+        match self.restarts.on_death(&policy, slot, uptime) {
+            Restart::After(delay) => {
+                tracing::info!(slot, ?delay, "restarting worker");
+                self.notify(Notice::Restarting { slot, delay });
+                self.arm(delay, Timer::RestartDue { slot });
+            }
+            Restart::GiveUp { early_deaths } => self.fail(Error::CrashLoop {
+                slot,
+                pid,
+                status,
+                early_deaths,
+                min_uptime: policy.min_uptime,
+            }),
+        }
+    }
+
+    /// A slot's backoff has passed: its next worker starts, unless that is moot now.
+    pub(crate) fn on_restart_due(&mut self, slot: usize) {
+        if !self.is_stopping() && self.serving_worker(slot).is_none() {
+            self.spawn(slot, Origin::Restart);
+        }
+    }
+
+    /// A worker asked to stop is still there after the shutdown timeout: killed.
+    pub(crate) fn on_disconnect_timeout(&mut self, key: WorkerKey) {
+        let Some(worker) = self.workers.get(&key) else {
+            return;
+        };
+        tracing::warn!(
+            slot = worker.slot,
+            pid = worker.pid(),
+            timeout = ?self.config.shutdown_timeout,
+            "worker did not stop in time; killing it"
+        );
+        self.push(Action::Kill { worker: key });
+        if self.is_stopping() {
+            self.stop.killed_at_timeout += 1;
+        }
+    }
+
+    /// Tells user code, once, when every worker listens on every bound address.
+    pub(crate) fn announce_if_ready(&mut self) {
+        let listening = self.listeners.len();
+        let all_listening = self.workers.len() >= self.config.worker_count
+            && listening > 0
+            && self
+                .workers
+                .values()
+                .all(|worker| worker.listening.len() >= listening);
+        if self.ready || !all_listening {
+            return;
+        }
+        self.ready = true;
+        let addresses = self.listeners.addresses();
+        tracing::info!(workers = self.workers.len(), ?addresses, "cluster ready");
+        self.notify(Notice::Ready(addresses));
+    }
+}

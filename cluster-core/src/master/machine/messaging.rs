@@ -1,0 +1,112 @@
+//! User messages between processes (relayed by the master) and the cluster-wide counters.
+//! Messages for the master's own inbox never get here: the driver hands them to the inbox
+//! straight from the worker's channel.
+
+use cluster_ipc::{CounterOp, Message, Outcome, Peer, Route};
+
+use super::action::Action;
+use super::input::Timer;
+use super::state::Machine;
+use super::subscriptions::PUSH_INTERVAL;
+use super::workers::WorkerState;
+use crate::master::command::Target;
+use crate::master::ids::WorkerKey;
+
+impl Machine {
+    /// Relays a worker's user message; with a `seq`, answers with a receipt (an error when no
+    /// live worker is there to take it).
+    pub(crate) fn on_user_message(
+        &mut self,
+        key: WorkerKey,
+        to: Route,
+        data: serde_json::Value,
+        seq: Option<u64>,
+    ) {
+        let Some(from) = self.workers.get(&key).map(|worker| worker.slot) else {
+            return;
+        };
+        let message = Message::Deliver {
+            from: Peer::Worker(from),
+            data,
+        };
+        let outcome = match to {
+            Route::Master => Outcome::Error("not deliverable".into()),
+            Route::All => {
+                self.deliver(|_, _| true, &message);
+                Outcome::Ok(serde_json::Value::Null)
+            }
+            Route::Worker(slot) => match self.deliver(|_, worker| worker.slot == slot, &message) {
+                0 => Outcome::Error(format!("no live worker {slot}")),
+                _ => Outcome::Ok(serde_json::Value::Null),
+            },
+        };
+        if let Some(seq) = seq {
+            self.send(key, Message::Reply { seq, outcome });
+        }
+    }
+
+    /// Relays a message from master code.
+    pub(crate) fn on_master_message(&mut self, to: Target, data: serde_json::Value) {
+        let message = Message::Deliver {
+            from: Peer::Master,
+            data,
+        };
+        match to {
+            Target::All => self.deliver(|_, _| true, &message),
+            Target::One(target) => self.deliver(|key, _| key == target, &message),
+        };
+    }
+
+    /// Queues `message` for every connected worker that is not stopping and `matches`; returns
+    /// how many.
+    fn deliver(
+        &mut self,
+        matches: impl Fn(WorkerKey, &WorkerState) -> bool,
+        message: &Message,
+    ) -> usize {
+        let targets: Vec<WorkerKey> = self
+            .workers
+            .iter()
+            .filter(|(key, worker)| {
+                worker.connected && !worker.disconnecting && matches(**key, worker)
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for worker in &targets {
+            self.push(Action::Deliver {
+                worker: *worker,
+                message: message.clone(),
+            });
+        }
+        targets.len()
+    }
+
+    /// Applies a worker's counter operation and answers it with the value; a change to a
+    /// followed counter schedules a push (coalesced).
+    pub(crate) fn on_counter(&mut self, key: WorkerKey, seq: u64, name: String, op: CounterOp) {
+        if op == CounterOp::Subscribe {
+            self.subscriptions.subscribe(&name, key);
+        }
+        let value = self.counters.apply(&name, op);
+        if let CounterOp::Add(_) = op {
+            self.push(Action::PublishCounter {
+                name: name.clone(),
+                value,
+            });
+            if self.subscriptions.changed(name) {
+                self.arm(PUSH_INTERVAL, Timer::PushCounters);
+            }
+        }
+        let outcome = Outcome::Ok(value.into());
+        self.send(key, Message::Reply { seq, outcome });
+    }
+
+    /// Pushes every changed counter's latest value to the workers following it.
+    pub(crate) fn push_counters(&mut self) {
+        for (name, followers) in self.subscriptions.take_changed() {
+            let value = self.counters.get(&name);
+            let message = Message::CounterValue { name, value };
+            self.deliver(|key, _| followers.contains(&key), &message);
+        }
+    }
+}

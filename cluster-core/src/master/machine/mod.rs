@@ -1,0 +1,154 @@
+//! The master's decisions as a synchronous state machine, apart from all I/O (the sans-IO
+//! style of `quinn-proto` and `rustls`): the driver feeds it each [`Input`] with the current
+//! time and carries out the [`Action`]s it answers with, in order. Nothing here touches a
+//! socket, a process, a clock or a task, so every decision is unit-tested with a made-up clock.
+//!
+//! Layout, imports flowing down only:
+//! - this file: [`Machine::handle`], which routes each input to the concerns below;
+//! - the concerns, each an `impl Machine` block that uses only `state`'s primitives:
+//!   `binding` (start-up binds, `queryServer`), `connections` (handoffs and their answers),
+//!   `lifecycle` (workers starting, dying, restarting), `rolling` (reload), `messaging` (user
+//!   messages, counters), `shutdown` (graceful stop);
+//! - `state`: the [`Machine`] struct and its primitive steps;
+//! - plain data with its own rules: `workers`, `dispatch`, `listeners`, `reload`, `restart`,
+//!   `subscriptions`, `counters`; and the vocabulary: `input`, `action`, `conn`, `config`.
+
+mod action;
+mod binding;
+mod config;
+mod conn;
+mod connections;
+mod counters;
+mod dispatch;
+mod input;
+mod lifecycle;
+mod listeners;
+mod messaging;
+mod reload;
+mod restart;
+mod rolling;
+mod shutdown;
+mod state;
+mod subscriptions;
+#[cfg(test)]
+mod tests;
+mod workers;
+
+use std::time::Instant;
+
+use cluster_ipc::Message;
+
+pub(crate) use self::action::{Action, Notice};
+pub(crate) use self::config::Config;
+pub(crate) use self::conn::Conn;
+pub(crate) use self::input::{Input, SignalAction, Timer};
+pub use self::restart::RestartPolicy;
+pub(crate) use self::state::Machine;
+use crate::Error;
+use crate::master::command::Command;
+use crate::master::ids::WorkerKey;
+use crate::master::process_exit::ProcessExit;
+
+impl Machine {
+    /// Handles one input at time `now`; returns what the driver must do, in order.
+    pub(crate) fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
+        self.now = now;
+        match input {
+            Input::Start => self.on_start(),
+            Input::Bound { address, result } => self.on_bound(address, result),
+            Input::Spawned { worker, pid } => self.on_spawned(worker, pid),
+            Input::SpawnFailed { worker, error } => self.on_spawn_failed(worker, error),
+            Input::Connection(conn) => self.on_connection(conn),
+            Input::HandoffFailed { worker, seq } => self.on_handoff_failed(worker, seq),
+            Input::Message { worker, message } => self.on_message(worker, message),
+            Input::ChannelClosed { worker, error } => self.on_channel_closed(worker, error),
+            Input::Exited { worker, exit } => self.on_exit(worker, exit),
+            Input::Command(command) => self.on_command(command),
+            Input::Signal(SignalAction::Stop(name)) => self.on_stop_signal(name),
+            Input::Signal(SignalAction::Reload(name)) => {
+                tracing::info!("received {name}; reloading workers");
+                self.request_reload();
+            }
+            Input::Timer(timer) => self.on_timer(timer),
+            Input::ListenersClosed => self.on_listeners_closed(),
+        }
+        if self.stop.fatal.is_some() {
+            self.begin_stop();
+        }
+        self.take_actions()
+    }
+
+    fn on_message(&mut self, key: WorkerKey, message: Message) {
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        // Heard from: its queue moves again.
+        let was_congested = std::mem::take(&mut worker.congested);
+        match message {
+            Message::Online { version, .. } => self.on_online(key, version),
+            Message::QueryServer { seq, address } => self.on_query_server(key, seq, address),
+            Message::Listening { key: listen_key } => {
+                self.on_listening(key, listen_key);
+                self.reload_on_listening(key);
+                self.announce_if_ready();
+            }
+            Message::Accepted { seq, ok } => self.on_accepted(key, seq, ok),
+            Message::User { to, data, seq } => self.on_user_message(key, to, data, seq),
+            Message::Counter { seq, name, op } => self.on_counter(key, seq, name, op),
+            Message::Heartbeat { conns, inflight } => worker.report_load(conns, inflight),
+            other => self.on_forbidden(key, other.kind()),
+        }
+        if was_congested {
+            self.drain_backlog();
+        }
+    }
+
+    fn on_spawn_failed(&mut self, key: WorkerKey, error: Error) {
+        let Some(worker) = self.workers.remove(&key) else {
+            return;
+        };
+        tracing::error!(slot = worker.slot, %error, "cannot start worker");
+        if self.reload.is_replacement(key) {
+            self.reload_on_loss(key, error.to_string());
+        } else if worker.origin == workers::Origin::Initial {
+            self.fail(error);
+        } else if !self.is_stopping() {
+            self.schedule_restart(worker.slot, worker.uptime(self.now), 0, error.to_string());
+        }
+    }
+
+    fn on_exit(&mut self, key: WorkerKey, exit: ProcessExit) {
+        let Some(worker) = self.remove_exited(key, &exit) else {
+            return;
+        };
+        self.reload_on_loss(
+            key,
+            format!("the new worker exited before listening: {exit}"),
+        );
+        self.restart_if_unexpected(&worker, &exit);
+        self.finish_if_stopped();
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Reload => self.request_reload(),
+            Command::Shutdown => {
+                tracing::info!("shutdown requested; stopping gracefully");
+                self.begin_stop();
+            }
+            Command::Disconnect(key) => self.retire(key),
+            Command::Release(key) => self.on_release(key),
+            Command::Deliver { to, data } => self.on_master_message(to, data),
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::RestartDue { slot } => self.on_restart_due(slot),
+            Timer::DisconnectTimeout { worker } => self.on_disconnect_timeout(worker),
+            Timer::ReloadDeadline { worker } => self.on_reload_deadline(worker),
+            Timer::PushCounters => self.push_counters(),
+            Timer::ShutdownDeadline => self.on_shutdown_deadline(),
+        }
+    }
+}

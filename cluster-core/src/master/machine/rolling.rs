@@ -1,0 +1,102 @@
+//! Rolling reload: per slot (a batch at a time) start a replacement, wait until it listens on
+//! every address, then retire the old worker. A replacement that dies, cannot start or is not
+//! listening in time aborts the reload and the old workers keep serving.
+
+use super::action::Notice;
+use super::input::Timer;
+use super::reload::Step;
+use super::state::{Machine, Phase};
+use super::workers::Origin;
+use crate::master::ids::WorkerKey;
+
+impl Machine {
+    /// Starts a reload, or notes one more after the one running.
+    pub(crate) fn request_reload(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        if !self.reload.begin(1..=self.config.worker_count) {
+            tracing::info!("a reload is running; another will follow it");
+            return;
+        }
+        tracing::info!("rolling reload started");
+        self.notify(Notice::ReloadStarted);
+        self.advance_reload();
+    }
+
+    /// Starts replacements up to the batch size; finishes the reload when none is left.
+    fn advance_reload(&mut self) {
+        while let Some(slot) = self.reload.next_slot(self.config.reload_batch) {
+            let old = self.serving_worker(slot);
+            let new = self.spawn(slot, Origin::Reload);
+            self.reload.add_step(Step { slot, old, new });
+            self.arm(
+                self.config.reload_timeout,
+                Timer::ReloadDeadline { worker: new },
+            );
+        }
+        if let Some(again) = self.reload.finish_if_done() {
+            tracing::info!("rolling reload finished");
+            self.notify(Notice::ReloadFinished);
+            if again {
+                self.request_reload();
+            }
+        }
+    }
+
+    /// A replacement listening on every address takes over its slot.
+    pub(crate) fn reload_on_listening(&mut self, key: WorkerKey) {
+        let listening = self.workers.get(&key).map_or(0, |w| w.listening.len());
+        if !self.reload.is_replacement(key) || listening < self.listeners.len() {
+            return;
+        }
+        let Some(step) = self.reload.complete(key) else {
+            return;
+        };
+        let pid_of = |key: Option<WorkerKey>| {
+            key.and_then(|key| self.workers.get(&key))
+                .map_or(0, |worker| worker.pid())
+        };
+        let (old_pid, new_pid) = (pid_of(step.old), pid_of(Some(key)));
+        if let Some(old) = step.old {
+            self.retire(old);
+        }
+        tracing::info!(slot = step.slot, old_pid, new_pid, "worker reloaded");
+        self.notify(Notice::Reloaded {
+            slot: step.slot,
+            old_pid,
+            new_pid,
+        });
+        self.advance_reload();
+    }
+
+    /// A replacement that could not start or died before listening aborts the reload.
+    pub(crate) fn reload_on_loss(&mut self, key: WorkerKey, why: String) {
+        if let Some(slot) = self.reload.slot_of(key) {
+            self.fail_reload(slot, why);
+        }
+    }
+
+    /// A replacement's time to listen ran out (if it is still awaited).
+    pub(crate) fn on_reload_deadline(&mut self, key: WorkerKey) {
+        if let Some(slot) = self.reload.slot_of(key) {
+            let reason = format!(
+                "the new worker was not listening within {:?}",
+                self.config.reload_timeout
+            );
+            self.fail_reload(slot, reason);
+        }
+    }
+
+    /// Stops the reload: replacements not yet listening are killed, old workers keep serving.
+    fn fail_reload(&mut self, slot: usize, reason: String) {
+        tracing::error!(
+            slot,
+            "reload aborted: {reason}; the old workers keep serving"
+        );
+        for step in self.reload.abort() {
+            self.abandon(step.new);
+        }
+        self.notify(Notice::ReloadFailed { slot, reason });
+    }
+}

@@ -1,0 +1,206 @@
+//! [`Machine`]: the master's state, and the primitive steps every decision is made of
+//! (start a worker, retire one, hand out connections, arm a timer, tell user code).
+
+use std::time::{Duration, Instant};
+
+use cluster_ipc::Message;
+
+use super::action::{Action, Notice};
+use super::config::Config;
+use super::conn::Conn;
+use super::counters::Counters;
+use super::dispatch::{Dispatcher, Placement};
+use super::input::Timer;
+use super::listeners::Listeners;
+use super::reload::Reload;
+use super::restart::RestartTracker;
+use super::subscriptions::Subscriptions;
+use super::workers::{Origin, WorkerState, Workers};
+use crate::Error;
+use crate::master::ids::WorkerKey;
+
+/// Where the master is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Not started yet.
+    Idle,
+    /// Binding the configured addresses; workers start once they are bound.
+    Binding,
+    /// Workers serve; deaths are restarted.
+    Running,
+    /// A stop began: the listeners are closing.
+    Closing,
+    /// The workers are draining; the master finishes once they are all gone.
+    Stopping,
+    /// Done: [`Action::Finish`] was given.
+    Finished,
+}
+
+/// How a stop is going.
+#[derive(Debug, Default)]
+pub(crate) struct StopState {
+    /// An error that stops the cluster; the master returns it.
+    pub(crate) fatal: Option<Error>,
+    /// A second stop signal killed this many workers at once.
+    pub(crate) forced: Option<usize>,
+    /// Workers killed because they outlived the shutdown timeout during the stop.
+    pub(crate) killed_at_timeout: usize,
+}
+
+/// The master's decisions, apart from all I/O: fed [`Input`](super::input::Input)s with the time, it answers
+/// with [`Action`]s for the driver.
+#[derive(Debug)]
+pub(crate) struct Machine {
+    pub(crate) config: Config,
+    pub(crate) phase: Phase,
+    pub(crate) workers: Workers,
+    pub(crate) dispatcher: Dispatcher,
+    pub(crate) listeners: Listeners,
+    pub(crate) restarts: RestartTracker,
+    pub(crate) reload: Reload,
+    pub(crate) subscriptions: Subscriptions,
+    pub(crate) counters: Counters,
+    pub(crate) stop: StopState,
+    /// The ready notice was given.
+    pub(crate) ready: bool,
+    /// The time of the input being handled.
+    pub(crate) now: Instant,
+    next_key: u64,
+    actions: Vec<Action>,
+}
+
+impl Machine {
+    pub(crate) fn new(config: Config, now: Instant) -> Self {
+        Self {
+            dispatcher: Dispatcher::new(config.policy),
+            config,
+            phase: Phase::Idle,
+            workers: Workers::new(),
+            listeners: Listeners::default(),
+            restarts: RestartTracker::default(),
+            reload: Reload::default(),
+            subscriptions: Subscriptions::default(),
+            counters: Counters::default(),
+            stop: StopState::default(),
+            ready: false,
+            now,
+            next_key: 0,
+            actions: Vec::new(),
+        }
+    }
+
+    /// The actions decided since the last call.
+    pub(crate) fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    pub(crate) fn push(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+
+    pub(crate) fn notify(&mut self, notice: Notice) {
+        self.push(Action::Notify(notice));
+    }
+
+    pub(crate) fn arm(&mut self, after: Duration, timer: Timer) {
+        self.push(Action::Arm { after, timer });
+    }
+
+    /// Sends a control frame or reply to `worker`.
+    pub(crate) fn send(&mut self, worker: WorkerKey, message: Message) {
+        self.push(Action::Send {
+            worker,
+            message,
+            share: None,
+        });
+    }
+
+    /// Whether the master is stopping (exits are expected, nothing is restarted).
+    pub(crate) fn is_stopping(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Closing | Phase::Stopping | Phase::Finished
+        )
+    }
+
+    /// Notes an error that stops the cluster (the first one wins).
+    pub(crate) fn fail(&mut self, error: Error) {
+        self.stop.fatal.get_or_insert(error);
+    }
+
+    /// Starts a worker process for `slot`.
+    pub(crate) fn spawn(&mut self, slot: usize, origin: Origin) -> WorkerKey {
+        let worker = WorkerKey(self.next_key);
+        self.next_key += 1;
+        self.workers
+            .insert(worker, WorkerState::new(slot, origin, self.now));
+        self.push(Action::Spawn { worker, slot });
+        worker
+    }
+
+    /// The worker holding `slot` that is not being stopped, if any.
+    pub(crate) fn serving_worker(&self, slot: usize) -> Option<WorkerKey> {
+        self.workers
+            .iter()
+            .find(|(_, worker)| worker.slot == slot && !worker.disconnecting)
+            .map(|(key, _)| *key)
+    }
+
+    /// Stops routing to the worker, asks it to finish and exit, and kills it if it is still
+    /// there after the shutdown timeout. It is not replaced.
+    pub(crate) fn retire(&mut self, key: WorkerKey) {
+        self.dispatcher.remove_worker(key);
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        if worker.disconnecting {
+            return;
+        }
+        worker.disconnecting = true;
+        self.send(key, Message::Disconnect);
+        self.notify(Notice::Disconnect(key));
+        self.arm(
+            self.config.shutdown_timeout,
+            Timer::DisconnectTimeout { worker: key },
+        );
+    }
+
+    /// Kills a worker that is not wanted any more; it is not replaced.
+    pub(crate) fn abandon(&mut self, key: WorkerKey) {
+        self.dispatcher.remove_worker(key);
+        if let Some(worker) = self.workers.get_mut(&key) {
+            worker.disconnecting = true;
+            self.push(Action::Kill { worker: key });
+        }
+    }
+
+    /// Hands `conn` to a worker, or keeps it in the backlog.
+    pub(crate) fn dispatch(&mut self, conn: Conn) {
+        if let Some(placement) = self.dispatcher.dispatch(conn, &mut self.workers) {
+            self.hand_off(placement);
+        }
+    }
+
+    /// Hands out backlogged connections to workers that have room now.
+    pub(crate) fn drain_backlog(&mut self) {
+        for placement in self.dispatcher.drain_backlog(&mut self.workers) {
+            self.hand_off(placement);
+        }
+    }
+
+    fn hand_off(&mut self, Placement { worker, seq, conn }: Placement) {
+        self.push(Action::HandOff { worker, seq, conn });
+    }
+
+    /// Takes a worker out of every rotation and gives its unacknowledged connections to the
+    /// others (each once: they are no longer its own).
+    pub(crate) fn redispatch_from(&mut self, key: WorkerKey) {
+        self.dispatcher.remove_worker(key);
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        for conn in worker.take_unacknowledged() {
+            self.dispatch(conn);
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Starting, restarting and stopping single workers.
+
+use std::io;
+
+use cluster_ipc::{Message, Policy};
+
+use super::*;
+use crate::Error;
+use crate::master::command::Command;
+
+#[test]
+fn the_configured_address_is_bound_before_any_worker_starts() {
+    let mut h = Harness::new(config(2, Policy::Rr));
+    let actions = h.feed(Input::Start);
+    assert_eq!(binds(&actions), [ADDRESS]);
+    assert!(spawns(&actions).is_empty());
+    let actions = h.feed(Input::Bound {
+        address: ADDRESS.to_owned(),
+        result: Ok(bound()),
+    });
+    assert_eq!(
+        spawns(&actions),
+        [(WorkerKey(0), 1), (WorkerKey(1), 2)],
+        "one worker per slot"
+    );
+}
+
+#[test]
+fn a_taken_port_stops_the_cluster_before_any_worker_starts() {
+    let mut h = Harness::new(config(2, Policy::Rr));
+    h.feed(Input::Start);
+    let actions = h.feed(Input::Bound {
+        address: ADDRESS.to_owned(),
+        result: Err(io::ErrorKind::AddrInUse.into()),
+    });
+    assert!(spawns(&actions).is_empty());
+    assert!(actions.iter().any(|a| matches!(a, Action::CloseListeners)));
+    let result = finished(h.feed(Input::ListenersClosed)).expect("finished");
+    let error = result.unwrap_err();
+    assert!(matches!(error, Error::Bind { .. }), "{error}");
+    assert!(error.to_string().contains(ADDRESS), "{error}");
+}
+
+#[test]
+fn ready_is_announced_once_when_every_worker_listens() {
+    let (mut h, _) = Harness::bound(config(2, Policy::Rr));
+    let first = h.bring_up(WorkerKey(0));
+    assert!(
+        !notices(&first)
+            .iter()
+            .any(|n| matches!(n, Notice::Ready(_)))
+    );
+    let second = h.bring_up(WorkerKey(1));
+    let ready: Vec<_> = notices(&second)
+        .into_iter()
+        .filter(|n| matches!(n, Notice::Ready(_)))
+        .collect();
+    assert_eq!(ready, [&Notice::Ready(vec![bound()])]);
+    let again = h.listening(WorkerKey(1));
+    assert!(
+        !notices(&again)
+            .iter()
+            .any(|n| matches!(n, Notice::Ready(_)))
+    );
+}
+
+#[test]
+fn a_worker_that_dies_on_its_own_is_restarted_in_its_slot_after_a_backoff() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    h.advance(Duration::from_secs(5));
+    let actions = h.exited(w[1], ProcessExit::Code(1));
+    let exit = Notice::Exit {
+        worker: w[1],
+        code: Some(1),
+        signal: None,
+        exited_after_disconnect: false,
+    };
+    assert!(notices(&actions).contains(&&exit));
+    let [(delay, timer)] = timers(&actions)[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(*timer, Timer::RestartDue { slot: 2 });
+    assert!(
+        (Duration::from_millis(50)..=Duration::from_millis(100)).contains(&delay),
+        "{delay:?}"
+    );
+    assert!(notices(&actions).contains(&&Notice::Restarting { slot: 2, delay }));
+    let actions = h.timer(Timer::RestartDue { slot: 2 });
+    assert_eq!(spawns(&actions), [(WorkerKey(2), 2)]);
+}
+
+#[test]
+fn early_deaths_double_the_backoff_and_a_stable_worker_resets_it() {
+    let (mut h, w) = Harness::running(1, Policy::Rr);
+    let mut worker = w[0];
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        h.advance(Duration::from_millis(100));
+        let actions = h.exited(worker, ProcessExit::Code(1));
+        delays.push(timers(&actions)[0].0);
+        worker = spawns(&h.timer(Timer::RestartDue { slot: 1 }))[0].0;
+        h.bring_up(worker);
+    }
+    for (delay, cap) in delays.iter().zip([100, 200, 400]) {
+        let cap = Duration::from_millis(cap);
+        assert!(*delay <= cap && *delay >= cap / 2, "{delays:?}");
+    }
+    // Up longer than min_uptime: back to the first delay.
+    h.advance(Duration::from_secs(2));
+    let actions = h.exited(worker, ProcessExit::Code(1));
+    assert!(timers(&actions)[0].0 <= Duration::from_millis(100));
+}
+
+#[test]
+fn a_crash_loop_stops_the_cluster_with_an_error_naming_the_slot_and_the_exit() {
+    let (mut h, w) = Harness::running(1, Policy::Rr);
+    let mut worker = w[0];
+    for _ in 0..3 {
+        h.exited(worker, ProcessExit::Code(3));
+        worker = spawns(&h.timer(Timer::RestartDue { slot: 1 }))[0].0;
+        h.spawned(worker);
+    }
+    let actions = h.exited(worker, ProcessExit::Code(3));
+    assert!(
+        spawns(&actions).is_empty()
+            && timers(&actions)
+                .iter()
+                .all(|(_, t)| **t != Timer::RestartDue { slot: 1 })
+    );
+    assert!(actions.iter().any(|a| matches!(a, Action::CloseListeners)));
+    let error = finished(h.feed(Input::ListenersClosed))
+        .unwrap()
+        .unwrap_err();
+    let Error::CrashLoop {
+        slot,
+        early_deaths,
+        status,
+        ..
+    } = &error
+    else {
+        panic!("{error}")
+    };
+    assert_eq!(
+        (*slot, *early_deaths, status.as_str()),
+        (1, 4, "exit code 3")
+    );
+}
+
+#[test]
+fn a_disconnected_worker_is_not_replaced_and_is_killed_if_it_outlives_the_timeout() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let actions = h.feed(Input::Command(Command::Disconnect(w[0])));
+    assert_eq!(sent(&actions), [(w[0], &Message::Disconnect)]);
+    assert!(notices(&actions).contains(&&Notice::Disconnect(w[0])));
+    assert_eq!(
+        timers(&actions),
+        [(
+            Duration::from_secs(30),
+            &Timer::DisconnectTimeout { worker: w[0] }
+        )]
+    );
+    for _ in 0..3 {
+        assert_eq!(handoffs(&h.connect().1)[0].0, w[1], "no connection for it");
+    }
+    let actions = h.timer(Timer::DisconnectTimeout { worker: w[0] });
+    assert_eq!(kills(&actions), [w[0]]);
+    let actions = h.exited(w[0], ProcessExit::Signal(9));
+    assert!(timers(&actions).is_empty(), "not restarted");
+    assert!(notices(&actions).contains(&&Notice::Exit {
+        worker: w[0],
+        code: None,
+        signal: Some(9),
+        exited_after_disconnect: true,
+    }));
+    assert!(
+        h.timer(Timer::DisconnectTimeout { worker: w[0] })
+            .is_empty(),
+        "stale"
+    );
+}
+
+#[test]
+fn a_worker_user_code_signalled_is_not_replaced() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    h.feed(Input::Command(Command::Release(w[1])));
+    let actions = h.exited(w[1], ProcessExit::Signal(15));
+    assert!(timers(&actions).is_empty() && spawns(&actions).is_empty());
+}
+
+#[test]
+fn a_worker_of_another_protocol_version_is_killed() {
+    let (mut h, _) = Harness::running(1, Policy::Rr);
+    let actions = h.feed(Input::Command(Command::Reload));
+    let new = spawns(&actions)[0].0;
+    h.spawned(new);
+    let online = Message::Online {
+        version: PROTOCOL_VERSION + 1,
+        pid: 0,
+    };
+    let actions = h.message(new, online);
+    assert_eq!(kills(&actions), [new]);
+    assert!(!notices(&actions).contains(&&Notice::Online(new)));
+}
+
+#[test]
+fn a_worker_sending_what_only_the_master_may_send_is_killed() {
+    let (mut h, w) = Harness::running(1, Policy::Rr);
+    let actions = h.message(w[0], Message::Disconnect);
+    assert_eq!(kills(&actions), [w[0]]);
+}
+
+#[test]
+fn a_first_worker_that_cannot_start_stops_the_cluster_and_a_replacement_is_retried() {
+    let (mut h, _) = Harness::bound(config(1, Policy::Rr));
+    let error = Error::CurrentExe(io::ErrorKind::NotFound.into());
+    let actions = h.feed(Input::SpawnFailed {
+        worker: WorkerKey(0),
+        error,
+    });
+    assert!(actions.iter().any(|a| matches!(a, Action::CloseListeners)));
+
+    let (mut h, w) = Harness::running(1, Policy::Rr);
+    h.advance(Duration::from_secs(5));
+    h.exited(w[0], ProcessExit::Code(1));
+    let worker = spawns(&h.timer(Timer::RestartDue { slot: 1 }))[0].0;
+    let error = Error::CurrentExe(io::Error::from_raw_os_error(24));
+    let actions = h.feed(Input::SpawnFailed { worker, error });
+    assert_eq!(timers(&actions)[0].1, &Timer::RestartDue { slot: 1 });
+    assert!(!actions.iter().any(|a| matches!(a, Action::CloseListeners)));
+}
+
+#[test]
+fn an_address_asked_for_twice_is_bound_once_and_both_are_answered() {
+    let mut h = Harness::new(Config {
+        addresses: Vec::new(),
+        ..config(2, Policy::Shared)
+    });
+    let actions = h.feed(Input::Start);
+    let w: Vec<WorkerKey> = spawns(&actions).iter().map(|(w, _)| *w).collect();
+    let query = |seq| Message::QueryServer {
+        seq,
+        address: "127.0.0.1:0".into(),
+    };
+    assert_eq!(binds(&h.message(w[0], query(1))), ["127.0.0.1:0"]);
+    assert!(binds(&h.message(w[1], query(7))).is_empty(), "bound once");
+    let actions = h.feed(Input::Bound {
+        address: "127.0.0.1:0".into(),
+        result: Ok(bound()),
+    });
+    let acks: Vec<(WorkerKey, u64, bool)> = actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Send {
+                worker,
+                message: Message::ServerAck { seq, address, .. },
+                share,
+            } => Some((*worker, *seq, *address == bound() && share.is_some())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, [(w[0], 1, true), (w[1], 7, true)]);
+}

@@ -1,0 +1,115 @@
+//! User messages relayed by the master, and counters.
+
+use cluster_ipc::{CounterOp, Message, Outcome, Peer, Policy, Route};
+use serde_json::json;
+
+use super::*;
+use crate::master::command::{Command, Target};
+
+fn reply_outcome(actions: &[Action], to: WorkerKey) -> Option<&Outcome> {
+    sent(actions)
+        .into_iter()
+        .find_map(|(worker, message)| match message {
+            Message::Reply { outcome, .. } if worker == to => Some(outcome),
+            _ => None,
+        })
+}
+
+#[test]
+fn a_broadcast_reaches_every_live_worker_but_not_a_stopping_one() {
+    let (mut h, w) = Harness::running(3, Policy::Rr);
+    h.feed(Input::Command(Command::Disconnect(w[2])));
+    let user = Message::User {
+        to: Route::All,
+        data: json!("hi"),
+        seq: Some(4),
+    };
+    let actions = h.message(w[0], user);
+    let expected = Message::Deliver {
+        from: Peer::Worker(1),
+        data: json!("hi"),
+    };
+    assert_eq!(delivered(&actions), [(w[0], &expected), (w[1], &expected)]);
+    assert_eq!(
+        reply_outcome(&actions, w[0]),
+        Some(&Outcome::Ok(json!(null)))
+    );
+}
+
+#[test]
+fn a_message_to_one_slot_is_delivered_there_or_answered_with_an_error() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let to = |slot| Message::User {
+        to: Route::Worker(slot),
+        data: json!(7),
+        seq: Some(1),
+    };
+    let actions = h.message(w[0], to(2));
+    assert_eq!(delivered(&actions).len(), 1);
+    assert_eq!(delivered(&actions)[0].0, w[1]);
+    let actions = h.message(w[0], to(9));
+    assert!(delivered(&actions).is_empty());
+    assert_eq!(
+        reply_outcome(&actions, w[0]),
+        Some(&Outcome::Error("no live worker 9".into()))
+    );
+}
+
+#[test]
+fn master_code_reaches_one_worker_or_all() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let one = Command::Deliver {
+        to: Target::One(w[1]),
+        data: json!("you"),
+    };
+    let actions = h.feed(Input::Command(one));
+    let expected = Message::Deliver {
+        from: Peer::Master,
+        data: json!("you"),
+    };
+    assert_eq!(delivered(&actions), [(w[1], &expected)]);
+    let all = Command::Deliver {
+        to: Target::All,
+        data: json!("all"),
+    };
+    assert_eq!(delivered(&h.feed(Input::Command(all))).len(), 2);
+}
+
+#[test]
+fn counters_answer_publish_and_push_changes_to_followers_coalesced() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let counter = |seq, op| Message::Counter {
+        seq,
+        name: "hits".into(),
+        op,
+    };
+    let actions = h.message(w[1], counter(1, CounterOp::Subscribe));
+    assert_eq!(reply_outcome(&actions, w[1]), Some(&Outcome::Ok(json!(0))));
+    let actions = h.message(w[0], counter(2, CounterOp::Add(5)));
+    assert_eq!(reply_outcome(&actions, w[0]), Some(&Outcome::Ok(json!(5))));
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::PublishCounter { name, value: 5 } if name == "hits"
+    )));
+    assert_eq!(
+        timers(&actions),
+        [(Duration::from_millis(50), &Timer::PushCounters)]
+    );
+    let actions = h.message(w[0], counter(3, CounterOp::Add(i64::MAX)));
+    assert!(timers(&actions).is_empty(), "one push is already due");
+    assert_eq!(
+        reply_outcome(&actions, w[0]),
+        Some(&Outcome::Ok(json!(i64::MAX))),
+        "saturates"
+    );
+    let actions = h.timer(Timer::PushCounters);
+    let pushed = Message::CounterValue {
+        name: "hits".into(),
+        value: i64::MAX,
+    };
+    assert_eq!(
+        delivered(&actions),
+        [(w[1], &pushed)],
+        "followers only, latest value"
+    );
+}

@@ -1,0 +1,260 @@
+//! Unit tests of the master's decisions: a [`Machine`] fed inputs by hand, with a made-up clock,
+//! and what it answers checked action by action. No process, socket or task is involved.
+
+mod connections;
+mod lifecycle;
+mod messaging;
+mod rolling;
+mod shutdown;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use cluster_ipc::{ListenKey, Message, PROTOCOL_VERSION, Policy};
+
+use super::restart::RestartPolicy;
+use super::{Action, Config, Conn, Input, Machine, Notice, Timer};
+use crate::master::ids::{ConnId, WorkerKey};
+use crate::master::process_exit::ProcessExit;
+
+/// The address every test cluster listens on.
+const ADDRESS: &str = "127.0.0.1:4000";
+
+fn key() -> ListenKey {
+    ListenKey::from(ADDRESS)
+}
+
+fn bound() -> SocketAddr {
+    ADDRESS.parse().unwrap()
+}
+
+fn config(workers: usize, policy: Policy) -> Config {
+    Config {
+        worker_count: workers,
+        policy,
+        addresses: vec![ADDRESS.to_owned()],
+        shutdown_timeout: Duration::from_secs(30),
+        reload_timeout: Duration::from_secs(30),
+        reload_batch: 1,
+        restart: RestartPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            min_uptime: Duration::from_secs(1),
+            max_restarts: 3,
+        },
+    }
+}
+
+/// A machine, the fake clock, and the pids handed out.
+struct Harness {
+    machine: Machine,
+    now: Instant,
+    next_pid: u32,
+    next_conn: u64,
+}
+
+impl Harness {
+    fn new(config: Config) -> Self {
+        let now = Instant::now();
+        Self {
+            machine: Machine::new(config, now),
+            now,
+            next_pid: 1000,
+            next_conn: 0,
+        }
+    }
+
+    /// A cluster of `workers` whose workers all listen; returns their keys by slot.
+    fn running(workers: usize, policy: Policy) -> (Self, Vec<WorkerKey>) {
+        Self::running_with(config(workers, policy))
+    }
+
+    fn running_with(config: Config) -> (Self, Vec<WorkerKey>) {
+        let (mut harness, actions) = Self::bound(config);
+        let keys: Vec<WorkerKey> = spawns(&actions).iter().map(|(key, _)| *key).collect();
+        for key in &keys {
+            harness.bring_up(*key);
+        }
+        (harness, keys)
+    }
+
+    /// A cluster whose address is bound, its workers not started yet; returns what the bind
+    /// led to (the spawns).
+    fn bound(config: Config) -> (Self, Vec<Action>) {
+        let mut harness = Self::new(config);
+        let actions = harness.feed(Input::Start);
+        assert_eq!(binds(&actions), [ADDRESS]);
+        let actions = harness.feed(Input::Bound {
+            address: ADDRESS.to_owned(),
+            result: Ok(bound()),
+        });
+        (harness, actions)
+    }
+
+    fn feed(&mut self, input: Input) -> Vec<Action> {
+        self.machine.handle(input, self.now)
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+
+    /// The worker's process starts, joins and listens on [`ADDRESS`]; returns what the last
+    /// step led to.
+    fn bring_up(&mut self, worker: WorkerKey) -> Vec<Action> {
+        self.spawned(worker);
+        self.message(
+            worker,
+            Message::Online {
+                version: PROTOCOL_VERSION,
+                pid: 0,
+            },
+        );
+        self.listening(worker)
+    }
+
+    fn spawned(&mut self, worker: WorkerKey) -> Vec<Action> {
+        self.next_pid += 1;
+        let pid = self.next_pid;
+        self.feed(Input::Spawned { worker, pid })
+    }
+
+    fn listening(&mut self, worker: WorkerKey) -> Vec<Action> {
+        self.message(worker, Message::Listening { key: key() })
+    }
+
+    fn message(&mut self, worker: WorkerKey, message: Message) -> Vec<Action> {
+        self.feed(Input::Message { worker, message })
+    }
+
+    /// A new connection from `peer`.
+    fn connect_from(&mut self, peer: &str) -> (ConnId, Vec<Action>) {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let conn = Conn {
+            id,
+            key: key(),
+            peer: peer.parse().unwrap(),
+        };
+        (id, self.feed(Input::Connection(conn)))
+    }
+
+    fn connect(&mut self) -> (ConnId, Vec<Action>) {
+        self.connect_from("10.0.0.1:5000")
+    }
+
+    fn accepted(&mut self, worker: WorkerKey, seq: u64, ok: bool) -> Vec<Action> {
+        self.message(worker, Message::Accepted { seq, ok })
+    }
+
+    fn exited(&mut self, worker: WorkerKey, exit: ProcessExit) -> Vec<Action> {
+        self.feed(Input::Exited { worker, exit })
+    }
+
+    fn timer(&mut self, timer: Timer) -> Vec<Action> {
+        self.feed(Input::Timer(timer))
+    }
+}
+
+fn binds(actions: &[Action]) -> Vec<&str> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Bind { address } => Some(address.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn spawns(actions: &[Action]) -> Vec<(WorkerKey, usize)> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Spawn { worker, slot } => Some((*worker, *slot)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (worker, seq, connection) of every handoff.
+fn handoffs(actions: &[Action]) -> Vec<(WorkerKey, u64, ConnId)> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::HandOff { worker, seq, conn } => Some((*worker, *seq, conn.id)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closed_conns(actions: &[Action]) -> Vec<ConnId> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::CloseConn(id) => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+fn kills(actions: &[Action]) -> Vec<WorkerKey> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Kill { worker } => Some(*worker),
+            _ => None,
+        })
+        .collect()
+}
+
+fn notices(actions: &[Action]) -> Vec<&Notice> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Notify(notice) => Some(notice),
+            _ => None,
+        })
+        .collect()
+}
+
+fn timers(actions: &[Action]) -> Vec<(Duration, &Timer)> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Arm { after, timer } => Some((*after, timer)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (worker, message) of every control frame or reply sent.
+fn sent(actions: &[Action]) -> Vec<(WorkerKey, &Message)> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Send {
+                worker, message, ..
+            } => Some((*worker, message)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (worker, message) of every user message queued.
+fn delivered(actions: &[Action]) -> Vec<(WorkerKey, &Message)> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Deliver { worker, message } => Some((*worker, message)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The result the machine finished with, if it did.
+fn finished(actions: Vec<Action>) -> Option<Result<(), crate::Error>> {
+    actions.into_iter().find_map(|action| match action {
+        Action::Finish(result) => Some(result),
+        _ => None,
+    })
+}

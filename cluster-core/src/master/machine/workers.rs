@@ -1,0 +1,127 @@
+//! [`WorkerState`]: what the master knows of one worker process, as plain data.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use cluster_ipc::ListenKey;
+
+use super::conn::Conn;
+use crate::master::ids::WorkerKey;
+
+/// Handoffs a worker may have unacknowledged at once: the master never waits one round trip
+/// per connection, and a stuck worker cannot hoard connections. Far below the IPC send queue
+/// (1024 frames), so control messages always find room.
+pub(crate) const HANDOFF_WINDOW: usize = 64;
+
+/// Every worker process the master has started and not yet seen exit, by key (in start order).
+pub(crate) type Workers = BTreeMap<WorkerKey, WorkerState>;
+
+/// Why a worker was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// One of the first workers: failing to start it stops the cluster.
+    Initial,
+    /// The replacement of a worker that died on its own.
+    Restart,
+    /// A rolling reload's replacement.
+    Reload,
+}
+
+/// One worker process.
+#[derive(Debug)]
+pub(crate) struct WorkerState {
+    /// Its slot, 1 to the worker count.
+    pub(crate) slot: usize,
+    pub(crate) origin: Origin,
+    /// Known once the process is started.
+    pub(crate) pid: Option<u32>,
+    pub(crate) started: Instant,
+    /// Its IPC channel is open.
+    pub(crate) connected: bool,
+    /// A handoff could not be queued for it: no more until it is heard from again.
+    pub(crate) congested: bool,
+    /// The master asked it to stop (or gave up on it): its exit is intended.
+    pub(crate) disconnecting: bool,
+    /// User code stopped it through its handle: its exit is intended.
+    pub(crate) released: bool,
+    /// The listen keys it takes connections for.
+    pub(crate) listening: BTreeSet<ListenKey>,
+    unacknowledged: BTreeMap<u64, Conn>,
+    next_seq: u64,
+    /// Open connections plus in-flight requests, from its last heartbeat.
+    reported_load: u64,
+}
+
+impl WorkerState {
+    pub(crate) fn new(slot: usize, origin: Origin, now: Instant) -> Self {
+        Self {
+            slot,
+            origin,
+            pid: None,
+            started: now,
+            connected: true,
+            congested: false,
+            disconnecting: false,
+            released: false,
+            listening: BTreeSet::new(),
+            unacknowledged: BTreeMap::new(),
+            next_seq: 1,
+            reported_load: 0,
+        }
+    }
+
+    /// Its pid, or 0 before it is known.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid.unwrap_or(0)
+    }
+
+    /// How long it has been up.
+    pub(crate) fn uptime(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+
+    /// Whether it exits because it was asked to (it is then not replaced).
+    pub(crate) fn exit_is_intended(&self) -> bool {
+        self.disconnecting || self.released
+    }
+
+    /// Whether a connection may be handed to it now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.connected
+            && !self.congested
+            && !self.disconnecting
+            && self.unacknowledged.len() < HANDOFF_WINDOW
+    }
+
+    /// Records a handoff of `conn`; returns its `seq`.
+    pub(crate) fn hand(&mut self, conn: Conn) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.saturating_add(1);
+        self.unacknowledged.insert(seq, conn);
+        seq
+    }
+
+    /// The handoff `seq`, now answered (`None` if there is no such handoff).
+    pub(crate) fn acknowledge(&mut self, seq: u64) -> Option<Conn> {
+        self.unacknowledged.remove(&seq)
+    }
+
+    /// Every handoff not yet acknowledged, in the order they were made, to give to others.
+    pub(crate) fn take_unacknowledged(&mut self) -> Vec<Conn> {
+        std::mem::take(&mut self.unacknowledged)
+            .into_values()
+            .collect()
+    }
+
+    /// Records a heartbeat's open connections and in-flight requests.
+    pub(crate) fn report_load(&mut self, connections: u64, requests: u64) {
+        self.reported_load = connections.saturating_add(requests);
+    }
+
+    /// The load the `least` policy compares: the last report plus the handoffs not yet
+    /// acknowledged (which no report can include yet).
+    pub(crate) fn estimated_load(&self) -> u64 {
+        let unacknowledged = u64::try_from(self.unacknowledged.len()).unwrap_or(u64::MAX);
+        self.reported_load.saturating_add(unacknowledged)
+    }
+}

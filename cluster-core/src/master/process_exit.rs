@@ -1,0 +1,93 @@
+//! [`ProcessExit`]: how a worker process ended, as plain data.
+
+use std::fmt;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+/// How a process ended: an exit code, a signal, or a status that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProcessExit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+    /// Waiting for it failed; the reason.
+    Unknown(String),
+}
+
+impl ProcessExit {
+    /// The exit of a reaped child, as `wait` reported it.
+    pub(crate) fn from_wait(status: &io::Result<ExitStatus>) -> Self {
+        match status {
+            Err(error) => ProcessExit::Unknown(error.to_string()),
+            Ok(status) => match (status.code(), status.signal()) {
+                (Some(code), _) => ProcessExit::Code(code),
+                (None, Some(signal)) => ProcessExit::Signal(signal),
+                (None, None) => ProcessExit::Unknown("ended in an unknown way".into()),
+            },
+        }
+    }
+
+    /// The exit code, if it exited.
+    pub(crate) fn code(&self) -> Option<i32> {
+        match self {
+            ProcessExit::Code(code) => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The signal that killed it, if one did.
+    pub(crate) fn signal(&self) -> Option<i32> {
+        match self {
+            ProcessExit::Signal(signal) => Some(*signal),
+            _ => None,
+        }
+    }
+}
+
+/// `exit code 1`, `killed by signal 9 (SIGKILL)`, `exit status unknown (...)`.
+impl fmt::Display for ProcessExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessExit::Code(code) => write!(f, "exit code {code}"),
+            ProcessExit::Signal(signal) => {
+                write!(f, "killed by signal {signal} ({})", signal_name(*signal))
+            }
+            ProcessExit::Unknown(reason) => write!(f, "exit status unknown ({reason})"),
+        }
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => "other signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_read_as_one_phrase() {
+        let killed = ProcessExit::from_wait(&Ok(ExitStatus::from_raw(9)));
+        assert_eq!(killed.to_string(), "killed by signal 9 (SIGKILL)");
+        assert_eq!((killed.code(), killed.signal()), (None, Some(9)));
+        let exited = ProcessExit::from_wait(&Ok(ExitStatus::from_raw(3 << 8)));
+        assert_eq!(exited.to_string(), "exit code 3");
+        let unknown = ProcessExit::from_wait(&Err(io::Error::other("gone")));
+        assert_eq!(unknown.to_string(), "exit status unknown (gone)");
+    }
+}
