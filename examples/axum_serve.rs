@@ -1,17 +1,27 @@
 //! `axum::serve` on a worker's delivered connections, through [`cluster::ClusterListener`], for
 //! programs that want axum's own serve loop (its options, `into_make_service_with_connect_info`).
 //!
+//! `GET /` → `hello from axum::serve, client <ip>:<port>` (axum's `ConnectInfo`).
+//!
 //! ```sh
 //! cargo run --example axum_serve              # then: curl localhost:3000
 //! ```
 //!
 //! Environment as for `hello`: `CLUSTER_WORKERS`, `HOST`, `PORT` (default 3000).
 
-use axum::Router;
-use axum::routing::get;
-use cluster::{Cluster, ClusterLayer, ClusterListener, Exit};
+use std::net::SocketAddr;
 
-#[tokio::main]
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use cluster::{BoxError, Cluster, ClusterLayer, ClusterListener, Exit};
+
+async fn hello(ConnectInfo(client): ConnectInfo<SocketAddr>) -> String {
+    format!("hello from axum::serve, client {client}\n")
+}
+
+#[cluster::main]
 async fn main() -> Exit {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
@@ -21,14 +31,16 @@ async fn main() -> Exit {
         .on_ready(|addresses| println!("listening on http://{}", addresses[0]))
         .run(|worker| async move {
             let app = Router::new()
-                .route("/", get(|| async { "hello from axum::serve\n" }))
+                .route("/", get(hello))
                 .layer(ClusterLayer::new());
-            let listener = ClusterListener::new(worker.listen(&address).await?);
+            // tap_io: axum gives ConnectInfo<SocketAddr> over its TcpListener and over TapIo.
+            let listener = ClusterListener::new(worker.listen(&address).await?).tap_io(|_| ());
             let draining = worker.clone();
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { draining.draining().await })
                 .await?;
-            Ok::<_, cluster::core::BoxError>(())
+            Ok::<_, BoxError>(())
         })
         .await
         .into()

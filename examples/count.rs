@@ -8,6 +8,9 @@
 //! (`ipc::request`) for the exact cluster-wide total (`/total` and `/seen` are not counted).
 //! Every second the master broadcasts the total to all workers; `GET /seen` shows the last
 //! value this worker received. Environment as for `hello`: `CLUSTER_WORKERS`, `HOST`, `PORT`.
+//!
+//! The master's part runs in `Cluster::on_master`, the workers' background part in
+//! `Cluster::on_worker`: no process asks which one it is.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,7 +19,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use cluster::{Cluster, ClusterControl, ClusterLayer, Exit, Incoming, ServeHttp, WorkerInfo, ipc};
+use cluster::{Cluster, ClusterControl, ClusterLayer, Exit, Incoming, ServeHttp, ipc};
 
 /// The last total this worker received from the master's broadcast.
 static SEEN: AtomicU64 = AtomicU64::new(0);
@@ -66,7 +69,7 @@ async fn count_in_master(control: ClusterControl) {
 
 /// The worker's part: remember the last broadcast total.
 async fn remember_broadcasts() {
-    let Some(mut messages) = ipc::messages() else {
+    let Ok(mut messages) = ipc::messages() else {
         return;
     };
     while let Some(message) = messages.recv().await {
@@ -76,17 +79,14 @@ async fn remember_broadcasts() {
     }
 }
 
-#[tokio::main]
+#[cluster::main]
 async fn main() -> Exit {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
-    let cluster =
-        Cluster::new().on_ready(|addresses| println!("listening on http://{}", addresses[0]));
-    if WorkerInfo::current().is_none() {
-        tokio::spawn(count_in_master(cluster.control()));
-    } else {
-        tokio::spawn(remember_broadcasts());
-    }
+    let cluster = Cluster::new()
+        .on_ready(|addresses| println!("listening on http://{}", addresses[0]))
+        .on_master(count_in_master)
+        .on_worker(|_worker| remember_broadcasts());
     let app = Router::new()
         .route("/", get(visit))
         .route("/total", get(total))

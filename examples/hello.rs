@@ -9,11 +9,16 @@
 //! master prints `listening on http://HOST:PORT` with the real port.
 //!
 //! Routes: `GET /` → `hello world`; `GET /slow?ms=N` → `slow done` after N ms;
-//! `GET /whoami` → the serving worker's slot and pid.
+//! `GET /whoami` → `worker <slot> pid <pid> client <ip>:<port>`: who served the request, and
+//! for whom (axum's `ConnectInfo`, the address the master accepted the connection from).
+//!
+//! `#[cluster::main]` runs the master on one thread and each worker on one serving thread
+//! (`CLUSTER_WORKER_THREADS=N` for more).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::Query;
+use axum::extract::{ConnectInfo, Query};
 use axum::routing::get;
 use axum::{Extension, Router};
 use cluster::{Cluster, ClusterLayer, Exit, ServeHttp, WorkerInfo};
@@ -33,11 +38,14 @@ async fn slow(Query(Slow { ms }): Query<Slow>) -> &'static str {
     "slow done\n"
 }
 
-async fn whoami(Extension(worker): Extension<WorkerInfo>) -> String {
-    format!("worker {} pid {}\n", worker.id, worker.pid)
+async fn whoami(
+    Extension(worker): Extension<WorkerInfo>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+) -> String {
+    format!("worker {} pid {} client {client}\n", worker.id, worker.pid)
 }
 
-#[tokio::main]
+#[cluster::main]
 async fn main() -> Exit {
     init_logging();
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());

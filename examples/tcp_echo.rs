@@ -22,7 +22,7 @@ async fn echo(stream: TcpStream, worker_id: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
+#[cluster::main]
 async fn main() -> Exit {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "4000".into());

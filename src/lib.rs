@@ -3,28 +3,36 @@
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
-//! use cluster::{Cluster, ClusterLayer, ServeHttp, ipc};
+//! use cluster::{Cluster, ClusterLayer, Exit, ServeHttp, ipc};
 //!
-//! # async fn example() -> Result<(), cluster::Error> {
-//! let app = Router::new()
-//!     .route("/", get(|| async {
-//!         let _ = ipc::send("count"); // to the master
-//!         "hello world\n"
-//!     }))
-//!     .layer(ClusterLayer::new());
-//! Cluster::new().workers(4).serve("127.0.0.1:3000", app).await
-//! # }
+//! #[cluster::main]
+//! async fn main() -> Exit {
+//!     let app = Router::new()
+//!         .route("/", get(|| async {
+//!             let _ = ipc::send("count"); // to the master
+//!             "hello world\n"
+//!         }))
+//!         .layer(ClusterLayer::new());
+//!     Cluster::new().workers(4).serve("127.0.0.1:3000", app).await.into()
+//! }
 //! ```
 //!
-//! The crates behind it: [`wire`] (frames and descriptors over Unix sockets), [`core`]
-//! (processes), [`tower`] (HTTP); [`ipc`] is the user messaging API of [`core`].
+//! [`main`] (`#[cluster::main]`) runs `async fn main` on one thread in the master and on one
+//! serving thread per worker ([`runtime`]). The crates behind it: [`wire`] (frames and
+//! descriptors over Unix sockets), [`core`] (processes), [`tower`] (HTTP); [`ipc`] is the user
+//! messaging API of [`core`]. Everything a program names is re-exported here.
 
 pub use cluster_core as core;
 pub use cluster_ipc as wire;
 pub use cluster_tower as tower;
 
 pub use cluster_core::{
-    Cluster, ClusterControl, ClusterEvent, Error, Exit, Incoming, Listener, RestartPolicy, Worker,
-    WorkerHandle, WorkerInfo, ipc,
+    BoxError, Cluster, ClusterControl, ClusterEvent, Error, EventStream, Exit, Inbox, Incoming,
+    Listener, Policy, ReadyHook, Request, RestartPolicy, SCHED_POLICY_ENV, Signal, WORKERS_ENV,
+    Worker, WorkerHandle, WorkerInfo, ipc, load, runtime,
 };
-pub use cluster_tower::{ClusterLayer, ClusterListener, ServeHttp};
+pub use cluster_macros::main;
+pub use cluster_tower::{
+    ClusterLayer, ClusterListener, ClusterService, HttpConfig, ServeHttp, WORKER_ID_HEADER,
+    serve_connections,
+};

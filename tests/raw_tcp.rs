@@ -51,9 +51,13 @@ async fn axum_serve_runs_on_a_cluster_listener_and_stops_on_sigterm() {
         ClusterProcess::start(Program::Example("axum_serve"), &[("CLUSTER_WORKERS", "2")]);
     for _ in 0..4 {
         let reply = get(address, "/").await;
-        assert_eq!(
-            (reply.status, reply.body.as_str()),
-            (200, "hello from axum::serve\n")
+        assert_eq!(reply.status, 200);
+        assert!(
+            reply
+                .body
+                .starts_with("hello from axum::serve, client 127.0.0.1:"),
+            "{}",
+            reply.body
         );
         assert!(reply.worker_id.is_some());
     }

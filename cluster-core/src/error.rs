@@ -124,6 +124,9 @@ pub enum Error {
         /// How many were killed.
         count: usize,
     },
+    /// The tokio runtime could not be built.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(io::Error),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(io::Error),

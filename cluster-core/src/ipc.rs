@@ -24,61 +24,23 @@
 //! On the master side, [`crate::ClusterControl::inbox`] receives messages and requests, and
 //! [`crate::ClusterControl::broadcast`] / [`crate::WorkerHandle::send`] send to workers.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_ipc::{CounterOp, Message, Outcome, Peer, Route};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
-
 use tokio::sync::{mpsc, watch};
 
-use crate::sync::lock;
-use crate::worker::Link;
-use crate::{Error, WorkerInfo};
+use crate::error::Error;
+use crate::role::WorkerInfo;
+use crate::worker::{Letter, Link, installed_link, mailbox};
 
 /// How long [`request`], [`send_to`] and counter operations wait for the master by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// User messages delivered to this worker and not yet read.
-const INBOX_CAPACITY: usize = 1024;
-
-static LINK: OnceLock<Arc<Link>> = OnceLock::new();
-
-/// This worker's delivered messages: the link pushes, [`messages`] takes the receiving end.
-struct WorkerInbox {
-    sender: mpsc::Sender<(Peer, serde_json::Value)>,
-    receiver: Mutex<Option<mpsc::Receiver<(Peer, serde_json::Value)>>>,
-}
-
-fn worker_inbox() -> &'static WorkerInbox {
-    static INBOX: OnceLock<WorkerInbox> = OnceLock::new();
-    INBOX.get_or_init(|| {
-        let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
-        WorkerInbox {
-            sender,
-            receiver: Mutex::new(Some(receiver)),
-        }
-    })
-}
-
-/// Called by the link for each message delivered to this worker.
-pub(crate) fn deliver(from: Peer, data: serde_json::Value) {
-    if worker_inbox().sender.try_send((from, data)).is_err() {
-        tracing::warn!(
-            "this worker's inbox is full or unread (ipc::messages); a message was dropped"
-        );
-    }
-}
-
-/// Called once when the worker joins the master.
-pub(crate) fn install(link: Arc<Link>) {
-    let _ = LINK.set(link);
-}
-
 fn link() -> Result<&'static Arc<Link>, Error> {
-    LINK.get().ok_or(Error::NotAWorker)
+    installed_link().ok_or(Error::NotAWorker)
 }
 
 fn user(to: Route, message: impl Serialize, seq: Option<u64>) -> Result<Message, Error> {
@@ -173,7 +135,7 @@ impl Delivered {
 /// The messages delivered to this worker, in order per sender.
 #[derive(Debug)]
 pub struct Messages {
-    receiver: mpsc::Receiver<(Peer, serde_json::Value)>,
+    receiver: mpsc::Receiver<Letter>,
 }
 
 impl Messages {
@@ -185,13 +147,15 @@ impl Messages {
 }
 
 /// The stream of messages delivered to this worker; it may be taken before the worker has
-/// joined the master. There is one per worker: later calls get `None`, as does a process that
-/// is not a worker. Until it is taken, up to 1024 messages wait; past that, with nobody
-/// reading, new ones are dropped with a warning.
-pub fn messages() -> Option<Messages> {
-    WorkerInfo::current()?;
-    let receiver = lock(&worker_inbox().receiver).take()?;
-    Some(Messages { receiver })
+/// joined the master. There is one per worker: a second call is [`Error::AlreadyTaken`], and
+/// in a process that is not a worker it is [`Error::NotAWorker`]. Until it is taken, up to
+/// 1024 messages wait; past that, with nobody reading, new ones are dropped with a warning.
+pub fn messages() -> Result<Messages, Error> {
+    WorkerInfo::current().ok_or(Error::NotAWorker)?;
+    let receiver = mailbox().take_messages().ok_or(Error::AlreadyTaken(
+        "this worker's messages (ipc::messages)",
+    ))?;
+    Ok(Messages { receiver })
 }
 
 /// A cluster-wide counter held by the master: exact across workers, and it survives worker
@@ -220,12 +184,9 @@ impl Counter {
     /// Follows this counter: the master pushes its changes to this worker (coalesced, at most
     /// every 50 ms, always ending with the latest value).
     pub async fn subscribe(&self) -> Result<CounterWatch, Error> {
-        let receiver = lock(followed())
-            .entry(self.name.clone())
-            .or_insert_with(|| watch::Sender::new(0))
-            .subscribe();
+        let receiver = mailbox().follow(&self.name);
         let value = self.apply(CounterOp::Subscribe).await?;
-        counter_changed(self.name.clone(), value);
+        mailbox().counter_changed(&self.name, value);
         Ok(CounterWatch { receiver })
     }
 
@@ -235,19 +196,6 @@ impl Counter {
             .call(|seq| Message::Counter { seq, name, op }, DEFAULT_TIMEOUT)
             .await?;
         Ok(serde_json::from_value(answer(reply.message)?)?)
-    }
-}
-
-/// The counters this worker follows, with their latest pushed values.
-fn followed() -> &'static Mutex<HashMap<String, watch::Sender<i64>>> {
-    static FOLLOWED: OnceLock<Mutex<HashMap<String, watch::Sender<i64>>>> = OnceLock::new();
-    FOLLOWED.get_or_init(Mutex::default)
-}
-
-/// Called by the link when the master pushes a counter's value.
-pub(crate) fn counter_changed(name: String, value: i64) {
-    if let Some(sender) = lock(followed()).get(&name) {
-        sender.send_replace(value);
     }
 }
 

@@ -29,6 +29,7 @@ pub mod load;
 mod master;
 mod reuseport;
 mod role;
+pub mod runtime;
 mod sync;
 mod worker;
 

@@ -10,16 +10,7 @@
 //! assert_eq!(cluster_core::load::current().connections, 0);
 //! ```
 
-use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-use cluster_ipc::Message;
-
-use crate::worker::Link;
-
-/// How often a changed load is reported, at most.
-const REPORT_INTERVAL: Duration = Duration::from_millis(10);
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
@@ -72,28 +63,5 @@ impl Drop for ConnectionGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         REQUESTS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Reports the load to the master whenever it changed, until the link is gone.
-pub(crate) async fn report(link: Weak<Link>) {
-    let mut reported = Load::default();
-    loop {
-        tokio::time::sleep(REPORT_INTERVAL).await;
-        let Some(link) = link.upgrade() else { return };
-        let now = current();
-        if now == reported {
-            continue;
-        }
-        let heartbeat = Message::Heartbeat {
-            conns: now.connections,
-            inflight: now.requests,
-        };
-        match link.try_send(&heartbeat) {
-            Ok(()) => reported = now,
-            // A full queue skips this report; the next one carries the news.
-            Err(crate::Error::Backpressure) => {}
-            Err(_) => return,
-        }
     }
 }

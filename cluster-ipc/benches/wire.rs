@@ -162,7 +162,13 @@ fn run_peer(path: &str) {
     });
 }
 
-criterion_group!(benches, codec, handoff);
+// criterion_group! makes an undocumented `pub fn`.
+#[allow(missing_docs)]
+mod group {
+    use super::*;
+    criterion_group!(benches, codec, handoff);
+}
+use group::benches;
 
 fn main() {
     if let Ok(path) = std::env::var(PEER_ENV) {

@@ -13,17 +13,27 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a test needs of an HTTP response.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The status code.
     pub status: u16,
+    /// The `x-worker-id` header, if any.
     pub worker_id: Option<String>,
+    /// The body, as text.
     pub body: String,
 }
 
 impl Reply {
-    /// The pid in a `/whoami` body (`worker N pid P`).
+    /// The pid in a `/whoami` body (`worker N pid P client C`).
     pub fn whoami_pid(&self) -> u32 {
-        let pid = self.body.trim().rsplit(' ').next().unwrap_or_default();
-        pid.parse()
+        self.whoami_field("pid")
+            .parse()
             .unwrap_or_else(|_| panic!("not a /whoami body: {}", self.body))
+    }
+
+    /// The word after `name` in a `/whoami` body (`worker N pid P client C`).
+    pub fn whoami_field(&self, name: &str) -> &str {
+        let mut words = self.body.split_whitespace();
+        words.find(|word| *word == name);
+        words.next().unwrap_or_default()
     }
 }
 

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,8 @@ pub struct ClusterProcess {
     stdout: mpsc::Receiver<String>,
     stdout_history: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
+    /// Every writer of stderr has closed it and all of it has been read.
+    stderr_closed: Arc<AtomicBool>,
     seen_workers: Vec<u32>,
 }
 
@@ -106,6 +109,8 @@ impl ClusterProcess {
         let stderr_text = Arc::new(Mutex::new(String::new()));
         let mut stderr = child.stderr.take().expect("piped stderr");
         let sink = Arc::clone(&stderr_text);
+        let stderr_closed = Arc::new(AtomicBool::new(false));
+        let closed = Arc::clone(&stderr_closed);
         std::thread::spawn(move || {
             let mut buffer = [0u8; 4096];
             while let Ok(read @ 1..) = stderr.read(&mut buffer) {
@@ -113,12 +118,14 @@ impl ClusterProcess {
                     .unwrap()
                     .push_str(&String::from_utf8_lossy(&buffer[..read]));
             }
+            closed.store(true, Ordering::SeqCst);
         });
         ClusterProcess {
             child,
             stdout: line_rx,
             stdout_history,
             stderr: stderr_text,
+            stderr_closed,
             seen_workers: Vec::new(),
         }
     }
@@ -195,6 +202,7 @@ impl ClusterProcess {
         self.stdout_history.lock().unwrap().clone()
     }
 
+    /// The master's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -214,6 +222,7 @@ impl ClusterProcess {
         &self.seen_workers
     }
 
+    /// Sends `signal` to the master.
     pub fn signal(&self, signal: rustix::process::Signal) {
         signal_pid(self.pid(), signal);
     }
@@ -224,13 +233,20 @@ impl ClusterProcess {
         rustix::process::kill_process_group(group, signal).expect("signal the process group");
     }
 
-    /// Waits up to `timeout` for the master to exit.
+    /// Waits up to `timeout` for the master to exit, then (a little) for the last of its
+    /// stderr to be read, so [`ClusterProcess::stderr`] has its final words.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut status = None;
         wait_until(timeout, || {
             status = self.child.try_wait().expect("try_wait");
             status.is_some()
         });
+        if status.is_some() {
+            // Workers share the pipe: if one outlives the master, stop waiting after a while.
+            wait_until(Duration::from_secs(5), || {
+                self.stderr_closed.load(Ordering::SeqCst)
+            });
+        }
         status
     }
 }

@@ -7,14 +7,18 @@
 //!   idle-connection close.
 //! - It notes whether the connection speaks HTTP/2, which drains with GOAWAY instead.
 //! - It counts each request as in flight ([`cluster_core::load`]) until its response is ready.
+//! - It gives each request the client's address as axum's [`ConnectInfo<SocketAddr>`] (the
+//!   address the master accepted the connection from).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
+use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, Version, header};
 use http_body_util::{Either, Full};
@@ -32,14 +36,22 @@ pub(crate) struct ConnectionService<S> {
     draining: Arc<AtomicBool>,
     /// This connection has carried an HTTP/2 request.
     http2: Arc<AtomicBool>,
+    /// The client.
+    peer: SocketAddr,
 }
 
 impl<S> ConnectionService<S> {
-    pub(crate) fn new(inner: S, draining: Arc<AtomicBool>, http2: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        draining: Arc<AtomicBool>,
+        http2: Arc<AtomicBool>,
+        peer: SocketAddr,
+    ) -> Self {
         Self {
             inner,
             draining,
             http2,
+            peer,
         }
     }
 }
@@ -56,7 +68,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        request.extensions_mut().insert(ConnectInfo(self.peer));
         let version = request.version();
         if version == Version::HTTP_2 {
             self.http2.store(true, Ordering::Relaxed);

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
-use crate::service::WORKER_ID_HEADER;
+use crate::header::WORKER_ID_HEADER;
 
 pin_project! {
     /// Resolves to the inner service's response with the `x-worker-id` header added.

@@ -4,17 +4,23 @@
 //!   middleware: [`layer`], [`service`], [`future`]) tags every response with `x-worker-id` and
 //!   every request with a [`cluster_core::WorkerInfo`] extension.
 //! - [`ServeHttp::serve`] runs a whole cluster of an HTTP service in one call; in each worker it
-//!   serves the connections the master hands over with hyper-util (HTTP/1.1 and HTTP/2 `h2c`).
+//!   serves the connections the master hands over with hyper-util (HTTP/1.1 and HTTP/2 `h2c`),
+//!   with the client's address as axum's `ConnectInfo<SocketAddr>`; [`HttpConfig`] sets its
+//!   timeouts and limits ([`ServeHttp::serve_with`]).
 //! - [`ClusterListener`] plugs a worker's connections into `axum::serve` instead.
 
+mod config;
 mod connection;
 pub mod future;
+mod header;
 pub mod layer;
 mod listener;
 mod serve;
 pub mod service;
 
-pub use layer::ClusterLayer;
-pub use listener::ClusterListener;
-pub use serve::{KEEP_ALIVE_DRAIN_GRACE, ServeHttp, serve_connections};
-pub use service::{ClusterService, WORKER_ID_HEADER};
+pub use self::config::HttpConfig;
+pub use self::header::WORKER_ID_HEADER;
+pub use self::layer::ClusterLayer;
+pub use self::listener::ClusterListener;
+pub use self::serve::{KEEP_ALIVE_DRAIN_GRACE, ServeHttp, serve_connections};
+pub use self::service::ClusterService;

@@ -25,8 +25,15 @@ use tokio::net::TcpStream;
 /// # }
 /// ```
 ///
-/// When the worker drains, `accept` never returns again; pair `axum::serve` with
-/// `with_graceful_shutdown(worker.draining())` to stop serving.
+/// [`ClusterListener::accept`] returns `None` once the worker drains. axum's serve loop cannot
+/// be told that, so through the [`axum::serve::Listener`] trait `accept` pends from then on:
+/// pair `axum::serve` with `with_graceful_shutdown(worker.draining())` to stop serving.
+///
+/// The client's address is the real one (the master's accepted peer). For axum's
+/// `ConnectInfo<SocketAddr>`, serve `listener.tap_io(|_| ())` (axum's `ListenerExt`) with
+/// `app.into_make_service_with_connect_info::<SocketAddr>()`: axum implements its `Connected`
+/// for `SocketAddr` only over its own `TcpListener` and over `TapIo`, and the orphan rule keeps
+/// this crate from adding an implementation (`examples/axum_serve.rs` does it).
 #[derive(Debug)]
 pub struct ClusterListener {
     inner: cluster_core::Listener,
@@ -37,6 +44,12 @@ impl ClusterListener {
     pub fn new(inner: cluster_core::Listener) -> Self {
         Self { inner }
     }
+
+    /// The next connection the master handed to this worker and its client's address;
+    /// `None` once the worker drains and every delivered connection has been taken.
+    pub async fn accept(&mut self) -> Option<(TcpStream, SocketAddr)> {
+        self.inner.accept().await
+    }
 }
 
 impl axum::serve::Listener for ClusterListener {
@@ -44,7 +57,7 @@ impl axum::serve::Listener for ClusterListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        match self.inner.accept().await {
+        match ClusterListener::accept(self).await {
             Some(connection) => connection,
             // Draining: no connection will come again; graceful shutdown ends the serve loop.
             None => std::future::pending().await,

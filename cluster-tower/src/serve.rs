@@ -10,12 +10,12 @@ use bytes::Bytes;
 use cluster_core::{BoxError, Cluster, Error, Listener};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 use tower_service::Service;
 
+use crate::config::HttpConfig;
 use crate::connection::ConnectionService;
 
 /// How long a draining worker keeps an HTTP/1 connection open for its client's next request
@@ -41,21 +41,7 @@ pub trait ServeHttp {
     /// supervises them until SIGTERM/SIGINT. In a worker: serves `service` on the connections
     /// the master hands over, with HTTP/1.1 and HTTP/2 (prior knowledge, `h2c`) on the same
     /// port, until the master asks it to drain (see [`serve_connections`]). The master never
-    /// calls `service`.
-    fn serve<S, B>(
-        self,
-        address: impl Into<String>,
-        service: S,
-    ) -> impl Future<Output = Result<(), Error>> + Send
-    where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>;
-}
-
-impl ServeHttp for Cluster {
+    /// calls `service`. HTTP settings are [`HttpConfig::default`].
     fn serve<S, B>(
         self,
         address: impl Into<String>,
@@ -67,11 +53,44 @@ impl ServeHttp for Cluster {
         S::Error: Into<BoxError>,
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
+        Self: Sized,
+    {
+        self.serve_with(address, service, HttpConfig::default())
+    }
+
+    /// [`ServeHttp::serve`] with these HTTP settings.
+    fn serve_with<S, B>(
+        self,
+        address: impl Into<String>,
+        service: S,
+        config: HttpConfig,
+    ) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>;
+}
+
+impl ServeHttp for Cluster {
+    fn serve_with<S, B>(
+        self,
+        address: impl Into<String>,
+        service: S,
+        config: HttpConfig,
+    ) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
     {
         let address = address.into();
         self.bind(address.clone()).run(move |worker| async move {
             let listener = worker.listen(&address).await?;
-            serve_connections(listener, service).await;
+            serve_connections(listener, service, &config).await;
             Ok::<_, Error>(())
         })
     }
@@ -92,7 +111,8 @@ async fn wait_for_drain(drain: &mut watch::Receiver<bool>) {
 /// - HTTP/2: GOAWAY at once; streams in flight finish.
 ///
 /// A panic in `service` answers that request with 500; the connection and the worker live on.
-pub async fn serve_connections<S, B>(mut listener: Listener, service: S)
+/// Handlers can take the client's address as axum's `ConnectInfo<SocketAddr>`.
+pub async fn serve_connections<S, B>(mut listener: Listener, service: S, config: &HttpConfig)
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -100,13 +120,17 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = config.builder();
     let draining = Arc::new(AtomicBool::new(false));
     let (drain_tx, drain_rx) = watch::channel(false);
     while let Some((stream, peer)) = listener.accept().await {
         let http2 = Arc::new(AtomicBool::new(false));
-        let service =
-            ConnectionService::new(service.clone(), Arc::clone(&draining), Arc::clone(&http2));
+        let service = ConnectionService::new(
+            service.clone(),
+            Arc::clone(&draining),
+            Arc::clone(&http2),
+            peer,
+        );
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();

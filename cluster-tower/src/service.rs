@@ -3,13 +3,10 @@
 use std::task::{Context, Poll};
 
 use cluster_core::WorkerInfo;
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-
-/// The response header naming the worker that served the request.
-pub static WORKER_ID_HEADER: HeaderName = HeaderName::from_static("x-worker-id");
 
 /// Adds the worker's identity to requests (extension) and responses (header).
 ///

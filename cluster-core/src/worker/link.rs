@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use std::time::Duration;
 
@@ -14,7 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::listener::{Delivered, Listener, Source};
-use crate::Error;
+use super::mailbox::mailbox;
+use crate::error::Error;
+use crate::reuseport::reuseport_socket;
 use crate::sync::lock;
 
 /// Connections one listener may hold before the worker refuses more (the master's window per
@@ -22,6 +24,19 @@ use crate::sync::lock;
 const LISTENER_QUEUE: usize = 1024;
 /// How long the master may take to answer `queryServer` (it binds the address meanwhile).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// This process's link, once it has joined the master.
+static INSTALLED: OnceLock<Arc<Link>> = OnceLock::new();
+
+/// Makes `link` this process's link (the first one stays).
+pub(crate) fn install(link: Arc<Link>) {
+    let _ = INSTALLED.set(link);
+}
+
+/// This process's link, if it has joined a master.
+pub(crate) fn installed_link() -> Option<&'static Arc<Link>> {
+    INSTALLED.get()
+}
 
 /// Shared state between the worker's handles and its reader task.
 #[derive(Debug)]
@@ -45,7 +60,6 @@ impl Link {
         });
         tokio::spawn(Arc::clone(&link).read_loop(receiver));
         tokio::spawn(Arc::clone(&link).drain_on_sigterm());
-        tokio::spawn(crate::load::report(Arc::downgrade(&link)));
         link
     }
 
@@ -156,7 +170,7 @@ impl Link {
                 self.own_source(listener)
             }
             Policy::Reuseport => {
-                let socket = crate::reuseport::reuseport_socket(&bound.to_string())
+                let socket = reuseport_socket(&bound.to_string())
                     .await
                     .map_err(listen_error)?;
                 self.own_source(socket.listen(1024).map_err(listen_error)?)
@@ -190,8 +204,8 @@ impl Link {
             Message::ServerAck { seq, .. }
             | Message::ServerError { seq, .. }
             | Message::Reply { seq, .. } => self.reply(seq, Received { message, fds }),
-            Message::Deliver { from, data } => crate::ipc::deliver(from, data),
-            Message::CounterValue { name, value } => crate::ipc::counter_changed(name, value),
+            Message::Deliver { from, data } => mailbox().deliver(from, data),
+            Message::CounterValue { name, value } => mailbox().counter_changed(&name, value),
             Message::NewConn { seq, key, peer } => {
                 let ok = self.deliver(&key, peer, fds);
                 if let Err(error) = self.send(&Message::Accepted { seq, ok }).await {

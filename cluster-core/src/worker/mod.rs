@@ -1,7 +1,9 @@
 //! The worker side: join the master, ask it for listeners, receive connections, drain.
 
+mod heartbeat;
 mod link;
 mod listener;
+mod mailbox;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
@@ -9,10 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use cluster_ipc::{Channel, Message, PROTOCOL_VERSION};
 
-pub(crate) use crate::role::{IPC_FD_ENV, WorkerEnv};
-use crate::{Error, WorkerInfo};
-pub(crate) use link::Link;
-pub use listener::Listener;
+use self::link::install;
+pub(crate) use self::link::{Link, installed_link};
+pub use self::listener::Listener;
+pub(crate) use self::mailbox::{Letter, mailbox};
+use crate::error::Error;
+use crate::role::{IPC_FD_ENV, WorkerEnv, WorkerInfo};
 
 /// This process's membership in the cluster, handed to the worker's main function by
 /// [`crate::Cluster::run`].
@@ -29,7 +33,8 @@ impl Worker {
         ask_for_parent_death_signal();
         let (sender, receiver) = channel.split();
         let link = Link::start(sender, receiver);
-        crate::ipc::install(Arc::clone(&link));
+        tokio::spawn(heartbeat::report(Arc::downgrade(&link)));
+        install(Arc::clone(&link));
         let online = Message::Online {
             version: PROTOCOL_VERSION,
             pid: env.info.pid,

@@ -23,6 +23,8 @@
 //!   `FIXTURE_SHUTDOWN_MS` sets the shutdown timeout (default 5000); `FIXTURE_START_DELAY_MS`
 //!   makes each worker wait that long before it listens (default 0);
 //!   `FIXTURE_RELOAD_TIMEOUT_MS` bounds a reload step (default 30000).
+//! - `FIXTURE_HEADER_TIMEOUT_MS`: how long a client may take to send its headers (default
+//!   `HttpConfig`'s 30 s).
 //! - Environment as for the examples: `CLUSTER_WORKERS`, `HOST`, `PORT`.
 
 use std::time::Duration;
@@ -32,7 +34,7 @@ use axum::routing::get;
 use cluster_core::{
     Cluster, ClusterControl, ClusterEvent, Error, Exit, RestartPolicy, Signal, WorkerInfo,
 };
-use cluster_tower::{ClusterLayer, serve_connections};
+use cluster_tower::{ClusterLayer, HttpConfig, serve_connections};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -47,6 +49,15 @@ fn env_or(name: &str, default: &str) -> String {
 
 fn millis_from_env(name: &str, default: u64) -> Duration {
     Duration::from_millis(env_or(name, "").parse().unwrap_or(default))
+}
+
+/// The HTTP settings: the defaults, with `FIXTURE_HEADER_TIMEOUT_MS` as the header-read timeout.
+fn http_config() -> HttpConfig {
+    let config = HttpConfig::default();
+    match std::env::var("FIXTURE_HEADER_TIMEOUT_MS") {
+        Ok(_) => config.header_read_timeout(Some(millis_from_env("FIXTURE_HEADER_TIMEOUT_MS", 0))),
+        Err(_) => config,
+    }
 }
 
 /// This worker's fault: `FIXTURE_FAULT`, else the content of `FIXTURE_FAULT_FILE`.
@@ -173,6 +184,17 @@ async fn answer_requests(control: ClusterControl) {
     }
 }
 
+/// Keeps the tags of the messages delivered to this worker.
+async fn remember_messages() {
+    let Ok(mut messages) = ipc::messages() else {
+        return;
+    };
+    while let Some(message) = messages.recv().await {
+        let tag = message.parse::<String>().unwrap_or_default();
+        RECEIVED.lock().unwrap().push(tag);
+    }
+}
+
 async fn hangs() -> &'static str {
     tokio::time::sleep(Duration::from_secs(600)).await;
     "done hanging\n"
@@ -182,8 +204,11 @@ async fn panics() -> &'static str {
     panic!("fixture: handler panics on purpose")
 }
 
-#[tokio::main]
-async fn main() -> Exit {
+fn main() -> Exit {
+    cluster_core::runtime::block_on(run())
+}
+
+async fn run() -> Exit {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(env_or(
             "RUST_LOG", "info",
@@ -202,18 +227,10 @@ async fn main() -> Exit {
         }
     }
     let address = format!("{}:{}", env_or("HOST", "127.0.0.1"), env_or("PORT", "0"));
-    let cluster = Cluster::new();
+    let cluster = Cluster::new()
+        .on_master(answer_requests)
+        .on_worker(|_worker| remember_messages());
     let control = cluster.control();
-    if WorkerInfo::current().is_none() {
-        tokio::spawn(answer_requests(control.clone()));
-    } else if let Some(mut messages) = ipc::messages() {
-        tokio::spawn(async move {
-            while let Some(message) = messages.recv().await {
-                let tag = message.parse::<String>().unwrap_or_default();
-                RECEIVED.lock().unwrap().push(tag);
-            }
-        });
-    }
     let cluster = cluster
         .bind(address.clone())
         .shutdown_timeout(millis_from_env("FIXTURE_SHUTDOWN_MS", 5000))
@@ -268,8 +285,9 @@ async fn main() -> Exit {
             tokio::time::sleep(start_delay).await;
             let _ = WATCHED.set(ipc::counter("hits").subscribe().await?);
             let listener = worker.listen(&address).await?;
+            let config = http_config();
             tokio::select! {
-                () = serve_connections(listener, app) => Ok::<_, Error>(()),
+                () = serve_connections(listener, app, &config) => Ok::<_, Error>(()),
                 _ = crash_requested.recv() => panic!("fixture: worker main panics on purpose"),
             }
         })

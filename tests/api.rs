@@ -1,0 +1,131 @@
+//! What an axum user expects of the cluster, with real processes: the client's address in
+//! `ConnectInfo` (under `serve` and under `axum::serve` with `ClusterListener`), one serving
+//! thread per worker, the runtime's knobs, and the HTTP settings.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use cluster_testkit::{ClusterProcess, Connections, Load, Program, get, get_from};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TWO_WORKERS: &[(&str, &str)] = &[("CLUSTER_WORKERS", "2")];
+
+/// The number of threads of process `pid`.
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoami_names_the_client_the_master_accepted() {
+    let (_cluster, address) = ClusterProcess::start(Program::Example("hello"), TWO_WORKERS);
+    let source = IpAddr::from([127, 0, 0, 2]);
+    let mut workers = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let reply = get_from(source, address, "/whoami").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let client: SocketAddr = reply.whoami_field("client").parse().expect("an address");
+        assert_eq!(client.ip(), source, "{}", reply.body);
+        assert!(reply.body.contains("client 127.0.0.2:"), "{}", reply.body);
+        assert_ne!(client.port(), 0);
+        workers.insert(reply.worker_id.unwrap());
+    }
+    assert_eq!(workers.len(), 2, "both workers see the real client");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_serve_on_a_cluster_listener_sees_the_client_too() {
+    let (_cluster, address) = ClusterProcess::start(Program::Example("axum_serve"), TWO_WORKERS);
+    let reply = get_from(IpAddr::from([127, 0, 0, 3]), address, "/").await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .body
+            .starts_with("hello from axum::serve, client 127.0.0.3:"),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_worker_serves_on_one_thread_under_load_and_the_master_runs_on_one() {
+    let (cluster, address) = ClusterProcess::start(Program::Example("hello"), TWO_WORKERS);
+    let load = Load::start(address, "/", 16, Connections::KeepAlive);
+    assert!(
+        load.wait_for(3_000, Duration::from_secs(60)).await,
+        "load runs"
+    );
+    let workers = cluster.worker_pids();
+    assert_eq!(workers.len(), 2);
+    for pid in &workers {
+        assert_eq!(threads_of(*pid), 1, "worker {pid} runs one thread");
+    }
+    assert_eq!(threads_of(cluster.pid()), 1, "the master runs one thread");
+    let more = load.completed() + 1_000;
+    assert!(load.wait_for(more, Duration::from_secs(60)).await);
+    let report = load.stop().await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    for pid in &workers {
+        assert_eq!(threads_of(*pid), 1, "still one thread after the load");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_worker_threads_gives_workers_more_threads_and_the_master_still_one() {
+    let env = [("CLUSTER_WORKERS", "2"), ("CLUSTER_WORKER_THREADS", "3")];
+    let (cluster, address) = ClusterProcess::start(Program::Example("hello"), &env);
+    assert_eq!(get(address, "/").await.status, 200);
+    for pid in cluster.worker_pids() {
+        assert!(
+            threads_of(pid) >= 3,
+            "worker {pid}: {} threads",
+            threads_of(pid)
+        );
+    }
+    assert_eq!(threads_of(cluster.pid()), 1);
+}
+
+#[test]
+fn a_bad_cluster_worker_threads_stops_the_master_at_once_saying_why() {
+    let env = [("CLUSTER_WORKERS", "2"), ("CLUSTER_WORKER_THREADS", "none")];
+    let mut cluster = ClusterProcess::spawn(Program::Example("hello"), &env);
+    let status = cluster
+        .wait_exit(Duration::from_secs(10))
+        .expect("the master exits");
+    assert_eq!(status.code(), Some(1));
+    let stderr = cluster.stderr();
+    assert!(
+        stderr.contains("error: invalid CLUSTER_WORKER_THREADS=\"none\""),
+        "{stderr}"
+    );
+    assert!(cluster.worker_pids().is_empty(), "no worker was started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off_after_the_header_timeout() {
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("FIXTURE_HEADER_TIMEOUT_MS", "300"),
+    ];
+    let (_cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    let mut half_open = tokio::net::TcpStream::connect(address).await.unwrap();
+    half_open
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), half_open.read_to_end(&mut answer));
+    assert!(read.await.is_ok(), "the connection is closed by the server");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "not before the timeout: {:?}",
+        started.elapsed()
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // A client that sends its request in time is served.
+    assert_eq!(get(address, "/").await.body, "fixture\n");
+}
