@@ -7,15 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKERS=${WORKERS:-2}
 
-if ! command -v ab >/dev/null || ! command -v wrk >/dev/null; then
-  if command -v apt-get >/dev/null; then
-    echo "installing ab (apache2-utils) and wrk from the system's packages" >&2
-    (apt-get update -qq && apt-get install -y -qq apache2-utils wrk) >/dev/null
-  else
-    echo "please install ab (apache2-utils) and wrk" >&2
-    exit 1
-  fi
-fi
+. benches/tools.sh
+need_ab_and_wrk
 
 cargo build --release --quiet --example hello
 work=$(mktemp -d)

@@ -184,6 +184,7 @@ impl Sender {
 
 /// Why [`Sender::try_send_with_fds`] did not send.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TrySendError {
     /// The send queue is full; try again after the writer catches up.
     #[error("IPC send queue is full")]

@@ -8,6 +8,7 @@ use std::io;
 /// protocol: the channel that saw it is closed and must not be used again, while every other
 /// channel carries on.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum IpcError {
     /// The socket itself failed.
     #[error("IPC socket error: {0}")]

@@ -105,10 +105,11 @@ pub(crate) fn send_to_worker(worker: &Sender, message: Message, fds: Vec<OwnedFd
     if fds.is_empty() {
         match worker.try_send(&message) {
             Ok(()) => return,
-            Err(TrySendError::Full) => {}
             Err(TrySendError::Ipc(error)) => {
                 return tracing::debug!(%error, kind = message.kind(), "not sent");
             }
+            // Full: wait for room below.
+            Err(_) => {}
         }
     }
     let worker = worker.clone();

@@ -87,8 +87,8 @@ impl Link {
     /// Sends without waiting; a full send queue is [`Error::Backpressure`].
     pub(crate) fn try_send(&self, message: &Message) -> Result<(), Error> {
         self.sender.try_send(message).map_err(|error| match error {
-            TrySendError::Full => Error::Backpressure,
             TrySendError::Ipc(error) => Error::Ipc(error),
+            _full => Error::Backpressure,
         })
     }
 

@@ -223,6 +223,7 @@ impl Driver {
             Action::PublishCounter { name, value } => {
                 self.control.registry().set_counter(name, value);
             }
+            // `feed` returns the result before it gets here.
             Action::Finish(_) => {}
         }
     }
