@@ -22,5 +22,7 @@ pub use self::config::HttpConfig;
 pub use self::header::WORKER_ID_HEADER;
 pub use self::layer::ClusterLayer;
 pub use self::listener::ClusterListener;
-pub use self::serve::{KEEP_ALIVE_DRAIN_GRACE, ServeHttp, serve_connections};
+pub use self::serve::{
+    HttpBody, HttpService, KEEP_ALIVE_DRAIN_GRACE, ServeHttp, serve_connections,
+};
 pub use self::service::ClusterService;

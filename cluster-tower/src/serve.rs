@@ -22,6 +22,38 @@ use crate::connection::ConnectionService;
 /// (answered with `Connection: close`) before closing it once idle.
 pub const KEEP_ALIVE_DRAIN_GRACE: Duration = Duration::from_secs(1);
 
+/// A tower service the workers can serve over HTTP, with response bodies `B` (an
+/// `axum::Router` is one).
+pub trait HttpService<B>:
+    Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Error: Into<BoxError>,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+}
+
+/// A response body the workers can send.
+pub trait HttpBody: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> HttpBody for B
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+}
+
 /// Serves an HTTP service on every worker of a [`Cluster`].
 ///
 /// ```no_run
@@ -48,11 +80,8 @@ pub trait ServeHttp {
         service: S,
     ) -> impl Future<Output = Result<(), Error>> + Send
     where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
+        S: HttpService<B>,
+        B: HttpBody,
         Self: Sized,
     {
         self.serve_with(address, service, HttpConfig::default())
@@ -66,11 +95,8 @@ pub trait ServeHttp {
         config: HttpConfig,
     ) -> impl Future<Output = Result<(), Error>> + Send
     where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>;
+        S: HttpService<B>,
+        B: HttpBody;
 }
 
 impl ServeHttp for Cluster {
@@ -81,11 +107,8 @@ impl ServeHttp for Cluster {
         config: HttpConfig,
     ) -> impl Future<Output = Result<(), Error>> + Send
     where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
+        S: HttpService<B>,
+        B: HttpBody,
     {
         let address = address.into();
         self.bind(address.clone()).run(move |worker| async move {
@@ -114,11 +137,8 @@ async fn wait_for_drain(drain: &mut watch::Receiver<bool>) {
 /// Handlers can take the client's address as axum's `ConnectInfo<SocketAddr>`.
 pub async fn serve_connections<S, B>(mut listener: Listener, service: S, config: &HttpConfig)
 where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: HttpService<B>,
+    B: HttpBody,
 {
     let builder = config.builder();
     let draining = Arc::new(AtomicBool::new(false));
