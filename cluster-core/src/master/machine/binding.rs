@@ -16,7 +16,7 @@ use crate::master::ids::WorkerKey;
 impl Machine {
     /// Binds the configured addresses (workers start once they are bound), or starts the
     /// workers at once when there are none.
-    pub(crate) fn on_start(&mut self) {
+    pub(super) fn on_start(&mut self) {
         if self.phase != Phase::Idle {
             return;
         }
@@ -30,7 +30,7 @@ impl Machine {
     }
 
     /// A worker wants to listen on `address`: the master binds it once for the cluster.
-    pub(crate) fn on_query_server(&mut self, worker: WorkerKey, seq: u64, address: String) {
+    pub(super) fn on_query_server(&mut self, worker: WorkerKey, seq: u64, address: String) {
         let key = ListenKey::from(address.as_str());
         match self.listeners.wish(key.clone(), Some((worker, seq))) {
             Wish::Bound(bound) => self.acknowledge_listen(worker, seq, key, bound),
@@ -41,7 +41,7 @@ impl Machine {
 
     /// The driver bound `address`, or could not: answers everyone who waited for it. A bind
     /// that fails stops the cluster (a worker that cannot listen cannot serve).
-    pub(crate) fn on_bound(&mut self, address: String, result: io::Result<SocketAddr>) {
+    pub(super) fn on_bound(&mut self, address: String, result: io::Result<SocketAddr>) {
         let key = ListenKey::from(address.as_str());
         match result {
             Ok(bound) => {

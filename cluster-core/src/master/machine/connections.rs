@@ -9,14 +9,14 @@ use crate::master::ids::WorkerKey;
 
 impl Machine {
     /// A listener accepted `conn`.
-    pub(crate) fn on_connection(&mut self, conn: Conn) {
+    pub(super) fn on_connection(&mut self, conn: Conn) {
         self.dispatch(conn);
     }
 
     /// The worker answered handoff `seq`: taken (the master closes its copy), or refused (it
     /// is draining: it takes no more for that key, and the connection goes to another).
     /// An answer to no handoff of this worker (a late or made-up `seq`) changes nothing.
-    pub(crate) fn on_accepted(&mut self, key: WorkerKey, seq: u64, ok: bool) {
+    pub(super) fn on_accepted(&mut self, key: WorkerKey, seq: u64, ok: bool) {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
@@ -39,7 +39,7 @@ impl Machine {
 
     /// A handoff could not be queued for the worker: it gets no more until it is heard from
     /// again, and the connection goes to another.
-    pub(crate) fn on_handoff_failed(&mut self, key: WorkerKey, seq: u64) {
+    pub(super) fn on_handoff_failed(&mut self, key: WorkerKey, seq: u64) {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
@@ -50,7 +50,7 @@ impl Machine {
     }
 
     /// The worker takes connections for `listen_key` from now on (unless it is stopping).
-    pub(crate) fn on_listening(&mut self, key: WorkerKey, listen_key: ListenKey) {
+    pub(super) fn on_listening(&mut self, key: WorkerKey, listen_key: ListenKey) {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };

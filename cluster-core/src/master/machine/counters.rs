@@ -6,14 +6,14 @@ use cluster_ipc::CounterOp;
 
 /// Every counter ever touched, by name; exact, since only the master changes them.
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub(super) struct Counters {
     values: HashMap<String, i64>,
 }
 
 impl Counters {
     /// Applies `op` to `name` (created at 0) and returns the value after it; additions
     /// saturate instead of overflowing.
-    pub(crate) fn apply(&mut self, name: &str, op: CounterOp) -> i64 {
+    pub(super) fn apply(&mut self, name: &str, op: CounterOp) -> i64 {
         let value = match self.values.get_mut(name) {
             Some(value) => value,
             None => self.values.entry(name.to_owned()).or_insert(0),
@@ -25,7 +25,7 @@ impl Counters {
     }
 
     /// The value of `name` (0 if never touched).
-    pub(crate) fn get(&self, name: &str) -> i64 {
+    pub(super) fn get(&self, name: &str) -> i64 {
         self.values.get(name).copied().unwrap_or(0)
     }
 }

@@ -21,10 +21,10 @@ use crate::master::ids::WorkerKey;
 
 /// A connection given to a worker: the machine sends it as `newConn {seq}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Placement {
-    pub(crate) worker: WorkerKey,
-    pub(crate) seq: u64,
-    pub(crate) conn: Conn,
+pub(super) struct Placement {
+    pub(super) worker: WorkerKey,
+    pub(super) seq: u64,
+    pub(super) conn: Conn,
 }
 
 /// The workers listening on one key, in slot order, and whose turn is next.
@@ -36,14 +36,14 @@ struct Rotation {
 
 /// Routes connections to workers; holds those no worker can take yet.
 #[derive(Debug)]
-pub(crate) struct Dispatcher {
+pub(super) struct Dispatcher {
     policy: Policy,
     rotations: HashMap<ListenKey, Rotation>,
     backlog: VecDeque<Conn>,
 }
 
 impl Dispatcher {
-    pub(crate) fn new(policy: Policy) -> Self {
+    pub(super) fn new(policy: Policy) -> Self {
         Self {
             policy,
             rotations: HashMap::new(),
@@ -52,7 +52,7 @@ impl Dispatcher {
     }
 
     /// `worker` (in `slot`) now takes connections for `key`.
-    pub(crate) fn add(&mut self, key: ListenKey, slot: usize, worker: WorkerKey) {
+    pub(super) fn add(&mut self, key: ListenKey, slot: usize, worker: WorkerKey) {
         let members = &mut self.rotations.entry(key).or_default().members;
         if !members.iter().any(|(_, member)| *member == worker) {
             members.push((slot, worker));
@@ -61,21 +61,21 @@ impl Dispatcher {
     }
 
     /// `worker` takes no more connections for `key`.
-    pub(crate) fn remove(&mut self, key: &ListenKey, worker: WorkerKey) {
+    pub(super) fn remove(&mut self, key: &ListenKey, worker: WorkerKey) {
         if let Some(rotation) = self.rotations.get_mut(key) {
             rotation.members.retain(|(_, member)| *member != worker);
         }
     }
 
     /// `worker` takes no more connections at all.
-    pub(crate) fn remove_worker(&mut self, worker: WorkerKey) {
+    pub(super) fn remove_worker(&mut self, worker: WorkerKey) {
         for rotation in self.rotations.values_mut() {
             rotation.members.retain(|(_, member)| *member != worker);
         }
     }
 
     /// Gives `conn` to a worker with room, or queues it in the backlog.
-    pub(crate) fn dispatch(&mut self, conn: Conn, workers: &mut Workers) -> Option<Placement> {
+    pub(super) fn dispatch(&mut self, conn: Conn, workers: &mut Workers) -> Option<Placement> {
         match self.place(conn, workers) {
             Ok(placement) => Some(placement),
             Err(conn) => {
@@ -88,7 +88,7 @@ impl Dispatcher {
     /// Gives queued connections to workers that now have room; those still without one stay
     /// queued in their order (under `sticky` a client waits for its own worker without
     /// holding up the others).
-    pub(crate) fn drain_backlog(&mut self, workers: &mut Workers) -> Vec<Placement> {
+    pub(super) fn drain_backlog(&mut self, workers: &mut Workers) -> Vec<Placement> {
         let mut placed = Vec::new();
         for conn in std::mem::take(&mut self.backlog) {
             match self.place(conn, workers) {
@@ -100,7 +100,7 @@ impl Dispatcher {
     }
 
     /// Empties the backlog; returns what was in it.
-    pub(crate) fn take_backlog(&mut self) -> Vec<Conn> {
+    pub(super) fn take_backlog(&mut self) -> Vec<Conn> {
         self.backlog.drain(..).collect()
     }
 

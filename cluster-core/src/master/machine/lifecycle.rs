@@ -14,7 +14,7 @@ use crate::master::process_exit::ProcessExit;
 
 impl Machine {
     /// The worker's process runs.
-    pub(crate) fn on_spawned(&mut self, key: WorkerKey, pid: u32) {
+    pub(super) fn on_spawned(&mut self, key: WorkerKey, pid: u32) {
         if let Some(worker) = self.workers.get_mut(&key) {
             tracing::debug!(slot = worker.slot, pid, "worker spawned");
             worker.pid = Some(pid);
@@ -23,7 +23,7 @@ impl Machine {
     }
 
     /// The worker joined; one speaking another protocol version is stopped.
-    pub(crate) fn on_online(&mut self, key: WorkerKey, version: u32) {
+    pub(super) fn on_online(&mut self, key: WorkerKey, version: u32) {
         let Some(worker) = self.workers.get(&key) else {
             return;
         };
@@ -41,7 +41,7 @@ impl Machine {
     }
 
     /// The worker sent a message only the master may send: it is stopped.
-    pub(crate) fn on_forbidden(&mut self, key: WorkerKey, kind: &str) {
+    pub(super) fn on_forbidden(&mut self, key: WorkerKey, kind: &str) {
         if let Some(worker) = self.workers.get(&key) {
             tracing::error!(
                 slot = worker.slot,
@@ -55,7 +55,7 @@ impl Machine {
 
     /// The worker's channel closed: it gets nothing more, and what it did not acknowledge goes
     /// to others. One that broke the protocol is killed.
-    pub(crate) fn on_channel_closed(&mut self, key: WorkerKey, error: Option<IpcError>) {
+    pub(super) fn on_channel_closed(&mut self, key: WorkerKey, error: Option<IpcError>) {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
@@ -72,14 +72,14 @@ impl Machine {
     }
 
     /// User code signalled the worker through its handle: it is not replaced.
-    pub(crate) fn on_release(&mut self, key: WorkerKey) {
+    pub(super) fn on_release(&mut self, key: WorkerKey) {
         if let Some(worker) = self.workers.get_mut(&key) {
             worker.released = true;
         }
     }
 
     /// The worker process is gone: forgets it and tells user code. Returns what it was.
-    pub(crate) fn remove_exited(
+    pub(super) fn remove_exited(
         &mut self,
         key: WorkerKey,
         exit: &ProcessExit,
@@ -97,7 +97,7 @@ impl Machine {
     }
 
     /// A worker that died on its own gets a successor in its slot (unless another serves it).
-    pub(crate) fn restart_if_unexpected(&mut self, worker: &WorkerState, exit: &ProcessExit) {
+    pub(super) fn restart_if_unexpected(&mut self, worker: &WorkerState, exit: &ProcessExit) {
         let (slot, pid) = (worker.slot, worker.pid());
         if self.is_stopping() || worker.exit_is_intended() {
             tracing::debug!(slot, pid, "worker exited: {exit}");
@@ -111,7 +111,7 @@ impl Machine {
     }
 
     /// Decides, with the restart policy, when the slot's next worker starts, or gives up.
-    pub(crate) fn schedule_restart(
+    pub(super) fn schedule_restart(
         &mut self,
         slot: usize,
         uptime: std::time::Duration,
@@ -136,14 +136,14 @@ impl Machine {
     }
 
     /// A slot's backoff has passed: its next worker starts, unless that is moot now.
-    pub(crate) fn on_restart_due(&mut self, slot: usize) {
+    pub(super) fn on_restart_due(&mut self, slot: usize) {
         if !self.is_stopping() && self.serving_worker(slot).is_none() {
             self.spawn(slot, Origin::Restart);
         }
     }
 
     /// A worker asked to stop is still there after the shutdown timeout: killed.
-    pub(crate) fn on_disconnect_timeout(&mut self, key: WorkerKey) {
+    pub(super) fn on_disconnect_timeout(&mut self, key: WorkerKey) {
         let Some(worker) = self.workers.get(&key) else {
             return;
         };
@@ -160,7 +160,7 @@ impl Machine {
     }
 
     /// Tells user code, once, when every worker listens on every bound address.
-    pub(crate) fn announce_if_ready(&mut self) {
+    pub(super) fn announce_if_ready(&mut self) {
         let listening = self.listeners.len();
         let all_listening = self.workers.len() >= self.config.worker_count
             && listening > 0

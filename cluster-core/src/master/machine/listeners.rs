@@ -9,11 +9,11 @@ use cluster_ipc::ListenKey;
 use crate::master::ids::WorkerKey;
 
 /// A worker's `queryServer` waiting for its address: the worker and the query's `seq`.
-pub(crate) type Waiter = (WorkerKey, u64);
+pub(super) type Waiter = (WorkerKey, u64);
 
 /// What to do about a worker's wish to listen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wish {
+pub(super) enum Wish {
     /// Bound already: answer at once.
     Bound(SocketAddr),
     /// Nobody asked before: bind it (the waiter is answered once it is).
@@ -24,14 +24,14 @@ pub(crate) enum Wish {
 
 /// Bound addresses by key, and pending binds.
 #[derive(Debug, Default)]
-pub(crate) struct Listeners {
+pub(super) struct Listeners {
     bound: BTreeMap<ListenKey, SocketAddr>,
     binding: HashMap<ListenKey, Vec<Waiter>>,
 }
 
 impl Listeners {
     /// Files a wish to listen on `key` (with no waiter for the master's own start-up binds).
-    pub(crate) fn wish(&mut self, key: ListenKey, waiter: Option<Waiter>) -> Wish {
+    pub(super) fn wish(&mut self, key: ListenKey, waiter: Option<Waiter>) -> Wish {
         if let Some(address) = self.bound.get(&key) {
             return Wish::Bound(*address);
         }
@@ -41,36 +41,36 @@ impl Listeners {
     }
 
     /// `key` is bound at `address`; returns who waited for it.
-    pub(crate) fn bound(&mut self, key: ListenKey, address: SocketAddr) -> Vec<Waiter> {
+    pub(super) fn bound(&mut self, key: ListenKey, address: SocketAddr) -> Vec<Waiter> {
         let waiters = self.binding.remove(&key).unwrap_or_default();
         self.bound.insert(key, address);
         waiters
     }
 
     /// `key` cannot be bound; returns who waited for it.
-    pub(crate) fn failed(&mut self, key: &ListenKey) -> Vec<Waiter> {
+    pub(super) fn failed(&mut self, key: &ListenKey) -> Vec<Waiter> {
         self.binding.remove(key).unwrap_or_default()
     }
 
     /// Whether every one of `addresses` is bound.
-    pub(crate) fn all_bound(&self, addresses: &[String]) -> bool {
+    pub(super) fn all_bound(&self, addresses: &[String]) -> bool {
         addresses
             .iter()
             .all(|address| self.bound.contains_key(&ListenKey::from(address.as_str())))
     }
 
     /// The bound address of `key`.
-    pub(crate) fn address_of(&self, key: &ListenKey) -> Option<SocketAddr> {
+    pub(super) fn address_of(&self, key: &ListenKey) -> Option<SocketAddr> {
         self.bound.get(key).copied()
     }
 
     /// How many addresses are bound.
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.bound.len()
     }
 
     /// Every bound address, in key order.
-    pub(crate) fn addresses(&self) -> Vec<SocketAddr> {
+    pub(super) fn addresses(&self) -> Vec<SocketAddr> {
         self.bound.values().copied().collect()
     }
 }

@@ -15,7 +15,7 @@ use crate::master::ids::WorkerKey;
 impl Machine {
     /// Relays a worker's user message; with a `seq`, answers with a receipt (an error when no
     /// live worker is there to take it).
-    pub(crate) fn on_user_message(
+    pub(super) fn on_user_message(
         &mut self,
         key: WorkerKey,
         to: Route,
@@ -46,7 +46,7 @@ impl Machine {
     }
 
     /// Relays a message from master code.
-    pub(crate) fn on_master_message(&mut self, to: Target, data: serde_json::Value) {
+    pub(super) fn on_master_message(&mut self, to: Target, data: serde_json::Value) {
         let message = Message::Deliver {
             from: Peer::Master,
             data,
@@ -83,7 +83,7 @@ impl Machine {
 
     /// Applies a worker's counter operation and answers it with the value; a change to a
     /// followed counter schedules a push (coalesced).
-    pub(crate) fn on_counter(&mut self, key: WorkerKey, seq: u64, name: String, op: CounterOp) {
+    pub(super) fn on_counter(&mut self, key: WorkerKey, seq: u64, name: String, op: CounterOp) {
         if op == CounterOp::Subscribe {
             self.subscriptions.subscribe(&name, key);
         }
@@ -102,7 +102,7 @@ impl Machine {
     }
 
     /// Pushes every changed counter's latest value to the workers following it.
-    pub(crate) fn push_counters(&mut self) {
+    pub(super) fn push_counters(&mut self) {
         for (name, followers) in self.subscriptions.take_changed() {
             let value = self.counters.get(&name);
             let message = Message::CounterValue { name, value };

@@ -8,17 +8,17 @@ use crate::master::ids::WorkerKey;
 
 /// One slot being replaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Step {
-    pub(crate) slot: usize,
+pub(super) struct Step {
+    pub(super) slot: usize,
     /// The worker serving the slot when the step began (none if the slot was empty).
-    pub(crate) old: Option<WorkerKey>,
+    pub(super) old: Option<WorkerKey>,
     /// Its replacement, started and not yet listening everywhere.
-    pub(crate) new: WorkerKey,
+    pub(super) new: WorkerKey,
 }
 
 /// The reload in progress, if any.
 #[derive(Debug, Default)]
-pub(crate) struct Reload {
+pub(super) struct Reload {
     running: bool,
     /// Slots not yet started.
     queue: VecDeque<usize>,
@@ -30,7 +30,7 @@ pub(crate) struct Reload {
 
 impl Reload {
     /// Begins a reload of `slots`; `false` (and one more reload noted) if one is running.
-    pub(crate) fn begin(&mut self, slots: impl IntoIterator<Item = usize>) -> bool {
+    pub(super) fn begin(&mut self, slots: impl IntoIterator<Item = usize>) -> bool {
         if self.running {
             self.again = true;
             return false;
@@ -44,30 +44,30 @@ impl Reload {
     }
 
     /// The next slot to start, while fewer than `batch` steps are under way.
-    pub(crate) fn next_slot(&mut self, batch: usize) -> Option<usize> {
+    pub(super) fn next_slot(&mut self, batch: usize) -> Option<usize> {
         if self.steps.len() >= batch {
             return None;
         }
         self.queue.pop_front()
     }
 
-    pub(crate) fn add_step(&mut self, step: Step) {
+    pub(super) fn add_step(&mut self, step: Step) {
         self.steps.push(step);
     }
 
     /// Whether `worker` is a replacement this reload waits for.
-    pub(crate) fn is_replacement(&self, worker: WorkerKey) -> bool {
+    pub(super) fn is_replacement(&self, worker: WorkerKey) -> bool {
         self.steps.iter().any(|step| step.new == worker)
     }
 
     /// The step of the replacement `worker`, now done.
-    pub(crate) fn complete(&mut self, worker: WorkerKey) -> Option<Step> {
+    pub(super) fn complete(&mut self, worker: WorkerKey) -> Option<Step> {
         let index = self.steps.iter().position(|step| step.new == worker)?;
         Some(self.steps.swap_remove(index))
     }
 
     /// The slot of the replacement `worker`, if this reload waits for it.
-    pub(crate) fn slot_of(&self, worker: WorkerKey) -> Option<usize> {
+    pub(super) fn slot_of(&self, worker: WorkerKey) -> Option<usize> {
         self.steps
             .iter()
             .find(|step| step.new == worker)
@@ -75,7 +75,7 @@ impl Reload {
     }
 
     /// Every slot has been replaced: ends the reload; `true` if another was asked for.
-    pub(crate) fn finish_if_done(&mut self) -> Option<bool> {
+    pub(super) fn finish_if_done(&mut self) -> Option<bool> {
         if !self.running || !self.steps.is_empty() || !self.queue.is_empty() {
             return None;
         }
@@ -85,7 +85,7 @@ impl Reload {
     }
 
     /// Ends the reload early; returns the replacements still under way.
-    pub(crate) fn abort(&mut self) -> Vec<Step> {
+    pub(super) fn abort(&mut self) -> Vec<Step> {
         std::mem::take(self).steps
     }
 }

@@ -33,7 +33,7 @@ impl Default for RestartPolicy {
 
 /// The decision for one death.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Restart {
+pub(super) enum Restart {
     /// Start a new worker in the slot after this delay.
     After(Duration),
     /// The slot died early too many times in a row: stop the cluster.
@@ -45,13 +45,13 @@ pub(crate) enum Restart {
 
 /// Per-slot counts of early deaths in a row.
 #[derive(Debug, Default)]
-pub(crate) struct RestartTracker {
+pub(super) struct RestartTracker {
     early_deaths: HashMap<usize, u32>,
 }
 
 impl RestartTracker {
     /// Records that the worker in `slot` died after `uptime`, and decides what to do.
-    pub(crate) fn on_death(
+    pub(super) fn on_death(
         &mut self,
         policy: &RestartPolicy,
         slot: usize,

@@ -11,7 +11,7 @@ use crate::master::ids::WorkerKey;
 
 impl Machine {
     /// Starts a reload, or notes one more after the one running.
-    pub(crate) fn request_reload(&mut self) {
+    pub(super) fn request_reload(&mut self) {
         if self.phase != Phase::Running {
             return;
         }
@@ -45,7 +45,7 @@ impl Machine {
     }
 
     /// A replacement listening on every address takes over its slot.
-    pub(crate) fn reload_on_listening(&mut self, key: WorkerKey) {
+    pub(super) fn reload_on_listening(&mut self, key: WorkerKey) {
         let listening = self.workers.get(&key).map_or(0, |w| w.listening.len());
         if !self.reload.is_replacement(key) || listening < self.listeners.len() {
             return;
@@ -71,14 +71,14 @@ impl Machine {
     }
 
     /// A replacement that could not start or died before listening aborts the reload.
-    pub(crate) fn reload_on_loss(&mut self, key: WorkerKey, why: String) {
+    pub(super) fn reload_on_loss(&mut self, key: WorkerKey, why: String) {
         if let Some(slot) = self.reload.slot_of(key) {
             self.fail_reload(slot, why);
         }
     }
 
     /// A replacement's time to listen ran out (if it is still awaited).
-    pub(crate) fn on_reload_deadline(&mut self, key: WorkerKey) {
+    pub(super) fn on_reload_deadline(&mut self, key: WorkerKey) {
         if let Some(slot) = self.reload.slot_of(key) {
             let reason = format!(
                 "the new worker was not listening within {:?}",

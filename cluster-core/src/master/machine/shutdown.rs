@@ -11,11 +11,11 @@ use super::state::{Machine, Phase};
 use crate::Error;
 
 /// How long killed workers may take to be reaped at the end of a stop.
-pub(crate) const REAP_GRACE: Duration = Duration::from_secs(5);
+pub(super) const REAP_GRACE: Duration = Duration::from_secs(5);
 
 impl Machine {
     /// A stop signal: the first stops gracefully, the second at once.
-    pub(crate) fn on_stop_signal(&mut self, name: &str) {
+    pub(super) fn on_stop_signal(&mut self, name: &str) {
         if !self.is_stopping() {
             tracing::info!("received {name}; stopping gracefully");
             return self.begin_stop();
@@ -33,7 +33,7 @@ impl Machine {
     }
 
     /// Begins the stop (once): no reload, no restart, close the listeners.
-    pub(crate) fn begin_stop(&mut self) {
+    pub(super) fn begin_stop(&mut self) {
         if self.is_stopping() {
             return;
         }
@@ -44,7 +44,7 @@ impl Machine {
     }
 
     /// Every accepted connection is handed out: every worker is asked to finish and exit.
-    pub(crate) fn on_listeners_closed(&mut self) {
+    pub(super) fn on_listeners_closed(&mut self) {
         if self.phase != Phase::Closing {
             return;
         }
@@ -61,14 +61,14 @@ impl Machine {
     }
 
     /// Finishes once the last worker is gone.
-    pub(crate) fn finish_if_stopped(&mut self) {
+    pub(super) fn finish_if_stopped(&mut self) {
         if self.phase == Phase::Stopping && self.workers.is_empty() {
             self.finish();
         }
     }
 
     /// The workers were given all the time there is.
-    pub(crate) fn on_shutdown_deadline(&mut self) {
+    pub(super) fn on_shutdown_deadline(&mut self) {
         if self.phase == Phase::Stopping {
             tracing::error!(left = self.workers.len(), "workers could not be reaped");
             self.finish();

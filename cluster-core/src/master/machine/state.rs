@@ -21,7 +21,7 @@ use crate::master::ids::WorkerKey;
 
 /// Where the master is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
+pub(super) enum Phase {
     /// Not started yet.
     Idle,
     /// Binding the configured addresses; workers start once they are bound.
@@ -38,33 +38,33 @@ pub(crate) enum Phase {
 
 /// How a stop is going.
 #[derive(Debug, Default)]
-pub(crate) struct StopState {
+pub(super) struct StopState {
     /// An error that stops the cluster; the master returns it.
-    pub(crate) fatal: Option<Error>,
+    pub(super) fatal: Option<Error>,
     /// A second stop signal killed this many workers at once.
-    pub(crate) forced: Option<usize>,
+    pub(super) forced: Option<usize>,
     /// Workers killed because they outlived the shutdown timeout during the stop.
-    pub(crate) killed_at_timeout: usize,
+    pub(super) killed_at_timeout: usize,
 }
 
 /// The master's decisions, apart from all I/O: fed [`Input`](super::input::Input)s with the time, it answers
 /// with [`Action`]s for the driver.
 #[derive(Debug)]
 pub(crate) struct Machine {
-    pub(crate) config: Config,
-    pub(crate) phase: Phase,
-    pub(crate) workers: Workers,
-    pub(crate) dispatcher: Dispatcher,
-    pub(crate) listeners: Listeners,
-    pub(crate) restarts: RestartTracker,
-    pub(crate) reload: Reload,
-    pub(crate) subscriptions: Subscriptions,
-    pub(crate) counters: Counters,
-    pub(crate) stop: StopState,
+    pub(super) config: Config,
+    pub(super) phase: Phase,
+    pub(super) workers: Workers,
+    pub(super) dispatcher: Dispatcher,
+    pub(super) listeners: Listeners,
+    pub(super) restarts: RestartTracker,
+    pub(super) reload: Reload,
+    pub(super) subscriptions: Subscriptions,
+    pub(super) counters: Counters,
+    pub(super) stop: StopState,
     /// The ready notice was given.
-    pub(crate) ready: bool,
+    pub(super) ready: bool,
     /// The time of the input being handled.
-    pub(crate) now: Instant,
+    pub(super) now: Instant,
     next_key: u64,
     actions: Vec<Action>,
 }
@@ -90,24 +90,24 @@ impl Machine {
     }
 
     /// The actions decided since the last call.
-    pub(crate) fn take_actions(&mut self) -> Vec<Action> {
+    pub(super) fn take_actions(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.actions)
     }
 
-    pub(crate) fn push(&mut self, action: Action) {
+    pub(super) fn push(&mut self, action: Action) {
         self.actions.push(action);
     }
 
-    pub(crate) fn notify(&mut self, notice: Notice) {
+    pub(super) fn notify(&mut self, notice: Notice) {
         self.push(Action::Notify(notice));
     }
 
-    pub(crate) fn arm(&mut self, after: Duration, timer: Timer) {
+    pub(super) fn arm(&mut self, after: Duration, timer: Timer) {
         self.push(Action::Arm { after, timer });
     }
 
     /// Sends a control frame or reply to `worker`.
-    pub(crate) fn send(&mut self, worker: WorkerKey, message: Message) {
+    pub(super) fn send(&mut self, worker: WorkerKey, message: Message) {
         self.push(Action::Send {
             worker,
             message,
@@ -116,7 +116,7 @@ impl Machine {
     }
 
     /// Whether the master is stopping (exits are expected, nothing is restarted).
-    pub(crate) fn is_stopping(&self) -> bool {
+    pub(super) fn is_stopping(&self) -> bool {
         matches!(
             self.phase,
             Phase::Closing | Phase::Stopping | Phase::Finished
@@ -124,12 +124,12 @@ impl Machine {
     }
 
     /// Notes an error that stops the cluster (the first one wins).
-    pub(crate) fn fail(&mut self, error: Error) {
+    pub(super) fn fail(&mut self, error: Error) {
         self.stop.fatal.get_or_insert(error);
     }
 
     /// Starts a worker process for `slot`.
-    pub(crate) fn spawn(&mut self, slot: usize, origin: Origin) -> WorkerKey {
+    pub(super) fn spawn(&mut self, slot: usize, origin: Origin) -> WorkerKey {
         let worker = WorkerKey(self.next_key);
         self.next_key += 1;
         self.workers
@@ -139,7 +139,7 @@ impl Machine {
     }
 
     /// The worker holding `slot` that is not being stopped, if any.
-    pub(crate) fn serving_worker(&self, slot: usize) -> Option<WorkerKey> {
+    pub(super) fn serving_worker(&self, slot: usize) -> Option<WorkerKey> {
         self.workers
             .iter()
             .find(|(_, worker)| worker.slot == slot && !worker.disconnecting)
@@ -148,7 +148,7 @@ impl Machine {
 
     /// Stops routing to the worker, asks it to finish and exit, and kills it if it is still
     /// there after the shutdown timeout. It is not replaced.
-    pub(crate) fn retire(&mut self, key: WorkerKey) {
+    pub(super) fn retire(&mut self, key: WorkerKey) {
         self.dispatcher.remove_worker(key);
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
@@ -166,7 +166,7 @@ impl Machine {
     }
 
     /// Kills a worker that is not wanted any more; it is not replaced.
-    pub(crate) fn abandon(&mut self, key: WorkerKey) {
+    pub(super) fn abandon(&mut self, key: WorkerKey) {
         self.dispatcher.remove_worker(key);
         if let Some(worker) = self.workers.get_mut(&key) {
             worker.disconnecting = true;
@@ -175,14 +175,14 @@ impl Machine {
     }
 
     /// Hands `conn` to a worker, or keeps it in the backlog.
-    pub(crate) fn dispatch(&mut self, conn: Conn) {
+    pub(super) fn dispatch(&mut self, conn: Conn) {
         if let Some(placement) = self.dispatcher.dispatch(conn, &mut self.workers) {
             self.hand_off(placement);
         }
     }
 
     /// Hands out backlogged connections to workers that have room now.
-    pub(crate) fn drain_backlog(&mut self) {
+    pub(super) fn drain_backlog(&mut self) {
         for placement in self.dispatcher.drain_backlog(&mut self.workers) {
             self.hand_off(placement);
         }
@@ -194,7 +194,7 @@ impl Machine {
 
     /// Takes a worker out of every rotation and gives its unacknowledged connections to the
     /// others (each once: they are no longer its own).
-    pub(crate) fn redispatch_from(&mut self, key: WorkerKey) {
+    pub(super) fn redispatch_from(&mut self, key: WorkerKey) {
         self.dispatcher.remove_worker(key);
         let Some(worker) = self.workers.get_mut(&key) else {
             return;

@@ -7,16 +7,16 @@ use std::time::Duration;
 use crate::master::ids::WorkerKey;
 
 /// How often changed counters are pushed to their subscribers, at most.
-pub(crate) const PUSH_INTERVAL: Duration = Duration::from_millis(50);
+pub(super) const PUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Default)]
-pub(crate) struct Subscriptions {
+pub(super) struct Subscriptions {
     subscribers: HashMap<String, HashSet<WorkerKey>>,
     changed: HashSet<String>,
 }
 
 impl Subscriptions {
-    pub(crate) fn subscribe(&mut self, name: &str, worker: WorkerKey) {
+    pub(super) fn subscribe(&mut self, name: &str, worker: WorkerKey) {
         self.subscribers
             .entry(name.to_owned())
             .or_default()
@@ -25,7 +25,7 @@ impl Subscriptions {
 
     /// Notes that `name` changed; `true` when a push must be scheduled (the first change
     /// since the last push of a counter someone follows).
-    pub(crate) fn changed(&mut self, name: String) -> bool {
+    pub(super) fn changed(&mut self, name: String) -> bool {
         if !self.subscribers.contains_key(&name) {
             return false;
         }
@@ -35,7 +35,7 @@ impl Subscriptions {
     }
 
     /// The changed counters and who follows them; clears the changes.
-    pub(crate) fn take_changed(&mut self) -> Vec<(String, HashSet<WorkerKey>)> {
+    pub(super) fn take_changed(&mut self) -> Vec<(String, HashSet<WorkerKey>)> {
         self.changed
             .drain()
             .filter_map(|name| {
@@ -46,7 +46,7 @@ impl Subscriptions {
     }
 
     /// A worker that is gone follows nothing.
-    pub(crate) fn forget(&mut self, worker: WorkerKey) {
+    pub(super) fn forget(&mut self, worker: WorkerKey) {
         for subscribers in self.subscribers.values_mut() {
             subscribers.remove(&worker);
         }

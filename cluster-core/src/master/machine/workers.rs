@@ -11,14 +11,14 @@ use crate::master::ids::WorkerKey;
 /// Handoffs a worker may have unacknowledged at once: the master never waits one round trip
 /// per connection, and a stuck worker cannot hoard connections. Far below the IPC send queue
 /// (1024 frames), so control messages always find room.
-pub(crate) const HANDOFF_WINDOW: usize = 64;
+pub(super) const HANDOFF_WINDOW: usize = 64;
 
 /// Every worker process the master has started and not yet seen exit, by key (in start order).
-pub(crate) type Workers = BTreeMap<WorkerKey, WorkerState>;
+pub(super) type Workers = BTreeMap<WorkerKey, WorkerState>;
 
 /// Why a worker was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
+pub(super) enum Origin {
     /// One of the first workers: failing to start it stops the cluster.
     Initial,
     /// The replacement of a worker that died on its own.
@@ -29,23 +29,23 @@ pub(crate) enum Origin {
 
 /// One worker process.
 #[derive(Debug)]
-pub(crate) struct WorkerState {
+pub(super) struct WorkerState {
     /// Its slot, 1 to the worker count.
-    pub(crate) slot: usize,
-    pub(crate) origin: Origin,
+    pub(super) slot: usize,
+    pub(super) origin: Origin,
     /// Known once the process is started.
-    pub(crate) pid: Option<u32>,
-    pub(crate) started: Instant,
+    pub(super) pid: Option<u32>,
+    pub(super) started: Instant,
     /// Its IPC channel is open.
-    pub(crate) connected: bool,
+    pub(super) connected: bool,
     /// A handoff could not be queued for it: no more until it is heard from again.
-    pub(crate) congested: bool,
+    pub(super) congested: bool,
     /// The master asked it to stop (or gave up on it): its exit is intended.
-    pub(crate) disconnecting: bool,
+    pub(super) disconnecting: bool,
     /// User code stopped it through its handle: its exit is intended.
-    pub(crate) released: bool,
+    pub(super) released: bool,
     /// The listen keys it takes connections for.
-    pub(crate) listening: BTreeSet<ListenKey>,
+    pub(super) listening: BTreeSet<ListenKey>,
     unacknowledged: BTreeMap<u64, Conn>,
     next_seq: u64,
     /// Open connections plus in-flight requests, from its last heartbeat.
@@ -53,7 +53,7 @@ pub(crate) struct WorkerState {
 }
 
 impl WorkerState {
-    pub(crate) fn new(slot: usize, origin: Origin, now: Instant) -> Self {
+    pub(super) fn new(slot: usize, origin: Origin, now: Instant) -> Self {
         Self {
             slot,
             origin,
@@ -71,22 +71,22 @@ impl WorkerState {
     }
 
     /// Its pid, or 0 before it is known.
-    pub(crate) fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.pid.unwrap_or(0)
     }
 
     /// How long it has been up.
-    pub(crate) fn uptime(&self, now: Instant) -> Duration {
+    pub(super) fn uptime(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.started)
     }
 
     /// Whether it exits because it was asked to (it is then not replaced).
-    pub(crate) fn exit_is_intended(&self) -> bool {
+    pub(super) fn exit_is_intended(&self) -> bool {
         self.disconnecting || self.released
     }
 
     /// Whether a connection may be handed to it now.
-    pub(crate) fn has_room(&self) -> bool {
+    pub(super) fn has_room(&self) -> bool {
         self.connected
             && !self.congested
             && !self.disconnecting
@@ -94,7 +94,7 @@ impl WorkerState {
     }
 
     /// Records a handoff of `conn`; returns its `seq`.
-    pub(crate) fn hand(&mut self, conn: Conn) -> u64 {
+    pub(super) fn hand(&mut self, conn: Conn) -> u64 {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.saturating_add(1);
         self.unacknowledged.insert(seq, conn);
@@ -102,25 +102,25 @@ impl WorkerState {
     }
 
     /// The handoff `seq`, now answered (`None` if there is no such handoff).
-    pub(crate) fn acknowledge(&mut self, seq: u64) -> Option<Conn> {
+    pub(super) fn acknowledge(&mut self, seq: u64) -> Option<Conn> {
         self.unacknowledged.remove(&seq)
     }
 
     /// Every handoff not yet acknowledged, in the order they were made, to give to others.
-    pub(crate) fn take_unacknowledged(&mut self) -> Vec<Conn> {
+    pub(super) fn take_unacknowledged(&mut self) -> Vec<Conn> {
         std::mem::take(&mut self.unacknowledged)
             .into_values()
             .collect()
     }
 
     /// Records a heartbeat's open connections and in-flight requests.
-    pub(crate) fn report_load(&mut self, connections: u64, requests: u64) {
+    pub(super) fn report_load(&mut self, connections: u64, requests: u64) {
         self.reported_load = connections.saturating_add(requests);
     }
 
     /// The load the `least` policy compares: the last report plus the handoffs not yet
     /// acknowledged (which no report can include yet).
-    pub(crate) fn estimated_load(&self) -> u64 {
+    pub(super) fn estimated_load(&self) -> u64 {
         let unacknowledged = u64::try_from(self.unacknowledged.len()).unwrap_or(u64::MAX);
         self.reported_load.saturating_add(unacknowledged)
     }
