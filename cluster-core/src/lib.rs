@@ -17,8 +17,10 @@
 //!   on ([`Worker::listen`]) and receives connections from a [`Listener`]. It drains and stops
 //!   when the master asks or when the master is gone (its IPC channel closes).
 //!
-//! Workers run in their own process group, so a terminal's Ctrl-C reaches only the master.
-//! Nothing here calls `fork()` without `exec`.
+//! The master's decisions are a synchronous state machine, apart from its I/O (a thin async
+//! driver carries them out); see `ARCHITECTURE.md`. Each process runs one tokio thread by
+//! default ([`runtime`]). Workers run in their own process group, so a terminal's Ctrl-C
+//! reaches only the master. Nothing here calls `fork()` without `exec`.
 
 mod cluster;
 mod error;
