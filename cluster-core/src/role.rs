@@ -14,7 +14,7 @@ pub const WORKERS_ENV: &str = "CLUSTER_WORKERS";
 /// Chooses the scheduling policy (`rr` or `sticky`) unless the builder set one.
 pub const SCHED_POLICY_ENV: &str = "CLUSTER_SCHED_POLICY";
 /// The descriptor number a master gives each worker's IPC socket.
-pub(crate) const WORKER_IPC_FD: RawFd = 3;
+pub(crate) const WORKER_IPC_FD: RawFd = FIRST_FREE_FD;
 
 /// Who a worker is.
 ///
@@ -60,20 +60,108 @@ pub enum Role {
 }
 
 impl Role {
-    /// Reads the role from the environment: [`WORKER_ID_ENV`] set means worker.
+    /// The role, read from the environment at the first call ([`WORKER_ID_ENV`] set means
+    /// worker) and kept for the life of the process: a worker removes the cluster's variables
+    /// from its environment once it has read them.
     pub fn detect() -> Result<Role, Error> {
-        let Some(id) = std::env::var_os(WORKER_ID_ENV) else {
-            return Ok(Role::Master);
-        };
-        let id = parse_env(WORKER_ID_ENV, &id.to_string_lossy(), |id: usize| id >= 1)?;
-        let ipc_fd = std::env::var(IPC_FD_ENV).unwrap_or_default();
-        let ipc_fd = parse_env(IPC_FD_ENV, &ipc_fd, |fd: RawFd| fd >= 0)?;
-        let pid = std::process::id();
-        Ok(Role::Worker(WorkerEnv {
-            info: WorkerInfo { id, pid },
-            ipc_fd,
-        }))
+        static DETECTED: OnceLock<Result<Role, EnvProblem>> = OnceLock::new();
+        DETECTED
+            .get_or_init(|| read_role().map_err(EnvProblem::from))
+            .clone()
+            .map_err(EnvProblem::into_error)
     }
+}
+
+fn read_role() -> Result<Role, Error> {
+    let Some(id) = std::env::var_os(WORKER_ID_ENV) else {
+        return Ok(Role::Master);
+    };
+    let id = parse_env(WORKER_ID_ENV, &id.to_string_lossy(), |id: usize| id >= 1)?;
+    let ipc_fd = std::env::var(IPC_FD_ENV).unwrap_or_default();
+    let ipc_fd = parse_env(IPC_FD_ENV, &ipc_fd, |fd: RawFd| fd >= 0)?;
+    if ipc_fd < FIRST_FREE_FD {
+        return Err(Error::Env {
+            var: IPC_FD_ENV,
+            value: ipc_fd.to_string(),
+            reason: "the IPC socket is descriptor 3 or above (0, 1 and 2 are stdin, stdout and \
+                     stderr)"
+                .into(),
+        });
+    }
+    let pid = std::process::id();
+    Ok(Role::Worker(WorkerEnv {
+        info: WorkerInfo { id, pid },
+        ipc_fd,
+    }))
+}
+
+/// The first descriptor number that is not a standard stream.
+const FIRST_FREE_FD: RawFd = 3;
+
+/// An [`Error::Env`] kept where an `Error` cannot be (it is not `Clone`).
+#[derive(Debug, Clone)]
+struct EnvProblem {
+    var: &'static str,
+    value: String,
+    reason: String,
+}
+
+impl From<Error> for EnvProblem {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Env { var, value, reason } => EnvProblem { var, value, reason },
+            other => EnvProblem {
+                var: WORKER_ID_ENV,
+                value: String::new(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+impl EnvProblem {
+    fn into_error(self) -> Error {
+        Error::Env {
+            var: self.var,
+            value: self.value,
+            reason: self.reason,
+        }
+    }
+}
+
+/// Removes every `CLUSTER_*` variable from a worker's environment once its role is read, so
+/// that programs the worker starts do not take themselves for workers of this cluster.
+///
+/// Changing the environment races with any other thread reading it, so this is done only while
+/// the process has a single thread: [`crate::runtime`] calls it before it builds the runtime.
+/// A worker started some other way (e.g. under `#[tokio::main]`, whose threads already run)
+/// keeps the variables, and says so at debug level.
+pub(crate) fn forget_cluster_env() {
+    if !matches!(Role::detect(), Ok(Role::Worker(_))) {
+        return;
+    }
+    let names: Vec<std::ffi::OsString> = std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| name.to_string_lossy().starts_with("CLUSTER_"))
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    if !single_threaded() {
+        tracing::debug!("other threads run; the CLUSTER_* variables stay in the environment");
+        return;
+    }
+    for name in names {
+        // SAFETY: this process has one thread (checked just above, and no thread can start
+        // meanwhile: starting one takes this thread), so nothing reads the environment
+        // concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
+}
+
+/// Whether this process runs one thread, from `/proc/self/task` (false when unknown).
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
 }
 
 /// Parses an environment variable's value, with a clear error naming it.

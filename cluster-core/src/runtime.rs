@@ -17,7 +17,7 @@
 use std::future::Future;
 
 use crate::error::Error;
-use crate::role::{Role, parse_env};
+use crate::role::{Role, forget_cluster_env, parse_env};
 
 /// Serving threads per worker, unless the program sets them ([`Runtime::worker_threads`]);
 /// unset means 1.
@@ -46,6 +46,7 @@ impl Runtime {
     /// so a bad [`WORKER_THREADS_ENV`] stops the master at once instead of every worker.
     pub fn build(&self) -> Result<tokio::runtime::Runtime, Error> {
         let per_worker = self.threads_per_worker()?;
+        forget_cluster_env();
         let threads = match Role::detect() {
             Ok(Role::Worker(_)) => per_worker,
             // The master, or a process whose role cannot be read (Cluster::run says why).

@@ -1,6 +1,7 @@
 //! [`WorkerHandle`]: the master's view of one worker process, for user code.
 
 use std::fmt;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -27,6 +28,8 @@ struct Inner {
     key: WorkerKey,
     id: usize,
     pid: u32,
+    /// Names this very process even after it is reaped and its pid reused (Linux ≥ 5.3).
+    pidfd: Option<OwnedFd>,
     connected: AtomicBool,
     dead: AtomicBool,
     exited_after_disconnect: AtomicBool,
@@ -38,6 +41,7 @@ impl WorkerHandle {
         key: WorkerKey,
         id: usize,
         pid: u32,
+        pidfd: Option<OwnedFd>,
         commands: mpsc::UnboundedSender<Command>,
     ) -> Self {
         Self {
@@ -45,6 +49,7 @@ impl WorkerHandle {
                 key,
                 id,
                 pid,
+                pidfd,
                 connected: AtomicBool::new(true),
                 dead: AtomicBool::new(false),
                 exited_after_disconnect: AtomicBool::new(false),
@@ -113,9 +118,18 @@ impl WorkerHandle {
     }
 
     /// Sends `signal` unless the process is dead, without changing whether it is replaced.
+    /// Through the process's pidfd when there is one, so a signal never reaches another
+    /// process that took over a reused pid.
     pub(crate) fn signal(&self, signal: Signal) -> std::io::Result<()> {
         if self.is_dead() {
             return Ok(());
+        }
+        if let Some(pidfd) = &self.inner.pidfd {
+            return match rustix::process::pidfd_send_signal(pidfd, signal) {
+                // It has exited already (not reaped yet, or reaped): nothing to signal.
+                Err(rustix::io::Errno::SRCH) => Ok(()),
+                result => Ok(result?),
+            };
         }
         let pid = i32::try_from(self.inner.pid)
             .ok()

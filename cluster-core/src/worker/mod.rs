@@ -16,7 +16,7 @@ pub(crate) use self::link::{Link, installed_link};
 pub use self::listener::Listener;
 pub(crate) use self::mailbox::{Letter, mailbox};
 use crate::error::Error;
-use crate::role::{IPC_FD_ENV, WorkerEnv, WorkerInfo};
+use crate::role::{IPC_FD_ENV, WorkerEnv, WorkerInfo, forget_cluster_env};
 
 /// This process's membership in the cluster, handed to the worker's main function by
 /// [`crate::Cluster::run`].
@@ -30,6 +30,7 @@ impl Worker {
     /// Takes over the inherited IPC socket and announces this worker to the master.
     pub(crate) async fn join(env: WorkerEnv) -> Result<Worker, Error> {
         let channel = Channel::from_std(take_ipc_socket(env.ipc_fd)?.into())?;
+        forget_cluster_env();
         ask_for_parent_death_signal();
         let (sender, receiver) = channel.split();
         let link = Link::start(sender, receiver);
@@ -106,6 +107,13 @@ fn take_ipc_socket(fd: i32) -> Result<OwnedFd, Error> {
     })?;
     if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket {
         return Err(invalid("the descriptor is not a socket"));
+    }
+    let unix_stream = rustix::net::sockopt::socket_domain(borrowed)
+        .is_ok_and(|domain| domain == rustix::net::AddressFamily::UNIX)
+        && rustix::net::sockopt::socket_type(borrowed)
+            .is_ok_and(|kind| kind == rustix::net::SocketType::STREAM);
+    if !unix_stream {
+        return Err(invalid("the descriptor is not a Unix stream socket"));
     }
     // SAFETY: the master mapped this descriptor into this process for the worker alone, it is
     // open (checked above) and the TAKEN guard makes this the only owner.

@@ -233,7 +233,7 @@ impl Driver {
         match spawn_worker(&self.program, slot, worker, &self.reports_tx, &self.control) {
             Ok(spawned) => {
                 let commands = self.control.commands().sender();
-                let handle = WorkerHandle::new(worker, slot, spawned.pid, commands);
+                let handle = WorkerHandle::new(worker, slot, spawned.pid, spawned.pidfd, commands);
                 self.control.registry().add_worker(handle.clone());
                 self.links
                     .insert(worker, WorkerLink::new(spawned.sender, handle));

@@ -2,11 +2,13 @@
 //! end of a fresh socketpair mapped to a known descriptor number. Never `fork()` without `exec`.
 
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::Stdio;
 
 use cluster_ipc::{Channel, Sender};
 use command_fds::{CommandFdExt, FdMapping};
+use rustix::process::{Pid, PidfdFlags, pidfd_open};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -44,6 +46,8 @@ impl Program {
 /// pipe, and `eprintln!` (which tracing-subscriber uses to report a failed write) panics on one.
 pub(crate) struct Spawned {
     pub(crate) pid: u32,
+    /// The process's pidfd, where the kernel has them.
+    pub(crate) pidfd: Option<OwnedFd>,
     pub(crate) sender: Sender,
 }
 
@@ -80,6 +84,11 @@ pub(crate) fn spawn_worker(
     // Dropping the command closes the master's copy of the worker's end of the socketpair.
     drop(command);
     let pid = child.id().unwrap_or_default();
+    // Before the reaper task can reap it, so the pidfd names this process.
+    let pidfd = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok());
     let (sender, receiver) = Channel::from_std(ours)?.split();
     let reader = WorkerReader {
         worker: key,
@@ -90,7 +99,7 @@ pub(crate) fn spawn_worker(
     };
     tokio::spawn(reader.run(receiver));
     tokio::spawn(reap_worker(key, child, reports.clone()));
-    Ok(Spawned { pid, sender })
+    Ok(Spawned { pid, pidfd, sender })
 }
 
 /// Waits for the worker process to exit and reports it; the master reaps every child.

@@ -87,6 +87,7 @@ impl Machine {
         self.redispatch_from(key);
         let worker = self.workers.remove(&key)?;
         self.subscriptions.forget(key);
+        self.counters.forget(key);
         self.notify(Notice::Exit {
             worker: key,
             code: exit.code(),

@@ -81,24 +81,33 @@ impl Machine {
         targets.len()
     }
 
-    /// Applies a worker's counter operation and answers it with the value; a change to a
-    /// followed counter schedules a push (coalesced).
+    /// Applies a worker's counter operation and answers it with the value (or why not); a
+    /// change to a followed counter schedules a push (coalesced).
     pub(super) fn on_counter(&mut self, key: WorkerKey, seq: u64, name: String, op: CounterOp) {
-        if op == CounterOp::Subscribe {
-            self.subscriptions.subscribe(&name, key);
-        }
-        let value = self.counters.apply(&name, op);
-        if let CounterOp::Add(_) = op {
-            self.push(Action::PublishCounter {
-                name: name.clone(),
-                value,
-            });
-            if self.subscriptions.changed(name) {
-                self.arm(PUSH_INTERVAL, Timer::PushCounters);
+        let outcome = match self.counters.apply(key, &name, op) {
+            Ok(value) => {
+                self.counter_applied(key, name, op, value);
+                Outcome::Ok(value.into())
             }
-        }
-        let outcome = Outcome::Ok(value.into());
+            Err(reason) => Outcome::Error(reason),
+        };
         self.send(key, Message::Reply { seq, outcome });
+    }
+
+    fn counter_applied(&mut self, key: WorkerKey, name: String, op: CounterOp, value: i64) {
+        match op {
+            CounterOp::Subscribe => self.subscriptions.subscribe(&name, key),
+            CounterOp::Add(_) => {
+                self.push(Action::PublishCounter {
+                    name: name.clone(),
+                    value,
+                });
+                if self.subscriptions.changed(name) {
+                    self.arm(PUSH_INTERVAL, Timer::PushCounters);
+                }
+            }
+            CounterOp::Get => {}
+        }
     }
 
     /// Pushes every changed counter's latest value to the workers following it.

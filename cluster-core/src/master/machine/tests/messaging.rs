@@ -113,3 +113,43 @@ fn counters_answer_publish_and_push_changes_to_followers_coalesced() {
         "followers only, latest value"
     );
 }
+
+#[test]
+fn a_worker_choosing_endless_counter_names_is_refused_past_its_share() {
+    use super::super::counters::{MAX_CREATED_PER_WORKER, MAX_NAME_LEN};
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let add = |seq: u64, name: String| Message::Counter {
+        seq,
+        name,
+        op: CounterOp::Add(1),
+    };
+    let mut refused = 0;
+    for n in 0..10_000u64 {
+        let actions = h.message(w[0], add(n, format!("name-{n}")));
+        if let Some(Outcome::Error(reason)) = reply_outcome(&actions, w[0]) {
+            assert!(reason.contains("created 1024 counters"), "{reason}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 10_000 - MAX_CREATED_PER_WORKER);
+    // Existing counters still count, reads create nothing, other workers have their own share.
+    let actions = h.message(w[0], add(1, "name-7".into()));
+    assert_eq!(reply_outcome(&actions, w[0]), Some(&Outcome::Ok(json!(2))));
+    let get = Message::Counter {
+        seq: 2,
+        name: "never-made".into(),
+        op: CounterOp::Get,
+    };
+    assert_eq!(
+        reply_outcome(&h.message(w[0], get), w[0]),
+        Some(&Outcome::Ok(json!(0)))
+    );
+    let actions = h.message(w[1], add(3, "theirs".into()));
+    assert_eq!(reply_outcome(&actions, w[1]), Some(&Outcome::Ok(json!(1))));
+    let long = "x".repeat(MAX_NAME_LEN + 1);
+    let actions = h.message(w[1], add(4, long));
+    assert!(matches!(
+        reply_outcome(&actions, w[1]),
+        Some(Outcome::Error(_))
+    ));
+}
