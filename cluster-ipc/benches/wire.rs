@@ -151,7 +151,11 @@ fn run_peer(path: &str) {
             if let Message::NewConn { seq, .. } = received.message {
                 drop(received.fds);
                 if sender
-                    .send(&Message::Accepted { seq, ok: true })
+                    .send(&Message::Accepted {
+                        seq,
+                        ok: true,
+                        draining: false,
+                    })
                     .await
                     .is_err()
                 {

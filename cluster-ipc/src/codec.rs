@@ -169,7 +169,11 @@ mod tests {
     #[test]
     fn round_trips_a_frame_with_fds() {
         let frame = Frame {
-            message: Message::Accepted { seq: 7, ok: true },
+            message: Message::Accepted {
+                seq: 7,
+                ok: true,
+                draining: false,
+            },
             fds: 2,
         };
         let mut codec = FrameCodec::new();

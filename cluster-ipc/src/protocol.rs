@@ -200,12 +200,17 @@ pub enum Message {
         /// The client's address, when known.
         peer: Option<SocketAddr>,
     },
-    /// Worker → master: handoff `seq` is done (`ok`), or refused (the master re-dispatches it).
+    /// Worker → master: handoff `seq` is done (`ok`), or refused (the master gives the
+    /// connection to another worker). Sent before the worker reads from the connection.
     Accepted {
         /// The `seq` of the [`Message::NewConn`].
         seq: u64,
-        /// `false` when the worker refused the connection (for example while draining).
+        /// `false` when the worker refused the connection.
         ok: bool,
+        /// With a refusal: the worker is draining (or never listened on that key) and takes no
+        /// more connections for it; without, it is only busy for now.
+        #[serde(default, skip_serializing_if = "is_false")]
+        draining: bool,
     },
     /// Master → worker: stop taking connections, finish in-flight requests, exit 0.
     Disconnect,
@@ -265,6 +270,10 @@ pub enum Message {
         /// Its value.
         value: i64,
     },
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl Message {

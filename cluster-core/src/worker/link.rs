@@ -207,8 +207,13 @@ impl Link {
             Message::Deliver { from, data } => mailbox().deliver(from, data),
             Message::CounterValue { name, value } => mailbox().counter_changed(&name, value),
             Message::NewConn { seq, key, peer } => {
-                let ok = self.deliver(&key, peer, fds);
-                if let Err(error) = self.send(&Message::Accepted { seq, ok }).await {
+                let handoff = self.deliver(&key, peer, fds);
+                let answer = Message::Accepted {
+                    seq,
+                    ok: handoff == Handoff::Taken,
+                    draining: handoff == Handoff::Draining,
+                };
+                if let Err(error) = self.send(&answer).await {
                     tracing::debug!(%error, "cannot acknowledge a connection");
                 }
             }
@@ -237,26 +242,32 @@ impl Link {
         }
     }
 
-    /// Hands a connection to its listener; `false` tells the master to give it to another.
-    fn deliver(&self, key: &ListenKey, peer: Option<SocketAddr>, fds: Vec<OwnedFd>) -> bool {
+    /// Hands a connection to its listener; a refusal tells the master to give it to another.
+    fn deliver(&self, key: &ListenKey, peer: Option<SocketAddr>, fds: Vec<OwnedFd>) -> Handoff {
         let Ok([fd]) = <[OwnedFd; 1]>::try_from(fds) else {
-            tracing::warn!("a connection handoff without exactly one descriptor");
-            return false;
+            // Lost on the way (this process was out of descriptors) or never sent.
+            tracing::warn!("a connection handoff without exactly one descriptor; refused");
+            return Handoff::Busy;
         };
         let Some(route) = lock(&self.routes).get(key).cloned() else {
-            return false; // draining, or never listened on this key
+            return Handoff::Draining; // draining, or never listened on this key
         };
         let stream = match into_tcp_stream(fd) {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::warn!(%error, "cannot use a handed-over connection");
-                return false;
+                tracing::warn!(%error, "cannot use a handed-over connection; refused");
+                return Handoff::Busy;
             }
         };
         let peer = peer
             .or_else(|| stream.peer_addr().ok())
             .unwrap_or((Ipv4Addr::UNSPECIFIED, 0).into());
-        route.try_send((stream, peer)).is_ok()
+        match route.try_send((stream, peer)) {
+            Ok(()) => Handoff::Taken,
+            Err(mpsc::error::TrySendError::Full(_)) => Handoff::Busy,
+            // The listener was dropped: nobody here takes connections for this key any more.
+            Err(mpsc::error::TrySendError::Closed(_)) => Handoff::Draining,
+        }
     }
 
     fn start_draining(&self) {
@@ -264,6 +275,17 @@ impl Link {
         routes.clear();
         self.draining.send_replace(true);
     }
+}
+
+/// What became of a handed-over connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handoff {
+    /// Its listener has it.
+    Taken,
+    /// Not now (its listener's queue is full, or the descriptor did not arrive).
+    Busy,
+    /// Never: this worker takes no connections for that key.
+    Draining,
 }
 
 fn into_tcp_stream(fd: OwnedFd) -> Result<TcpStream, IpcError> {

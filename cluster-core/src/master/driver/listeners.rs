@@ -1,11 +1,12 @@
 //! The master's sockets: bound once per address. How depends on the policy:
 //!
-//! - `rr`, `sticky`, `least`: listening, with an accept task feeding connections to the supervisor.
+//! - `rr`, `sticky`, `least`: listening, with an accept task feeding connections to the driver.
 //! - `shared`: listening, not accepted from here: each worker gets a copy and accepts.
 //! - `reuseport`: bound with `SO_REUSEPORT` but not listening, which resolves port 0 and
 //!   reserves the port; each worker binds and listens on its own socket, the kernel balances.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,90 +27,96 @@ const MAX_UNACKNOWLEDGED: usize = 4096;
 
 /// Every address the master listens on.
 pub(crate) struct Listeners {
-    policy: Policy,
-    bound: HashMap<ListenKey, Bound>,
+    bound: HashMap<ListenKey, BoundSocket>,
     reports: mpsc::Sender<Report>,
     unacknowledged: Arc<Semaphore>,
+    /// Closed for good: a socket bound since is dropped at once.
+    closed: bool,
 }
 
-struct Bound {
-    address: SocketAddr,
-    socket: BoundSocket,
+/// A socket bound for one address, as the policy wants it.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    /// Listening; the master accepts (rr, sticky, least).
+    Listening(TcpListener),
+    /// Listening; the workers accept on copies of it (shared).
+    Shared(std::net::TcpListener),
+    /// Bound, not listening: keeps the port for the workers' own sockets (reuseport).
+    Reserved(TcpSocket),
 }
 
 /// What the master holds for one address.
 enum BoundSocket {
-    /// The master accepts (rr, sticky).
     Accepting(JoinHandle<()>),
-    /// The workers accept on copies of it (shared).
     Shared(std::net::TcpListener),
-    /// Bound, not listening: keeps the port for the workers' own sockets (reuseport).
     Reserved { _port: TcpSocket },
 }
 
+/// Binds `address` as `policy` wants; returns the bound address (the real port when port 0
+/// was asked for). Runs as a task of its own: resolving a name may take a while, and the
+/// master must not wait for it.
+pub(crate) async fn open(policy: Policy, address: &str) -> io::Result<(SocketAddr, Opened)> {
+    match policy {
+        Policy::Rr | Policy::Sticky | Policy::Least => {
+            let listener = TcpListener::bind(address).await?;
+            Ok((listener.local_addr()?, Opened::Listening(listener)))
+        }
+        Policy::Shared => {
+            let listener = TcpListener::bind(address).await?;
+            Ok((listener.local_addr()?, Opened::Shared(listener.into_std()?)))
+        }
+        Policy::Reuseport => {
+            let socket = reuseport_socket(address).await?;
+            Ok((socket.local_addr()?, Opened::Reserved(socket)))
+        }
+    }
+}
+
 impl Listeners {
-    pub(crate) fn new(policy: Policy, reports: mpsc::Sender<Report>) -> Self {
+    pub(crate) fn new(reports: mpsc::Sender<Report>) -> Self {
         Self {
-            policy,
             bound: HashMap::new(),
             reports,
             unacknowledged: Arc::new(Semaphore::new(MAX_UNACKNOWLEDGED)),
+            closed: false,
         }
     }
 
-    /// Binds `address` unless it is bound already; returns the bound address.
-    pub(crate) async fn bind(&mut self, address: &str) -> std::io::Result<SocketAddr> {
-        let key = ListenKey::from(address);
-        if let Some(bound) = self.bound.get(&key) {
-            return Ok(bound.address);
+    /// Keeps the socket bound for `address` (accepting on it when the master accepts); drops
+    /// it when the listeners are closed already.
+    pub(crate) fn install(&mut self, address: &str, opened: Opened) {
+        if self.closed {
+            return;
         }
-        let (local, socket) = match self.policy {
-            Policy::Rr | Policy::Sticky | Policy::Least => {
-                let listener = TcpListener::bind(address).await?;
-                let local = listener.local_addr()?;
-                let accept_task = tokio::spawn(accept_loop(
-                    key.clone(),
-                    listener,
-                    self.reports.clone(),
-                    Arc::clone(&self.unacknowledged),
-                ));
-                (local, BoundSocket::Accepting(accept_task))
-            }
-            Policy::Shared => {
-                let listener = TcpListener::bind(address).await?;
-                let local = listener.local_addr()?;
-                (local, BoundSocket::Shared(listener.into_std()?))
-            }
-            Policy::Reuseport => {
-                let socket = reuseport_socket(address).await?;
-                let local = socket.local_addr()?;
-                (local, BoundSocket::Reserved { _port: socket })
-            }
+        let key = ListenKey::from(address);
+        let socket = match opened {
+            Opened::Listening(listener) => BoundSocket::Accepting(tokio::spawn(accept_loop(
+                key.clone(),
+                listener,
+                self.reports.clone(),
+                Arc::clone(&self.unacknowledged),
+            ))),
+            Opened::Shared(listener) => BoundSocket::Shared(listener),
+            Opened::Reserved(socket) => BoundSocket::Reserved { _port: socket },
         };
-        tracing::debug!(%address, %local, policy = ?self.policy, "bound");
-        self.bound.insert(
-            key,
-            Bound {
-                address: local,
-                socket,
-            },
-        );
-        Ok(local)
+        self.bound.insert(key, socket);
     }
 
     /// A copy of the listening socket of `key` for a worker, under the `shared` policy.
-    pub(crate) fn share(&self, key: &ListenKey) -> std::io::Result<Option<OwnedFd>> {
-        match self.bound.get(key).map(|bound| &bound.socket) {
+    pub(crate) fn share(&self, key: &ListenKey) -> io::Result<Option<OwnedFd>> {
+        match self.bound.get(key) {
             Some(BoundSocket::Shared(listener)) => listener.as_fd().try_clone_to_owned().map(Some),
             _ => Ok(None),
         }
     }
 
-    /// Stops accepting and closes the master's sockets: under `rr` and `sticky` new clients
-    /// are refused from now on (under `shared` and `reuseport` once the workers close theirs).
+    /// Stops accepting and closes the master's sockets, for good: under `rr`, `sticky` and
+    /// `least` new clients are refused from now on (under `shared` and `reuseport` once the
+    /// workers close theirs).
     pub(crate) fn close(&mut self) {
-        for (_, bound) in self.bound.drain() {
-            if let BoundSocket::Accepting(accept_task) = bound.socket {
+        self.closed = true;
+        for (_, socket) in self.bound.drain() {
+            if let BoundSocket::Accepting(accept_task) = socket {
                 accept_task.abort();
             }
         }

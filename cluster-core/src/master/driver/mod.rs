@@ -21,6 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::time::Instant;
 
+use cluster_ipc::Policy;
 use rustix::process::Signal;
 use tokio::sync::mpsc;
 use tokio_util::time::DelayQueue;
@@ -62,7 +63,8 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
     let mut machine = Machine::new(settings.config.clone(), Instant::now());
     let driver = Driver {
-        listeners: Listeners::new(settings.config.policy, reports_tx.clone()),
+        listeners: Listeners::new(reports_tx.clone()),
+        policy: settings.config.policy,
         program,
         reports_tx,
         reports,
@@ -82,6 +84,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
 
 struct Driver {
     program: Program,
+    policy: Policy,
     control: ClusterControl,
     on_ready: Option<ReadyHook>,
     listeners: Listeners,
@@ -139,6 +142,13 @@ impl Driver {
     fn input_of(&mut self, report: Report) -> Input {
         match report {
             Report::Accepted(accepted) => Input::Connection(self.conns.hold(accepted)),
+            Report::Bound { address, result } => {
+                let result = result.map(|(bound, opened)| {
+                    self.listeners.install(&address, opened);
+                    bound
+                });
+                Input::Bound { address, result }
+            }
             Report::Input(input) => {
                 if let Input::ChannelClosed { worker, .. } = &input
                     && let Some(link) = self.links.get(worker)
@@ -154,8 +164,11 @@ impl Driver {
     async fn execute(&mut self, action: Action, inputs: &mut VecDeque<Input>) {
         match action {
             Action::Bind { address } => {
-                let result = self.listeners.bind(&address).await;
-                inputs.push_back(Input::Bound { address, result });
+                let (policy, reports) = (self.policy, self.reports_tx.clone());
+                tokio::spawn(async move {
+                    let result = listeners::open(policy, &address).await;
+                    let _ = reports.send(Report::Bound { address, result }).await;
+                });
             }
             Action::Spawn { worker, slot } => inputs.push_back(self.spawn(worker, slot)),
             Action::HandOff { worker, seq, conn } => {

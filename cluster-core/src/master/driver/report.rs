@@ -1,11 +1,13 @@
 //! [`Report`]: what the driver's tasks (acceptors, worker readers, reapers) tell the driver.
 
+use std::io;
 use std::net::SocketAddr;
 
 use cluster_ipc::ListenKey;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::listeners::Opened;
 use crate::master::machine::Input;
 
 /// One report from a task of the driver.
@@ -13,6 +15,11 @@ use crate::master::machine::Input;
 pub(crate) enum Report {
     /// A listener accepted a connection: the driver holds it and tells the machine.
     Accepted(Accepted),
+    /// A bind task is done: the driver keeps the socket and tells the machine.
+    Bound {
+        address: String,
+        result: io::Result<(SocketAddr, Opened)>,
+    },
     /// Something the machine hears of as it is.
     Input(Input),
 }

@@ -39,8 +39,9 @@ impl Machine {
         }
     }
 
-    /// The driver bound `address`, or could not: answers everyone who waited for it. A bind
-    /// that fails stops the cluster (a worker that cannot listen cannot serve).
+    /// The driver bound `address`, or could not: answers everyone who waited for it. A
+    /// configured address that cannot be bound stops the cluster before any worker starts; an
+    /// address a worker asked for fails that worker's `listen` only.
     pub(super) fn on_bound(&mut self, address: String, result: io::Result<SocketAddr>) {
         let key = ListenKey::from(address.as_str());
         match result {
@@ -57,7 +58,11 @@ impl Machine {
                     let message = error.to_string();
                     self.send(worker, Message::ServerError { seq, message });
                 }
-                self.fail(error);
+                if self.phase == Phase::Binding {
+                    self.fail(error);
+                } else {
+                    tracing::warn!(%error, "a worker asked for an address that cannot be bound");
+                }
             }
         }
     }

@@ -1,11 +1,17 @@
 //! Connections: hand each accepted one to a worker, and act on what the worker answers.
 
+use std::time::Duration;
+
 use cluster_ipc::ListenKey;
 
 use super::action::{Action, Notice};
 use super::conn::Conn;
+use super::input::Timer;
 use super::state::Machine;
 use crate::master::ids::WorkerKey;
+
+/// How long a busy worker gets no handoff.
+pub(super) const BUSY_REST: Duration = Duration::from_millis(50);
 
 impl Machine {
     /// A listener accepted `conn`.
@@ -13,10 +19,11 @@ impl Machine {
         self.dispatch(conn);
     }
 
-    /// The worker answered handoff `seq`: taken (the master closes its copy), or refused (it
-    /// is draining: it takes no more for that key, and the connection goes to another).
-    /// An answer to no handoff of this worker (a late or made-up `seq`) changes nothing.
-    pub(super) fn on_accepted(&mut self, key: WorkerKey, seq: u64, ok: bool) {
+    /// The worker answered handoff `seq`: taken (the master closes its copy), refused because
+    /// it is draining (it takes no more for that key), or refused because it is busy (it rests
+    /// a moment). A refused connection goes to another worker. An answer to no handoff of this
+    /// worker (a late or made-up `seq`) changes nothing.
+    pub(super) fn on_accepted(&mut self, key: WorkerKey, seq: u64, ok: bool, draining: bool) {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
@@ -28,24 +35,49 @@ impl Machine {
             );
             return;
         };
-        if ok {
-            self.push(Action::CloseConn(conn.id));
-        } else {
-            self.dispatcher.remove(&conn.key, key);
-            self.dispatch(conn);
+        match (ok, draining) {
+            (true, _) => self.push(Action::CloseConn(conn.id)),
+            (false, true) => {
+                self.dispatcher.remove(&conn.key, key);
+                self.dispatch(conn);
+            }
+            (false, false) => {
+                self.rest(key);
+                self.dispatch(conn);
+            }
         }
         self.drain_backlog();
     }
 
-    /// A handoff could not be queued for the worker: it gets no more until it is heard from
-    /// again, and the connection goes to another.
+    /// A handoff could not be queued for the worker: it rests, and the connection goes to
+    /// another.
     pub(super) fn on_handoff_failed(&mut self, key: WorkerKey, seq: u64) {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
-        worker.congested = true;
-        if let Some(conn) = worker.acknowledge(seq) {
+        let conn = worker.acknowledge(seq);
+        self.rest(key);
+        if let Some(conn) = conn {
             self.dispatch(conn);
+        }
+    }
+
+    /// A busy worker gets no handoff for [`BUSY_REST`]: a worker out of room (or descriptors)
+    /// is not handed the same connection back at once, and nothing spins.
+    fn rest(&mut self, key: WorkerKey) {
+        if let Some(worker) = self.workers.get_mut(&key)
+            && !worker.resting
+        {
+            worker.resting = true;
+            self.arm(BUSY_REST, Timer::Rested { worker: key });
+        }
+    }
+
+    /// A busy worker has rested: it takes connections again.
+    pub(super) fn on_rested(&mut self, key: WorkerKey) {
+        if let Some(worker) = self.workers.get_mut(&key) {
+            worker.resting = false;
+            self.drain_backlog();
         }
     }
 

@@ -68,6 +68,8 @@ pub(crate) enum SignalAction {
 pub(crate) enum Timer {
     /// A slot's restart backoff has passed.
     RestartDue { slot: usize },
+    /// A busy worker has rested.
+    Rested { worker: WorkerKey },
     /// A disconnected worker's time to finish has run out.
     DisconnectTimeout { worker: WorkerKey },
     /// A reload's replacement must be listening by now.

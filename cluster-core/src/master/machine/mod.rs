@@ -82,8 +82,6 @@ impl Machine {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
-        // Heard from: its queue moves again.
-        let was_congested = std::mem::take(&mut worker.congested);
         match message {
             Message::Online { version, .. } => self.on_online(key, version),
             Message::QueryServer { seq, address } => self.on_query_server(key, seq, address),
@@ -92,14 +90,11 @@ impl Machine {
                 self.reload_on_listening(key);
                 self.announce_if_ready();
             }
-            Message::Accepted { seq, ok } => self.on_accepted(key, seq, ok),
+            Message::Accepted { seq, ok, draining } => self.on_accepted(key, seq, ok, draining),
             Message::User { to, data, seq } => self.on_user_message(key, to, data, seq),
             Message::Counter { seq, name, op } => self.on_counter(key, seq, name, op),
             Message::Heartbeat { conns, inflight } => worker.report_load(conns, inflight),
             other => self.on_forbidden(key, other.kind()),
-        }
-        if was_congested {
-            self.drain_backlog();
         }
     }
 
@@ -145,6 +140,7 @@ impl Machine {
     fn on_timer(&mut self, timer: Timer) {
         match timer {
             Timer::RestartDue { slot } => self.on_restart_due(slot),
+            Timer::Rested { worker } => self.on_rested(worker),
             Timer::DisconnectTimeout { worker } => self.on_disconnect_timeout(worker),
             Timer::ReloadDeadline { worker } => self.on_reload_deadline(worker),
             Timer::PushCounters => self.push_counters(),

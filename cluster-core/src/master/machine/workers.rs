@@ -38,8 +38,8 @@ pub(super) struct WorkerState {
     pub(super) started: Instant,
     /// Its IPC channel is open.
     pub(super) connected: bool,
-    /// A handoff could not be queued for it: no more until it is heard from again.
-    pub(super) congested: bool,
+    /// It was busy (refused a handoff, or its queue was full): no handoff until it has rested.
+    pub(super) resting: bool,
     /// The master asked it to stop (or gave up on it): its exit is intended.
     pub(super) disconnecting: bool,
     /// User code stopped it through its handle: its exit is intended.
@@ -60,7 +60,7 @@ impl WorkerState {
             pid: None,
             started: now,
             connected: true,
-            congested: false,
+            resting: false,
             disconnecting: false,
             released: false,
             listening: BTreeSet::new(),
@@ -88,7 +88,7 @@ impl WorkerState {
     /// Whether a connection may be handed to it now.
     pub(super) fn has_room(&self) -> bool {
         self.connected
-            && !self.congested
+            && !self.resting
             && !self.disconnecting
             && self.unacknowledged.len() < HANDOFF_WINDOW
     }

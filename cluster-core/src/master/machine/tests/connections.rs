@@ -89,7 +89,7 @@ fn an_acknowledgement_of_an_unknown_or_repeated_seq_is_ignored() {
     let (worker, seq, _) = handoffs(&actions)[0];
     assert!(h.accepted(worker, 999, true).is_empty());
     assert!(
-        h.accepted(worker, 999, false).is_empty(),
+        h.refused(worker, 999, true).is_empty(),
         "no made-up refusal"
     );
     h.accepted(worker, seq, true);
@@ -103,17 +103,18 @@ fn an_acknowledgement_of_an_unknown_or_repeated_seq_is_ignored() {
 }
 
 #[test]
-fn a_refusal_leaves_the_worker_out_and_the_connection_goes_to_another() {
+fn a_draining_refusal_leaves_the_worker_out_and_the_connection_goes_to_another() {
     let (mut h, w) = Harness::running(2, Policy::Rr);
     let (conn, actions) = h.connect();
     let (first, seq, _) = handoffs(&actions)[0];
     assert_eq!(first, w[0]);
-    let actions = h.accepted(first, seq, false);
+    let actions = h.refused(first, seq, true);
     assert_eq!(handoffs(&actions), [(w[1], 1, conn)]);
     assert!(
         closed_conns(&actions).is_empty(),
         "the master still holds it"
     );
+    assert!(timers(&actions).is_empty(), "nothing to wait for");
     for _ in 0..3 {
         assert_eq!(
             handoffs(&h.connect().1)[0].0,
@@ -121,6 +122,32 @@ fn a_refusal_leaves_the_worker_out_and_the_connection_goes_to_another() {
             "the refuser gets no more"
         );
     }
+}
+
+#[test]
+fn a_busy_refusal_moves_only_that_connection_and_the_worker_rests_a_moment() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let (conn, actions) = h.connect();
+    let (first, seq, _) = handoffs(&actions)[0];
+    let actions = h.refused(first, seq, false);
+    assert_eq!(handoffs(&actions), [(w[1], 1, conn)]);
+    let rest = Timer::Rested { worker: first };
+    assert_eq!(timers(&actions), [(Duration::from_millis(50), &rest)]);
+    assert_eq!(handoffs(&h.connect().1)[0].0, w[1], "resting");
+    h.timer(rest);
+    let turns: Vec<WorkerKey> = (0..2).map(|_| handoffs(&h.connect().1)[0].0).collect();
+    assert!(turns.contains(&first), "back in the rotation: {turns:?}");
+}
+
+#[test]
+fn when_every_worker_is_busy_the_connection_waits_for_a_rested_one_without_spinning() {
+    let (mut h, w) = Harness::running(1, Policy::Rr);
+    let (conn, actions) = h.connect();
+    let (_, seq, _) = handoffs(&actions)[0];
+    let actions = h.refused(w[0], seq, false);
+    assert!(handoffs(&actions).is_empty(), "not handed straight back");
+    let actions = h.timer(Timer::Rested { worker: w[0] });
+    assert_eq!(handoffs(&actions)[0].2, conn);
 }
 
 #[test]
@@ -157,7 +184,7 @@ fn a_dead_workers_unacknowledged_connections_go_to_others_exactly_once() {
 }
 
 #[test]
-fn a_handoff_that_cannot_be_queued_goes_to_another_and_the_worker_rests_until_heard_from() {
+fn a_handoff_that_cannot_be_queued_goes_to_another_and_the_worker_rests_a_moment() {
     let (mut h, w) = Harness::running(2, Policy::Rr);
     let (conn, actions) = h.connect();
     let (first, seq, _) = handoffs(&actions)[0];
@@ -167,18 +194,9 @@ fn a_handoff_that_cannot_be_queued_goes_to_another_and_the_worker_rests_until_he
     for _ in 0..3 {
         assert_eq!(handoffs(&h.connect().1)[0].0, w[1]);
     }
-    h.message(
-        first,
-        Message::Heartbeat {
-            conns: 0,
-            inflight: 0,
-        },
-    );
+    h.timer(Timer::Rested { worker: first });
     let turns: Vec<WorkerKey> = (0..2).map(|_| handoffs(&h.connect().1)[0].0).collect();
-    assert!(
-        turns.contains(&first),
-        "heard from again, it takes connections"
-    );
+    assert!(turns.contains(&first), "rested, it takes connections again");
 }
 
 #[test]

@@ -260,3 +260,27 @@ fn an_address_asked_for_twice_is_bound_once_and_both_are_answered() {
         .collect();
     assert_eq!(acks, [(w[0], 1, true), (w[1], 7, true)]);
 }
+
+#[test]
+fn an_address_one_worker_cannot_bind_fails_its_listen_not_the_cluster() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let query = Message::QueryServer {
+        seq: 3,
+        address: "256.0.0.1:80".into(),
+    };
+    assert_eq!(binds(&h.message(w[0], query)), ["256.0.0.1:80"]);
+    let actions = h.feed(Input::Bound {
+        address: "256.0.0.1:80".into(),
+        result: Err(io::ErrorKind::InvalidInput.into()),
+    });
+    let [(worker, Message::ServerError { seq: 3, message })] = &sent(&actions)[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(*worker, w[0]);
+    assert!(
+        message.contains("cannot listen on 256.0.0.1:80"),
+        "{message}"
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::CloseListeners)));
+    assert_eq!(handoffs(&h.connect().1).len(), 1, "the cluster serves on");
+}

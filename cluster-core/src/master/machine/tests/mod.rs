@@ -144,7 +144,24 @@ impl Harness {
     }
 
     fn accepted(&mut self, worker: WorkerKey, seq: u64, ok: bool) -> Vec<Action> {
-        self.message(worker, Message::Accepted { seq, ok })
+        self.message(
+            worker,
+            Message::Accepted {
+                seq,
+                ok,
+                draining: false,
+            },
+        )
+    }
+
+    /// The worker refuses handoff `seq`, draining or only busy.
+    fn refused(&mut self, worker: WorkerKey, seq: u64, draining: bool) -> Vec<Action> {
+        let refusal = Message::Accepted {
+            seq,
+            ok: false,
+            draining,
+        };
+        self.message(worker, refusal)
     }
 
     fn exited(&mut self, worker: WorkerKey, exit: ProcessExit) -> Vec<Action> {
