@@ -10,8 +10,11 @@ use cluster_ipc::Policy;
 use crate::error::{BoxError, Error};
 use crate::hooks::HookFuture;
 use crate::master::{self, ClusterControl, Config, MasterHook, ReadyHook, RestartPolicy, Settings};
-use crate::role::{Role, SCHED_POLICY_ENV, WORKERS_ENV, parse_env};
+use crate::role::{HANG_TIMEOUT_ENV, Role, SCHED_POLICY_ENV, WORKERS_ENV, parse_env};
 use crate::worker::Worker;
+
+/// The hang timeout when neither the builder nor the environment sets one (Gunicorn's).
+const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs in each worker, as a task, once it has joined the master.
 type WorkerHook = Arc<dyn Fn(Worker) -> HookFuture + Send + Sync>;
@@ -51,6 +54,8 @@ pub struct Cluster {
     restart: RestartPolicy,
     reload_timeout: Duration,
     reload_batch: usize,
+    hang_timeout: Option<Duration>,
+    boot_timeout: Duration,
     control: ClusterControl,
 }
 
@@ -64,6 +69,8 @@ impl std::fmt::Debug for Cluster {
             .field("restart", &self.restart)
             .field("reload_timeout", &self.reload_timeout)
             .field("reload_batch", &self.reload_batch)
+            .field("hang_timeout", &self.hang_timeout)
+            .field("boot_timeout", &self.boot_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +97,8 @@ impl Cluster {
             restart: RestartPolicy::default(),
             reload_timeout: Duration::from_secs(30),
             reload_batch: 1,
+            hang_timeout: None,
+            boot_timeout: Duration::from_secs(60),
             control: ClusterControl::new(),
         }
     }
@@ -152,6 +161,39 @@ impl Cluster {
     pub fn reload_timeout(mut self, timeout: Duration) -> Self {
         self.reload_timeout = timeout;
         self
+    }
+
+    /// How long a worker may stay silent (no heartbeat: its event loop is blocked, or the
+    /// process is stopped) before it is killed and replaced, as Gunicorn's `--timeout`.
+    /// `Duration::ZERO` turns hang detection off. Default: `CLUSTER_HANG_TIMEOUT` seconds, else
+    /// 30 s. Whatever this says, a worker silent for 1.5 s gets no new connections until it
+    /// answers again.
+    pub fn hang_timeout(mut self, timeout: Duration) -> Self {
+        self.hang_timeout = Some(timeout);
+        self
+    }
+
+    /// How long a worker (not a reload's replacement, which has the reload timeout) may take
+    /// from its start to listening on every address before it is killed and replaced; such
+    /// deaths count towards the crash-loop guard. Default 60 s.
+    pub fn boot_timeout(mut self, timeout: Duration) -> Self {
+        self.boot_timeout = timeout;
+        self
+    }
+
+    /// The hang timeout this cluster will use (`None`: off).
+    fn hang_timeout_setting(&self) -> Result<Option<Duration>, Error> {
+        let timeout = match self.hang_timeout {
+            Some(timeout) => timeout,
+            None => match std::env::var(HANG_TIMEOUT_ENV) {
+                Ok(value) => {
+                    let valid = |seconds: f64| seconds.is_finite() && seconds >= 0.0;
+                    Duration::from_secs_f64(parse_env(HANG_TIMEOUT_ENV, &value, valid)?)
+                }
+                Err(_) => DEFAULT_HANG_TIMEOUT,
+            },
+        };
+        Ok(Some(timeout).filter(|timeout| !timeout.is_zero()))
     }
 
     /// How many slots a rolling reload replaces at a time (at least 1; default 1).
@@ -264,6 +306,7 @@ impl Cluster {
 
     /// What the master runs with, from this builder and the environment.
     fn into_settings(self) -> Result<Settings, Error> {
+        let hang_timeout = self.hang_timeout_setting()?;
         let config = Config {
             worker_count: self.worker_count()?,
             policy: self.scheduling_policy()?,
@@ -272,6 +315,8 @@ impl Cluster {
             reload_timeout: self.reload_timeout,
             reload_batch: self.reload_batch,
             restart: self.restart,
+            hang_timeout,
+            boot_timeout: self.boot_timeout,
         };
         Ok(Settings {
             config,

@@ -40,11 +40,12 @@ pub use cluster_ipc::Policy;
 pub use error::{BoxError, Error};
 pub use exit::Exit;
 pub use master::{
-    ClusterControl, ClusterEvent, EventStream, Inbox, Incoming, ReadyHook, Request, RestartPolicy,
-    WorkerHandle,
+    ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, Incoming, ReadyHook, Request,
+    RestartPolicy, WorkerHandle,
 };
 pub use role::{
-    IPC_FD_ENV, Role, SCHED_POLICY_ENV, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv, WorkerInfo,
+    HANG_TIMEOUT_ENV, IPC_FD_ENV, Role, SCHED_POLICY_ENV, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv,
+    WorkerInfo,
 };
 pub use rustix::process::Signal;
 pub use worker::{Listener, Worker};

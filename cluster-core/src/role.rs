@@ -11,6 +11,9 @@ pub const WORKER_ID_ENV: &str = "CLUSTER_WORKER_ID";
 pub const IPC_FD_ENV: &str = "CLUSTER_IPC_FD";
 /// The default worker count, like Gunicorn's `WEB_CONCURRENCY`; unset means one per core.
 pub const WORKERS_ENV: &str = "CLUSTER_WORKERS";
+/// Seconds a worker may stay silent (no heartbeat) before it is killed and replaced, unless
+/// the builder set it; `0` turns hang detection off. Unset means 30.
+pub const HANG_TIMEOUT_ENV: &str = "CLUSTER_HANG_TIMEOUT";
 /// Chooses the scheduling policy (`rr` or `sticky`) unless the builder set one.
 pub const SCHED_POLICY_ENV: &str = "CLUSTER_SCHED_POLICY";
 /// The descriptor number a master gives each worker's IPC socket.
@@ -133,7 +136,7 @@ impl EnvProblem {
 /// that programs the worker starts do not take themselves for workers of this cluster.
 ///
 /// Changing the environment races with any other thread reading it, so this is done only while
-/// the process has a single thread: [`crate::runtime`] calls it before it builds the runtime.
+/// the process has a single thread: the `runtime` module calls it before it builds the runtime.
 /// A worker started some other way (e.g. under `#[tokio::main]`, whose threads already run)
 /// keeps the variables, and says so at debug level.
 pub(crate) fn forget_cluster_env() {

@@ -33,5 +33,7 @@ mod socket;
 pub use channel::{Channel, Received, Receiver, Sender, TrySendError};
 pub use codec::{DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec};
 pub use error::IpcError;
-pub use protocol::{CounterOp, ListenKey, Message, Outcome, PROTOCOL_VERSION, Peer, Policy, Route};
+pub use protocol::{
+    CounterOp, HEARTBEAT_PERIOD, ListenKey, Message, Outcome, PROTOCOL_VERSION, Peer, Policy, Route,
+};
 pub use socket::MAX_FDS_PER_SEND;

@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+/// How often a worker sends a `heartbeat` at the least (it also sends one when its load
+/// changes). A worker the master has not heard from for a few periods is suspect.
+pub const HEARTBEAT_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The protocol version a worker announces in [`Message::Online`]; a master refuses workers of
 /// another version with a clear error rather than misreading their frames.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -256,7 +260,9 @@ pub enum Message {
         /// What to do.
         op: CounterOp,
     },
-    /// Worker → master: this worker's load, sent when it changes (at most every 10 ms).
+    /// Worker → master: this worker is alive, and its load; sent every [`HEARTBEAT_PERIOD`]
+    /// and when the load changes (at most every 10 ms), from a task of the worker's runtime,
+    /// so a blocked event loop stops it.
     Heartbeat {
         /// Open connections.
         conns: u64,

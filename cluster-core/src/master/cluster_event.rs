@@ -7,11 +7,13 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use super::handle::WorkerHandle;
+use super::process_exit::ExitReason;
 
 /// One step in the life of a worker or of the cluster (Node's `fork`, `online`, `listening`,
 /// `disconnect`, `exit`, plus restart, reload and shutdown progress).
 ///
-/// Each prints as one line, e.g. `exit worker=2 pid=4711 code=0 signal=- after_disconnect=true`.
+/// Each prints as one line, e.g.
+/// `exit worker=2 pid=4711 code=0 signal=- reason=stopped after_disconnect=true`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ClusterEvent {
@@ -24,6 +26,7 @@ pub enum ClusterEvent {
     /// A worker was asked to stop (it finishes its in-flight requests first).
     Disconnect(WorkerHandle),
     /// A worker process exited.
+    #[non_exhaustive]
     Exit {
         /// The worker.
         worker: WorkerHandle,
@@ -33,6 +36,9 @@ pub enum ClusterEvent {
         signal: Option<i32>,
         /// Whether it exited because it was asked to (it is then not replaced).
         exited_after_disconnect: bool,
+        /// Why it ended: on its own, asked to, or killed by the master (hung, too slow to
+        /// boot).
+        reason: ExitReason,
     },
     /// A worker died on its own; its slot is restarted after `delay`.
     Restarting {
@@ -84,12 +90,13 @@ impl fmt::Display for ClusterEvent {
                 code,
                 signal,
                 exited_after_disconnect,
+                reason,
             } => {
                 worker(f, "exit", w)?;
                 let or_dash = |n: &Option<i32>| n.map_or("-".to_owned(), |n| n.to_string());
                 write!(
                     f,
-                    " code={} signal={} after_disconnect={exited_after_disconnect}",
+                    " code={} signal={} reason={reason} after_disconnect={exited_after_disconnect}",
                     or_dash(code),
                     or_dash(signal)
                 )

@@ -31,3 +31,4 @@ pub use self::hooks::ReadyHook;
 pub use self::inbox::{Inbox, Incoming, Request};
 pub(crate) use self::machine::Config;
 pub use self::machine::RestartPolicy;
+pub use self::process_exit::ExitReason;

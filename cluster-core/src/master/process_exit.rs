@@ -1,4 +1,4 @@
-//! [`ProcessExit`]: how a worker process ended, as plain data.
+//! How a worker process ended ([`ProcessExit`]), and why ([`ExitReason`]).
 
 use std::fmt;
 use std::io;
@@ -56,6 +56,32 @@ impl fmt::Display for ProcessExit {
             }
             ProcessExit::Unknown(reason) => write!(f, "exit status unknown ({reason})"),
         }
+    }
+}
+
+/// Why a worker process ended, as the master saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExitReason {
+    /// It died on its own (a crash, a panic, an exit of its own): it is replaced.
+    Unexpected,
+    /// It was asked to stop (disconnect, reload, shutdown, or a kill through its handle).
+    Stopped,
+    /// The master killed it: no heartbeat for the hang timeout. It is replaced.
+    Hung,
+    /// The master killed it: not listening within the boot timeout. It is replaced.
+    BootTimeout,
+}
+
+/// `unexpected`, `stopped`, `hung`, `boot-timeout`.
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExitReason::Unexpected => "unexpected",
+            ExitReason::Stopped => "stopped",
+            ExitReason::Hung => "hung",
+            ExitReason::BootTimeout => "boot-timeout",
+        })
     }
 }
 

@@ -1,9 +1,11 @@
-//! The worker's `heartbeat`: its load ([`crate::load`]) reported to the master when it changes.
+//! The worker's `heartbeat`: that it is alive, every [`HEARTBEAT_PERIOD`], and its load
+//! ([`crate::load`]) when it changes. It runs as a task of the worker's runtime, so a worker
+//! whose event loop is blocked (or stopped) falls silent and the master notices.
 
 use std::sync::Weak;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use cluster_ipc::Message;
+use cluster_ipc::{HEARTBEAT_PERIOD, Message};
 
 use super::link::Link;
 use crate::error::Error;
@@ -12,14 +14,16 @@ use crate::load::{Load, current};
 /// How often a changed load is reported, at most.
 const REPORT_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Reports the load to the master whenever it changed, until the link is gone.
+/// Reports the load to the master whenever it changed, and at least every period, until the
+/// link is gone.
 pub(crate) async fn report(link: Weak<Link>) {
     let mut reported = Load::default();
+    let mut last_sent = Instant::now();
     loop {
         tokio::time::sleep(REPORT_INTERVAL).await;
         let Some(link) = link.upgrade() else { return };
         let now = current();
-        if now == reported {
+        if now == reported && last_sent.elapsed() < HEARTBEAT_PERIOD {
             continue;
         }
         let heartbeat = Message::Heartbeat {
@@ -27,7 +31,10 @@ pub(crate) async fn report(link: Weak<Link>) {
             inflight: now.requests,
         };
         match link.try_send(&heartbeat) {
-            Ok(()) => reported = now,
+            Ok(()) => {
+                reported = now;
+                last_sent = Instant::now();
+            }
             // A full queue skips this report; the next one carries the news.
             Err(Error::Backpressure) => {}
             Err(_) => return,

@@ -207,13 +207,7 @@ impl Link {
             Message::Deliver { from, data } => mailbox().deliver(from, data),
             Message::CounterValue { name, value } => mailbox().counter_changed(&name, value),
             Message::NewConn { seq, key, peer } => {
-                let handoff = self.deliver(&key, peer, fds);
-                let answer = Message::Accepted {
-                    seq,
-                    ok: handoff == Handoff::Taken,
-                    draining: handoff == Handoff::Draining,
-                };
-                if let Err(error) = self.send(&answer).await {
+                if let Err(error) = self.take_handoff(seq, &key, peer, fds).await {
                     tracing::debug!(%error, "cannot acknowledge a connection");
                 }
             }
@@ -242,32 +236,55 @@ impl Link {
         }
     }
 
-    /// Hands a connection to its listener; a refusal tells the master to give it to another.
-    fn deliver(&self, key: &ListenKey, peer: Option<SocketAddr>, fds: Vec<OwnedFd>) -> Handoff {
+    /// Answers a handoff, then hands the connection to its listener: the answer is on its way
+    /// to the master before anything reads from the connection, so a connection the master
+    /// never heard was taken has not been read from. A refusal tells the master to give it to
+    /// another worker.
+    async fn take_handoff(
+        &self,
+        seq: u64,
+        key: &ListenKey,
+        peer: Option<SocketAddr>,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(), Error> {
+        let refuse = |draining| Message::Accepted {
+            seq,
+            ok: false,
+            draining,
+        };
         let Ok([fd]) = <[OwnedFd; 1]>::try_from(fds) else {
             // Lost on the way (this process was out of descriptors) or never sent.
             tracing::warn!("a connection handoff without exactly one descriptor; refused");
-            return Handoff::Busy;
+            return self.send(&refuse(false)).await;
         };
         let Some(route) = lock(&self.routes).get(key).cloned() else {
-            return Handoff::Draining; // draining, or never listened on this key
+            // Draining, or never listened on this key.
+            return self.send(&refuse(true)).await;
+        };
+        let slot = match route.try_reserve_owned() {
+            Ok(slot) => slot,
+            Err(mpsc::error::TrySendError::Full(_)) => return self.send(&refuse(false)).await,
+            // The listener was dropped: nobody here takes connections for this key any more.
+            Err(mpsc::error::TrySendError::Closed(_)) => return self.send(&refuse(true)).await,
         };
         let stream = match into_tcp_stream(fd) {
             Ok(stream) => stream,
             Err(error) => {
                 tracing::warn!(%error, "cannot use a handed-over connection; refused");
-                return Handoff::Busy;
+                return self.send(&refuse(false)).await;
             }
         };
+        let taken = Message::Accepted {
+            seq,
+            ok: true,
+            draining: false,
+        };
+        let acknowledged = self.send(&taken).await;
         let peer = peer
             .or_else(|| stream.peer_addr().ok())
             .unwrap_or((Ipv4Addr::UNSPECIFIED, 0).into());
-        match route.try_send((stream, peer)) {
-            Ok(()) => Handoff::Taken,
-            Err(mpsc::error::TrySendError::Full(_)) => Handoff::Busy,
-            // The listener was dropped: nobody here takes connections for this key any more.
-            Err(mpsc::error::TrySendError::Closed(_)) => Handoff::Draining,
-        }
+        slot.send((stream, peer));
+        acknowledged
     }
 
     fn start_draining(&self) {
@@ -275,17 +292,6 @@ impl Link {
         routes.clear();
         self.draining.send_replace(true);
     }
-}
-
-/// What became of a handed-over connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Handoff {
-    /// Its listener has it.
-    Taken,
-    /// Not now (its listener's queue is full, or the descriptor did not arrive).
-    Busy,
-    /// Never: this worker takes no connections for that key.
-    Draining,
 }
 
 fn into_tcp_stream(fd: OwnedFd) -> Result<TcpStream, IpcError> {

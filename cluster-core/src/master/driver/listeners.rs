@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use super::report::{Accepted, Report};
+use super::report::{Accepted, Opened, Report};
 use crate::reuseport::reuseport_socket;
 
 /// Connections accepted but not yet acknowledged by a worker, across the cluster. Past this the
@@ -32,17 +32,6 @@ pub(crate) struct Listeners {
     unacknowledged: Arc<Semaphore>,
     /// Closed for good: a socket bound since is dropped at once.
     closed: bool,
-}
-
-/// A socket bound for one address, as the policy wants it.
-#[derive(Debug)]
-pub(crate) enum Opened {
-    /// Listening; the master accepts (rr, sticky, least).
-    Listening(TcpListener),
-    /// Listening; the workers accept on copies of it (shared).
-    Shared(std::net::TcpListener),
-    /// Bound, not listening: keeps the port for the workers' own sockets (reuseport).
-    Reserved(TcpSocket),
 }
 
 /// What the master holds for one address.

@@ -31,6 +31,7 @@ pub(crate) fn event_for(
             code,
             signal,
             exited_after_disconnect,
+            reason,
         } => {
             let worker = links.remove(&key)?.handle;
             registry.remove_worker(key);
@@ -43,6 +44,7 @@ pub(crate) fn event_for(
                 code,
                 signal,
                 exited_after_disconnect,
+                reason,
             }
         }
         Notice::Restarting { slot, delay } => ClusterEvent::Restarting { id: slot, delay },

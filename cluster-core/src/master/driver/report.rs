@@ -4,10 +4,9 @@ use std::io;
 use std::net::SocketAddr;
 
 use cluster_ipc::ListenKey;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::listeners::Opened;
 use crate::master::machine::Input;
 
 /// One report from a task of the driver.
@@ -32,4 +31,15 @@ pub(crate) struct Accepted {
     pub(crate) peer: SocketAddr,
     /// Counts against the cluster-wide bound on connections held by the master.
     pub(crate) permit: OwnedSemaphorePermit,
+}
+
+/// A socket bound for one address, as the policy wants it.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    /// Listening; the master accepts (rr, sticky, least).
+    Listening(TcpListener),
+    /// Listening; the workers accept on copies of it (shared).
+    Shared(std::net::TcpListener),
+    /// Bound, not listening: keeps the port for the workers' own sockets (reuseport).
+    Reserved(TcpSocket),
 }

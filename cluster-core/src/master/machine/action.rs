@@ -9,6 +9,7 @@ use super::conn::Conn;
 use super::input::Timer;
 use crate::Error;
 use crate::master::ids::{ConnId, WorkerKey};
+use crate::master::process_exit::ExitReason;
 
 /// One thing for the driver to do, in order.
 #[derive(Debug)]
@@ -70,6 +71,7 @@ pub(crate) enum Notice {
         code: Option<i32>,
         signal: Option<i32>,
         exited_after_disconnect: bool,
+        reason: ExitReason,
     },
     /// A slot is restarted after `delay`.
     Restarting { slot: usize, delay: Duration },

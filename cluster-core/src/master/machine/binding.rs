@@ -104,5 +104,6 @@ impl Machine {
         for slot in 1..=self.config.worker_count {
             self.spawn(slot, Origin::Initial);
         }
+        self.watch_liveness();
     }
 }

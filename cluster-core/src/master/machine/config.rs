@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cluster_ipc::Policy;
+use cluster_ipc::{HEARTBEAT_PERIOD, Policy};
 
 use super::restart::RestartPolicy;
 
@@ -23,4 +23,15 @@ pub(crate) struct Config {
     pub(crate) reload_batch: usize,
     /// When workers that die on their own are restarted.
     pub(crate) restart: RestartPolicy,
+    /// A worker silent this long is killed and replaced (`None`: never).
+    pub(crate) hang_timeout: Option<Duration>,
+    /// A worker not listening this long after it started is killed and replaced (when the
+    /// cluster has addresses of its own to listen on).
+    pub(crate) boot_timeout: Duration,
 }
+
+/// How often the master looks for silent workers.
+pub(crate) const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+
+/// A worker silent this long (three heartbeat periods) is suspect: no new connections.
+pub(crate) const SUSPECT_AFTER: Duration = HEARTBEAT_PERIOD.saturating_mul(3);

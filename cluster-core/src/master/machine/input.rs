@@ -74,6 +74,10 @@ pub(crate) enum Timer {
     DisconnectTimeout { worker: WorkerKey },
     /// A reload's replacement must be listening by now.
     ReloadDeadline { worker: WorkerKey },
+    /// Time to look for silent workers.
+    Liveness,
+    /// A worker must be listening by now.
+    BootDeadline { worker: WorkerKey },
     /// Time to push changed counters to their subscribers.
     PushCounters,
     /// The stop has waited long enough for the workers to be reaped.

@@ -10,7 +10,7 @@ use super::state::Machine;
 use super::workers::{Origin, WorkerState};
 use crate::Error;
 use crate::master::ids::WorkerKey;
-use crate::master::process_exit::ProcessExit;
+use crate::master::process_exit::{ExitReason, ProcessExit};
 
 impl Machine {
     /// The worker's process runs.
@@ -37,6 +37,9 @@ impl Machine {
             return;
         }
         tracing::debug!(slot = worker.slot, pid = worker.pid(), "worker online");
+        if let Some(worker) = self.workers.get_mut(&key) {
+            worker.online = true;
+        }
         self.notify(Notice::Online(key));
     }
 
@@ -53,9 +56,12 @@ impl Machine {
         }
     }
 
-    /// The worker's channel closed: it gets nothing more, and what it did not acknowledge goes
-    /// to others. One that broke the protocol is killed.
+    /// The worker's channel closed: it gets nothing more. What it did not acknowledge goes to
+    /// others only once its process has exited: until then it may still be serving a
+    /// connection whose acknowledgement was lost with the channel. One that broke the protocol
+    /// is killed.
     pub(super) fn on_channel_closed(&mut self, key: WorkerKey, error: Option<IpcError>) {
+        self.dispatcher.remove_worker(key);
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
@@ -68,7 +74,6 @@ impl Machine {
             Some(error) => tracing::warn!(slot = worker.slot, %error, "IPC with worker failed"),
             None => tracing::debug!(slot = worker.slot, "worker closed its IPC channel"),
         }
-        self.redispatch_from(key);
     }
 
     /// User code signalled the worker through its handle: it is not replaced.
@@ -93,6 +98,7 @@ impl Machine {
             code: exit.code(),
             signal: exit.signal(),
             exited_after_disconnect: worker.exit_is_intended(),
+            reason: worker.exit_reason(),
         });
         Some(worker)
     }
@@ -104,9 +110,14 @@ impl Machine {
             tracing::debug!(slot, pid, "worker exited: {exit}");
             return;
         }
-        tracing::warn!(slot, pid, "worker exited unexpectedly: {exit}");
+        let reason = worker.exit_reason();
+        tracing::warn!(slot, pid, %reason, "worker exited unexpectedly: {exit}");
         if self.serving_worker(slot).is_none() {
-            let uptime = worker.uptime(self.now);
+            // A worker that never got to listen died early, however long it took.
+            let uptime = match reason {
+                ExitReason::BootTimeout => std::time::Duration::ZERO,
+                _ => worker.uptime(self.now),
+            };
             self.schedule_restart(slot, uptime, pid, exit.to_string());
         }
     }

@@ -7,8 +7,9 @@
 //! - this file: [`Machine::handle`], which routes each input to the concerns below;
 //! - the concerns, each an `impl Machine` block that uses only `state`'s primitives:
 //!   `binding` (start-up binds, `queryServer`), `connections` (handoffs and their answers),
-//!   `lifecycle` (workers starting, dying, restarting), `rolling` (reload), `messaging` (user
-//!   messages, counters), `shutdown` (graceful stop);
+//!   `lifecycle` (workers starting, dying, restarting), `liveness` (silent, hung and slow to
+//!   boot workers), `rolling` (reload), `messaging` (user messages, counters), `shutdown`
+//!   (graceful stop);
 //! - `state`: the [`Machine`] struct and its primitive steps;
 //! - plain data with its own rules: `workers`, `dispatch`, `listeners`, `reload`, `restart`,
 //!   `subscriptions`, `counters`; and the vocabulary: `input`, `action`, `conn`, `config`.
@@ -23,6 +24,7 @@ mod dispatch;
 mod input;
 mod lifecycle;
 mod listeners;
+mod liveness;
 mod messaging;
 mod reload;
 mod restart;
@@ -79,6 +81,7 @@ impl Machine {
     }
 
     fn on_message(&mut self, key: WorkerKey, message: Message) {
+        self.heard_from(key);
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
@@ -141,6 +144,8 @@ impl Machine {
         match timer {
             Timer::RestartDue { slot } => self.on_restart_due(slot),
             Timer::Rested { worker } => self.on_rested(worker),
+            Timer::Liveness => self.on_liveness_check(),
+            Timer::BootDeadline { worker } => self.on_boot_deadline(worker),
             Timer::DisconnectTimeout { worker } => self.on_disconnect_timeout(worker),
             Timer::ReloadDeadline { worker } => self.on_reload_deadline(worker),
             Timer::PushCounters => self.push_counters(),

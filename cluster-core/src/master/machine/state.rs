@@ -135,6 +135,7 @@ impl Machine {
         self.workers
             .insert(worker, WorkerState::new(slot, origin, self.now));
         self.push(Action::Spawn { worker, slot });
+        self.arm_boot_deadline(worker, origin);
         worker
     }
 
@@ -192,8 +193,9 @@ impl Machine {
         self.push(Action::HandOff { worker, seq, conn });
     }
 
-    /// Takes a worker out of every rotation and gives its unacknowledged connections to the
-    /// others (each once: they are no longer its own).
+    /// Takes a worker whose process is gone out of every rotation and gives its unacknowledged
+    /// connections to the others (each once: they are no longer its own). Only once it is gone:
+    /// a live worker may still serve a connection whose acknowledgement is on its way.
     pub(super) fn redispatch_from(&mut self, key: WorkerKey) {
         self.dispatcher.remove_worker(key);
         let Some(worker) = self.workers.get_mut(&key) else {

@@ -7,6 +7,7 @@ use cluster_ipc::ListenKey;
 
 use super::conn::Conn;
 use crate::master::ids::WorkerKey;
+use crate::master::process_exit::ExitReason;
 
 /// Handoffs a worker may have unacknowledged at once: the master never waits one round trip
 /// per connection, and a stuck worker cannot hoard connections. Far below the IPC send queue
@@ -44,6 +45,14 @@ pub(super) struct WorkerState {
     pub(super) disconnecting: bool,
     /// User code stopped it through its handle: its exit is intended.
     pub(super) released: bool,
+    /// It joined (`online`): from then on it must be heard from every heartbeat period.
+    pub(super) online: bool,
+    /// When it was last heard from (any message).
+    pub(super) last_heard: Instant,
+    /// Silent for too long: no handoff until it is heard from again.
+    pub(super) suspect: bool,
+    /// The master killed it, and why.
+    pub(super) killed_for: Option<ExitReason>,
     /// The listen keys it takes connections for.
     pub(super) listening: BTreeSet<ListenKey>,
     unacknowledged: BTreeMap<u64, Conn>,
@@ -63,6 +72,10 @@ impl WorkerState {
             resting: false,
             disconnecting: false,
             released: false,
+            online: false,
+            last_heard: now,
+            suspect: false,
+            killed_for: None,
             listening: BTreeSet::new(),
             unacknowledged: BTreeMap::new(),
             next_seq: 1,
@@ -85,10 +98,20 @@ impl WorkerState {
         self.disconnecting || self.released
     }
 
+    /// Why it exits, once it has.
+    pub(super) fn exit_reason(&self) -> ExitReason {
+        match self.killed_for {
+            Some(reason) => reason,
+            None if self.exit_is_intended() => ExitReason::Stopped,
+            None => ExitReason::Unexpected,
+        }
+    }
+
     /// Whether a connection may be handed to it now.
     pub(super) fn has_room(&self) -> bool {
         self.connected
             && !self.resting
+            && !self.suspect
             && !self.disconnecting
             && self.unacknowledged.len() < HANDOFF_WINDOW
     }

@@ -74,6 +74,7 @@ fn a_worker_that_dies_on_its_own_is_restarted_in_its_slot_after_a_backoff() {
         code: Some(1),
         signal: None,
         exited_after_disconnect: false,
+        reason: ExitReason::Unexpected,
     };
     assert!(notices(&actions).contains(&&exit));
     let [(delay, timer)] = timers(&actions)[..] else {
@@ -171,6 +172,7 @@ fn a_disconnected_worker_is_not_replaced_and_is_killed_if_it_outlives_the_timeou
         code: None,
         signal: Some(9),
         exited_after_disconnect: true,
+        reason: ExitReason::Stopped,
     }));
     assert!(
         h.timer(Timer::DisconnectTimeout { worker: w[0] })

@@ -3,6 +3,7 @@
 
 mod connections;
 mod lifecycle;
+mod liveness;
 mod messaging;
 mod rolling;
 mod shutdown;
@@ -15,7 +16,7 @@ use cluster_ipc::{ListenKey, Message, PROTOCOL_VERSION, Policy};
 use super::restart::RestartPolicy;
 use super::{Action, Config, Conn, Input, Machine, Notice, Timer};
 use crate::master::ids::{ConnId, WorkerKey};
-use crate::master::process_exit::ProcessExit;
+use crate::master::process_exit::{ExitReason, ProcessExit};
 
 /// The address every test cluster listens on.
 const ADDRESS: &str = "127.0.0.1:4000";
@@ -42,6 +43,8 @@ fn config(workers: usize, policy: Policy) -> Config {
             min_uptime: Duration::from_secs(1),
             max_restarts: 3,
         },
+        hang_timeout: Some(Duration::from_secs(5)),
+        boot_timeout: Duration::from_secs(60),
     }
 }
 

@@ -1,0 +1,105 @@
+//! Liveness: a worker must be heard from every heartbeat period. One silent for
+//! [`SUSPECT_AFTER`] gets no new connections until it is heard from again; one silent for the
+//! hang timeout is killed and replaced, and once it has exited the connections handed to it and
+//! not acknowledged go to others (a worker acknowledges a handoff before it hands the
+//! connection to its server, and a dead one reads nothing). One not listening within the boot
+//! timeout is killed and replaced too.
+
+use super::action::Action;
+use super::config::{LIVENESS_CHECK, SUSPECT_AFTER};
+use super::input::Timer;
+use super::state::{Machine, Phase};
+use super::workers::Origin;
+use crate::master::ids::WorkerKey;
+use crate::master::process_exit::ExitReason;
+
+impl Machine {
+    /// The worker was heard from: alive. A suspect one takes connections again.
+    pub(super) fn heard_from(&mut self, key: WorkerKey) {
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        worker.last_heard = self.now;
+        if std::mem::take(&mut worker.suspect) {
+            tracing::info!(
+                slot = worker.slot,
+                pid = worker.pid(),
+                "worker answers again"
+            );
+            self.drain_backlog();
+        }
+    }
+
+    /// Starts looking for silent workers, and keeps looking until the master finishes.
+    pub(super) fn watch_liveness(&mut self) {
+        self.arm(LIVENESS_CHECK, Timer::Liveness);
+    }
+
+    /// Marks silent workers suspect, and kills those silent for the hang timeout.
+    pub(super) fn on_liveness_check(&mut self) {
+        if self.phase == Phase::Finished {
+            return;
+        }
+        let (now, hang_timeout) = (self.now, self.config.hang_timeout);
+        let mut hung = Vec::new();
+        for (key, worker) in &mut self.workers {
+            if !worker.online || worker.killed_for.is_some() {
+                continue;
+            }
+            let silent = now.saturating_duration_since(worker.last_heard);
+            if hang_timeout.is_some_and(|limit| silent >= limit) {
+                hung.push((*key, silent));
+            } else if silent >= SUSPECT_AFTER && !worker.suspect {
+                tracing::warn!(
+                    slot = worker.slot,
+                    pid = worker.pid(),
+                    ?silent,
+                    "worker is silent; no new connections for it until it answers"
+                );
+                worker.suspect = true;
+            }
+        }
+        for (key, silent) in hung {
+            tracing::error!(?silent, "worker hung (no heartbeat); killing it");
+            self.kill_for(key, ExitReason::Hung);
+        }
+        self.watch_liveness();
+    }
+
+    /// A worker that is not a reload's replacement must listen within the boot timeout, when
+    /// the cluster has addresses of its own (a worker of `run` may listen on nothing).
+    pub(super) fn arm_boot_deadline(&mut self, key: WorkerKey, origin: Origin) {
+        if origin != Origin::Reload && !self.config.addresses.is_empty() {
+            let deadline = Timer::BootDeadline { worker: key };
+            self.arm(self.config.boot_timeout, deadline);
+        }
+    }
+
+    /// The boot timeout of a worker ran out: killed unless it listens everywhere by now.
+    pub(super) fn on_boot_deadline(&mut self, key: WorkerKey) {
+        let bound = self.listeners.len();
+        let Some(worker) = self.workers.get(&key) else {
+            return;
+        };
+        if worker.disconnecting || worker.killed_for.is_some() || worker.listening.len() >= bound {
+            return;
+        }
+        tracing::error!(
+            slot = worker.slot,
+            pid = worker.pid(),
+            timeout = ?self.config.boot_timeout,
+            "worker is not listening in time; killing it"
+        );
+        self.kill_for(key, ExitReason::BootTimeout);
+    }
+
+    /// Kills a worker for `reason`: it gets nothing more, and what it did not acknowledge goes
+    /// to others once it has exited.
+    fn kill_for(&mut self, key: WorkerKey, reason: ExitReason) {
+        self.dispatcher.remove_worker(key);
+        if let Some(worker) = self.workers.get_mut(&key) {
+            worker.killed_for = Some(reason);
+            self.push(Action::Kill { worker: key });
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Silent, hung and slow-to-boot workers.
+
+use cluster_ipc::{HEARTBEAT_PERIOD, Message, Policy};
+
+use super::super::config::{LIVENESS_CHECK, SUSPECT_AFTER};
+use super::*;
+
+fn heartbeat() -> Message {
+    Message::Heartbeat {
+        conns: 0,
+        inflight: 0,
+    }
+}
+
+/// Time passes by `by` while `alive` keep their heartbeats going; the liveness check runs.
+fn pass(h: &mut Harness, by: Duration, alive: &[WorkerKey]) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let mut passed = Duration::ZERO;
+    while passed < by {
+        h.advance(LIVENESS_CHECK);
+        passed += LIVENESS_CHECK;
+        for worker in alive {
+            h.message(*worker, heartbeat());
+        }
+        actions.extend(h.timer(Timer::Liveness));
+    }
+    actions
+}
+
+#[test]
+fn the_liveness_check_runs_every_quarter_second_once_workers_start() {
+    let (_, actions) = Harness::bound(config(1, Policy::Rr));
+    assert!(timers(&actions).contains(&(LIVENESS_CHECK, &Timer::Liveness)));
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let actions = pass(&mut h, LIVENESS_CHECK, &w);
+    assert_eq!(timers(&actions), [(LIVENESS_CHECK, &Timer::Liveness)]);
+    assert!(SUSPECT_AFTER >= HEARTBEAT_PERIOD * 3);
+}
+
+#[test]
+fn a_silent_worker_gets_no_connections_until_it_answers_again() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let actions = pass(&mut h, SUSPECT_AFTER, &[w[1]]);
+    assert!(kills(&actions).is_empty(), "suspect, not hung yet");
+    for _ in 0..4 {
+        assert_eq!(handoffs(&h.connect().1)[0].0, w[1]);
+    }
+    h.message(w[0], heartbeat());
+    let turns: Vec<WorkerKey> = (0..2).map(|_| handoffs(&h.connect().1)[0].0).collect();
+    assert!(turns.contains(&w[0]), "it answers again: {turns:?}");
+}
+
+#[test]
+fn a_worker_silent_for_the_hang_timeout_is_killed_its_connections_go_on_and_it_is_replaced() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    // Handed to worker 1, which then stops: never acknowledged.
+    let (conn, actions) = h.connect();
+    assert_eq!(handoffs(&actions)[0].0, w[0]);
+    let actions = pass(&mut h, Duration::from_secs(4), &[w[1]]);
+    assert!(kills(&actions).is_empty(), "4 s of the 5 s hang timeout");
+    let actions = pass(&mut h, Duration::from_secs(1), &[w[1]]);
+    assert_eq!(kills(&actions), [w[0]]);
+    assert!(
+        kills(&pass(&mut h, Duration::from_secs(1), &[w[1]])).is_empty(),
+        "once"
+    );
+    let actions = h.exited(w[0], ProcessExit::Signal(9));
+    assert_eq!(
+        handoffs(&actions),
+        [(w[1], 1, conn)],
+        "its connection, to the other"
+    );
+    assert!(notices(&actions).contains(&&Notice::Exit {
+        worker: w[0],
+        code: None,
+        signal: Some(9),
+        exited_after_disconnect: false,
+        reason: ExitReason::Hung,
+    }));
+    assert!(
+        timers(&actions)
+            .iter()
+            .any(|(_, t)| **t == Timer::RestartDue { slot: 1 })
+    );
+}
+
+#[test]
+fn with_hang_detection_off_a_silent_worker_is_only_left_out() {
+    let (mut h, w) = Harness::running_with(Config {
+        hang_timeout: None,
+        ..config(2, Policy::Rr)
+    });
+    let actions = pass(&mut h, Duration::from_secs(120), &[w[1]]);
+    assert!(kills(&actions).is_empty());
+    assert_eq!(handoffs(&h.connect().1)[0].0, w[1]);
+}
+
+#[test]
+fn a_worker_not_yet_online_is_judged_by_the_boot_timeout_not_by_heartbeats() {
+    let (mut h, actions) = Harness::bound(config(1, Policy::Rr));
+    let (worker, _) = spawns(&actions)[0];
+    assert!(timers(&actions).contains(&(Duration::from_secs(60), &Timer::BootDeadline { worker })));
+    h.spawned(worker);
+    let actions = pass(&mut h, Duration::from_secs(10), &[]);
+    assert!(kills(&actions).is_empty(), "booting, not hung");
+    h.advance(Duration::from_secs(50));
+    let actions = h.timer(Timer::BootDeadline { worker });
+    assert_eq!(kills(&actions), [worker]);
+    let actions = h.exited(worker, ProcessExit::Signal(9));
+    assert!(notices(&actions).iter().any(|n| matches!(
+        n,
+        Notice::Exit {
+            reason: ExitReason::BootTimeout,
+            ..
+        }
+    )));
+    // An early death, however long it took: the first backoff again, not a reset.
+    let (delay, _) = timers(&actions)[0];
+    assert!(delay <= Duration::from_millis(100), "{delay:?}");
+}
+
+#[test]
+fn a_worker_listening_in_time_is_left_alone_by_its_boot_deadline() {
+    let (mut h, w) = Harness::running(1, Policy::Rr);
+    assert!(h.timer(Timer::BootDeadline { worker: w[0] }).is_empty());
+}
