@@ -33,6 +33,6 @@ pub use cluster_core::{
 };
 pub use cluster_macros::main;
 pub use cluster_tower::{
-    ClusterLayer, ClusterListener, ClusterService, HttpBody, HttpConfig, HttpService, ServeHttp,
-    WORKER_ID_HEADER, serve_connections,
+    ClusterLayer, ClusterListener, ClusterService, Drain, HttpBody, HttpConfig, HttpService,
+    ServeHttp, WORKER_ID_HEADER, serve_connections,
 };

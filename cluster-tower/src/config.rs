@@ -10,8 +10,9 @@ use hyper_util::server::conn::auto;
 ///
 /// The defaults suit a server facing the internet: a client has 30 s to send a request's
 /// headers (a half-open or idle-before-headers connection is closed, as Node's
-/// `headersTimeout` does), HTTP/1.1 keep-alive is on, an HTTP/2 connection carries at most 200
-/// concurrent streams and 64 KiB of headers per request, and HTTP/2 pings are off.
+/// `headersTimeout` does), a connection with no request for 60 s is closed, HTTP/1.1
+/// keep-alive is on, an HTTP/2 connection carries at most 200 concurrent streams and 64 KiB of
+/// headers per request, and HTTP/2 pings are off.
 ///
 /// ```
 /// use std::time::Duration;
@@ -30,6 +31,7 @@ pub struct HttpConfig {
     http2_max_header_list_size: u32,
     http2_keep_alive_interval: Option<Duration>,
     http2_keep_alive_timeout: Duration,
+    idle_timeout: Option<Duration>,
 }
 
 impl Default for HttpConfig {
@@ -42,6 +44,7 @@ impl Default for HttpConfig {
             http2_max_header_list_size: 64 * 1024,
             http2_keep_alive_interval: None,
             http2_keep_alive_timeout: Duration::from_secs(20),
+            idle_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -85,6 +88,18 @@ impl HttpConfig {
         self.http2_keep_alive_interval = interval;
         self.http2_keep_alive_timeout = timeout;
         self
+    }
+
+    /// How long a connection may carry no request before it is closed (HTTP/2: GOAWAY), `None`
+    /// for no limit. Default 60 s. (An idle HTTP/1 connection is also bound by the header-read
+    /// timeout, which hyper starts when it waits for the next request.)
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn idle_timeout_setting(&self) -> Option<Duration> {
+        self.idle_timeout
     }
 
     /// A hyper-util server builder with these settings (HTTP/1.1 and HTTP/2 on one port).

@@ -6,27 +6,61 @@
 //!   gets its next answer and then reconnects (to another worker), instead of racing an
 //!   idle-connection close.
 //! - It notes whether the connection speaks HTTP/2, which drains with GOAWAY instead.
-//! - It counts each request as in flight ([`cluster_core::load`]) until its response is ready.
+//! - It counts each request as in flight, for the connection and for the worker
+//!   ([`cluster_core::load`]), until its response body is done (a streaming response counts
+//!   while it streams).
 //! - It gives each request the client's address as axum's [`ConnectInfo<SocketAddr>`] (the
-//!   address the master accepted the connection from).
+//!   address the master accepted the connection from) and the worker's [`Drain`] signal.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::drain::Drain;
+
 /// The body of a response from [`ConnectionService`]: the user's, or the 500 of a panic.
-pub(crate) type ConnectionBody<B> = Either<B, Full<Bytes>>;
+pub(crate) type ConnectionBody<B> = Either<TrackedBody<B>, Full<Bytes>>;
+
+/// What the serve loop knows of one connection's requests.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionState {
+    /// Requests begun.
+    started: AtomicU64,
+    /// Requests whose response is done (or that failed).
+    finished: AtomicU64,
+    /// It has carried an HTTP/2 request.
+    http2: AtomicBool,
+}
+
+impl ConnectionState {
+    /// Requests begun so far.
+    pub(crate) fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// Requests begun and not done.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.started()
+            .saturating_sub(self.finished.load(Ordering::Relaxed))
+    }
+
+    /// Whether it speaks HTTP/2 (which drains with GOAWAY).
+    pub(crate) fn is_http2(&self) -> bool {
+        self.http2.load(Ordering::Relaxed)
+    }
+}
 
 /// Per-connection wrapper around the user's service.
 #[derive(Debug, Clone)]
@@ -34,8 +68,8 @@ pub(crate) struct ConnectionService<S> {
     inner: S,
     /// Shared by every connection of the worker: set when it drains.
     draining: Arc<AtomicBool>,
-    /// This connection has carried an HTTP/2 request.
-    http2: Arc<AtomicBool>,
+    drain: Drain,
+    state: Arc<ConnectionState>,
     /// The client.
     peer: SocketAddr,
 }
@@ -44,13 +78,15 @@ impl<S> ConnectionService<S> {
     pub(crate) fn new(
         inner: S,
         draining: Arc<AtomicBool>,
-        http2: Arc<AtomicBool>,
+        drain: Drain,
+        state: Arc<ConnectionState>,
         peer: SocketAddr,
     ) -> Self {
         Self {
             inner,
             draining,
-            http2,
+            drain,
+            state,
             peer,
         }
     }
@@ -69,10 +105,12 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        request.extensions_mut().insert(ConnectInfo(self.peer));
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo(self.peer));
+        extensions.insert(self.drain.clone());
         let version = request.version();
         if version == Version::HTTP_2 {
-            self.http2.store(true, Ordering::Relaxed);
+            self.state.http2.store(true, Ordering::Relaxed);
         }
         let close_after = version < Version::HTTP_2 && self.draining.load(Ordering::Relaxed);
         let inner = match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
@@ -85,8 +123,31 @@ where
         ConnectionFuture {
             inner,
             close_after,
-            _in_flight: cluster_core::load::track_request(),
+            in_flight: Some(InFlight::begin(Arc::clone(&self.state))),
         }
+    }
+}
+
+/// One request in flight, on its connection and in the worker's load, until dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    state: Arc<ConnectionState>,
+    _load: cluster_core::load::RequestGuard,
+}
+
+impl InFlight {
+    fn begin(state: Arc<ConnectionState>) -> Self {
+        state.started.fetch_add(1, Ordering::Relaxed);
+        Self {
+            state,
+            _load: cluster_core::load::track_request(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.state.finished.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -96,7 +157,8 @@ pin_project! {
         #[pin]
         inner: Option<F>,
         close_after: bool,
-        _in_flight: cluster_core::load::RequestGuard,
+        // Moves into the response body; dropped with the future if there is none.
+        in_flight: Option<InFlight>,
     }
 }
 
@@ -116,7 +178,10 @@ where
         };
         let mut response = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(result)) => result?.map(Either::Left),
+            Ok(Poll::Ready(result)) => {
+                let in_flight = this.in_flight.take();
+                result?.map(|inner| Either::Left(TrackedBody { inner, in_flight }))
+            }
             Err(()) => {
                 // Never poll a panicked future again.
                 this.inner.set(None);
@@ -138,4 +203,33 @@ fn internal_error<B>() -> Response<ConnectionBody<B>> {
     ))));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
+}
+
+pin_project! {
+    /// A response body that keeps its request in flight until it is done.
+    pub(crate) struct TrackedBody<B> {
+        #[pin]
+        inner: B,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<B: Body> Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -11,14 +11,17 @@
 
 mod config;
 mod connection;
+mod drain;
 pub mod future;
 mod header;
 pub mod layer;
 mod listener;
 mod serve;
 pub mod service;
+mod tracked;
 
 pub use self::config::HttpConfig;
+pub use self::drain::Drain;
 pub use self::header::WORKER_ID_HEADER;
 pub use self::layer::ClusterLayer;
 pub use self::listener::ClusterListener;

@@ -16,7 +16,9 @@ use tokio::sync::watch;
 use tower_service::Service;
 
 use crate::config::HttpConfig;
-use crate::connection::ConnectionService;
+use crate::connection::{ConnectionService, ConnectionState};
+use crate::drain::Drain;
+use crate::tracked::TrackedIo;
 
 /// How long a draining worker keeps an HTTP/1 connection open for its client's next request
 /// (answered with `Connection: close`) before closing it once idle.
@@ -119,20 +121,21 @@ impl ServeHttp for Cluster {
     }
 }
 
-/// Resolves once the worker drains (or the serve loop is gone, which is the same).
-async fn wait_for_drain(drain: &mut watch::Receiver<bool>) {
-    let _ = drain.wait_for(|draining| *draining).await;
-}
-
 /// Serves every connection `listener` delivers with hyper-util's auto builder (HTTP/1.1 with
 /// upgrades, and HTTP/2 prior knowledge), until the worker drains; then lets in-flight requests
 /// finish and closes every connection without racing its client:
 ///
 /// - HTTP/1: each response from then on carries `Connection: close`, so a busy keep-alive
-///   client gets its next answer and reconnects (to another worker); a connection still open
-///   after [`KEEP_ALIVE_DRAIN_GRACE`] is closed once idle.
+///   client gets its next answer and reconnects (to another worker). A connection with no
+///   request in flight after [`KEEP_ALIVE_DRAIN_GRACE`] is closed then: an idle keep-alive
+///   one, or one whose client never completed a request (a half-open connection does not hold
+///   the worker).
 /// - HTTP/2: GOAWAY at once; streams in flight finish.
+/// - A connection the application took over (an upgrade, e.g. a WebSocket) is the
+///   application's to end: every request carries the worker's [`Drain`] signal, and this
+///   function returns once every such connection and every `Drain` is gone.
 ///
+/// A connection with no request for [`HttpConfig::idle_timeout`] is closed (HTTP/2: GOAWAY).
 /// A panic in `service` answers that request with 500; the connection and the worker live on.
 /// Handlers can take the client's address as axum's `ConnectInfo<SocketAddr>`.
 pub async fn serve_connections<S, B>(mut listener: Listener, service: S, config: &HttpConfig)
@@ -141,43 +144,81 @@ where
     B: HttpBody,
 {
     let builder = config.builder();
+    let idle_timeout = config.idle_timeout_setting();
     let draining = Arc::new(AtomicBool::new(false));
     let (drain_tx, drain_rx) = watch::channel(false);
+    let drain = Drain::new(drain_rx);
     while let Some((stream, peer)) = listener.accept().await {
-        let http2 = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(ConnectionState::default());
         let service = ConnectionService::new(
             service.clone(),
             Arc::clone(&draining),
-            Arc::clone(&http2),
+            drain.clone(),
+            Arc::clone(&state),
             peer,
         );
+        let io = TrackedIo::new(
+            stream,
+            drain.clone(),
+            cluster_core::load::track_connection(),
+        );
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
             .into_owned();
-        let mut drain = drain_rx.clone();
-        let open = cluster_core::load::track_connection();
+        let drain = drain.clone();
         tokio::spawn(async move {
             tokio::pin!(connection);
             let result = tokio::select! {
                 result = connection.as_mut() => result,
-                () = wait_for_drain(&mut drain) => {
-                    let idle_for_long = !http2.load(Ordering::Relaxed)
-                        && tokio::time::timeout(KEEP_ALIVE_DRAIN_GRACE, connection.as_mut()).await.is_err();
-                    if http2.load(Ordering::Relaxed) || idle_for_long {
-                        connection.as_mut().graceful_shutdown();
+                () = drain.draining() => {
+                    // HTTP/1: a client between requests may send its next one (answered with
+                    // `Connection: close`) during the grace; HTTP/2 gets its GOAWAY at once.
+                    let finished = match state.is_http2() {
+                        true => None,
+                        false => tokio::time::timeout(KEEP_ALIVE_DRAIN_GRACE, connection.as_mut())
+                            .await
+                            .ok(),
+                    };
+                    match finished {
+                        Some(result) => result,
+                        // Nothing to finish: closed (dropping it closes the socket).
+                        None if !state.is_http2() && state.in_flight() == 0 => Ok(()),
+                        None => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
                     }
+                }
+                () = idle(&state, idle_timeout) => {
+                    connection.as_mut().graceful_shutdown();
                     connection.await
                 }
             };
             if let Err(error) = result {
                 tracing::debug!(%peer, error, "connection ended with an error");
             }
-            drop((drain, open));
         });
     }
     draining.store(true, Ordering::Relaxed);
     drain_tx.send_replace(true);
-    drop(drain_rx);
+    drop(drain);
     tracing::debug!(open = drain_tx.receiver_count(), "draining connections");
     drain_tx.closed().await;
+}
+
+/// Resolves once the connection has begun no request for a whole `timeout` and has none in
+/// flight; never without a timeout.
+async fn idle(state: &ConnectionState, timeout: Option<Duration>) {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    let mut seen = state.started();
+    loop {
+        tokio::time::sleep(timeout).await;
+        let now = state.started();
+        if now == seen && state.in_flight() == 0 {
+            return;
+        }
+        seen = now;
+    }
 }

@@ -1,0 +1,74 @@
+//! [`TrackedIo`]: a served connection's socket, counted for as long as anything holds it.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use cluster_core::load::ConnectionGuard;
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::drain::Drain;
+
+pin_project! {
+    /// The socket of one served connection. While it lives, the worker counts the connection
+    /// as open and waits for it before it exits; that includes a connection the application
+    /// took over through an upgrade (hyper hands this very socket to it).
+    #[derive(Debug)]
+    pub(crate) struct TrackedIo<T> {
+        #[pin]
+        inner: T,
+        _drain: Drain,
+        _open: ConnectionGuard,
+    }
+}
+
+impl<T> TrackedIo<T> {
+    pub(crate) fn new(inner: T, drain: Drain, open: ConnectionGuard) -> Self {
+        Self {
+            inner,
+            _drain: drain,
+            _open: open,
+        }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().inner.poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
