@@ -9,6 +9,7 @@ use cluster_ipc::Policy;
 
 use crate::error::{BoxError, Error};
 use crate::hooks::HookFuture;
+use crate::limits::raise_open_files_limit;
 use crate::master::{self, ClusterControl, Config, MasterHook, ReadyHook, RestartPolicy, Settings};
 use crate::role::{HANG_TIMEOUT_ENV, Role, SCHED_POLICY_ENV, WORKERS_ENV, parse_env};
 use crate::worker::Worker;
@@ -56,6 +57,7 @@ pub struct Cluster {
     reload_batch: usize,
     hang_timeout: Option<Duration>,
     boot_timeout: Duration,
+    raise_open_files: bool,
     control: ClusterControl,
 }
 
@@ -71,6 +73,7 @@ impl std::fmt::Debug for Cluster {
             .field("reload_batch", &self.reload_batch)
             .field("hang_timeout", &self.hang_timeout)
             .field("boot_timeout", &self.boot_timeout)
+            .field("raise_open_files", &self.raise_open_files)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +102,7 @@ impl Cluster {
             reload_batch: 1,
             hang_timeout: None,
             boot_timeout: Duration::from_secs(60),
+            raise_open_files: true,
             control: ClusterControl::new(),
         }
     }
@@ -178,6 +182,15 @@ impl Cluster {
     /// deaths count towards the crash-loop guard. Default 60 s.
     pub fn boot_timeout(mut self, timeout: Duration) -> Self {
         self.boot_timeout = timeout;
+        self
+    }
+
+    /// Whether the master and workers raise their open-files limit (`RLIMIT_NOFILE`) to the
+    /// hard limit when they start, as Go and nginx do (default yes; the log says when it
+    /// does). A server holds a descriptor per connection, and the common soft limit of 1024 is
+    /// far below what a busy one needs.
+    pub fn raise_open_files_limit(mut self, raise: bool) -> Self {
+        self.raise_open_files = raise;
         self
     }
 
@@ -290,6 +303,9 @@ impl Cluster {
         Fut: Future<Output = Result<(), E>>,
         E: Into<BoxError>,
     {
+        if self.raise_open_files {
+            raise_open_files_limit();
+        }
         match Role::detect()? {
             Role::Master => master::run(self.into_settings()?).await,
             Role::Worker(env) => {

@@ -6,6 +6,20 @@ use std::time::Duration;
 
 use cluster_ipc::IpcError;
 
+use crate::limits::is_out_of_resources;
+
+impl Error {
+    /// Whether this error says the process or the system is out of descriptors or memory (a
+    /// spawn that fails so is retried, never counted as a crash of the program).
+    pub fn is_out_of_resources(&self) -> bool {
+        match self {
+            Error::Spawn { source, .. } | Error::Bind { source, .. } => is_out_of_resources(source),
+            Error::Ipc(IpcError::Io(source)) => is_out_of_resources(source),
+            _ => false,
+        }
+    }
+}
+
 /// A boxed error from user code (a worker's main function).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -27,6 +27,7 @@ mod error;
 mod exit;
 mod hooks;
 pub mod ipc;
+mod limits;
 pub mod load;
 mod master;
 mod reuseport;

@@ -2,9 +2,10 @@
 //!
 //! A channel splits into a cloneable [`Sender`] and one [`Receiver`]. All senders feed one
 //! writer task, the only writer of the socket, so frames never interleave; a burst of queued
-//! frames goes out in one `sendmsg`. A frame's descriptors ride on the `sendmsg` that carries the
-//! frame's first byte; the receiver queues descriptors as they arrive and hands each frame the
-//! number it announced once the frame is complete.
+//! frames goes out in one `sendmsg`, ending at the first frame that carries descriptors (so each
+//! `sendmsg` carries the descriptors of one frame at most, which lets the receiver tell whose
+//! descriptors the kernel dropped when it runs out: see `fd_groups`). The receiver queues
+//! descriptors as they arrive and hands each frame its own once the frame is complete.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -32,6 +33,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio_util::codec::{Decoder, Encoder};
 
+use crate::fd_groups::{self, FdGroup};
 use crate::socket::{FdSocket, MAX_FDS_PER_SEND};
 use crate::{Frame, FrameCodec, IpcError, Message};
 
@@ -198,23 +200,12 @@ pub enum TrySendError {
 async fn write_loop(socket: Arc<FdSocket>, mut outgoing: mpsc::Receiver<Outgoing>) {
     let mut batch = BytesMut::new();
     let mut fds: Vec<OwnedFd> = Vec::new();
-    let mut carried: Option<Outgoing> = None;
-    loop {
-        let first = match carried.take() {
-            Some(frame) => frame,
-            None => match outgoing.recv().await {
-                Some(frame) => frame,
-                None => break,
-            },
-        };
+    while let Some(first) = outgoing.recv().await {
         batch.extend_from_slice(&first.bytes);
         fds.extend(first.fds);
-        while batch.len() < BATCH_BYTES {
+        // A frame with descriptors ends its batch.
+        while fds.is_empty() && batch.len() < BATCH_BYTES {
             let Ok(next) = outgoing.try_recv() else { break };
-            if fds.len() + next.fds.len() > MAX_FDS_PER_SEND {
-                carried = Some(next);
-                break;
-            }
             batch.extend_from_slice(&next.bytes);
             fds.extend(next.fds);
         }
@@ -249,6 +240,8 @@ pub struct Received {
     /// The protocol message.
     pub message: Message,
     /// The descriptors its frame announced, in the order they were sent (close-on-exec).
+    /// Fewer when this process ran out of descriptor numbers as they arrived: the kernel
+    /// dropped the rest (`MSG_CTRUNC`), and the receiver decides what that frame is worth.
     pub fds: Vec<OwnedFd>,
 }
 
@@ -259,7 +252,7 @@ pub struct Receiver {
     codec: FrameCodec,
     buffer: BytesMut,
     chunk: Box<[u8]>,
-    fds: VecDeque<OwnedFd>,
+    fds: VecDeque<FdGroup>,
     finished: bool,
 }
 
@@ -296,13 +289,12 @@ impl Receiver {
                 return self.claim_fds(frame).map(Some);
             }
             let len = self.socket.recv(&mut self.chunk, &mut self.fds).await?;
-            if self.fds.len() > MAX_QUEUED_FDS {
-                return Err(IpcError::UnexpectedFds {
-                    count: self.fds.len(),
-                });
+            let queued = fd_groups::queued(&self.fds);
+            if queued > MAX_QUEUED_FDS || self.fds.len() > MAX_QUEUED_FDS {
+                return Err(IpcError::UnexpectedFds { count: queued });
             }
             if len == 0 {
-                return match (self.buffer.len(), self.fds.len()) {
+                return match (self.buffer.len(), queued) {
                     (0, 0) => Ok(None),
                     (0, count) => Err(IpcError::UnexpectedFds { count }),
                     (buffered, _) => Err(IpcError::TruncatedFrame { buffered }),
@@ -313,15 +305,9 @@ impl Receiver {
     }
 
     fn claim_fds(&mut self, frame: Frame) -> Result<Received, IpcError> {
-        if frame.fds > self.fds.len() {
-            return Err(IpcError::MissingFds {
-                expected: frame.fds,
-                received: self.fds.len(),
-            });
-        }
         Ok(Received {
+            fds: fd_groups::claim(&mut self.fds, frame.fds)?,
             message: frame.message,
-            fds: self.fds.drain(..frame.fds).collect(),
         })
     }
 }

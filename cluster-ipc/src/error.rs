@@ -58,9 +58,6 @@ pub enum IpcError {
         /// How many were queued unclaimed (they have been closed).
         count: usize,
     },
-    /// The kernel truncated the control data of a `recvmsg` (`MSG_CTRUNC`): descriptors were lost.
-    #[error("IPC control data truncated (MSG_CTRUNC): file descriptors were lost")]
-    ControlTruncated,
     /// More descriptors than one frame may carry.
     #[error("an IPC frame may carry at most {max} file descriptors, got {count}")]
     TooManyFds {

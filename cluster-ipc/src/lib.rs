@@ -15,7 +15,9 @@
 //! return `Pending` without registering a wake-up, so a channel under load hangs forever
 //! (reproduced). Every read is a `recvmsg` with room for 253 descriptors (`SCM_MAX_FD`) and
 //! `MSG_CMSG_CLOEXEC`, so no descriptor leaks into a child process and none is silently closed by
-//! a plain `read()`. `MSG_CTRUNC` (descriptors lost) is an error that closes the channel.
+//! a plain `read()`. A `sendmsg` carries the descriptors of one frame at most, so when the
+//! receiving process runs out of descriptor numbers (`MSG_CTRUNC`) the frame whose descriptors
+//! the kernel dropped is known and handed on with fewer; the channel goes on.
 //! Received descriptors are [`std::os::fd::OwnedFd`]s: closed exactly once, when dropped.
 //!
 //! # Errors
@@ -27,6 +29,7 @@
 pub mod channel;
 pub mod codec;
 mod error;
+mod fd_groups;
 pub mod protocol;
 mod socket;
 

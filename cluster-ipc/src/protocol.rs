@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 pub const HEARTBEAT_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The protocol version a worker announces in [`Message::Online`]; a master refuses workers of
-/// another version with a clear error rather than misreading their frames.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// another version with a clear error rather than misreading their frames. Version 2: a
+/// `sendmsg` carries the descriptors of one frame at most, and a refused handoff says whether
+/// the worker is draining.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Names one listening address across the cluster: the address as the worker asked for it.
 ///

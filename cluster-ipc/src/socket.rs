@@ -3,11 +3,13 @@
 //! Every read is a `recvmsg` with room for [`MAX_FDS_PER_SEND`] descriptors and
 //! `MSG_CMSG_CLOEXEC`; a plain `read()` would make the kernel close any descriptor that rides on
 //! the bytes read. Readiness comes from tokio (`async_io`), so a would-block registers a wake-up.
+//! What arrives with one read is one [`FdGroup`] (see [`crate::fd_groups`]).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
@@ -17,11 +19,26 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 
 use crate::IpcError;
+use crate::fd_groups::FdGroup;
 
 /// The most descriptors one `sendmsg` can carry on Linux (`SCM_MAX_FD`).
 pub const MAX_FDS_PER_SEND: usize = 253;
 
 const CONTROL_SPACE: usize = rustix::cmsg_space!(ScmRights(MAX_FDS_PER_SEND));
+
+/// Says that the kernel dropped descriptors for want of room in this process: at the 1st,
+/// 2nd, 4th, 8th… time, so a long shortage is told without flooding the log.
+fn note_lost_descriptors() {
+    static TIMES: AtomicU64 = AtomicU64::new(0);
+    let times = TIMES.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+    if times.is_power_of_two() {
+        tracing::warn!(
+            times,
+            "out of file descriptors: descriptors sent over IPC were lost (MSG_CTRUNC); \
+             their frames are refused"
+        );
+    }
+}
 
 /// The socket under a [`crate::Channel`]; shared by its reader and its single writer.
 #[derive(Debug)]
@@ -62,14 +79,14 @@ impl FdSocket {
             .await
     }
 
-    /// Reads some bytes into `buf`, appending any descriptors that arrived to `fds`.
-    /// Returns 0 at end of stream.
+    /// Reads some bytes into `buf`, queueing the descriptors that arrived with them (and
+    /// whether the kernel dropped some: `MSG_CTRUNC`) as one group. Returns 0 at end of stream.
     pub(crate) async fn recv(
         &self,
         buf: &mut [u8],
-        fds: &mut VecDeque<OwnedFd>,
+        groups: &mut VecDeque<FdGroup>,
     ) -> Result<usize, IpcError> {
-        let (len, truncated) = self
+        let (len, group) = self
             .stream
             .async_io(Interest::READABLE, || {
                 let mut space = [MaybeUninit::uninit(); CONTROL_SPACE];
@@ -81,16 +98,22 @@ impl FdSocket {
                     &mut control,
                     RecvFlags::CMSG_CLOEXEC,
                 )?;
+                let mut fds = Vec::new();
                 for message in control.drain() {
                     if let RecvAncillaryMessage::ScmRights(arrived) = message {
                         fds.extend(arrived);
                     }
                 }
-                Ok((received.bytes, received.flags.contains(ReturnFlags::CTRUNC)))
+                let truncated = received.flags.contains(ReturnFlags::CTRUNC);
+                let group = (truncated || !fds.is_empty()).then_some(FdGroup { fds, truncated });
+                Ok((received.bytes, group))
             })
             .await?;
-        if truncated {
-            return Err(IpcError::ControlTruncated);
+        if let Some(group) = group {
+            if group.truncated {
+                note_lost_descriptors();
+            }
+            groups.push_back(group);
         }
         Ok(len)
     }

@@ -80,7 +80,37 @@ impl ClusterProcess {
 
     /// [`ClusterProcess::spawn`] for an executable at `path`.
     pub fn spawn_path(path: &std::path::Path, env: &[(&str, &str)]) -> ClusterProcess {
-        let mut command = Command::new(path);
+        Self::spawn_command(Command::new(path), env)
+    }
+
+    /// [`ClusterProcess::start`] with the open-files limit (`RLIMIT_NOFILE`) of the master set
+    /// to `soft` and `hard` before it runs (its workers inherit it).
+    pub fn start_with_open_files(
+        program: Program<'_>,
+        env: &[(&str, &str)],
+        soft: u64,
+        hard: u64,
+    ) -> (ClusterProcess, SocketAddr) {
+        let mut command = Command::new(program.path());
+        let limit = rustix::process::Rlimit {
+            current: Some(soft),
+            maximum: Some(hard),
+        };
+        // SAFETY: the closure runs in the child between fork and exec and only makes the
+        // setrlimit system call, which is async-signal-safe; it allocates nothing.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut cluster = Self::spawn_command(command, env);
+        let address = cluster.wait_listening();
+        cluster.seen_workers = cluster.worker_pids();
+        (cluster, address)
+    }
+
+    fn spawn_command(mut command: Command, env: &[(&str, &str)]) -> ClusterProcess {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command
             .env("PORT", "0")

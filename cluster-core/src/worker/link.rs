@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::listener::{Delivered, Listener, Source};
 use super::mailbox::mailbox;
 use crate::error::Error;
+use crate::limits::AcceptErrors;
 use crate::reuseport::reuseport_socket;
 use crate::sync::lock;
 
@@ -224,6 +225,7 @@ impl Link {
         Source::Own {
             listener: Some(listener),
             draining: self.draining.subscribe(),
+            errors: AcceptErrors::new(),
         }
     }
 
@@ -253,8 +255,9 @@ impl Link {
             draining,
         };
         let Ok([fd]) = <[OwnedFd; 1]>::try_from(fds) else {
-            // Lost on the way (this process was out of descriptors) or never sent.
-            tracing::warn!("a connection handoff without exactly one descriptor; refused");
+            // Lost on the way (this process was out of descriptors: the IPC layer says so) or
+            // never sent.
+            tracing::debug!("a connection handoff without exactly one descriptor; refused");
             return self.send(&refuse(false)).await;
         };
         let Some(route) = lock(&self.routes).get(key).cloned() else {

@@ -6,6 +6,8 @@ use cluster_ipc::ListenKey;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::limits::AcceptErrors;
+
 /// A connection delivered by the master, with its client's address.
 pub(crate) type Delivered = (TcpStream, SocketAddr);
 
@@ -19,6 +21,7 @@ pub(crate) enum Source {
     Own {
         listener: Option<TcpListener>,
         draining: watch::Receiver<bool>,
+        errors: AcceptErrors,
     },
 }
 
@@ -50,7 +53,11 @@ impl Listener {
     pub async fn accept(&mut self) -> Option<(TcpStream, SocketAddr)> {
         match &mut self.source {
             Source::Master(incoming) => incoming.recv().await,
-            Source::Own { listener, draining } => loop {
+            Source::Own {
+                listener,
+                draining,
+                errors,
+            } => loop {
                 let socket = listener.as_ref()?;
                 tokio::select! {
                     biased;
@@ -61,13 +68,14 @@ impl Listener {
                     }
                     accepted = socket.accept() => match accepted {
                         Ok((stream, peer)) => {
+                            errors.succeeded(self.key.as_str());
                             // Small responses should not wait for Nagle; harmless if it fails.
                             let _ = stream.set_nodelay(true);
                             return Some((stream, peer));
                         }
                         Err(error) => {
-                            tracing::warn!(%error, "accept failed; retrying");
-                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                            let delay = errors.after(&error, self.key.as_str());
+                            tokio::time::sleep(delay).await;
                         }
                     },
                 }

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -19,11 +18,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::report::{Accepted, Opened, Report};
+use crate::limits::{AcceptErrors, connection_budget};
 use crate::reuseport::reuseport_socket;
-
-/// Connections accepted but not yet acknowledged by a worker, across the cluster. Past this the
-/// master stops accepting and the kernel's listen backlog holds new clients.
-const MAX_UNACKNOWLEDGED: usize = 4096;
 
 /// Every address the master listens on.
 pub(crate) struct Listeners {
@@ -66,7 +62,9 @@ impl Listeners {
         Self {
             bound: HashMap::new(),
             reports,
-            unacknowledged: Arc::new(Semaphore::new(MAX_UNACKNOWLEDGED)),
+            // Connections held and not yet acknowledged, across the cluster: past this the
+            // master stops accepting and the kernel's listen backlog holds new clients.
+            unacknowledged: Arc::new(Semaphore::new(connection_budget())),
             closed: false,
         }
     }
@@ -124,12 +122,21 @@ async fn accept_loop(
     reports: mpsc::Sender<Report>,
     unacknowledged: Arc<Semaphore>,
 ) {
+    let what = key.as_str();
+    let mut errors = AcceptErrors::new();
+    // Given back when descriptors run out, so the master can go on (copy a handoff, start a
+    // worker) while it waits for room; taken again once it accepts.
+    let mut reserve = reserve_descriptor();
     loop {
         let Ok(permit) = Arc::clone(&unacknowledged).acquire_owned().await else {
             return;
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
+                errors.succeeded(what);
+                if reserve.is_none() {
+                    reserve = reserve_descriptor();
+                }
                 let accepted = Accepted {
                     key: key.clone(),
                     stream,
@@ -141,10 +148,17 @@ async fn accept_loop(
                 }
             }
             Err(error) => {
-                // Out of descriptors or an aborted handshake: the listener itself is fine.
-                tracing::warn!(%key, %error, "accept failed; retrying");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                let delay = errors.after(&error, what);
+                if errors.is_exhausted() {
+                    reserve = None;
+                }
+                tokio::time::sleep(delay).await;
             }
         }
     }
+}
+
+/// A descriptor kept in reserve (`/dev/null`), if one can be had.
+fn reserve_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
 }

@@ -51,6 +51,9 @@ use crate::master::command::Command;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ProcessExit;
 
+/// How soon a worker that could not start for lack of resources is tried again.
+const RESOURCE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Machine {
     /// Handles one input at time `now`; returns what the driver must do, in order.
     pub(crate) fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
@@ -108,9 +111,14 @@ impl Machine {
         tracing::error!(slot = worker.slot, %error, "cannot start worker");
         if self.reload.is_replacement(key) {
             self.reload_on_loss(key, error.to_string());
+        } else if self.is_stopping() {
+            // Nothing is started during a stop.
+        } else if error.is_out_of_resources() {
+            // Not the program's fault: retried, never counted as a crash.
+            self.arm(RESOURCE_RETRY, Timer::RestartDue { slot: worker.slot });
         } else if worker.origin == workers::Origin::Initial {
             self.fail(error);
-        } else if !self.is_stopping() {
+        } else {
             self.schedule_restart(worker.slot, worker.uptime(self.now), 0, error.to_string());
         }
     }

@@ -286,3 +286,31 @@ fn an_address_one_worker_cannot_bind_fails_its_listen_not_the_cluster() {
     assert!(!actions.iter().any(|a| matches!(a, Action::CloseListeners)));
     assert_eq!(handoffs(&h.connect().1).len(), 1, "the cluster serves on");
 }
+
+#[test]
+fn a_spawn_that_fails_for_lack_of_descriptors_is_retried_and_never_counted_as_a_crash() {
+    let (mut h, actions) = Harness::bound(config(1, Policy::Rr));
+    let mut worker = spawns(&actions)[0].0;
+    for _ in 0..20 {
+        let error = Error::Spawn {
+            slot: 1,
+            exe: "/bin/true".into(),
+            source: io::Error::from_raw_os_error(24),
+        };
+        let actions = h.feed(Input::SpawnFailed { worker, error });
+        assert!(!actions.iter().any(|a| matches!(a, Action::CloseListeners)));
+        assert_eq!(
+            timers(&actions),
+            [(Duration::from_secs(1), &Timer::RestartDue { slot: 1 })]
+        );
+        assert!(notices(&actions).is_empty(), "no restart counted");
+        worker = spawns(&h.timer(Timer::RestartDue { slot: 1 }))[0].0;
+    }
+    // Started at last, it serves; its crashes still count from zero.
+    h.bring_up(worker);
+    let actions = h.exited(worker, ProcessExit::Code(1));
+    assert!(matches!(
+        timers(&actions)[0].1,
+        Timer::RestartDue { slot: 1 }
+    ));
+}
