@@ -3,10 +3,10 @@
 //!
 //! Messages are any `Serialize` value (a plain `&str` works as in Node) and arrive as JSON
 //! values. Messages from one sender keep their order. Sending never drops a message silently:
-//! a full send queue is [`Error::Backpressure`] for [`send`] and [`broadcast`] (which never
-//! wait, as in Node) while [`send_wait`] and [`broadcast_wait`] wait for room; an oversize
-//! message is
-//! [`cluster_ipc::IpcError::FrameTooLarge`], an unknown or dead target is an error.
+//! a full send queue, or a master whose inbox is full (it throttles the workers sending to it),
+//! is [`Error::Backpressure`] for [`send`] and [`broadcast`] (which never wait, as in Node)
+//! while [`send_wait`], [`broadcast_wait`] and [`request`] wait for room; an oversize message
+//! is [`cluster_ipc::IpcError::FrameTooLarge`], an unknown or dead target is an error.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), cluster_core::Error> {
@@ -53,7 +53,7 @@ fn user(to: Route, message: impl Serialize, seq: Option<u64>) -> Result<Message,
 
 /// Sends `message` to the master's inbox, without waiting.
 pub fn send(message: impl Serialize) -> Result<(), Error> {
-    link()?.try_send(&user(Route::Master, message, None)?)
+    link()?.try_send_to_inbox(&user(Route::Master, message, None)?)
 }
 
 /// Sends `message` to every live worker (this one included) through the master, without
@@ -64,7 +64,10 @@ pub fn broadcast(message: impl Serialize) -> Result<(), Error> {
 
 /// [`send`], waiting for room in the send queue instead of failing when it is full.
 pub async fn send_wait(message: impl Serialize) -> Result<(), Error> {
-    link()?.send(&user(Route::Master, message, None)?).await
+    let link = link()?;
+    let message = user(Route::Master, message, None)?;
+    link.inbox_room().await;
+    link.send(&message).await
 }
 
 /// [`broadcast`], waiting for room in the send queue instead of failing when it is full.
@@ -95,9 +98,25 @@ pub async fn request_timeout<T: DeserializeOwned>(
     timeout: Duration,
 ) -> Result<T, Error> {
     let data = serde_json::to_value(message)?;
-    let reply = link()?
-        .call(|seq| Message::Request { seq, data }, timeout)
-        .await?;
+    let link = link()?;
+    let started = tokio::time::Instant::now();
+    tokio::time::timeout(timeout, link.inbox_room())
+        .await
+        .map_err(|_| Error::Timeout {
+            what: "request",
+            after: timeout,
+        })?;
+    let left = timeout.saturating_sub(started.elapsed());
+    let reply = link
+        .call(|seq| Message::Request { seq, data }, left)
+        .await
+        .map_err(|error| match error {
+            Error::Timeout { what, .. } => Error::Timeout {
+                what,
+                after: timeout,
+            },
+            other => other,
+        })?;
     Ok(serde_json::from_value(answer(reply.message)?)?)
 }
 

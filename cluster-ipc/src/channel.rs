@@ -1,8 +1,9 @@
 //! [`Channel`]: typed messages with file descriptors over one Unix socket.
 //!
 //! A channel splits into a cloneable [`Sender`] and one [`Receiver`]. All senders feed one
-//! writer task, the only writer of the socket, so frames never interleave; a burst of queued
-//! frames goes out in one `sendmsg`, ending at the first frame that carries descriptors (so each
+//! writer task, the only writer of the socket, so frames never interleave; control frames go
+//! before user messages (two lanes); a burst of queued frames goes out in one `sendmsg`,
+//! ending at the first frame that carries descriptors (so each
 //! `sendmsg` carries the descriptors of one frame at most, which lets the receiver tell whose
 //! descriptors the kernel dropped when it runs out: see `fd_groups`). The receiver queues
 //! descriptors as they arrive and hands each frame its own once the frame is complete.
@@ -30,15 +31,18 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::fd_groups::{self, FdGroup};
 use crate::socket::{FdSocket, MAX_FDS_PER_SEND};
 use crate::{Frame, FrameCodec, IpcError, Message};
 
-/// Frames waiting for the writer task, per channel. Senders wait when it is full.
+/// Frames waiting for the writer task, per channel and lane. Senders wait when it is full.
 const SEND_QUEUE: usize = 1024;
+/// Bytes of user messages waiting for the writer, per channel, at most: past it their senders
+/// wait (or hear [`TrySendError::Full`]), so a peer that reads slowly holds bounded memory.
+const DATA_BYTES: usize = 8 * 1024 * 1024;
 /// A burst of queued frames is written in one `sendmsg` up to this many bytes.
 const BATCH_BYTES: usize = 64 * 1024;
 /// Bytes asked of the kernel per `recvmsg`.
@@ -89,10 +93,13 @@ impl Channel {
     /// Must be called inside a tokio runtime.
     pub fn split(self) -> (Sender, Receiver) {
         let socket = Arc::new(self.socket);
-        let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
-        tokio::spawn(write_loop(Arc::clone(&socket), outgoing));
+        let (control, control_queue) = mpsc::channel(SEND_QUEUE);
+        let (data, data_queue) = mpsc::channel(SEND_QUEUE);
+        tokio::spawn(write_loop(Arc::clone(&socket), control_queue, data_queue));
         let sender = Sender {
-            queue,
+            control,
+            data,
+            data_budget: Arc::new(Semaphore::new(DATA_BYTES)),
             codec: self.codec,
         };
         let receiver = Receiver {
@@ -111,12 +118,19 @@ impl Channel {
 struct Outgoing {
     bytes: Bytes,
     fds: Vec<OwnedFd>,
+    /// A user message's share of [`DATA_BYTES`], given back once it is written.
+    _budget: Option<OwnedSemaphorePermit>,
 }
 
 /// The sending half of a [`Channel`]. Cheap to clone; every clone feeds the same writer.
+///
+/// Frames go in one of two lanes, by [`Message::is_control`]: the writer takes control frames
+/// first, so they never wait behind user messages; each lane keeps its order.
 #[derive(Debug, Clone)]
 pub struct Sender {
-    queue: mpsc::Sender<Outgoing>,
+    control: mpsc::Sender<Outgoing>,
+    data: mpsc::Sender<Outgoing>,
+    data_budget: Arc<Semaphore>,
     codec: FrameCodec,
 }
 
@@ -132,8 +146,15 @@ impl Sender {
         message: &Message,
         fds: Vec<OwnedFd>,
     ) -> Result<(), IpcError> {
-        let outgoing = self.encode(message, fds)?;
-        self.queue
+        let mut outgoing = self.encode(message, fds)?;
+        if !message.is_control() {
+            let share = budget_share(&outgoing);
+            let budget = Arc::clone(&self.data_budget)
+                .acquire_many_owned(share)
+                .await;
+            outgoing._budget = Some(budget.map_err(|_| IpcError::Closed)?);
+        }
+        self.lane(message)
             .send(outgoing)
             .await
             .map_err(|_| IpcError::Closed)
@@ -147,10 +168,12 @@ impl Sender {
         fds: Vec<OwnedFd>,
     ) -> Result<(), TrySendError> {
         let outgoing = self.encode(message, fds).map_err(TrySendError::Ipc)?;
-        self.queue.try_send(outgoing).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => TrySendError::Full,
-            mpsc::error::TrySendError::Closed(_) => TrySendError::Ipc(IpcError::Closed),
-        })
+        self.lane(message)
+            .try_send(outgoing)
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => TrySendError::Full,
+                mpsc::error::TrySendError::Closed(_) => TrySendError::Ipc(IpcError::Closed),
+            })
     }
 
     /// Sends without waiting, no descriptors; see [`Sender::try_send_with_fds`].
@@ -160,7 +183,14 @@ impl Sender {
 
     /// Whether the writer has stopped (the socket failed or every receiver is gone).
     pub fn is_closed(&self) -> bool {
-        self.queue.is_closed()
+        self.control.is_closed()
+    }
+
+    fn lane(&self, message: &Message) -> &mpsc::Sender<Outgoing> {
+        match message.is_control() {
+            true => &self.control,
+            false => &self.data,
+        }
     }
 
     fn encode(&self, message: &Message, fds: Vec<OwnedFd>) -> Result<Outgoing, IpcError> {
@@ -180,8 +210,15 @@ impl Sender {
         Ok(Outgoing {
             bytes: bytes.freeze(),
             fds,
+            _budget: None,
         })
     }
+}
+
+/// A frame's share of [`DATA_BYTES`] (a frame larger than all of it takes all of it).
+fn budget_share(outgoing: &Outgoing) -> u32 {
+    let share = outgoing.bytes.len().min(DATA_BYTES);
+    u32::try_from(share).unwrap_or(u32::MAX)
 }
 
 /// Why [`Sender::try_send_with_fds`] did not send.
@@ -196,16 +233,28 @@ pub enum TrySendError {
     Ipc(#[from] IpcError),
 }
 
-/// The writer task: the only writer of the socket.
-async fn write_loop(socket: Arc<FdSocket>, mut outgoing: mpsc::Receiver<Outgoing>) {
+/// The writer task: the only writer of the socket. Control frames first; a batch ends at the
+/// first frame that carries descriptors.
+async fn write_loop(
+    socket: Arc<FdSocket>,
+    mut control: mpsc::Receiver<Outgoing>,
+    mut data: mpsc::Receiver<Outgoing>,
+) {
     let mut batch = BytesMut::new();
     let mut fds: Vec<OwnedFd> = Vec::new();
-    while let Some(first) = outgoing.recv().await {
+    loop {
+        let first = tokio::select! {
+            biased;
+            Some(frame) = control.recv() => frame,
+            Some(frame) = data.recv() => frame,
+            else => break,
+        };
         batch.extend_from_slice(&first.bytes);
         fds.extend(first.fds);
-        // A frame with descriptors ends its batch.
         while fds.is_empty() && batch.len() < BATCH_BYTES {
-            let Ok(next) = outgoing.try_recv() else { break };
+            let Ok(next) = control.try_recv().or_else(|_| data.try_recv()) else {
+                break;
+            };
             batch.extend_from_slice(&next.bytes);
             fds.extend(next.fds);
         }

@@ -271,6 +271,12 @@ pub enum Message {
         /// Requests being handled.
         inflight: u64,
     },
+    /// Master → worker: the master's inbox is full (`paused`) or has room again. A paused
+    /// worker sends no message or request for the inbox until it is resumed.
+    Throttle {
+        /// Whether to hold messages for the inbox back.
+        paused: bool,
+    },
     /// Master → worker: the new value of a counter this worker subscribed to.
     CounterValue {
         /// The counter's name.
@@ -302,7 +308,22 @@ impl Message {
         "counter",
         "counterValue",
         "heartbeat",
+        "throttle",
     ];
+
+    /// Whether this is a control frame, which never waits behind user messages (see
+    /// [`crate::Sender`]): everything but user messages, requests, their replies and counters.
+    pub fn is_control(&self) -> bool {
+        !matches!(
+            self,
+            Message::User { .. }
+                | Message::Deliver { .. }
+                | Message::Request { .. }
+                | Message::Reply { .. }
+                | Message::Counter { .. }
+                | Message::CounterValue { .. }
+        )
+    }
 
     /// This message's `kind` tag, as on the wire.
     pub fn kind(&self) -> &'static str {
@@ -322,6 +343,7 @@ impl Message {
             Message::Counter { .. } => "counter",
             Message::CounterValue { .. } => "counterValue",
             Message::Heartbeat { .. } => "heartbeat",
+            Message::Throttle { .. } => "throttle",
         }
     }
 }

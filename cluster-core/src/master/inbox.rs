@@ -161,12 +161,29 @@ impl InboxSlot {
         Ok(Inbox { receiver })
     }
 
-    /// Puts a worker's message or request in the inbox, waiting while it is full; gives it
-    /// back when nobody has taken the inbox or its reader is gone.
-    pub(crate) async fn put(&self, incoming: Incoming) -> Result<(), Incoming> {
+    /// Puts a worker's message or request in the inbox without waiting; gives it back when
+    /// the inbox is full, or when nobody has taken it or its reader is gone.
+    pub(crate) fn try_put(&self, incoming: Incoming) -> Result<(), NotPut> {
         if !self.taken.load(Ordering::SeqCst) {
-            return Err(incoming);
+            return Err(NotPut::Unread(incoming));
         }
-        self.sender.send(incoming).await.map_err(|error| error.0)
+        self.sender.try_send(incoming).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(incoming) => NotPut::Full(incoming),
+            mpsc::error::TrySendError::Closed(incoming) => NotPut::Unread(incoming),
+        })
     }
+
+    /// Room for one more in the inbox, once there is; `None` when its reader is gone.
+    pub(crate) async fn room(&self) -> Option<mpsc::Permit<'_, Incoming>> {
+        self.sender.reserve().await.ok()
+    }
+}
+
+/// Why [`InboxSlot::try_put`] gave a message back.
+#[derive(Debug)]
+pub(crate) enum NotPut {
+    /// The inbox is full for now.
+    Full(Incoming),
+    /// Nobody reads the inbox.
+    Unread(Incoming),
 }

@@ -47,6 +47,8 @@ pub(crate) struct Link {
     replies: Mutex<HashMap<u64, oneshot::Sender<Received>>>,
     routes: Mutex<HashMap<ListenKey, mpsc::Sender<Delivered>>>,
     draining: watch::Sender<bool>,
+    /// The master's inbox takes messages (`false` while the master throttles this worker).
+    inbox_open: watch::Sender<bool>,
 }
 
 impl Link {
@@ -58,6 +60,7 @@ impl Link {
             replies: Mutex::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
             draining: watch::Sender::new(false),
+            inbox_open: watch::Sender::new(true),
         });
         tokio::spawn(Arc::clone(&link).read_loop(receiver));
         tokio::spawn(Arc::clone(&link).drain_on_sigterm());
@@ -91,6 +94,22 @@ impl Link {
             TrySendError::Ipc(error) => Error::Ipc(error),
             _full => Error::Backpressure,
         })
+    }
+
+    /// Sends a message for the master's inbox without waiting: [`Error::Backpressure`] while
+    /// the master throttles this worker (its inbox is full) or the send queue is full.
+    pub(crate) fn try_send_to_inbox(&self, message: &Message) -> Result<(), Error> {
+        if !*self.inbox_open.borrow() {
+            return Err(Error::Backpressure);
+        }
+        self.try_send(message)
+    }
+
+    /// Waits until the master's inbox takes messages from this worker again (at once when it
+    /// does, or when the master is gone: sending then says so).
+    pub(crate) async fn inbox_room(&self) {
+        let mut open = self.inbox_open.subscribe();
+        let _ = open.wait_for(|open| *open).await;
     }
 
     /// Sends the message `make(seq)` and waits up to `timeout` for the master's answer to `seq`.
@@ -196,6 +215,8 @@ impl Link {
             }
         }
         self.start_draining();
+        // Nothing waits for an inbox that is gone: sending says so.
+        self.inbox_open.send_replace(true);
         // Requests still waiting for a reply see their sender dropped: Error::MasterGone.
         lock(&self.replies).clear();
     }
@@ -215,6 +236,10 @@ impl Link {
             Message::Disconnect => {
                 tracing::debug!("the master asked this worker to disconnect");
                 self.start_draining();
+            }
+            Message::Throttle { paused } => {
+                tracing::debug!(paused, "the master's inbox throttles this worker");
+                self.inbox_open.send_replace(!paused);
             }
             other => tracing::warn!(message = ?other, "unexpected message from the master"),
         }

@@ -2,6 +2,8 @@
 //! user messages, and the handle user code sees.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cluster_ipc::{Message, Sender};
 use tokio::net::TcpStream;
@@ -11,8 +13,10 @@ use crate::master::handle::WorkerHandle;
 use crate::master::inbox::send_to_worker;
 use crate::master::machine::Conn;
 
-/// User messages waiting for a worker's delivery task.
+/// User messages waiting for a worker's delivery task, at most.
 const DELIVERY_QUEUE: usize = 8192;
+/// Bytes of user messages waiting for a worker's delivery task, at most (about: JSON size).
+const DELIVERY_BYTES: usize = 16 * 1024 * 1024;
 
 /// One live worker, as the driver reaches it.
 #[derive(Debug)]
@@ -20,17 +24,21 @@ pub(crate) struct WorkerLink {
     sender: Sender,
     /// User messages for this worker, sent in order by a task of their own so that a slow
     /// reader never blocks the master.
-    deliveries: mpsc::Sender<Message>,
+    deliveries: mpsc::Sender<(Message, usize)>,
+    /// Bytes of what waits in `deliveries`.
+    queued_bytes: Arc<AtomicUsize>,
     pub(crate) handle: WorkerHandle,
 }
 
 impl WorkerLink {
     /// Starts the worker's delivery task.
     pub(crate) fn new(sender: Sender, handle: WorkerHandle) -> Self {
-        let (deliveries, mut pending) = mpsc::channel::<Message>(DELIVERY_QUEUE);
-        let writer = sender.clone();
+        let (deliveries, mut pending) = mpsc::channel::<(Message, usize)>(DELIVERY_QUEUE);
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let (writer, queued) = (sender.clone(), Arc::clone(&queued_bytes));
         tokio::spawn(async move {
-            while let Some(message) = pending.recv().await {
+            while let Some((message, bytes)) = pending.recv().await {
+                queued.fetch_sub(bytes, Ordering::Relaxed);
                 if writer.send(&message).await.is_err() {
                     return;
                 }
@@ -39,6 +47,7 @@ impl WorkerLink {
         Self {
             sender,
             deliveries,
+            queued_bytes,
             handle,
         }
     }
@@ -67,14 +76,46 @@ impl WorkerLink {
         send_to_worker(&self.sender, message, fds);
     }
 
-    /// Queues a user message, in order; a worker that does not keep up loses it, with a
-    /// warning.
-    pub(crate) fn deliver(&self, message: Message) {
-        if self.deliveries.try_send(message).is_err() {
-            tracing::warn!(
-                slot = self.handle.id(),
-                "worker does not keep up with its messages; one was dropped"
-            );
+    /// Queues a user message, in order. A worker that does not keep up with its messages (8192
+    /// or 16 MiB waiting) loses this one: the error says so, for the sender's receipt.
+    pub(crate) fn deliver(&self, message: Message) -> Result<(), String> {
+        let bytes = approximate_size(&message);
+        let queued = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if queued.saturating_add(bytes) <= DELIVERY_BYTES
+            && self.deliveries.try_send((message, bytes)).is_ok()
+        {
+            return Ok(());
+        }
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        let reason = format!(
+            "worker {} does not keep up with its messages; this one was dropped",
+            self.handle.id()
+        );
+        tracing::warn!("{reason}");
+        Err(reason)
+    }
+}
+
+/// About the size of `message` as JSON, without encoding it: the size of its user data.
+fn approximate_size(message: &Message) -> usize {
+    match message {
+        Message::Deliver { data, .. } => value_size(data),
+        _ => 64,
+    }
+}
+
+fn value_size(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+        Value::String(text) => text.len() + 2,
+        Value::Array(items) => items.iter().map(value_size).sum::<usize>() + items.len() + 2,
+        Value::Object(fields) => {
+            let fields: usize = fields
+                .iter()
+                .map(|(key, value)| key.len() + 4 + value_size(value))
+                .sum();
+            fields + 2
         }
     }
 }

@@ -21,7 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::time::Instant;
 
-use cluster_ipc::Policy;
+use cluster_ipc::{Message, Outcome, Policy};
 use rustix::process::Signal;
 use tokio::sync::mpsc;
 use tokio_util::time::DelayQueue;
@@ -197,9 +197,23 @@ impl Driver {
                     link.send(message, fds);
                 }
             }
-            Action::Deliver { worker, message } => {
-                if let Some(link) = self.links.get(&worker) {
-                    link.deliver(message);
+            Action::Deliver {
+                worker,
+                message,
+                receipt,
+            } => {
+                let delivered = match self.links.get(&worker) {
+                    Some(link) => link.deliver(message),
+                    None => Err("the worker is gone".into()),
+                };
+                if let Some((from, seq)) = receipt
+                    && let Some(sender) = self.links.get(&from)
+                {
+                    let outcome = match delivered {
+                        Ok(()) => Outcome::Ok(serde_json::Value::Null),
+                        Err(reason) => Outcome::Error(reason),
+                    };
+                    sender.send(Message::Reply { seq, outcome }, Vec::new());
                 }
             }
             Action::CloseConn(id) => self.conns.close(id),

@@ -34,8 +34,14 @@ pub(crate) enum Action {
         message: Message,
         share: Option<ListenKey>,
     },
-    /// Queue a user message for the worker, in order behind the ones before it.
-    Deliver { worker: WorkerKey, message: Message },
+    /// Queue a user message for the worker, in order behind the ones before it; with a
+    /// `receipt` (the sending worker and its `seq`), answer it: delivered, or dropped because
+    /// the worker does not keep up with its messages.
+    Deliver {
+        worker: WorkerKey,
+        message: Message,
+        receipt: Option<(WorkerKey, u64)>,
+    },
     /// Close the master's copy of a connection (acknowledged by a worker, or abandoned).
     CloseConn(ConnId),
     /// SIGKILL the worker process.

@@ -13,8 +13,9 @@ use crate::master::command::Target;
 use crate::master::ids::WorkerKey;
 
 impl Machine {
-    /// Relays a worker's user message; with a `seq`, answers with a receipt (an error when no
-    /// live worker is there to take it).
+    /// Relays a worker's user message; with a `seq`, it is answered with a receipt: an error
+    /// when no live worker is there to take it; for one worker, the driver answers once the
+    /// message is queued for it (or dropped because that worker does not keep up).
     pub(super) fn on_user_message(
         &mut self,
         key: WorkerKey,
@@ -32,13 +33,16 @@ impl Machine {
         let outcome = match to {
             Route::Master => Outcome::Error("not deliverable".into()),
             Route::All => {
-                self.deliver(|_, _| true, &message);
+                self.deliver(|_, _| true, &message, None);
                 Outcome::Ok(serde_json::Value::Null)
             }
-            Route::Worker(slot) => match self.deliver(|_, worker| worker.slot == slot, &message) {
-                0 => Outcome::Error(format!("no live worker {slot}")),
-                _ => Outcome::Ok(serde_json::Value::Null),
-            },
+            Route::Worker(slot) => {
+                let receipt = seq.map(|seq| (key, seq));
+                match self.deliver(|_, worker| worker.slot == slot, &message, receipt) {
+                    0 => Outcome::Error(format!("no live worker {slot}")),
+                    _ => return, // the driver answers
+                }
+            }
         };
         if let Some(seq) = seq {
             self.send(key, Message::Reply { seq, outcome });
@@ -52,17 +56,18 @@ impl Machine {
             data,
         };
         match to {
-            Target::All => self.deliver(|_, _| true, &message),
-            Target::One(target) => self.deliver(|key, _| key == target, &message),
+            Target::All => self.deliver(|_, _| true, &message, None),
+            Target::One(target) => self.deliver(|key, _| key == target, &message, None),
         };
     }
 
-    /// Queues `message` for every connected worker that is not stopping and `matches`; returns
-    /// how many.
+    /// Queues `message` for every connected worker that is not stopping and `matches`, the
+    /// first with `receipt` to answer; returns how many.
     fn deliver(
         &mut self,
         matches: impl Fn(WorkerKey, &WorkerState) -> bool,
         message: &Message,
+        mut receipt: Option<(WorkerKey, u64)>,
     ) -> usize {
         let targets: Vec<WorkerKey> = self
             .workers
@@ -76,6 +81,7 @@ impl Machine {
             self.push(Action::Deliver {
                 worker: *worker,
                 message: message.clone(),
+                receipt: receipt.take(),
             });
         }
         targets.len()
@@ -115,7 +121,7 @@ impl Machine {
         for (name, followers) in self.subscriptions.take_changed() {
             let value = self.counters.get(&name);
             let message = Message::CounterValue { name, value };
-            self.deliver(|key, _| followers.contains(&key), &message);
+            self.deliver(|key, _| followers.contains(&key), &message, None);
         }
     }
 }

@@ -47,6 +47,14 @@ fn a_message_to_one_slot_is_delivered_there_or_answered_with_an_error() {
     let actions = h.message(w[0], to(2));
     assert_eq!(delivered(&actions).len(), 1);
     assert_eq!(delivered(&actions)[0].0, w[1]);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Deliver { receipt: Some((from, 1)), .. } if *from == w[0]
+        )),
+        "the receipt waits for the queue"
+    );
+    assert_eq!(reply_outcome(&actions, w[0]), None);
     let actions = h.message(w[0], to(9));
     assert!(delivered(&actions).is_empty());
     assert_eq!(

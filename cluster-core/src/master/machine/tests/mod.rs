@@ -265,7 +265,9 @@ fn delivered(actions: &[Action]) -> Vec<(WorkerKey, &Message)> {
     actions
         .iter()
         .filter_map(|action| match action {
-            Action::Deliver { worker, message } => Some((*worker, message)),
+            Action::Deliver {
+                worker, message, ..
+            } => Some((*worker, message)),
             _ => None,
         })
         .collect()
