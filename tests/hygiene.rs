@@ -1,8 +1,6 @@
 //! Hygiene, with real processes: what a worker's children inherit, a bad IPC descriptor,
 //! worker-chosen counter names, and absurd numbers from a worker.
 
-use std::time::Duration;
-
 use cluster_testkit::{ClusterProcess, Program, get, is_alive};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,12 +19,7 @@ async fn a_program_a_worker_starts_sees_no_cluster_variables() {
 #[test]
 fn a_standard_stream_as_the_ipc_descriptor_is_refused_with_a_clear_error() {
     let env = [("CLUSTER_WORKER_ID", "1"), ("CLUSTER_IPC_FD", "1")];
-    let mut worker = ClusterProcess::spawn(Program::Fixture, &env);
-    let status = worker
-        .wait_exit(Duration::from_secs(10))
-        .expect("the would-be worker exits");
-    assert_eq!(status.code(), Some(1));
-    let stderr = worker.stderr();
+    let stderr = ClusterProcess::expect_failure(Program::Fixture, &env);
     assert!(
         stderr.contains("invalid CLUSTER_IPC_FD=\"1\": the IPC socket is descriptor 3 or above"),
         "{stderr}"

@@ -263,6 +263,18 @@ impl ClusterProcess {
         rustix::process::kill_process_group(group, signal).expect("signal the process group");
     }
 
+    /// Runs `program`, which must stop at once with exit code 1 (a bad setting, say); returns
+    /// what it wrote to stderr.
+    pub fn expect_failure(program: Program<'_>, env: &[(&str, &str)]) -> String {
+        let mut process = Self::spawn(program, env);
+        let status = process
+            .wait_exit(Duration::from_secs(10))
+            .expect("the process exits within 10 s");
+        assert_eq!(status.code(), Some(1), "{}", process.stderr());
+        assert!(process.worker_pids().is_empty(), "it started no worker");
+        process.stderr()
+    }
+
     /// Waits up to `timeout` for the master to exit, then (a little) for the last of its
     /// stderr to be read, so [`ClusterProcess::stderr`] has its final words.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {

@@ -176,101 +176,56 @@ impl Harness {
     }
 }
 
+/// The values `$value` of the actions that match `$pattern`, in order.
+macro_rules! picked {
+    ($actions:expr, $pattern:pat => $value:expr) => {
+        $actions
+            .iter()
+            .filter_map(|action| match action {
+                $pattern => Some($value),
+                _ => None,
+            })
+            .collect()
+    };
+}
+
 fn binds(actions: &[Action]) -> Vec<&str> {
-    actions
-        .iter()
-        .filter_map(|action| match action {
-            Action::Bind { address } => Some(address.as_str()),
-            _ => None,
-        })
-        .collect()
+    picked!(actions, Action::Bind { address } => address.as_str())
 }
 
 fn spawns(actions: &[Action]) -> Vec<(WorkerKey, usize)> {
-    actions
-        .iter()
-        .filter_map(|action| match action {
-            Action::Spawn { worker, slot } => Some((*worker, *slot)),
-            _ => None,
-        })
-        .collect()
+    picked!(actions, Action::Spawn { worker, slot } => (*worker, *slot))
 }
 
 /// (worker, seq, connection) of every handoff.
 fn handoffs(actions: &[Action]) -> Vec<(WorkerKey, u64, ConnId)> {
-    actions
-        .iter()
-        .filter_map(|action| match action {
-            Action::HandOff { worker, seq, conn } => Some((*worker, *seq, conn.id)),
-            _ => None,
-        })
-        .collect()
+    picked!(actions, Action::HandOff { worker, seq, conn } => (*worker, *seq, conn.id))
 }
 
 fn closed_conns(actions: &[Action]) -> Vec<ConnId> {
-    actions
-        .iter()
-        .filter_map(|action| match action {
-            Action::CloseConn(id) => Some(*id),
-            _ => None,
-        })
-        .collect()
+    picked!(actions, Action::CloseConn(id) => *id)
 }
 
 fn kills(actions: &[Action]) -> Vec<WorkerKey> {
-    actions
-        .iter()
-        .filter_map(|action| match action {
-            Action::Kill { worker } => Some(*worker),
-            _ => None,
-        })
-        .collect()
+    picked!(actions, Action::Kill { worker } => *worker)
 }
 
 fn notices(actions: &[Action]) -> Vec<&Notice> {
-    actions
-        .iter()
-        .filter_map(|action| match action {
-            Action::Notify(notice) => Some(notice),
-            _ => None,
-        })
-        .collect()
+    picked!(actions, Action::Notify(notice) => notice)
 }
 
 fn timers(actions: &[Action]) -> Vec<(Duration, &Timer)> {
-    actions
-        .iter()
-        .filter_map(|action| match action {
-            Action::Arm { after, timer } => Some((*after, timer)),
-            _ => None,
-        })
-        .collect()
+    picked!(actions, Action::Arm { after, timer } => (*after, timer))
 }
 
 /// (worker, message) of every control frame or reply sent.
 fn sent(actions: &[Action]) -> Vec<(WorkerKey, &Message)> {
-    actions
-        .iter()
-        .filter_map(|action| match action {
-            Action::Send {
-                worker, message, ..
-            } => Some((*worker, message)),
-            _ => None,
-        })
-        .collect()
+    picked!(actions, Action::Send { worker, message, .. } => (*worker, message))
 }
 
 /// (worker, message) of every user message queued.
 fn delivered(actions: &[Action]) -> Vec<(WorkerKey, &Message)> {
-    actions
-        .iter()
-        .filter_map(|action| match action {
-            Action::Deliver {
-                worker, message, ..
-            } => Some((*worker, message)),
-            _ => None,
-        })
-        .collect()
+    picked!(actions, Action::Deliver { worker, message, .. } => (*worker, message))
 }
 
 /// The result the machine finished with, if it did.
