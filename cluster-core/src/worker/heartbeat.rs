@@ -1,6 +1,8 @@
 //! The worker's `heartbeat`: that it is alive, every [`HEARTBEAT_PERIOD`], and its load
 //! ([`crate::load`]) when it changes. It runs as a task of the worker's runtime, so a worker
-//! whose event loop is blocked (or stopped) falls silent and the master notices.
+//! whose event loop is blocked (or stopped) falls silent and the master notices. While the
+//! load changes it looks every 10 ms; while it does not, it sleeps until a change wakes it or
+//! the next heartbeat is due, so an idle worker wakes twice a second.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use cluster_ipc::{HEARTBEAT_PERIOD, Message};
 
 use super::link::Link;
 use crate::error::Error;
-use crate::load::{Load, current};
+use crate::load::{Load, current, next_change};
 
 /// How often a changed load is reported, at most.
 const REPORT_INTERVAL: Duration = Duration::from_millis(10);
@@ -20,7 +22,16 @@ pub(crate) async fn report(link: Weak<Link>) {
     let mut reported = Load::default();
     let mut last_sent = Instant::now();
     loop {
-        tokio::time::sleep(REPORT_INTERVAL).await;
+        let mut changing = true;
+        if current() == reported {
+            let due = tokio::time::Instant::from_std(last_sent + HEARTBEAT_PERIOD);
+            let change = next_change(|| current() == reported);
+            changing = tokio::time::timeout_at(due, change).await.is_ok();
+        }
+        if changing {
+            // Coalesce a burst of changes into one report.
+            tokio::time::sleep(REPORT_INTERVAL).await;
+        }
         let Some(link) = link.upgrade() else { return };
         let now = current();
         if now == reported && last_sent.elapsed() < HEARTBEAT_PERIOD {
