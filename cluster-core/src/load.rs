@@ -46,7 +46,6 @@ pub(crate) async fn next_change(unchanged: impl Fn() -> bool) {
     }
 }
 
-
 /// This process's load right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Load {

@@ -30,12 +30,13 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use bytes::BytesMut;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::fd_groups::{self, FdGroup};
 use crate::socket::{FdSocket, MAX_FDS_PER_SEND};
+use crate::writer::{Outgoing, SendFd, write_loop};
 use crate::{Frame, FrameCodec, IpcError, Message};
 
 /// Frames waiting for the writer task, per channel and lane. Senders wait when it is full.
@@ -43,8 +44,6 @@ const SEND_QUEUE: usize = 1024;
 /// Bytes of user messages waiting for the writer, per channel, at most: past it their senders
 /// wait (or hear [`TrySendError::Full`]), so a peer that reads slowly holds bounded memory.
 const DATA_BYTES: usize = 8 * 1024 * 1024;
-/// A burst of queued frames is written in one `sendmsg` up to this many bytes.
-const BATCH_BYTES: usize = 64 * 1024;
 /// Bytes asked of the kernel per `recvmsg`.
 const READ_CHUNK: usize = 64 * 1024;
 /// Descriptors that may wait for their frame before the peer is considered broken.
@@ -114,14 +113,6 @@ impl Channel {
     }
 }
 
-/// An encoded frame and the descriptors that ride with it.
-struct Outgoing {
-    bytes: Bytes,
-    fds: Vec<OwnedFd>,
-    /// A user message's share of [`DATA_BYTES`], given back once it is written.
-    _budget: Option<OwnedSemaphorePermit>,
-}
-
 /// The sending half of a [`Channel`]. Cheap to clone; every clone feeds the same writer.
 ///
 /// Frames go in one of two lanes, by [`Message::is_control`]: the writer takes control frames
@@ -146,13 +137,13 @@ impl Sender {
         message: &Message,
         fds: Vec<OwnedFd>,
     ) -> Result<(), IpcError> {
-        let mut outgoing = self.encode(message, fds)?;
+        let mut outgoing = self.encode(message, fds.into_iter().map(SendFd::Owned).collect())?;
         if !message.is_control() {
             let share = budget_share(&outgoing);
             let budget = Arc::clone(&self.data_budget)
                 .acquire_many_owned(share)
                 .await;
-            outgoing._budget = Some(budget.map_err(|_| IpcError::Closed)?);
+            outgoing.budget = Some(budget.map_err(|_| IpcError::Closed)?);
         }
         self.lane(message)
             .send(outgoing)
@@ -167,7 +158,26 @@ impl Sender {
         message: &Message,
         fds: Vec<OwnedFd>,
     ) -> Result<(), TrySendError> {
-        let outgoing = self.encode(message, fds).map_err(TrySendError::Ipc)?;
+        self.try_queue(message, fds.into_iter().map(SendFd::Owned).collect())
+    }
+
+    /// [`Sender::try_send_with_fds`] with one descriptor the caller keeps: it stays open for
+    /// the caller (no copy is made) and the channel lets go of it once it is sent.
+    pub fn try_send_with_shared_fd(
+        &self,
+        message: &Message,
+        fd: Arc<OwnedFd>,
+    ) -> Result<(), TrySendError> {
+        self.try_queue(message, vec![SendFd::Shared(fd)])
+    }
+
+    fn try_queue(&self, message: &Message, fds: Vec<SendFd>) -> Result<(), TrySendError> {
+        let mut outgoing = self.encode(message, fds).map_err(TrySendError::Ipc)?;
+        if !message.is_control() {
+            let share = budget_share(&outgoing);
+            let budget = Arc::clone(&self.data_budget).try_acquire_many_owned(share);
+            outgoing.budget = Some(budget.map_err(|_| TrySendError::Full)?);
+        }
         self.lane(message)
             .try_send(outgoing)
             .map_err(|error| match error {
@@ -193,7 +203,7 @@ impl Sender {
         }
     }
 
-    fn encode(&self, message: &Message, fds: Vec<OwnedFd>) -> Result<Outgoing, IpcError> {
+    fn encode(&self, message: &Message, fds: Vec<SendFd>) -> Result<Outgoing, IpcError> {
         if fds.len() > MAX_FDS_PER_SEND {
             return Err(IpcError::TooManyFds {
                 count: fds.len(),
@@ -210,7 +220,7 @@ impl Sender {
         Ok(Outgoing {
             bytes: bytes.freeze(),
             fds,
-            _budget: None,
+            budget: None,
         })
     }
 }
@@ -231,56 +241,6 @@ pub enum TrySendError {
     /// The message cannot be sent (closed channel, oversize frame, ...).
     #[error(transparent)]
     Ipc(#[from] IpcError),
-}
-
-/// The writer task: the only writer of the socket. Control frames first; a batch ends at the
-/// first frame that carries descriptors.
-async fn write_loop(
-    socket: Arc<FdSocket>,
-    mut control: mpsc::Receiver<Outgoing>,
-    mut data: mpsc::Receiver<Outgoing>,
-) {
-    let mut batch = BytesMut::new();
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    loop {
-        let first = tokio::select! {
-            biased;
-            Some(frame) = control.recv() => frame,
-            Some(frame) = data.recv() => frame,
-            else => break,
-        };
-        batch.extend_from_slice(&first.bytes);
-        fds.extend(first.fds);
-        while fds.is_empty() && batch.len() < BATCH_BYTES {
-            let Ok(next) = control.try_recv().or_else(|_| data.try_recv()) else {
-                break;
-            };
-            batch.extend_from_slice(&next.bytes);
-            fds.extend(next.fds);
-        }
-        if let Err(error) = write_all(&socket, &batch, &fds).await {
-            tracing::debug!(%error, "IPC writer stopped");
-            socket.shutdown();
-            break;
-        }
-        batch.clear();
-        fds.clear();
-    }
-}
-
-/// Writes all of `data`; the descriptors ride on the first `sendmsg` that sends anything.
-async fn write_all(socket: &FdSocket, mut data: &[u8], fds: &[OwnedFd]) -> std::io::Result<()> {
-    let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
-    let mut pending_fds: &[BorrowedFd<'_>] = &borrowed;
-    while !data.is_empty() {
-        let sent = socket.send(data, pending_fds).await?;
-        if sent == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        pending_fds = &[];
-        data = &data[sent..];
-    }
-    Ok(())
 }
 
 /// A message received with the descriptors that rode with it.

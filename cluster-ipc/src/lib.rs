@@ -32,6 +32,7 @@ mod error;
 mod fd_groups;
 pub mod protocol;
 mod socket;
+mod writer;
 
 pub use channel::{Channel, Received, Receiver, Sender, TrySendError};
 pub use codec::{DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec};

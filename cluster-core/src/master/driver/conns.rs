@@ -1,20 +1,22 @@
 //! [`HeldConns`]: the connections the master holds until a worker acknowledges them.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
-use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::report::Accepted;
 use crate::master::ids::ConnId;
 use crate::master::machine::Conn;
 
-/// Accepted connections by id; dropping one closes the master's copy and frees its place in
-/// the cluster-wide bound.
+/// Accepted connections by id; dropping one closes the master's descriptor (once a handoff in
+/// flight has let go of it too: it is shared, not copied) and frees its place in the
+/// cluster-wide bound.
 #[derive(Debug, Default)]
 pub(crate) struct HeldConns {
     next: u64,
-    held: HashMap<ConnId, (TcpStream, OwnedSemaphorePermit)>,
+    held: HashMap<ConnId, (Arc<OwnedFd>, OwnedSemaphorePermit)>,
 }
 
 impl HeldConns {
@@ -22,7 +24,8 @@ impl HeldConns {
     pub(crate) fn hold(&mut self, accepted: Accepted) -> Conn {
         let id = ConnId(self.next);
         self.next += 1;
-        self.held.insert(id, (accepted.stream, accepted.permit));
+        self.held
+            .insert(id, (Arc::new(accepted.fd), accepted.permit));
         Conn {
             id,
             key: accepted.key,
@@ -30,9 +33,9 @@ impl HeldConns {
         }
     }
 
-    /// The connection `id`, while held.
-    pub(crate) fn get(&self, id: ConnId) -> Option<&TcpStream> {
-        self.held.get(&id).map(|(stream, _)| stream)
+    /// The descriptor of connection `id`, while held.
+    pub(crate) fn get(&self, id: ConnId) -> Option<&Arc<OwnedFd>> {
+        self.held.get(&id).map(|(fd, _)| fd)
     }
 
     /// Closes the master's copy of `id`.

@@ -1,12 +1,11 @@
 //! [`WorkerLink`]: the driver's ends towards one live worker: its IPC sender, its queue of
 //! user messages, and the handle user code sees.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cluster_ipc::{Message, Sender};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::master::handle::WorkerHandle;
@@ -52,22 +51,17 @@ impl WorkerLink {
         }
     }
 
-    /// Queues `newConn {seq}` with a copy of the connection's descriptor (the master keeps
-    /// its own); `false` when it cannot be queued now.
-    pub(crate) fn hand_off(&self, seq: u64, conn: &Conn, stream: &TcpStream) -> bool {
-        let fd = match stream.as_fd().try_clone_to_owned() {
-            Ok(fd) => fd,
-            Err(error) => {
-                tracing::warn!(%error, "cannot duplicate a connection's descriptor");
-                return false;
-            }
-        };
+    /// Queues `newConn {seq}` with the connection's descriptor, shared (the master keeps it
+    /// until the worker answers); `false` when it cannot be queued now.
+    pub(crate) fn hand_off(&self, seq: u64, conn: &Conn, fd: &Arc<OwnedFd>) -> bool {
         let message = Message::NewConn {
             seq,
             key: conn.key.clone(),
             peer: Some(conn.peer),
         };
-        self.sender.try_send_with_fds(&message, vec![fd]).is_ok()
+        self.sender
+            .try_send_with_shared_fd(&message, Arc::clone(fd))
+            .is_ok()
     }
 
     /// Sends a control frame or reply, never dropped: when the queue is full it waits in a

@@ -13,6 +13,10 @@ use std::sync::Arc;
 use std::os::fd::{AsFd, OwnedFd};
 
 use cluster_ipc::{ListenKey, Policy};
+use rustix::io::Errno;
+use rustix::net::{SocketFlags, acceptfrom_with};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -43,7 +47,7 @@ enum BoundSocket {
 pub(crate) async fn open(policy: Policy, address: &str) -> io::Result<(SocketAddr, Opened)> {
     match policy {
         Policy::Rr | Policy::Sticky | Policy::Least => {
-            let listener = TcpListener::bind(address).await?;
+            let listener = TcpListener::bind(address).await?.into_std()?;
             Ok((listener.local_addr()?, Opened::Listening(listener)))
         }
         Policy::Shared => {
@@ -71,22 +75,30 @@ impl Listeners {
 
     /// Keeps the socket bound for `address` (accepting on it when the master accepts); drops
     /// it when the listeners are closed already.
-    pub(crate) fn install(&mut self, address: &str, opened: Opened) {
+    pub(crate) fn install(&mut self, address: &str, opened: Opened) -> io::Result<()> {
         if self.closed {
-            return;
+            return Ok(());
         }
         let key = ListenKey::from(address);
         let socket = match opened {
-            Opened::Listening(listener) => BoundSocket::Accepting(tokio::spawn(accept_loop(
-                key.clone(),
-                listener,
-                self.reports.clone(),
-                Arc::clone(&self.unacknowledged),
-            ))),
+            // SAFETY: the `TcpListener` owns its descriptor, which stays open and the same for
+            // as long as the `AsyncFd` owns the listener.
+            Opened::Listening(listener) => {
+                match unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) } {
+                    Ok(listener) => BoundSocket::Accepting(tokio::spawn(accept_loop(
+                        key.clone(),
+                        listener,
+                        self.reports.clone(),
+                        Arc::clone(&self.unacknowledged),
+                    ))),
+                    Err(error) => return Err(error.into_parts().1),
+                }
+            }
             Opened::Shared(listener) => BoundSocket::Shared(listener),
             Opened::Reserved(socket) => BoundSocket::Reserved { _port: socket },
         };
         self.bound.insert(key, socket);
+        Ok(())
     }
 
     /// A copy of the listening socket of `key` for a worker, under the `shared` policy.
@@ -116,9 +128,15 @@ impl Drop for Listeners {
     }
 }
 
+/// Connections one wake-up of an accept task hands to the driver at most.
+const ACCEPT_BATCH: usize = 64;
+
+/// Accepts, whenever the listener is readable, every connection waiting (up to
+/// [`ACCEPT_BATCH`] and the cluster-wide bound), and reports them together. Accepted sockets
+/// are never registered with the master's event loop: the master only holds and hands them on.
 async fn accept_loop(
     key: ListenKey,
-    listener: TcpListener,
+    listener: AsyncFd<std::net::TcpListener>,
     reports: mpsc::Sender<Report>,
     unacknowledged: Arc<Semaphore>,
 ) {
@@ -128,32 +146,61 @@ async fn accept_loop(
     // worker) while it waits for room; taken again once it accepts.
     let mut reserve = reserve_descriptor();
     loop {
-        let Ok(permit) = Arc::clone(&unacknowledged).acquire_owned().await else {
+        let Ok(first) = Arc::clone(&unacknowledged).acquire_owned().await else {
             return;
         };
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                errors.succeeded(what);
-                if reserve.is_none() {
-                    reserve = reserve_descriptor();
-                }
-                let accepted = Accepted {
+        let Ok(mut ready) = listener.readable().await else {
+            return;
+        };
+        let mut permit = Some(first);
+        let mut batch = Vec::new();
+        let mut failure = None;
+        while batch.len() < ACCEPT_BATCH {
+            let Some(slot) = permit
+                .take()
+                .or_else(|| Arc::clone(&unacknowledged).try_acquire_owned().ok())
+            else {
+                break;
+            };
+            match acceptfrom_with(
+                ready.get_inner(),
+                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            ) {
+                Ok((fd, peer)) => batch.push(Accepted {
                     key: key.clone(),
-                    stream,
-                    peer,
-                    permit,
-                };
-                if reports.send(Report::Accepted(accepted)).await.is_err() {
-                    return;
+                    fd,
+                    peer: peer
+                        .and_then(|peer| SocketAddr::try_from(peer).ok())
+                        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+                    permit: slot,
+                }),
+                Err(Errno::AGAIN) => {
+                    ready.clear_ready();
+                    break;
+                }
+                Err(Errno::INTR) => permit = Some(slot),
+                Err(error) => {
+                    failure = Some(io::Error::from(error));
+                    break;
                 }
             }
-            Err(error) => {
-                let delay = errors.after(&error, what);
-                if errors.is_exhausted() {
-                    reserve = None;
-                }
-                tokio::time::sleep(delay).await;
+        }
+        drop(ready);
+        if !batch.is_empty() {
+            errors.succeeded(what);
+            if reserve.is_none() {
+                reserve = reserve_descriptor();
             }
+            if reports.send(Report::Accepted(batch)).await.is_err() {
+                return;
+            }
+        }
+        if let Some(error) = failure {
+            let delay = errors.after(&error, what);
+            if errors.is_exhausted() {
+                reserve = None;
+            }
+            tokio::time::sleep(delay).await;
         }
     }
 }

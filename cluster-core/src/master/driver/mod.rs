@@ -141,11 +141,15 @@ impl Driver {
 
     fn input_of(&mut self, report: Report) -> Input {
         match report {
-            Report::Accepted(accepted) => Input::Connection(self.conns.hold(accepted)),
+            Report::Accepted(batch) => Input::Connections(
+                batch
+                    .into_iter()
+                    .map(|accepted| self.conns.hold(accepted))
+                    .collect(),
+            ),
             Report::Bound { address, result } => {
-                let result = result.map(|(bound, opened)| {
-                    self.listeners.install(&address, opened);
-                    bound
+                let result = result.and_then(|(bound, opened)| {
+                    self.listeners.install(&address, opened).map(|()| bound)
                 });
                 Input::Bound { address, result }
             }
@@ -173,7 +177,7 @@ impl Driver {
             Action::Spawn { worker, slot } => inputs.push_back(self.spawn(worker, slot)),
             Action::HandOff { worker, seq, conn } => {
                 let sent = match (self.links.get(&worker), self.conns.get(conn.id)) {
-                    (Some(link), Some(stream)) => link.hand_off(seq, &conn, stream),
+                    (Some(link), Some(fd)) => link.hand_off(seq, &conn, fd),
                     _ => false,
                 };
                 if !sent {

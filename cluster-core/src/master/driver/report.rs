@@ -4,7 +4,9 @@ use std::io;
 use std::net::SocketAddr;
 
 use cluster_ipc::ListenKey;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use std::os::fd::OwnedFd;
+
+use tokio::net::TcpSocket;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::master::machine::Input;
@@ -12,8 +14,9 @@ use crate::master::machine::Input;
 /// One report from a task of the driver.
 #[derive(Debug)]
 pub(crate) enum Report {
-    /// A listener accepted a connection: the driver holds it and tells the machine.
-    Accepted(Accepted),
+    /// A listener accepted connections (all it could at once): the driver holds them and tells
+    /// the machine.
+    Accepted(Vec<Accepted>),
     /// A bind task is done: the driver keeps the socket and tells the machine.
     Bound {
         address: String,
@@ -23,11 +26,12 @@ pub(crate) enum Report {
     Input(Input),
 }
 
-/// A connection a listener accepted.
+/// A connection a listener accepted: its descriptor, never registered with the master's
+/// event loop (the master only hands it on).
 #[derive(Debug)]
 pub(crate) struct Accepted {
     pub(crate) key: ListenKey,
-    pub(crate) stream: TcpStream,
+    pub(crate) fd: OwnedFd,
     pub(crate) peer: SocketAddr,
     /// Counts against the cluster-wide bound on connections held by the master.
     pub(crate) permit: OwnedSemaphorePermit,
@@ -36,8 +40,8 @@ pub(crate) struct Accepted {
 /// A socket bound for one address, as the policy wants it.
 #[derive(Debug)]
 pub(crate) enum Opened {
-    /// Listening; the master accepts (rr, sticky, least).
-    Listening(TcpListener),
+    /// Listening (non-blocking); the master accepts (rr, sticky, least).
+    Listening(std::net::TcpListener),
     /// Listening; the workers accept on copies of it (shared).
     Shared(std::net::TcpListener),
     /// Bound, not listening: keeps the port for the workers' own sockets (reuseport).

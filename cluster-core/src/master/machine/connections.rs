@@ -5,7 +5,6 @@ use std::time::Duration;
 use cluster_ipc::ListenKey;
 
 use super::action::{Action, Notice};
-use super::conn::Conn;
 use super::input::Timer;
 use super::state::Machine;
 use crate::master::ids::WorkerKey;
@@ -14,11 +13,6 @@ use crate::master::ids::WorkerKey;
 pub(super) const BUSY_REST: Duration = Duration::from_millis(50);
 
 impl Machine {
-    /// A listener accepted `conn`.
-    pub(super) fn on_connection(&mut self, conn: Conn) {
-        self.dispatch(conn);
-    }
-
     /// The worker answered handoff `seq`: taken (the master closes its copy), refused because
     /// it is draining (it takes no more for that key), or refused because it is busy (it rests
     /// a moment). A refused connection goes to another worker. An answer to no handoff of this

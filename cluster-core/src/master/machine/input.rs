@@ -25,8 +25,8 @@ pub(crate) enum Input {
     Spawned { worker: WorkerKey, pid: u32 },
     /// A worker process could not be started.
     SpawnFailed { worker: WorkerKey, error: Error },
-    /// A listener accepted a connection; the driver holds its descriptor.
-    Connection(Conn),
+    /// A listener accepted connections; the driver holds their descriptors.
+    Connections(Vec<Conn>),
     /// A handoff could not even be queued for the worker (its send queue is full or closed);
     /// the connection is still the master's.
     HandoffFailed { worker: WorkerKey, seq: u64 },

@@ -63,7 +63,7 @@ impl Machine {
             Input::Bound { address, result } => self.on_bound(address, result),
             Input::Spawned { worker, pid } => self.on_spawned(worker, pid),
             Input::SpawnFailed { worker, error } => self.on_spawn_failed(worker, error),
-            Input::Connection(conn) => self.on_connection(conn),
+            Input::Connections(conns) => conns.into_iter().for_each(|conn| self.dispatch(conn)),
             Input::HandoffFailed { worker, seq } => self.on_handoff_failed(worker, seq),
             Input::Message { worker, message } => self.on_message(worker, message),
             Input::ChannelClosed { worker, error } => self.on_channel_closed(worker, error),

@@ -139,7 +139,7 @@ impl Harness {
             key: key(),
             peer: peer.parse().unwrap(),
         };
-        (id, self.feed(Input::Connection(conn)))
+        (id, self.feed(Input::Connections(vec![conn])))
     }
 
     fn connect(&mut self) -> (ConnId, Vec<Action>) {
