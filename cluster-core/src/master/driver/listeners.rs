@@ -81,9 +81,9 @@ impl Listeners {
         }
         let key = ListenKey::from(address);
         let socket = match opened {
-            // SAFETY: the `TcpListener` owns its descriptor, which stays open and the same for
-            // as long as the `AsyncFd` owns the listener.
             Opened::Listening(listener) => {
+                // SAFETY: the `TcpListener` owns its descriptor, which stays open and the same
+                // for as long as the `AsyncFd` owns the listener.
                 match unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) } {
                     Ok(listener) => BoundSocket::Accepting(tokio::spawn(accept_loop(
                         key.clone(),
