@@ -66,7 +66,8 @@ impl ConnectionState {
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionService<S> {
     inner: S,
-    /// Shared by every connection of the worker: set when it drains.
+    /// Shared by every connection of the worker: set when it drains. The same news as
+    /// `drain`, read on every request without taking the watch's lock.
     draining: Arc<AtomicBool>,
     drain: Drain,
     state: Arc<ConnectionState>,

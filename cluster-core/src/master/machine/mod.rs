@@ -109,7 +109,7 @@ impl Machine {
             return;
         };
         tracing::error!(slot = worker.slot, %error, "cannot start worker");
-        if self.reload.is_replacement(key) {
+        if self.reload.slot_of(key).is_some() {
             self.reload_on_loss(key, error.to_string());
         } else if self.is_stopping() {
             // Nothing is started during a stop.

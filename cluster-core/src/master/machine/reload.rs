@@ -55,11 +55,6 @@ impl Reload {
         self.steps.push(step);
     }
 
-    /// Whether `worker` is a replacement this reload waits for.
-    pub(super) fn is_replacement(&self, worker: WorkerKey) -> bool {
-        self.steps.iter().any(|step| step.new == worker)
-    }
-
     /// The step of the replacement `worker`, now done.
     pub(super) fn complete(&mut self, worker: WorkerKey) -> Option<Step> {
         let index = self.steps.iter().position(|step| step.new == worker)?;

@@ -47,9 +47,10 @@ impl Machine {
     /// A replacement listening on every address takes over its slot.
     pub(super) fn reload_on_listening(&mut self, key: WorkerKey) {
         let listening = self.workers.get(&key).map_or(0, |w| w.listening.len());
-        if !self.reload.is_replacement(key) || listening < self.listeners.len() {
+        if listening < self.listeners.len() {
             return;
         }
+        // None: not a replacement this reload waits for.
         let Some(step) = self.reload.complete(key) else {
             return;
         };
