@@ -50,8 +50,10 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
-    /// How long an HTTP/1 client may take to send a request's headers before the connection is
-    /// closed (`None`: no limit). Default 30 s.
+    /// How long an HTTP/1 client may stall in the middle of a request's headers before the
+    /// connection is closed (`None`: no limit). Default 30 s. Checked by one coarse timer per
+    /// connection rather than one per request: a stalled client is cut off between one and two
+    /// timeouts after its first byte.
     pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.header_read_timeout = timeout;
         self
@@ -91,8 +93,8 @@ impl HttpConfig {
     }
 
     /// How long a connection may carry no request before it is closed (HTTP/2: GOAWAY), `None`
-    /// for no limit. Default 60 s. (An idle HTTP/1 connection is also bound by the header-read
-    /// timeout, which hyper starts when it waits for the next request.)
+    /// for no limit. Default 60 s; checked by the same timer as
+    /// [`HttpConfig::header_read_timeout`], so it may be exceeded by up to the shorter of the two.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
         self
@@ -102,13 +104,19 @@ impl HttpConfig {
         self.idle_timeout
     }
 
+    pub(crate) fn header_read_timeout_setting(&self) -> Option<Duration> {
+        self.header_read_timeout
+    }
+
     /// A hyper-util server builder with these settings (HTTP/1.1 and HTTP/2 on one port).
     pub(crate) fn builder(&self) -> auto::Builder<TokioExecutor> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         let mut http1 = builder.http1();
+        // The header-read timeout is the connection watchdog's (`crate::watchdog`), not
+        // hyper's, which arms a timer for every request.
         http1
             .timer(TokioTimer::new())
-            .header_read_timeout(self.header_read_timeout)
+            .header_read_timeout(None)
             .keep_alive(self.keep_alive);
         if let Some(bytes) = self.http1_max_buf_size {
             http1.max_buf_size(bytes);

@@ -29,6 +29,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::drain::Drain;
+use crate::watchdog::Sample;
 
 /// The body of a response from [`ConnectionService`]: the user's, or the 500 of a panic.
 pub(crate) type ConnectionBody<B> = Either<TrackedBody<B>, Full<Bytes>>;
@@ -42,6 +43,8 @@ pub(crate) struct ConnectionState {
     finished: AtomicU64,
     /// It has carried an HTTP/2 request.
     http2: AtomicBool,
+    /// Reads from the socket that returned bytes (the watchdog's sign of a request under way).
+    reads: AtomicU64,
 }
 
 impl ConnectionState {
@@ -59,6 +62,21 @@ impl ConnectionState {
     /// Whether it speaks HTTP/2 (which drains with GOAWAY).
     pub(crate) fn is_http2(&self) -> bool {
         self.http2.load(Ordering::Relaxed)
+    }
+
+    /// Notes a read that returned bytes.
+    pub(crate) fn note_read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Its counters, for the watchdog.
+    pub(crate) fn sample(&self) -> Sample {
+        Sample {
+            started: self.started(),
+            reads: self.reads.load(Ordering::Relaxed),
+            in_flight: self.in_flight(),
+            http2: self.is_http2(),
+        }
     }
 }
 

@@ -19,6 +19,7 @@ mod listener;
 mod serve;
 pub mod service;
 mod tracked;
+mod watchdog;
 
 pub use self::config::HttpConfig;
 pub use self::drain::Drain;

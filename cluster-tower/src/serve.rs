@@ -19,6 +19,7 @@ use crate::config::HttpConfig;
 use crate::connection::{ConnectionService, ConnectionState};
 use crate::drain::Drain;
 use crate::tracked::TrackedIo;
+use crate::watchdog::{self, Verdict};
 
 /// How long a draining worker keeps an HTTP/1 connection open for its client's next request
 /// (answered with `Connection: close`) before closing it once idle.
@@ -135,7 +136,9 @@ impl ServeHttp for Cluster {
 ///   application's to end: every request carries the worker's [`Drain`] signal, and this
 ///   function returns once every such connection and every `Drain` is gone.
 ///
-/// A connection with no request for [`HttpConfig::idle_timeout`] is closed (HTTP/2: GOAWAY).
+/// A connection with no request for [`HttpConfig::idle_timeout`] is closed (HTTP/2: GOAWAY);
+/// an HTTP/1 client that stalls in the middle of a request's headers for
+/// [`HttpConfig::header_read_timeout`] is cut off.
 /// A panic in `service` answers that request with 500; the connection and the worker live on.
 /// Handlers can take the client's address as axum's `ConnectInfo<SocketAddr>`.
 pub async fn serve_connections<S, B>(mut listener: Listener, service: S, config: &HttpConfig)
@@ -144,7 +147,10 @@ where
     B: HttpBody,
 {
     let builder = config.builder();
-    let idle_timeout = config.idle_timeout_setting();
+    let (header_timeout, idle_timeout) = (
+        config.header_read_timeout_setting(),
+        config.idle_timeout_setting(),
+    );
     let draining = Arc::new(AtomicBool::new(false));
     let (drain_tx, drain_rx) = watch::channel(false);
     let drain = Drain::new(drain_rx);
@@ -159,6 +165,7 @@ where
         );
         let io = TrackedIo::new(
             stream,
+            Arc::clone(&state),
             drain.clone(),
             cluster_core::load::track_connection(),
         );
@@ -189,9 +196,15 @@ where
                         }
                     }
                 }
-                () = idle(&state, idle_timeout) => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+                verdict = watchdog::watch(|| state.sample(), header_timeout, idle_timeout) => {
+                    match verdict {
+                        // Mid-headers: nothing to finish (dropping it closes the socket).
+                        Verdict::HeaderTimeout => Ok(()),
+                        _ => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    }
                 }
             };
             if let Err(error) = result {
@@ -204,21 +217,4 @@ where
     drop(drain);
     tracing::debug!(open = drain_tx.receiver_count(), "draining connections");
     drain_tx.closed().await;
-}
-
-/// Resolves once the connection has begun no request for a whole `timeout` and has none in
-/// flight; never without a timeout.
-async fn idle(state: &ConnectionState, timeout: Option<Duration>) {
-    let Some(timeout) = timeout else {
-        return std::future::pending().await;
-    };
-    let mut seen = state.started();
-    loop {
-        tokio::time::sleep(timeout).await;
-        let now = state.started();
-        if now == seen && state.in_flight() == 0 {
-            return;
-        }
-        seen = now;
-    }
 }

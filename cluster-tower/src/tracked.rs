@@ -2,12 +2,14 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use cluster_core::load::ConnectionGuard;
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::connection::ConnectionState;
 use crate::drain::Drain;
 
 pin_project! {
@@ -18,15 +20,22 @@ pin_project! {
     pub(crate) struct TrackedIo<T> {
         #[pin]
         inner: T,
+        state: Arc<ConnectionState>,
         _drain: Drain,
         _open: ConnectionGuard,
     }
 }
 
 impl<T> TrackedIo<T> {
-    pub(crate) fn new(inner: T, drain: Drain, open: ConnectionGuard) -> Self {
+    pub(crate) fn new(
+        inner: T,
+        state: Arc<ConnectionState>,
+        drain: Drain,
+        open: ConnectionGuard,
+    ) -> Self {
         Self {
             inner,
+            state,
             _drain: drain,
             _open: open,
         }
@@ -39,7 +48,13 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.project().inner.poll_read(cx, buf)
+        let this = self.project();
+        let before = buf.filled().len();
+        let polled = this.inner.poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.state.note_read();
+        }
+        polled
     }
 }
 
