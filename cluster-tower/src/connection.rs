@@ -34,9 +34,16 @@ use crate::watchdog::Sample;
 /// The body of a response from [`ConnectionService`]: the user's, or the 500 of a panic.
 pub(crate) type ConnectionBody<B> = Either<TrackedBody<B>, Full<Bytes>>;
 
-/// What the serve loop knows of one connection's requests.
-#[derive(Debug, Default)]
+/// What the serve loop knows of one connection: who the client is, the worker's drain signal,
+/// and its requests.
+#[derive(Debug)]
 pub(crate) struct ConnectionState {
+    /// The client.
+    peer: SocketAddr,
+    /// Shared by every connection of the worker: set when it drains. The same news as
+    /// `drain`, read on every request without taking the watch's lock.
+    draining: Arc<AtomicBool>,
+    drain: Drain,
     /// Requests begun.
     started: AtomicU64,
     /// Requests whose response is done (or that failed).
@@ -48,6 +55,18 @@ pub(crate) struct ConnectionState {
 }
 
 impl ConnectionState {
+    pub(crate) fn new(peer: SocketAddr, draining: Arc<AtomicBool>, drain: Drain) -> Self {
+        Self {
+            peer,
+            draining,
+            drain,
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            http2: AtomicBool::new(false),
+            reads: AtomicU64::new(0),
+        }
+    }
+
     /// Requests begun so far.
     pub(crate) fn started(&self) -> u64 {
         self.started.load(Ordering::Relaxed)
@@ -80,34 +99,17 @@ impl ConnectionState {
     }
 }
 
-/// Per-connection wrapper around the user's service.
+/// Per-connection wrapper around the user's service. hyper-util clones it for every request,
+/// so all it holds besides the user's service is one shared pointer.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionService<S> {
     inner: S,
-    /// Shared by every connection of the worker: set when it drains. The same news as
-    /// `drain`, read on every request without taking the watch's lock.
-    draining: Arc<AtomicBool>,
-    drain: Drain,
     state: Arc<ConnectionState>,
-    /// The client.
-    peer: SocketAddr,
 }
 
 impl<S> ConnectionService<S> {
-    pub(crate) fn new(
-        inner: S,
-        draining: Arc<AtomicBool>,
-        drain: Drain,
-        state: Arc<ConnectionState>,
-        peer: SocketAddr,
-    ) -> Self {
-        Self {
-            inner,
-            draining,
-            drain,
-            state,
-            peer,
-        }
+    pub(crate) fn new(inner: S, state: Arc<ConnectionState>) -> Self {
+        Self { inner, state }
     }
 }
 
@@ -125,13 +127,13 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let extensions = request.extensions_mut();
-        extensions.insert(ConnectInfo(self.peer));
-        extensions.insert(self.drain.clone());
+        extensions.insert(ConnectInfo(self.state.peer));
+        extensions.insert(self.state.drain.clone());
         let version = request.version();
         if version == Version::HTTP_2 {
             self.state.http2.store(true, Ordering::Relaxed);
         }
-        let close_after = version < Version::HTTP_2 && self.draining.load(Ordering::Relaxed);
+        let close_after = version < Version::HTTP_2 && self.state.draining.load(Ordering::Relaxed);
         let inner = match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
             Ok(future) => Some(future),
             Err(_) => {

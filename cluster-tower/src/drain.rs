@@ -1,5 +1,7 @@
 //! [`Drain`]: the signal that this worker is draining, for the application.
 
+use std::sync::Arc;
+
 use tokio::sync::watch;
 
 /// Tells application code that this worker is draining (a reload, a shutdown, a disconnect):
@@ -25,12 +27,16 @@ use tokio::sync::watch;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Drain {
-    receiver: watch::Receiver<bool>,
+    // Shared: every request carries a clone, and cloning a receiver itself costs more (the
+    // watch counts its receivers, which is how the worker knows when every `Drain` is gone).
+    receiver: Arc<watch::Receiver<bool>>,
 }
 
 impl Drain {
     pub(crate) fn new(receiver: watch::Receiver<bool>) -> Self {
-        Self { receiver }
+        Self {
+            receiver: Arc::new(receiver),
+        }
     }
 
     /// Whether the worker is draining.
@@ -40,7 +46,7 @@ impl Drain {
 
     /// Resolves once the worker drains (at once if it is draining already).
     pub async fn draining(&self) {
-        let mut receiver = self.receiver.clone();
+        let mut receiver = watch::Receiver::clone(&self.receiver);
         let _ = receiver.wait_for(|draining| *draining).await;
     }
 }

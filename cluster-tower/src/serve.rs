@@ -1,6 +1,7 @@
 //! Serving HTTP in the workers: [`ServeHttp::serve`] for a whole cluster, and
 //! [`serve_connections`] for one worker's listener.
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,11 +142,12 @@ impl ServeHttp for Cluster {
 /// [`HttpConfig::header_read_timeout`] is cut off.
 /// A panic in `service` answers that request with 500; the connection and the worker live on.
 /// Handlers can take the client's address as axum's `ConnectInfo<SocketAddr>`.
-pub async fn serve_connections<S, B>(mut listener: Listener, service: S, config: &HttpConfig)
+pub async fn serve_connections<S, B>(mut listener: Listener, mut service: S, config: &HttpConfig)
 where
     S: HttpService<B>,
     B: HttpBody,
 {
+    prebuild_router(&mut service);
     let builder = config.builder();
     let (header_timeout, idle_timeout) = (
         config.header_read_timeout_setting(),
@@ -155,14 +157,12 @@ where
     let (drain_tx, drain_rx) = watch::channel(false);
     let drain = Drain::new(drain_rx);
     while let Some((stream, peer)) = listener.accept().await {
-        let state = Arc::new(ConnectionState::default());
-        let service = ConnectionService::new(
-            service.clone(),
+        let state = Arc::new(ConnectionState::new(
+            peer,
             Arc::clone(&draining),
             drain.clone(),
-            Arc::clone(&state),
-            peer,
-        );
+        ));
+        let service = ConnectionService::new(service.clone(), Arc::clone(&state));
         let io = TrackedIo::new(
             stream,
             Arc::clone(&state),
@@ -217,4 +217,14 @@ where
     drop(drain);
     tracing::debug!(open = drain_tx.receiver_count(), "draining connections");
     drain_tx.closed().await;
+}
+
+/// Turns an axum `Router` into its pre-built form once, as `axum::serve` does: a `Router<()>`
+/// called as a plain service builds each matched handler's route (with every layer) on every
+/// request, about a fifth of a keep-alive request's instructions. Any other service is left as
+/// it is.
+fn prebuild_router<S: 'static>(service: &mut S) {
+    if let Some(router) = (service as &mut dyn Any).downcast_mut::<axum::Router>() {
+        *router = std::mem::take(router).with_state(());
+    }
 }

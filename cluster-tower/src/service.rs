@@ -1,5 +1,6 @@
 //! [`ClusterService`]: the service [`crate::ClusterLayer`] produces.
 
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use cluster_core::WorkerInfo;
@@ -21,14 +22,33 @@ pub struct ClusterService<S> {
 impl<S> ClusterService<S> {
     /// Wraps `inner`.
     pub fn new(inner: S) -> Self {
-        let worker = WorkerInfo::current().map(|info| (info, HeaderValue::from(info.id)));
-        Self { inner, worker }
+        Self {
+            inner,
+            worker: this_worker(),
+        }
     }
 
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+}
+
+/// This worker's identity and its `x-worker-id` value, made once per process; the value from a
+/// leaked string, so that cloning it for every response copies a pointer instead of counting a
+/// shared buffer.
+fn this_worker() -> Option<(WorkerInfo, HeaderValue)> {
+    static WORKER: OnceLock<Option<(WorkerInfo, HeaderValue)>> = OnceLock::new();
+    WORKER
+        .get_or_init(|| {
+            WorkerInfo::current().map(|info| {
+                (
+                    info,
+                    HeaderValue::from_static(String::leak(info.id.to_string())),
+                )
+            })
+        })
+        .clone()
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ClusterService<S>
