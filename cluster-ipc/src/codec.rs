@@ -1,4 +1,6 @@
-//! Framing: a big-endian `u32` payload length, then a JSON object.
+//! Framing: a big-endian `u32` payload length, then a JSON object, or for the two messages of
+//! the connection hot path (`newConn`, `accepted`) a fixed binary layout (see
+//! `compact.rs` in this crate: its first byte is never `{`).
 //!
 //! [`FrameCodec`] is a [`tokio_util::codec`] codec, so it can also frame any byte stream, but
 //! file descriptors need [`crate::Channel`], which reads with `recvmsg`.
@@ -21,7 +23,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::{IpcError, Message};
+use crate::{IpcError, Message, compact};
 
 /// Default largest frame payload: 16 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
@@ -95,7 +97,10 @@ impl Decoder for FrameCodec {
         }
         src.advance(HEADER_LEN);
         let payload = src.split_to(len);
-        parse_frame(&payload).map(Some)
+        match compact::is_compact(&payload) {
+            true => compact::decode(&payload).map(Some),
+            false => parse_frame(&payload).map(Some),
+        }
     }
 }
 
@@ -105,7 +110,10 @@ impl Encoder<&Frame> for FrameCodec {
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), IpcError> {
         let start = dst.len();
         dst.put_u32(0);
-        let written = serde_json::to_writer(dst.writer(), frame);
+        let written = match compact::encode(frame, dst) {
+            true => Ok(()),
+            false => serde_json::to_writer(dst.writer(), frame),
+        };
         let len = dst.len() - start - HEADER_LEN;
         if let Err(error) = written {
             dst.truncate(start);

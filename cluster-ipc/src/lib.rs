@@ -1,9 +1,10 @@
-//! The cluster's wire: length-delimited JSON frames with file descriptors attached, over a Unix
+//! The cluster's wire: length-delimited frames (JSON, and binary on the connection hot path) with file descriptors attached, over a Unix
 //! socketpair between the master and each worker.
 //!
 //! - [`protocol`]: the [`Message`]s of the cluster protocol.
-//! - [`codec`]: framing ([`FrameCodec`]): a `u32` length, then a JSON object; 16 MiB limit by
-//!   default, enforced on both sides with [`IpcError::FrameTooLarge`].
+//! - [`codec`]: framing ([`FrameCodec`]): a `u32` length, then a JSON object (or, for
+//!   `newConn` and `accepted`, a fixed binary layout); 16 MiB limit by default, enforced on both
+//!   sides with [`IpcError::FrameTooLarge`].
 //! - [`channel`]: a [`Channel`] splits into a cloneable [`Sender`] and a [`Receiver`]; a single
 //!   writer task per socket keeps frames whole.
 //!
@@ -28,6 +29,7 @@
 
 pub mod channel;
 pub mod codec;
+mod compact;
 mod error;
 mod fd_groups;
 pub mod protocol;

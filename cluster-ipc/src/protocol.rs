@@ -1,7 +1,7 @@
 //! The messages master and workers exchange (modelled on Node's `NODE_CLUSTER` messages).
 //!
-//! On the wire each message is one JSON object tagged by `kind`; see [`crate::codec`] for the
-//! framing. A frame that carries descriptors also says how many (`"fds": n`).
+//! On the wire each message is one JSON object tagged by `kind` (but `newConn` and `accepted`,
+//! which are binary); see [`crate::codec`] for the framing. A frame that carries descriptors also says how many (`"fds": n`).
 
 use std::net::SocketAddr;
 
@@ -14,8 +14,9 @@ pub const HEARTBEAT_PERIOD: std::time::Duration = std::time::Duration::from_mill
 /// The protocol version a worker announces in [`Message::Online`]; a master refuses workers of
 /// another version with a clear error rather than misreading their frames. Version 2: a
 /// `sendmsg` carries the descriptors of one frame at most, and a refused handoff says whether
-/// the worker is draining.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// the worker is draining. Version 3: `newConn` and `accepted` travel in a compact binary
+/// layout.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Names one listening address across the cluster: the address as the worker asked for it.
 ///
