@@ -69,8 +69,9 @@ async fn messages_for_a_stopped_worker_are_bounded_and_the_drops_reported_to_the
         .expect("the other worker");
     let stopped_slot = if sender_slot == "1" { 2 } else { 1 };
     cluster_testkit::signal_pid(stopped, Signal::STOP);
-    // Once the stopped worker is left out (1.5 s of silence), every request goes to the other.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Once the stopped worker is left out (4 s of silence: a whole heartbeat missed), every
+    // request goes to the other.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     // 400 messages of 256 KiB (100 MiB) for a worker that reads nothing: the master holds a
     // bounded part of them and tells the sender which it dropped.
     let path = format!("/send_to_many?worker={stopped_slot}&n=400&size=262144");

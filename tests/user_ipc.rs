@@ -175,7 +175,9 @@ async fn a_worker_writing_garbage_is_replaced_while_the_others_serve() {
     assert!(load.wait_for(200, Duration::from_secs(30)).await);
     // The worker may die before answering.
     let _ = tokio::spawn(get(address, "/garbage")).await;
-    let killed = cluster.wait_for_line("signal=9", Duration::from_secs(10));
+    // Killed (or gone on its own as its channel closed, before the signal landed): either way
+    // its exit says why.
+    let killed = cluster.wait_for_line("reason=protocol", Duration::from_secs(10));
     assert!(killed.is_some(), "{:#?}", cluster.stdout_lines());
     let back = cluster.wait_for_line("event: listening", Duration::from_secs(10));
     assert!(back.is_some(), "a replacement listens");

@@ -170,8 +170,8 @@ impl Cluster {
     /// How long a worker may stay silent (no heartbeat: its event loop is blocked, or the
     /// process is stopped) before it is killed and replaced, as Gunicorn's `--timeout`.
     /// `Duration::ZERO` turns hang detection off. Default: `CLUSTER_HANG_TIMEOUT` seconds, else
-    /// 30 s. Whatever this says, a worker silent for 1.5 s gets no new connections until it
-    /// answers again.
+    /// 30 s. Whatever this says, a worker silent for 4 s (or for 0.5 s while it owes an answer
+    /// to a handoff) gets no new connections until it answers again.
     pub fn hang_timeout(mut self, timeout: Duration) -> Self {
         self.hang_timeout = Some(timeout);
         self

@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 /// How often a worker sends a `heartbeat` at the least (it also sends one when its load
-/// changes). A worker the master has not heard from for a few periods is suspect.
-pub const HEARTBEAT_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
+/// changes). A worker the master has not heard from for two periods is suspect. Every 2 s, so
+/// an idle worker wakes about once a second (tokio's timer wheel reaches a deadline this far
+/// off in two or three steps).
+pub const HEARTBEAT_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The protocol version a worker announces in [`Message::Online`]; a master refuses workers of
 /// another version with a clear error rather than misreading their frames. Version 2: a

@@ -71,9 +71,12 @@ pub enum ExitReason {
     Hung,
     /// The master killed it: not listening within the boot timeout. It is replaced.
     BootTimeout,
+    /// The master killed it: it broke the IPC protocol (a malformed, oversize or unknown
+    /// frame). It is replaced.
+    Protocol,
 }
 
-/// `unexpected`, `stopped`, `hung`, `boot-timeout`.
+/// `unexpected`, `stopped`, `hung`, `boot-timeout`, `protocol`.
 impl fmt::Display for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -81,6 +84,7 @@ impl fmt::Display for ExitReason {
             ExitReason::Stopped => "stopped",
             ExitReason::Hung => "hung",
             ExitReason::BootTimeout => "boot-timeout",
+            ExitReason::Protocol => "protocol",
         })
     }
 }

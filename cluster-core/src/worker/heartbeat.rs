@@ -2,7 +2,8 @@
 //! ([`crate::load`]) when it changes. It runs as a task of the worker's runtime, so a worker
 //! whose event loop is blocked (or stopped) falls silent and the master notices. While the
 //! load changes it looks every 10 ms; while it does not, it sleeps until a change wakes it or
-//! the next heartbeat is due, so an idle worker wakes twice a second.
+//! the next heartbeat is due, so an idle worker wakes about once a second (once a period,
+//! which tokio's timer wheel reaches in two or three steps).
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};

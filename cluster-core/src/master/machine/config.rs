@@ -31,7 +31,11 @@ pub(crate) struct Config {
 }
 
 /// How often the master looks for silent workers.
-pub(crate) const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+pub(crate) const LIVENESS_CHECK: Duration = Duration::from_millis(500);
 
-/// A worker silent this long (three heartbeat periods) is suspect: no new connections.
-pub(crate) const SUSPECT_AFTER: Duration = HEARTBEAT_PERIOD.saturating_mul(3);
+/// A worker silent this long (a whole heartbeat missed) is suspect: no new connections.
+pub(crate) const SUSPECT_AFTER: Duration = HEARTBEAT_PERIOD.saturating_mul(2);
+
+/// A worker that owes an answer to a handoff and has said nothing for this long is suspect: a
+/// live worker answers within a turn of its event loop.
+pub(crate) const UNANSWERED_SUSPECT_AFTER: Duration = Duration::from_millis(500);

@@ -21,7 +21,7 @@ impl Machine {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
-        let Some(conn) = worker.acknowledge(seq) else {
+        let Some(conn) = worker.acknowledge(seq, self.now) else {
             tracing::warn!(
                 slot = worker.slot,
                 seq,
@@ -49,7 +49,7 @@ impl Machine {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
-        let conn = worker.acknowledge(seq);
+        let conn = worker.acknowledge(seq, self.now);
         self.rest(key);
         if let Some(conn) = conn {
             self.dispatch(conn);

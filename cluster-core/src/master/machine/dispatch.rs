@@ -12,6 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::time::Instant;
 
 use cluster_ipc::{ListenKey, Policy};
 
@@ -74,9 +75,15 @@ impl Dispatcher {
         }
     }
 
-    /// Gives `conn` to a worker with room, or queues it in the backlog.
-    pub(super) fn dispatch(&mut self, conn: Conn, workers: &mut Workers) -> Option<Placement> {
-        match self.place(conn, workers) {
+    /// Gives `conn` to a worker with room (a handoff made at `now`), or queues it in the
+    /// backlog.
+    pub(super) fn dispatch(
+        &mut self,
+        conn: Conn,
+        workers: &mut Workers,
+        now: Instant,
+    ) -> Option<Placement> {
+        match self.place(conn, workers, now) {
             Ok(placement) => Some(placement),
             Err(conn) => {
                 self.backlog.push_back(conn);
@@ -87,11 +94,11 @@ impl Dispatcher {
 
     /// Gives queued connections to workers that now have room; those still without one stay
     /// queued in their order (under `sticky` a client waits for its own worker without
-    /// holding up the others).
-    pub(super) fn drain_backlog(&mut self, workers: &mut Workers) -> Vec<Placement> {
+    /// holding up the others). Handoffs are made at `now`.
+    pub(super) fn drain_backlog(&mut self, workers: &mut Workers, now: Instant) -> Vec<Placement> {
         let mut placed = Vec::new();
         for conn in std::mem::take(&mut self.backlog) {
-            match self.place(conn, workers) {
+            match self.place(conn, workers, now) {
                 Ok(placement) => placed.push(placement),
                 Err(conn) => self.backlog.push_back(conn),
             }
@@ -104,7 +111,12 @@ impl Dispatcher {
         self.backlog.drain(..).collect()
     }
 
-    fn place(&mut self, conn: Conn, workers: &mut Workers) -> Result<Placement, Conn> {
+    fn place(
+        &mut self,
+        conn: Conn,
+        workers: &mut Workers,
+        now: Instant,
+    ) -> Result<Placement, Conn> {
         let Some(rotation) = self.rotations.get_mut(&conn.key) else {
             return Err(conn);
         };
@@ -120,7 +132,7 @@ impl Dispatcher {
         let Some(state) = workers.get_mut(&worker) else {
             return Err(conn);
         };
-        let seq = state.hand(conn.clone());
+        let seq = state.hand(conn.clone(), now);
         Ok(Placement { worker, seq, conn })
     }
 }

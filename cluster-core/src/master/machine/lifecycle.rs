@@ -69,7 +69,7 @@ impl Machine {
         match error {
             Some(error) if error.is_protocol_violation() => {
                 tracing::error!(slot = worker.slot, pid = worker.pid(), %error, "worker broke the IPC protocol; stopping it");
-                self.push(Action::Kill { worker: key });
+                self.kill_for(key, ExitReason::Protocol);
             }
             Some(error) => tracing::warn!(slot = worker.slot, %error, "IPC with worker failed"),
             None => tracing::debug!(slot = worker.slot, "worker closed its IPC channel"),

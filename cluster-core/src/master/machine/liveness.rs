@@ -1,12 +1,15 @@
 //! Liveness: a worker must be heard from every heartbeat period. One silent for
-//! [`SUSPECT_AFTER`] gets no new connections until it is heard from again; one silent for the
+//! [`SUSPECT_AFTER`], or that owes an answer to a handoff and has said nothing for
+//! [`UNANSWERED_SUSPECT_AFTER`], gets no new connections until it is heard from again (an idle
+//! worker beats slowly, so a stopped one is found out by the first connection it does not
+//! answer, not by a fast idle heartbeat); one silent for the
 //! hang timeout is killed and replaced, and once it has exited the connections handed to it and
 //! not acknowledged go to others (a worker acknowledges a handoff before it hands the
 //! connection to its server, and a dead one reads nothing). One not listening within the boot
 //! timeout is killed and replaced too.
 
 use super::action::Action;
-use super::config::{LIVENESS_CHECK, SUSPECT_AFTER};
+use super::config::{LIVENESS_CHECK, SUSPECT_AFTER, UNANSWERED_SUSPECT_AFTER};
 use super::input::Timer;
 use super::state::{Machine, Phase};
 use super::workers::Origin;
@@ -47,9 +50,10 @@ impl Machine {
                 continue;
             }
             let silent = now.saturating_duration_since(worker.last_heard);
+            let owes_answer = silent.min(worker.unanswered_for(now)) >= UNANSWERED_SUSPECT_AFTER;
             if hang_timeout.is_some_and(|limit| silent >= limit) {
                 hung.push((*key, silent));
-            } else if silent >= SUSPECT_AFTER && !worker.suspect {
+            } else if (silent >= SUSPECT_AFTER || owes_answer) && !worker.suspect {
                 tracing::warn!(
                     slot = worker.slot,
                     pid = worker.pid(),
@@ -95,7 +99,7 @@ impl Machine {
 
     /// Kills a worker for `reason`: it gets nothing more, and what it did not acknowledge goes
     /// to others once it has exited.
-    fn kill_for(&mut self, key: WorkerKey, reason: ExitReason) {
+    pub(super) fn kill_for(&mut self, key: WorkerKey, reason: ExitReason) {
         self.dispatcher.remove_worker(key);
         if let Some(worker) = self.workers.get_mut(&key) {
             worker.killed_for = Some(reason);

@@ -177,14 +177,14 @@ impl Machine {
 
     /// Hands `conn` to a worker, or keeps it in the backlog.
     pub(super) fn dispatch(&mut self, conn: Conn) {
-        if let Some(placement) = self.dispatcher.dispatch(conn, &mut self.workers) {
+        if let Some(placement) = self.dispatcher.dispatch(conn, &mut self.workers, self.now) {
             self.hand_off(placement);
         }
     }
 
     /// Hands out backlogged connections to workers that have room now.
     pub(super) fn drain_backlog(&mut self) {
-        for placement in self.dispatcher.drain_backlog(&mut self.workers) {
+        for placement in self.dispatcher.drain_backlog(&mut self.workers, self.now) {
             self.hand_off(placement);
         }
     }

@@ -56,6 +56,9 @@ pub(super) struct WorkerState {
     /// The listen keys it takes connections for.
     pub(super) listening: BTreeSet<ListenKey>,
     unacknowledged: BTreeMap<u64, Conn>,
+    /// Since when it has had handoffs to answer (the last answer, or the first handoff after
+    /// none was outstanding); `None` while none is outstanding.
+    answer_due_since: Option<Instant>,
     next_seq: u64,
     /// Open connections plus in-flight requests, from its last heartbeat.
     reported_load: u64,
@@ -78,6 +81,7 @@ impl WorkerState {
             killed_for: None,
             listening: BTreeSet::new(),
             unacknowledged: BTreeMap::new(),
+            answer_due_since: None,
             next_seq: 1,
             reported_load: 0,
         }
@@ -116,21 +120,31 @@ impl WorkerState {
             && self.unacknowledged.len() < HANDOFF_WINDOW
     }
 
-    /// Records a handoff of `conn`; returns its `seq`.
-    pub(super) fn hand(&mut self, conn: Conn) -> u64 {
+    /// Records a handoff of `conn` made at `now`; returns its `seq`.
+    pub(super) fn hand(&mut self, conn: Conn, now: Instant) -> u64 {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.saturating_add(1);
         self.unacknowledged.insert(seq, conn);
+        self.answer_due_since.get_or_insert(now);
         seq
     }
 
-    /// The handoff `seq`, now answered (`None` if there is no such handoff).
-    pub(super) fn acknowledge(&mut self, seq: u64) -> Option<Conn> {
-        self.unacknowledged.remove(&seq)
+    /// The handoff `seq`, answered at `now` (`None` if there is no such handoff).
+    pub(super) fn acknowledge(&mut self, seq: u64, now: Instant) -> Option<Conn> {
+        let conn = self.unacknowledged.remove(&seq)?;
+        self.answer_due_since = (!self.unacknowledged.is_empty()).then_some(now);
+        Some(conn)
+    }
+
+    /// How long it has owed an answer to a handoff without giving any, at `now`.
+    pub(super) fn unanswered_for(&self, now: Instant) -> Duration {
+        self.answer_due_since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
     }
 
     /// Every handoff not yet acknowledged, in the order they were made, to give to others.
     pub(super) fn take_unacknowledged(&mut self) -> Vec<Conn> {
+        self.answer_due_since = None;
         std::mem::take(&mut self.unacknowledged)
             .into_values()
             .collect()

@@ -331,4 +331,16 @@ fn a_channel_closed_by_a_protocol_violation_kills_the_worker() {
         error: None,
     });
     assert!(kills(&actions).is_empty(), "a clean close is no violation");
+    // Gone on its own before the kill landed (its channel closed): its exit still says why.
+    let actions = h.exited(w[0], ProcessExit::Code(0));
+    assert!(
+        notices(&actions).iter().any(|notice| matches!(
+            notice,
+            Notice::Exit {
+                reason: ExitReason::Protocol,
+                ..
+            }
+        )),
+        "{actions:?}"
+    );
 }

@@ -2,7 +2,7 @@
 
 use cluster_ipc::{HEARTBEAT_PERIOD, Message, Policy};
 
-use super::super::config::{LIVENESS_CHECK, SUSPECT_AFTER};
+use super::super::config::{LIVENESS_CHECK, SUSPECT_AFTER, UNANSWERED_SUSPECT_AFTER};
 use super::*;
 
 fn heartbeat() -> Message {
@@ -28,13 +28,13 @@ fn pass(h: &mut Harness, by: Duration, alive: &[WorkerKey]) -> Vec<Action> {
 }
 
 #[test]
-fn the_liveness_check_runs_every_quarter_second_once_workers_start() {
+fn the_liveness_check_runs_every_half_second_once_workers_start() {
     let (_, actions) = Harness::bound(config(1, Policy::Rr));
     assert!(timers(&actions).contains(&(LIVENESS_CHECK, &Timer::Liveness)));
     let (mut h, w) = Harness::running(2, Policy::Rr);
     let actions = pass(&mut h, LIVENESS_CHECK, &w);
     assert_eq!(timers(&actions), [(LIVENESS_CHECK, &Timer::Liveness)]);
-    assert!(SUSPECT_AFTER >= HEARTBEAT_PERIOD * 3);
+    assert!(SUSPECT_AFTER >= HEARTBEAT_PERIOD * 2);
 }
 
 #[test]
@@ -48,6 +48,40 @@ fn a_silent_worker_gets_no_connections_until_it_answers_again() {
     h.message(w[0], heartbeat());
     let turns: Vec<WorkerKey> = (0..2).map(|_| handoffs(&h.connect().1)[0].0).collect();
     assert!(turns.contains(&w[0]), "it answers again: {turns:?}");
+}
+
+#[test]
+fn a_worker_that_does_not_answer_a_handoff_is_left_out_long_before_its_heartbeat_is_missed() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let (_, actions) = h.connect();
+    assert_eq!(handoffs(&actions)[0].0, w[0]);
+    assert!(UNANSWERED_SUSPECT_AFTER * 2 <= SUSPECT_AFTER);
+    pass(&mut h, UNANSWERED_SUSPECT_AFTER, &[w[1]]);
+    for _ in 0..4 {
+        assert_eq!(handoffs(&h.connect().1)[0].0, w[1], "left out");
+    }
+    h.accepted(w[0], 1, true);
+    let turns: Vec<WorkerKey> = (0..2).map(|_| handoffs(&h.connect().1)[0].0).collect();
+    assert!(turns.contains(&w[0]), "it answers again: {turns:?}");
+}
+
+#[test]
+fn a_worker_that_answers_its_handoffs_is_never_left_out_for_owing_one() {
+    let (mut h, w) = Harness::running(1, Policy::Rr);
+    // A handoff every quarter second, each answered just before the next: always one owed.
+    for seq in 1..=8 {
+        let (_, actions) = h.connect();
+        assert_eq!(
+            handoffs(&actions),
+            [(w[0], seq, handoffs(&actions)[0].2)],
+            "still taken"
+        );
+        if seq > 1 {
+            h.accepted(w[0], seq - 1, true);
+        }
+        h.advance(UNANSWERED_SUSPECT_AFTER / 2);
+        h.timer(Timer::Liveness);
+    }
 }
 
 #[test]
