@@ -22,6 +22,7 @@
 //! default ([`runtime`]). Workers run in their own process group, so a terminal's Ctrl-C
 //! reaches only the master. Nothing here calls `fork()` without `exec`.
 
+mod bind;
 mod cluster;
 mod error;
 mod exit;
@@ -30,7 +31,6 @@ pub mod ipc;
 mod limits;
 pub mod load;
 mod master;
-mod reuseport;
 mod role;
 pub mod runtime;
 mod sync;

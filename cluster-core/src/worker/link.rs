@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::listener::{Delivered, Listener, Source};
 use super::mailbox::mailbox;
+use crate::bind::{LISTEN_BACKLOG, reuseport_socket};
 use crate::error::Error;
 use crate::limits::AcceptErrors;
-use crate::reuseport::reuseport_socket;
 use crate::sync::lock;
 
 /// Connections one listener may hold before the worker refuses more (the master's window per
@@ -193,7 +193,7 @@ impl Link {
                 let socket = reuseport_socket(&bound.to_string())
                     .await
                     .map_err(listen_error)?;
-                self.own_source(socket.listen(1024).map_err(listen_error)?)
+                self.own_source(socket.listen(LISTEN_BACKLOG).map_err(listen_error)?)
             }
         };
         self.send(&Message::Listening { key: key.clone() }).await?;

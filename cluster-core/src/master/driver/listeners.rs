@@ -17,13 +17,13 @@ use rustix::io::Errno;
 use rustix::net::{SocketFlags, acceptfrom_with};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpSocket;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::report::{Accepted, Opened, Report};
+use crate::bind::{listen, reuseport_socket};
 use crate::limits::{AcceptErrors, connection_budget};
-use crate::reuseport::reuseport_socket;
 
 /// Every address the master listens on.
 pub(crate) struct Listeners {
@@ -47,11 +47,11 @@ enum BoundSocket {
 pub(crate) async fn open(policy: Policy, address: &str) -> io::Result<(SocketAddr, Opened)> {
     match policy {
         Policy::Rr | Policy::Sticky | Policy::Least => {
-            let listener = TcpListener::bind(address).await?.into_std()?;
+            let listener = listen(address).await?.into_std()?;
             Ok((listener.local_addr()?, Opened::Listening(listener)))
         }
         Policy::Shared => {
-            let listener = TcpListener::bind(address).await?;
+            let listener = listen(address).await?;
             Ok((listener.local_addr()?, Opened::Shared(listener.into_std()?)))
         }
         Policy::Reuseport => {

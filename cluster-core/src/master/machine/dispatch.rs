@@ -40,7 +40,8 @@ struct Rotation {
 pub(super) struct Dispatcher {
     policy: Policy,
     rotations: HashMap<ListenKey, Rotation>,
-    backlog: VecDeque<Conn>,
+    /// Connections no worker could take yet, per listen key, oldest first.
+    backlog: HashMap<ListenKey, VecDeque<Conn>>,
 }
 
 impl Dispatcher {
@@ -48,7 +49,7 @@ impl Dispatcher {
         Self {
             policy,
             rotations: HashMap::new(),
-            backlog: VecDeque::new(),
+            backlog: HashMap::new(),
         }
     }
 
@@ -83,10 +84,17 @@ impl Dispatcher {
         workers: &mut Workers,
         now: Instant,
     ) -> Option<Placement> {
-        match self.place(conn, workers, now) {
+        let placed = match self.rotations.get_mut(&conn.key) {
+            Some(rotation) => place(self.policy, rotation, conn, workers, now),
+            None => Err(conn),
+        };
+        match placed {
             Ok(placement) => Some(placement),
             Err(conn) => {
-                self.backlog.push_back(conn);
+                self.backlog
+                    .entry(conn.key.clone())
+                    .or_default()
+                    .push_back(conn);
                 None
             }
         }
@@ -95,46 +103,75 @@ impl Dispatcher {
     /// Gives queued connections to workers that now have room; those still without one stay
     /// queued in their order (under `sticky` a client waits for its own worker without
     /// holding up the others). Handoffs are made at `now`.
+    ///
+    /// It runs on every acknowledgement, so it costs what it places, not what is queued: a key
+    /// whose workers all lack room is skipped whole, and under the other policies (where any
+    /// worker with room takes any connection) the first connection left without one ends the
+    /// key's pass. Only `sticky` looks at each queued connection while some worker has room.
     pub(super) fn drain_backlog(&mut self, workers: &mut Workers, now: Instant) -> Vec<Placement> {
         let mut placed = Vec::new();
-        for conn in std::mem::take(&mut self.backlog) {
-            match self.place(conn, workers, now) {
-                Ok(placement) => placed.push(placement),
-                Err(conn) => self.backlog.push_back(conn),
+        for (key, queue) in &mut self.backlog {
+            let Some(rotation) = self.rotations.get_mut(key) else {
+                continue;
+            };
+            let any_room = rotation
+                .members
+                .iter()
+                .any(|(_, worker)| workers.get(worker).is_some_and(WorkerState::has_room));
+            if !any_room {
+                continue;
+            }
+            if self.policy == Policy::Sticky {
+                for conn in std::mem::take(queue) {
+                    match place(self.policy, rotation, conn, workers, now) {
+                        Ok(placement) => placed.push(placement),
+                        Err(conn) => queue.push_back(conn),
+                    }
+                }
+                continue;
+            }
+            while let Some(conn) = queue.pop_front() {
+                match place(self.policy, rotation, conn, workers, now) {
+                    Ok(placement) => placed.push(placement),
+                    Err(conn) => {
+                        queue.push_front(conn);
+                        break;
+                    }
+                }
             }
         }
+        self.backlog.retain(|_, queue| !queue.is_empty());
         placed
     }
 
     /// Empties the backlog; returns what was in it.
     pub(super) fn take_backlog(&mut self) -> Vec<Conn> {
-        self.backlog.drain(..).collect()
+        self.backlog.drain().flat_map(|(_, queue)| queue).collect()
     }
+}
 
-    fn place(
-        &mut self,
-        conn: Conn,
-        workers: &mut Workers,
-        now: Instant,
-    ) -> Result<Placement, Conn> {
-        let Some(rotation) = self.rotations.get_mut(&conn.key) else {
-            return Err(conn);
-        };
-        let chosen = match self.policy {
-            Policy::Sticky => sticky_owner(rotation, conn.peer.ip())
-                .filter(|worker| workers.get(worker).is_some_and(WorkerState::has_room)),
-            Policy::Least => least_loaded(rotation, workers),
-            Policy::Rr | Policy::Shared | Policy::Reuseport => next_in_turn(rotation, workers),
-        };
-        let Some(worker) = chosen else {
-            return Err(conn);
-        };
-        let Some(state) = workers.get_mut(&worker) else {
-            return Err(conn);
-        };
-        let seq = state.hand(conn.clone(), now);
-        Ok(Placement { worker, seq, conn })
-    }
+/// Gives `conn` to a member of `rotation` with room, by `policy`, as a handoff made at `now`.
+fn place(
+    policy: Policy,
+    rotation: &mut Rotation,
+    conn: Conn,
+    workers: &mut Workers,
+    now: Instant,
+) -> Result<Placement, Conn> {
+    let chosen = match policy {
+        Policy::Sticky => sticky_owner(rotation, conn.peer.ip())
+            .filter(|worker| workers.get(worker).is_some_and(WorkerState::has_room)),
+        Policy::Least => least_loaded(rotation, workers),
+        Policy::Rr | Policy::Shared | Policy::Reuseport => next_in_turn(rotation, workers),
+    };
+    let Some(worker) = chosen else {
+        return Err(conn);
+    };
+    let Some(state) = workers.get_mut(&worker) else {
+        return Err(conn);
+    };
+    let seq = state.hand(conn.clone(), now);
+    Ok(Placement { worker, seq, conn })
 }
 
 /// The client's worker under `sticky`, room or not.

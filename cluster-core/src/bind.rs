@@ -1,0 +1,55 @@
+//! The sockets the cluster listens on: the master's (`rr`, `least`, `sticky`, `shared`), and
+//! for `reuseport` the master's reservation of the port and each worker's own listener.
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket};
+
+/// The listen backlog asked for (Gunicorn's default; Node asks for 511, the standard library
+/// for 128). The kernel caps it at `net.core.somaxconn`. A master that accepts for the whole
+/// cluster meets bursts of connections alone: with 128, a burst of connects from a fast client
+/// overflowed it and each dropped SYN cost that client a one-second retransmission.
+pub(crate) const LISTEN_BACKLOG: u32 = 2048;
+
+/// A listener on `address` (the first of its resolved addresses that binds), with
+/// `SO_REUSEADDR` and [`LISTEN_BACKLOG`].
+pub(crate) async fn listen(address: &str) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for resolved in tokio::net::lookup_host(address).await? {
+        let bound = socket_for(resolved).and_then(|socket| {
+            socket.set_reuseaddr(true)?;
+            socket.bind(resolved)?;
+            socket.listen(LISTEN_BACKLOG)
+        });
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(resolves_to_nothing))
+}
+
+/// A socket bound to `address` with `SO_REUSEPORT` (and `SO_REUSEADDR`), not listening.
+pub(crate) async fn reuseport_socket(address: &str) -> io::Result<TcpSocket> {
+    let resolved = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(resolves_to_nothing)?;
+    let socket = socket_for(resolved)?;
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(resolved)?;
+    Ok(socket)
+}
+
+fn socket_for(address: SocketAddr) -> io::Result<TcpSocket> {
+    match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+}
+
+fn resolves_to_nothing() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address")
+}
