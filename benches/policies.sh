@@ -1,21 +1,42 @@
 #!/usr/bin/env bash
-# Every scheduling policy against single-process baselines (and Node's cluster when `node` is
-# installed), in ROUNDS interleaved rounds on this machine (every server once per round, so a
-# noisy neighbour hits them all alike); each figure is the median over the rounds:
-#   wrk -t1 -c64 -d${SECONDS_PER_RUN}s (keep-alive)  and  ab -n ${AB_REQUESTS} -c32 (a new connection per request)
-# For each: requests/s, p99 latency, server CPU microseconds per request (user+system time of
-# every server process, from /proc: on a small machine the load generator takes a core, so
-# throughput alone misleads), and the peak RSS of all server processes summed.
-# COMPARE=LABEL:PATH adds the `rr` and `shared` policies of another build of the `hello` example
-# (e.g. the previous commit's) to the same rounds, as LABEL-rr and LABEL-shared.
-# Writes benches/results/policies.md and benches/results/policies.svg.
-# Usage: benches/policies.sh   (WORKERS=2 ROUNDS=5 SECONDS_PER_RUN=5 AB_REQUESTS=20000; installs wrk and ab when missing)
+# The performance benchmark, in one command: every scheduling policy of the `hello` cluster
+# against single-process references, in ROUNDS interleaved rounds (every server once per round,
+# so a noisy neighbour hits them all alike); each figure is the median over the rounds.
+#
+# Servers: the same axum app in one process (`baseline`, current_thread and multi_thread),
+# WORKERS bare hyper processes sharing the port with SO_REUSEPORT (`hyper-reuseport`, the floor
+# with no master in the path), the cluster under every policy, Node's cluster (when `node` is
+# installed) and, with COMPARE=LABEL:PATH, the `rr` and `shared` policies of another build of
+# `hello` (e.g. the previous commit's).
+#
+# Loads, one after the other against each server:
+#   keep-alive   wrk -t1 -c64 -d${SECONDS_PER_RUN}s
+#   new-conn     ab -n ${AB_REQUESTS} -c32 (a new connection per request)
+#   h2           h2load -c16 -m32 -D ${SECONDS_PER_RUN} (HTTP/2 prior knowledge; Node's server
+#                speaks HTTP/1 only)
+# For each: requests/s, latency (p99 for wrk and ab, mean for h2load), and the server's CPU
+# microseconds per request (user+system time of every process of the server, from /proc: on a
+# small machine the load generator takes a core, so throughput alone misleads). Memory: the peak
+# RSS of all server processes summed (which counts the pages of the binary and libc once per
+# process) and their PSS summed after the loads (shared pages divided among their users).
+#
+# Then, for the cluster under `rr`:
+#   handoff capacity  connect_flood (FLOOD connections, connect and reset, no HTTP): the master's
+#                     CPU per connection, and what one master core could hand out at that cost
+#   idle              voluntary context switches per second of each idle worker and the master
+#
+# Writes benches/results/policies.md (tables, with the goals of issue 10) and
+# benches/results/policies.svg (CPU per new connection).
+# Usage: benches/policies.sh   (WORKERS=2 ROUNDS=5 SECONDS_PER_RUN=5 AB_REQUESTS=20000
+#        FLOOD=50000; installs wrk, ab and h2load when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WORKERS=${WORKERS:-2}; ROUNDS=${ROUNDS:-5}; SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}; AB_REQUESTS=${AB_REQUESTS:-20000}
+WORKERS=${WORKERS:-2}; ROUNDS=${ROUNDS:-5}; SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
+AB_REQUESTS=${AB_REQUESTS:-20000}; FLOOD=${FLOOD:-50000}
 . benches/tools.sh
-need_ab_and_wrk
-cargo build --release --quiet --example hello --example baseline
+need_tools ab wrk h2load
+cargo build --release --quiet --example hello --example baseline --example hyper_reuseport \
+  --example connect_flood
 work=$(mktemp -d); server=
 cleanup() { [ -n "$server" ] && kill -TERM "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -40,73 +61,153 @@ JS
 pids() { echo "$server $(pgrep -P "$server" | xargs)"; }
 cpu_ticks() { local total=0; for p in $(pids); do
   total=$((total + $(awk '{print $14 + $15}' /proc/"$p"/stat 2>/dev/null || echo 0))); done; echo $total; }
-peak_rss_mb() { local kb=0; for p in $(pids); do
-  kb=$((kb + $(awk '/VmHWM/ {print $2}' /proc/"$p"/status 2>/dev/null || echo 0))); done; echo $((kb / 1024)); }
-micros_per() { awk -v t="$1" -v n="$2" -v hz="$hz" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }'; }
+sum_kb() { # field of /proc/PID/FILE, summed over the server's processes
+  local kb=0; for p in $(pids); do
+  kb=$((kb + $(awk -v f="$2:" '$1 == f {print $2}' /proc/"$p"/"$1" 2>/dev/null || echo 0))); done; echo $kb; }
+mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
+micros_per() { awk -v t="$1" -v n="$2" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "-" }'; }
 # wrk prints 725.00us, 4.41ms or 1.02s: milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'; }
+start() { # command... : starts the server, sets $server and $url
+  "$@" >"$work/out" 2>"$work/err" & server=$!
+  for _ in $(seq 200); do grep -q "listening on" "$work/out" && break; sleep 0.05; done
+  url="$(grep -o 'http://[0-9.:]*' "$work/out" | head -1)/"
+}
+stop() { kill -TERM "$server"; wait "$server" 2>/dev/null || true; server=; }
 
 results="$work/results"; : >"$results"
 measure() { # name, command...
   local name=$1; shift
-  "$@" >"$work/out" 2>"$work/err" & server=$!
-  for _ in $(seq 200); do grep -q "listening on" "$work/out" && break; sleep 0.05; done
-  local url; url="$(grep -o 'http://[0-9.:]*' "$work/out" | head -1)/"
-  local before after; before=$(cpu_ticks)
+  start "$@"
+  local before after
+  before=$(cpu_ticks)
   wrk -t1 -c64 -d"${SECONDS_PER_RUN}s" --latency "$url" >"$work/wrk"
   after=$(cpu_ticks)
-  local wrk_n wrk_rps wrk_p99; wrk_n=$(awk '/requests in/ {print $1}' "$work/wrk")
+  local wrk_n wrk_rps wrk_p99 wrk_cpu; wrk_n=$(awk '/requests in/ {print $1}' "$work/wrk")
   wrk_rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$work/wrk"); wrk_p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$work/wrk")")
-  local wrk_cpu; wrk_cpu=$(micros_per $((after - before)) "$wrk_n")
+  wrk_cpu=$(micros_per $((after - before)) "$wrk_n")
   before=$(cpu_ticks)
   ab -q -n "$AB_REQUESTS" -c 32 "$url" >"$work/ab"
   after=$(cpu_ticks)
   local ab_rps ab_p99 ab_cpu; ab_rps=$(awk '/Requests per second/ {printf "%.0f", $4}' "$work/ab")
   ab_p99=$(awk '$1 == "99%" {print $2}' "$work/ab"); ab_cpu=$(micros_per $((after - before)) "$AB_REQUESTS")
-  local rss; rss=$(peak_rss_mb)
-  kill -TERM "$server"; wait "$server" 2>/dev/null || true; server=
-  echo "$name $wrk_rps $wrk_p99 $wrk_cpu $ab_rps $ab_p99 $ab_cpu $rss" >>"$results"
+  before=$(cpu_ticks)
+  h2load -c 16 -m 32 -D "$SECONDS_PER_RUN" "$url" >"$work/h2" 2>&1 || true
+  after=$(cpu_ticks)
+  local h2_n h2_rps h2_mean h2_cpu
+  h2_n=$(awk '/^requests:/ {print $8 + 0}' "$work/h2"); h2_n=${h2_n:-0}
+  if [ "$h2_n" -gt 0 ]; then
+    h2_rps=$(awk '/^finished in/ {printf "%.0f", $4}' "$work/h2")
+    h2_mean=$(awk '/^time for request:/ { v = $6; n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }' "$work/h2")
+    h2_cpu=$(micros_per $((after - before)) "$h2_n")
+  else h2_rps=-; h2_mean=-; h2_cpu=-; fi
+  local rss pss; rss=$(mb "$(sum_kb status VmHWM)"); pss=$(mb "$(sum_kb smaps_rollup Pss)")
+  stop
+  echo "$name $wrk_rps $wrk_p99 $wrk_cpu $ab_rps $ab_p99 $ab_cpu $h2_rps $h2_mean $h2_cpu $rss $pss" >>"$results"
 }
 
-cluster() { # name, hello binary, policy
-  measure "$1" env CLUSTER_SCHED_POLICY="$3" CLUSTER_WORKERS="$WORKERS" PORT=0 RUST_LOG=warn "$2"
+cluster_env() { echo "CLUSTER_SCHED_POLICY=$1 CLUSTER_WORKERS=$WORKERS PORT=0 RUST_LOG=warn"; }
+flood_results="$work/flood"; : >"$flood_results"
+flood() { # the master's CPU per connection under a connect flood
+  # shellcheck disable=SC2046
+  start env $(cluster_env rr) target/release/examples/hello
+  local address=${url#http://}; address=${address%/}
+  local before after
+  before=$(awk '{print $14 + $15}' /proc/"$server"/stat)
+  TARGET=$address CONNECTIONS=$FLOOD target/release/examples/connect_flood >"$work/flood.out"
+  after=$(awk '{print $14 + $15}' /proc/"$server"/stat)
+  local per_second; per_second=$(sed -n 's/.*per_second=\([0-9]*\).*/\1/p' "$work/flood.out")
+  echo "$(micros_per $((after - before)) "$FLOOD") $per_second" >>"$flood_results"
+  stop
 }
+
 for round in $(seq "$ROUNDS"); do
   measure "baseline-current_thread" env FLAVOR=current_thread PORT=0 target/release/examples/baseline
   measure "baseline-multi_thread" env FLAVOR=multi_thread PORT=0 target/release/examples/baseline
+  measure "hyper-reuseport" env PROCESSES="$WORKERS" PORT=0 target/release/examples/hyper_reuseport
   for policy in rr least sticky shared reuseport; do
-    cluster "cluster-$policy" target/release/examples/hello "$policy"
+    # shellcheck disable=SC2046
+    measure "cluster-$policy" env $(cluster_env "$policy") target/release/examples/hello
   done
   if [ -n "${COMPARE:-}" ]; then
-    for policy in rr shared; do cluster "${COMPARE%%:*}-$policy" "${COMPARE#*:}" "$policy"; done
+    for policy in rr shared; do
+      # shellcheck disable=SC2046
+      measure "${COMPARE%%:*}-$policy" env $(cluster_env "$policy") "${COMPARE#*:}"
+    done
   fi
   if command -v node >/dev/null; then
     measure "node-cluster-rr" env CLUSTER_WORKERS="$WORKERS" node "$work/node-cluster.js"
   fi
+  flood
   echo "round $round of $ROUNDS measured" >&2
 done
 
-# The median of every column, per server, in the order first measured.
-medians="$work/medians"
-awk '!seen[$1]++ { order[++n] = $1 } { for (c = 2; c <= NF; c++) v[$1, c, ++k[$1, c]] = $c; cols = NF }
-  function median(name, c,    m, i, j, t, a) {
-    m = k[name, c]; for (i = 1; i <= m; i++) a[i] = v[name, c, i]
-    for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
-  END { for (i = 1; i <= n; i++) { line = order[i]; for (c = 2; c <= cols; c++) line = line " " median(order[i], c); print line } }' \
-  "$results" >"$medians"
+# Idle: context switches per second of each worker and of the master, over 10 s of no traffic.
+# shellcheck disable=SC2046
+start env $(cluster_env rr) target/release/examples/hello
+sleep 2
+switches() { awk '/^voluntary_ctxt_switches/ {print $2}' /proc/"$1"/status; }
+workers_switches() { local t=0; for p in $(pgrep -P "$server"); do t=$((t + $(switches "$p"))); done; echo $t; }
+w0=$(workers_switches); m0=$(switches "$server"); sleep 10; w1=$(workers_switches); m1=$(switches "$server")
+idle_worker=$(awk -v d=$((w1 - w0)) -v n="$WORKERS" 'BEGIN { printf "%.1f", d / n / 10 }')
+idle_master=$(awk -v d=$((m1 - m0)) 'BEGIN { printf "%.1f", d / 10 }')
+stop
 
-base_ka=$(awk '$1 == "baseline-current_thread" {print $4}' "$medians")
-base_nc=$(awk '$1 == "baseline-current_thread" {print $7}' "$medians")
-node_nc=$(awk '$1 == "node-cluster-rr" {print $7}' "$medians")
+# The median of every column, per server, in the order first measured.
+median_columns() {
+  awk '!seen[$1]++ { order[++n] = $1 } { for (c = 2; c <= NF; c++) v[$1, c, ++k[$1, c]] = $c; cols = NF }
+    function median(name, c,    m, i, j, t, a) {
+      m = k[name, c]; for (i = 1; i <= m; i++) a[i] = v[name, c, i]
+      if (a[1] == "-") return "-"
+      for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+    END { for (i = 1; i <= n; i++) { line = order[i]; for (c = 2; c <= cols; c++) line = line " " median(order[i], c); print line } }' "$1"
+}
+medians="$work/medians"; median_columns "$results" >"$medians"
+flood_median=$(sed 's/^/rr /' "$flood_results" | median_columns /dev/stdin)
+flood_cpu=$(echo "$flood_median" | awk '{print $2}'); flood_rate=$(echo "$flood_median" | awk '{print $3}')
+
+col() { awk -v n="$1" -v c="$2" '$1 == n {print $c}' "$medians"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b != "-" && b > 0 && a > 0) printf "%.2f×", a / b; else print "-" }'; }
+verdict() { # value, comparison (<= or >=), goal
+  awk -v v="${1%×}" -v op="$2" -v g="$3" 'BEGIN { if (v == "-" || v == "") { print "-"; exit }
+    ok = (op == "<=") ? (v + 0 <= g + 0) : (v + 0 >= g + 0); print ok ? "met" : "missed" }'
+}
+rr_nc=$(col cluster-rr 7); rr_ka=$(col cluster-rr 4); rr_h2=$(col cluster-rr 10)
+rr_rss=$(col cluster-rr 11); rr_pss=$(col cluster-rr 12)
+base_ka=$(col baseline-current_thread 4); base_nc=$(col baseline-current_thread 7); base_h2=$(col baseline-current_thread 10)
+reuse_nc=$(col cluster-reuseport 7); hyper_nc=$(col hyper-reuseport 7); node_nc=$(col node-cluster-rr 7)
+capacity=$(awk -v us="$flood_cpu" 'BEGIN { if (us > 0) printf "%.0f", 1e6 / us; else print "-" }')
+goal_rows() {
+  local r
+  r=$(ratio "$rr_nc" "$reuse_nc"); echo "| new connection (ab -c32), \`rr\` vs our \`reuseport\` | $rr_nc µs | $reuse_nc µs | $r | ≤ 1.10× | $(verdict "$r" "<=" 1.10) |"
+  r=$(ratio "$rr_nc" "$hyper_nc"); echo "| same, \`rr\` vs $WORKERS bare hyper SO_REUSEPORT processes | $rr_nc µs | $hyper_nc µs | $r | ≤ 1.25× | $(verdict "$r" "<=" 1.25) |"
+  r=$(ratio "${node_nc:--}" "$rr_nc"); echo "| same, Node's cluster (RR) ÷ \`rr\` | ${node_nc:--} µs | $rr_nc µs | $r | ≥ 8× | $(verdict "$r" ">=" 8) |"
+  r=$(ratio "$rr_ka" "$base_ka"); echo "| keep-alive (wrk -c64), \`rr\` vs one current_thread process | $rr_ka µs | $base_ka µs | $r | ≤ 1.05× | $(verdict "$r" "<=" 1.05) |"
+  r=$(ratio "$rr_h2" "$base_h2"); echo "| HTTP/2 (h2load -c16 -m32), \`rr\` vs the same | $rr_h2 µs | $base_h2 µs | $r | ≤ 1.10× | $(verdict "$r" "<=" 1.10) |"
+  echo "| memory, master + $WORKERS workers: peak RSS summed | $rr_rss MiB | baseline $(col baseline-current_thread 11) MiB | | ≤ 12 MiB | $(verdict "$rr_rss" "<=" 12) |"
+  echo "| same, PSS summed (shared pages counted once) | $rr_pss MiB | baseline $(col baseline-current_thread 12) MiB | | ≤ 12 MiB | $(verdict "$rr_pss" "<=" 12) |"
+  echo "| idle: wake-ups per second of each worker (master: $idle_master) | $idle_worker | baseline 0 | | ≤ 2 | $(verdict "$idle_worker" "<=" 2) |"
+  echo "| handoff capacity of one master core (connect flood: master CPU $flood_cpu µs per connection; $flood_rate conn/s on this machine) | $capacity conn/s | | | ≥ 200,000 | $(verdict "$capacity" ">=" 200000) |"
+}
 {
-  echo "Workers: $WORKERS; medians of $ROUNDS interleaved rounds; wrk -t1 -c64 -d${SECONDS_PER_RUN}s (keep-alive); ab -n $AB_REQUESTS -c32 (new connections); $(nproc) cores, load generator on the same machine."
+  echo "Workers: $WORKERS; medians of $ROUNDS interleaved rounds; $(nproc) cores, load generators on the same machine."
+  echo "CPU is server CPU per request (every process of the server, from /proc)."
   echo
-  echo "| server | keep-alive req/s | p99 ms | CPU µs/req | new-conn req/s | p99 ms | CPU µs/conn | peak RSS MB | CPU/req vs current_thread | CPU/conn vs current_thread | CPU/conn: node ÷ this |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
-  while read -r name wrk_rps wrk_p99 wrk_cpu ab_rps ab_p99 ab_cpu rss; do
-    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a > 0) printf "%.2f×", a / b; else print "-" }'; }
-    echo "| $name | $wrk_rps | $wrk_p99 | $wrk_cpu | $ab_rps | $ab_p99 | $ab_cpu | $rss | $(ratio "$wrk_cpu" "$base_ka") | $(ratio "$ab_cpu" "$base_nc") | $(ratio "${node_nc:-0}" "$ab_cpu") |"
+  echo "## Goals (issue 10)"
+  echo
+  echo "| measure | ours | reference | ratio | goal | |"
+  echo "|---|---:|---:|---:|---:|---|"
+  goal_rows
+  echo
+  echo "## Every server"
+  echo
+  echo "wrk -t1 -c64 -d${SECONDS_PER_RUN}s (keep-alive); ab -n $AB_REQUESTS -c32 (new connections); h2load -c16 -m32 -D $SECONDS_PER_RUN (HTTP/2)."
+  echo
+  echo "| server | keep-alive req/s | p99 ms | CPU µs/req | new-conn req/s | p99 ms | CPU µs/conn | h2 req/s | mean ms | CPU µs/req | peak RSS MiB | PSS MiB | keep-alive CPU vs current_thread | new-conn CPU vs current_thread | h2 CPU vs current_thread |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  while read -r name wrk_rps wrk_p99 wrk_cpu ab_rps ab_p99 ab_cpu h2_rps h2_mean h2_cpu rss pss; do
+    echo "| $name | $wrk_rps | $wrk_p99 | $wrk_cpu | $ab_rps | $ab_p99 | $ab_cpu | $h2_rps | $h2_mean | $h2_cpu | $rss | $pss | $(ratio "$wrk_cpu" "$base_ka") | $(ratio "$ab_cpu" "$base_nc") | $(ratio "$h2_cpu" "$base_h2") |"
   done <"$medians"
 } | tee benches/results/policies.md
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 WORKERS=${WORKERS:-2}
 
 . benches/tools.sh
-need_ab_and_wrk
+need_tools ab wrk
 
 cargo build --release --quiet --example hello
 work=$(mktemp -d)
