@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::sync::{Semaphore, mpsc};
-use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::codec::Decoder;
 
 use crate::fd_groups::{self, FdGroup};
 use crate::socket::{FdSocket, MAX_FDS_PER_SEND};
@@ -210,13 +210,9 @@ impl Sender {
                 max: MAX_FDS_PER_SEND,
             });
         }
-        let frame = Frame {
-            message: message.clone(),
-            fds: fds.len(),
-        };
-        let mut bytes = BytesMut::new();
-        let mut codec = self.codec;
-        codec.encode(&frame, &mut bytes)?;
+        // Room for a control frame at once (a handoff is about 40 bytes).
+        let mut bytes = BytesMut::with_capacity(128);
+        self.codec.encode_message(message, fds.len(), &mut bytes)?;
         Ok(Outgoing {
             bytes: bytes.freeze(),
             fds,

@@ -108,11 +108,33 @@ impl Encoder<&Frame> for FrameCodec {
     type Error = IpcError;
 
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), IpcError> {
+        self.encode_message(&frame.message, frame.fds, dst)
+    }
+}
+
+/// A [`Frame`] that borrows its message, to encode without copying it.
+#[derive(Serialize)]
+struct FrameRef<'a> {
+    #[serde(flatten)]
+    message: &'a Message,
+    #[serde(skip_serializing_if = "is_zero")]
+    fds: usize,
+}
+
+impl FrameCodec {
+    /// Encodes `message` with `fds` descriptors as one frame at the end of `dst`; on error
+    /// `dst` is left as it was.
+    pub(crate) fn encode_message(
+        &self,
+        message: &Message,
+        fds: usize,
+        dst: &mut BytesMut,
+    ) -> Result<(), IpcError> {
         let start = dst.len();
         dst.put_u32(0);
-        let written = match compact::encode(frame, dst) {
+        let written = match compact::encode(message, fds, dst) {
             true => Ok(()),
-            false => serde_json::to_writer(dst.writer(), frame),
+            false => serde_json::to_writer(dst.writer(), &FrameRef { message, fds }),
         };
         let len = dst.len() - start - HEADER_LEN;
         if let Err(error) = written {

@@ -33,10 +33,11 @@ pub(crate) fn is_compact(payload: &[u8]) -> bool {
     matches!(payload.first(), Some(&NEW_CONN | &ACCEPTED))
 }
 
-/// Writes `frame`'s compact payload to `dst` and returns `true`, or writes nothing and returns
-/// `false` when the message has no compact form (or its descriptor count is not the usual one).
-pub(crate) fn encode(frame: &Frame, dst: &mut BytesMut) -> bool {
-    match (&frame.message, frame.fds) {
+/// Writes the compact payload of `message` (with `fds` descriptors) to `dst` and returns
+/// `true`, or writes nothing and returns `false` when the message has no compact form (or its
+/// descriptor count is not the usual one).
+pub(crate) fn encode(message: &Message, fds: usize, dst: &mut BytesMut) -> bool {
+    match (message, fds) {
         (Message::NewConn { seq, key, peer }, 1) => {
             dst.put_u8(NEW_CONN);
             dst.put_u64(*seq);
@@ -129,7 +130,10 @@ mod tests {
 
     fn round_trip(frame: Frame) {
         let mut wire = BytesMut::new();
-        assert!(encode(&frame, &mut wire), "{frame:?} has a compact form");
+        assert!(
+            encode(&frame.message, frame.fds, &mut wire),
+            "{frame:?} has a compact form"
+        );
         assert!(is_compact(&wire));
         assert_eq!(decode(&wire).unwrap(), frame);
     }
@@ -183,12 +187,12 @@ mod tests {
             },
             fds: 1,
         };
-        assert!(!encode(&odd, &mut wire));
+        assert!(!encode(&odd.message, odd.fds, &mut wire));
         let other = Frame {
             message: Message::Disconnect,
             fds: 0,
         };
-        assert!(!encode(&other, &mut wire));
+        assert!(!encode(&other.message, other.fds, &mut wire));
         assert!(wire.is_empty());
     }
 
@@ -203,7 +207,7 @@ mod tests {
             },
             fds: 1,
         };
-        assert!(encode(&frame, &mut wire));
+        assert!(encode(&frame.message, frame.fds, &mut wire));
         for len in 1..wire.len() {
             let error = decode(&wire[..len]).unwrap_err();
             assert!(

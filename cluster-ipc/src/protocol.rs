@@ -4,6 +4,7 @@
 //! which are binary); see [`crate::codec`] for the framing. A frame that carries descriptors also says how many (`"fds": n`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +28,11 @@ pub const PROTOCOL_VERSION: u32 = 3;
 /// let key = ListenKey::from("127.0.0.1:3000");
 /// assert_eq!(key.as_str(), "127.0.0.1:3000");
 /// ```
+///
+/// Cloning one is cheap (a shared string): the master copies the key into every handoff.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ListenKey(String);
+pub struct ListenKey(Arc<str>);
 
 impl ListenKey {
     /// The address text this key stands for.
@@ -40,13 +43,13 @@ impl ListenKey {
 
 impl From<&str> for ListenKey {
     fn from(address: &str) -> Self {
-        ListenKey(address.to_owned())
+        ListenKey(Arc::from(address))
     }
 }
 
 impl From<String> for ListenKey {
     fn from(address: String) -> Self {
-        ListenKey(address)
+        ListenKey(Arc::from(address))
     }
 }
 

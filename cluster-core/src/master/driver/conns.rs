@@ -1,9 +1,9 @@
 //! [`HeldConns`]: the connections the master holds until a worker acknowledges them.
 
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::report::Accepted;
@@ -16,7 +16,8 @@ use crate::master::machine::Conn;
 #[derive(Debug, Default)]
 pub(crate) struct HeldConns {
     next: u64,
-    held: HashMap<ConnId, (Arc<OwnedFd>, OwnedSemaphorePermit)>,
+    // Keyed by the master's own ids (never a peer's input): a fast hash is safe here.
+    held: FxHashMap<ConnId, (Arc<OwnedFd>, OwnedSemaphorePermit)>,
 }
 
 impl HeldConns {

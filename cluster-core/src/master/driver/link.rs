@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cluster_ipc::{Message, Sender};
+use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
 use crate::master::handle::WorkerHandle;
+use crate::master::ids::WorkerKey;
 use crate::master::inbox::send_to_worker;
 use crate::master::machine::Conn;
 
@@ -16,6 +18,9 @@ use crate::master::machine::Conn;
 const DELIVERY_QUEUE: usize = 8192;
 /// Bytes of user messages waiting for a worker's delivery task, at most (about: JSON size).
 const DELIVERY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Every worker's link, by key (the master's own ids: a fast hash is safe here).
+pub(crate) type Links = FxHashMap<WorkerKey, WorkerLink>;
 
 /// One live worker, as the driver reaches it.
 #[derive(Debug)]

@@ -153,7 +153,7 @@ async fn accept_loop(
             return;
         };
         let mut permit = Some(first);
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(16);
         let mut failure = None;
         while batch.len() < ACCEPT_BATCH {
             let Some(slot) = permit

@@ -1,9 +1,7 @@
 //! Turns the machine's [`Notice`]s into [`ClusterEvent`]s for user code, keeping the worker
 //! handles and the registry in step with them.
 
-use std::collections::HashMap;
-
-use super::link::WorkerLink;
+use super::link::Links;
 use crate::master::cluster_event::ClusterEvent;
 use crate::master::ids::WorkerKey;
 use crate::master::machine::Notice;
@@ -13,7 +11,7 @@ use crate::master::registry::Registry;
 /// worker the driver no longer knows). An exit forgets the worker's link.
 pub(crate) fn event_for(
     notice: Notice,
-    links: &mut HashMap<WorkerKey, WorkerLink>,
+    links: &mut Links,
     registry: &Registry,
 ) -> Option<ClusterEvent> {
     let handle = |key: WorkerKey| links.get(&key).map(|link| link.handle.clone());

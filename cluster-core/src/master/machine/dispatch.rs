@@ -9,12 +9,13 @@
 //!   no room, and only a dead worker's clients move (back to its replacement later).
 //! - [`Policy::Least`]: the lowest [`WorkerState::estimated_load`], ties by slot.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::time::Instant;
 
 use cluster_ipc::{ListenKey, Policy};
+use rustc_hash::FxHashMap;
 
 use super::conn::Conn;
 use super::workers::{WorkerState, Workers};
@@ -39,17 +40,18 @@ struct Rotation {
 #[derive(Debug)]
 pub(super) struct Dispatcher {
     policy: Policy,
-    rotations: HashMap<ListenKey, Rotation>,
+    // Keyed by the cluster's own addresses (never a peer's input): a fast hash is safe here.
+    rotations: FxHashMap<ListenKey, Rotation>,
     /// Connections no worker could take yet, per listen key, oldest first.
-    backlog: HashMap<ListenKey, VecDeque<Conn>>,
+    backlog: FxHashMap<ListenKey, VecDeque<Conn>>,
 }
 
 impl Dispatcher {
     pub(super) fn new(policy: Policy) -> Self {
         Self {
             policy,
-            rotations: HashMap::new(),
-            backlog: HashMap::new(),
+            rotations: FxHashMap::default(),
+            backlog: FxHashMap::default(),
         }
     }
 
