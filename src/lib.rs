@@ -26,10 +26,12 @@ pub use cluster_core as core;
 pub use cluster_ipc as wire;
 pub use cluster_tower as tower;
 
+pub use cluster_core::control_socket;
 pub use cluster_core::{
-    BoxError, Cluster, ClusterControl, ClusterEvent, Error, EventStream, Exit, ExitReason,
-    HANG_TIMEOUT_ENV, Inbox, Incoming, Listener, Policy, ReadyHook, Request, RestartPolicy,
-    SCHED_POLICY_ENV, Signal, WORKERS_ENV, Worker, WorkerHandle, WorkerInfo, ipc, load, runtime,
+    BoxError, CONTROL_SOCKET_ENV, Cluster, ClusterControl, ClusterEvent, Error, EventStream, Exit,
+    ExitReason, HANG_TIMEOUT_ENV, Inbox, Incoming, Listener, Policy, ReadyHook, Request,
+    RestartPolicy, SCHED_POLICY_ENV, Signal, WORKERS_ENV, Worker, WorkerHandle, WorkerInfo, ipc,
+    load, runtime,
 };
 pub use cluster_macros::main;
 pub use cluster_tower::{

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,9 @@ use crate::error::{BoxError, Error};
 use crate::hooks::HookFuture;
 use crate::limits::raise_open_files_limit;
 use crate::master::{self, ClusterControl, Config, MasterHook, ReadyHook, RestartPolicy, Settings};
-use crate::role::{HANG_TIMEOUT_ENV, Role, SCHED_POLICY_ENV, WORKERS_ENV, parse_env};
+use crate::role::{
+    CONTROL_SOCKET_ENV, HANG_TIMEOUT_ENV, Role, SCHED_POLICY_ENV, WORKERS_ENV, parse_env,
+};
 use crate::worker::Worker;
 
 /// The hang timeout when neither the builder nor the environment sets one (Gunicorn's).
@@ -58,6 +61,7 @@ pub struct Cluster {
     hang_timeout: Option<Duration>,
     boot_timeout: Duration,
     raise_open_files: bool,
+    control_socket: Option<PathBuf>,
     control: ClusterControl,
 }
 
@@ -103,6 +107,7 @@ impl Cluster {
             hang_timeout: None,
             boot_timeout: Duration::from_secs(60),
             raise_open_files: true,
+            control_socket: None,
             control: ClusterControl::new(),
         }
     }
@@ -192,6 +197,23 @@ impl Cluster {
     pub fn raise_open_files_limit(mut self, raise: bool) -> Self {
         self.raise_open_files = raise;
         self
+    }
+
+    /// Makes the master listen for `clusterctl` on a Unix socket at `path` (mode 0600, its own
+    /// user only, removed when it exits; see [`crate::control_socket`]). Default:
+    /// `CLUSTER_CONTROL_SOCKET`, else none.
+    pub fn control_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.control_socket = Some(path.into());
+        self
+    }
+
+    /// The control socket's path, from the builder or the environment.
+    fn control_socket_setting(&self) -> Option<PathBuf> {
+        self.control_socket.clone().or_else(|| {
+            std::env::var_os(CONTROL_SOCKET_ENV)
+                .filter(|path| !path.is_empty())
+                .map(PathBuf::from)
+        })
     }
 
     /// The hang timeout this cluster will use (`None`: off).
@@ -323,6 +345,7 @@ impl Cluster {
     /// What the master runs with, from this builder and the environment.
     fn into_settings(self) -> Result<Settings, Error> {
         let hang_timeout = self.hang_timeout_setting()?;
+        let control_socket = self.control_socket_setting();
         let config = Config {
             worker_count: self.worker_count()?,
             policy: self.scheduling_policy()?,
@@ -336,6 +359,7 @@ impl Cluster {
         };
         Ok(Settings {
             config,
+            control_socket,
             control: self.control,
             on_ready: self.on_ready,
             on_master: self.on_master,

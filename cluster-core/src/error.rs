@@ -70,6 +70,15 @@ pub enum Error {
         /// The master's reason.
         message: String,
     },
+    /// The control socket could not be opened, or a peer on it failed (`clusterctl`'s side
+    /// too).
+    #[error("control socket {}: {reason}", path.display())]
+    ControlSocket {
+        /// The socket's path.
+        path: PathBuf,
+        /// What went wrong, and what to do.
+        reason: String,
+    },
     /// The master went away before answering.
     #[error("the master process went away")]
     MasterGone,

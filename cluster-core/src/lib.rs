@@ -24,6 +24,7 @@
 
 mod bind;
 mod cluster;
+pub mod control_socket;
 mod error;
 mod exit;
 mod hooks;
@@ -45,8 +46,8 @@ pub use master::{
     RestartPolicy, WorkerHandle,
 };
 pub use role::{
-    HANG_TIMEOUT_ENV, IPC_FD_ENV, Role, SCHED_POLICY_ENV, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv,
-    WorkerInfo,
+    CONTROL_SOCKET_ENV, HANG_TIMEOUT_ENV, IPC_FD_ENV, Role, SCHED_POLICY_ENV, WORKER_ID_ENV,
+    WORKERS_ENV, WorkerEnv, WorkerInfo,
 };
 pub use rustix::process::Signal;
 pub use worker::{Listener, Worker};

@@ -1,4 +1,4 @@
-//! This worker's load: open connections and in-flight requests. Servers count them with
+//! This worker's load: open connections, in-flight requests, and requests served. Servers count them with
 //! guards ([`track_connection`], [`track_request`]; `cluster-tower` does it for HTTP) and the
 //! worker reports them to the master in a `heartbeat` when they change, at most every 10 ms,
 //! which drives the `least` policy. An idle worker's reporter sleeps until the load changes
@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
+static SERVED: AtomicU64 = AtomicU64::new(0);
 /// The reporter sleeps: the next change wakes it.
 static REPORTER_ASLEEP: AtomicBool = AtomicBool::new(false);
 static CHANGED: Notify = Notify::const_new();
@@ -53,6 +54,8 @@ pub struct Load {
     pub connections: u64,
     /// Requests being handled.
     pub requests: u64,
+    /// Requests finished since this process started.
+    pub served: u64,
 }
 
 /// The current load of this process.
@@ -60,6 +63,7 @@ pub fn current() -> Load {
     Load {
         connections: CONNECTIONS.load(Ordering::Relaxed),
         requests: REQUESTS.load(Ordering::Relaxed),
+        served: SERVED.load(Ordering::Relaxed),
     }
 }
 
@@ -97,6 +101,7 @@ impl Drop for ConnectionGuard {
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         REQUESTS.fetch_sub(1, Ordering::Relaxed);
+        SERVED.fetch_add(1, Ordering::Relaxed);
         changed();
     }
 }

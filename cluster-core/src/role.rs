@@ -16,6 +16,8 @@ pub const WORKERS_ENV: &str = "CLUSTER_WORKERS";
 pub const HANG_TIMEOUT_ENV: &str = "CLUSTER_HANG_TIMEOUT";
 /// Chooses the scheduling policy (`rr` or `sticky`) unless the builder set one.
 pub const SCHED_POLICY_ENV: &str = "CLUSTER_SCHED_POLICY";
+/// The master's control socket path (`clusterctl`); unset or empty: none.
+pub const CONTROL_SOCKET_ENV: &str = "CLUSTER_CONTROL_SOCKET";
 /// The descriptor number a master gives each worker's IPC socket.
 pub(crate) const WORKER_IPC_FD: RawFd = FIRST_FREE_FD;
 

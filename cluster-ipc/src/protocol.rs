@@ -276,6 +276,9 @@ pub enum Message {
         conns: u64,
         /// Requests being handled.
         inflight: u64,
+        /// Requests finished since the worker started.
+        #[serde(default)]
+        served: u64,
     },
     /// Master → worker: the master's inbox is full (`paused`) or has room again. A paused
     /// worker sends no message or request for the inbox until it is resumed.

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
 use tokio::sync::mpsc;
@@ -34,6 +35,52 @@ struct Inner {
     dead: AtomicBool,
     exited_after_disconnect: AtomicBool,
     commands: mpsc::UnboundedSender<Command>,
+    started: Instant,
+    /// A [`WorkerStatus`].
+    status: AtomicU8,
+    /// From its last heartbeat.
+    connections: AtomicU64,
+    in_flight: AtomicU64,
+    served: AtomicU64,
+}
+
+/// Where a worker is in its life, as `clusterctl ls` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkerStatus {
+    Starting,
+    Online,
+    Listening,
+    Draining,
+    Dead,
+}
+
+impl WorkerStatus {
+    const ALL: [WorkerStatus; 5] = [
+        WorkerStatus::Starting,
+        WorkerStatus::Online,
+        WorkerStatus::Listening,
+        WorkerStatus::Draining,
+        WorkerStatus::Dead,
+    ];
+
+    /// `starting`, `online`, `listening`, `draining`, `dead`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            WorkerStatus::Starting => "starting",
+            WorkerStatus::Online => "online",
+            WorkerStatus::Listening => "listening",
+            WorkerStatus::Draining => "draining",
+            WorkerStatus::Dead => "dead",
+        }
+    }
+}
+
+/// What a worker's last heartbeat said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ReportedLoad {
+    pub(crate) connections: u64,
+    pub(crate) in_flight: u64,
+    pub(crate) served: u64,
 }
 
 impl WorkerHandle {
@@ -54,6 +101,11 @@ impl WorkerHandle {
                 dead: AtomicBool::new(false),
                 exited_after_disconnect: AtomicBool::new(false),
                 commands,
+                started: Instant::now(),
+                status: AtomicU8::new(WorkerStatus::Starting as u8),
+                connections: AtomicU64::new(0),
+                in_flight: AtomicU64::new(0),
+                served: AtomicU64::new(0),
             }),
         }
     }
@@ -81,6 +133,48 @@ impl WorkerHandle {
     /// Whether it exited because the master or user code asked it to (it is then not replaced).
     pub fn exited_after_disconnect(&self) -> bool {
         self.inner.exited_after_disconnect.load(Ordering::SeqCst)
+    }
+
+    /// How long ago it was started.
+    pub(crate) fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    pub(crate) fn status(&self) -> WorkerStatus {
+        let status = self.inner.status.load(Ordering::Relaxed);
+        WorkerStatus::ALL
+            .into_iter()
+            .find(|known| *known as u8 == status)
+            .unwrap_or(WorkerStatus::Starting)
+    }
+
+    /// Moves it on to `status` (never back from draining or dead, whatever the order of
+    /// notices).
+    pub(crate) fn set_status(&self, status: WorkerStatus) {
+        let _ = self
+            .inner
+            .status
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                (now < status as u8 || status == WorkerStatus::Dead).then_some(status as u8)
+            });
+    }
+
+    pub(crate) fn load(&self) -> ReportedLoad {
+        ReportedLoad {
+            connections: self.inner.connections.load(Ordering::Relaxed),
+            in_flight: self.inner.in_flight.load(Ordering::Relaxed),
+            served: self.inner.served.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn set_load(&self, load: ReportedLoad) {
+        self.inner
+            .connections
+            .store(load.connections, Ordering::Relaxed);
+        self.inner
+            .in_flight
+            .store(load.in_flight, Ordering::Relaxed);
+        self.inner.served.store(load.served, Ordering::Relaxed);
     }
 
     /// Sends `message` to this worker (its `ipc::messages()`).

@@ -10,9 +10,9 @@
 //! `process_exit`); the user-facing handles (`control`, `handle`, `cluster_event`, `inbox`,
 //! `registry`, `hooks`) import only leaves and each other downwards, never the driver or the machine.
 
-mod cluster_event;
+pub(crate) mod cluster_event;
 mod command;
-mod control;
+pub(crate) mod control;
 mod driver;
 mod handle;
 mod hooks;

@@ -1,11 +1,12 @@
 //! [`Registry`]: what the master publishes for user code to read at any time: the live workers'
-//! handles and the counters' values.
+//! handles, the counters' values, and each slot's restarts and last exit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::handle::WorkerHandle;
 use super::ids::WorkerKey;
+use super::process_exit::ExitReason;
 use crate::sync::lock;
 
 /// The master's published state.
@@ -13,6 +14,16 @@ use crate::sync::lock;
 pub(crate) struct Registry {
     workers: Mutex<BTreeMap<WorkerKey, WorkerHandle>>,
     counters: Mutex<HashMap<String, i64>>,
+    slots: Mutex<HashMap<usize, SlotHistory>>,
+}
+
+/// What happened to one slot's workers so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SlotHistory {
+    /// Workers restarted in it after dying on their own.
+    pub(crate) restarts: u32,
+    /// Why its last worker to exit ended.
+    pub(crate) last_exit: Option<ExitReason>,
 }
 
 impl Registry {
@@ -29,6 +40,21 @@ impl Registry {
 
     pub(crate) fn remove_worker(&self, key: WorkerKey) {
         lock(&self.workers).remove(&key);
+    }
+
+    pub(crate) fn note_restart(&self, slot: usize) {
+        let mut slots = lock(&self.slots);
+        let history = slots.entry(slot).or_default();
+        history.restarts = history.restarts.saturating_add(1);
+    }
+
+    pub(crate) fn note_exit(&self, slot: usize, reason: ExitReason) {
+        lock(&self.slots).entry(slot).or_default().last_exit = Some(reason);
+    }
+
+    /// The history of `slot` (empty if nothing happened to it yet).
+    pub(crate) fn slot(&self, slot: usize) -> SlotHistory {
+        lock(&self.slots).get(&slot).copied().unwrap_or_default()
     }
 
     /// The value of the counter `name` (0 if never touched).

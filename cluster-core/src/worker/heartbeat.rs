@@ -41,6 +41,7 @@ pub(crate) async fn report(link: Weak<Link>) {
         let heartbeat = Message::Heartbeat {
             conns: now.connections,
             inflight: now.requests,
+            served: now.served,
         };
         match link.try_send(&heartbeat) {
             Ok(()) => {

@@ -19,6 +19,7 @@ mod spawn;
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use cluster_ipc::{Message, Outcome, Policy};
@@ -33,9 +34,10 @@ use self::report::Report;
 use self::signals::Signals;
 use self::spawn::{Program, spawn_worker};
 use crate::Error;
+use crate::control_socket::server::ControlSocket;
 use crate::master::command::Command;
 use crate::master::control::ClusterControl;
-use crate::master::handle::WorkerHandle;
+use crate::master::handle::{ReportedLoad, WorkerHandle};
 use crate::master::hooks::{MasterHook, ReadyHook};
 use crate::master::ids::WorkerKey;
 use crate::master::machine::{Action, Config, Input, Machine, Notice, Timer};
@@ -46,6 +48,7 @@ const REPORT_QUEUE: usize = 1024;
 /// What the master needs from the [`crate::Cluster`] builder.
 pub(crate) struct Settings {
     pub(crate) config: Config,
+    pub(crate) control_socket: Option<PathBuf>,
     pub(crate) control: ClusterControl,
     pub(crate) on_ready: Option<ReadyHook>,
     pub(crate) on_master: Option<MasterHook>,
@@ -60,6 +63,15 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .commands()
         .take_receiver()
         .ok_or(Error::AlreadyRunning)?;
+    // Bound before anything starts, so a taken path stops the master at once; removed when
+    // this function returns.
+    let mut control_socket = match &settings.control_socket {
+        Some(path) => Some(ControlSocket::bind(path)?),
+        None => None,
+    };
+    if let Some(socket) = &mut control_socket {
+        socket.start(control.clone())?;
+    }
     let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
     let mut machine = Machine::new(settings.config.clone(), Instant::now());
     let driver = Driver {
@@ -173,10 +185,31 @@ impl Driver {
                 Input::Bound { address, result }
             }
             Report::Input(input) => {
-                if let Input::ChannelClosed { worker, .. } = &input
-                    && let Some(link) = self.links.get(worker)
-                {
-                    link.handle.set_disconnected();
+                match &input {
+                    Input::ChannelClosed { worker, .. } => {
+                        if let Some(link) = self.links.get(worker) {
+                            link.handle.set_disconnected();
+                        }
+                    }
+                    // Mirrored into the handle for `clusterctl ls`.
+                    Input::Message {
+                        worker,
+                        message:
+                            Message::Heartbeat {
+                                conns,
+                                inflight,
+                                served,
+                            },
+                    } => {
+                        if let Some(link) = self.links.get(worker) {
+                            link.handle.set_load(ReportedLoad {
+                                connections: *conns,
+                                in_flight: *inflight,
+                                served: *served,
+                            });
+                        }
+                    }
+                    _ => {}
                 }
                 input
             }

@@ -3,6 +3,7 @@
 
 use super::link::Links;
 use crate::master::cluster_event::ClusterEvent;
+use crate::master::handle::WorkerStatus;
 use crate::master::ids::WorkerKey;
 use crate::master::machine::Notice;
 use crate::master::registry::Registry;
@@ -17,10 +18,19 @@ pub(crate) fn event_for(
     let handle = |key: WorkerKey| links.get(&key).map(|link| link.handle.clone());
     Some(match notice {
         Notice::Fork(key) => ClusterEvent::Fork(handle(key)?),
-        Notice::Online(key) => ClusterEvent::Online(handle(key)?),
-        Notice::Listening(key, address) => ClusterEvent::Listening(handle(key)?, address),
+        Notice::Online(key) => {
+            let worker = handle(key)?;
+            worker.set_status(WorkerStatus::Online);
+            ClusterEvent::Online(worker)
+        }
+        Notice::Listening(key, address) => {
+            let worker = handle(key)?;
+            worker.set_status(WorkerStatus::Listening);
+            ClusterEvent::Listening(worker, address)
+        }
         Notice::Disconnect(key) => {
             let worker = handle(key)?;
+            worker.set_status(WorkerStatus::Draining);
             worker.set_exited_after_disconnect();
             ClusterEvent::Disconnect(worker)
         }
@@ -37,6 +47,8 @@ pub(crate) fn event_for(
                 worker.set_exited_after_disconnect();
             }
             worker.set_dead();
+            worker.set_status(WorkerStatus::Dead);
+            registry.note_exit(worker.id(), reason);
             ClusterEvent::Exit {
                 worker,
                 code,
@@ -45,7 +57,10 @@ pub(crate) fn event_for(
                 reason,
             }
         }
-        Notice::Restarting { slot, delay } => ClusterEvent::Restarting { id: slot, delay },
+        Notice::Restarting { slot, delay } => {
+            registry.note_restart(slot);
+            ClusterEvent::Restarting { id: slot, delay }
+        }
         Notice::ReloadStarted => ClusterEvent::ReloadStarted,
         Notice::Reloaded {
             slot,

@@ -99,7 +99,9 @@ impl Machine {
             Message::Accepted { seq, ok, draining } => self.on_accepted(key, seq, ok, draining),
             Message::User { to, data, seq } => self.on_user_message(key, to, data, seq),
             Message::Counter { seq, name, op } => self.on_counter(key, seq, name, op),
-            Message::Heartbeat { conns, inflight } => worker.report_load(conns, inflight),
+            Message::Heartbeat {
+                conns, inflight, ..
+            } => worker.report_load(conns, inflight),
             other => self.on_forbidden(key, other.kind()),
         }
     }

@@ -282,6 +282,7 @@ fn least_picks_the_lowest_reported_load_counting_unacknowledged_handoffs() {
         Message::Heartbeat {
             conns: 5,
             inflight: 5,
+            served: 0,
         },
     );
     h.message(
@@ -289,6 +290,7 @@ fn least_picks_the_lowest_reported_load_counting_unacknowledged_handoffs() {
         Message::Heartbeat {
             conns: 2,
             inflight: 1,
+            served: 0,
         },
     );
     h.message(
@@ -296,6 +298,7 @@ fn least_picks_the_lowest_reported_load_counting_unacknowledged_handoffs() {
         Message::Heartbeat {
             conns: 4,
             inflight: 0,
+            served: 0,
         },
     );
     let picks: Vec<WorkerKey> = (0..3).map(|_| handoffs(&h.connect().1)[0].0).collect();
@@ -309,6 +312,7 @@ fn a_heartbeat_with_absurd_numbers_saturates_instead_of_overflowing() {
     let huge = Message::Heartbeat {
         conns: u64::MAX,
         inflight: u64::MAX,
+        served: 0,
     };
     h.message(w[0], huge);
     let (_, actions) = h.connect();

@@ -9,6 +9,7 @@ fn heartbeat() -> Message {
     Message::Heartbeat {
         conns: 0,
         inflight: 0,
+        served: 0,
     }
 }
 

@@ -1,0 +1,32 @@
+//! The master's control socket, for `clusterctl` (PM2's `pm2 ls`, `pm2 reload`…).
+//!
+//! Opt-in: `CLUSTER_CONTROL_SOCKET=PATH` or [`crate::Cluster::control_socket`]. The master
+//! listens on a Unix socket at PATH, mode 0600, answers only peers of its own user (checked with
+//! `SO_PEERCRED`), and removes the file when it exits. A file left by a master that is gone is
+//! replaced; one a running master answers on is refused with an error naming the path.
+//!
+//! # Wire format
+//!
+//! Each message is a frame of tokio-util's `LengthDelimitedCodec` (a big-endian `u32` length,
+//! then the payload; at most 1 MiB) holding one JSON object. A request names its protocol
+//! version and its command:
+//!
+//! ```text
+//! {"version":1,"command":"ls"}
+//! {"version":1,"command":"reload"}
+//! {"version":1,"command":"stop"}
+//! ```
+//!
+//! Each request gets one reply: `{"version":1,"ok":true,…}` with `workers` (for `ls`) or
+//! `message`, or `{"version":1,"ok":false,"error":"…"}`. A request of another version, or one
+//! that is not understood, gets an error reply, and the connection stays open for the next.
+
+mod client;
+mod proc_stats;
+mod protocol;
+pub(crate) mod server;
+
+pub use self::client::request;
+pub use self::protocol::{
+    CONTROL_PROTOCOL_VERSION, ControlCommand, ControlReply, ControlRequest, WorkerRow,
+};

@@ -1,0 +1,137 @@
+//! The control socket's requests and replies (see the module documentation for the framing).
+
+use serde::{Deserialize, Serialize};
+
+/// The version of the control protocol this build speaks.
+pub const CONTROL_PROTOCOL_VERSION: u32 = 1;
+
+/// The largest request or reply, in bytes.
+pub(crate) const MAX_FRAME: usize = 1024 * 1024;
+
+/// One request to the master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlRequest {
+    /// The sender's [`CONTROL_PROTOCOL_VERSION`].
+    pub version: u32,
+    /// What to do.
+    #[serde(flatten)]
+    pub command: ControlCommand,
+}
+
+impl ControlRequest {
+    /// `command`, in this build's protocol version.
+    pub fn new(command: ControlCommand) -> Self {
+        Self {
+            version: CONTROL_PROTOCOL_VERSION,
+            command,
+        }
+    }
+}
+
+/// What a request asks the master to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum ControlCommand {
+    /// Every live worker, one [`WorkerRow`] each.
+    Ls,
+    /// A rolling reload; the reply comes once it has finished or failed.
+    Reload,
+    /// A graceful stop; the reply comes once it has begun.
+    Stop,
+}
+
+/// The master's answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlReply {
+    /// The master's [`CONTROL_PROTOCOL_VERSION`].
+    pub version: u32,
+    /// Whether the command succeeded.
+    pub ok: bool,
+    /// Why it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What happened, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The workers, for `ls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<Vec<WorkerRow>>,
+}
+
+impl ControlReply {
+    /// A success saying `message`.
+    pub fn done(message: impl Into<String>) -> Self {
+        Self {
+            message: Some(message.into()),
+            ..Self::empty(true)
+        }
+    }
+
+    /// A failure saying why.
+    pub fn failed(error: impl Into<String>) -> Self {
+        Self {
+            error: Some(error.into()),
+            ..Self::empty(false)
+        }
+    }
+
+    /// The answer to `ls`.
+    pub fn workers(workers: Vec<WorkerRow>) -> Self {
+        Self {
+            workers: Some(workers),
+            ..Self::empty(true)
+        }
+    }
+
+    fn empty(ok: bool) -> Self {
+        Self {
+            version: CONTROL_PROTOCOL_VERSION,
+            ok,
+            error: None,
+            message: None,
+            workers: None,
+        }
+    }
+}
+
+/// One worker, as `clusterctl ls` shows it (PM2's columns).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRow {
+    /// Its slot.
+    pub id: usize,
+    /// Its process id.
+    pub pid: u32,
+    /// `starting`, `online`, `listening`, `draining` or `dead`.
+    pub status: String,
+    /// Seconds since it was started.
+    pub uptime_secs: u64,
+    /// Workers restarted in its slot after dying on their own.
+    pub restarts: u32,
+    /// Open connections, from its last heartbeat.
+    pub connections: u64,
+    /// Requests in flight, from its last heartbeat.
+    pub inflight: u64,
+    /// Requests it has finished, from its last heartbeat.
+    pub requests: u64,
+    /// CPU use over the last 200 ms, in percent of one core.
+    pub cpu_percent: f64,
+    /// Resident memory, in bytes.
+    pub rss_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_replies_have_the_documented_shape() {
+        let request = serde_json::to_string(&ControlRequest::new(ControlCommand::Ls)).unwrap();
+        assert_eq!(request, r#"{"version":1,"command":"ls"}"#);
+        let reply = serde_json::to_string(&ControlReply::failed("no")).unwrap();
+        assert_eq!(reply, r#"{"version":1,"ok":false,"error":"no"}"#);
+        let parsed: ControlRequest =
+            serde_json::from_str(r#"{"command":"reload","version":1}"#).unwrap();
+        assert_eq!(parsed.command, ControlCommand::Reload);
+    }
+}

@@ -1,0 +1,239 @@
+//! The master's end of the control socket: binding it safely, and answering requests with what
+//! [`ClusterControl`] knows.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixListener as StdUnixListener;
+use std::path::{Path, PathBuf};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+use super::proc_stats::{CPU_WINDOW, cpu_percent, cpu_ticks, rss_bytes};
+use super::protocol::{
+    CONTROL_PROTOCOL_VERSION, ControlCommand, ControlReply, ControlRequest, MAX_FRAME, WorkerRow,
+};
+use crate::Error;
+use crate::master::cluster_event::ClusterEvent;
+use crate::master::control::ClusterControl;
+
+/// The bound control socket. [`ControlSocket::start`] serves it from a task; dropping this
+/// removes the file (the master keeps it until it returns).
+#[derive(Debug)]
+pub(crate) struct ControlSocket {
+    path: PathBuf,
+    listener: Option<StdUnixListener>,
+}
+
+impl ControlSocket {
+    /// Binds `path` (mode 0600), replacing a file left by a master that is gone and refusing
+    /// one a running master answers on.
+    pub(crate) fn bind(path: &Path) -> Result<Self, Error> {
+        let failed = |reason: String| Error::ControlSocket {
+            path: path.to_owned(),
+            reason,
+        };
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(failed(
+                    "a running master answers on it; stop that master or choose another path"
+                        .into(),
+                ));
+            }
+            std::fs::remove_file(path)
+                .map_err(|error| failed(format!("cannot replace the stale socket: {error}")))?;
+            tracing::info!(path = %path.display(), "replaced a stale control socket");
+        }
+        let listener = bind_private(path).map_err(|error| failed(error.to_string()))?;
+        Ok(Self {
+            path: path.to_owned(),
+            listener: Some(listener),
+        })
+    }
+
+    /// Starts answering every same-user peer, from a task of its own. Must be called inside a
+    /// tokio runtime.
+    pub(crate) fn start(&mut self, control: ClusterControl) -> Result<(), Error> {
+        let Some(listener) = self.listener.take() else {
+            return Ok(());
+        };
+        let listener = listener
+            .set_nonblocking(true)
+            .and_then(|()| UnixListener::from_std(listener))
+            .map_err(|error| Error::ControlSocket {
+                path: self.path.clone(),
+                reason: error.to_string(),
+            })?;
+        tracing::info!(path = %self.path.display(), "control socket listening");
+        tokio::spawn(serve(listener, control));
+        Ok(())
+    }
+}
+
+/// Answers every same-user peer until the master exits (the task is dropped with it).
+async fn serve(listener: UnixListener, control: ClusterControl) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of descriptors, most likely: try again in a moment rather than spin.
+                tracing::warn!(%error, "control socket: cannot accept");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        match peer_uid(&stream) {
+            Some(uid) if uid == rustix::process::geteuid() => {
+                tokio::spawn(answer(stream, control.clone()));
+            }
+            uid => {
+                tracing::warn!(?uid, "control socket: refused a peer of another user");
+                tokio::spawn(refuse(stream));
+            }
+        }
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds a Unix socket at `path` that only its owner may connect to: the mode is set before it
+/// listens, so no other user can connect in between.
+fn bind_private(path: &Path) -> io::Result<StdUnixListener> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let socket = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::bind(&socket, &SocketAddrUnix::new(path)?)?;
+    rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(0o600))?;
+    rustix::net::listen(&socket, 64)?;
+    Ok(StdUnixListener::from(socket))
+}
+
+/// The user the peer runs as (`SO_PEERCRED`).
+fn peer_uid(stream: &UnixStream) -> Option<rustix::process::Uid> {
+    rustix::net::sockopt::socket_peercred(stream.as_fd())
+        .ok()
+        .map(|peer| peer.uid)
+}
+
+fn framed(stream: UnixStream) -> Framed<UnixStream, LengthDelimitedCodec> {
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME)
+        .new_codec();
+    Framed::new(stream, codec)
+}
+
+/// Tells a peer of another user that it is refused (after reading its request, so that closing
+/// does not reset the connection under its answer), then hangs up.
+async fn refuse(stream: UnixStream) {
+    let mut framed = framed(stream);
+    let read = tokio::time::timeout(std::time::Duration::from_secs(1), framed.next()).await;
+    if matches!(read, Ok(Some(Ok(_)))) {
+        let reply = ControlReply::failed(format!(
+            "refused: this control socket answers only its owner (uid {})",
+            rustix::process::geteuid().as_raw()
+        ));
+        if let Ok(bytes) = serde_json::to_vec(&reply) {
+            let _ = framed.send(bytes::Bytes::from(bytes)).await;
+        }
+    }
+}
+
+/// Answers one peer's requests, one reply each, until it hangs up.
+async fn answer(stream: UnixStream, control: ClusterControl) {
+    let mut framed = framed(stream);
+    while let Some(Ok(frame)) = framed.next().await {
+        let reply = match serde_json::from_slice::<ControlRequest>(&frame) {
+            Ok(request) if request.version != CONTROL_PROTOCOL_VERSION => {
+                ControlReply::failed(format!(
+                    "protocol version {} is not this master's {CONTROL_PROTOCOL_VERSION}; use the clusterctl of the same build",
+                    request.version
+                ))
+            }
+            Ok(request) => run(request.command, &control).await,
+            Err(error) => ControlReply::failed(format!("not a request: {error}")),
+        };
+        let Ok(bytes) = serde_json::to_vec(&reply) else {
+            return;
+        };
+        if framed.send(bytes::Bytes::from(bytes)).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply {
+    match command {
+        ControlCommand::Ls => ControlReply::workers(rows(control).await),
+        ControlCommand::Reload => reload(control).await,
+        ControlCommand::Stop => {
+            control.shutdown();
+            ControlReply::done("stopping: the workers drain, then the master exits")
+        }
+    }
+}
+
+/// Every live worker, with its CPU use sampled over [`CPU_WINDOW`].
+async fn rows(control: &ClusterControl) -> Vec<WorkerRow> {
+    let workers = control.workers();
+    let before: Vec<Option<u64>> = workers
+        .iter()
+        .map(|worker| cpu_ticks(worker.pid()))
+        .collect();
+    tokio::time::sleep(CPU_WINDOW).await;
+    workers
+        .iter()
+        .zip(before)
+        .map(|(worker, before)| {
+            let used = cpu_ticks(worker.pid())
+                .zip(before)
+                .map_or(0, |(after, before)| after.saturating_sub(before));
+            let load = worker.load();
+            WorkerRow {
+                id: worker.id(),
+                pid: worker.pid(),
+                status: worker.status().name().to_owned(),
+                uptime_secs: worker.uptime().as_secs(),
+                restarts: control.registry().slot(worker.id()).restarts,
+                connections: load.connections,
+                inflight: load.in_flight,
+                requests: load.served,
+                cpu_percent: cpu_percent(used),
+                rss_bytes: rss_bytes(worker.pid()),
+            }
+        })
+        .collect()
+}
+
+/// Starts a rolling reload and answers once it has finished or failed.
+async fn reload(control: &ClusterControl) -> ControlReply {
+    let mut events = control.events();
+    control.reload();
+    let mut started = false;
+    while let Some(event) = events.recv().await {
+        match event {
+            ClusterEvent::ReloadStarted => started = true,
+            ClusterEvent::ReloadFinished if started => {
+                return ControlReply::done("reloaded: every worker was replaced");
+            }
+            ClusterEvent::ReloadFailed { id, reason } if started => {
+                return ControlReply::failed(format!(
+                    "reload aborted at worker {id}: {reason}; the old workers keep serving"
+                ));
+            }
+            ClusterEvent::ShutdownStarted => {
+                return ControlReply::failed("the master is stopping; no reload");
+            }
+            _ => {}
+        }
+    }
+    ControlReply::failed("the master stopped before the reload finished")
+}

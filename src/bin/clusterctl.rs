@@ -1,0 +1,156 @@
+//! `clusterctl`: look at and steer a running cluster through its master's control socket
+//! (`CLUSTER_CONTROL_SOCKET`), as `pm2 ls` / `pm2 reload` do.
+//!
+//! ```sh
+//! CLUSTER_CONTROL_SOCKET=/tmp/app.sock cargo run --example hello &
+//! clusterctl --socket /tmp/app.sock ls          # one row per worker
+//! clusterctl --socket /tmp/app.sock ls --json   # the same, for scripts
+//! clusterctl --socket /tmp/app.sock reload      # rolling reload; returns once it is done
+//! ```
+//!
+//! Exit status: 0 when the master did what was asked, 1 when it answered that it could not (a
+//! reload aborted, say: the reason is printed), 2 when it could not be reached.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cluster::control_socket::{ControlCommand, ControlReply, WorkerRow, request};
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+
+/// Look at and steer a running cluster (PM2's verbs) through its master's control socket.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// The master's control socket.
+    #[arg(long, env = cluster::CONTROL_SOCKET_ENV, global = true)]
+    socket: Option<PathBuf>,
+    /// Print the master's answer as JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// One row per worker: id, pid, status, uptime, restarts, connections, requests, CPU, memory.
+    Ls,
+    /// A rolling reload, one worker at a time; returns once it has finished (exit 1 if it was
+    /// aborted, saying why).
+    Reload,
+    /// A graceful stop: the workers drain, then the master exits.
+    Stop,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(socket) = cli.socket else {
+        eprintln!(
+            "error: no control socket: pass --socket PATH or set {} (the master must run with it set)",
+            cluster::CONTROL_SOCKET_ENV
+        );
+        return ExitCode::from(2);
+    };
+    let command = match cli.verb {
+        Verb::Ls => ControlCommand::Ls,
+        Verb::Reload => ControlCommand::Reload,
+        Verb::Stop => ControlCommand::Stop,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let reply = match runtime.block_on(request(&socket, command)) {
+        Ok(reply) => reply,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    print_reply(&reply, cli.json);
+    if reply.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_reply(reply: &ControlReply, json: bool) {
+    if json {
+        let value = match &reply.workers {
+            Some(workers) if reply.ok => serde_json::to_string_pretty(workers),
+            _ => serde_json::to_string_pretty(reply),
+        };
+        println!("{}", value.unwrap_or_default());
+        return;
+    }
+    if let Some(error) = &reply.error {
+        eprintln!("error: {error}");
+    }
+    if let Some(message) = &reply.message {
+        println!("{message}");
+    }
+    if let Some(workers) = &reply.workers {
+        println!("{}", table(workers));
+    }
+}
+
+/// The `ls` table, at most 80 columns wide.
+fn table(workers: &[WorkerRow]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(80)
+        .set_header([
+            "id", "pid", "status", "uptime", "↺", "conns", "inflight", "requests", "cpu", "mem",
+        ]);
+    for worker in workers {
+        table.add_row([
+            worker.id.to_string(),
+            worker.pid.to_string(),
+            worker.status.clone(),
+            duration(worker.uptime_secs),
+            worker.restarts.to_string(),
+            worker.connections.to_string(),
+            worker.inflight.to_string(),
+            worker.requests.to_string(),
+            format!("{:.1}%", worker.cpu_percent),
+            bytes(worker.rss_bytes),
+        ]);
+    }
+    for (index, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, 2));
+        if index != 2 {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
+
+/// `45s`, `12m`, `3h`, `2d`, as PM2 shows uptime.
+fn duration(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m", seconds / 60),
+        3600..86400 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86400),
+    }
+}
+
+/// `812.0kb`, `12.3mb`, `1.1gb`.
+fn bytes(count: u64) -> String {
+    let count = count as f64;
+    match count {
+        ..1e6 => format!("{:.1}kb", count / 1e3),
+        ..1e9 => format!("{:.1}mb", count / 1e6),
+        _ => format!("{:.1}gb", count / 1e9),
+    }
+}

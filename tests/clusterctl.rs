@@ -1,0 +1,257 @@
+//! `clusterctl` against real clusters through the master's control socket: `ls` (table and
+//! JSON), `reload` (done and aborted), `stop`; the socket's mode, its owner-only peers, a stale
+//! file replaced, a live one refused, and the file removed when the master exits.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cluster_testkit::{ClusterProcess, Program, wait_until};
+
+/// A socket path of its own for each test, removed when dropped.
+struct SocketPath(PathBuf);
+
+impl SocketPath {
+    fn new(test: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("clusterctl-{}-{test}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        Self(path)
+    }
+
+    fn as_str(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for SocketPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs `clusterctl --socket SOCKET ARGS…` (as `uid` when given), for at most 30 s.
+fn clusterctl(socket: &Path, args: &[&str], uid: Option<u32>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clusterctl"));
+    command
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(uid) = uid {
+        command.uid(uid).gid(uid);
+    }
+    let mut child = command.spawn().expect("clusterctl starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("clusterctl's output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The (id, pid) of every worker `ls --json` lists.
+fn listed(socket: &Path) -> Vec<(u64, u32)> {
+    let output = clusterctl(socket, &["ls", "--json"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let mut workers: Vec<(u64, u32)> = rows
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|row| {
+            for key in [
+                "id",
+                "pid",
+                "status",
+                "uptime_secs",
+                "restarts",
+                "connections",
+                "inflight",
+                "requests",
+                "cpu_percent",
+                "rss_bytes",
+            ] {
+                assert!(row.get(key).is_some(), "{key} in {row}");
+            }
+            (
+                row["id"].as_u64().unwrap(),
+                row["pid"].as_u64().unwrap() as u32,
+            )
+        })
+        .collect();
+    workers.sort();
+    workers
+}
+
+#[test]
+fn ls_lists_exactly_the_masters_workers_and_its_table_fits_80_columns() {
+    let socket = SocketPath::new("ls");
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    let mut pids = cluster.worker_pids();
+    pids.sort();
+    let listed = listed(&socket.0);
+    assert_eq!(listed.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2]);
+    let mut listed_pids: Vec<u32> = listed.iter().map(|(_, pid)| *pid).collect();
+    listed_pids.sort();
+    assert_eq!(listed_pids, pids);
+
+    let output = clusterctl(&socket.0, &["ls"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let table = text(&output.stdout);
+    assert_eq!(table.lines().count(), 3, "a header and two rows:\n{table}");
+    for line in table.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    for pid in pids {
+        assert!(table.contains(&pid.to_string()), "{table}");
+    }
+}
+
+#[test]
+fn reload_returns_once_every_worker_is_replaced_and_stop_removes_the_socket() {
+    let socket = SocketPath::new("reload");
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (mut cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    let before = listed(&socket.0);
+
+    let output = clusterctl(&socket.0, &["reload"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("reloaded"),
+        "{}",
+        text(&output.stdout)
+    );
+    let replaced = wait_until(Duration::from_secs(10), || {
+        let now = listed(&socket.0);
+        now.len() == 2
+            && now
+                .iter()
+                .all(|(_, pid)| before.iter().all(|(_, old)| old != pid))
+    });
+    assert!(
+        replaced,
+        "every pid changed: {before:?} -> {:?}",
+        listed(&socket.0)
+    );
+
+    let output = clusterctl(&socket.0, &["stop"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let status = cluster
+        .wait_exit(Duration::from_secs(15))
+        .expect("the master stops");
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.0.exists(), "the master removed its socket");
+    let output = clusterctl(&socket.0, &["ls"], None);
+    assert_eq!(output.status.code(), Some(2), "nobody to ask");
+    assert!(
+        text(&output.stderr).contains("cannot connect"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn an_aborted_reload_exits_non_zero_and_says_why() {
+    let socket = SocketPath::new("abort");
+    // Every worker takes 1.5 s to listen; a reload step may take 300 ms: the first replacement
+    // is too slow, and the reload is aborted.
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+        ("FIXTURE_START_DELAY_MS", "1500"),
+        ("FIXTURE_RELOAD_TIMEOUT_MS", "300"),
+    ];
+    let (_cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    let before = listed(&socket.0);
+    let output = clusterctl(&socket.0, &["reload"], None);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    let error = text(&output.stderr);
+    assert!(error.contains("reload aborted at worker"), "{error}");
+    assert!(error.contains("the old workers keep serving"), "{error}");
+    let still: Vec<u32> = listed(&socket.0).iter().map(|(_, pid)| *pid).collect();
+    for (_, pid) in before {
+        assert!(
+            still.contains(&pid),
+            "old worker {pid} still serves: {still:?}"
+        );
+    }
+}
+
+#[test]
+fn the_socket_is_private_to_the_masters_user() {
+    let socket = SocketPath::new("private");
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (_cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    let mode = std::fs::metadata(&socket.0)
+        .expect("the socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {:o}", mode & 0o777);
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: cannot run a process of another user; the peer check is untested");
+        return;
+    }
+    let nobody = 65534;
+    // The mode keeps another user out…
+    let output = clusterctl(&socket.0, &["ls"], Some(nobody));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stdout));
+    // …and with the mode opened, the master's peer check does.
+    std::fs::set_permissions(&socket.0, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let output = clusterctl(&socket.0, &["ls"], Some(nobody));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stderr).contains("answers only its owner"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(output.stdout.is_empty(), "no worker shown to another user");
+    // The owner is still answered.
+    assert_eq!(listed(&socket.0).len(), 1);
+}
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+    let socket = SocketPath::new("stale");
+    // Left behind by a master that is gone: a socket file nobody listens on.
+    drop(std::os::unix::net::UnixListener::bind(&socket.0).expect("a stale socket"));
+    assert!(socket.0.exists());
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (_cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    assert_eq!(listed(&socket.0).len(), 1, "the new master answers on it");
+
+    let stderr = ClusterProcess::expect_failure(Program::Fixture, &env);
+    assert!(stderr.contains(socket.as_str()), "{stderr}");
+    assert!(
+        stderr.contains("a running master answers on it"),
+        "{stderr}"
+    );
+    assert_eq!(listed(&socket.0).len(), 1, "the first master still answers");
+}
