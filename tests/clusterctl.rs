@@ -255,3 +255,72 @@ fn a_stale_socket_is_replaced_and_a_live_one_refused() {
     );
     assert_eq!(listed(&socket.0).len(), 1, "the first master still answers");
 }
+
+#[test]
+fn scale_changes_the_worker_count_and_so_do_sigttin_and_sigttou() {
+    let socket = SocketPath::new("scale");
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    let master = cluster.pid();
+    let children = |count: usize| {
+        wait_until(Duration::from_secs(5), || {
+            cluster_testkit::children_of(master).len() == count
+        })
+    };
+
+    let output = clusterctl(&socket.0, &["scale", "3"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("scaled from 2 to 3"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert_eq!(
+        listed(&socket.0)
+            .iter()
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(children(3), "{:?}", cluster_testkit::children_of(master));
+
+    let output = clusterctl(&socket.0, &["scale", "-1"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        children(2),
+        "slot 3 drained and exited: {:?}",
+        cluster_testkit::children_of(master)
+    );
+    assert_eq!(
+        listed(&socket.0)
+            .iter()
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+
+    cluster.signal(rustix::process::Signal::TTIN);
+    assert!(children(3), "SIGTTIN: one more");
+    assert!(wait_until(Duration::from_secs(5), || listed(&socket.0)
+        .len()
+        == 3));
+    cluster.signal(rustix::process::Signal::TTOU);
+    assert!(children(2), "SIGTTOU: one fewer");
+    assert!(
+        cluster
+            .wait_for_line("event: scaled from=3 to=2", Duration::from_secs(5))
+            .is_some(),
+        "the event says so"
+    );
+
+    let output = clusterctl(&socket.0, &["scale", "many"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("is not a count"),
+        "{}",
+        text(&output.stderr)
+    );
+}

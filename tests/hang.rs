@@ -11,7 +11,7 @@ use rustix::process::Signal;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_worker_is_left_out_then_killed_and_replaced_and_loses_nothing() {
-    let env = [("CLUSTER_WORKERS", "2"), ("CLUSTER_HANG_TIMEOUT", "5")];
+    let env = [("CLUSTER_WORKERS", "2"), ("CLUSTER_HANG_TIMEOUT", "6")];
     let (cluster, address) = ClusterProcess::start(Program::Fixture, &env);
     let master = cluster.pid();
     let workers = cluster.worker_pids();
@@ -79,4 +79,14 @@ async fn a_stopped_worker_is_left_out_then_killed_and_replaced_and_loses_nothing
     for _ in 0..4 {
         assert_eq!(get(address, "/").await.status, 200);
     }
+}
+
+#[test]
+fn a_hang_timeout_shorter_than_three_heartbeats_stops_the_master_saying_why() {
+    let env = [("CLUSTER_WORKERS", "1"), ("CLUSTER_HANG_TIMEOUT", "2")];
+    let stderr = ClusterProcess::expect_failure(Program::Fixture, &env);
+    assert!(
+        stderr.contains("invalid CLUSTER_HANG_TIMEOUT=\"2\": at least 6 s"),
+        "{stderr}"
+    );
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_ipc::Policy;
+use cluster_ipc::{HEARTBEAT_PERIOD, Policy};
 
 use crate::error::{BoxError, Error};
 use crate::hooks::HookFuture;
@@ -19,6 +19,10 @@ use crate::worker::Worker;
 
 /// The hang timeout when neither the builder nor the environment sets one (Gunicorn's).
 const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The shortest hang timeout: three heartbeat periods, so that one late heartbeat on a busy
+/// machine never gets a live worker killed.
+pub const MIN_HANG_TIMEOUT: Duration = HEARTBEAT_PERIOD.saturating_mul(3);
 
 /// Runs in each worker, as a task, once it has joined the master.
 type WorkerHook = Arc<dyn Fn(Worker) -> HookFuture + Send + Sync>;
@@ -175,8 +179,10 @@ impl Cluster {
     /// How long a worker may stay silent (no heartbeat: its event loop is blocked, or the
     /// process is stopped) before it is killed and replaced, as Gunicorn's `--timeout`.
     /// `Duration::ZERO` turns hang detection off. Default: `CLUSTER_HANG_TIMEOUT` seconds, else
-    /// 30 s. Whatever this says, a worker silent for 4 s (or for 0.5 s while it owes an answer
-    /// to a handoff) gets no new connections until it answers again.
+    /// 30 s; at least [`MIN_HANG_TIMEOUT`] (a shorter one is raised to it, and
+    /// `CLUSTER_HANG_TIMEOUT` below it stops the master with an error). Whatever this says, a
+    /// worker silent for 4 s (or for 0.5 s while it owes an answer to a handoff) gets no new
+    /// connections until it answers again.
     pub fn hang_timeout(mut self, timeout: Duration) -> Self {
         self.hang_timeout = Some(timeout);
         self
@@ -219,11 +225,31 @@ impl Cluster {
     /// The hang timeout this cluster will use (`None`: off).
     fn hang_timeout_setting(&self) -> Result<Option<Duration>, Error> {
         let timeout = match self.hang_timeout {
+            Some(timeout) if !timeout.is_zero() && timeout < MIN_HANG_TIMEOUT => {
+                tracing::warn!(
+                    ?timeout,
+                    minimum = ?MIN_HANG_TIMEOUT,
+                    "hang timeout raised to the minimum (three heartbeat periods)"
+                );
+                MIN_HANG_TIMEOUT
+            }
             Some(timeout) => timeout,
             None => match std::env::var(HANG_TIMEOUT_ENV) {
                 Ok(value) => {
                     let valid = |seconds: f64| seconds.is_finite() && seconds >= 0.0;
-                    Duration::from_secs_f64(parse_env(HANG_TIMEOUT_ENV, &value, valid)?)
+                    let timeout =
+                        Duration::from_secs_f64(parse_env(HANG_TIMEOUT_ENV, &value, valid)?);
+                    if !timeout.is_zero() && timeout < MIN_HANG_TIMEOUT {
+                        return Err(Error::Env {
+                            var: HANG_TIMEOUT_ENV,
+                            value,
+                            reason: format!(
+                                "at least {} s (three heartbeat periods), or 0 to turn hang detection off",
+                                MIN_HANG_TIMEOUT.as_secs()
+                            ),
+                        });
+                    }
+                    timeout
                 }
                 Err(_) => DEFAULT_HANG_TIMEOUT,
             },

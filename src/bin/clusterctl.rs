@@ -6,6 +6,7 @@
 //! clusterctl --socket /tmp/app.sock ls          # one row per worker
 //! clusterctl --socket /tmp/app.sock ls --json   # the same, for scripts
 //! clusterctl --socket /tmp/app.sock reload      # rolling reload; returns once it is done
+//! clusterctl --socket /tmp/app.sock scale +1    # one worker more (scale 4, scale -1…)
 //! ```
 //!
 //! Exit status: 0 when the master did what was asked, 1 when it answered that it could not (a
@@ -41,6 +42,33 @@ enum Verb {
     Reload,
     /// A graceful stop: the workers drain, then the master exits.
     Stop,
+    /// Change the worker count: `scale 4`, `scale +2`, `scale -1` (the highest slots drain);
+    /// returns once the new count listens.
+    Scale {
+        /// The count wanted, or `+N` / `-N` for a change.
+        #[arg(allow_hyphen_values = true, value_parser = parse_scale)]
+        count: ControlCommand,
+    },
+}
+
+/// `4` → to 4; `+2` → by 2; `-1` → by -1.
+fn parse_scale(count: &str) -> Result<ControlCommand, String> {
+    let invalid = |_| format!("{count:?} is not a count: use N, +N or -N");
+    let command = match count.strip_prefix('+') {
+        Some(more) => ControlCommand::Scale {
+            to: None,
+            by: Some(more.parse().map_err(invalid)?),
+        },
+        None if count.starts_with('-') => ControlCommand::Scale {
+            to: None,
+            by: Some(count.parse().map_err(invalid)?),
+        },
+        None => ControlCommand::Scale {
+            to: Some(count.parse().map_err(invalid)?),
+            by: None,
+        },
+    };
+    Ok(command)
 }
 
 fn main() -> ExitCode {
@@ -56,6 +84,7 @@ fn main() -> ExitCode {
         Verb::Ls => ControlCommand::Ls,
         Verb::Reload => ControlCommand::Reload,
         Verb::Stop => ControlCommand::Stop,
+        Verb::Scale { count } => count,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -15,6 +15,8 @@
 //! {"version":1,"command":"ls"}
 //! {"version":1,"command":"reload"}
 //! {"version":1,"command":"stop"}
+//! {"version":1,"command":"scale","to":4}
+//! {"version":1,"command":"scale","by":-1}
 //! ```
 //!
 //! Each request gets one reply: `{"version":1,"ok":true,…}` with `workers` (for `ls`) or

@@ -39,6 +39,16 @@ pub enum ControlCommand {
     Reload,
     /// A graceful stop; the reply comes once it has begun.
     Stop,
+    /// Change the worker count: to `to`, or by `by` (one of the two); the reply comes once
+    /// the new count of workers listens.
+    Scale {
+        /// The count wanted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<usize>,
+        /// How many more (fewer, when negative).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<i64>,
+    },
 }
 
 /// The master's answer to one request.

@@ -5,6 +5,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -16,7 +17,9 @@ use super::protocol::{
 };
 use crate::Error;
 use crate::master::cluster_event::ClusterEvent;
+use crate::master::command::Scale;
 use crate::master::control::ClusterControl;
+use crate::master::handle::WorkerStatus;
 
 /// The bound control socket. [`ControlSocket::start`] serves it from a task; dropping this
 /// removes the file (the master keeps it until it returns).
@@ -174,6 +177,11 @@ async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply 
     match command {
         ControlCommand::Ls => ControlReply::workers(rows(control).await),
         ControlCommand::Reload => reload(control).await,
+        ControlCommand::Scale { to, by } => match (to, by) {
+            (Some(to), None) => scale(control, Scale::To(to)).await,
+            (None, Some(by)) => scale(control, Scale::By(by)).await,
+            _ => ControlReply::failed("scale takes one of `to` and `by`"),
+        },
         ControlCommand::Stop => {
             control.shutdown();
             ControlReply::done("stopping: the workers drain, then the master exits")
@@ -211,6 +219,52 @@ async fn rows(control: &ClusterControl) -> Vec<WorkerRow> {
             }
         })
         .collect()
+}
+
+/// How long a scaled cluster's new workers may take to listen before the answer says so.
+const SCALE_WAIT: Duration = Duration::from_secs(30);
+
+/// Changes the worker count and answers once exactly the new count of workers listens (and the
+/// removed ones are draining).
+async fn scale(control: &ClusterControl, scale: Scale) -> ControlReply {
+    let serving = || {
+        control
+            .workers()
+            .iter()
+            .filter(|worker| worker.status() == WorkerStatus::Listening)
+            .count()
+    };
+    let target = scale.target(serving());
+    let mut events = control.events();
+    control.scale(scale);
+    let accepted = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(event) = events.recv().await {
+            if let ClusterEvent::Scaled { from, to } = event {
+                return Some((from, to));
+            }
+        }
+        None
+    });
+    let (from, to) = match accepted.await {
+        Ok(Some(change)) => change,
+        _ if serving() == target => return ControlReply::done(format!("{target} workers already")),
+        _ => {
+            return ControlReply::failed(
+                "not scaled: a reload or a stop is under way (the master's log says which)",
+            );
+        }
+    };
+    let deadline = tokio::time::Instant::now() + SCALE_WAIT;
+    while serving() != to {
+        if tokio::time::Instant::now() > deadline {
+            return ControlReply::failed(format!(
+                "scaled from {from} to {to} workers, but {} listen after {SCALE_WAIT:?}",
+                serving()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ControlReply::done(format!("scaled from {from} to {to} workers"))
 }
 
 /// Starts a rolling reload and answers once it has finished or failed.

@@ -70,6 +70,13 @@ pub enum ClusterEvent {
     },
     /// Graceful shutdown began.
     ShutdownStarted,
+    /// The worker count changed (new slots start workers, removed ones drain).
+    Scaled {
+        /// The count before.
+        from: usize,
+        /// The count now.
+        to: usize,
+    },
 }
 
 impl fmt::Display for ClusterEvent {
@@ -118,6 +125,7 @@ impl fmt::Display for ClusterEvent {
                 write!(f, "reload-failed worker={id} reason={reason}")
             }
             ClusterEvent::ShutdownStarted => f.write_str("shutdown-started"),
+            ClusterEvent::Scaled { from, to } => write!(f, "scaled from={from} to={to}"),
         }
     }
 }

@@ -8,6 +8,36 @@ use tokio::sync::mpsc;
 use super::ids::WorkerKey;
 use crate::sync::lock;
 
+/// The most workers a cluster scales to.
+pub const MAX_WORKERS: usize = 1024;
+
+/// A change of the worker count at run time ([`crate::ClusterControl::scale`], `clusterctl
+/// scale`, SIGTTIN and SIGTTOU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// This many workers.
+    To(usize),
+    /// This many more (or fewer, when negative).
+    By(i64),
+}
+
+impl Scale {
+    /// The worker count this asks for when there are `current`, within 1 to [`MAX_WORKERS`].
+    pub fn target(self, current: usize) -> usize {
+        let wanted = match self {
+            Scale::To(count) => count,
+            Scale::By(delta) => {
+                let magnitude = usize::try_from(delta.unsigned_abs()).unwrap_or(usize::MAX);
+                match delta < 0 {
+                    true => current.saturating_sub(magnitude),
+                    false => current.saturating_add(magnitude),
+                }
+            }
+        };
+        wanted.clamp(1, MAX_WORKERS)
+    }
+}
+
 /// Which workers a message from master code goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -30,6 +60,8 @@ pub(crate) enum Command {
     Release(WorkerKey),
     /// A user message from master code.
     Deliver { to: Target, data: serde_json::Value },
+    /// Change the worker count.
+    Scale(Scale),
 }
 
 /// The command channel: any number of senders, one master that takes the receiver.

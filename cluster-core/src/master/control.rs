@@ -6,7 +6,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::cluster_event::{ClusterEvent, EventStream};
-use super::command::{Command, CommandBus, Target};
+use super::command::{Command, CommandBus, Scale, Target};
 use super::handle::WorkerHandle;
 use super::inbox::{Inbox, InboxSlot};
 use super::registry::Registry;
@@ -66,6 +66,12 @@ impl ClusterControl {
     /// Starts a graceful shutdown (as SIGTERM does).
     pub fn shutdown(&self) {
         self.shared.commands.send(Command::Shutdown);
+    }
+
+    /// Changes the worker count: new slots start workers at once, removed slots (the highest)
+    /// drain and are not replaced. Not during a rolling reload or a stop (the log says so).
+    pub fn scale(&self, scale: Scale) {
+        self.shared.commands.send(Command::Scale(scale));
     }
 
     /// Every live worker, in slot order (during a reload a slot may have two, oldest first).

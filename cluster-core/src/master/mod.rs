@@ -11,10 +11,10 @@
 //! `registry`, `hooks`) import only leaves and each other downwards, never the driver or the machine.
 
 pub(crate) mod cluster_event;
-mod command;
+pub(crate) mod command;
 pub(crate) mod control;
 mod driver;
-mod handle;
+pub(crate) mod handle;
 mod hooks;
 mod ids;
 mod inbox;
@@ -23,6 +23,7 @@ mod process_exit;
 mod registry;
 
 pub use self::cluster_event::{ClusterEvent, EventStream};
+pub use self::command::{MAX_WORKERS, Scale};
 pub use self::control::ClusterControl;
 pub(crate) use self::driver::{Settings, run};
 pub use self::handle::WorkerHandle;

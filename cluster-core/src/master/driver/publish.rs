@@ -74,6 +74,7 @@ pub(crate) fn event_for(
         Notice::ReloadFinished => ClusterEvent::ReloadFinished,
         Notice::ReloadFailed { slot, reason } => ClusterEvent::ReloadFailed { id: slot, reason },
         Notice::ShutdownStarted => ClusterEvent::ShutdownStarted,
+        Notice::Scaled { from, to } => ClusterEvent::Scaled { from, to },
         Notice::Ready(_) => return None,
     })
 }

@@ -3,6 +3,7 @@
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::Error;
+use crate::master::command::Scale;
 use crate::master::machine::SignalAction;
 
 /// The master's signal handlers.
@@ -11,6 +12,8 @@ pub(crate) struct Signals {
     interrupt: Signal,
     hangup: Signal,
     user2: Signal,
+    more: Signal,
+    fewer: Signal,
 }
 
 impl Signals {
@@ -21,6 +24,8 @@ impl Signals {
             interrupt: install(SignalKind::interrupt())?,
             hangup: install(SignalKind::hangup())?,
             user2: install(SignalKind::user_defined2())?,
+            more: install(SignalKind::from_raw(rustix::process::Signal::TTIN.as_raw()))?,
+            fewer: install(SignalKind::from_raw(rustix::process::Signal::TTOU.as_raw()))?,
         })
     }
 
@@ -31,6 +36,8 @@ impl Signals {
             _ = self.interrupt.recv() => SignalAction::Stop("SIGINT"),
             _ = self.hangup.recv() => SignalAction::Reload("SIGHUP"),
             _ = self.user2.recv() => SignalAction::Reload("SIGUSR2"),
+            _ = self.more.recv() => SignalAction::Scale("SIGTTIN", Scale::By(1)),
+            _ = self.fewer.recv() => SignalAction::Scale("SIGTTOU", Scale::By(-1)),
         }
     }
 }

@@ -95,6 +95,8 @@ pub(crate) enum Notice {
     ReloadFailed { slot: usize, reason: String },
     /// Graceful shutdown began.
     ShutdownStarted,
+    /// The worker count changed.
+    Scaled { from: usize, to: usize },
     /// Every worker listens on every address: run the ready hook, once.
     Ready(Vec<SocketAddr>),
 }

@@ -7,7 +7,7 @@ use cluster_ipc::{IpcError, Message};
 
 use super::conn::Conn;
 use crate::Error;
-use crate::master::command::Command;
+use crate::master::command::{Command, Scale};
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ProcessExit;
 
@@ -60,6 +60,8 @@ pub(crate) enum SignalAction {
     Stop(&'static str),
     /// SIGHUP or SIGUSR2: rolling reload.
     Reload(&'static str),
+    /// SIGTTIN or SIGTTOU: one worker more or fewer (Gunicorn's).
+    Scale(&'static str, Scale),
 }
 
 /// Something the master waits for. A timer is never cancelled: when it expires the machine

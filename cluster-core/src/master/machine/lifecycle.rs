@@ -106,7 +106,7 @@ impl Machine {
     /// A worker that died on its own gets a successor in its slot (unless another serves it).
     pub(super) fn restart_if_unexpected(&mut self, worker: &WorkerState, exit: &ProcessExit) {
         let (slot, pid) = (worker.slot, worker.pid());
-        if self.is_stopping() || worker.exit_is_intended() {
+        if self.is_stopping() || worker.exit_is_intended() || !self.is_current_slot(slot) {
             tracing::debug!(slot, pid, "worker exited: {exit}");
             return;
         }
@@ -149,7 +149,8 @@ impl Machine {
 
     /// A slot's backoff has passed: its next worker starts, unless that is moot now.
     pub(super) fn on_restart_due(&mut self, slot: usize) {
-        if !self.is_stopping() && self.serving_worker(slot).is_none() {
+        if !self.is_stopping() && self.is_current_slot(slot) && self.serving_worker(slot).is_none()
+        {
             self.spawn(slot, Origin::Restart);
         }
     }

@@ -29,6 +29,7 @@ mod messaging;
 mod reload;
 mod restart;
 mod rolling;
+mod scaling;
 mod shutdown;
 mod state;
 mod subscriptions;
@@ -73,6 +74,10 @@ impl Machine {
             Input::Signal(SignalAction::Reload(name)) => {
                 tracing::info!("received {name}; reloading workers");
                 self.request_reload();
+            }
+            Input::Signal(SignalAction::Scale(name, scale)) => {
+                tracing::info!("received {name}; scaling workers");
+                self.scale(scale);
             }
             Input::Timer(timer) => self.on_timer(timer),
             Input::ListenersClosed => self.on_listeners_closed(),
@@ -147,6 +152,7 @@ impl Machine {
             Command::Disconnect(key) => self.retire(key),
             Command::Release(key) => self.on_release(key),
             Command::Deliver { to, data } => self.on_master_message(to, data),
+            Command::Scale(scale) => self.scale(scale),
         }
     }
 

@@ -29,6 +29,11 @@ pub(super) struct Reload {
 }
 
 impl Reload {
+    /// Whether a reload is under way.
+    pub(super) fn is_running(&self) -> bool {
+        self.running
+    }
+
     /// Begins a reload of `slots`; `false` (and one more reload noted) if one is running.
     pub(super) fn begin(&mut self, slots: impl IntoIterator<Item = usize>) -> bool {
         if self.running {

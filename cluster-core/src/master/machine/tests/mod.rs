@@ -6,6 +6,7 @@ mod lifecycle;
 mod liveness;
 mod messaging;
 mod rolling;
+mod scaling;
 mod shutdown;
 
 use std::net::SocketAddr;
