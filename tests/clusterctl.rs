@@ -324,3 +324,39 @@ fn scale_changes_the_worker_count_and_so_do_sigttin_and_sigttou() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn kill_replaces_one_worker_and_show_tells_its_story() {
+    let socket = SocketPath::new("kill");
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (_cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    let before = listed(&socket.0);
+
+    let output = clusterctl(&socket.0, &["kill", "2"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let after = listed(&socket.0);
+    assert_eq!(after[0], before[0], "worker 1 untouched");
+    assert_eq!(after[1].0, 2);
+    assert_ne!(after[1].1, before[1].1, "worker 2 replaced");
+
+    let output = clusterctl(&socket.0, &["show", "2"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let shown = text(&output.stdout);
+    assert!(
+        shown.contains(&format!("pid         {}", after[1].1)),
+        "{shown}"
+    );
+    assert!(shown.contains("restarts    1"), "{shown}");
+    assert!(shown.contains("last exit   unexpected"), "{shown}");
+
+    let output = clusterctl(&socket.0, &["show", "9", "--json"], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stdout).contains("no worker 9"),
+        "{}",
+        text(&output.stdout)
+    );
+}

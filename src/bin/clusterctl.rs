@@ -42,6 +42,17 @@ enum Verb {
     Reload,
     /// A graceful stop: the workers drain, then the master exits.
     Stop,
+    /// Everything about worker ID (its slot), including why its slot's last worker exited.
+    Show {
+        /// The worker's slot.
+        id: usize,
+    },
+    /// Replaces worker ID: it drains and exits (SIGTERM) and another starts in its slot;
+    /// returns once that one listens.
+    Kill {
+        /// The worker's slot.
+        id: usize,
+    },
     /// Change the worker count: `scale 4`, `scale +2`, `scale -1` (the highest slots drain);
     /// returns once the new count listens.
     Scale {
@@ -80,11 +91,14 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
+    let detailed = matches!(cli.verb, Verb::Show { .. });
     let command = match cli.verb {
         Verb::Ls => ControlCommand::Ls,
         Verb::Reload => ControlCommand::Reload,
         Verb::Stop => ControlCommand::Stop,
         Verb::Scale { count } => count,
+        Verb::Show { id } => ControlCommand::Show { id },
+        Verb::Kill { id } => ControlCommand::Kill { id },
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -103,7 +117,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    print_reply(&reply, cli.json);
+    print_reply(&reply, cli.json, detailed);
     if reply.ok {
         ExitCode::SUCCESS
     } else {
@@ -111,7 +125,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn print_reply(reply: &ControlReply, json: bool) {
+fn print_reply(reply: &ControlReply, json: bool, detailed: bool) {
     if json {
         let value = match &reply.workers {
             Some(workers) if reply.ok => serde_json::to_string_pretty(workers),
@@ -126,9 +140,35 @@ fn print_reply(reply: &ControlReply, json: bool) {
     if let Some(message) = &reply.message {
         println!("{message}");
     }
-    if let Some(workers) = &reply.workers {
-        println!("{}", table(workers));
+    match &reply.workers {
+        Some(workers) if detailed => workers.iter().for_each(print_details),
+        Some(workers) => println!("{}", table(workers)),
+        None => {}
     }
+}
+
+/// One worker as `key value` lines (PM2's `show`).
+fn print_details(worker: &WorkerRow) {
+    let lines = [
+        ("id", worker.id.to_string()),
+        ("pid", worker.pid.to_string()),
+        ("status", worker.status.clone()),
+        ("uptime", duration(worker.uptime_secs)),
+        ("restarts", worker.restarts.to_string()),
+        ("connections", worker.connections.to_string()),
+        ("in flight", worker.inflight.to_string()),
+        ("requests", worker.requests.to_string()),
+        ("cpu", format!("{:.1}%", worker.cpu_percent)),
+        ("memory", bytes(worker.rss_bytes)),
+        (
+            "last exit",
+            worker.last_exit.clone().unwrap_or_else(|| "-".into()),
+        ),
+    ];
+    for (key, value) in lines {
+        println!("{key:<12}{value}");
+    }
+    println!();
 }
 
 /// The `ls` table, at most 80 columns wide.

@@ -17,6 +17,8 @@
 //! {"version":1,"command":"stop"}
 //! {"version":1,"command":"scale","to":4}
 //! {"version":1,"command":"scale","by":-1}
+//! {"version":1,"command":"show","id":2}
+//! {"version":1,"command":"kill","id":2}
 //! ```
 //!
 //! Each request gets one reply: `{"version":1,"ok":true,…}` with `workers` (for `ls`) or

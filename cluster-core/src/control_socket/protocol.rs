@@ -39,6 +39,19 @@ pub enum ControlCommand {
     Reload,
     /// A graceful stop; the reply comes once it has begun.
     Stop,
+    /// Everything about the workers of slot `id` (two during its reload), with the slot's last
+    /// exit.
+    Show {
+        /// The slot.
+        id: usize,
+    },
+    /// Replaces the worker of slot `id`: it gets SIGTERM, drains and exits, and the master
+    /// starts another in its slot (Gunicorn's `kill -TERM <worker>`); the reply comes once the
+    /// new one listens.
+    Kill {
+        /// The slot.
+        id: usize,
+    },
     /// Change the worker count: to `to`, or by `by` (one of the two); the reply comes once
     /// the new count of workers listens.
     Scale {
@@ -128,6 +141,10 @@ pub struct WorkerRow {
     pub cpu_percent: f64,
     /// Resident memory, in bytes.
     pub rss_bytes: u64,
+    /// Why the slot's last worker to exit ended (`unexpected`, `stopped`, `hung`,
+    /// `boot-timeout`, `protocol`), if one has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<String>,
 }
 
 #[cfg(test)]

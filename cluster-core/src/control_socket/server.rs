@@ -182,6 +182,18 @@ async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply 
             (None, Some(by)) => scale(control, Scale::By(by)).await,
             _ => ControlReply::failed("scale takes one of `to` and `by`"),
         },
+        ControlCommand::Show { id } => {
+            let rows: Vec<WorkerRow> = rows(control)
+                .await
+                .into_iter()
+                .filter(|row| row.id == id)
+                .collect();
+            match rows.is_empty() {
+                true => ControlReply::failed(format!("no worker {id}")),
+                false => ControlReply::workers(rows),
+            }
+        }
+        ControlCommand::Kill { id } => replace(control, id).await,
         ControlCommand::Stop => {
             control.shutdown();
             ControlReply::done("stopping: the workers drain, then the master exits")
@@ -205,17 +217,19 @@ async fn rows(control: &ClusterControl) -> Vec<WorkerRow> {
                 .zip(before)
                 .map_or(0, |(after, before)| after.saturating_sub(before));
             let load = worker.load();
+            let history = control.registry().slot(worker.id());
             WorkerRow {
                 id: worker.id(),
                 pid: worker.pid(),
                 status: worker.status().name().to_owned(),
                 uptime_secs: worker.uptime().as_secs(),
-                restarts: control.registry().slot(worker.id()).restarts,
+                restarts: history.restarts,
                 connections: load.connections,
                 inflight: load.in_flight,
                 requests: load.served,
                 cpu_percent: cpu_percent(used),
                 rss_bytes: rss_bytes(worker.pid()),
+                last_exit: history.last_exit.map(|reason| reason.to_string()),
             }
         })
         .collect()
@@ -265,6 +279,40 @@ async fn scale(control: &ClusterControl, scale: Scale) -> ControlReply {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     ControlReply::done(format!("scaled from {from} to {to} workers"))
+}
+
+/// Sends SIGTERM to the worker serving slot `id` and answers once its successor listens.
+async fn replace(control: &ClusterControl, id: usize) -> ControlReply {
+    let serving = |pid: Option<u32>| {
+        control.workers().into_iter().find(|worker| {
+            worker.id() == id
+                && worker.status() == WorkerStatus::Listening
+                && pid.is_none_or(|pid| worker.pid() != pid)
+        })
+    };
+    let Some(old) = serving(None) else {
+        return ControlReply::failed(format!("no worker {id} is serving"));
+    };
+    if let Err(error) = old.signal(rustix::process::Signal::TERM) {
+        return ControlReply::failed(format!("cannot signal worker {id}: {error}"));
+    }
+    let deadline = tokio::time::Instant::now() + SCALE_WAIT;
+    loop {
+        if let Some(new) = serving(Some(old.pid())) {
+            return ControlReply::done(format!(
+                "worker {id} replaced: pid {} -> {}",
+                old.pid(),
+                new.pid()
+            ));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return ControlReply::failed(format!(
+                "worker {id} (pid {}) got SIGTERM, but no successor listens after {SCALE_WAIT:?}",
+                old.pid()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Starts a rolling reload and answers once it has finished or failed.
