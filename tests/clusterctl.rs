@@ -360,3 +360,78 @@ fn kill_replaces_one_worker_and_show_tells_its_story() {
         text(&output.stdout)
     );
 }
+
+/// Sends one raw length-delimited frame and reads the answer (`None` if the master hung up).
+fn exchange(
+    stream: &mut std::os::unix::net::UnixStream,
+    payload: &[u8],
+) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let length = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    stream.write_all(&length).ok()?;
+    stream.write_all(payload).ok()?;
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).ok()?;
+    let mut reply = vec![0u8; u32::from_be_bytes(header) as usize];
+    stream.read_exact(&mut reply).ok()?;
+    Some(serde_json::from_slice(&reply).expect("a JSON reply"))
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_the_connection_goes_on() {
+    let socket = SocketPath::new("bad");
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (_cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket.0).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+
+    let reply = exchange(&mut stream, b"not json").expect("an answer");
+    assert_eq!(reply["ok"], false);
+    assert!(
+        reply["error"].as_str().unwrap().contains("not a request"),
+        "{reply}"
+    );
+    let reply = exchange(&mut stream, br#"{"version":1,"command":"teleport"}"#).expect("an answer");
+    assert!(
+        reply["error"].as_str().unwrap().contains("not a request"),
+        "{reply}"
+    );
+    let reply = exchange(&mut stream, br#"{"version":99,"command":"ls"}"#).expect("an answer");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("protocol version 99"),
+        "{reply}"
+    );
+    let reply = exchange(&mut stream, br#"{"version":1,"command":"ls"}"#).expect("an answer");
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["workers"].as_array().unwrap().len(), 1);
+
+    // A frame over the 1 MiB limit: the master hangs up on that peer, and only on it.
+    use std::io::Write;
+    stream.write_all(&(2u32 << 20).to_be_bytes()).unwrap();
+    assert!(exchange(&mut stream, b"{}").is_none(), "hung up");
+    assert_eq!(listed(&socket.0).len(), 1, "others are still answered");
+}
+
+#[test]
+fn a_control_socket_that_cannot_be_made_stops_the_master_saying_where() {
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        (
+            "CLUSTER_CONTROL_SOCKET",
+            "/nonexistent-directory/cluster.sock",
+        ),
+    ];
+    let stderr = ClusterProcess::expect_failure(Program::Fixture, &env);
+    assert!(
+        stderr.contains("control socket /nonexistent-directory/cluster.sock"),
+        "{stderr}"
+    );
+}
