@@ -25,7 +25,8 @@ async fn a_flood_for_a_slow_inbox_delays_neither_handoffs_heartbeats_nor_disconn
         assert_eq!(
             reply.whoami_pid(),
             flooding[0],
-            "served by the flooding worker"
+            "served by the flooding worker: {:#?}",
+            cluster.stdout_lines()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -4,6 +4,7 @@ mod heartbeat;
 mod link;
 mod listener;
 mod mailbox;
+mod output;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
@@ -32,6 +33,9 @@ impl Worker {
         let channel = Channel::from_std(take_ipc_socket(env.ipc_fd)?.into())?;
         forget_cluster_env();
         ask_for_parent_death_signal();
+        if let Err(error) = output::protect() {
+            tracing::warn!(%error, "cannot protect this worker's output from a slow or gone master");
+        }
         let (sender, receiver) = channel.split();
         let link = Link::start(sender, receiver);
         tokio::spawn(heartbeat::report(Arc::downgrade(&link)));

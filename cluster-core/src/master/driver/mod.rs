@@ -11,6 +11,7 @@
 mod conns;
 mod link;
 mod listeners;
+mod output;
 mod publish;
 mod reader;
 mod report;

@@ -11,9 +11,15 @@ use crate::master::ids::WorkerKey;
 use crate::master::inbox::{Incoming, NotPut, Request, send_to_worker};
 use crate::master::machine::Input;
 
-/// Messages for a full inbox this reader holds while the worker is throttled; past it, the
-/// reader waits for room (a worker ignoring the throttle only stalls itself).
+/// Messages for a full inbox this reader holds while the worker is throttled; past it, what
+/// the worker sent before the throttle reached it (or despite it) is refused: a request fails
+/// and a receipt says so. The reader never stops reading, so the worker's heartbeats and
+/// acknowledgements behind those messages are never delayed (it once stopped here, and a
+/// flooding worker was killed as hung).
 const MAX_HELD: usize = 4096;
+
+/// Why a message past [`MAX_HELD`] is refused.
+const INBOX_FULL: &str = "the master's inbox is full and this worker sent past its throttle";
 
 /// Reads one worker's channel without ever waiting on anything else while frames are there:
 /// messages and requests for the master's inbox go straight there, everything else goes to the
@@ -48,7 +54,7 @@ impl WorkerReader {
                     self.release_one(&mut held, room);
                     continue;
                 }
-                received = receiver.recv(), if held.len() < MAX_HELD => received,
+                received = receiver.recv() => received,
             };
             let input = match received {
                 Ok(Some(received)) => match self.route(received, &mut held) {
@@ -121,6 +127,17 @@ impl WorkerReader {
             }
             other => return Some(other),
         };
+        if held.len() >= MAX_HELD {
+            tracing::warn!(
+                slot = from,
+                "the master's inbox is full; refused a message of a worker sending past its throttle"
+            );
+            match incoming {
+                Incoming::Request(request) => request.fail(INBOX_FULL),
+                Incoming::Message { .. } => self.receipt(receipt, Err(INBOX_FULL)),
+            }
+            return None;
+        }
         if !held.is_empty() {
             held.push_back(Held { incoming, receipt });
             return None;

@@ -5,13 +5,16 @@ use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::Duration;
 
 use cluster_ipc::{Channel, Sender};
 use command_fds::{CommandFdExt, FdMapping};
 use rustix::process::{Pid, PidfdFlags, pidfd_open};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
+use super::output;
 use super::reader::WorkerReader;
 use super::report::Report;
 use crate::Error;
@@ -29,7 +32,18 @@ pub(crate) struct Program {
     args: Vec<OsString>,
 }
 
+/// How long a worker's exit waits for the last of its output to be relayed.
+const RELAY_GRACE: Duration = Duration::from_millis(200);
+
 impl Program {
+    /// The executable's file name, which prefixes its workers' output.
+    fn name(&self) -> String {
+        self.exe.file_name().map_or_else(
+            || "worker".into(),
+            |name| name.to_string_lossy().into_owned(),
+        )
+    }
+
     pub(crate) fn current() -> Result<Program, Error> {
         Ok(Program {
             exe: std::env::current_exe().map_err(Error::CurrentExe)?,
@@ -41,9 +55,9 @@ impl Program {
 /// A started worker: its pid and the sending half of its IPC channel. Its reader and reaper
 /// tasks report to the driver.
 ///
-/// Workers inherit the master's stdout and stderr, as in Node. Their stderr is deliberately not
-/// relayed through the master: once the master died, every worker write would hit a broken
-/// pipe, and `eprintln!` (which tracing-subscriber uses to report a failed write) panics on one.
+/// Its stdout and stderr are pipes the master relays with a prefix (`output.rs`); the worker
+/// writes to them through a forwarder that never blocks on them nor fails when the master is
+/// gone (`worker/output.rs`).
 pub(crate) struct Spawned {
     pub(crate) pid: u32,
     /// The process's pidfd, where the kernel has them.
@@ -70,6 +84,8 @@ pub(crate) fn spawn_worker(
         .env(WORKER_ID_ENV, slot.to_string())
         .env(IPC_FD_ENV, WORKER_IPC_FD.to_string())
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         // Its own process group: a terminal's Ctrl-C reaches the master only, which decides.
         .process_group(0)
         // If the master's runtime is torn down without reaping, the worker dies with it.
@@ -80,7 +96,13 @@ pub(crate) fn spawn_worker(
             child_fd: WORKER_IPC_FD,
         }])
         .map_err(|collision| spawn_error(std::io::Error::other(collision)))?;
-    let child = command.spawn().map_err(spawn_error)?;
+    let mut child = command.spawn().map_err(spawn_error)?;
+    let relays = output::relay(
+        slot,
+        &program.name(),
+        child.stdout.take(),
+        child.stderr.take(),
+    );
     // Dropping the command closes the master's copy of the worker's end of the socketpair.
     drop(command);
     let pid = child.id().unwrap_or_default();
@@ -98,13 +120,20 @@ pub(crate) fn spawn_worker(
         control: control.clone(),
     };
     tokio::spawn(reader.run(receiver));
-    tokio::spawn(reap_worker(key, child, reports.clone()));
+    tokio::spawn(reap_worker(key, child, relays, reports.clone()));
     Ok(Spawned { pid, pidfd, sender })
 }
 
-/// Waits for the worker process to exit and reports it; the master reaps every child.
-async fn reap_worker(worker: WorkerKey, mut child: Child, reports: mpsc::Sender<Report>) {
+/// Waits for the worker process to exit and reports it, after its last lines of output (for a
+/// moment: a child of the worker may hold its pipes); the master reaps every child.
+async fn reap_worker(
+    worker: WorkerKey,
+    mut child: Child,
+    relays: Vec<JoinHandle<()>>,
+    reports: mpsc::Sender<Report>,
+) {
     let exit = ProcessExit::from_wait(&child.wait().await);
+    let _ = tokio::time::timeout(RELAY_GRACE, futures_util::future::join_all(relays)).await;
     let _ = reports
         .send(Report::Input(Input::Exited { worker, exit }))
         .await;

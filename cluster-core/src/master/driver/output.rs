@@ -1,0 +1,101 @@
+//! The master's side of worker output: each line a worker writes to stdout or stderr comes out
+//! of the master's stdout or stderr prefixed with the worker's slot and the program's name, as
+//! PM2 shows it (`2|app | listening`). Lines longer than [`MAX_LINE`] are cut.
+
+use std::io::Write;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{ChildStderr, ChildStdout};
+use tokio::task::JoinHandle;
+
+/// The longest line passed on whole; a longer one is passed on in pieces.
+pub(crate) const MAX_LINE: usize = 16 * 1024;
+
+/// Where a relayed line goes.
+#[derive(Debug, Clone, Copy)]
+enum Out {
+    Stdout,
+    Stderr,
+}
+
+/// Starts relaying the worker of `slot`'s output; the tasks end when the worker's pipes close.
+pub(crate) fn relay(
+    slot: usize,
+    program: &str,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+) -> Vec<JoinHandle<()>> {
+    let prefix = format!("{slot}|{program} | ");
+    let mut tasks = Vec::new();
+    if let Some(stdout) = stdout {
+        tasks.push(tokio::spawn(relay_lines(
+            stdout,
+            prefix.clone(),
+            Out::Stdout,
+        )));
+    }
+    if let Some(stderr) = stderr {
+        tasks.push(tokio::spawn(relay_lines(stderr, prefix, Out::Stderr)));
+    }
+    tasks
+}
+
+async fn relay_lines(mut pipe: impl AsyncRead + Unpin, prefix: String, out: Out) {
+    let mut buffer = BytesMut::with_capacity(4096);
+    loop {
+        let read = pipe.read_buf(&mut buffer).await.unwrap_or(0);
+        while let Some(line) = next_line(&mut buffer, read == 0) {
+            write_line(out, &prefix, &line);
+        }
+        if read == 0 {
+            return;
+        }
+    }
+}
+
+/// The next whole line in `buffer` (without its newline), a piece of [`MAX_LINE`] bytes of a
+/// longer one, or at the end whatever is left.
+fn next_line(buffer: &mut BytesMut, at_end: bool) -> Option<BytesMut> {
+    if let Some(newline) = buffer.iter().position(|byte| *byte == b'\n') {
+        let mut line = buffer.split_to(newline + 1);
+        line.truncate(newline);
+        return Some(line);
+    }
+    if buffer.len() >= MAX_LINE {
+        return Some(buffer.split_to(MAX_LINE));
+    }
+    (at_end && !buffer.is_empty()).then(|| buffer.split())
+}
+
+fn write_line(out: Out, prefix: &str, line: &[u8]) {
+    let mut text = Vec::with_capacity(prefix.len() + line.len() + 1);
+    text.extend_from_slice(prefix.as_bytes());
+    text.extend_from_slice(line);
+    text.push(b'\n');
+    // The master's own output failing is nothing a worker's line can help with.
+    let _ = match out {
+        Out::Stdout => std::io::stdout().lock().write_all(&text),
+        Out::Stderr => std::io::stderr().lock().write_all(&text),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_at_newlines_cut_when_too_long_and_flushed_at_the_end() {
+        let mut buffer = BytesMut::from(&b"one\ntwo\nthr"[..]);
+        assert_eq!(next_line(&mut buffer, false).as_deref(), Some(&b"one"[..]));
+        assert_eq!(next_line(&mut buffer, false).as_deref(), Some(&b"two"[..]));
+        assert_eq!(next_line(&mut buffer, false), None, "a partial line waits");
+        assert_eq!(next_line(&mut buffer, true).as_deref(), Some(&b"thr"[..]));
+        let mut long = BytesMut::from(&vec![b'x'; MAX_LINE + 5][..]);
+        assert_eq!(
+            next_line(&mut long, false).map(|line| line.len()),
+            Some(MAX_LINE)
+        );
+        assert_eq!(next_line(&mut long, false), None);
+    }
+}

@@ -1,0 +1,64 @@
+//! Workers' output, with real processes: the master relays every line of each worker prefixed
+//! with its slot (PM2's `1|app | …`), and a worker never blocks or dies on its output when the
+//! master is slow (stopped) or gone (killed).
+
+use std::time::Duration;
+
+use cluster_testkit::{ClusterProcess, Program, get, signal_pid, wait_all_gone, wait_until};
+use rustix::process::Signal;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_output_of_two_workers_arrives_prefixed_and_complete() {
+    let (cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "2")]);
+    // New connections alternate between the workers: one request each.
+    for _ in 0..2 {
+        assert_eq!(get(address, "/print?n=500").await.body, "printed 500\n");
+    }
+    let pids = cluster.worker_pids();
+    let complete = |pid: u32| {
+        let printed: std::collections::HashSet<String> = cluster
+            .stdout_lines()
+            .iter()
+            .filter(|line| line.starts_with("1|fixture | ") || line.starts_with("2|fixture | "))
+            .map(|line| line[12..].to_owned())
+            .collect();
+        (0..500).all(|k| printed.contains(&format!("print {pid} {k}")))
+    };
+    for pid in pids {
+        assert!(
+            wait_until(Duration::from_secs(10), || complete(pid)),
+            "all 500 lines of worker {pid}, prefixed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_master_never_blocks_a_printing_worker() {
+    // Under `shared` the workers accept on their own: they serve while the master is stopped.
+    let env = [("CLUSTER_WORKERS", "1"), ("CLUSTER_SCHED_POLICY", "shared")];
+    let (cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    assert_eq!(get(address, "/print?forever=1").await.body, "printing\n");
+    signal_pid(cluster.pid(), Signal::STOP);
+    // Far more output than a pipe holds, and the worker keeps serving.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..10 {
+        let reply = tokio::time::timeout(Duration::from_secs(5), get(address, "/")).await;
+        assert_eq!(reply.expect("answered in time").status, 200);
+    }
+    signal_pid(cluster.pid(), Signal::CONT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_master_while_workers_print_heavily_leaves_no_worker_behind() {
+    let (cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "2")]);
+    for _ in 0..2 {
+        assert_eq!(get(address, "/print?forever=1").await.body, "printing\n");
+    }
+    let workers = cluster.worker_pids();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal_pid(cluster.pid(), Signal::KILL);
+    assert!(
+        wait_all_gone(&workers, Duration::from_secs(2)),
+        "every worker gone within 2 s"
+    );
+}
