@@ -435,3 +435,67 @@ fn a_control_socket_that_cannot_be_made_stops_the_master_saying_where() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_shows_recent_output_and_follows_new_lines() {
+    let socket = SocketPath::new("logs");
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    // New connections alternate between the workers: both print.
+    for _ in 0..2 {
+        cluster_testkit::get(address, "/print?n=5").await;
+    }
+    let printers = cluster.worker_pids();
+    let output = clusterctl(&socket.0, &["logs", "--lines", "500"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let logs = text(&output.stdout);
+    for pid in &printers {
+        assert!(logs.contains(&format!("|out | print {pid} 4")), "{logs}");
+    }
+    let output = clusterctl(&socket.0, &["logs", "1", "--lines", "500", "--json"], None);
+    let lines: Vec<serde_json::Value> = text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|line| line["id"] == 1), "{lines:?}");
+
+    // Following: new lines arrive as they are written.
+    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"))
+        .args(["--socket", socket.as_str(), "logs", "-f", "--lines", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("clusterctl logs -f");
+    let stdout = follower.stdout.take().expect("its stdout");
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if seen_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = cluster_testkit::get(address, "/whoami").await.whoami_pid();
+    let _ = cluster_testkit::get(address, "/print?n=3").await;
+    let _ = cluster_testkit::get(address, "/print?n=3").await;
+    let wanted = format!("|out | print {pid} 2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut followed = false;
+    while let Ok(line) = seen.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.contains(&wanted) {
+            followed = true;
+            break;
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(followed, "`logs -f` showed {wanted}");
+}

@@ -98,8 +98,8 @@ fn a_worker_that_dies_at_start_stops_the_master_with_a_clear_error() {
     assert!(stderr.contains("died 4 times in a row"), "{stderr}");
     assert!(stderr.contains("exit code 3"), "{stderr}");
     assert!(
-        stderr.contains("fixture: failing at start on purpose"),
-        "{stderr}"
+        stderr.contains("its last error output:\n  fixture: failing at start on purpose"),
+        "the error ends with the worker's own last words: {stderr}"
     );
     let forks = cluster
         .stdout_lines()

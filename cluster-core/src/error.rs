@@ -20,6 +20,14 @@ impl Error {
     }
 }
 
+/// `: its last error output:` and the lines, indented, or nothing without lines.
+fn last_lines(lines: &[String]) -> String {
+    match lines.is_empty() {
+        true => String::new(),
+        false => format!("; its last error output:\n  {}", lines.join("\n  ")),
+    }
+}
+
 /// A boxed error from user code (a worker's main function).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -116,7 +124,8 @@ pub enum Error {
     Draining,
     /// A worker kept dying soon after starting: the master gave up instead of spinning.
     #[error(
-        "worker {slot} (pid {pid}) died {early_deaths} times in a row within {min_uptime:?} of starting, last with {status}; giving up (its own error output is above)"
+        "worker {slot} (pid {pid}) died {early_deaths} times in a row within {min_uptime:?} of starting, last with {status}; giving up{}",
+        last_lines(last_output)
     )]
     CrashLoop {
         /// The slot.
@@ -129,6 +138,8 @@ pub enum Error {
         early_deaths: u32,
         /// The uptime under which a death counts as early.
         min_uptime: Duration,
+        /// The last lines the slot's workers wrote to stderr, oldest first.
+        last_output: Vec<String>,
     },
     /// [`crate::Cluster::run`] was called twice for the same cluster in one process.
     #[error("this cluster's master is already running in this process")]

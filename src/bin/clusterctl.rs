@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use cluster::control_socket::{ControlCommand, ControlReply, WorkerRow, request};
+use cluster::control_socket::{ControlCommand, ControlReply, WorkerRow, follow, request};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 
 /// Look at and steer a running cluster (PM2's verbs) through its master's control socket.
@@ -42,6 +42,17 @@ enum Verb {
     Reload,
     /// A graceful stop: the workers drain, then the master exits.
     Stop,
+    /// The workers' recent output (`ID|out | line`); `-f` follows new lines until Ctrl-C.
+    Logs {
+        /// Only this worker's (its slot).
+        id: Option<usize>,
+        /// Follow: print new lines as they come.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many recent lines.
+        #[arg(long, default_value_t = 20)]
+        lines: usize,
+    },
     /// Everything about worker ID (its slot), including why its slot's last worker exited.
     Show {
         /// The worker's slot.
@@ -98,6 +109,7 @@ fn main() -> ExitCode {
         Verb::Stop => ControlCommand::Stop,
         Verb::Scale { count } => count,
         Verb::Show { id } => ControlCommand::Show { id },
+        Verb::Logs { id, follow, lines } => ControlCommand::Logs { id, lines, follow },
         Verb::Kill { id } => ControlCommand::Kill { id },
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -110,6 +122,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let ControlCommand::Logs { follow: true, .. } = command {
+        let json = cli.json;
+        let followed = runtime.block_on(follow(&socket, command, |reply| {
+            print_reply(&reply, json, false);
+            reply.ok
+        }));
+        return match followed {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let reply = match runtime.block_on(request(&socket, command)) {
         Ok(reply) => reply,
         Err(error) => {
@@ -127,12 +153,23 @@ fn main() -> ExitCode {
 
 fn print_reply(reply: &ControlReply, json: bool, detailed: bool) {
     if json {
-        let value = match &reply.workers {
-            Some(workers) if reply.ok => serde_json::to_string_pretty(workers),
+        let value = match (&reply.workers, &reply.lines) {
+            (Some(workers), _) if reply.ok => serde_json::to_string_pretty(workers),
+            // One compact line per line of output, so a follower's stream is line-delimited.
+            (_, Some(lines)) if reply.ok => {
+                lines
+                    .iter()
+                    .filter_map(|line| serde_json::to_string(line).ok())
+                    .for_each(|line| println!("{line}"));
+                return;
+            }
             _ => serde_json::to_string_pretty(reply),
         };
         println!("{}", value.unwrap_or_default());
         return;
+    }
+    for line in reply.lines.iter().flatten() {
+        println!("{}|{} | {}", line.id, line.stream, line.line);
     }
     if let Some(error) = &reply.error {
         eprintln!("error: {error}");

@@ -19,10 +19,12 @@
 //! {"version":1,"command":"scale","by":-1}
 //! {"version":1,"command":"show","id":2}
 //! {"version":1,"command":"kill","id":2}
+//! {"version":1,"command":"logs","id":2,"lines":50,"follow":true}
 //! ```
 //!
-//! Each request gets one reply: `{"version":1,"ok":true,…}` with `workers` (for `ls`) or
-//! `message`, or `{"version":1,"ok":false,"error":"…"}`. A request of another version, or one
+//! Each request gets one reply: `{"version":1,"ok":true,…}` with `workers` (for `ls` and
+//! `show`), `lines` (for `logs`; a following `logs` gets one such reply per batch of new lines
+//! until it hangs up) or `message`, or `{"version":1,"ok":false,"error":"…"}`. A request of another version, or one
 //! that is not understood, gets an error reply, and the connection stays open for the next.
 
 mod client;
@@ -30,7 +32,7 @@ mod proc_stats;
 mod protocol;
 pub(crate) mod server;
 
-pub use self::client::request;
+pub use self::client::{follow, request};
 pub use self::protocol::{
     CONTROL_PROTOCOL_VERSION, ControlCommand, ControlReply, ControlRequest, WorkerRow,
 };

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::master::logs::LogLine;
+
 /// The version of the control protocol this build speaks.
 pub const CONTROL_PROTOCOL_VERSION: u32 = 1;
 
@@ -39,6 +41,19 @@ pub enum ControlCommand {
     Reload,
     /// A graceful stop; the reply comes once it has begun.
     Stop,
+    /// The workers' last `lines` lines of output (of slot `id` only, when given); with
+    /// `follow`, then every new line, one reply per batch, until the peer hangs up.
+    Logs {
+        /// Only this slot's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<usize>,
+        /// How many recent lines.
+        #[serde(default = "default_log_lines")]
+        lines: usize,
+        /// Keep sending new lines.
+        #[serde(default)]
+        follow: bool,
+    },
     /// Everything about the workers of slot `id` (two during its reload), with the slot's last
     /// exit.
     Show {
@@ -80,6 +95,13 @@ pub struct ControlReply {
     /// The workers, for `ls`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<Vec<WorkerRow>>,
+    /// Lines of output, for `logs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<LogLine>>,
+}
+
+fn default_log_lines() -> usize {
+    20
 }
 
 impl ControlReply {
@@ -99,6 +121,14 @@ impl ControlReply {
         }
     }
 
+    /// Lines of output.
+    pub fn lines(lines: Vec<LogLine>) -> Self {
+        Self {
+            lines: Some(lines),
+            ..Self::empty(true)
+        }
+    }
+
     /// The answer to `ls`.
     pub fn workers(workers: Vec<WorkerRow>) -> Self {
         Self {
@@ -114,6 +144,7 @@ impl ControlReply {
             error: None,
             message: None,
             workers: None,
+            lines: None,
         }
     }
 }

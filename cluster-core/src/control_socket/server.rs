@@ -150,6 +150,47 @@ async fn refuse(stream: UnixStream) {
     }
 }
 
+/// Sends the last `lines` lines, then every new one (of slot `id` only, when given), until the
+/// peer hangs up or the master stops.
+async fn follow_logs(
+    mut framed: Framed<UnixStream, LengthDelimitedCodec>,
+    control: &ClusterControl,
+    id: Option<usize>,
+    lines: usize,
+) {
+    let mut live = control.logs().follow();
+    let mut batch = control.logs().recent(id, None, lines);
+    // The first reply goes out even empty: the peer knows it follows.
+    let mut first_reply = true;
+    loop {
+        if !batch.is_empty() || std::mem::take(&mut first_reply) {
+            let Ok(bytes) = serde_json::to_vec(&ControlReply::lines(std::mem::take(&mut batch)))
+            else {
+                return;
+            };
+            if framed.send(bytes::Bytes::from(bytes)).await.is_err() {
+                return;
+            }
+        }
+        let first = tokio::select! {
+            line = live.recv() => line,
+            // The peer hung up (or sent something, which a follower may not).
+            _ = framed.next() => return,
+        };
+        match first {
+            Ok(line) => batch.push(line),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
+                tracing::debug!(skipped, "a slow log follower skipped lines");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+        while let Ok(line) = live.try_recv() {
+            batch.push(line);
+        }
+        batch.retain(|line| id.is_none_or(|id| line.id == id));
+    }
+}
+
 /// Answers one peer's requests, one reply each, until it hangs up.
 async fn answer(stream: UnixStream, control: ClusterControl) {
     let mut framed = framed(stream);
@@ -161,6 +202,15 @@ async fn answer(stream: UnixStream, control: ClusterControl) {
                     request.version
                 ))
             }
+            Ok(ControlRequest {
+                command:
+                    ControlCommand::Logs {
+                        id,
+                        lines,
+                        follow: true,
+                    },
+                ..
+            }) => return follow_logs(framed, &control, id, lines).await,
             Ok(request) => run(request.command, &control).await,
             Err(error) => ControlReply::failed(format!("not a request: {error}")),
         };
@@ -182,6 +232,9 @@ async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply 
             (None, Some(by)) => scale(control, Scale::By(by)).await,
             _ => ControlReply::failed("scale takes one of `to` and `by`"),
         },
+        ControlCommand::Logs { id, lines, .. } => {
+            ControlReply::lines(control.logs().recent(id, None, lines))
+        }
         ControlCommand::Show { id } => {
             let rows: Vec<WorkerRow> = rows(control)
                 .await

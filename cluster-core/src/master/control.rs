@@ -9,6 +9,7 @@ use super::cluster_event::{ClusterEvent, EventStream};
 use super::command::{Command, CommandBus, Scale, Target};
 use super::handle::WorkerHandle;
 use super::inbox::{Inbox, InboxSlot};
+use super::logs::LogBook;
 use super::registry::Registry;
 use crate::Error;
 
@@ -43,6 +44,7 @@ struct Shared {
     events: broadcast::Sender<ClusterEvent>,
     registry: Registry,
     inbox: InboxSlot,
+    logs: LogBook,
 }
 
 impl ClusterControl {
@@ -53,6 +55,7 @@ impl ClusterControl {
                 events: broadcast::Sender::new(EVENT_CAPACITY),
                 registry: Registry::default(),
                 inbox: InboxSlot::new(),
+                logs: LogBook::default(),
             }),
         }
     }
@@ -113,6 +116,11 @@ impl ClusterControl {
 
     pub(crate) fn registry(&self) -> &Registry {
         &self.shared.registry
+    }
+
+    /// The workers' recent output.
+    pub(crate) fn logs(&self) -> &LogBook {
+        &self.shared.logs
     }
 
     pub(crate) fn inbox_slot(&self) -> &InboxSlot {

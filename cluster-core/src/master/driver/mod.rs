@@ -138,12 +138,26 @@ impl Driver {
         while let Some(input) = inputs.pop_front() {
             for action in machine.handle(input, Instant::now()) {
                 if let Action::Finish(result) = action {
-                    return Some(result);
+                    return Some(result.map_err(|error| self.with_last_output(error)));
                 }
                 self.execute(action, &mut inputs).await;
             }
         }
         None
+    }
+
+    /// A crash loop's error with the last lines its slot wrote to stderr.
+    fn with_last_output(&self, mut error: Error) -> Error {
+        if let Error::CrashLoop {
+            slot, last_output, ..
+        } = &mut error
+        {
+            *last_output = (self.control.logs().recent(Some(*slot), Some("err"), 5))
+                .into_iter()
+                .map(|line| line.line)
+                .collect();
+        }
+        error
     }
 
     /// The next thing that happened. Commands come first: a worker user code released is

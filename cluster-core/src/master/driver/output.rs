@@ -9,6 +9,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{ChildStderr, ChildStdout};
 use tokio::task::JoinHandle;
 
+use crate::master::control::ClusterControl;
+use crate::master::logs::LogLine;
+
 /// The longest line passed on whole; a longer one is passed on in pieces.
 pub(crate) const MAX_LINE: usize = 16 * 1024;
 
@@ -19,34 +22,57 @@ enum Out {
     Stderr,
 }
 
-/// Starts relaying the worker of `slot`'s output; the tasks end when the worker's pipes close.
+/// Starts relaying the worker of `slot`'s output, and keeping it in the master's log book;
+/// the tasks end when the worker's pipes close.
 pub(crate) fn relay(
     slot: usize,
     program: &str,
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
+    control: &ClusterControl,
 ) -> Vec<JoinHandle<()>> {
-    let prefix = format!("{slot}|{program} | ");
+    let source = Source {
+        slot,
+        prefix: format!("{slot}|{program} | "),
+        control: control.clone(),
+    };
     let mut tasks = Vec::new();
     if let Some(stdout) = stdout {
         tasks.push(tokio::spawn(relay_lines(
             stdout,
-            prefix.clone(),
+            source.clone(),
             Out::Stdout,
         )));
     }
     if let Some(stderr) = stderr {
-        tasks.push(tokio::spawn(relay_lines(stderr, prefix, Out::Stderr)));
+        tasks.push(tokio::spawn(relay_lines(stderr, source, Out::Stderr)));
     }
     tasks
 }
 
-async fn relay_lines(mut pipe: impl AsyncRead + Unpin, prefix: String, out: Out) {
+/// Whose lines a relay carries, and where it keeps them.
+#[derive(Clone)]
+struct Source {
+    slot: usize,
+    prefix: String,
+    control: ClusterControl,
+}
+
+async fn relay_lines(mut pipe: impl AsyncRead + Unpin, source: Source, out: Out) {
     let mut buffer = BytesMut::with_capacity(4096);
+    let stream = match out {
+        Out::Stdout => "out",
+        Out::Stderr => "err",
+    };
     loop {
         let read = pipe.read_buf(&mut buffer).await.unwrap_or(0);
         while let Some(line) = next_line(&mut buffer, read == 0) {
-            write_line(out, &prefix, &line);
+            write_line(out, &source.prefix, &line);
+            source.control.logs().record(LogLine {
+                id: source.slot,
+                stream: stream.into(),
+                line: String::from_utf8_lossy(&line).into_owned(),
+            });
         }
         if read == 0 {
             return;

@@ -102,6 +102,7 @@ pub(crate) fn spawn_worker(
         &program.name(),
         child.stdout.take(),
         child.stderr.take(),
+        control,
     );
     // Dropping the command closes the master's copy of the worker's end of the socketpair.
     drop(command);

@@ -143,6 +143,7 @@ impl Machine {
                 status,
                 early_deaths,
                 min_uptime: policy.min_uptime,
+                last_output: Vec::new(),
             }),
         }
     }
