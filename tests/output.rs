@@ -62,3 +62,63 @@ async fn killing_the_master_while_workers_print_heavily_leaves_no_worker_behind(
         "every worker gone within 2 s"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_files_get_the_output_and_sigusr1_reopens_them_for_logrotate() {
+    let dir = std::env::temp_dir().join(format!("cluster-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (out, err) = (dir.join("out.log"), dir.join("err.log"));
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_LOG_FILE", out.to_str().unwrap()),
+        ("CLUSTER_ERROR_LOG_FILE", err.to_str().unwrap()),
+    ];
+    let (cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    let pid = cluster.worker_pids()[0];
+    let contains = |path: &std::path::Path, text: &str| {
+        std::fs::read_to_string(path).is_ok_and(|content| content.contains(text))
+    };
+    get(address, "/print?n=3").await;
+    let line = format!("1|fixture | print {pid} 2");
+    assert!(
+        wait_until(Duration::from_secs(5), || contains(&out, &line)),
+        "{line} in out.log"
+    );
+    // A worker's panic goes to stderr, so to err.log.
+    get(address, "/panic").await;
+    assert!(
+        wait_until(Duration::from_secs(5), || contains(&err, "1|fixture | ")),
+        "err.log"
+    );
+
+    // logrotate: move the file away, then SIGUSR1.
+    let rotated = dir.join("out.log.1");
+    std::fs::rename(&out, &rotated).unwrap();
+    cluster.signal(Signal::USR1);
+    assert!(
+        wait_until(Duration::from_secs(5), || out.exists()),
+        "reopened"
+    );
+    get(address, "/print?n=5").await;
+    let line = format!("1|fixture | print {pid} 4");
+    assert!(
+        wait_until(Duration::from_secs(5), || contains(&out, &line)),
+        "new lines in the new file"
+    );
+    assert!(!contains(&rotated, &line), "not in the rotated one");
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_log_file_that_cannot_be_opened_stops_the_master_naming_it() {
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_LOG_FILE", "/nonexistent-directory/out.log"),
+    ];
+    let stderr = ClusterProcess::expect_failure(Program::Fixture, &env);
+    assert!(
+        stderr.contains("cannot open the log file /nonexistent-directory/out.log"),
+        "{stderr}"
+    );
+}

@@ -11,11 +11,11 @@ use cluster_ipc::{HEARTBEAT_PERIOD, Policy};
 use crate::error::{BoxError, Error};
 use crate::hooks::HookFuture;
 use crate::limits::raise_open_files_limit;
-use crate::master::{self, ClusterControl, Config, MasterHook, ReadyHook, RestartPolicy, Settings};
-use crate::role::{
-    CONTROL_SOCKET_ENV, HANG_TIMEOUT_ENV, Role, SCHED_POLICY_ENV, WORKERS_ENV, parse_env,
-};
+use crate::master::{self, ClusterControl, MasterHook, ReadyHook, RestartPolicy};
+use crate::role::{Role, SCHED_POLICY_ENV, WORKERS_ENV, parse_env};
 use crate::worker::Worker;
+
+mod settings;
 
 /// The hang timeout when neither the builder nor the environment sets one (Gunicorn's).
 const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,6 +66,8 @@ pub struct Cluster {
     boot_timeout: Duration,
     raise_open_files: bool,
     control_socket: Option<PathBuf>,
+    log_file: Option<PathBuf>,
+    error_log_file: Option<PathBuf>,
     control: ClusterControl,
 }
 
@@ -112,6 +114,8 @@ impl Cluster {
             boot_timeout: Duration::from_secs(60),
             raise_open_files: true,
             control_socket: None,
+            log_file: None,
+            error_log_file: None,
             control: ClusterControl::new(),
         }
     }
@@ -213,48 +217,19 @@ impl Cluster {
         self
     }
 
-    /// The control socket's path, from the builder or the environment.
-    fn control_socket_setting(&self) -> Option<PathBuf> {
-        self.control_socket.clone().or_else(|| {
-            std::env::var_os(CONTROL_SOCKET_ENV)
-                .filter(|path| !path.is_empty())
-                .map(PathBuf::from)
-        })
+    /// Makes the master append every worker's stdout (and stderr, without an
+    /// [`Cluster::error_log_file`]) to `path`, prefixed as on the terminal; SIGUSR1 reopens it
+    /// (for logrotate). Default: `CLUSTER_LOG_FILE`, else none.
+    pub fn log_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.log_file = Some(path.into());
+        self
     }
 
-    /// The hang timeout this cluster will use (`None`: off).
-    fn hang_timeout_setting(&self) -> Result<Option<Duration>, Error> {
-        let timeout = match self.hang_timeout {
-            Some(timeout) if !timeout.is_zero() && timeout < MIN_HANG_TIMEOUT => {
-                tracing::warn!(
-                    ?timeout,
-                    minimum = ?MIN_HANG_TIMEOUT,
-                    "hang timeout raised to the minimum (three heartbeat periods)"
-                );
-                MIN_HANG_TIMEOUT
-            }
-            Some(timeout) => timeout,
-            None => match std::env::var(HANG_TIMEOUT_ENV) {
-                Ok(value) => {
-                    let valid = |seconds: f64| seconds.is_finite() && seconds >= 0.0;
-                    let timeout =
-                        Duration::from_secs_f64(parse_env(HANG_TIMEOUT_ENV, &value, valid)?);
-                    if !timeout.is_zero() && timeout < MIN_HANG_TIMEOUT {
-                        return Err(Error::Env {
-                            var: HANG_TIMEOUT_ENV,
-                            value,
-                            reason: format!(
-                                "at least {} s (three heartbeat periods), or 0 to turn hang detection off",
-                                MIN_HANG_TIMEOUT.as_secs()
-                            ),
-                        });
-                    }
-                    timeout
-                }
-                Err(_) => DEFAULT_HANG_TIMEOUT,
-            },
-        };
-        Ok(Some(timeout).filter(|timeout| !timeout.is_zero()))
+    /// Makes the master append every worker's stderr to `path` (see [`Cluster::log_file`]).
+    /// Default: `CLUSTER_ERROR_LOG_FILE`, else none.
+    pub fn error_log_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.error_log_file = Some(path.into());
+        self
     }
 
     /// How many slots a rolling reload replaces at a time (at least 1; default 1).
@@ -366,29 +341,5 @@ impl Cluster {
                     .map_err(|error| Error::Worker(error.into()))
             }
         }
-    }
-
-    /// What the master runs with, from this builder and the environment.
-    fn into_settings(self) -> Result<Settings, Error> {
-        let hang_timeout = self.hang_timeout_setting()?;
-        let control_socket = self.control_socket_setting();
-        let config = Config {
-            worker_count: self.worker_count()?,
-            policy: self.scheduling_policy()?,
-            addresses: self.addresses,
-            shutdown_timeout: self.shutdown_timeout,
-            reload_timeout: self.reload_timeout,
-            reload_batch: self.reload_batch,
-            restart: self.restart,
-            hang_timeout,
-            boot_timeout: self.boot_timeout,
-        };
-        Ok(Settings {
-            config,
-            control_socket,
-            control: self.control,
-            on_ready: self.on_ready,
-            on_master: self.on_master,
-        })
     }
 }

@@ -87,6 +87,9 @@ pub enum Error {
         /// What went wrong, and what to do.
         reason: String,
     },
+    /// A log file (`CLUSTER_LOG_FILE`, `CLUSTER_ERROR_LOG_FILE`) could not be opened.
+    #[error("cannot open the log file {0}")]
+    LogFile(io::Error),
     /// The master went away before answering.
     #[error("the master process went away")]
     MasterGone,

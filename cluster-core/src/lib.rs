@@ -46,8 +46,8 @@ pub use master::{
     ReadyHook, Request, RestartPolicy, Scale, WorkerHandle,
 };
 pub use role::{
-    CONTROL_SOCKET_ENV, HANG_TIMEOUT_ENV, IPC_FD_ENV, Role, SCHED_POLICY_ENV, WORKER_ID_ENV,
-    WORKERS_ENV, WorkerEnv, WorkerInfo,
+    CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, IPC_FD_ENV, LOG_FILE_ENV, Role,
+    SCHED_POLICY_ENV, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv, WorkerInfo,
 };
 pub use rustix::process::Signal;
 pub use worker::{Listener, Worker};

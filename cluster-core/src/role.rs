@@ -16,6 +16,10 @@ pub const WORKERS_ENV: &str = "CLUSTER_WORKERS";
 pub const HANG_TIMEOUT_ENV: &str = "CLUSTER_HANG_TIMEOUT";
 /// Chooses the scheduling policy (`rr` or `sticky`) unless the builder set one.
 pub const SCHED_POLICY_ENV: &str = "CLUSTER_SCHED_POLICY";
+/// A file the master appends worker stdout (and stderr, without [`ERROR_LOG_FILE_ENV`]) to.
+pub const LOG_FILE_ENV: &str = "CLUSTER_LOG_FILE";
+/// A file the master appends worker stderr to.
+pub const ERROR_LOG_FILE_ENV: &str = "CLUSTER_ERROR_LOG_FILE";
 /// The master's control socket path (`clusterctl`); unset or empty: none.
 pub const CONTROL_SOCKET_ENV: &str = "CLUSTER_CONTROL_SOCKET";
 /// The descriptor number a master gives each worker's IPC socket.

@@ -1,7 +1,12 @@
 //! [`LogBook`]: the workers' recent output, kept by the master for `clusterctl logs` and for a
-//! crash loop's error, and streamed to followers (`clusterctl logs -f`).
+//! crash loop's error, streamed to followers (`clusterctl logs -f`), and appended to the log
+//! files when there are some (`CLUSTER_LOG_FILE`, `CLUSTER_ERROR_LOG_FILE`; reopened on SIGUSR1,
+//! for logrotate).
 
 use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +35,26 @@ pub struct LogLine {
 pub(crate) struct LogBook {
     recent: Mutex<VecDeque<LogLine>>,
     live: broadcast::Sender<LogLine>,
+    files: Mutex<LogFiles>,
+}
+
+/// The files worker output is appended to: stdout lines to `out`, stderr lines to `err` (to
+/// `out` when there is no `err`).
+#[derive(Debug, Default)]
+struct LogFiles {
+    out: Option<(PathBuf, File)>,
+    err: Option<(PathBuf, File)>,
+}
+
+/// [`open_append`], with the path in the error.
+fn open_named(path: &Path) -> io::Result<(PathBuf, File)> {
+    open_append(path)
+        .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", path.display())))
+}
+
+fn open_append(path: &Path) -> io::Result<(PathBuf, File)> {
+    let file = File::options().create(true).append(true).open(path)?;
+    Ok((path.to_owned(), file))
 }
 
 impl Default for LogBook {
@@ -37,12 +62,52 @@ impl Default for LogBook {
         Self {
             recent: Mutex::new(VecDeque::with_capacity(KEPT)),
             live: broadcast::Sender::new(FOLLOW_CAPACITY),
+            files: Mutex::new(LogFiles::default()),
         }
     }
 }
 
 impl LogBook {
-    pub(crate) fn record(&self, line: LogLine) {
+    /// Appends worker output to these files from now on; an error names the file.
+    pub(crate) fn open_files(&self, out: Option<&Path>, err: Option<&Path>) -> io::Result<()> {
+        let open = |path: Option<&Path>| path.map(open_named).transpose();
+        *lock(&self.files) = LogFiles {
+            out: open(out)?,
+            err: open(err)?,
+        };
+        Ok(())
+    }
+
+    /// Opens the log files again by name (after logrotate moved them away).
+    pub(crate) fn reopen_files(&self) {
+        let mut files = lock(&self.files);
+        let LogFiles { out, err } = &mut *files;
+        for (path, file) in [out, err].into_iter().flatten() {
+            match open_append(path) {
+                Ok((_, reopened)) => *file = reopened,
+                Err(error) => tracing::error!(
+                    path = %path.display(),
+                    %error,
+                    "cannot reopen a log file; still writing to the old one"
+                ),
+            }
+        }
+    }
+
+    /// Keeps `line` (written as `text`, its prefixed form, to the log files).
+    pub(crate) fn record(&self, line: LogLine, text: &[u8]) {
+        {
+            let mut files = lock(&self.files);
+            let LogFiles { out, err } = &mut *files;
+            let file = match line.stream.as_str() {
+                "err" => err.as_mut().or(out.as_mut()),
+                _ => out.as_mut(),
+            };
+            if let Some((_, file)) = file {
+                // A full disk is no reason to stop serving; the terminal still has the line.
+                let _ = file.write_all(text);
+            }
+        }
         let mut recent = lock(&self.recent);
         if recent.len() == KEPT {
             recent.pop_front();
@@ -94,9 +159,9 @@ mod tests {
     fn keeps_the_last_lines_per_slot_and_stream_in_order() {
         let book = LogBook::default();
         for n in 0..KEPT + 10 {
-            book.record(line(n % 2 + 1, "out", &n.to_string()));
+            book.record(line(n % 2 + 1, "out", &n.to_string()), b"");
         }
-        book.record(line(2, "err", "boom"));
+        book.record(line(2, "err", "boom"), b"");
         let last = book.recent(Some(1), None, 2);
         assert_eq!(
             last.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),

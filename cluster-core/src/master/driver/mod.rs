@@ -50,6 +50,8 @@ const REPORT_QUEUE: usize = 1024;
 pub(crate) struct Settings {
     pub(crate) config: Config,
     pub(crate) control_socket: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
+    pub(crate) error_log_file: Option<PathBuf>,
     pub(crate) control: ClusterControl,
     pub(crate) on_ready: Option<ReadyHook>,
     pub(crate) on_master: Option<MasterHook>,
@@ -58,8 +60,15 @@ pub(crate) struct Settings {
 /// Runs the master until the cluster stops.
 pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let program = Program::current()?;
-    let signals = Signals::install()?;
     let control = settings.control;
+    let signals = Signals::install(control.clone())?;
+    control
+        .logs()
+        .open_files(
+            settings.log_file.as_deref(),
+            settings.error_log_file.as_deref(),
+        )
+        .map_err(Error::LogFile)?;
     let commands = control
         .commands()
         .take_receiver()

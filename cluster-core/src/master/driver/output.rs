@@ -67,12 +67,13 @@ async fn relay_lines(mut pipe: impl AsyncRead + Unpin, source: Source, out: Out)
     loop {
         let read = pipe.read_buf(&mut buffer).await.unwrap_or(0);
         while let Some(line) = next_line(&mut buffer, read == 0) {
-            write_line(out, &source.prefix, &line);
-            source.control.logs().record(LogLine {
+            let text = write_line(out, &source.prefix, &line);
+            let line = LogLine {
                 id: source.slot,
                 stream: stream.into(),
                 line: String::from_utf8_lossy(&line).into_owned(),
-            });
+            };
+            source.control.logs().record(line, &text);
         }
         if read == 0 {
             return;
@@ -94,7 +95,8 @@ fn next_line(buffer: &mut BytesMut, at_end: bool) -> Option<BytesMut> {
     (at_end && !buffer.is_empty()).then(|| buffer.split())
 }
 
-fn write_line(out: Out, prefix: &str, line: &[u8]) {
+/// Writes `line` with its prefix to the master's stdout or stderr; returns what it wrote.
+fn write_line(out: Out, prefix: &str, line: &[u8]) -> Vec<u8> {
     let mut text = Vec::with_capacity(prefix.len() + line.len() + 1);
     text.extend_from_slice(prefix.as_bytes());
     text.extend_from_slice(line);
@@ -104,6 +106,7 @@ fn write_line(out: Out, prefix: &str, line: &[u8]) {
         Out::Stdout => std::io::stdout().lock().write_all(&text),
         Out::Stderr => std::io::stderr().lock().write_all(&text),
     };
+    text
 }
 
 #[cfg(test)]
