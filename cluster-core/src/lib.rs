@@ -42,8 +42,8 @@ pub use cluster_ipc::Policy;
 pub use error::{BoxError, Error};
 pub use exit::Exit;
 pub use master::{
-    ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, Incoming, LogLine, MAX_WORKERS,
-    ReadyHook, Request, RestartPolicy, Scale, WorkerHandle,
+    ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, Incoming, LogLine, LogStream,
+    MAX_WORKERS, ReadyHook, Request, RestartPolicy, Scale, WorkerHandle,
 };
 pub use role::{
     CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, IPC_FD_ENV, LOG_FILE_ENV, Role,

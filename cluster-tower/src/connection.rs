@@ -83,6 +83,11 @@ impl ConnectionState {
         self.http2.load(Ordering::Relaxed)
     }
 
+    /// The worker's drain signal.
+    pub(crate) fn drain(&self) -> &Drain {
+        &self.drain
+    }
+
     /// Notes a read that returned bytes.
     pub(crate) fn note_read(&self) {
         self.reads.fetch_add(1, Ordering::Relaxed);

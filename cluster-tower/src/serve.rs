@@ -166,7 +166,6 @@ where
         let io = TrackedIo::new(
             stream,
             Arc::clone(&state),
-            drain.clone(),
             cluster_core::load::track_connection(),
         );
         // Boxed: hyper's connection state is about 3 KB, which spawning would otherwise copy
@@ -176,11 +175,10 @@ where
                 .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
                 .into_owned(),
         );
-        let drain = drain.clone();
         tokio::spawn(async move {
             let result = tokio::select! {
                 result = connection.as_mut() => result,
-                () = drain.draining() => {
+                () = state.drain().draining() => {
                     // HTTP/1: a client between requests may send its next one (answered with
                     // `Connection: close`) during the grace; HTTP/2 gets its GOAWAY at once.
                     let finished = match state.is_http2() {

@@ -10,33 +10,26 @@ use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::connection::ConnectionState;
-use crate::drain::Drain;
 
 pin_project! {
     /// The socket of one served connection. While it lives, the worker counts the connection
     /// as open and waits for it before it exits; that includes a connection the application
-    /// took over through an upgrade (hyper hands this very socket to it).
+    /// took over through an upgrade (hyper hands this very socket to it). Its connection's
+    /// state holds the worker's [`crate::Drain`], which the worker also waits for.
     #[derive(Debug)]
     pub(crate) struct TrackedIo<T> {
         #[pin]
         inner: T,
         state: Arc<ConnectionState>,
-        _drain: Drain,
         _open: ConnectionGuard,
     }
 }
 
 impl<T> TrackedIo<T> {
-    pub(crate) fn new(
-        inner: T,
-        state: Arc<ConnectionState>,
-        drain: Drain,
-        open: ConnectionGuard,
-    ) -> Self {
+    pub(crate) fn new(inner: T, state: Arc<ConnectionState>, open: ConnectionGuard) -> Self {
         Self {
             inner,
             state,
-            _drain: drain,
             _open: open,
         }
     }

@@ -21,18 +21,18 @@ use crate::master::command::Scale;
 use crate::master::control::ClusterControl;
 use crate::master::handle::WorkerStatus;
 
-/// The bound control socket. [`ControlSocket::start`] serves it from a task; dropping this
-/// removes the file (the master keeps it until it returns).
+/// The master's control socket, served by a task of its own; dropping this removes the file
+/// (the master keeps it until it returns).
 #[derive(Debug)]
 pub(crate) struct ControlSocket {
     path: PathBuf,
-    listener: Option<StdUnixListener>,
 }
 
 impl ControlSocket {
     /// Binds `path` (mode 0600), replacing a file left by a master that is gone and refusing
-    /// one a running master answers on.
-    pub(crate) fn bind(path: &Path) -> Result<Self, Error> {
+    /// one a running master answers on, and starts answering every same-user peer. Must be
+    /// called inside a tokio runtime.
+    pub(crate) fn open(path: &Path, control: ClusterControl) -> Result<Self, Error> {
         let failed = |reason: String| Error::ControlSocket {
             path: path.to_owned(),
             reason,
@@ -49,28 +49,17 @@ impl ControlSocket {
             tracing::info!(path = %path.display(), "replaced a stale control socket");
         }
         let listener = bind_private(path).map_err(|error| failed(error.to_string()))?;
-        Ok(Self {
+        // The file is ours from here on: removed however this ends.
+        let socket = Self {
             path: path.to_owned(),
-            listener: Some(listener),
-        })
-    }
-
-    /// Starts answering every same-user peer, from a task of its own. Must be called inside a
-    /// tokio runtime.
-    pub(crate) fn start(&mut self, control: ClusterControl) -> Result<(), Error> {
-        let Some(listener) = self.listener.take() else {
-            return Ok(());
         };
         let listener = listener
             .set_nonblocking(true)
             .and_then(|()| UnixListener::from_std(listener))
-            .map_err(|error| Error::ControlSocket {
-                path: self.path.clone(),
-                reason: error.to_string(),
-            })?;
-        tracing::info!(path = %self.path.display(), "control socket listening");
+            .map_err(|error| failed(error.to_string()))?;
+        tracing::info!(path = %path.display(), "control socket listening");
         tokio::spawn(serve(listener, control));
-        Ok(())
+        Ok(socket)
     }
 }
 
@@ -225,7 +214,7 @@ async fn answer(stream: UnixStream, control: ClusterControl) {
 
 async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply {
     match command {
-        ControlCommand::Ls => ControlReply::workers(rows(control).await),
+        ControlCommand::Ls => ControlReply::workers(rows(control, None).await),
         ControlCommand::Reload => reload(control).await,
         ControlCommand::Scale { to, by } => match (to, by) {
             (Some(to), None) => scale(control, Scale::To(to)).await,
@@ -236,11 +225,7 @@ async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply 
             ControlReply::lines(control.logs().recent(id, None, lines))
         }
         ControlCommand::Show { id } => {
-            let rows: Vec<WorkerRow> = rows(control)
-                .await
-                .into_iter()
-                .filter(|row| row.id == id)
-                .collect();
+            let rows = rows(control, Some(id)).await;
             match rows.is_empty() {
                 true => ControlReply::failed(format!("no worker {id}")),
                 false => ControlReply::workers(rows),
@@ -254,9 +239,11 @@ async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply 
     }
 }
 
-/// Every live worker, with its CPU use sampled over [`CPU_WINDOW`].
-async fn rows(control: &ClusterControl) -> Vec<WorkerRow> {
-    let workers = control.workers();
+/// Every live worker (of slot `id` only, when given), with its CPU use sampled over
+/// [`CPU_WINDOW`].
+async fn rows(control: &ClusterControl, id: Option<usize>) -> Vec<WorkerRow> {
+    let mut workers = control.workers();
+    workers.retain(|worker| id.is_none_or(|id| worker.id() == id));
     let before: Vec<Option<u64>> = workers
         .iter()
         .map(|worker| cpu_ticks(worker.pid()))
@@ -288,8 +275,20 @@ async fn rows(control: &ClusterControl) -> Vec<WorkerRow> {
         .collect()
 }
 
-/// How long a scaled cluster's new workers may take to listen before the answer says so.
-const SCALE_WAIT: Duration = Duration::from_secs(30);
+/// How long new workers (of `scale`, of `kill`) may take to listen before the answer says so.
+const LISTEN_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether `condition` holds within [`LISTEN_WAIT`] (looked at every 50 ms).
+async fn within_listen_wait(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + LISTEN_WAIT;
+    while !condition() {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
 
 /// Changes the worker count and answers once exactly the new count of workers listens (and the
 /// removed ones are draining).
@@ -321,15 +320,11 @@ async fn scale(control: &ClusterControl, scale: Scale) -> ControlReply {
             );
         }
     };
-    let deadline = tokio::time::Instant::now() + SCALE_WAIT;
-    while serving() != to {
-        if tokio::time::Instant::now() > deadline {
-            return ControlReply::failed(format!(
-                "scaled from {from} to {to} workers, but {} listen after {SCALE_WAIT:?}",
-                serving()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if !within_listen_wait(|| serving() == to).await {
+        return ControlReply::failed(format!(
+            "scaled from {from} to {to} workers, but {} listen after {LISTEN_WAIT:?}",
+            serving()
+        ));
     }
     ControlReply::done(format!("scaled from {from} to {to} workers"))
 }
@@ -349,23 +344,23 @@ async fn replace(control: &ClusterControl, id: usize) -> ControlReply {
     if let Err(error) = old.signal(rustix::process::Signal::TERM) {
         return ControlReply::failed(format!("cannot signal worker {id}: {error}"));
     }
-    let deadline = tokio::time::Instant::now() + SCALE_WAIT;
-    loop {
-        if let Some(new) = serving(Some(old.pid())) {
-            return ControlReply::done(format!(
-                "worker {id} replaced: pid {} -> {}",
-                old.pid(),
-                new.pid()
-            ));
-        }
-        if tokio::time::Instant::now() > deadline {
-            return ControlReply::failed(format!(
-                "worker {id} (pid {}) got SIGTERM, but no successor listens after {SCALE_WAIT:?}",
-                old.pid()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut successor = None;
+    if !within_listen_wait(|| {
+        successor = serving(Some(old.pid()));
+        successor.is_some()
+    })
+    .await
+    {
+        return ControlReply::failed(format!(
+            "worker {id} (pid {}) got SIGTERM, but no successor listens after {LISTEN_WAIT:?}",
+            old.pid()
+        ));
     }
+    let new_pid = successor.map_or(0, |new| new.pid());
+    ControlReply::done(format!(
+        "worker {id} replaced: pid {} -> {new_pid}",
+        old.pid()
+    ))
 }
 
 /// Starts a rolling reload and answers once it has finished or failed.

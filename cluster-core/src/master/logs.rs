@@ -19,13 +19,33 @@ const KEPT: usize = 1000;
 /// Lines a slow follower may fall behind before it skips some.
 const FOLLOW_CAPACITY: usize = 1024;
 
+/// Which of a worker's output streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    /// Its stdout.
+    Out,
+    /// Its stderr.
+    Err,
+}
+
+/// `out` or `err`.
+impl std::fmt::Display for LogStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogStream::Out => "out",
+            LogStream::Err => "err",
+        })
+    }
+}
+
 /// One line a worker wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     /// The worker's slot.
     pub id: usize,
-    /// `out` or `err`.
-    pub stream: String,
+    /// Its stdout or its stderr.
+    pub stream: LogStream,
     /// The line, without its newline (invalid UTF-8 replaced).
     pub line: String,
 }
@@ -99,9 +119,9 @@ impl LogBook {
         {
             let mut files = lock(&self.files);
             let LogFiles { out, err } = &mut *files;
-            let file = match line.stream.as_str() {
-                "err" => err.as_mut().or(out.as_mut()),
-                _ => out.as_mut(),
+            let file = match line.stream {
+                LogStream::Err => err.as_mut().or(out.as_mut()),
+                LogStream::Out => out.as_mut(),
             };
             if let Some((_, file)) = file {
                 // A full disk is no reason to stop serving; the terminal still has the line.
@@ -121,7 +141,7 @@ impl LogBook {
     pub(crate) fn recent(
         &self,
         id: Option<usize>,
-        stream: Option<&str>,
+        stream: Option<LogStream>,
         count: usize,
     ) -> Vec<LogLine> {
         let recent = lock(&self.recent);
@@ -147,10 +167,10 @@ impl LogBook {
 mod tests {
     use super::*;
 
-    fn line(id: usize, stream: &str, text: &str) -> LogLine {
+    fn line(id: usize, stream: LogStream, text: &str) -> LogLine {
         LogLine {
             id,
-            stream: stream.into(),
+            stream,
             line: text.into(),
         }
     }
@@ -159,17 +179,17 @@ mod tests {
     fn keeps_the_last_lines_per_slot_and_stream_in_order() {
         let book = LogBook::default();
         for n in 0..KEPT + 10 {
-            book.record(line(n % 2 + 1, "out", &n.to_string()), b"");
+            book.record(line(n % 2 + 1, LogStream::Out, &n.to_string()), b"");
         }
-        book.record(line(2, "err", "boom"), b"");
+        book.record(line(2, LogStream::Err, "boom"), b"");
         let last = book.recent(Some(1), None, 2);
         assert_eq!(
             last.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
             ["1006", "1008"]
         );
         assert_eq!(
-            book.recent(Some(2), Some("err"), 5),
-            [line(2, "err", "boom")]
+            book.recent(Some(2), Some(LogStream::Err), 5),
+            [line(2, LogStream::Err, "boom")]
         );
         assert_eq!(book.recent(None, None, usize::MAX).len(), KEPT);
     }

@@ -31,7 +31,7 @@ pub use self::handle::WorkerHandle;
 pub(crate) use self::hooks::MasterHook;
 pub use self::hooks::ReadyHook;
 pub use self::inbox::{Inbox, Incoming, Request};
-pub use self::logs::LogLine;
+pub use self::logs::{LogLine, LogStream};
 pub(crate) use self::machine::Config;
 pub use self::machine::RestartPolicy;
 pub use self::process_exit::ExitReason;

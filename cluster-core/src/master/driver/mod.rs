@@ -41,6 +41,7 @@ use crate::master::control::ClusterControl;
 use crate::master::handle::{ReportedLoad, WorkerHandle};
 use crate::master::hooks::{MasterHook, ReadyHook};
 use crate::master::ids::WorkerKey;
+use crate::master::logs::LogStream;
 use crate::master::machine::{Action, Config, Input, Machine, Notice, Timer};
 
 /// Reports waiting for the driver; reporting tasks wait when it is full.
@@ -75,13 +76,10 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .ok_or(Error::AlreadyRunning)?;
     // Bound before anything starts, so a taken path stops the master at once; removed when
     // this function returns.
-    let mut control_socket = match &settings.control_socket {
-        Some(path) => Some(ControlSocket::bind(path)?),
+    let _control_socket = match &settings.control_socket {
+        Some(path) => Some(ControlSocket::open(path, control.clone())?),
         None => None,
     };
-    if let Some(socket) = &mut control_socket {
-        socket.start(control.clone())?;
-    }
     let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
     let mut machine = Machine::new(settings.config.clone(), Instant::now());
     let driver = Driver {
@@ -161,10 +159,13 @@ impl Driver {
             slot, last_output, ..
         } = &mut error
         {
-            *last_output = (self.control.logs().recent(Some(*slot), Some("err"), 5))
-                .into_iter()
-                .map(|line| line.line)
-                .collect();
+            *last_output = (self
+                .control
+                .logs()
+                .recent(Some(*slot), Some(LogStream::Err), 5))
+            .into_iter()
+            .map(|line| line.line)
+            .collect();
         }
         error
     }

@@ -10,17 +10,10 @@ use tokio::process::{ChildStderr, ChildStdout};
 use tokio::task::JoinHandle;
 
 use crate::master::control::ClusterControl;
-use crate::master::logs::LogLine;
+use crate::master::logs::{LogLine, LogStream};
 
 /// The longest line passed on whole; a longer one is passed on in pieces.
 pub(crate) const MAX_LINE: usize = 16 * 1024;
-
-/// Where a relayed line goes.
-#[derive(Debug, Clone, Copy)]
-enum Out {
-    Stdout,
-    Stderr,
-}
 
 /// Starts relaying the worker of `slot`'s output, and keeping it in the master's log book;
 /// the tasks end when the worker's pipes close.
@@ -41,11 +34,11 @@ pub(crate) fn relay(
         tasks.push(tokio::spawn(relay_lines(
             stdout,
             source.clone(),
-            Out::Stdout,
+            LogStream::Out,
         )));
     }
     if let Some(stderr) = stderr {
-        tasks.push(tokio::spawn(relay_lines(stderr, source, Out::Stderr)));
+        tasks.push(tokio::spawn(relay_lines(stderr, source, LogStream::Err)));
     }
     tasks
 }
@@ -58,19 +51,15 @@ struct Source {
     control: ClusterControl,
 }
 
-async fn relay_lines(mut pipe: impl AsyncRead + Unpin, source: Source, out: Out) {
+async fn relay_lines(mut pipe: impl AsyncRead + Unpin, source: Source, stream: LogStream) {
     let mut buffer = BytesMut::with_capacity(4096);
-    let stream = match out {
-        Out::Stdout => "out",
-        Out::Stderr => "err",
-    };
     loop {
         let read = pipe.read_buf(&mut buffer).await.unwrap_or(0);
         while let Some(line) = next_line(&mut buffer, read == 0) {
-            let text = write_line(out, &source.prefix, &line);
+            let text = write_line(stream, &source.prefix, &line);
             let line = LogLine {
                 id: source.slot,
-                stream: stream.into(),
+                stream,
                 line: String::from_utf8_lossy(&line).into_owned(),
             };
             source.control.logs().record(line, &text);
@@ -96,15 +85,15 @@ fn next_line(buffer: &mut BytesMut, at_end: bool) -> Option<BytesMut> {
 }
 
 /// Writes `line` with its prefix to the master's stdout or stderr; returns what it wrote.
-fn write_line(out: Out, prefix: &str, line: &[u8]) -> Vec<u8> {
+fn write_line(stream: LogStream, prefix: &str, line: &[u8]) -> Vec<u8> {
     let mut text = Vec::with_capacity(prefix.len() + line.len() + 1);
     text.extend_from_slice(prefix.as_bytes());
     text.extend_from_slice(line);
     text.push(b'\n');
     // The master's own output failing is nothing a worker's line can help with.
-    let _ = match out {
-        Out::Stdout => std::io::stdout().lock().write_all(&text),
-        Out::Stderr => std::io::stderr().lock().write_all(&text),
+    let _ = match stream {
+        LogStream::Out => std::io::stdout().lock().write_all(&text),
+        LogStream::Err => std::io::stderr().lock().write_all(&text),
     };
     text
 }
