@@ -34,6 +34,7 @@ pub mod load;
 mod master;
 mod role;
 pub mod runtime;
+pub mod shared_metrics;
 mod sync;
 mod worker;
 

@@ -1,0 +1,225 @@
+//! [`RegionRecorder`]: the `metrics` crate's recorder in a cluster process. Each new series
+//! is published in the process's [`Region`] once; its handle then writes straight into the
+//! region with relaxed atomics (a counter's increment is one `fetch_add`), where the master
+//! reads it, also after the process is killed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use metrics::{
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata,
+    Recorder, SharedString, Unit,
+};
+
+use super::key;
+use super::layout::{BUCKETS, Kind, Writer};
+use super::region::Region;
+use crate::sync::lock;
+
+/// Records into a [`Region`].
+#[derive(Debug)]
+pub(crate) struct RegionRecorder {
+    region: Arc<Region>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    writer: Writer,
+    counters: HashMap<Key, Counter>,
+    gauges: HashMap<Key, Gauge>,
+    histograms: HashMap<Key, Histogram>,
+    described: HashSet<String>,
+}
+
+impl RegionRecorder {
+    /// A recorder writing into `region` (fresh, zeroed).
+    pub(crate) fn new(region: Region) -> Self {
+        let writer = Writer::start(region.words());
+        Self {
+            region: Arc::new(region),
+            state: Mutex::new(State {
+                writer,
+                counters: HashMap::new(),
+                gauges: HashMap::new(),
+                histograms: HashMap::new(),
+                described: HashSet::new(),
+            }),
+        }
+    }
+
+    /// Installs this recorder for the process; `false` if one was installed before.
+    pub(crate) fn install(self) -> bool {
+        metrics::set_global_recorder(self).is_ok()
+    }
+
+    /// Publishes a series; its first value word, or `None` when the region is full.
+    fn publish(&self, writer: &mut Writer, kind: Kind, key: &Key) -> Option<Cell> {
+        let labels = key.labels().map(|label| (label.key(), label.value()));
+        let encoded = key::encode(key.name(), labels);
+        let word = writer.publish(self.region.words(), kind, &encoded)?;
+        Some(Cell {
+            region: Arc::clone(&self.region),
+            word,
+        })
+    }
+
+    fn describe(&self, name: KeyName, description: SharedString) {
+        let mut state = lock(&self.state);
+        if state.described.insert(name.as_str().to_owned()) {
+            let encoded = key::encode(name.as_str(), [("help", description.as_ref())]);
+            state.writer.publish(self.region.words(), Kind::Help, &encoded);
+        }
+    }
+}
+
+impl Recorder for RegionRecorder {
+    fn describe_counter(&self, name: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(name, description);
+    }
+
+    fn describe_gauge(&self, name: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(name, description);
+    }
+
+    fn describe_histogram(&self, name: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(name, description);
+    }
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        let mut state = lock(&self.state);
+        if let Some(counter) = state.counters.get(key) {
+            return counter.clone();
+        }
+        let counter = self
+            .publish(&mut state.writer, Kind::Counter, key)
+            .map_or_else(Counter::noop, |cell| Counter::from_arc(Arc::new(cell)));
+        state.counters.insert(key.clone(), counter.clone());
+        counter
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        let mut state = lock(&self.state);
+        if let Some(gauge) = state.gauges.get(key) {
+            return gauge.clone();
+        }
+        let gauge = self
+            .publish(&mut state.writer, Kind::Gauge, key)
+            .map_or_else(Gauge::noop, |cell| Gauge::from_arc(Arc::new(cell)));
+        state.gauges.insert(key.clone(), gauge.clone());
+        gauge
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        let mut state = lock(&self.state);
+        if let Some(histogram) = state.histograms.get(key) {
+            return histogram.clone();
+        }
+        let histogram = self
+            .publish(&mut state.writer, Kind::Histogram, key)
+            .map_or_else(Histogram::noop, |cell| Histogram::from_arc(Arc::new(cell)));
+        state.histograms.insert(key.clone(), histogram.clone());
+        histogram
+    }
+}
+
+/// A series' value words in the region.
+#[derive(Debug)]
+struct Cell {
+    region: Arc<Region>,
+    /// Its first value word.
+    word: usize,
+}
+
+impl Cell {
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        &self.region.words()[self.word + offset]
+    }
+
+    /// Changes the `f64` kept in the word at `offset`.
+    fn update_f64(&self, offset: usize, change: impl Fn(f64) -> f64) {
+        let word = self.word(offset);
+        let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+            Some(change(f64::from_bits(bits)).to_bits())
+        });
+    }
+}
+
+impl CounterFn for Cell {
+    fn increment(&self, value: u64) {
+        self.word(0).fetch_add(value, Ordering::Relaxed);
+    }
+
+    fn absolute(&self, value: u64) {
+        self.word(0).fetch_max(value, Ordering::Relaxed);
+    }
+}
+
+impl GaugeFn for Cell {
+    fn increment(&self, value: f64) {
+        self.update_f64(0, |current| current + value);
+    }
+
+    fn decrement(&self, value: f64) {
+        self.update_f64(0, |current| current - value);
+    }
+
+    fn set(&self, value: f64) {
+        self.word(0).store(value.to_bits(), Ordering::Relaxed);
+    }
+}
+
+impl HistogramFn for Cell {
+    fn record(&self, value: f64) {
+        self.record_many(value, 1);
+    }
+
+    fn record_many(&self, value: f64, count: usize) {
+        if value.is_nan() {
+            return;
+        }
+        let bucket = BUCKETS
+            .iter()
+            .position(|bound| value <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.word(bucket).fetch_add(count as u64, Ordering::Relaxed);
+        self.update_f64(BUCKETS.len() + 1, |sum| sum + value * count as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics::with_local_recorder;
+
+    use super::*;
+    use crate::shared_metrics::layout::entries;
+
+    #[test]
+    fn recorded_values_land_in_the_region() {
+        let (master_view, fd) = Region::create().unwrap();
+        let recorder = RegionRecorder::new(Region::open(&fd).unwrap());
+        with_local_recorder(&recorder, || {
+            metrics::describe_counter!("visits_total", "Visits of /");
+            for _ in 0..3 {
+                metrics::counter!("visits_total", "path" => "/").increment(2);
+            }
+            metrics::gauge!("queue").set(4.5);
+            metrics::gauge!("queue").decrement(1.0);
+            metrics::histogram!("latency").record(0.2);
+            metrics::histogram!("latency").record(100.0);
+        });
+        let words = master_view.words();
+        let read = entries(words);
+        let kinds: Vec<Kind> = read.iter().map(|entry| entry.kind).collect();
+        assert_eq!(kinds, [Kind::Help, Kind::Counter, Kind::Gauge, Kind::Histogram]);
+        let value = |index: usize, offset: usize| {
+            words[read[index].values.start + offset].load(Ordering::Relaxed)
+        };
+        assert_eq!(value(1, 0), 6, "one series however often it is named");
+        assert_eq!(f64::from_bits(value(2, 0)), 3.5);
+        assert_eq!(value(3, 5), 1, "0.2 is in the 0.25 bucket");
+        assert_eq!(value(3, BUCKETS.len()), 1, "100 is in +Inf");
+        assert_eq!(f64::from_bits(value(3, BUCKETS.len() + 1)), 100.2);
+    }
+}
