@@ -9,6 +9,10 @@
 //! Every second the master broadcasts the total to all workers; `GET /seen` shows the last
 //! value this worker received. Environment as for `hello`: `CLUSTER_WORKERS`, `HOST`, `PORT`.
 //!
+//! Every visit is also counted with the `metrics` crate (`visits_total`): set
+//! `CLUSTER_METRICS_ADDR=127.0.0.1:9100` and `curl localhost:9100/metrics` shows the sum over
+//! every worker, those that died included.
+//!
 //! The master's part runs in `Cluster::on_master`, the workers' background part in
 //! `Cluster::on_worker`: no process asks which one it is.
 
@@ -19,13 +23,14 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use cluster::{Cluster, ClusterControl, ClusterLayer, Exit, Incoming, ServeHttp, ipc};
+use cluster::{Cluster, ClusterControl, ClusterLayer, Exit, Incoming, ServeHttp, ipc, metrics};
 
 /// The last total this worker received from the master's broadcast.
 static SEEN: AtomicU64 = AtomicU64::new(0);
 
 async fn visit() -> Result<&'static str, (StatusCode, String)> {
     ipc::send("count").map_err(unavailable)?;
+    metrics::counter!("visits_total").increment(1);
     Ok("counted\n")
 }
 

@@ -13,6 +13,7 @@ use crate::hooks::HookFuture;
 use crate::limits::raise_open_files_limit;
 use crate::master::{self, ClusterControl, MasterHook, ReadyHook, RestartPolicy};
 use crate::role::{Role, SCHED_POLICY_ENV, WORKERS_ENV, parse_env};
+use crate::shared_metrics::GaugeAggregation;
 use crate::worker::Worker;
 
 mod settings;
@@ -68,6 +69,7 @@ pub struct Cluster {
     control_socket: Option<PathBuf>,
     log_file: Option<PathBuf>,
     error_log_file: Option<PathBuf>,
+    metrics_addr: Option<String>,
     control: ClusterControl,
 }
 
@@ -116,6 +118,7 @@ impl Cluster {
             control_socket: None,
             log_file: None,
             error_log_file: None,
+            metrics_addr: None,
             control: ClusterControl::new(),
         }
     }
@@ -229,6 +232,31 @@ impl Cluster {
     /// Default: `CLUSTER_ERROR_LOG_FILE`, else none.
     pub fn error_log_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.error_log_file = Some(path.into());
+        self
+    }
+
+    /// Makes the master serve the whole cluster's metrics at `GET /metrics` on `address`
+    /// (`HOST:PORT`; port 0 picks one, printed as `metrics on http://HOST:PORT/metrics`), in
+    /// Prometheus text format: what every process recorded with the `metrics` crate, summed
+    /// (see [`crate::shared_metrics`]), and the cluster's own. Default: `CLUSTER_METRICS_ADDR`,
+    /// else not served (`clusterctl metrics` still shows them).
+    pub fn metrics_addr(mut self, address: impl Into<String>) -> Self {
+        self.metrics_addr = Some(address.into());
+        self
+    }
+
+    /// How the master combines the gauge `name` that several processes record (default:
+    /// summed).
+    ///
+    /// ```
+    /// use cluster_core::{Cluster, shared_metrics::GaugeAggregation};
+    ///
+    /// let cluster = Cluster::new().gauge_aggregation("queue_depth", GaugeAggregation::Max);
+    /// ```
+    pub fn gauge_aggregation(self, name: impl Into<String>, aggregation: GaugeAggregation) -> Self {
+        self.control
+            .metrics()
+            .set_aggregation(name.into(), aggregation);
         self
     }
 

@@ -87,6 +87,16 @@ pub enum Error {
         /// What went wrong, and what to do.
         reason: String,
     },
+    /// The metrics address (`CLUSTER_METRICS_ADDR`) could not be bound.
+    #[error(
+        "cannot serve metrics on {address}: {source} (set CLUSTER_METRICS_ADDR to a free HOST:PORT, or port 0)"
+    )]
+    MetricsBind {
+        /// The address as given.
+        address: String,
+        /// The operating system's reason.
+        source: io::Error,
+    },
     /// A log file (`CLUSTER_LOG_FILE`, `CLUSTER_ERROR_LOG_FILE`) could not be opened.
     #[error("cannot open the log file {0}")]
     LogFile(io::Error),

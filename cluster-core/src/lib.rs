@@ -32,6 +32,8 @@ pub mod ipc;
 mod limits;
 pub mod load;
 mod master;
+mod metrics_endpoint;
+mod proc_stats;
 mod role;
 pub mod runtime;
 pub mod shared_metrics;
@@ -47,8 +49,9 @@ pub use master::{
     MAX_WORKERS, ReadyHook, Request, RestartPolicy, Scale, WorkerHandle,
 };
 pub use role::{
-    CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, IPC_FD_ENV, LOG_FILE_ENV, Role,
-    SCHED_POLICY_ENV, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv, WorkerInfo,
+    CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, IPC_FD_ENV, LOG_FILE_ENV,
+    METRICS_ADDR_ENV, METRICS_FD_ENV, Role, SCHED_POLICY_ENV, WORKER_ID_ENV, WORKERS_ENV,
+    WorkerEnv, WorkerInfo,
 };
 pub use rustix::process::Signal;
 pub use worker::{Listener, Worker};

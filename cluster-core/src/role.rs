@@ -22,8 +22,16 @@ pub const LOG_FILE_ENV: &str = "CLUSTER_LOG_FILE";
 pub const ERROR_LOG_FILE_ENV: &str = "CLUSTER_ERROR_LOG_FILE";
 /// The master's control socket path (`clusterctl`); unset or empty: none.
 pub const CONTROL_SOCKET_ENV: &str = "CLUSTER_CONTROL_SOCKET";
+/// Set in a worker's environment to the descriptor number of its metrics region (see
+/// [`crate::shared_metrics`]).
+pub const METRICS_FD_ENV: &str = "CLUSTER_METRICS_FD";
+/// `HOST:PORT` where the master serves the cluster's metrics (`GET /metrics`); unset or
+/// empty: not served.
+pub const METRICS_ADDR_ENV: &str = "CLUSTER_METRICS_ADDR";
 /// The descriptor number a master gives each worker's IPC socket.
 pub(crate) const WORKER_IPC_FD: RawFd = FIRST_FREE_FD;
+/// The descriptor number a master gives each worker's metrics region.
+pub(crate) const WORKER_METRICS_FD: RawFd = FIRST_FREE_FD + 1;
 
 /// Who a worker is.
 ///
@@ -57,6 +65,8 @@ pub struct WorkerEnv {
     pub info: WorkerInfo,
     /// The inherited IPC socket's descriptor number.
     pub ipc_fd: RawFd,
+    /// The inherited metrics region's descriptor number, if the master gave one.
+    pub metrics_fd: Option<RawFd>,
 }
 
 /// The role of this process in the cluster.
@@ -97,10 +107,15 @@ fn read_role() -> Result<Role, Error> {
                 .into(),
         });
     }
+    let metrics_fd = std::env::var(METRICS_FD_ENV)
+        .ok()
+        .and_then(|fd| fd.trim().parse::<RawFd>().ok())
+        .filter(|fd| *fd >= FIRST_FREE_FD && *fd != ipc_fd);
     let pid = std::process::id();
     Ok(Role::Worker(WorkerEnv {
         info: WorkerInfo { id, pid },
         ipc_fd,
+        metrics_fd,
     }))
 }
 

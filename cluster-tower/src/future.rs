@@ -8,20 +8,31 @@ use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use crate::header::WORKER_ID_HEADER;
+use crate::http_metrics::RequestTimer;
 
 pin_project! {
-    /// Resolves to the inner service's response with the `x-worker-id` header added.
+    /// Resolves to the inner service's response with the `x-worker-id` header added, and
+    /// records the request's metrics.
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
         worker_id: Option<HeaderValue>,
+        timer: Option<RequestTimer>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, worker_id: Option<HeaderValue>) -> Self {
-        Self { inner, worker_id }
+    pub(crate) fn new(
+        inner: F,
+        worker_id: Option<HeaderValue>,
+        timer: Option<RequestTimer>,
+    ) -> Self {
+        Self {
+            inner,
+            worker_id,
+            timer,
+        }
     }
 }
 
@@ -33,7 +44,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
+        let result = ready!(this.inner.poll(cx));
+        if let Some(timer) = this.timer.take() {
+            timer.finish(result.as_ref().ok().map(Response::status));
+        }
+        let mut response = result?;
         if let Some(worker_id) = this.worker_id.take() {
             response
                 .headers_mut()

@@ -14,6 +14,7 @@ mod connection;
 mod drain;
 pub mod future;
 mod header;
+mod http_metrics;
 pub mod layer;
 mod listener;
 mod serve;

@@ -8,8 +8,11 @@ use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
+use crate::http_metrics::RequestTimer;
 
-/// Adds the worker's identity to requests (extension) and responses (header).
+/// Adds the worker's identity to requests (extension) and responses (header), and records
+/// each request's metrics (`http_metrics.rs`: `cluster_http_requests_total` and
+/// `cluster_http_request_duration_seconds`).
 ///
 /// Outside a cluster worker (in tests, or a program run without a cluster) it passes requests
 /// through unchanged.
@@ -68,6 +71,9 @@ where
             request.extensions_mut().insert(*info);
             header.clone()
         });
-        ResponseFuture::new(self.inner.call(request), header)
+        let timer = header
+            .is_some()
+            .then(|| RequestTimer::start(request.method()));
+        ResponseFuture::new(self.inner.call(request), header, timer)
     }
 }

@@ -7,6 +7,7 @@
 //! clusterctl --socket /tmp/app.sock ls --json   # the same, for scripts
 //! clusterctl --socket /tmp/app.sock reload      # rolling reload; returns once it is done
 //! clusterctl --socket /tmp/app.sock scale +1    # one worker more (scale 4, scale -1…)
+//! clusterctl --socket /tmp/app.sock metrics     # the whole cluster's metrics
 //! ```
 //!
 //! Exit status: 0 when the master did what was asked, 1 when it answered that it could not (a
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cluster::control_socket::{ControlCommand, ControlReply, WorkerRow, follow, request};
+use cluster::shared_metrics::parse_exposition;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 
 /// Look at and steer a running cluster (PM2's verbs) through its master's control socket.
@@ -64,6 +66,10 @@ enum Verb {
         /// The worker's slot.
         id: usize,
     },
+    /// The whole cluster's metrics in Prometheus text format, as the master's `/metrics`
+    /// serves them (`--json`: one object per sample, its value a string as Prometheus's API
+    /// gives it).
+    Metrics,
     /// Change the worker count: `scale 4`, `scale +2`, `scale -1` (the highest slots drain);
     /// returns once the new count listens.
     Scale {
@@ -111,6 +117,7 @@ fn main() -> ExitCode {
         Verb::Show { id } => ControlCommand::Show { id },
         Verb::Logs { id, follow, lines } => ControlCommand::Logs { id, lines, follow },
         Verb::Kill { id } => ControlCommand::Kill { id },
+        Verb::Metrics => ControlCommand::Metrics,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -155,6 +162,9 @@ fn print_reply(reply: &ControlReply, json: bool, detailed: bool) {
     if json {
         let value = match (&reply.workers, &reply.lines) {
             (Some(workers), _) if reply.ok => serde_json::to_string_pretty(workers),
+            _ if reply.ok && reply.metrics.is_some() => {
+                serde_json::to_string_pretty(&metrics_json(reply.metrics.as_deref()))
+            }
             // One compact line per line of output, so a follower's stream is line-delimited.
             (_, Some(lines)) if reply.ok => {
                 lines
@@ -177,10 +187,37 @@ fn print_reply(reply: &ControlReply, json: bool, detailed: bool) {
     if let Some(message) = &reply.message {
         println!("{message}");
     }
+    if let Some(metrics) = &reply.metrics {
+        print!("{metrics}");
+    }
     match &reply.workers {
         Some(workers) if detailed => workers.iter().for_each(print_details),
         Some(workers) => println!("{}", table(workers)),
         None => {}
+    }
+}
+
+/// The samples of a metrics text, or the reason it does not parse.
+fn metrics_json(text: Option<&str>) -> serde_json::Value {
+    match parse_exposition(text.unwrap_or_default()) {
+        Ok(samples) => samples
+            .into_iter()
+            .map(|sample| {
+                let labels: serde_json::Map<String, serde_json::Value> = sample
+                    .labels
+                    .into_iter()
+                    .map(|(label, value)| (label, value.into()))
+                    .collect();
+                serde_json::json!({
+                    "name": sample.name,
+                    "labels": labels,
+                    "value": sample.value.to_string(),
+                })
+            })
+            .collect(),
+        Err(error) => {
+            serde_json::json!({ "error": format!("the master's metrics do not parse: {error}") })
+        }
     }
 }
 

@@ -7,7 +7,8 @@ use super::{Cluster, DEFAULT_HANG_TIMEOUT, MIN_HANG_TIMEOUT};
 use crate::error::Error;
 use crate::master::{Config, Settings};
 use crate::role::{
-    CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, LOG_FILE_ENV, parse_env,
+    CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, LOG_FILE_ENV, METRICS_ADDR_ENV,
+    parse_env,
 };
 
 impl Cluster {
@@ -57,6 +58,11 @@ impl Cluster {
         let control_socket = self.control_socket_setting();
         let log_file = path_setting(&self.log_file, LOG_FILE_ENV);
         let error_log_file = path_setting(&self.error_log_file, ERROR_LOG_FILE_ENV);
+        let metrics_addr = self.metrics_addr.clone().or_else(|| {
+            std::env::var(METRICS_ADDR_ENV)
+                .ok()
+                .filter(|address| !address.trim().is_empty())
+        });
         let config = Config {
             worker_count: self.worker_count()?,
             policy: self.scheduling_policy()?,
@@ -73,6 +79,7 @@ impl Cluster {
             control_socket,
             log_file,
             error_log_file,
+            metrics_addr,
             control: self.control,
             on_ready: self.on_ready,
             on_master: self.on_master,

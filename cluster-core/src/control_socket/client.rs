@@ -6,7 +6,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::UnixStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use super::protocol::{ControlCommand, ControlReply, ControlRequest, MAX_FRAME};
+use super::protocol::{ControlCommand, ControlReply, ControlRequest, MAX_REPLY};
 use crate::Error;
 
 /// Sends `command` to the master listening at `path` and returns its reply.
@@ -54,7 +54,7 @@ async fn connect_and_send(
         ))
     })?;
     let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME)
+        .max_frame_length(MAX_REPLY)
         .new_codec();
     let mut framed = Framed::new(stream, codec);
     let request = serde_json::to_vec(&ControlRequest::new(command))?;

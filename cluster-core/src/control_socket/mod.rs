@@ -8,7 +8,7 @@
 //! # Wire format
 //!
 //! Each message is a frame of tokio-util's `LengthDelimitedCodec` (a big-endian `u32` length,
-//! then the payload; at most 1 MiB) holding one JSON object. A request names its protocol
+//! then the payload; a request at most 1 MiB, a reply 16 MiB) holding one JSON object. A request names its protocol
 //! version and its command:
 //!
 //! ```text
@@ -20,15 +20,15 @@
 //! {"version":1,"command":"show","id":2}
 //! {"version":1,"command":"kill","id":2}
 //! {"version":1,"command":"logs","id":2,"lines":50,"follow":true}
+//! {"version":1,"command":"metrics"}
 //! ```
 //!
 //! Each request gets one reply: `{"version":1,"ok":true,…}` with `workers` (for `ls` and
-//! `show`), `lines` (for `logs`; a following `logs` gets one such reply per batch of new lines
+//! `show`), `metrics` (Prometheus text, for `metrics`), `lines` (for `logs`; a following `logs` gets one such reply per batch of new lines
 //! until it hangs up) or `message`, or `{"version":1,"ok":false,"error":"…"}`. A request of another version, or one
 //! that is not understood, gets an error reply, and the connection stays open for the next.
 
 mod client;
-mod proc_stats;
 mod protocol;
 pub(crate) mod server;
 

@@ -7,8 +7,11 @@ use crate::master::logs::LogLine;
 /// The version of the control protocol this build speaks.
 pub const CONTROL_PROTOCOL_VERSION: u32 = 1;
 
-/// The largest request or reply, in bytes.
-pub(crate) const MAX_FRAME: usize = 1024 * 1024;
+/// The largest request, in bytes.
+pub(crate) const MAX_REQUEST: usize = 1024 * 1024;
+
+/// The largest reply, in bytes (a large cluster's metrics fit).
+pub(crate) const MAX_REPLY: usize = 16 * 1024 * 1024;
 
 /// One request to the master.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +80,8 @@ pub enum ControlCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<i64>,
     },
+    /// The whole cluster's metrics, as the metrics endpoint serves them.
+    Metrics,
 }
 
 /// The master's answer to one request.
@@ -98,6 +103,9 @@ pub struct ControlReply {
     /// Lines of output, for `logs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<Vec<LogLine>>,
+    /// The cluster's metrics in Prometheus text format, for `metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 fn default_log_lines() -> usize {
@@ -129,6 +137,14 @@ impl ControlReply {
         }
     }
 
+    /// The answer to `metrics`.
+    pub fn metrics(text: String) -> Self {
+        Self {
+            metrics: Some(text),
+            ..Self::empty(true)
+        }
+    }
+
     /// The answer to `ls`.
     pub fn workers(workers: Vec<WorkerRow>) -> Self {
         Self {
@@ -145,6 +161,7 @@ impl ControlReply {
             message: None,
             workers: None,
             lines: None,
+            metrics: None,
         }
     }
 }

@@ -11,15 +11,17 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use super::proc_stats::{CPU_WINDOW, cpu_percent, cpu_ticks, rss_bytes};
 use super::protocol::{
-    CONTROL_PROTOCOL_VERSION, ControlCommand, ControlReply, ControlRequest, MAX_FRAME, WorkerRow,
+    CONTROL_PROTOCOL_VERSION, ControlCommand, ControlReply, ControlRequest, MAX_REPLY, MAX_REQUEST,
+    WorkerRow,
 };
 use crate::Error;
 use crate::master::cluster_event::ClusterEvent;
 use crate::master::command::Scale;
 use crate::master::control::ClusterControl;
 use crate::master::handle::WorkerStatus;
+use crate::master::metrics_view::exposition;
+use crate::proc_stats::{CPU_WINDOW, cpu_percent, cpu_ticks, rss_bytes};
 
 /// The master's control socket, served by a task of its own; dropping this removes the file
 /// (the master keeps it until it returns).
@@ -118,9 +120,23 @@ fn peer_uid(stream: &UnixStream) -> Option<rustix::process::Uid> {
 
 fn framed(stream: UnixStream) -> Framed<UnixStream, LengthDelimitedCodec> {
     let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME)
+        .max_frame_length(MAX_REQUEST)
         .new_codec();
     Framed::new(stream, codec)
+}
+
+/// Sends `reply`, which may be larger than a request may; `false` if the peer is gone.
+async fn send_reply(
+    framed: &mut Framed<UnixStream, LengthDelimitedCodec>,
+    reply: &ControlReply,
+) -> bool {
+    let Ok(bytes) = serde_json::to_vec(reply) else {
+        return false;
+    };
+    framed.codec_mut().set_max_frame_length(MAX_REPLY);
+    let sent = framed.send(bytes::Bytes::from(bytes)).await.is_ok();
+    framed.codec_mut().set_max_frame_length(MAX_REQUEST);
+    sent
 }
 
 /// Tells a peer of another user that it is refused (after reading its request, so that closing
@@ -133,9 +149,7 @@ async fn refuse(stream: UnixStream) {
             "refused: this control socket answers only its owner (uid {})",
             rustix::process::geteuid().as_raw()
         ));
-        if let Ok(bytes) = serde_json::to_vec(&reply) {
-            let _ = framed.send(bytes::Bytes::from(bytes)).await;
-        }
+        send_reply(&mut framed, &reply).await;
     }
 }
 
@@ -153,11 +167,8 @@ async fn follow_logs(
     let mut first_reply = true;
     loop {
         if !batch.is_empty() || std::mem::take(&mut first_reply) {
-            let Ok(bytes) = serde_json::to_vec(&ControlReply::lines(std::mem::take(&mut batch)))
-            else {
-                return;
-            };
-            if framed.send(bytes::Bytes::from(bytes)).await.is_err() {
+            let reply = ControlReply::lines(std::mem::take(&mut batch));
+            if !send_reply(&mut framed, &reply).await {
                 return;
             }
         }
@@ -203,10 +214,7 @@ async fn answer(stream: UnixStream, control: ClusterControl) {
             Ok(request) => run(request.command, &control).await,
             Err(error) => ControlReply::failed(format!("not a request: {error}")),
         };
-        let Ok(bytes) = serde_json::to_vec(&reply) else {
-            return;
-        };
-        if framed.send(bytes::Bytes::from(bytes)).await.is_err() {
+        if !send_reply(&mut framed, &reply).await {
             return;
         }
     }
@@ -232,6 +240,7 @@ async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply 
             }
         }
         ControlCommand::Kill { id } => replace(control, id).await,
+        ControlCommand::Metrics => ControlReply::metrics(exposition(control)),
         ControlCommand::Stop => {
             control.shutdown();
             ControlReply::done("stopping: the workers drain, then the master exits")

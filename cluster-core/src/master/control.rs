@@ -12,6 +12,7 @@ use super::inbox::{Inbox, InboxSlot};
 use super::logs::LogBook;
 use super::registry::Registry;
 use crate::Error;
+use crate::shared_metrics::MetricsBook;
 
 /// Events kept for slow readers.
 const EVENT_CAPACITY: usize = 1024;
@@ -45,6 +46,7 @@ struct Shared {
     registry: Registry,
     inbox: InboxSlot,
     logs: LogBook,
+    metrics: MetricsBook,
 }
 
 impl ClusterControl {
@@ -56,6 +58,7 @@ impl ClusterControl {
                 registry: Registry::default(),
                 inbox: InboxSlot::new(),
                 logs: LogBook::default(),
+                metrics: MetricsBook::default(),
             }),
         }
     }
@@ -121,6 +124,11 @@ impl ClusterControl {
     /// The workers' recent output.
     pub(crate) fn logs(&self) -> &LogBook {
         &self.shared.logs
+    }
+
+    /// Every process's metrics.
+    pub(crate) fn metrics(&self) -> &MetricsBook {
+        &self.shared.metrics
     }
 
     pub(crate) fn inbox_slot(&self) -> &InboxSlot {

@@ -20,6 +20,7 @@ mod ids;
 mod inbox;
 pub(crate) mod logs;
 mod machine;
+pub(crate) mod metrics_view;
 mod process_exit;
 mod registry;
 

@@ -1,8 +1,9 @@
 //! [`Registry`]: what the master publishes for user code to read at any time: the live workers'
-//! handles, the counters' values, and each slot's restarts and last exit.
+//! handles, the counters' values, each slot's restarts and last exit, and the handoff counts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::handle::WorkerHandle;
 use super::ids::WorkerKey;
@@ -15,6 +16,10 @@ pub(crate) struct Registry {
     workers: Mutex<BTreeMap<WorkerKey, WorkerHandle>>,
     counters: Mutex<HashMap<String, i64>>,
     slots: Mutex<HashMap<usize, SlotHistory>>,
+    /// Connections handed to workers so far.
+    handoffs: AtomicU64,
+    /// Accepted connections waiting in the master for a worker with room.
+    backlog: AtomicU64,
 }
 
 /// What happened to one slot's workers so far.
@@ -55,6 +60,32 @@ impl Registry {
     /// The history of `slot` (empty if nothing happened to it yet).
     pub(crate) fn slot(&self, slot: usize) -> SlotHistory {
         lock(&self.slots).get(&slot).copied().unwrap_or_default()
+    }
+
+    /// Restarts of workers that died on their own, over every slot.
+    pub(crate) fn total_restarts(&self) -> u64 {
+        lock(&self.slots)
+            .values()
+            .map(|history| u64::from(history.restarts))
+            .sum()
+    }
+
+    pub(crate) fn count_handoff(&self) {
+        self.handoffs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections handed to workers so far.
+    pub(crate) fn handoffs(&self) -> u64 {
+        self.handoffs.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_backlog(&self, queued: usize) {
+        self.backlog.store(queued as u64, Ordering::Relaxed);
+    }
+
+    /// Accepted connections waiting for a worker.
+    pub(crate) fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
     }
 
     /// The value of the counter `name` (0 if never touched).

@@ -105,7 +105,10 @@ impl MetricsBook {
         for (name, text) in help.iter() {
             families.describe(name, text);
         }
-        families.describe(DROPPED, "Series a process could not record: its metrics region was full.");
+        families.describe(
+            DROPPED,
+            "Series a process could not record: its metrics region was full.",
+        );
     }
 }
 
@@ -181,17 +184,25 @@ mod tests {
         let (two, two_recorder) = process();
         book.add(1, "1".into(), one);
         book.add(2, "2".into(), two);
-        with_local_recorder(&one_recorder, || metrics::counter!("visits_total").increment(5));
-        with_local_recorder(&two_recorder, || metrics::counter!("visits_total").increment(7));
+        with_local_recorder(&one_recorder, || {
+            metrics::counter!("visits_total").increment(5)
+        });
+        with_local_recorder(&two_recorder, || {
+            metrics::counter!("visits_total").increment(7)
+        });
         assert!(scrape(&book).contains("\nvisits_total 12\n"));
         // A lower absolute value is not taken.
-        with_local_recorder(&one_recorder, || metrics::counter!("visits_total").absolute(1));
+        with_local_recorder(&one_recorder, || {
+            metrics::counter!("visits_total").absolute(1)
+        });
         assert!(scrape(&book).contains("\nvisits_total 12\n"));
         // Process 1 dies (its recorder is gone with it); its count stays.
         drop(one_recorder);
         book.retire(1);
         assert!(scrape(&book).contains("\nvisits_total 12\n"));
-        with_local_recorder(&two_recorder, || metrics::counter!("visits_total").increment(1));
+        with_local_recorder(&two_recorder, || {
+            metrics::counter!("visits_total").increment(1)
+        });
         assert!(scrape(&book).contains("\nvisits_total 13\n"));
         book.retire(2);
         book.retire(2);
@@ -214,8 +225,14 @@ mod tests {
             });
         }
         let text = scrape(&book);
-        assert!(text.contains("# HELP open Open things\n# TYPE open gauge\nopen 4\n"), "{text}");
-        assert!(text.contains("queue{worker=\"1\"} 3\nqueue{worker=\"2\"} 3\n"), "{text}");
+        assert!(
+            text.contains("# HELP open Open things\n# TYPE open gauge\nopen 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("queue{worker=\"1\"} 3\nqueue{worker=\"2\"} 3\n"),
+            "{text}"
+        );
         book.retire(2);
         let text = scrape(&book);
         assert!(text.contains("\nopen 2\n"), "{text}");

@@ -26,6 +26,8 @@ pub enum GaugeAggregation {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
     Counter(u64),
+    /// A counter of a measure that is not a whole number (seconds of CPU).
+    FloatCounter(f64),
     Gauge(f64),
     /// Counts per bucket (not cumulative; the last is `+Inf`), and the sum.
     Histogram {
@@ -37,7 +39,7 @@ pub(crate) enum Value {
 impl Value {
     fn kind(&self) -> Kind {
         match self {
-            Value::Counter(_) => Kind::Counter,
+            Value::Counter(_) | Value::FloatCounter(_) => Kind::Counter,
             Value::Gauge(_) => Kind::Gauge,
             Value::Histogram { .. } => Kind::Histogram,
         }
@@ -47,6 +49,7 @@ impl Value {
     pub(crate) fn merge(&mut self, other: &Value, aggregation: GaugeAggregation) {
         match (self, other) {
             (Value::Counter(total), Value::Counter(more)) => *total = total.saturating_add(*more),
+            (Value::FloatCounter(total), Value::FloatCounter(more)) => *total += more,
             (Value::Gauge(value), Value::Gauge(other)) => {
                 *value = match aggregation {
                     GaugeAggregation::Sum | GaugeAggregation::PerWorker => *value + other,
@@ -147,7 +150,7 @@ fn render_series(text: &mut String, name: &str, labels: &[(String, String)], val
         Value::Counter(count) => {
             let _ = writeln!(text, "{name}{} {count}", label_set(labels, None));
         }
-        Value::Gauge(value) => {
+        Value::Gauge(value) | Value::FloatCounter(value) => {
             let _ = writeln!(text, "{name}{} {}", label_set(labels, None), number(*value));
         }
         Value::Histogram { buckets, sum } => {
@@ -243,7 +246,10 @@ mod tests {
         families.add(key("hits", &[]), Value::Gauge(1.0), GaugeAggregation::Sum);
         families.describe("hits", "Hits.\nAll of them");
         let text = families.render();
-        assert!(text.contains("# HELP hits Hits.\\nAll of them\n# TYPE hits counter\nhits 7\n"), "{text}");
+        assert!(
+            text.contains("# HELP hits Hits.\\nAll of them\n# TYPE hits counter\nhits 7\n"),
+            "{text}"
+        );
         assert!(text.contains("peak 5\n"), "{text}");
         assert!(text.contains("low 2\n"), "{text}");
     }
@@ -255,21 +261,49 @@ mod tests {
         buckets[0] = 2;
         buckets[BUCKETS.len()] = 1;
         let value = Value::Histogram { buckets, sum: 20.5 };
-        families.add(key("latency", &[("path", "/")]), value.clone(), GaugeAggregation::Sum);
-        families.add(key("latency", &[("path", "/")]), value, GaugeAggregation::Sum);
+        families.add(
+            key("latency", &[("path", "/")]),
+            value.clone(),
+            GaugeAggregation::Sum,
+        );
+        families.add(
+            key("latency", &[("path", "/")]),
+            value,
+            GaugeAggregation::Sum,
+        );
         let text = families.render();
-        assert!(text.contains("latency_bucket{path=\"/\",le=\"0.005\"} 4\n"), "{text}");
-        assert!(text.contains("latency_bucket{path=\"/\",le=\"10\"} 4\n"), "{text}");
-        assert!(text.contains("latency_bucket{path=\"/\",le=\"+Inf\"} 6\n"), "{text}");
-        assert!(text.contains("latency_sum{path=\"/\"} 41\nlatency_count{path=\"/\"} 6\n"), "{text}");
+        assert!(
+            text.contains("latency_bucket{path=\"/\",le=\"0.005\"} 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("latency_bucket{path=\"/\",le=\"10\"} 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("latency_bucket{path=\"/\",le=\"+Inf\"} 6\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("latency_sum{path=\"/\"} 41\nlatency_count{path=\"/\"} 6\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn names_and_values_are_made_valid() {
         let mut families = Families::default();
         let labels = [("bad-label", "a \"quoted\"\\ value\n")];
-        families.add(key("9http.requests", &labels), Value::Gauge(f64::NAN), GaugeAggregation::Sum);
-        families.add(key("", &[]), Value::Gauge(f64::NEG_INFINITY), GaugeAggregation::Sum);
+        families.add(
+            key("9http.requests", &labels),
+            Value::Gauge(f64::NAN),
+            GaugeAggregation::Sum,
+        );
+        families.add(
+            key("", &[]),
+            Value::Gauge(f64::NEG_INFINITY),
+            GaugeAggregation::Sum,
+        );
         let text = families.render();
         assert!(
             text.contains(r#"_http_requests{bad_label="a \"quoted\"\\ value\n"} NaN"#),

@@ -12,7 +12,10 @@ pub(crate) struct SeriesKey {
 }
 
 /// Encodes `name` and `labels` (each string cut at 65,535 bytes).
-pub(crate) fn encode<'a>(name: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
+pub(crate) fn encode<'a>(
+    name: &str,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(name.len() + 2);
     push(&mut bytes, name);
     for (label, value) in labels {

@@ -222,7 +222,11 @@ mod tests {
         let words = region();
         let mut writer = Writer::start(&words);
         for n in 0..MAX_ENTRIES {
-            assert!(writer.publish(&words, Kind::Counter, format!("c{n}").as_bytes()).is_some());
+            assert!(
+                writer
+                    .publish(&words, Kind::Counter, format!("c{n}").as_bytes())
+                    .is_some()
+            );
         }
         assert_eq!(writer.publish(&words, Kind::Counter, b"one more"), None);
         assert_eq!(dropped(&words), 1);

@@ -117,7 +117,9 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
         }
     }
     let mut fields = rest.split_whitespace();
-    let value = fields.next().ok_or_else(|| format!("{name} has no value"))?;
+    let value = fields
+        .next()
+        .ok_or_else(|| format!("{name} has no value"))?;
     let value = parse_value(value).ok_or_else(|| format!("invalid value {value:?}"))?;
     if let Some(timestamp) = fields.next()
         && timestamp.parse::<i64>().is_err()
@@ -202,14 +204,20 @@ fn check_histograms(
         }
     }
     for ((family, labels), series) in &buckets {
-        let ordered = series.windows(2).all(|pair| pair[0].0 < pair[1].0 && pair[0].1 <= pair[1].1);
+        let ordered = series
+            .windows(2)
+            .all(|pair| pair[0].0 < pair[1].0 && pair[0].1 <= pair[1].1);
         if !ordered {
-            return Err(fail(format!("buckets of {family}{labels:?} are not cumulative")));
+            return Err(fail(format!(
+                "buckets of {family}{labels:?} are not cumulative"
+            )));
         }
         let last = series.last().copied().unwrap_or((0.0, 0.0));
         let count = counts.get(&(family.clone(), labels.clone()));
         if last.0 != f64::INFINITY || count != Some(&last.1) {
-            return Err(fail(format!("{family}{labels:?}: no +Inf bucket equal to _count")));
+            return Err(fail(format!(
+                "{family}{labels:?}: no +Inf bucket equal to _count"
+            )));
         }
     }
     Ok(())
@@ -226,7 +234,10 @@ mod tests {
                     h_sum 4.5\nh_count 2\nplain -Inf 1700000000\n";
         let samples = parse_exposition(text).unwrap();
         assert_eq!(samples.len(), 6);
-        assert_eq!(samples[0].labels, vec![("x".to_owned(), "1\"\n".to_owned())]);
+        assert_eq!(
+            samples[0].labels,
+            vec![("x".to_owned(), "1\"\n".to_owned())]
+        );
         assert_eq!(samples[0].value, 3.0);
         assert_eq!(samples[5].value, f64::NEG_INFINITY);
     }
@@ -243,7 +254,10 @@ mod tests {
             ("# TYPE a kind\n", 1),
             ("a{x=\"\\q\"} 1\n", 1),
             ("a 1 2 3\n", 1),
-            ("# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n", 0),
+            (
+                "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",
+                0,
+            ),
             ("# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_count 2\n", 0),
         ];
         for (text, line) in cases {

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use metrics::{
-    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata,
-    Recorder, SharedString, Unit,
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
 };
 
 use super::key;
@@ -69,7 +69,9 @@ impl RegionRecorder {
         let mut state = lock(&self.state);
         if state.described.insert(name.as_str().to_owned()) {
             let encoded = key::encode(name.as_str(), [("help", description.as_ref())]);
-            state.writer.publish(self.region.words(), Kind::Help, &encoded);
+            state
+                .writer
+                .publish(self.region.words(), Kind::Help, &encoded);
         }
     }
 }
@@ -212,7 +214,10 @@ mod tests {
         let words = master_view.words();
         let read = entries(words);
         let kinds: Vec<Kind> = read.iter().map(|entry| entry.kind).collect();
-        assert_eq!(kinds, [Kind::Help, Kind::Counter, Kind::Gauge, Kind::Histogram]);
+        assert_eq!(
+            kinds,
+            [Kind::Help, Kind::Counter, Kind::Gauge, Kind::Histogram]
+        );
         let value = |index: usize, offset: usize| {
             words[read[index].values.start + offset].load(Ordering::Relaxed)
         };

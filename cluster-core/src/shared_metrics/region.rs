@@ -78,7 +78,8 @@ impl Region {
 impl Drop for Region {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `map`, with its length; no reference to it outlives self.
-        if let Err(error) = unsafe { rustix::mm::munmap(self.words.as_ptr().cast(), REGION_BYTES) } {
+        if let Err(error) = unsafe { rustix::mm::munmap(self.words.as_ptr().cast(), REGION_BYTES) }
+        {
             tracing::debug!(%error, "munmap of a metrics region failed");
         }
     }
@@ -96,7 +97,10 @@ mod tests {
         let worker = Region::open(&fd).unwrap();
         worker.words()[5].fetch_add(3, Ordering::Relaxed);
         assert_eq!(master.words()[5].load(Ordering::Relaxed), 3);
-        assert!(rustix::fs::ftruncate(&fd, 8).is_err(), "a worker cannot shrink it");
+        assert!(
+            rustix::fs::ftruncate(&fd, 8).is_err(),
+            "a worker cannot shrink it"
+        );
         drop(worker);
         assert_eq!(master.words()[5].load(Ordering::Relaxed), 3);
     }

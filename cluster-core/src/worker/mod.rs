@@ -6,7 +6,7 @@ mod listener;
 mod mailbox;
 mod output;
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,6 +18,7 @@ pub use self::listener::Listener;
 pub(crate) use self::mailbox::{Letter, mailbox};
 use crate::error::Error;
 use crate::role::{IPC_FD_ENV, WorkerEnv, WorkerInfo, forget_cluster_env};
+use crate::shared_metrics::{Region, RegionRecorder};
 
 /// This process's membership in the cluster, handed to the worker's main function by
 /// [`crate::Cluster::run`].
@@ -31,6 +32,9 @@ impl Worker {
     /// Takes over the inherited IPC socket and announces this worker to the master.
     pub(crate) async fn join(env: WorkerEnv) -> Result<Worker, Error> {
         let channel = Channel::from_std(take_ipc_socket(env.ipc_fd)?.into())?;
+        if let Some(fd) = env.metrics_fd {
+            record_metrics(fd);
+        }
         forget_cluster_env();
         ask_for_parent_death_signal();
         if let Err(error) = output::protect() {
@@ -88,6 +92,31 @@ fn ask_for_parent_death_signal() {
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
     {
         tracing::debug!(%error, "PR_SET_PDEATHSIG failed; relying on the IPC channel");
+    }
+}
+
+/// Installs the cluster's metrics recorder over the region the master gave this worker (once:
+/// the caller took the IPC socket first). Without it, the worker's metrics are not seen.
+fn record_metrics(fd: RawFd) {
+    // SAFETY: the number is only borrowed to map it; `fstat` on a number that is not open
+    // fails cleanly.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    match Region::open(borrowed) {
+        Ok(region) => {
+            // SAFETY: the master gave this descriptor to this worker for its metrics, it is
+            // open (it was just mapped) and this runs once per process: its only owner. Closed
+            // here; the mapping stays.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            if !RegionRecorder::new(region).install() {
+                tracing::warn!(
+                    "a metrics recorder was installed before the cluster's: the master will not see this worker's metrics"
+                );
+            }
+        }
+        Err(error) => tracing::warn!(
+            %error,
+            "cannot map the metrics region; this worker's metrics are not recorded"
+        ),
     }
 }
 

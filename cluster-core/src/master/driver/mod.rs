@@ -43,6 +43,8 @@ use crate::master::hooks::{MasterHook, ReadyHook};
 use crate::master::ids::WorkerKey;
 use crate::master::logs::LogStream;
 use crate::master::machine::{Action, Config, Input, Machine, Notice, Timer};
+use crate::metrics_endpoint::MetricsEndpoint;
+use crate::shared_metrics::{Region, RegionRecorder};
 
 /// Reports waiting for the driver; reporting tasks wait when it is full.
 const REPORT_QUEUE: usize = 1024;
@@ -53,6 +55,7 @@ pub(crate) struct Settings {
     pub(crate) control_socket: Option<PathBuf>,
     pub(crate) log_file: Option<PathBuf>,
     pub(crate) error_log_file: Option<PathBuf>,
+    pub(crate) metrics_addr: Option<String>,
     pub(crate) control: ClusterControl,
     pub(crate) on_ready: Option<ReadyHook>,
     pub(crate) on_master: Option<MasterHook>,
@@ -63,6 +66,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let program = Program::current()?;
     let control = settings.control;
     let signals = Signals::install(control.clone())?;
+    record_master_metrics(&control);
     control
         .logs()
         .open_files(
@@ -78,6 +82,10 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     // this function returns.
     let _control_socket = match &settings.control_socket {
         Some(path) => Some(ControlSocket::open(path, control.clone())?),
+        None => None,
+    };
+    let _metrics_endpoint = match &settings.metrics_addr {
+        Some(address) => Some(MetricsEndpoint::open(address, control.clone()).await?),
         None => None,
     };
     let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
@@ -101,6 +109,25 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         tokio::spawn(hook(control));
     }
     driver.run(&mut machine).await
+}
+
+/// The metrics source id of the master's own region (workers' are their keys, counted from 0).
+const MASTER_METRICS: u64 = u64::MAX;
+
+/// Installs the cluster's recorder in the master too, so what master-side code records (in
+/// [`crate::Cluster::on_master`]) is in the cluster's metrics, labelled `master` per worker.
+fn record_master_metrics(control: &ClusterControl) {
+    let regions = Region::create().and_then(|(view, fd)| Ok((view, Region::open(&fd)?)));
+    match regions {
+        Ok((view, region)) => {
+            if RegionRecorder::new(region).install() {
+                control.metrics().add(MASTER_METRICS, "master".into(), view);
+            } else {
+                tracing::debug!("a metrics recorder is installed in the master already");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot make the master's metrics region"),
+    }
 }
 
 struct Driver {
@@ -134,6 +161,7 @@ impl Driver {
             if let Some(result) = self.feed(machine, input).await {
                 return result;
             }
+            self.control.registry().set_backlog(machine.backlog_len());
             input = self.next_input().await;
         }
     }
@@ -211,6 +239,8 @@ impl Driver {
             }
             Report::Input(input) => {
                 match &input {
+                    // Its counters are kept for good, before anything can scrape it as gone.
+                    Input::Exited { worker, .. } => self.control.metrics().retire(worker.0),
                     Input::ChannelClosed { worker, .. } => {
                         if let Some(link) = self.links.get(worker) {
                             link.handle.set_disconnected();
@@ -257,7 +287,9 @@ impl Driver {
                     (Some(link), Some(fd)) => link.hand_off(seq, &conn, fd),
                     _ => false,
                 };
-                if !sent {
+                if sent {
+                    self.control.registry().count_handoff();
+                } else {
                     inputs.push_back(Input::HandoffFailed { worker, seq });
                 }
             }
@@ -343,6 +375,11 @@ impl Driver {
                 let commands = self.control.commands().sender();
                 let handle = WorkerHandle::new(worker, slot, spawned.pid, spawned.pidfd, commands);
                 self.control.registry().add_worker(handle.clone());
+                if let Some(region) = spawned.metrics {
+                    self.control
+                        .metrics()
+                        .add(worker.0, slot.to_string(), region);
+                }
                 self.links
                     .insert(worker, WorkerLink::new(spawned.sender, handle));
                 Input::Spawned {

@@ -22,7 +22,8 @@ use crate::master::control::ClusterControl;
 use crate::master::ids::WorkerKey;
 use crate::master::machine::Input;
 use crate::master::process_exit::ProcessExit;
-use crate::role::{IPC_FD_ENV, WORKER_ID_ENV, WORKER_IPC_FD};
+use crate::role::{IPC_FD_ENV, METRICS_FD_ENV, WORKER_ID_ENV, WORKER_IPC_FD, WORKER_METRICS_FD};
+use crate::shared_metrics::Region;
 
 /// The program workers run: this executable, resolved once when the master starts (so a
 /// rebuilt binary is what the next worker runs), and the master's own arguments.
@@ -63,6 +64,8 @@ pub(crate) struct Spawned {
     /// The process's pidfd, where the kernel has them.
     pub(crate) pidfd: Option<OwnedFd>,
     pub(crate) sender: Sender,
+    /// Its metrics region, as the master maps it (none if it could not be made).
+    pub(crate) metrics: Option<Region>,
 }
 
 pub(crate) fn spawn_worker(
@@ -90,11 +93,26 @@ pub(crate) fn spawn_worker(
         .process_group(0)
         // If the master's runtime is torn down without reaping, the worker dies with it.
         .kill_on_drop(true);
+    let mut mappings = vec![FdMapping {
+        parent_fd: theirs.into(),
+        child_fd: WORKER_IPC_FD,
+    }];
+    let metrics = match Region::create() {
+        Ok((region, fd)) => {
+            command.env(METRICS_FD_ENV, WORKER_METRICS_FD.to_string());
+            mappings.push(FdMapping {
+                parent_fd: fd,
+                child_fd: WORKER_METRICS_FD,
+            });
+            Some(region)
+        }
+        Err(error) => {
+            tracing::warn!(slot, %error, "cannot make a metrics region; this worker's metrics will not be seen");
+            None
+        }
+    };
     command
-        .fd_mappings(vec![FdMapping {
-            parent_fd: theirs.into(),
-            child_fd: WORKER_IPC_FD,
-        }])
+        .fd_mappings(mappings)
         .map_err(|collision| spawn_error(std::io::Error::other(collision)))?;
     let mut child = command.spawn().map_err(spawn_error)?;
     let relays = output::relay(
@@ -104,7 +122,8 @@ pub(crate) fn spawn_worker(
         child.stderr.take(),
         control,
     );
-    // Dropping the command closes the master's copy of the worker's end of the socketpair.
+    // Dropping the command closes the master's copies of the worker's end of the socketpair
+    // and of its metrics region's descriptor.
     drop(command);
     let pid = child.id().unwrap_or_default();
     // Before the reaper task can reap it, so the pidfd names this process.
@@ -122,7 +141,12 @@ pub(crate) fn spawn_worker(
     };
     tokio::spawn(reader.run(receiver));
     tokio::spawn(reap_worker(key, child, relays, reports.clone()));
-    Ok(Spawned { pid, pidfd, sender })
+    Ok(Spawned {
+        pid,
+        pidfd,
+        sender,
+        metrics,
+    })
 }
 
 /// Waits for the worker process to exit and reports it, after its last lines of output (for a

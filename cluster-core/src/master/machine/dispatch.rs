@@ -146,6 +146,11 @@ impl Dispatcher {
         placed
     }
 
+    /// How many connections wait in the backlog.
+    pub(super) fn backlog_len(&self) -> usize {
+        self.backlog.values().map(VecDeque::len).sum()
+    }
+
     /// Empties the backlog; returns what was in it.
     pub(super) fn take_backlog(&mut self) -> Vec<Conn> {
         self.backlog.drain().flat_map(|(_, queue)| queue).collect()

@@ -88,6 +88,11 @@ impl Machine {
         self.take_actions()
     }
 
+    /// Accepted connections waiting for a worker with room.
+    pub(crate) fn backlog_len(&self) -> usize {
+        self.dispatcher.backlog_len()
+    }
+
     fn on_message(&mut self, key: WorkerKey, message: Message) {
         self.heard_from(key);
         let Some(worker) = self.workers.get_mut(&key) else {

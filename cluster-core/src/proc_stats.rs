@@ -1,4 +1,5 @@
-//! CPU and memory of a process, from `/proc` (what `clusterctl ls` shows; PM2's columns).
+//! CPU and memory of a process, from `/proc` (what `clusterctl ls` shows, PM2's columns, and
+//! the per-worker metrics).
 
 use std::time::Duration;
 
@@ -15,6 +16,12 @@ pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let user: u64 = fields.nth(11)?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
     Some(user.saturating_add(system))
+}
+
+/// User plus system CPU time of `pid` so far, in seconds (0 once it is gone).
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
+    let hertz = rustix::param::clock_ticks_per_second().max(1) as f64;
+    cpu_ticks(pid).unwrap_or(0) as f64 / hertz
 }
 
 /// Resident memory of `pid`, in bytes (0 once it is gone).

@@ -1,0 +1,82 @@
+//! The cluster's metrics as one Prometheus text: every process's (from the [`MetricsBook`]
+//! regions) and what the master knows itself — workers, restarts, handoffs, its backlog, and
+//! per worker its load, memory and CPU.
+//!
+//! [`MetricsBook`]: crate::shared_metrics::MetricsBook
+
+use super::control::ClusterControl;
+use crate::proc_stats::{cpu_seconds, rss_bytes};
+use crate::shared_metrics::{Families, GaugeAggregation, SeriesKey, Value};
+
+/// The whole cluster's metrics, in Prometheus text exposition format (0.0.4).
+pub(crate) fn exposition(control: &ClusterControl) -> String {
+    let mut families = Families::default();
+    control.metrics().fill(&mut families);
+    master_metrics(control, &mut families);
+    families.render()
+}
+
+fn master_metrics(control: &ClusterControl, families: &mut Families) {
+    let registry = control.registry();
+    let workers = control.workers();
+    let mut add = |name: &str, help: &str, worker: Option<usize>, value: Value| {
+        let labels = worker.map(|slot| ("worker".to_owned(), slot.to_string()));
+        let key = SeriesKey {
+            name: name.to_owned(),
+            labels: labels.into_iter().collect(),
+        };
+        families.add(key, value, GaugeAggregation::Sum);
+        families.describe(name, help);
+    };
+    add(
+        "cluster_workers",
+        "Worker processes alive (two in a slot while a reload replaces it).",
+        None,
+        Value::Gauge(workers.len() as f64),
+    );
+    add(
+        "cluster_worker_restarts_total",
+        "Workers restarted after dying on their own.",
+        None,
+        Value::Counter(registry.total_restarts()),
+    );
+    add(
+        "cluster_handoffs_total",
+        "Connections the master accepted and handed to a worker.",
+        None,
+        Value::Counter(registry.handoffs()),
+    );
+    add(
+        "cluster_accept_backlog",
+        "Accepted connections waiting in the master for a worker with room.",
+        None,
+        Value::Gauge(registry.backlog() as f64),
+    );
+    for worker in &workers {
+        let (slot, load) = (Some(worker.id()), worker.load());
+        add(
+            "cluster_worker_connections",
+            "Open connections of each worker (slot), from its last heartbeat.",
+            slot,
+            Value::Gauge(load.connections as f64),
+        );
+        add(
+            "cluster_worker_inflight_requests",
+            "Requests each worker (slot) is handling, from its last heartbeat.",
+            slot,
+            Value::Gauge(load.in_flight as f64),
+        );
+        add(
+            "cluster_worker_rss_bytes",
+            "Resident memory of each worker (slot).",
+            slot,
+            Value::Gauge(rss_bytes(worker.pid()) as f64),
+        );
+        add(
+            "cluster_worker_cpu_seconds_total",
+            "User and system CPU time of each worker (slot) process.",
+            slot,
+            Value::FloatCounter(cpu_seconds(worker.pid())),
+        );
+    }
+}

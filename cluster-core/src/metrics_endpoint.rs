@@ -1,0 +1,113 @@
+//! [`MetricsEndpoint`]: the master serves the whole cluster's metrics at `GET /metrics` in
+//! Prometheus text format, on `CLUSTER_METRICS_ADDR` (or [`crate::Cluster::metrics_addr`]).
+//! The master, never a worker, answers, so every scrape sees every process. HTTP/1.1 with
+//! hyper; a client gets 10 s to send its request's head, and at most 64 connections are served
+//! at once (more are closed at once).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::master::control::ClusterControl;
+use crate::master::metrics_view::exposition;
+
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send a request's head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The content type of Prometheus text exposition.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The master's metrics server; stops accepting when dropped.
+#[derive(Debug)]
+pub(crate) struct MetricsEndpoint {
+    acceptor: JoinHandle<()>,
+}
+
+impl MetricsEndpoint {
+    /// Binds `address` (an error naming it when it cannot be) and serves the cluster's metrics
+    /// there; prints `metrics on http://HOST:PORT/metrics` once bound (the real port, also for
+    /// port 0).
+    pub(crate) async fn open(address: &str, control: ClusterControl) -> Result<Self, Error> {
+        let bind_error = |source| Error::MetricsBind {
+            address: address.to_owned(),
+            source,
+        };
+        let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+        let bound = listener.local_addr().map_err(bind_error)?;
+        println!("metrics on http://{bound}/metrics");
+        let acceptor = tokio::spawn(accept(listener, control));
+        Ok(Self { acceptor })
+    }
+}
+
+impl Drop for MetricsEndpoint {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+    }
+}
+
+async fn accept(listener: TcpListener, control: ClusterControl) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::debug!(%error, "metrics endpoint: accept failed");
+                // Out of descriptors, most likely: let some close.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tracing::debug!("metrics endpoint: too many connections; one closed");
+            continue;
+        };
+        let control = control.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| answer(request, control.clone()));
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%error, "metrics endpoint: connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    control: ClusterControl,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let response = Response::builder();
+    let response = if request.uri().path() != "/metrics" {
+        response.status(StatusCode::NOT_FOUND).body(Full::from(
+            "not found: the cluster's metrics are at /metrics\n",
+        ))
+    } else if request.method() != Method::GET && request.method() != Method::HEAD {
+        response
+            .status(StatusCode::METHOD_NOT_ALLOWED)
+            .header(header::ALLOW, "GET, HEAD")
+            .body(Full::from("use GET\n"))
+    } else {
+        let text = exposition(&control);
+        response
+            .header(header::CONTENT_TYPE, CONTENT_TYPE)
+            .body(Full::from(text))
+    };
+    Ok(response.unwrap_or_default())
+}
