@@ -3,62 +3,14 @@
 //! file replaced, a live one refused, and the file removed when the master exits.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cluster_testkit::{ClusterProcess, Program, wait_until};
 
-/// A socket path of its own for each test, removed when dropped.
-struct SocketPath(PathBuf);
-
-impl SocketPath {
-    fn new(test: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("clusterctl-{}-{test}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        Self(path)
-    }
-
-    fn as_str(&self) -> &str {
-        self.0.to_str().expect("a UTF-8 temporary path")
-    }
-}
-
-impl Drop for SocketPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Runs `clusterctl --socket SOCKET ARGS…` (as `uid` when given), for at most 30 s.
-fn clusterctl(socket: &Path, args: &[&str], uid: Option<u32>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_clusterctl"));
-    command
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(uid) = uid {
-        command.uid(uid).gid(uid);
-    }
-    let mut child = command.spawn().expect("clusterctl starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("clusterctl's output")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
+use common::{SocketPath, clusterctl, text};
 
 /// The (id, pid) of every worker `ls --json` lists.
 fn listed(socket: &Path) -> Vec<(u64, u32)> {

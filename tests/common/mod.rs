@@ -1,0 +1,57 @@
+//! What the tests that drive `clusterctl` share: a socket path per test, and running
+//! `clusterctl` against it.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A socket path of its own for each test, removed when dropped.
+pub(crate) struct SocketPath(pub(crate) PathBuf);
+
+impl SocketPath {
+    pub(crate) fn new(test: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("clusterctl-{}-{test}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        Self(path)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for SocketPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs `clusterctl --socket SOCKET ARGS…` (as `uid` when given), for at most 30 s.
+pub(crate) fn clusterctl(socket: &Path, args: &[&str], uid: Option<u32>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clusterctl"));
+    command
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(uid) = uid {
+        command.uid(uid).gid(uid);
+    }
+    let mut child = command.spawn().expect("clusterctl starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("clusterctl's output")
+}
+
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
