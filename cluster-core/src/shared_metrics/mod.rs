@@ -9,6 +9,10 @@
 //! keeps its counters and histograms for good. Scrapes cost the workers nothing, and nothing
 //! is sent over their channels.
 //!
+//! The recorder is installed when the worker joins the master (in [`crate::Cluster::run`],
+//! before the worker's main function runs): a handle made before that, or in a process with
+//! another recorder installed first, records nothing the master sees (the log says so).
+//!
 //! # The region
 //!
 //! An array of 131,072 little-endian 64-bit words, each only ever accessed atomically:

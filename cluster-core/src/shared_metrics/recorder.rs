@@ -195,7 +195,7 @@ mod tests {
     use metrics::with_local_recorder;
 
     use super::*;
-    use crate::shared_metrics::layout::entries;
+    use crate::shared_metrics::layout::{MAX_ENTRIES, dropped, entries};
 
     #[test]
     fn recorded_values_land_in_the_region() {
@@ -226,5 +226,18 @@ mod tests {
         assert_eq!(value(3, 5), 1, "0.2 is in the 0.25 bucket");
         assert_eq!(value(3, BUCKETS.len()), 1, "100 is in +Inf");
         assert_eq!(f64::from_bits(value(3, BUCKETS.len() + 1)), 100.2);
+    }
+
+    #[test]
+    fn series_past_a_full_region_are_no_ops_and_counted() {
+        let (master_view, fd) = Region::create().unwrap();
+        let recorder = RegionRecorder::new(Region::open(&fd).unwrap());
+        with_local_recorder(&recorder, || {
+            for user in 0..MAX_ENTRIES + 10 {
+                metrics::counter!("logins_total", "user" => user.to_string()).increment(1);
+            }
+        });
+        assert_eq!(entries(master_view.words()).len(), MAX_ENTRIES);
+        assert_eq!(dropped(master_view.words()), 10);
     }
 }
