@@ -147,3 +147,24 @@ fn a_taken_metrics_address_stops_the_master_naming_it() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_neither_blocks_a_scrape_nor_loses_its_counts() {
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
+    ];
+    let (cluster, address) = ClusterProcess::start(Program::Example("count"), &env);
+    let metrics = metrics_address(&cluster);
+    visit(address, 100).await;
+    let stopped = cluster.worker_pids()[0];
+    signal_pid(stopped, Signal::STOP);
+    // prom-client's cluster mode asks every worker at each scrape, and waits for a stopped
+    // one; the master reads the workers' memory instead.
+    let samples = tokio::time::timeout(Duration::from_secs(5), scrape(metrics))
+        .await
+        .expect("a scrape answered while a worker is stopped");
+    signal_pid(stopped, Signal::CONT);
+    assert_eq!(value(&samples, "visits_total", &[]), 100.0);
+    assert_eq!(value(&samples, "cluster_workers", &[]), 2.0);
+}
