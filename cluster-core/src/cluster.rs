@@ -70,6 +70,9 @@ pub struct Cluster {
     log_file: Option<PathBuf>,
     error_log_file: Option<PathBuf>,
     metrics_addr: Option<String>,
+    max_requests: Option<u64>,
+    max_requests_jitter: Option<u64>,
+    max_memory: Option<u64>,
     control: ClusterControl,
 }
 
@@ -119,6 +122,9 @@ impl Cluster {
             log_file: None,
             error_log_file: None,
             metrics_addr: None,
+            max_requests: None,
+            max_requests_jitter: None,
+            max_memory: None,
             control: ClusterControl::new(),
         }
     }
@@ -257,6 +263,33 @@ impl Cluster {
         self.control
             .metrics()
             .set_aggregation(name.into(), aggregation);
+        self
+    }
+
+    /// Replaces a worker once it has served `requests` requests (plus its jitter, see
+    /// [`Cluster::max_requests_jitter`]), as Gunicorn's `max_requests`: its replacement starts
+    /// first, then it drains; one worker at a time, never during a reload. The `Exit` event
+    /// says `max-requests`. Default: `CLUSTER_MAX_REQUESTS`, else never.
+    pub fn max_requests(mut self, requests: u64) -> Self {
+        self.max_requests = Some(requests.max(1));
+        self
+    }
+
+    /// Up to `requests` more for each worker before it is replaced, different for each worker
+    /// so that workers started together are not replaced together (Gunicorn's
+    /// `max_requests_jitter`). Default: `CLUSTER_MAX_REQUESTS_JITTER`, else a tenth of
+    /// [`Cluster::max_requests`].
+    pub fn max_requests_jitter(mut self, requests: u64) -> Self {
+        self.max_requests_jitter = Some(requests);
+        self
+    }
+
+    /// Replaces a worker whose resident memory passes `bytes` (PM2's `max_memory_restart`,
+    /// done as [`Cluster::max_requests`] does it: replacement first, then drain; checked about
+    /// once a second). The `Exit` event says `max-memory`. Default: `CLUSTER_MAX_MEMORY`
+    /// (bytes, or with a `K`, `M` or `G` suffix), else never.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes.max(1));
         self
     }
 

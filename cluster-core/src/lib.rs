@@ -50,8 +50,8 @@ pub use master::{
 };
 pub use role::{
     CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, IPC_FD_ENV, LOG_FILE_ENV,
-    METRICS_ADDR_ENV, METRICS_FD_ENV, Role, SCHED_POLICY_ENV, WORKER_ID_ENV, WORKERS_ENV,
-    WorkerEnv, WorkerInfo,
+    MAX_MEMORY_ENV, MAX_REQUESTS_ENV, MAX_REQUESTS_JITTER_ENV, METRICS_ADDR_ENV, METRICS_FD_ENV,
+    Role, SCHED_POLICY_ENV, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv, WorkerInfo,
 };
 pub use rustix::process::Signal;
 pub use worker::{Listener, Worker};

@@ -28,6 +28,15 @@ pub const METRICS_FD_ENV: &str = "CLUSTER_METRICS_FD";
 /// `HOST:PORT` where the master serves the cluster's metrics (`GET /metrics`); unset or
 /// empty: not served.
 pub const METRICS_ADDR_ENV: &str = "CLUSTER_METRICS_ADDR";
+/// A worker that has served this many requests is replaced (Gunicorn's `max_requests`),
+/// unless the builder set it.
+pub const MAX_REQUESTS_ENV: &str = "CLUSTER_MAX_REQUESTS";
+/// Up to this many more requests for each worker before it is replaced (Gunicorn's
+/// `max_requests_jitter`); unset means a tenth of [`MAX_REQUESTS_ENV`].
+pub const MAX_REQUESTS_JITTER_ENV: &str = "CLUSTER_MAX_REQUESTS_JITTER";
+/// A worker whose resident memory passes this many bytes (`K`, `M`, `G` suffixes: 1024s) is
+/// replaced (PM2's `max_memory_restart`), unless the builder set it.
+pub const MAX_MEMORY_ENV: &str = "CLUSTER_MAX_MEMORY";
 /// The descriptor number a master gives each worker's IPC socket.
 pub(crate) const WORKER_IPC_FD: RawFd = FIRST_FREE_FD;
 /// The descriptor number a master gives each worker's metrics region.

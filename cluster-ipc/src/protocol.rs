@@ -279,6 +279,9 @@ pub enum Message {
         /// Requests finished since the worker started.
         #[serde(default)]
         served: u64,
+        /// The worker's resident memory in bytes, read at most once a second (0: unknown).
+        #[serde(default)]
+        rss: u64,
     },
     /// Master → worker: the master's inbox is full (`paused`) or has room again. A paused
     /// worker sends no message or request for the inbox until it is resumed.

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use super::{Cluster, DEFAULT_HANG_TIMEOUT, MIN_HANG_TIMEOUT};
 use crate::error::Error;
-use crate::master::{Config, Settings};
+use crate::master::{Config, Recycle, Settings};
 use crate::role::{
-    CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, LOG_FILE_ENV, METRICS_ADDR_ENV,
-    parse_env,
+    CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, LOG_FILE_ENV, MAX_MEMORY_ENV,
+    MAX_REQUESTS_ENV, MAX_REQUESTS_JITTER_ENV, METRICS_ADDR_ENV, parse_env,
 };
 
 impl Cluster {
@@ -52,9 +52,40 @@ impl Cluster {
         Ok(Some(timeout).filter(|timeout| !timeout.is_zero()))
     }
 
+    /// When workers are recycled, from the builder, else the environment.
+    fn recycle_setting(&self) -> Result<Recycle, Error> {
+        let positive = |n: u64| n >= 1;
+        let max_requests = match (self.max_requests, std::env::var(MAX_REQUESTS_ENV)) {
+            (Some(requests), _) => Some(requests),
+            (None, Ok(value)) => Some(parse_env(MAX_REQUESTS_ENV, &value, positive)?),
+            (None, Err(_)) => None,
+        };
+        let jitter_env = std::env::var(MAX_REQUESTS_JITTER_ENV);
+        let max_requests_jitter = match (self.max_requests_jitter, jitter_env) {
+            (Some(jitter), _) => jitter,
+            (None, Ok(value)) => parse_env(MAX_REQUESTS_JITTER_ENV, &value, |_: u64| true)?,
+            (None, Err(_)) => max_requests.map_or(0, |requests| requests / 10),
+        };
+        let max_memory = match (self.max_memory, std::env::var(MAX_MEMORY_ENV)) {
+            (Some(bytes), _) => Some(bytes),
+            (None, Ok(value)) => Some(parse_bytes(&value).ok_or_else(|| Error::Env {
+                var: MAX_MEMORY_ENV,
+                value: value.clone(),
+                reason: "expected bytes, or a number with K, M or G (e.g. 512M)".into(),
+            })?),
+            (None, Err(_)) => None,
+        };
+        Ok(Recycle {
+            max_requests,
+            max_requests_jitter,
+            max_memory,
+        })
+    }
+
     /// What the master runs with, from this builder and the environment.
     pub(super) fn into_settings(self) -> Result<Settings, Error> {
         let hang_timeout = self.hang_timeout_setting()?;
+        let recycle = self.recycle_setting()?;
         let control_socket = self.control_socket_setting();
         let log_file = path_setting(&self.log_file, LOG_FILE_ENV);
         let error_log_file = path_setting(&self.error_log_file, ERROR_LOG_FILE_ENV);
@@ -73,6 +104,7 @@ impl Cluster {
             restart: self.restart,
             hang_timeout,
             boot_timeout: self.boot_timeout,
+            recycle,
         };
         Ok(Settings {
             config,
@@ -87,6 +119,19 @@ impl Cluster {
     }
 }
 
+/// `512`, `64K`, `512M`, `2G` (powers of 1024) in bytes; `None` unless a positive count.
+fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last()? {
+        (at, 'k' | 'K') => (&text[..at], 1 << 10),
+        (at, 'm' | 'M') => (&text[..at], 1 << 20),
+        (at, 'g' | 'G') => (&text[..at], 1 << 30),
+        _ => (text, 1),
+    };
+    let bytes = digits.trim().parse::<u64>().ok()?.checked_mul(unit)?;
+    (bytes > 0).then_some(bytes)
+}
+
 /// A path from the builder, else from the environment variable `var` (unset or empty: none).
 fn path_setting(builder: &Option<PathBuf>, var: &str) -> Option<PathBuf> {
     builder.clone().or_else(|| {
@@ -94,4 +139,20 @@ fn path_setting(builder: &Option<PathBuf>, var: &str) -> Option<PathBuf> {
             .filter(|path| !path.is_empty())
             .map(PathBuf::from)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn memory_sizes_read_with_or_without_a_unit() {
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes(" 64k "), Some(64 << 10));
+        assert_eq!(parse_bytes("512M"), Some(512 << 20));
+        assert_eq!(parse_bytes("2G"), Some(2 << 30));
+        for bad in ["", "M", "0", "-5M", "1.5G", "99999999999G"] {
+            assert_eq!(parse_bytes(bad), None, "{bad:?}");
+        }
+    }
 }

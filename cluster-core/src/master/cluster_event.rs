@@ -60,6 +60,10 @@ pub enum ClusterEvent {
     },
     /// The rolling reload finished: every slot runs a new worker.
     ReloadFinished,
+    /// A worker past `CLUSTER_MAX_REQUESTS` or `CLUSTER_MAX_MEMORY` is being replaced: its
+    /// replacement starts, and once that one listens this one drains (its `Exit` then says the
+    /// same reason). One worker at a time.
+    Recycling(WorkerHandle, ExitReason),
     /// The rolling reload stopped; the old worker of `id` (and every slot not yet reloaded)
     /// keeps serving.
     ReloadFailed {
@@ -121,6 +125,10 @@ impl fmt::Display for ClusterEvent {
                 "reloaded worker={id} old_pid={old_pid} new_pid={new_pid}"
             ),
             ClusterEvent::ReloadFinished => f.write_str("reload-finished"),
+            ClusterEvent::Recycling(w, reason) => {
+                worker(f, "recycling", w)?;
+                write!(f, " reason={reason}")
+            }
             ClusterEvent::ReloadFailed { id, reason } => {
                 write!(f, "reload-failed worker={id} reason={reason}")
             }

@@ -33,6 +33,6 @@ pub(crate) use self::hooks::MasterHook;
 pub use self::hooks::ReadyHook;
 pub use self::inbox::{Inbox, Incoming, Request};
 pub use self::logs::{LogLine, LogStream};
-pub(crate) use self::machine::Config;
 pub use self::machine::RestartPolicy;
+pub(crate) use self::machine::{Config, Recycle};
 pub use self::process_exit::ExitReason;

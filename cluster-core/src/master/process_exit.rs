@@ -74,9 +74,15 @@ pub enum ExitReason {
     /// The master killed it: it broke the IPC protocol (a malformed, oversize or unknown
     /// frame). It is replaced.
     Protocol,
+    /// It served its `CLUSTER_MAX_REQUESTS` (plus its jitter) and was replaced, the
+    /// replacement first, then it drained.
+    MaxRequests,
+    /// Its resident memory passed `CLUSTER_MAX_MEMORY` and it was replaced, the replacement
+    /// first, then it drained.
+    MaxMemory,
 }
 
-/// `unexpected`, `stopped`, `hung`, `boot-timeout`, `protocol`.
+/// `unexpected`, `stopped`, `hung`, `boot-timeout`, `protocol`, `max-requests`, `max-memory`.
 impl fmt::Display for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -85,6 +91,8 @@ impl fmt::Display for ExitReason {
             ExitReason::Hung => "hung",
             ExitReason::BootTimeout => "boot-timeout",
             ExitReason::Protocol => "protocol",
+            ExitReason::MaxRequests => "max-requests",
+            ExitReason::MaxMemory => "max-memory",
         })
     }
 }

@@ -3,7 +3,8 @@
 //! whose event loop is blocked (or stopped) falls silent and the master notices. While the
 //! load changes it looks every 10 ms; while it does not, it sleeps until a change wakes it or
 //! the next heartbeat is due, so an idle worker wakes about once a second (once a period,
-//! which tokio's timer wheel reaches in two or three steps).
+//! which tokio's timer wheel reaches in two or three steps). Each heartbeat also carries the
+//! worker's resident memory, read at most once a second (for `CLUSTER_MAX_MEMORY`).
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -13,6 +14,10 @@ use cluster_ipc::{HEARTBEAT_PERIOD, Message};
 use super::link::Link;
 use crate::error::Error;
 use crate::load::{Load, current, next_change};
+use crate::proc_stats::rss_bytes;
+
+/// How often the worker's resident memory is read for its heartbeats, at most.
+const MEMORY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often a changed load is reported, at most.
 const REPORT_INTERVAL: Duration = Duration::from_millis(10);
@@ -22,6 +27,7 @@ const REPORT_INTERVAL: Duration = Duration::from_millis(10);
 pub(crate) async fn report(link: Weak<Link>) {
     let mut reported = Load::default();
     let mut last_sent = Instant::now();
+    let (mut rss, mut rss_read) = (rss_bytes(std::process::id()), Instant::now());
     loop {
         let mut changing = true;
         if current() == reported {
@@ -38,10 +44,14 @@ pub(crate) async fn report(link: Weak<Link>) {
         if now == reported && last_sent.elapsed() < HEARTBEAT_PERIOD {
             continue;
         }
+        if rss_read.elapsed() >= MEMORY_INTERVAL {
+            (rss, rss_read) = (rss_bytes(std::process::id()), Instant::now());
+        }
         let heartbeat = Message::Heartbeat {
             conns: now.connections,
             inflight: now.requests,
             served: now.served,
+            rss,
         };
         match link.try_send(&heartbeat) {
             Ok(()) => {

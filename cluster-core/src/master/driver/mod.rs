@@ -254,6 +254,7 @@ impl Driver {
                                 conns,
                                 inflight,
                                 served,
+                                ..
                             },
                     } => {
                         if let Some(link) = self.links.get(worker) {

@@ -72,6 +72,7 @@ pub(crate) fn event_for(
             new_pid,
         },
         Notice::ReloadFinished => ClusterEvent::ReloadFinished,
+        Notice::Recycling { worker, reason } => ClusterEvent::Recycling(handle(worker)?, reason),
         Notice::ReloadFailed { slot, reason } => ClusterEvent::ReloadFailed { id: slot, reason },
         Notice::ShutdownStarted => ClusterEvent::ShutdownStarted,
         Notice::Scaled { from, to } => ClusterEvent::Scaled { from, to },

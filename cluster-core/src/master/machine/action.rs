@@ -91,6 +91,12 @@ pub(crate) enum Notice {
     },
     /// The rolling reload finished.
     ReloadFinished,
+    /// A worker past a limit is being replaced (its replacement starts; it drains once the
+    /// replacement listens).
+    Recycling {
+        worker: WorkerKey,
+        reason: ExitReason,
+    },
     /// The rolling reload stopped; the old workers keep serving.
     ReloadFailed { slot: usize, reason: String },
     /// Graceful shutdown began.

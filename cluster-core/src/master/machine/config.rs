@@ -28,6 +28,21 @@ pub(crate) struct Config {
     /// A worker not listening this long after it started is killed and replaced (when the
     /// cluster has addresses of its own to listen on).
     pub(crate) boot_timeout: Duration,
+    /// When a worker is replaced for what it has served or the memory it holds.
+    pub(crate) recycle: Recycle,
+}
+
+/// Gunicorn's `max_requests` / `max_requests_jitter`, and a memory limit (PM2's
+/// `max_memory_restart`, done by replacement rather than restart).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Recycle {
+    /// A worker that has served this many requests (plus its jitter) is replaced.
+    pub(crate) max_requests: Option<u64>,
+    /// Each worker's limit is `max_requests` plus a number from 0 to this, different for each
+    /// worker, so that workers started together are not replaced together.
+    pub(crate) max_requests_jitter: u64,
+    /// A worker whose resident memory passes this many bytes is replaced.
+    pub(crate) max_memory: Option<u64>,
 }
 
 /// How often the master looks for silent workers.

@@ -26,6 +26,7 @@ mod lifecycle;
 mod listeners;
 mod liveness;
 mod messaging;
+pub(super) mod recycling;
 mod reload;
 mod restart;
 mod rolling;
@@ -42,7 +43,7 @@ use std::time::Instant;
 use cluster_ipc::Message;
 
 pub(crate) use self::action::{Action, Notice};
-pub(crate) use self::config::Config;
+pub(crate) use self::config::{Config, Recycle};
 pub(crate) use self::conn::Conn;
 pub(crate) use self::input::{Input, SignalAction, Timer};
 pub use self::restart::RestartPolicy;
@@ -110,8 +111,15 @@ impl Machine {
             Message::User { to, data, seq } => self.on_user_message(key, to, data, seq),
             Message::Counter { seq, name, op } => self.on_counter(key, seq, name, op),
             Message::Heartbeat {
-                conns, inflight, ..
-            } => worker.report_load(conns, inflight),
+                conns,
+                inflight,
+                served,
+                rss,
+            } => {
+                worker.report_load(conns, inflight);
+                worker.served = served;
+                self.recycle_if_due(key, rss);
+            }
             other => self.on_forbidden(key, other.kind()),
         }
     }

@@ -26,6 +26,8 @@ pub(super) struct Reload {
     steps: Vec<Step>,
     /// Another reload was asked for while this one ran.
     again: bool,
+    /// This is the replacement of one worker past its limits (recycling), not a reload.
+    recycling: bool,
 }
 
 impl Reload {
@@ -46,6 +48,26 @@ impl Reload {
             ..Reload::default()
         };
         true
+    }
+
+    /// Begins the replacement of `slot` alone, as a reload does it (recycling); `false` if a
+    /// reload or another recycling is under way.
+    pub(super) fn begin_recycle(&mut self, slot: usize) -> bool {
+        if self.running {
+            return false;
+        }
+        *self = Reload {
+            running: true,
+            recycling: true,
+            queue: VecDeque::from([slot]),
+            ..Reload::default()
+        };
+        true
+    }
+
+    /// Whether what runs replaces one worker past its limits rather than reloading.
+    pub(super) fn is_recycling(&self) -> bool {
+        self.recycling
     }
 
     /// The next slot to start, while fewer than `batch` steps are under way.
@@ -84,8 +106,10 @@ impl Reload {
         Some(again)
     }
 
-    /// Ends the reload early; returns the replacements still under way.
-    pub(super) fn abort(&mut self) -> Vec<Step> {
-        std::mem::take(self).steps
+    /// Ends the reload early; returns the replacements still under way, and whether another
+    /// reload was asked for meanwhile.
+    pub(super) fn abort(&mut self) -> (Vec<Step>, bool) {
+        let aborted = std::mem::take(self);
+        (aborted.steps, aborted.again)
     }
 }

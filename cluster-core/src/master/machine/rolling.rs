@@ -25,7 +25,7 @@ impl Machine {
     }
 
     /// Starts replacements up to the batch size; finishes the reload when none is left.
-    fn advance_reload(&mut self) {
+    pub(super) fn advance_reload(&mut self) {
         while let Some(slot) = self.reload.next_slot(self.config.reload_batch) {
             let old = self.serving_worker(slot);
             let new = self.spawn(slot, Origin::Reload);
@@ -35,9 +35,12 @@ impl Machine {
                 Timer::ReloadDeadline { worker: new },
             );
         }
+        let recycling = self.reload.is_recycling();
         if let Some(again) = self.reload.finish_if_done() {
-            tracing::info!("rolling reload finished");
-            self.notify(Notice::ReloadFinished);
+            if !recycling {
+                tracing::info!("rolling reload finished");
+                self.notify(Notice::ReloadFinished);
+            }
             if again {
                 self.request_reload();
             }
@@ -90,14 +93,30 @@ impl Machine {
     }
 
     /// Stops the reload: replacements not yet listening are killed, old workers keep serving.
+    /// A recycling that fails leaves its worker serving, and is not tried again for a while.
     fn fail_reload(&mut self, slot: usize, reason: String) {
-        tracing::error!(
-            slot,
-            "reload aborted: {reason}; the old workers keep serving"
-        );
-        for step in self.reload.abort() {
+        let recycling = self.reload.is_recycling();
+        let (steps, again) = self.reload.abort();
+        for step in steps {
             self.abandon(step.new);
+            if recycling {
+                self.recycling_failed(step.old);
+            }
         }
-        self.notify(Notice::ReloadFailed { slot, reason });
+        if recycling {
+            tracing::error!(
+                slot,
+                "recycling aborted: {reason}; the old worker keeps serving"
+            );
+            if again {
+                self.request_reload();
+            }
+        } else {
+            tracing::error!(
+                slot,
+                "reload aborted: {reason}; the old workers keep serving"
+            );
+            self.notify(Notice::ReloadFailed { slot, reason });
+        }
     }
 }

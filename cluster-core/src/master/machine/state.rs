@@ -63,6 +63,8 @@ pub(crate) struct Machine {
     pub(super) stop: StopState,
     /// The ready notice was given.
     pub(super) ready: bool,
+    /// No worker is recycled before this (a recycling failed).
+    pub(super) recycle_paused_until: Option<Instant>,
     /// The time of the input being handled.
     pub(super) now: Instant,
     next_key: u64,
@@ -83,6 +85,7 @@ impl Machine {
             counters: Counters::default(),
             stop: StopState::default(),
             ready: false,
+            recycle_paused_until: None,
             now,
             next_key: 0,
             actions: Vec::new(),

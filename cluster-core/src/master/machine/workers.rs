@@ -53,6 +53,10 @@ pub(super) struct WorkerState {
     pub(super) suspect: bool,
     /// The master killed it, and why.
     pub(super) killed_for: Option<ExitReason>,
+    /// The master replaces it for passing a limit, and which (recycling).
+    pub(super) recycled_for: Option<ExitReason>,
+    /// Requests it has served, from its last heartbeat.
+    pub(super) served: u64,
     /// The listen keys it takes connections for.
     pub(super) listening: BTreeSet<ListenKey>,
     unacknowledged: BTreeMap<u64, Conn>,
@@ -79,6 +83,8 @@ impl WorkerState {
             last_heard: now,
             suspect: false,
             killed_for: None,
+            recycled_for: None,
+            served: 0,
             listening: BTreeSet::new(),
             unacknowledged: BTreeMap::new(),
             answer_due_since: None,
@@ -104,7 +110,7 @@ impl WorkerState {
 
     /// Why it exits, once it has.
     pub(super) fn exit_reason(&self) -> ExitReason {
-        match self.killed_for {
+        match self.killed_for.or(self.recycled_for) {
             Some(reason) => reason,
             None if self.exit_is_intended() => ExitReason::Stopped,
             None => ExitReason::Unexpected,

@@ -283,6 +283,7 @@ fn least_picks_the_lowest_reported_load_counting_unacknowledged_handoffs() {
             conns: 5,
             inflight: 5,
             served: 0,
+            rss: 0,
         },
     );
     h.message(
@@ -291,6 +292,7 @@ fn least_picks_the_lowest_reported_load_counting_unacknowledged_handoffs() {
             conns: 2,
             inflight: 1,
             served: 0,
+            rss: 0,
         },
     );
     h.message(
@@ -299,6 +301,7 @@ fn least_picks_the_lowest_reported_load_counting_unacknowledged_handoffs() {
             conns: 4,
             inflight: 0,
             served: 0,
+            rss: 0,
         },
     );
     let picks: Vec<WorkerKey> = (0..3).map(|_| handoffs(&h.connect().1)[0].0).collect();
@@ -313,6 +316,7 @@ fn a_heartbeat_with_absurd_numbers_saturates_instead_of_overflowing() {
         conns: u64::MAX,
         inflight: u64::MAX,
         served: 0,
+        rss: 0,
     };
     h.message(w[0], huge);
     let (_, actions) = h.connect();

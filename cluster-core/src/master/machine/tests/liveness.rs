@@ -10,6 +10,7 @@ fn heartbeat() -> Message {
         conns: 0,
         inflight: 0,
         served: 0,
+        rss: 0,
     }
 }
 

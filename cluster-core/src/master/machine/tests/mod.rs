@@ -5,6 +5,7 @@ mod connections;
 mod lifecycle;
 mod liveness;
 mod messaging;
+mod recycling;
 mod rolling;
 mod scaling;
 mod shutdown;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use cluster_ipc::{ListenKey, Message, PROTOCOL_VERSION, Policy};
 
 use super::restart::RestartPolicy;
-use super::{Action, Config, Conn, Input, Machine, Notice, Timer};
+use super::{Action, Config, Conn, Input, Machine, Notice, Recycle, Timer};
 use crate::master::ids::{ConnId, WorkerKey};
 use crate::master::process_exit::{ExitReason, ProcessExit};
 
@@ -46,6 +47,7 @@ fn config(workers: usize, policy: Policy) -> Config {
         },
         hang_timeout: Some(Duration::from_secs(5)),
         boot_timeout: Duration::from_secs(60),
+        recycle: Recycle::default(),
     }
 }
 

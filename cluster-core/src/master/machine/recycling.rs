@@ -1,0 +1,84 @@
+//! Recycling: a worker that has served its `max_requests` (plus its own jitter) or holds more
+//! than `max_memory` is replaced the way a reload replaces it — its replacement first, then it
+//! drains, finishing what it serves — one worker at a time, never during a reload or a stop.
+//! The worker's heartbeats bring what it has served and its memory. A replacement that fails
+//! leaves the worker serving, and nothing is recycled for a while.
+
+use std::time::Duration;
+
+use super::action::Notice;
+use super::state::{Machine, Phase};
+use crate::master::ids::WorkerKey;
+use crate::master::process_exit::ExitReason;
+
+/// How long recycling waits after a replacement failed.
+pub(super) const RECYCLE_PAUSE: Duration = Duration::from_secs(30);
+
+impl Machine {
+    /// Starts replacing `key` if it is past a limit and nothing else is being replaced.
+    pub(super) fn recycle_if_due(&mut self, key: WorkerKey, rss: u64) {
+        let recycle = self.config.recycle;
+        let paused = self
+            .recycle_paused_until
+            .is_some_and(|until| self.now < until);
+        if self.phase != Phase::Running || self.reload.is_running() || paused {
+            return;
+        }
+        let bound = self.listeners.len();
+        let Some(worker) = self.workers.get(&key) else {
+            return;
+        };
+        let serving = !worker.disconnecting
+            && worker.killed_for.is_none()
+            && bound > 0
+            && worker.listening.len() >= bound;
+        if !serving || !self.is_current_slot(worker.slot) {
+            return;
+        }
+        let request_limit = recycle
+            .max_requests
+            .map(|limit| limit.saturating_add(jitter(key, recycle.max_requests_jitter)));
+        let reason = if request_limit.is_some_and(|limit| worker.served >= limit) {
+            ExitReason::MaxRequests
+        } else if recycle.max_memory.is_some_and(|limit| rss >= limit) {
+            ExitReason::MaxMemory
+        } else {
+            return;
+        };
+        let (slot, pid, served) = (worker.slot, worker.pid(), worker.served);
+        if !self.reload.begin_recycle(slot) {
+            return;
+        }
+        if let Some(worker) = self.workers.get_mut(&key) {
+            worker.recycled_for = Some(reason);
+        }
+        tracing::info!(slot, pid, served, rss, %reason, "recycling worker");
+        self.notify(Notice::Recycling {
+            worker: key,
+            reason,
+        });
+        self.advance_reload();
+    }
+
+    /// A recycling of `old` failed: it keeps serving as before; none is tried for a while.
+    pub(super) fn recycling_failed(&mut self, old: Option<WorkerKey>) {
+        if let Some(worker) = old.and_then(|key| self.workers.get_mut(&key)) {
+            worker.recycled_for = None;
+        }
+        self.recycle_paused_until = Some(self.now + RECYCLE_PAUSE);
+    }
+}
+
+/// The extra requests `worker` serves before it is recycled: 0 to `spread`, spread evenly over
+/// workers (a hash of its key), so that workers started together are not replaced together.
+pub(super) fn jitter(worker: WorkerKey, spread: u64) -> u64 {
+    if spread == 0 {
+        return 0;
+    }
+    // splitmix64's finalizer.
+    let mut mixed = worker.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    mixed ^= mixed >> 31;
+    mixed % spread.saturating_add(1)
+}

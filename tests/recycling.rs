@@ -1,0 +1,71 @@
+//! Recycling with real processes: `CLUSTER_MAX_REQUESTS=300` under 3,000 requests over new
+//! connections — no request fails, every original worker is replaced (its exit says
+//! `max-requests`), and never are two slots replaced at once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cluster_testkit::{ClusterProcess, Connections, Load, Program};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_past_max_requests_are_replaced_one_at_a_time_with_no_failed_request() {
+    let env = [("CLUSTER_WORKERS", "2"), ("CLUSTER_MAX_REQUESTS", "300")];
+    let (cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    let original: Vec<u32> = cluster.initial_workers().to_vec();
+    assert_eq!(original.len(), 2);
+
+    let load = Load::start(address, "/", 8, Connections::PerRequest);
+    assert!(
+        load.wait_for(3_000, Duration::from_secs(120)).await,
+        "the load runs"
+    );
+    let report = load.stop().await;
+    let shown = &report.failures[..report.failures.len().min(5)];
+    assert!(
+        report.failures.is_empty(),
+        "{} failed: {shown:?}",
+        report.failures.len()
+    );
+    assert_eq!(report.non_2xx, 0);
+
+    // The last replacement may still be draining its predecessor: wait for its exit line.
+    cluster.wait_for_line("reason=max-requests", Duration::from_secs(10));
+    let events: Vec<String> = cluster
+        .stdout_lines()
+        .into_iter()
+        .filter_map(|line| line.strip_prefix("event: ").map(str::to_owned))
+        .collect();
+    let mut replacing: Option<String> = None;
+    let mut recycled_pids = BTreeSet::new();
+    for event in &events {
+        let field = |name: &str| {
+            event
+                .split_whitespace()
+                .find_map(|word| word.strip_prefix(name))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if event.starts_with("recycling ") {
+            assert_eq!(replacing, None, "two slots replaced at once: {events:#?}");
+            assert!(event.ends_with("reason=max-requests"), "{event}");
+            replacing = Some(field("worker="));
+            recycled_pids.insert(field("pid=").parse::<u32>().expect("a pid"));
+        } else if event.starts_with("reloaded ") {
+            assert_eq!(replacing.take(), Some(field("worker=")), "{events:#?}");
+        } else if event.starts_with("reload-started") {
+            panic!("recycling is not a reload: {events:#?}");
+        }
+    }
+    for pid in &original {
+        assert!(
+            recycled_pids.contains(pid),
+            "worker {pid} not recycled: {events:#?}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|event| event.starts_with("exit ") && event.contains("reason=max-requests")),
+        "{events:#?}"
+    );
+}
