@@ -73,6 +73,7 @@ pub struct Cluster {
     max_requests: Option<u64>,
     max_requests_jitter: Option<u64>,
     max_memory: Option<u64>,
+    wait_ready: Option<bool>,
     control: ClusterControl,
 }
 
@@ -125,6 +126,7 @@ impl Cluster {
             max_requests: None,
             max_requests_jitter: None,
             max_memory: None,
+            wait_ready: None,
             control: ClusterControl::new(),
         }
     }
@@ -263,6 +265,17 @@ impl Cluster {
         self.control
             .metrics()
             .set_aggregation(name.into(), aggregation);
+        self
+    }
+
+    /// Whether workers say when they are ready after warming up (PM2's `wait_ready` and
+    /// `process.send('ready')`): with it, a worker gets no connection until it calls
+    /// [`Worker::ready`] (or `ipc::ready`), a rolling reload moves on only once the replacement
+    /// is ready, and a worker not ready within the boot timeout is killed and replaced (a
+    /// reload's replacement: within the reload timeout). Without it, listening means ready.
+    /// Default: `CLUSTER_WAIT_READY=1`, else off.
+    pub fn wait_ready(mut self, wait: bool) -> Self {
+        self.wait_ready = Some(wait);
         self
     }
 

@@ -51,6 +51,11 @@ fn user(to: Route, message: impl Serialize, seq: Option<u64>) -> Result<Message,
     })
 }
 
+/// Says this worker has warmed up: [`crate::Worker::ready`], from anywhere in the worker.
+pub async fn ready() -> Result<(), Error> {
+    link()?.declare_ready().await
+}
+
 /// Sends `message` to the master's inbox, without waiting.
 pub fn send(message: impl Serialize) -> Result<(), Error> {
     link()?.try_send_to_inbox(&user(Route::Master, message, None)?)

@@ -28,6 +28,9 @@ pub const METRICS_FD_ENV: &str = "CLUSTER_METRICS_FD";
 /// `HOST:PORT` where the master serves the cluster's metrics (`GET /metrics`); unset or
 /// empty: not served.
 pub const METRICS_ADDR_ENV: &str = "CLUSTER_METRICS_ADDR";
+/// `1` (or `true`): workers say when they are ready ([`crate::Worker::ready`]) and get no
+/// connections until then, unless the builder set it.
+pub const WAIT_READY_ENV: &str = "CLUSTER_WAIT_READY";
 /// A worker that has served this many requests is replaced (Gunicorn's `max_requests`),
 /// unless the builder set it.
 pub const MAX_REQUESTS_ENV: &str = "CLUSTER_MAX_REQUESTS";

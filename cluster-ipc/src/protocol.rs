@@ -190,6 +190,10 @@ pub enum Message {
         policy: Policy,
         /// The address actually bound (with the real port when port 0 was asked for).
         address: SocketAddr,
+        /// The master routes to a worker only once it has sent [`Message::Ready`] (and under
+        /// `shared`/`reuseport` the worker accepts only from then on).
+        #[serde(default)]
+        wait_ready: bool,
     },
     /// Master → worker: the address could not be served.
     ServerError {
@@ -203,6 +207,9 @@ pub enum Message {
         /// The key from [`Message::ServerAck`].
         key: ListenKey,
     },
+    /// Worker → master: warmed up (PM2's `process.send('ready')`). When the master waits for
+    /// readiness, it routes to a worker, and a reload moves on, only after this.
+    Ready,
     /// Master → worker, with one descriptor: a connection accepted by the master.
     NewConn {
         /// Matches the [`Message::Accepted`] acknowledgement.
@@ -345,6 +352,7 @@ impl Message {
             Message::ServerAck { .. } => "serverAck",
             Message::ServerError { .. } => "serverError",
             Message::Listening { .. } => "listening",
+            Message::Ready => "ready",
             Message::NewConn { .. } => "newConn",
             Message::Accepted { .. } => "accepted",
             Message::Disconnect => "disconnect",

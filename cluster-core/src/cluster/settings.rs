@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::master::{Config, Recycle, Settings};
 use crate::role::{
     CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, LOG_FILE_ENV, MAX_MEMORY_ENV,
-    MAX_REQUESTS_ENV, MAX_REQUESTS_JITTER_ENV, METRICS_ADDR_ENV, parse_env,
+    MAX_REQUESTS_ENV, MAX_REQUESTS_JITTER_ENV, METRICS_ADDR_ENV, WAIT_READY_ENV, parse_env,
 };
 
 impl Cluster {
@@ -86,6 +86,21 @@ impl Cluster {
     pub(super) fn into_settings(self) -> Result<Settings, Error> {
         let hang_timeout = self.hang_timeout_setting()?;
         let recycle = self.recycle_setting()?;
+        let wait_ready = match (self.wait_ready, std::env::var(WAIT_READY_ENV)) {
+            (Some(wait), _) => wait,
+            (None, Ok(value)) => match value.trim() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" | "" => false,
+                _ => {
+                    return Err(Error::Env {
+                        var: WAIT_READY_ENV,
+                        value,
+                        reason: "expected 1 or 0".into(),
+                    });
+                }
+            },
+            (None, Err(_)) => false,
+        };
         let control_socket = self.control_socket_setting();
         let log_file = path_setting(&self.log_file, LOG_FILE_ENV);
         let error_log_file = path_setting(&self.error_log_file, ERROR_LOG_FILE_ENV);
@@ -104,6 +119,7 @@ impl Cluster {
             restart: self.restart,
             hang_timeout,
             boot_timeout: self.boot_timeout,
+            wait_ready,
             recycle,
         };
         Ok(Settings {

@@ -49,6 +49,8 @@ pub(crate) struct Link {
     draining: watch::Sender<bool>,
     /// The master's inbox takes messages (`false` while the master throttles this worker).
     inbox_open: watch::Sender<bool>,
+    /// This worker said it is ready (`Worker::ready`).
+    ready: watch::Sender<bool>,
 }
 
 impl Link {
@@ -61,6 +63,7 @@ impl Link {
             routes: Mutex::new(HashMap::new()),
             draining: watch::Sender::new(false),
             inbox_open: watch::Sender::new(true),
+            ready: watch::Sender::new(false),
         });
         tokio::spawn(Arc::clone(&link).read_loop(receiver));
         tokio::spawn(Arc::clone(&link).drain_on_sigterm());
@@ -82,6 +85,14 @@ impl Link {
             tracing::info!("received SIGTERM; draining");
             self.start_draining();
         }
+    }
+
+    /// Tells the master this worker is ready (once; later calls do nothing).
+    pub(crate) async fn declare_ready(&self) -> Result<(), Error> {
+        if self.ready.send_replace(true) {
+            return Ok(());
+        }
+        self.send(&Message::Ready).await
     }
 
     pub(crate) async fn send(&self, message: &Message) -> Result<(), Error> {
@@ -151,13 +162,14 @@ impl Link {
             address: address.to_owned(),
         };
         let Received { message, mut fds } = self.call(query, QUERY_TIMEOUT).await?;
-        let (key, policy, bound) = match message {
+        let (key, policy, bound, wait_ready) = match message {
             Message::ServerAck {
                 key,
                 policy,
                 address,
+                wait_ready,
                 ..
-            } => (key, policy, address),
+            } => (key, policy, address, wait_ready),
             Message::ServerError { message, .. } => {
                 return Err(Error::ServerRefused {
                     address: address.to_owned(),
@@ -187,13 +199,14 @@ impl Link {
                 let listener = std::net::TcpListener::from(fd);
                 listener.set_nonblocking(true).map_err(listen_error)?;
                 let listener = TcpListener::from_std(listener).map_err(listen_error)?;
-                self.own_source(listener)
+                self.own_source(listener, wait_ready)
             }
             Policy::Reuseport => {
                 let socket = reuseport_socket(&bound.to_string())
                     .await
                     .map_err(listen_error)?;
-                self.own_source(socket.listen(LISTEN_BACKLOG).map_err(listen_error)?)
+                let listener = socket.listen(LISTEN_BACKLOG).map_err(listen_error)?;
+                self.own_source(listener, wait_ready)
             }
         };
         self.send(&Message::Listening { key: key.clone() }).await?;
@@ -246,10 +259,13 @@ impl Link {
     }
 
     /// A listener accepting from a socket of this worker's own.
-    fn own_source(&self, listener: TcpListener) -> Source {
+    /// A socket this worker accepts from itself (once it is ready, when the master waits for
+    /// that).
+    fn own_source(&self, listener: TcpListener, wait_ready: bool) -> Source {
         Source::Own {
             listener: Some(listener),
             draining: self.draining.subscribe(),
+            ready: wait_ready.then(|| self.ready.subscribe()),
             errors: AcceptErrors::new(),
         }
     }

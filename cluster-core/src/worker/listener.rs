@@ -17,10 +17,12 @@ pub(crate) enum Source {
     /// Handed over by the master (`rr`, `sticky`).
     Master(mpsc::Receiver<Delivered>),
     /// Accepted here from a socket this worker holds (`shared`, `reuseport`), until the worker
-    /// drains: then the socket is closed at once.
+    /// drains: then the socket is closed at once. When the master waits for readiness, nothing
+    /// is accepted before the worker is ready (`ready`, dropped once it is).
     Own {
         listener: Option<TcpListener>,
         draining: watch::Receiver<bool>,
+        ready: Option<watch::Receiver<bool>>,
         errors: AcceptErrors,
     },
 }
@@ -56,8 +58,21 @@ impl Listener {
             Source::Own {
                 listener,
                 draining,
+                ready,
                 errors,
             } => loop {
+                if let Some(until_ready) = ready {
+                    let became_ready = tokio::select! {
+                        biased;
+                        () = drained(draining) => false,
+                        ready = until_ready.wait_for(|ready| *ready) => ready.is_ok(),
+                    };
+                    if !became_ready {
+                        *listener = None;
+                        return None;
+                    }
+                    *ready = None;
+                }
                 let socket = listener.as_ref()?;
                 tokio::select! {
                     biased;

@@ -66,6 +66,14 @@ impl Worker {
         self.info.id
     }
 
+    /// Says this worker has warmed up (PM2's `process.send('ready')`). When the cluster waits
+    /// for readiness ([`crate::Cluster::wait_ready`]), the worker gets no connection before
+    /// this, and a reload waits for it; otherwise it changes nothing. Once per process; later
+    /// calls do nothing.
+    pub async fn ready(&self) -> Result<(), Error> {
+        self.link.declare_ready().await
+    }
+
     /// Asks the master for connections accepted on `address` (it binds the address once for
     /// the whole cluster) and returns the stream of connections handed to this worker.
     pub async fn listen(&self, address: &str) -> Result<Listener, Error> {

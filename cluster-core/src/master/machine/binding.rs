@@ -83,6 +83,7 @@ impl Machine {
             key,
             policy,
             address: bound,
+            wait_ready: self.config.wait_ready,
         };
         self.push(Action::Send {
             worker,

@@ -28,6 +28,9 @@ pub(crate) struct Config {
     /// A worker not listening this long after it started is killed and replaced (when the
     /// cluster has addresses of its own to listen on).
     pub(crate) boot_timeout: Duration,
+    /// Workers say when they are ready (after warming up); until then they get no connections
+    /// and a reload waits for them.
+    pub(crate) wait_ready: bool,
     /// When a worker is replaced for what it has served or the memory it holds.
     pub(crate) recycle: Recycle,
 }

@@ -87,8 +87,9 @@ impl Machine {
         tracing::debug!(slot = worker.slot, %listen_key, "worker listening");
         worker.listening.insert(listen_key.clone());
         let (slot, stopping) = (worker.slot, worker.disconnecting);
+        let routed = worker.ready || !self.config.wait_ready;
         self.notify(Notice::Listening(key, address));
-        if !stopping {
+        if !stopping && routed {
             self.dispatcher.add(listen_key, slot, key);
             self.drain_backlog();
         }

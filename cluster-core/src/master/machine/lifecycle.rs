@@ -43,6 +43,28 @@ impl Machine {
         self.notify(Notice::Online(key));
     }
 
+    /// The worker says it is warmed up: when the master waits for that, it now gets
+    /// connections on the addresses it listens on, and a reload's replacement takes over.
+    pub(super) fn on_ready(&mut self, key: WorkerKey) {
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        if std::mem::replace(&mut worker.ready, true) || !self.config.wait_ready {
+            return;
+        }
+        tracing::debug!(slot = worker.slot, pid = worker.pid(), "worker ready");
+        let (slot, stopping) = (worker.slot, worker.disconnecting);
+        let keys: Vec<_> = worker.listening.iter().cloned().collect();
+        if !stopping {
+            for listen_key in keys {
+                self.dispatcher.add(listen_key, slot, key);
+            }
+            self.drain_backlog();
+        }
+        self.reload_on_listening(key);
+        self.announce_if_ready();
+    }
+
     /// The worker sent a message only the master may send: it is stopped.
     pub(super) fn on_forbidden(&mut self, key: WorkerKey, kind: &str) {
         if let Some(worker) = self.workers.get(&key) {
@@ -175,13 +197,13 @@ impl Machine {
 
     /// Tells user code, once, when every worker listens on every bound address.
     pub(super) fn announce_if_ready(&mut self) {
-        let listening = self.listeners.len();
+        let (bound, wait_ready) = (self.listeners.len(), self.config.wait_ready);
         let all_listening = self.workers.len() >= self.config.worker_count
-            && listening > 0
+            && bound > 0
             && self
                 .workers
                 .values()
-                .all(|worker| worker.listening.len() >= listening);
+                .all(|worker| worker.serves(bound, wait_ready));
         if self.ready || !all_listening {
             return;
         }

@@ -85,14 +85,15 @@ impl Machine {
         let Some(worker) = self.workers.get(&key) else {
             return;
         };
-        if worker.disconnecting || worker.killed_for.is_some() || worker.listening.len() >= bound {
+        let serves = worker.serves(bound, self.config.wait_ready);
+        if worker.disconnecting || worker.killed_for.is_some() || serves {
             return;
         }
         tracing::error!(
             slot = worker.slot,
             pid = worker.pid(),
             timeout = ?self.config.boot_timeout,
-            "worker is not listening in time; killing it"
+            "worker is not listening (or not ready) in time; killing it"
         );
         self.kill_for(key, ExitReason::BootTimeout);
     }

@@ -108,6 +108,7 @@ impl Machine {
                 self.announce_if_ready();
             }
             Message::Accepted { seq, ok, draining } => self.on_accepted(key, seq, ok, draining),
+            Message::Ready => self.on_ready(key),
             Message::User { to, data, seq } => self.on_user_message(key, to, data, seq),
             Message::Counter { seq, name, op } => self.on_counter(key, seq, name, op),
             Message::Heartbeat {

@@ -31,7 +31,7 @@ impl Machine {
         let serving = !worker.disconnecting
             && worker.killed_for.is_none()
             && bound > 0
-            && worker.listening.len() >= bound;
+            && worker.serves(bound, self.config.wait_ready);
         if !serving || !self.is_current_slot(worker.slot) {
             return;
         }

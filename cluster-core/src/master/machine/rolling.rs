@@ -47,10 +47,15 @@ impl Machine {
         }
     }
 
-    /// A replacement listening on every address takes over its slot.
+    /// A replacement listening on every address (and ready, when that is waited for) takes
+    /// over its slot.
     pub(super) fn reload_on_listening(&mut self, key: WorkerKey) {
-        let listening = self.workers.get(&key).map_or(0, |w| w.listening.len());
-        if listening < self.listeners.len() {
+        let (bound, wait_ready) = (self.listeners.len(), self.config.wait_ready);
+        if !self
+            .workers
+            .get(&key)
+            .is_some_and(|w| w.serves(bound, wait_ready))
+        {
             return;
         }
         // None: not a replacement this reload waits for.

@@ -57,6 +57,8 @@ pub(super) struct WorkerState {
     pub(super) recycled_for: Option<ExitReason>,
     /// Requests it has served, from its last heartbeat.
     pub(super) served: u64,
+    /// It said it is ready (`ready`).
+    pub(super) ready: bool,
     /// The listen keys it takes connections for.
     pub(super) listening: BTreeSet<ListenKey>,
     unacknowledged: BTreeMap<u64, Conn>,
@@ -85,6 +87,7 @@ impl WorkerState {
             killed_for: None,
             recycled_for: None,
             served: 0,
+            ready: false,
             listening: BTreeSet::new(),
             unacknowledged: BTreeMap::new(),
             answer_due_since: None,
@@ -115,6 +118,12 @@ impl WorkerState {
             None if self.exit_is_intended() => ExitReason::Stopped,
             None => ExitReason::Unexpected,
         }
+    }
+
+    /// Whether it serves: it listens on all `bound` addresses and, when the master waits for
+    /// readiness, said it is ready.
+    pub(super) fn serves(&self, bound: usize, wait_ready: bool) -> bool {
+        self.listening.len() >= bound && (self.ready || !wait_ready)
     }
 
     /// Whether a connection may be handed to it now.

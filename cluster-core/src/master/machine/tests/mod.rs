@@ -5,6 +5,7 @@ mod connections;
 mod lifecycle;
 mod liveness;
 mod messaging;
+mod readiness;
 mod recycling;
 mod rolling;
 mod scaling;
@@ -47,6 +48,7 @@ fn config(workers: usize, policy: Policy) -> Config {
         },
         hang_timeout: Some(Duration::from_secs(5)),
         boot_timeout: Duration::from_secs(60),
+        wait_ready: false,
         recycle: Recycle::default(),
     }
 }
