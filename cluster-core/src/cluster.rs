@@ -74,6 +74,8 @@ pub struct Cluster {
     max_requests_jitter: Option<u64>,
     max_memory: Option<u64>,
     wait_ready: Option<bool>,
+    watch: Option<bool>,
+    watch_paths: Vec<PathBuf>,
     control: ClusterControl,
 }
 
@@ -127,6 +129,8 @@ impl Cluster {
             max_requests_jitter: None,
             max_memory: None,
             wait_ready: None,
+            watch: None,
+            watch_paths: Vec::new(),
             control: ClusterControl::new(),
         }
     }
@@ -265,6 +269,24 @@ impl Cluster {
         self.control
             .metrics()
             .set_aggregation(name.into(), aggregation);
+        self
+    }
+
+    /// Watch mode, for development: the master watches its own executable (and
+    /// [`Cluster::watch_path`]s) and does a rolling reload when it changes, so `cargo build`
+    /// (or `cargo watch -x build`) in another shell updates the running server with no gap in
+    /// service. A new binary that fails to start aborts that reload; the old workers keep
+    /// serving. Default: `CLUSTER_WATCH` (`1`, or paths separated by `:`), else off.
+    pub fn watch(mut self, watch: bool) -> Self {
+        self.watch = Some(watch);
+        self
+    }
+
+    /// Also reloads when anything under `path` changes (a directory is watched recursively);
+    /// turns watch mode on.
+    pub fn watch_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.watch = Some(true);
+        self.watch_paths.push(path.into());
         self
     }
 

@@ -87,6 +87,14 @@ pub enum Error {
         /// What went wrong, and what to do.
         reason: String,
     },
+    /// Watch mode (`CLUSTER_WATCH`) cannot watch a path.
+    #[error("watch mode cannot watch {}: {reason} (check CLUSTER_WATCH's paths)", path.display())]
+    Watch {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The metrics address (`CLUSTER_METRICS_ADDR`) could not be bound.
     #[error(
         "cannot serve metrics on {address}: {source} (set CLUSTER_METRICS_ADDR to a free HOST:PORT, or port 0)"

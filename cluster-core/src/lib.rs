@@ -51,7 +51,8 @@ pub use master::{
 pub use role::{
     CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, IPC_FD_ENV, LOG_FILE_ENV,
     MAX_MEMORY_ENV, MAX_REQUESTS_ENV, MAX_REQUESTS_JITTER_ENV, METRICS_ADDR_ENV, METRICS_FD_ENV,
-    Role, SCHED_POLICY_ENV, WAIT_READY_ENV, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv, WorkerInfo,
+    Role, SCHED_POLICY_ENV, WAIT_READY_ENV, WATCH_ENV, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv,
+    WorkerInfo,
 };
 pub use rustix::process::Signal;
 pub use worker::{Listener, Worker};

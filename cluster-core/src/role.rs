@@ -31,6 +31,10 @@ pub const METRICS_ADDR_ENV: &str = "CLUSTER_METRICS_ADDR";
 /// `1` (or `true`): workers say when they are ready ([`crate::Worker::ready`]) and get no
 /// connections until then, unless the builder set it.
 pub const WAIT_READY_ENV: &str = "CLUSTER_WAIT_READY";
+/// Watch mode: `1` makes the master reload the workers when its executable changes; a list
+/// of paths separated by `:` watches those too (directories recursively). Unset, empty or
+/// `0`: off, unless the builder set it.
+pub const WATCH_ENV: &str = "CLUSTER_WATCH";
 /// A worker that has served this many requests is replaced (Gunicorn's `max_requests`),
 /// unless the builder set it.
 pub const MAX_REQUESTS_ENV: &str = "CLUSTER_MAX_REQUESTS";

@@ -8,7 +8,8 @@ use crate::error::Error;
 use crate::master::{Config, Recycle, Settings};
 use crate::role::{
     CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, LOG_FILE_ENV, MAX_MEMORY_ENV,
-    MAX_REQUESTS_ENV, MAX_REQUESTS_JITTER_ENV, METRICS_ADDR_ENV, WAIT_READY_ENV, parse_env,
+    MAX_REQUESTS_ENV, MAX_REQUESTS_JITTER_ENV, METRICS_ADDR_ENV, WAIT_READY_ENV, WATCH_ENV,
+    parse_env,
 };
 
 impl Cluster {
@@ -52,6 +53,27 @@ impl Cluster {
         Ok(Some(timeout).filter(|timeout| !timeout.is_zero()))
     }
 
+    /// Watch mode's extra paths when it is on (`None`: off), from the builder, else the
+    /// environment.
+    fn watch_setting(&self) -> Option<Vec<PathBuf>> {
+        match (self.watch, std::env::var_os(WATCH_ENV)) {
+            (Some(false), _) => None,
+            (Some(true), _) => Some(self.watch_paths.clone()),
+            (None, None) => None,
+            (None, Some(value)) => match value.to_string_lossy().trim() {
+                "" | "0" | "false" | "no" | "off" => None,
+                "1" | "true" | "yes" | "on" => Some(Vec::new()),
+                paths => Some(
+                    paths
+                        .split(':')
+                        .filter(|path| !path.is_empty())
+                        .map(PathBuf::from)
+                        .collect(),
+                ),
+            },
+        }
+    }
+
     /// When workers are recycled, from the builder, else the environment.
     fn recycle_setting(&self) -> Result<Recycle, Error> {
         let positive = |n: u64| n >= 1;
@@ -86,6 +108,7 @@ impl Cluster {
     pub(super) fn into_settings(self) -> Result<Settings, Error> {
         let hang_timeout = self.hang_timeout_setting()?;
         let recycle = self.recycle_setting()?;
+        let watch = self.watch_setting();
         let wait_ready = match (self.wait_ready, std::env::var(WAIT_READY_ENV)) {
             (Some(wait), _) => wait,
             (None, Ok(value)) => match value.trim() {
@@ -128,6 +151,7 @@ impl Cluster {
             log_file,
             error_log_file,
             metrics_addr,
+            watch,
             control: self.control,
             on_ready: self.on_ready,
             on_master: self.on_master,

@@ -17,6 +17,7 @@ mod reader;
 mod report;
 mod signals;
 mod spawn;
+mod watch;
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -34,6 +35,7 @@ use self::listeners::Listeners;
 use self::report::Report;
 use self::signals::Signals;
 use self::spawn::{Program, spawn_worker};
+use self::watch::Watch;
 use crate::Error;
 use crate::control_socket::server::ControlSocket;
 use crate::master::command::Command;
@@ -56,6 +58,8 @@ pub(crate) struct Settings {
     pub(crate) log_file: Option<PathBuf>,
     pub(crate) error_log_file: Option<PathBuf>,
     pub(crate) metrics_addr: Option<String>,
+    /// Watch mode's extra paths, when it is on.
+    pub(crate) watch: Option<Vec<PathBuf>>,
     pub(crate) control: ClusterControl,
     pub(crate) on_ready: Option<ReadyHook>,
     pub(crate) on_master: Option<MasterHook>,
@@ -86,6 +90,10 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     };
     let _metrics_endpoint = match &settings.metrics_addr {
         Some(address) => Some(MetricsEndpoint::open(address, control.clone()).await?),
+        None => None,
+    };
+    let _watch = match &settings.watch {
+        Some(extra) => Some(Watch::start(program.exe(), extra, control.clone())?),
         None => None,
     };
     let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);

@@ -45,6 +45,11 @@ impl Program {
         )
     }
 
+    /// The executable workers run.
+    pub(crate) fn exe(&self) -> &std::path::Path {
+        &self.exe
+    }
+
     pub(crate) fn current() -> Result<Program, Error> {
         Ok(Program {
             exe: std::env::current_exe().map_err(Error::CurrentExe)?,
