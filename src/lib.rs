@@ -27,12 +27,12 @@ pub use cluster_ipc as wire;
 pub use cluster_tower as tower;
 
 pub use cluster_core::{
-    BoxError, CONTROL_SOCKET_ENV, Cluster, ClusterControl, ClusterEvent, Error, EventStream, Exit,
-    ExitReason, HANG_TIMEOUT_ENV, Inbox, Incoming, Listener, METRICS_ADDR_ENV, Policy, ReadyHook,
-    Request, RestartPolicy, SCHED_POLICY_ENV, Signal, WORKERS_ENV, Worker, WorkerHandle,
-    WorkerInfo, ipc, load, runtime,
+    AGENT_ID, BoxError, CONTROL_SOCKET_ENV, Cluster, ClusterControl, ClusterEvent, Error,
+    EventStream, Exit, ExitReason, HANG_TIMEOUT_ENV, Inbox, Incoming, Listener, METRICS_ADDR_ENV,
+    Policy, ReadyHook, Request, RestartPolicy, SCHED_POLICY_ENV, Signal, WORKERS_ENV, Worker,
+    WorkerHandle, WorkerInfo, ipc, load, runtime,
 };
-pub use cluster_core::{control_socket, shared_metrics};
+pub use cluster_core::{agent, control_socket, shared_metrics};
 pub use cluster_macros::main;
 pub use cluster_tower::{
     ClusterLayer, ClusterListener, ClusterService, Drain, HttpBody, HttpConfig, HttpService,

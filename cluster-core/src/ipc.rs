@@ -39,7 +39,7 @@ use crate::worker::{Letter, Link, installed_link, mailbox};
 /// How long [`request`], [`send_to`] and counter operations wait for the master by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn link() -> Result<&'static Arc<Link>, Error> {
+pub(crate) fn link() -> Result<&'static Arc<Link>, Error> {
     installed_link().ok_or(Error::NotAWorker)
 }
 
@@ -126,7 +126,7 @@ pub async fn request_timeout<T: DeserializeOwned>(
 }
 
 /// The value of a request's reply, or the master's error.
-fn answer(reply: Message) -> Result<serde_json::Value, Error> {
+pub(crate) fn answer(reply: Message) -> Result<serde_json::Value, Error> {
     match reply {
         Message::Reply {
             outcome: Outcome::Ok(value),

@@ -22,6 +22,7 @@
 //! default ([`runtime`]). Workers run in their own process group, so a terminal's Ctrl-C
 //! reaches only the master. Nothing here calls `fork()` without `exec`.
 
+pub mod agent;
 mod bind;
 mod cluster;
 pub mod control_socket;
@@ -49,7 +50,7 @@ pub use master::{
     MAX_WORKERS, ReadyHook, Request, RestartPolicy, Scale, WorkerHandle,
 };
 pub use role::{
-    CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, IPC_FD_ENV, LOG_FILE_ENV,
+    AGENT_ID, CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, IPC_FD_ENV, LOG_FILE_ENV,
     MAX_MEMORY_ENV, MAX_REQUESTS_ENV, MAX_REQUESTS_JITTER_ENV, METRICS_ADDR_ENV, METRICS_FD_ENV,
     Role, SCHED_POLICY_ENV, WAIT_READY_ENV, WATCH_ENV, WORKER_ID_ENV, WORKERS_ENV, WorkerEnv,
     WorkerInfo,

@@ -5,7 +5,10 @@ use std::sync::OnceLock;
 
 use crate::Error;
 
-/// Set in a worker's environment to its slot number (1-based); unset in the master.
+/// The slot of the agent ([`crate::Cluster::agent`]): `CLUSTER_WORKER_ID=0`.
+pub const AGENT_ID: usize = 0;
+/// Set in a worker's environment to its slot number (1-based; [`AGENT_ID`] for the agent);
+/// unset in the master.
 pub const WORKER_ID_ENV: &str = "CLUSTER_WORKER_ID";
 /// Set in a worker's environment to the descriptor number of its IPC socket.
 pub const IPC_FD_ENV: &str = "CLUSTER_IPC_FD";
@@ -111,7 +114,7 @@ fn read_role() -> Result<Role, Error> {
     let Some(id) = std::env::var_os(WORKER_ID_ENV) else {
         return Ok(Role::Master);
     };
-    let id = parse_env(WORKER_ID_ENV, &id.to_string_lossy(), |id: usize| id >= 1)?;
+    let id = parse_env(WORKER_ID_ENV, &id.to_string_lossy(), |_: usize| true)?;
     let ipc_fd = std::env::var(IPC_FD_ENV).unwrap_or_default();
     let ipc_fd = parse_env(IPC_FD_ENV, &ipc_fd, |fd: RawFd| fd >= 0)?;
     if ipc_fd < FIRST_FREE_FD {

@@ -32,6 +32,7 @@ pub mod codec;
 mod compact;
 mod error;
 mod fd_groups;
+mod listen_key;
 pub mod protocol;
 mod socket;
 mod writer;

@@ -142,6 +142,7 @@ impl Cluster {
             restart: self.restart,
             hang_timeout,
             boot_timeout: self.boot_timeout,
+            agent: self.agent.is_some(),
             wait_ready,
             recycle,
         };

@@ -60,6 +60,9 @@ pub enum ClusterEvent {
     },
     /// The rolling reload finished: every slot runs a new worker.
     ReloadFinished,
+    /// The agent ([`crate::Cluster::agent`]) is ready; the first time, the workers start now.
+    /// Its other events are a worker's, with id [`crate::AGENT_ID`] (0).
+    AgentReady(WorkerHandle),
     /// A worker past `CLUSTER_MAX_REQUESTS` or `CLUSTER_MAX_MEMORY` is being replaced: its
     /// replacement starts, and once that one listens this one drains (its `Exit` then says the
     /// same reason). One worker at a time.
@@ -125,6 +128,7 @@ impl fmt::Display for ClusterEvent {
                 "reloaded worker={id} old_pid={old_pid} new_pid={new_pid}"
             ),
             ClusterEvent::ReloadFinished => f.write_str("reload-finished"),
+            ClusterEvent::AgentReady(w) => write!(f, "agent-ready pid={}", w.pid()),
             ClusterEvent::Recycling(w, reason) => {
                 worker(f, "recycling", w)?;
                 write!(f, " reason={reason}")

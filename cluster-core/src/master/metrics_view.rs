@@ -6,7 +6,26 @@
 
 use super::control::ClusterControl;
 use crate::proc_stats::{cpu_seconds, rss_bytes};
-use crate::shared_metrics::{Families, GaugeAggregation, SeriesKey, Value};
+use crate::shared_metrics::{Families, GaugeAggregation, Region, RegionRecorder, SeriesKey, Value};
+
+/// The metrics source id of the master's own region (workers' are their keys, counted from 0).
+const MASTER_METRICS: u64 = u64::MAX;
+
+/// Installs the cluster's recorder in the master too, so what master-side code records (in
+/// [`crate::Cluster::on_master`]) is in the cluster's metrics, labelled `master` per worker.
+pub(crate) fn record_master_metrics(control: &ClusterControl) {
+    let regions = Region::create().and_then(|(view, fd)| Ok((view, Region::open(&fd)?)));
+    match regions {
+        Ok((view, region)) => {
+            if RegionRecorder::new(region).install() {
+                control.metrics().add(MASTER_METRICS, "master".into(), view);
+            } else {
+                tracing::debug!("a metrics recorder is installed in the master already");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot make the master's metrics region"),
+    }
+}
 
 /// The whole cluster's metrics, in Prometheus text exposition format (0.0.4).
 pub(crate) fn exposition(control: &ClusterControl) -> String {

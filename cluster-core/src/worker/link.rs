@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use std::time::Duration;
 
-use cluster_ipc::{IpcError, ListenKey, Message, Policy, Received, Receiver, Sender, TrySendError};
+use cluster_ipc::{
+    IpcError, ListenKey, Message, Outcome, Policy, Received, Receiver, Sender, TrySendError,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -240,6 +242,16 @@ impl Link {
             | Message::ServerError { seq, .. }
             | Message::Reply { seq, .. } => self.reply(seq, Received { message, fds }),
             Message::Deliver { from, data } => mailbox().deliver(from, data),
+            Message::AgentAsk { id, from, data } => {
+                if !mailbox().ask((id, from, data)) {
+                    let reason = "the agent is overloaded (its requests are not read)".into();
+                    let answer = Message::AgentAnswer {
+                        id,
+                        outcome: Outcome::Error(reason),
+                    };
+                    let _ = self.try_send(&answer);
+                }
+            }
             Message::CounterValue { name, value } => mailbox().counter_changed(&name, value),
             Message::NewConn { seq, key, peer } => {
                 if let Err(error) = self.take_handoff(seq, &key, peer, fds).await {

@@ -15,11 +15,16 @@ const CAPACITY: usize = 1024;
 /// A delivered message and who sent it.
 pub(crate) type Letter = (Peer, serde_json::Value);
 
+/// A request for the agent: the master's number for it, the asking worker's slot, the data.
+pub(crate) type Asked = (u64, usize, serde_json::Value);
+
 /// This process's mailbox.
 pub(crate) struct Mailbox {
     sender: mpsc::Sender<Letter>,
     receiver: Mutex<Option<mpsc::Receiver<Letter>>>,
     followed: Mutex<HashMap<String, watch::Sender<i64>>>,
+    asked: mpsc::Sender<Asked>,
+    asked_receiver: Mutex<Option<mpsc::Receiver<Asked>>>,
 }
 
 /// The mailbox of this process (there is one).
@@ -27,10 +32,13 @@ pub(crate) fn mailbox() -> &'static Mailbox {
     static MAILBOX: OnceLock<Mailbox> = OnceLock::new();
     MAILBOX.get_or_init(|| {
         let (sender, receiver) = mpsc::channel(CAPACITY);
+        let (asked, asked_receiver) = mpsc::channel(CAPACITY);
         Mailbox {
             sender,
             receiver: Mutex::new(Some(receiver)),
             followed: Mutex::default(),
+            asked,
+            asked_receiver: Mutex::new(Some(asked_receiver)),
         }
     })
 }
@@ -44,6 +52,16 @@ impl Mailbox {
                 "this worker's inbox is full or unread (ipc::messages); a message was dropped"
             );
         }
+    }
+
+    /// Puts a request for the agent; `false` if the requests are full or no longer read.
+    pub(crate) fn ask(&self, asked: Asked) -> bool {
+        self.asked.try_send(asked).is_ok()
+    }
+
+    /// The agent's requests, the first time only.
+    pub(crate) fn take_asked(&self) -> Option<mpsc::Receiver<Asked>> {
+        lock(&self.asked_receiver).take()
     }
 
     /// The receiving end, the first time only.

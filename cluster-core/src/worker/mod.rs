@@ -15,7 +15,7 @@ use cluster_ipc::{Channel, Message, PROTOCOL_VERSION};
 use self::link::install;
 pub(crate) use self::link::{Link, installed_link};
 pub use self::listener::Listener;
-pub(crate) use self::mailbox::{Letter, mailbox};
+pub(crate) use self::mailbox::{Asked, Letter, mailbox};
 use crate::error::Error;
 use crate::role::{IPC_FD_ENV, WorkerEnv, WorkerInfo, forget_cluster_env};
 use crate::shared_metrics::{Region, RegionRecorder};

@@ -45,8 +45,8 @@ use crate::master::hooks::{MasterHook, ReadyHook};
 use crate::master::ids::WorkerKey;
 use crate::master::logs::LogStream;
 use crate::master::machine::{Action, Config, Input, Machine, Notice, Timer};
+use crate::master::metrics_view;
 use crate::metrics_endpoint::MetricsEndpoint;
-use crate::shared_metrics::{Region, RegionRecorder};
 
 /// Reports waiting for the driver; reporting tasks wait when it is full.
 const REPORT_QUEUE: usize = 1024;
@@ -70,7 +70,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let program = Program::current()?;
     let control = settings.control;
     let signals = Signals::install(control.clone())?;
-    record_master_metrics(&control);
+    metrics_view::record_master_metrics(&control);
     control
         .logs()
         .open_files(
@@ -117,25 +117,6 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         tokio::spawn(hook(control));
     }
     driver.run(&mut machine).await
-}
-
-/// The metrics source id of the master's own region (workers' are their keys, counted from 0).
-const MASTER_METRICS: u64 = u64::MAX;
-
-/// Installs the cluster's recorder in the master too, so what master-side code records (in
-/// [`crate::Cluster::on_master`]) is in the cluster's metrics, labelled `master` per worker.
-fn record_master_metrics(control: &ClusterControl) {
-    let regions = Region::create().and_then(|(view, fd)| Ok((view, Region::open(&fd)?)));
-    match regions {
-        Ok((view, region)) => {
-            if RegionRecorder::new(region).install() {
-                control.metrics().add(MASTER_METRICS, "master".into(), view);
-            } else {
-                tracing::debug!("a metrics recorder is installed in the master already");
-            }
-        }
-        Err(error) => tracing::warn!(%error, "cannot make the master's metrics region"),
-    }
 }
 
 struct Driver {

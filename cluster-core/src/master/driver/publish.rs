@@ -72,6 +72,7 @@ pub(crate) fn event_for(
             new_pid,
         },
         Notice::ReloadFinished => ClusterEvent::ReloadFinished,
+        Notice::AgentReady(key) => ClusterEvent::AgentReady(handle(key)?),
         Notice::Recycling { worker, reason } => ClusterEvent::Recycling(handle(worker)?, reason),
         Notice::ReloadFailed { slot, reason } => ClusterEvent::ReloadFailed { id: slot, reason },
         Notice::ShutdownStarted => ClusterEvent::ShutdownStarted,

@@ -91,6 +91,8 @@ pub(crate) enum Notice {
     },
     /// The rolling reload finished.
     ReloadFinished,
+    /// The agent joined (and said it is ready): the workers start, the first time.
+    AgentReady(WorkerKey),
     /// A worker past a limit is being replaced (its replacement starts; it drains once the
     /// replacement listens).
     Recycling {

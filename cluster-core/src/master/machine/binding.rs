@@ -9,7 +9,6 @@ use cluster_ipc::{ListenKey, Message, Policy};
 use super::action::Action;
 use super::listeners::Wish;
 use super::state::{Machine, Phase};
-use super::workers::Origin;
 use crate::Error;
 use crate::master::ids::WorkerKey;
 
@@ -31,6 +30,12 @@ impl Machine {
 
     /// A worker wants to listen on `address`: the master binds it once for the cluster.
     pub(super) fn on_query_server(&mut self, worker: WorkerKey, seq: u64, address: String) {
+        if self.workers.get(&worker).is_some_and(|w| w.is_agent()) {
+            let message =
+                format!("the agent serves no connections; listen on {address} in the workers");
+            self.send(worker, Message::ServerError { seq, message });
+            return;
+        }
         let key = ListenKey::from(address.as_str());
         match self.listeners.wish(key.clone(), Some((worker, seq))) {
             Wish::Bound(bound) => self.acknowledge_listen(worker, seq, key, bound),
@@ -102,9 +107,7 @@ impl Machine {
             policy = ?self.config.policy,
             "starting workers"
         );
-        for slot in 1..=self.config.worker_count {
-            self.spawn(slot, Origin::Initial);
-        }
+        self.start_first_processes();
         self.watch_liveness();
     }
 }

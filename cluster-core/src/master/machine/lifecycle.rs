@@ -41,6 +41,7 @@ impl Machine {
             worker.online = true;
         }
         self.notify(Notice::Online(key));
+        self.serving_changed(key);
     }
 
     /// The worker says it is warmed up: when the master waits for that, it now gets
@@ -62,6 +63,7 @@ impl Machine {
             self.drain_backlog();
         }
         self.reload_on_listening(key);
+        self.serving_changed(key);
         self.announce_if_ready();
     }
 
@@ -198,7 +200,8 @@ impl Machine {
     /// Tells user code, once, when every worker listens on every bound address.
     pub(super) fn announce_if_ready(&mut self) {
         let (bound, wait_ready) = (self.listeners.len(), self.config.wait_ready);
-        let all_listening = self.workers.len() >= self.config.worker_count
+        let workers = self.workers.values().filter(|w| !w.is_agent()).count();
+        let all_listening = workers >= self.config.worker_count
             && bound > 0
             && self
                 .workers
@@ -209,7 +212,7 @@ impl Machine {
         }
         self.ready = true;
         let addresses = self.listeners.addresses();
-        tracing::info!(workers = self.workers.len(), ?addresses, "cluster ready");
+        tracing::info!(workers, ?addresses, "cluster ready");
         self.notify(Notice::Ready(addresses));
     }
 }

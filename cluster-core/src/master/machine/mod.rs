@@ -15,6 +15,8 @@
 //!   `subscriptions`, `counters`; and the vocabulary: `input`, `action`, `conn`, `config`.
 
 mod action;
+mod agent;
+mod agent_requests;
 mod binding;
 mod config;
 mod conn;
@@ -109,6 +111,8 @@ impl Machine {
             }
             Message::Accepted { seq, ok, draining } => self.on_accepted(key, seq, ok, draining),
             Message::Ready => self.on_ready(key),
+            Message::AgentRequest { seq, data } => self.on_agent_request(key, seq, data),
+            Message::AgentAnswer { id, outcome } => self.on_agent_answer(key, id, outcome),
             Message::User { to, data, seq } => self.on_user_message(key, to, data, seq),
             Message::Counter { seq, name, op } => self.on_counter(key, seq, name, op),
             Message::Heartbeat {
@@ -152,6 +156,10 @@ impl Machine {
             key,
             format!("the new worker exited before listening: {exit}"),
         );
+        if worker.is_agent() {
+            self.agent_exited(key);
+        }
+        self.reload_on_exit(key);
         self.restart_if_unexpected(&worker, &exit);
         self.finish_if_stopped();
     }

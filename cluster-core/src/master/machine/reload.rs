@@ -12,8 +12,9 @@ pub(super) struct Step {
     pub(super) slot: usize,
     /// The worker serving the slot when the step began (none if the slot was empty).
     pub(super) old: Option<WorkerKey>,
-    /// Its replacement, started and not yet listening everywhere.
-    pub(super) new: WorkerKey,
+    /// Its replacement, started and not yet listening everywhere; none yet for the agent,
+    /// whose successor starts once the old one has exited (there is never two).
+    pub(super) new: Option<WorkerKey>,
 }
 
 /// The reload in progress, if any.
@@ -65,6 +66,21 @@ impl Reload {
         true
     }
 
+    /// `old` exited: the slot whose step waited for that to start its successor, if any.
+    pub(super) fn successor_due(&self, old: WorkerKey) -> Option<usize> {
+        self.steps
+            .iter()
+            .find(|step| step.old == Some(old) && step.new.is_none())
+            .map(|step| step.slot)
+    }
+
+    /// The successor started for `slot`'s step.
+    pub(super) fn set_successor(&mut self, slot: usize, new: WorkerKey) {
+        if let Some(step) = self.steps.iter_mut().find(|step| step.slot == slot) {
+            step.new = Some(new);
+        }
+    }
+
     /// Whether what runs replaces one worker past its limits rather than reloading.
     pub(super) fn is_recycling(&self) -> bool {
         self.recycling
@@ -84,7 +100,10 @@ impl Reload {
 
     /// The step of the replacement `worker`, now done.
     pub(super) fn complete(&mut self, worker: WorkerKey) -> Option<Step> {
-        let index = self.steps.iter().position(|step| step.new == worker)?;
+        let index = self
+            .steps
+            .iter()
+            .position(|step| step.new == Some(worker))?;
         Some(self.steps.swap_remove(index))
     }
 
@@ -92,7 +111,7 @@ impl Reload {
     pub(super) fn slot_of(&self, worker: WorkerKey) -> Option<usize> {
         self.steps
             .iter()
-            .find(|step| step.new == worker)
+            .find(|step| step.new == Some(worker))
             .map(|step| step.slot)
     }
 

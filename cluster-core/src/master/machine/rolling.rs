@@ -8,6 +8,7 @@ use super::reload::Step;
 use super::state::{Machine, Phase};
 use super::workers::Origin;
 use crate::master::ids::WorkerKey;
+use crate::role::AGENT_ID;
 
 impl Machine {
     /// Starts a reload, or notes one more after the one running.
@@ -15,7 +16,11 @@ impl Machine {
         if self.phase != Phase::Running {
             return;
         }
-        if !self.reload.begin(1..=self.config.worker_count) {
+        let agent = self.config.agent.then_some(AGENT_ID);
+        if !self
+            .reload
+            .begin(agent.into_iter().chain(1..=self.config.worker_count))
+        {
             tracing::info!("a reload is running; another will follow it");
             return;
         }
@@ -28,12 +33,26 @@ impl Machine {
     pub(super) fn advance_reload(&mut self) {
         while let Some(slot) = self.reload.next_slot(self.config.reload_batch) {
             let old = self.serving_worker(slot);
-            let new = self.spawn(slot, Origin::Reload);
-            self.reload.add_step(Step { slot, old, new });
-            self.arm(
-                self.config.reload_timeout,
-                Timer::ReloadDeadline { worker: new },
-            );
+            if slot == AGENT_ID
+                && let Some(old) = old
+            {
+                // One agent at a time: the old one stops first, its successor starts once it
+                // has exited.
+                self.retire(old);
+                let new = None;
+                self.reload.add_step(Step {
+                    slot,
+                    old: Some(old),
+                    new,
+                });
+                continue;
+            }
+            let new = self.start_successor(slot);
+            self.reload.add_step(Step {
+                slot,
+                old,
+                new: Some(new),
+            });
         }
         let recycling = self.reload.is_recycling();
         if let Some(again) = self.reload.finish_if_done() {
@@ -44,6 +63,24 @@ impl Machine {
             if again {
                 self.request_reload();
             }
+        }
+    }
+
+    /// Starts a reload's replacement for `slot`, with its deadline.
+    fn start_successor(&mut self, slot: usize) -> WorkerKey {
+        let new = self.spawn(slot, Origin::Reload);
+        self.arm(
+            self.config.reload_timeout,
+            Timer::ReloadDeadline { worker: new },
+        );
+        new
+    }
+
+    /// `old` exited: if a reload step waited for that (the agent's), its successor starts.
+    pub(super) fn reload_on_exit(&mut self, old: WorkerKey) {
+        if let Some(slot) = self.reload.successor_due(old) {
+            let new = self.start_successor(slot);
+            self.reload.set_successor(slot, new);
         }
     }
 
@@ -103,7 +140,16 @@ impl Machine {
         let recycling = self.reload.is_recycling();
         let (steps, again) = self.reload.abort();
         for step in steps {
-            self.abandon(step.new);
+            if let Some(new) = step.new {
+                self.abandon(new);
+            }
+            if step.slot == AGENT_ID {
+                // The old agent was stopped for its successor: the slot starts over.
+                self.arm(
+                    self.config.restart.initial_backoff,
+                    Timer::RestartDue { slot: AGENT_ID },
+                );
+            }
             if recycling {
                 self.recycling_failed(step.old);
             }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use cluster_ipc::Message;
 
 use super::action::{Action, Notice};
+use super::agent_requests::AgentRequests;
 use super::config::Config;
 use super::conn::Conn;
 use super::counters::Counters;
@@ -63,6 +64,10 @@ pub(crate) struct Machine {
     pub(super) stop: StopState,
     /// The ready notice was given.
     pub(super) ready: bool,
+    /// The workers were started (with an agent, once it was ready).
+    pub(super) workers_started: bool,
+    /// Workers' requests the agent has not answered.
+    pub(super) agent_requests: AgentRequests,
     /// No worker is recycled before this (a recycling failed).
     pub(super) recycle_paused_until: Option<Instant>,
     /// The time of the input being handled.
@@ -86,6 +91,8 @@ impl Machine {
             stop: StopState::default(),
             ready: false,
             recycle_paused_until: None,
+            workers_started: false,
+            agent_requests: AgentRequests::default(),
             now,
             next_key: 0,
             actions: Vec::new(),

@@ -8,6 +8,7 @@ use cluster_ipc::ListenKey;
 use super::conn::Conn;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ExitReason;
+use crate::role::AGENT_ID;
 
 /// Handoffs a worker may have unacknowledged at once: the master never waits one round trip
 /// per connection, and a stuck worker cannot hoard connections. Far below the IPC send queue
@@ -122,8 +123,19 @@ impl WorkerState {
 
     /// Whether it serves: it listens on all `bound` addresses and, when the master waits for
     /// readiness, said it is ready.
+    /// The agent listens on nothing: it serves once it has joined (and said it is ready).
     pub(super) fn serves(&self, bound: usize, wait_ready: bool) -> bool {
-        self.listening.len() >= bound && (self.ready || !wait_ready)
+        let listens = if self.is_agent() {
+            self.online
+        } else {
+            self.listening.len() >= bound
+        };
+        listens && (self.ready || !wait_ready)
+    }
+
+    /// Whether this is the agent (slot 0), not a worker serving connections.
+    pub(super) fn is_agent(&self) -> bool {
+        self.slot == AGENT_ID
     }
 
     /// Whether a connection may be handed to it now.

@@ -1,6 +1,7 @@
 //! Unit tests of the master's decisions: a [`Machine`] fed inputs by hand, with a made-up clock,
 //! and what it answers checked action by action. No process, socket or task is involved.
 
+mod agent;
 mod connections;
 mod lifecycle;
 mod liveness;
@@ -48,6 +49,7 @@ fn config(workers: usize, policy: Policy) -> Config {
         },
         hang_timeout: Some(Duration::from_secs(5)),
         boot_timeout: Duration::from_secs(60),
+        agent: false,
         wait_ready: false,
         recycle: Recycle::default(),
     }

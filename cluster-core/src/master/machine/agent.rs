@@ -1,0 +1,105 @@
+//! The agent (egg's master/agent/worker model): one process of the same program in slot 0 that
+//! serves no connections and does the work only one process should do. It starts before the
+//! workers, which start once it is ready; it is restarted alone when it dies (the workers keep
+//! serving); a reload replaces it first, stopping the old one before its successor starts. The
+//! master relays workers' requests to it and its answers back; while no agent runs, a request
+//! fails at once with an error saying so.
+
+use cluster_ipc::{Message, Outcome};
+
+use super::action::Notice;
+use super::agent_requests::Pending;
+use super::state::Machine;
+use super::workers::Origin;
+use crate::master::ids::WorkerKey;
+use crate::role::AGENT_ID;
+
+impl Machine {
+    /// Starts the first processes once the addresses are bound: the agent alone if there is
+    /// one (the workers follow once it is ready), else the workers.
+    pub(super) fn start_first_processes(&mut self) {
+        if self.config.agent {
+            self.spawn(AGENT_ID, Origin::Initial);
+        } else {
+            self.start_workers();
+        }
+    }
+
+    fn start_workers(&mut self) {
+        if std::mem::replace(&mut self.workers_started, true) {
+            return;
+        }
+        for slot in 1..=self.config.worker_count {
+            self.spawn(slot, Origin::Initial);
+        }
+    }
+
+    /// `key` may serve now (it joined, or said it is ready): an agent that does starts the
+    /// workers the first time, and takes over from its predecessor in a reload.
+    pub(super) fn serving_changed(&mut self, key: WorkerKey) {
+        let (bound, wait_ready) = (self.listeners.len(), self.config.wait_ready);
+        let Some(worker) = self.workers.get(&key) else {
+            return;
+        };
+        if !worker.is_agent() || worker.disconnecting || !worker.serves(bound, wait_ready) {
+            return;
+        }
+        tracing::info!(pid = worker.pid(), "agent ready");
+        self.notify(Notice::AgentReady(key));
+        self.start_workers();
+        self.reload_on_listening(key);
+    }
+
+    /// The agent that serves now, if any.
+    fn serving_agent(&self) -> Option<WorkerKey> {
+        let (bound, wait_ready) = (self.listeners.len(), self.config.wait_ready);
+        self.workers
+            .iter()
+            .find(|(_, worker)| {
+                worker.is_agent()
+                    && worker.connected
+                    && !worker.disconnecting
+                    && worker.serves(bound, wait_ready)
+            })
+            .map(|(key, _)| *key)
+    }
+
+    /// A worker's request for the agent: relayed, or answered at once when no agent runs.
+    pub(super) fn on_agent_request(&mut self, key: WorkerKey, seq: u64, data: serde_json::Value) {
+        let Some(from) = self.workers.get(&key).map(|worker| worker.slot) else {
+            return;
+        };
+        let Some(agent) = self.serving_agent() else {
+            let reason = if self.config.agent {
+                "no agent is running right now (it is starting or being restarted); try again"
+            } else {
+                "this cluster has no agent (Cluster::agent)"
+            };
+            let outcome = Outcome::Error(reason.into());
+            self.send(key, Message::Reply { seq, outcome });
+            return;
+        };
+        let id = self.agent_requests.add(Pending {
+            worker: key,
+            seq,
+            agent,
+        });
+        self.send(agent, Message::AgentAsk { id, from, data });
+    }
+
+    /// The agent's answer, relayed to the worker that asked.
+    pub(super) fn on_agent_answer(&mut self, key: WorkerKey, id: u64, outcome: Outcome) {
+        if let Some(Pending { worker, seq, .. }) = self.agent_requests.answer(id, key) {
+            self.send(worker, Message::Reply { seq, outcome });
+        }
+    }
+
+    /// An agent exited: what it had not answered fails now, saying why.
+    pub(super) fn agent_exited(&mut self, key: WorkerKey) {
+        for Pending { worker, seq, .. } in self.agent_requests.take_unanswered(key) {
+            let reason = "the agent exited before answering; a new one is starting".into();
+            let outcome = Outcome::Error(reason);
+            self.send(worker, Message::Reply { seq, outcome });
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! [`AgentRequests`]: workers' requests for the agent that it has not answered yet, by the
+//! number the master gave each (the agent answers by it; the worker waits on its own `seq`).
+
+use rustc_hash::FxHashMap;
+
+use crate::master::ids::WorkerKey;
+
+/// One request on its way through the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pending {
+    /// The asking worker, and its request's `seq`.
+    pub(super) worker: WorkerKey,
+    pub(super) seq: u64,
+    /// The agent process asked.
+    pub(super) agent: WorkerKey,
+}
+
+/// Requests the agent has not answered.
+#[derive(Debug, Default)]
+pub(super) struct AgentRequests {
+    pending: FxHashMap<u64, Pending>,
+    next_id: u64,
+}
+
+impl AgentRequests {
+    /// Records a request; the number the agent answers it by.
+    pub(super) fn add(&mut self, pending: Pending) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.pending.insert(id, pending);
+        id
+    }
+
+    /// The request `id`, answered by `agent` (`None` if it is not that agent's to answer).
+    pub(super) fn answer(&mut self, id: u64, agent: WorkerKey) -> Option<Pending> {
+        let pending = self.pending.get(&id)?;
+        if pending.agent != agent {
+            return None;
+        }
+        self.pending.remove(&id)
+    }
+
+    /// Every request `agent` still owed an answer to.
+    pub(super) fn take_unanswered(&mut self, agent: WorkerKey) -> Vec<Pending> {
+        let ids: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, pending)| pending.agent == agent)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| self.pending.remove(&id))
+            .collect()
+    }
+}
