@@ -28,14 +28,14 @@ impl Cluster {
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), cluster_core::Error> {
-    /// use std::time::Duration;
-    ///
     /// cluster_core::Cluster::new()
     ///     .agent(|_agent| async {
-    ///         loop {
-    ///             // once a minute, in one process only
-    ///             tokio::time::sleep(Duration::from_secs(60)).await;
+    ///         // One process only: answer the workers' requests.
+    ///         let mut requests = cluster_core::agent::requests()?;
+    ///         while let Some(request) = requests.recv().await {
+    ///             request.reply("pong")?;
     ///         }
+    ///         Ok::<_, cluster_core::Error>(())
     ///     })
     ///     .run(|_worker| async { Ok::<_, cluster_core::Error>(()) })
     ///     .await
