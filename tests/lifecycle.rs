@@ -142,13 +142,7 @@ async fn reload_under_load(connections: Connections, clients: usize) {
     );
     let report = load.stop().await;
 
-    let shown = &report.failures[..report.failures.len().min(5)];
-    assert!(
-        report.failures.is_empty(),
-        "{} failed: {shown:?}",
-        report.failures.len()
-    );
-    assert_eq!(report.non_2xx, 0);
+    report.assert_all_2xx("reload under load");
     assert!(report.ok >= 20_000, "{} requests", report.ok);
     let after: BTreeSet<u32> = children_of(master).into_iter().collect();
     assert!(

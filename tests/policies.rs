@@ -115,12 +115,7 @@ async fn serves_and_stops(policy: &str) {
         "{policy}: load runs"
     );
     let report = load.stop().await;
-    assert!(
-        report.failures.is_empty(),
-        "{policy}: {:?}",
-        report.failures
-    );
-    assert_eq!(report.non_2xx, 0);
+    report.assert_all_2xx(policy);
     let served_by: BTreeSet<&str> = report.per_worker.keys().map(String::as_str).collect();
     assert!(
         served_by.is_subset(&BTreeSet::from(["1", "2"])),

@@ -45,16 +45,8 @@ async fn no_request_reaches_a_worker_before_it_is_ready(policy: &str) {
         reload_took >= WARMUP * 2,
         "each of the 2 replacements warms up 2 s first; the reload took {reload_took:?}"
     );
-    let shown = &report.failures[..report.failures.len().min(5)];
-    assert!(
-        report.failures.is_empty(),
-        "{} failed: {shown:?}",
-        report.failures.len()
-    );
-    assert_eq!(
-        report.non_2xx, 0,
-        "a request reached a worker still warming up"
-    );
+    // The fixture answers 503 while it warms up: a 2xx only means no request reached one.
+    report.assert_all_2xx(policy);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

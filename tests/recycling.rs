@@ -20,13 +20,7 @@ async fn workers_past_max_requests_are_replaced_one_at_a_time_with_no_failed_req
         "the load runs"
     );
     let report = load.stop().await;
-    let shown = &report.failures[..report.failures.len().min(5)];
-    assert!(
-        report.failures.is_empty(),
-        "{} failed: {shown:?}",
-        report.failures.len()
-    );
-    assert_eq!(report.non_2xx, 0);
+    report.assert_all_2xx("recycling under load");
 
     // The last replacement may still be draining its predecessor: wait for its exit line.
     cluster.wait_for_line("reason=max-requests", Duration::from_secs(10));

@@ -65,13 +65,7 @@ async fn replacing_the_executable_reloads_into_the_new_program_and_a_broken_one_
         "load goes on"
     );
     let report = load.stop().await;
-    let shown = &report.failures[..report.failures.len().min(5)];
-    assert!(
-        report.failures.is_empty(),
-        "{} failed: {shown:?}",
-        report.failures.len()
-    );
-    assert_eq!(report.non_2xx, 0);
+    report.assert_all_2xx("reload into the new program");
 
     // A broken build: the reload it starts is aborted, the workers go on serving.
     replace(&app, b"#!/bin/sh\necho 'broken build' >&2\nexit 3\n");

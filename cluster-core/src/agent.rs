@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::error::Error;
-use crate::ipc::{DEFAULT_TIMEOUT, answer, link};
+use crate::ipc::{DEFAULT_TIMEOUT, ask, link};
 use crate::role::{AGENT_ID, WorkerInfo};
 use crate::worker::{Asked, mailbox};
 
@@ -42,10 +42,7 @@ pub async fn request_timeout<T: DeserializeOwned>(
     timeout: Duration,
 ) -> Result<T, Error> {
     let data = serde_json::to_value(message)?;
-    let reply = link()?
-        .call(|seq| Message::AgentRequest { seq, data }, timeout)
-        .await?;
-    Ok(serde_json::from_value(answer(reply.message)?)?)
+    ask(|seq| Message::AgentRequest { seq, data }, timeout).await
 }
 
 /// Sends `message` to the agent (its [`crate::ipc::messages`]), waiting for the master's

@@ -112,8 +112,7 @@ pub async fn request_timeout<T: DeserializeOwned>(
             after: timeout,
         })?;
     let left = timeout.saturating_sub(started.elapsed());
-    let reply = link
-        .call(|seq| Message::Request { seq, data }, left)
+    ask(|seq| Message::Request { seq, data }, left)
         .await
         .map_err(|error| match error {
             Error::Timeout { what, .. } => Error::Timeout {
@@ -121,12 +120,21 @@ pub async fn request_timeout<T: DeserializeOwned>(
                 after: timeout,
             },
             other => other,
-        })?;
+        })
+}
+
+/// Sends the message `make` builds with a fresh `seq` and waits up to `timeout` for the
+/// reply's value, as a `T`.
+pub(crate) async fn ask<T: DeserializeOwned>(
+    make: impl FnOnce(u64) -> Message,
+    timeout: Duration,
+) -> Result<T, Error> {
+    let reply = link()?.call(make, timeout).await?;
     Ok(serde_json::from_value(answer(reply.message)?)?)
 }
 
 /// The value of a request's reply, or the master's error.
-pub(crate) fn answer(reply: Message) -> Result<serde_json::Value, Error> {
+fn answer(reply: Message) -> Result<serde_json::Value, Error> {
     match reply {
         Message::Reply {
             outcome: Outcome::Ok(value),
@@ -216,10 +224,7 @@ impl Counter {
 
     async fn apply(&self, op: CounterOp) -> Result<i64, Error> {
         let name = self.name.clone();
-        let reply = link()?
-            .call(|seq| Message::Counter { seq, name, op }, DEFAULT_TIMEOUT)
-            .await?;
-        Ok(serde_json::from_value(answer(reply.message)?)?)
+        ask(|seq| Message::Counter { seq, name, op }, DEFAULT_TIMEOUT).await
     }
 }
 

@@ -50,6 +50,18 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Asserts that every request got a whole 2xx answer (showing the first failures), with
+    /// `context` in the message.
+    pub fn assert_all_2xx(&self, context: &str) {
+        let shown = &self.failures[..self.failures.len().min(5)];
+        assert!(
+            self.failures.is_empty(),
+            "{context}: {} failed: {shown:?}",
+            self.failures.len()
+        );
+        assert_eq!(self.non_2xx, 0, "{context}: answers other than 2xx");
+    }
+
     fn merge(&mut self, other: LoadReport) {
         self.ok += other.ok;
         self.non_2xx += other.non_2xx;

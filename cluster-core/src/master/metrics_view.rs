@@ -6,6 +6,7 @@
 
 use super::control::ClusterControl;
 use crate::proc_stats::{cpu_seconds, rss_bytes};
+use crate::role::AGENT_ID;
 use crate::shared_metrics::{Families, GaugeAggregation, Region, RegionRecorder, SeriesKey, Value};
 
 /// The metrics source id of the master's own region (workers' are their keys, counted from 0).
@@ -49,9 +50,9 @@ fn master_metrics(control: &ClusterControl, families: &mut Families) {
     };
     add(
         "cluster_workers",
-        "Worker processes alive (two in a slot while a reload replaces it).",
+        "Worker processes alive (two in a slot while a reload replaces it; not the agent).",
         None,
-        Value::Gauge(workers.len() as f64),
+        Value::Gauge(workers.iter().filter(|w| w.id() != AGENT_ID).count() as f64),
     );
     add(
         "cluster_worker_restarts_total",

@@ -65,6 +65,25 @@ impl RegionRecorder {
         })
     }
 
+    /// The handle of the series `key`, kept in the map `handles` selects: the one made the
+    /// first time (by `make`, from its cell in the region, or from none when the region is
+    /// full).
+    fn register<H: Clone>(
+        &self,
+        kind: Kind,
+        key: &Key,
+        handles: impl Fn(&mut State) -> &mut HashMap<Key, H>,
+        make: impl FnOnce(Option<Cell>) -> H,
+    ) -> H {
+        let mut state = lock(&self.state);
+        if let Some(handle) = handles(&mut state).get(key) {
+            return handle.clone();
+        }
+        let handle = make(self.publish(&mut state.writer, kind, key));
+        handles(&mut state).insert(key.clone(), handle.clone());
+        handle
+    }
+
     fn describe(&self, name: KeyName, description: SharedString) {
         let mut state = lock(&self.state);
         if state.described.insert(name.as_str().to_owned()) {
@@ -90,39 +109,30 @@ impl Recorder for RegionRecorder {
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let mut state = lock(&self.state);
-        if let Some(counter) = state.counters.get(key) {
-            return counter.clone();
-        }
-        let counter = self
-            .publish(&mut state.writer, Kind::Counter, key)
-            .map_or_else(Counter::noop, |cell| Counter::from_arc(Arc::new(cell)));
-        state.counters.insert(key.clone(), counter.clone());
-        counter
+        self.register(
+            Kind::Counter,
+            key,
+            |state| &mut state.counters,
+            |cell| cell.map_or_else(Counter::noop, |cell| Counter::from_arc(Arc::new(cell))),
+        )
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        let mut state = lock(&self.state);
-        if let Some(gauge) = state.gauges.get(key) {
-            return gauge.clone();
-        }
-        let gauge = self
-            .publish(&mut state.writer, Kind::Gauge, key)
-            .map_or_else(Gauge::noop, |cell| Gauge::from_arc(Arc::new(cell)));
-        state.gauges.insert(key.clone(), gauge.clone());
-        gauge
+        self.register(
+            Kind::Gauge,
+            key,
+            |state| &mut state.gauges,
+            |cell| cell.map_or_else(Gauge::noop, |cell| Gauge::from_arc(Arc::new(cell))),
+        )
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        let mut state = lock(&self.state);
-        if let Some(histogram) = state.histograms.get(key) {
-            return histogram.clone();
-        }
-        let histogram = self
-            .publish(&mut state.writer, Kind::Histogram, key)
-            .map_or_else(Histogram::noop, |cell| Histogram::from_arc(Arc::new(cell)));
-        state.histograms.insert(key.clone(), histogram.clone());
-        histogram
+        self.register(
+            Kind::Histogram,
+            key,
+            |state| &mut state.histograms,
+            |cell| cell.map_or_else(Histogram::noop, |cell| Histogram::from_arc(Arc::new(cell))),
+        )
     }
 }
 
