@@ -89,7 +89,9 @@ pub async fn send_to(worker: usize, message: impl Serialize) -> Result<(), Error
         data,
         seq: Some(seq),
     };
-    answer(link()?.call(make, DEFAULT_TIMEOUT).await?.message).map(drop)
+    ask::<serde_json::Value>(make, DEFAULT_TIMEOUT)
+        .await
+        .map(drop)
 }
 
 /// Asks the master's request handler and waits up to [`DEFAULT_TIMEOUT`] for its answer.
