@@ -1,6 +1,7 @@
 //! Recycling with real processes: `CLUSTER_MAX_REQUESTS=300` under 3,000 requests over new
 //! connections — no request fails, every original worker is replaced (its exit says
-//! `max-requests`), and never are two slots replaced at once.
+//! `max-requests`), and never are two slots replaced at once; `CLUSTER_MAX_MEMORY=1M`, which
+//! every worker passes: each is replaced, saying `max-memory`, while the cluster serves.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -62,4 +63,26 @@ async fn workers_past_max_requests_are_replaced_one_at_a_time_with_no_failed_req
             .any(|event| event.starts_with("exit ") && event.contains("reason=max-requests")),
         "{events:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_past_max_memory_is_replaced_and_says_why() {
+    // Every worker holds more than 1 MiB: each is replaced in turn, one at a time.
+    let env = [("CLUSTER_WORKERS", "2"), ("CLUSTER_MAX_MEMORY", "1M")];
+    let (cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    let exit = cluster.wait_for_line(
+        "reason=max-memory after_disconnect",
+        Duration::from_secs(10),
+    );
+    let lines = exit.expect("a worker's exit says max-memory within 10 s");
+    assert!(
+        lines.iter().any(
+            |line| line.starts_with("event: recycling ") && line.ends_with("reason=max-memory")
+        ),
+        "{lines:#?}"
+    );
+    // Meanwhile the cluster serves.
+    for _ in 0..20 {
+        assert_eq!(cluster_testkit::get(address, "/").await.status, 200);
+    }
 }
