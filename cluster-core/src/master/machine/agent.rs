@@ -64,20 +64,33 @@ impl Machine {
             .map(|(key, _)| *key)
     }
 
-    /// A worker's request for the agent: relayed, or answered at once when no agent runs.
+    /// The agent to relay a request to, or why there is none.
+    fn agent_to_ask(&self) -> Result<WorkerKey, &'static str> {
+        if !self.config.agent {
+            return Err("this cluster has no agent (Cluster::agent)");
+        }
+        if self.agent_requests.is_full() {
+            return Err(
+                "the agent is overloaded (4096 requests wait for its answer); try again later",
+            );
+        }
+        self.serving_agent()
+            .ok_or("no agent is running right now (it is starting or being restarted); try again")
+    }
+
+    /// A worker's request for the agent: relayed, or answered at once when no agent runs (or
+    /// it owes too many answers already).
     pub(super) fn on_agent_request(&mut self, key: WorkerKey, seq: u64, data: serde_json::Value) {
         let Some(from) = self.workers.get(&key).map(|worker| worker.slot) else {
             return;
         };
-        let Some(agent) = self.serving_agent() else {
-            let reason = if self.config.agent {
-                "no agent is running right now (it is starting or being restarted); try again"
-            } else {
-                "this cluster has no agent (Cluster::agent)"
-            };
-            let outcome = Outcome::Error(reason.into());
-            self.send(key, Message::Reply { seq, outcome });
-            return;
+        let agent = match self.agent_to_ask() {
+            Ok(agent) => agent,
+            Err(reason) => {
+                let outcome = Outcome::Error(reason.into());
+                self.send(key, Message::Reply { seq, outcome });
+                return;
+            }
         };
         let id = self.agent_requests.add(Pending {
             worker: key,

@@ -5,6 +5,10 @@ use rustc_hash::FxHashMap;
 
 use crate::master::ids::WorkerKey;
 
+/// Requests the agent may owe at once; past this, more fail at once (the master holds each
+/// until it is answered, so a slow agent must not make that unbounded).
+pub(super) const MAX_UNANSWERED: usize = 4096;
+
 /// One request on its way through the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Pending {
@@ -23,6 +27,11 @@ pub(super) struct AgentRequests {
 }
 
 impl AgentRequests {
+    /// Whether the agent owes [`MAX_UNANSWERED`] answers already.
+    pub(super) fn is_full(&self) -> bool {
+        self.pending.len() >= MAX_UNANSWERED
+    }
+
     /// Records a request; the number the agent answers it by.
     pub(super) fn add(&mut self, pending: Pending) -> u64 {
         let id = self.next_id;

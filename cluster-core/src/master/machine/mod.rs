@@ -16,7 +16,7 @@
 
 mod action;
 mod agent;
-mod agent_requests;
+pub(super) mod agent_requests;
 mod binding;
 mod config;
 mod conn;

@@ -184,3 +184,31 @@ fn without_an_agent_a_request_for_it_fails_saying_so() {
     };
     assert!(reason.contains("no agent"), "{reason}");
 }
+
+#[test]
+fn past_its_unanswered_limit_the_agent_is_not_asked_more() {
+    use crate::master::machine::agent_requests::MAX_UNANSWERED;
+    let (mut h, agent, workers) = running_with_agent(1);
+    for seq in 0..MAX_UNANSWERED as u64 {
+        let actions = h.message(
+            workers[0],
+            Message::AgentRequest {
+                seq,
+                data: "x".into(),
+            },
+        );
+        assert_eq!(sent(&actions)[0].0, agent);
+    }
+    let seq = MAX_UNANSWERED as u64;
+    let actions = h.message(
+        workers[0],
+        Message::AgentRequest {
+            seq,
+            data: "x".into(),
+        },
+    );
+    let [Outcome::Error(reason)] = &replies(&actions, workers[0])[..] else {
+        panic!("{actions:?}")
+    };
+    assert!(reason.contains("overloaded"), "{reason}");
+}
