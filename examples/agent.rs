@@ -7,7 +7,8 @@
 //!
 //! The master starts the agent first and the workers once it is ready; `GET /agent` asks the
 //! agent (request/reply through the master) and answers `{"agent_pid": P, "ticks": N}`;
-//! `GET /whoami` is `hello`'s. Kill the agent (`kill -9 <agent_pid>`): a new one starts at
+//! `GET /whoami` is `hello`'s. Every second the agent also broadcasts its ticks to the workers
+//! (`ipc::broadcast`); `GET /heard` shows the last count this worker heard. Kill the agent (`kill -9 <agent_pid>`): a new one starts at
 //! once, the workers keep serving, and `/agent` answers 503 saying so until it is back.
 //! Environment as for `hello`: `CLUSTER_WORKERS`, `HOST`, `PORT`.
 
@@ -19,10 +20,14 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::{Extension, Router};
-use cluster::{Cluster, ClusterLayer, Exit, ServeHttp, Worker, WorkerInfo, agent};
+use cluster::{Cluster, ClusterLayer, Exit, ServeHttp, Worker, WorkerInfo, agent, ipc};
 use serde_json::{Value, json};
 
-/// The agent: ticks every 100 ms, answers `ticks` with its pid and count.
+/// The last tick count this worker heard from the agent's broadcast.
+static HEARD: AtomicU64 = AtomicU64::new(0);
+
+/// The agent: ticks every 100 ms and tells the workers every 10 ticks; answers `ticks` with
+/// its pid and count.
 async fn run_agent(agent: Worker) -> Result<(), cluster::Error> {
     let ticks = Arc::new(AtomicU64::new(0));
     let counting = Arc::clone(&ticks);
@@ -30,7 +35,10 @@ async fn run_agent(agent: Worker) -> Result<(), cluster::Error> {
         let mut every = tokio::time::interval(Duration::from_millis(100));
         loop {
             every.tick().await;
-            counting.fetch_add(1, Ordering::Relaxed);
+            let count = counting.fetch_add(1, Ordering::Relaxed) + 1;
+            if count % 10 == 0 {
+                let _ = ipc::broadcast(count);
+            }
         }
     });
     let mut requests = agent::requests()?;
@@ -52,6 +60,22 @@ async fn ask_agent()
     Ok(([(CONTENT_TYPE, "application/json")], format!("{answer}\n")))
 }
 
+/// A worker's part: remember the agent's last broadcast.
+async fn listen_to_agent() {
+    let Ok(mut messages) = ipc::messages() else {
+        return;
+    };
+    while let Some(message) = messages.recv().await {
+        if let Ok(count) = message.parse::<u64>() {
+            HEARD.store(count, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn heard() -> String {
+    format!("{}\n", HEARD.load(Ordering::Relaxed))
+}
+
 async fn whoami(Extension(worker): Extension<WorkerInfo>) -> String {
     format!("worker {} pid {}\n", worker.id, worker.pid)
 }
@@ -63,9 +87,11 @@ async fn main() -> Exit {
     let app = Router::new()
         .route("/agent", get(ask_agent))
         .route("/whoami", get(whoami))
+        .route("/heard", get(heard))
         .layer(ClusterLayer::new());
     Cluster::new()
         .agent(run_agent)
+        .on_worker(|_worker| listen_to_agent())
         .on_ready(|addresses| println!("listening on http://{}", addresses[0]))
         .serve(format!("{host}:{port}"), app)
         .await

@@ -1,5 +1,5 @@
 //! The agent with real processes (`examples/agent.rs`): a child of the master that never
-//! serves HTTP, whose ticks grow; SIGKILLed, a new one answers within seconds while the
+//! serves HTTP, whose ticks grow and whose broadcasts reach the workers; SIGKILLed, a new one answers within seconds while the
 //! workers stay the same, and a request meanwhile fails with a clear error or waits, never
 //! hangs; a reload replaces it and every worker.
 
@@ -61,6 +61,15 @@ async fn the_agent_ticks_serves_no_http_and_comes_back_alone_when_killed() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, later) = ask(address).await.expect("the agent answers");
     assert!(later > ticks, "ticks grow: {ticks} then {later}");
+    // The agent's broadcasts reach the workers (every 10 ticks).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while get(address, "/heard").await.body.trim() == "0" {
+        assert!(
+            Instant::now() < deadline,
+            "no broadcast from the agent heard"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     signal_pid(agent, Signal::KILL);
     // Right after: an answer (from the new agent) or a clear error, within the timeout.
