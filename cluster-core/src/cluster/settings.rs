@@ -56,21 +56,32 @@ impl Cluster {
     /// Watch mode's extra paths when it is on (`None`: off), from the builder, else the
     /// environment.
     fn watch_setting(&self) -> Option<Vec<PathBuf>> {
-        match (self.watch, std::env::var_os(WATCH_ENV)) {
-            (Some(false), _) => None,
-            (Some(true), _) => Some(self.watch_paths.clone()),
-            (None, None) => None,
-            (None, Some(value)) => match value.to_string_lossy().trim() {
-                "" | "0" | "false" | "no" | "off" => None,
-                "1" | "true" | "yes" | "on" => Some(Vec::new()),
-                paths => Some(
-                    paths
-                        .split(':')
-                        .filter(|path| !path.is_empty())
-                        .map(PathBuf::from)
-                        .collect(),
-                ),
-            },
+        if let Some(watch) = self.watch {
+            return watch.then(|| self.watch_paths.clone());
+        }
+        let value = std::env::var_os(WATCH_ENV)?.to_string_lossy().into_owned();
+        match switch(&value) {
+            Some(on) => on.then(Vec::new),
+            None => Some(
+                value
+                    .split(':')
+                    .filter(|path| !path.is_empty())
+                    .map(PathBuf::from)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether workers say when they are ready, from the builder, else the environment.
+    fn wait_ready_setting(&self) -> Result<bool, Error> {
+        match (self.wait_ready, std::env::var(WAIT_READY_ENV)) {
+            (Some(wait), _) => Ok(wait),
+            (None, Ok(value)) => switch(&value).ok_or_else(|| Error::Env {
+                var: WAIT_READY_ENV,
+                value,
+                reason: "expected 1 or 0".into(),
+            }),
+            (None, Err(_)) => Ok(false),
         }
     }
 
@@ -109,21 +120,7 @@ impl Cluster {
         let hang_timeout = self.hang_timeout_setting()?;
         let recycle = self.recycle_setting()?;
         let watch = self.watch_setting();
-        let wait_ready = match (self.wait_ready, std::env::var(WAIT_READY_ENV)) {
-            (Some(wait), _) => wait,
-            (None, Ok(value)) => match value.trim() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" | "" => false,
-                _ => {
-                    return Err(Error::Env {
-                        var: WAIT_READY_ENV,
-                        value,
-                        reason: "expected 1 or 0".into(),
-                    });
-                }
-            },
-            (None, Err(_)) => false,
-        };
+        let wait_ready = self.wait_ready_setting()?;
         let control_socket = self.control_socket_setting();
         let log_file = path_setting(&self.log_file, LOG_FILE_ENV);
         let error_log_file = path_setting(&self.error_log_file, ERROR_LOG_FILE_ENV);
@@ -160,6 +157,16 @@ impl Cluster {
     }
 }
 
+/// An on/off environment value: `1`, `true`, `yes`, `on`, or `0`, `false`, `no`, `off` and
+/// empty; `None` for anything else.
+fn switch(value: &str) -> Option<bool> {
+    match value.trim() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
 /// `512`, `64K`, `512M`, `2G` (powers of 1024) in bytes; `None` unless a positive count.
 fn parse_bytes(text: &str) -> Option<u64> {
     let text = text.trim();
@@ -184,7 +191,18 @@ fn path_setting(builder: &Option<PathBuf>, var: &str) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_bytes;
+    use super::{parse_bytes, switch};
+
+    #[test]
+    fn on_off_values_read_as_switches() {
+        for on in ["1", "true", " yes ", "on"] {
+            assert_eq!(switch(on), Some(true), "{on:?}");
+        }
+        for off in ["0", "false", "no", "off", ""] {
+            assert_eq!(switch(off), Some(false), "{off:?}");
+        }
+        assert_eq!(switch("src:config"), None);
+    }
 
     #[test]
     fn memory_sizes_read_with_or_without_a_unit() {
