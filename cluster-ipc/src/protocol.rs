@@ -19,8 +19,10 @@ pub const HEARTBEAT_PERIOD: std::time::Duration = std::time::Duration::from_secs
 /// another version with a clear error rather than misreading their frames. Version 2: a
 /// `sendmsg` carries the descriptors of one frame at most, and a refused handoff says whether
 /// the worker is draining. Version 3: `newConn` and `accepted` travel in a compact binary
-/// layout.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// layout. Version 4: `ready`, the agent's `agentRequest`/`agentAsk`/`agentAnswer`, a
+/// heartbeat's `rss` and a `serverAck`'s `wait_ready` (so a worker of an older build, started
+/// by watch mode under this master, is refused by name rather than cut off mid-protocol).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Where a user message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
