@@ -91,7 +91,10 @@ async fn main() -> Exit {
     let cluster = Cluster::new()
         .on_ready(|addresses| println!("listening on http://{}", addresses[0]))
         .on_master(count_in_master)
-        .on_worker(|_worker| remember_broadcasts());
+        .on_worker(|_worker| {
+            metrics::describe_counter!("visits_total", "Visits of /, over every worker.");
+            remember_broadcasts()
+        });
     let app = Router::new()
         .route("/", get(visit))
         .route("/total", get(total))
