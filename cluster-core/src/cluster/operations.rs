@@ -75,7 +75,7 @@ impl Cluster {
 
     /// Whether workers say when they are ready after warming up (PM2's `wait_ready` and
     /// `process.send('ready')`): with it, a worker gets no connection until it calls
-    /// [`Worker::ready`] (or `ipc::ready`), a rolling reload moves on only once the replacement
+    /// [`crate::Worker::ready`] (or [`crate::ipc::ready`]), a rolling reload moves on only once the replacement
     /// is ready, and a worker not ready within the boot timeout is killed and replaced (a
     /// reload's replacement: within the reload timeout). Without it, listening means ready.
     /// Default: `CLUSTER_WAIT_READY=1`, else off.
