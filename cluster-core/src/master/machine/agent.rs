@@ -37,11 +37,10 @@ impl Machine {
     /// `key` may serve now (it joined, or said it is ready): an agent that does starts the
     /// workers the first time, and takes over from its predecessor in a reload.
     pub(super) fn serving_changed(&mut self, key: WorkerKey) {
-        let (bound, wait_ready) = (self.listeners.len(), self.config.wait_ready);
         let Some(worker) = self.workers.get(&key) else {
             return;
         };
-        if !worker.is_agent() || worker.disconnecting || !worker.serves(bound, wait_ready) {
+        if !worker.is_agent() || worker.disconnecting || !self.serves(worker) {
             return;
         }
         tracing::info!(pid = worker.pid(), "agent ready");
@@ -52,14 +51,13 @@ impl Machine {
 
     /// The agent that serves now, if any.
     fn serving_agent(&self) -> Option<WorkerKey> {
-        let (bound, wait_ready) = (self.listeners.len(), self.config.wait_ready);
         self.workers
             .iter()
             .find(|(_, worker)| {
                 worker.is_agent()
                     && worker.connected
                     && !worker.disconnecting
-                    && worker.serves(bound, wait_ready)
+                    && self.serves(worker)
             })
             .map(|(key, _)| *key)
     }

@@ -90,8 +90,21 @@ impl Machine {
         let routed = worker.ready || !self.config.wait_ready;
         self.notify(Notice::Listening(key, address));
         if !stopping && routed {
-            self.dispatcher.add(listen_key, slot, key);
-            self.drain_backlog();
+            self.route_to(key, slot, [listen_key]);
         }
+    }
+
+    /// Routes the connections of `listen_keys` to `key` (of `slot`) from now on, and hands it
+    /// what waits for them.
+    pub(super) fn route_to(
+        &mut self,
+        key: WorkerKey,
+        slot: usize,
+        listen_keys: impl IntoIterator<Item = ListenKey>,
+    ) {
+        for listen_key in listen_keys {
+            self.dispatcher.add(listen_key, slot, key);
+        }
+        self.drain_backlog();
     }
 }

@@ -57,10 +57,7 @@ impl Machine {
         let (slot, stopping) = (worker.slot, worker.disconnecting);
         let keys: Vec<_> = worker.listening.iter().cloned().collect();
         if !stopping {
-            for listen_key in keys {
-                self.dispatcher.add(listen_key, slot, key);
-            }
-            self.drain_backlog();
+            self.route_to(key, slot, keys);
         }
         self.reload_on_listening(key);
         self.serving_changed(key);
@@ -199,14 +196,10 @@ impl Machine {
 
     /// Tells user code, once, when every worker listens on every bound address.
     pub(super) fn announce_if_ready(&mut self) {
-        let (bound, wait_ready) = (self.listeners.len(), self.config.wait_ready);
         let workers = self.workers.values().filter(|w| !w.is_agent()).count();
         let all_listening = workers >= self.config.worker_count
-            && bound > 0
-            && self
-                .workers
-                .values()
-                .all(|worker| worker.serves(bound, wait_ready));
+            && self.listeners.len() > 0
+            && self.workers.values().all(|worker| self.serves(worker));
         if self.ready || !all_listening {
             return;
         }

@@ -81,12 +81,10 @@ impl Machine {
 
     /// The boot timeout of a worker ran out: killed unless it listens everywhere by now.
     pub(super) fn on_boot_deadline(&mut self, key: WorkerKey) {
-        let bound = self.listeners.len();
         let Some(worker) = self.workers.get(&key) else {
             return;
         };
-        let serves = worker.serves(bound, self.config.wait_ready);
-        if worker.disconnecting || worker.killed_for.is_some() || serves {
+        if worker.disconnecting || worker.killed_for.is_some() || self.serves(worker) {
             return;
         }
         tracing::error!(

@@ -24,14 +24,13 @@ impl Machine {
         if self.phase != Phase::Running || self.reload.is_running() || paused {
             return;
         }
-        let bound = self.listeners.len();
         let Some(worker) = self.workers.get(&key) else {
             return;
         };
         let serving = !worker.disconnecting
             && worker.killed_for.is_none()
-            && bound > 0
-            && worker.serves(bound, self.config.wait_ready);
+            && self.listeners.len() > 0
+            && self.serves(worker);
         if !serving || !self.is_current_slot(worker.slot) {
             return;
         }

@@ -87,12 +87,7 @@ impl Machine {
     /// A replacement listening on every address (and ready, when that is waited for) takes
     /// over its slot.
     pub(super) fn reload_on_listening(&mut self, key: WorkerKey) {
-        let (bound, wait_ready) = (self.listeners.len(), self.config.wait_ready);
-        if !self
-            .workers
-            .get(&key)
-            .is_some_and(|w| w.serves(bound, wait_ready))
-        {
+        if !self.workers.get(&key).is_some_and(|w| self.serves(w)) {
             return;
         }
         // None: not a replacement this reload waits for.

@@ -125,6 +125,12 @@ impl Machine {
         });
     }
 
+    /// Whether `worker` serves: it listens on every bound address (the agent: it joined) and,
+    /// when the master waits for readiness, said it is ready.
+    pub(super) fn serves(&self, worker: &WorkerState) -> bool {
+        worker.serves(self.listeners.len(), self.config.wait_ready)
+    }
+
     /// Whether the master is stopping (exits are expected, nothing is restarted).
     pub(super) fn is_stopping(&self) -> bool {
         matches!(
