@@ -4,6 +4,7 @@ package_of() {
   case $1 in
     ab) echo apache2-utils ;;
     h2load) echo nghttp2-client ;;
+    promtool) echo prometheus ;;
     *) echo "$1" ;;
   esac
 }
