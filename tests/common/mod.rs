@@ -30,7 +30,13 @@ impl Drop for SocketPath {
 
 /// Runs `clusterctl --socket SOCKET ARGS…` (as `uid` when given), for at most 30 s.
 pub(crate) fn clusterctl(socket: &Path, args: &[&str], uid: Option<u32>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_clusterctl"));
+    // Another user may not reach the build directory (a checkout under a 0700 directory): it
+    // runs a copy in the temporary directory, removed afterwards.
+    let copy = uid.map(|_| AnyoneMayRun::copy_of(Path::new(env!("CARGO_BIN_EXE_clusterctl"))));
+    let program = copy
+        .as_ref()
+        .map_or(Path::new(env!("CARGO_BIN_EXE_clusterctl")), |copy| &copy.0);
+    let mut command = Command::new(program);
     command
         .arg("--socket")
         .arg(socket)
@@ -54,4 +60,25 @@ pub(crate) fn clusterctl(socket: &Path, args: &[&str], uid: Option<u32>) -> Outp
 
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A copy of an executable that every user may run, removed when dropped.
+struct AnyoneMayRun(PathBuf);
+
+impl AnyoneMayRun {
+    fn copy_of(program: &Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let name = program.file_name().expect("a file name").to_string_lossy();
+        let copy = std::env::temp_dir().join(format!("{name}-{}-for-anyone", std::process::id()));
+        let _ = std::fs::remove_file(&copy);
+        std::fs::copy(program, &copy).expect("copy the program");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Self(copy)
+    }
+}
+
+impl Drop for AnyoneMayRun {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
