@@ -22,6 +22,8 @@
 //! descriptors over Unix sockets), [`core`] (processes), [`tower`] (HTTP); [`ipc`] is the user
 //! messaging API of [`core`]. Everything a program names is re-exported here.
 
+#![forbid(unsafe_code)]
+
 pub use cluster_core as core;
 pub use cluster_ipc as wire;
 pub use cluster_tower as tower;

@@ -27,6 +27,8 @@
 //! not arrive and descriptors no frame claims are each a distinct [`IpcError`]; the receiver that
 //! saw one returns it once and closes that channel only.
 
+#![forbid(unsafe_code)]
+
 pub mod channel;
 pub mod codec;
 mod compact;

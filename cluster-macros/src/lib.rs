@@ -7,6 +7,8 @@
 //! Written without `syn`/`quote`: the only work is to drop `async` before `fn` and wrap the
 //! body, which `proc_macro` alone does in a few lines (and keeps the build light).
 
+#![forbid(unsafe_code)]
+
 use proc_macro::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 
 /// Runs `async fn main` on the runtime its role in the cluster wants.

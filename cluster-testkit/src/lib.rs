@@ -1,5 +1,5 @@
 //! Test support for the cluster (not published): start real cluster processes
-//! ([`process`]), talk HTTP to them ([`http`]), load them ([`load`]). The `fixture` binary is a
+//! ([`process`]), talk HTTP to them ([`http`]), load them ([`load`]). The `fixture` example is a
 //! small clustered app with switchable faults for the lifecycle tests.
 
 pub mod http;

@@ -17,13 +17,15 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum Program<'a> {
     /// An example of the root package, e.g. `hello`.
     Example(&'a str),
-    /// The testkit's `fixture` binary.
+    /// The testkit's `fixture` example.
     Fixture,
 }
 
 impl Program<'_> {
     /// The path of the program, built first (once per test process, a no-op when it is up to
-    /// date) so that running one test target never uses a stale binary.
+    /// date, as it is under `cargo test --workspace`, which builds every example first) so
+    /// that running one test target never uses a stale binary. A build that has work to do
+    /// shows cargo's progress on the terminal.
     pub fn path(self) -> PathBuf {
         static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
         let test_exe = std::env::current_exe().expect("test executable path");
@@ -37,8 +39,8 @@ impl Program<'_> {
                 vec!["build", "--example", name],
             ),
             Program::Fixture => (
-                profile_dir.join("fixture"),
-                vec!["build", "-p", "cluster-testkit", "--bin", "fixture"],
+                profile_dir.join("examples").join("fixture"),
+                vec!["build", "-p", "cluster-testkit", "--example", "fixture"],
             ),
         };
         if profile_dir.ends_with("release") {
@@ -47,17 +49,36 @@ impl Program<'_> {
         let mut built = BUILT.lock().unwrap();
         let name = path.display().to_string();
         if !built.contains(&name) {
-            let status = Command::new(env!("CARGO"))
-                .args(&build_args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run cargo build");
+            let status = build(&build_args);
             assert!(status.success(), "cargo {} failed", build_args.join(" "));
             built.push(name);
         }
         path
     }
+}
+
+/// Runs `cargo ARGS --quiet` (errors and warnings reach the terminal); a build that is not
+/// done within a second says on the terminal what it builds, past the test's captured output.
+fn build(args: &[&str]) -> ExitStatus {
+    use std::io::Write;
+    let mut cargo = Command::new(env!("CARGO"))
+        .args(args)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run cargo build");
+    let done = wait_until(Duration::from_secs(1), || {
+        cargo.try_wait().expect("wait for cargo").is_some()
+    });
+    if !done {
+        let _ = writeln!(
+            std::io::stderr(),
+            "cluster-testkit: cargo {} (for the tests; once per test run)…",
+            args.join(" ")
+        );
+    }
+    cargo.wait().expect("wait for cargo")
 }
 
 /// A running master process started from an example, with its output captured.

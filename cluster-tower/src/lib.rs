@@ -9,6 +9,8 @@
 //!   timeouts and limits ([`ServeHttp::serve_with`]).
 //! - [`ClusterListener`] plugs a worker's connections into `axum::serve` instead.
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod connection;
 mod drain;

@@ -13,6 +13,8 @@
 //! Exit status: 0 when the master did what was asked, 1 when it answered that it could not (a
 //! reload aborted, say: the reason is printed), 2 when it could not be reached.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
