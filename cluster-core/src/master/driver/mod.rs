@@ -20,14 +20,15 @@ mod spawn;
 mod watch;
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::Instant;
 
 use cluster_ipc::{Message, Outcome, Policy};
 use rustix::process::Signal;
 use tokio::sync::mpsc;
-use tokio_util::time::DelayQueue;
+use tokio::time::Sleep;
 
 use self::conns::HeldConns;
 use self::link::{Links, WorkerLink};
@@ -44,7 +45,7 @@ use crate::master::handle::{ReportedLoad, WorkerHandle};
 use crate::master::hooks::{MasterHook, ReadyHook};
 use crate::master::ids::WorkerKey;
 use crate::master::logs::LogStream;
-use crate::master::machine::{Action, Config, Input, Machine, Notice, Timer};
+use crate::master::machine::{Action, Config, Input, Machine, Notice};
 use crate::master::metrics_view;
 use crate::metrics_endpoint::MetricsEndpoint;
 
@@ -97,7 +98,11 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         None => None,
     };
     let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
-    let mut machine = Machine::new(settings.config.clone(), Instant::now());
+    // Restart jitter only needs to differ between masters.
+    let seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let mut machine = Machine::new(settings.config.clone(), Instant::now(), seed);
     let driver = Driver {
         listeners: Listeners::new(reports_tx.clone()),
         policy: settings.config.policy,
@@ -106,7 +111,8 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         reports,
         commands,
         signals,
-        timers: DelayQueue::new(),
+        timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+        deadline: None,
         conns: HeldConns::default(),
         links: Links::default(),
         reports_in_a_row: 0,
@@ -130,7 +136,9 @@ struct Driver {
     reports: mpsc::Receiver<Report>,
     commands: mpsc::UnboundedReceiver<Command>,
     signals: Signals,
-    timers: DelayQueue<Timer>,
+    /// Sleeps until the machine's next deadline (`deadline`), reset when that changes.
+    timer: Pin<Box<Sleep>>,
+    deadline: Option<Instant>,
     conns: HeldConns,
     links: Links,
     /// Reports taken from the queue since signals and timers were last looked at.
@@ -151,6 +159,7 @@ impl Driver {
                 return result;
             }
             self.control.registry().set_backlog(machine.backlog_len());
+            self.wake_at(machine.poll_timeout());
             input = self.next_input().await;
         }
     }
@@ -187,6 +196,16 @@ impl Driver {
         error
     }
 
+    /// Sleeps until `deadline` from now on (not at all without one).
+    fn wake_at(&mut self, deadline: Option<Instant>) {
+        if deadline != self.deadline {
+            self.deadline = deadline;
+            if let Some(deadline) = deadline {
+                self.timer.as_mut().reset(deadline.into());
+            }
+        }
+    }
+
     /// The next thing that happened. Commands come first: a worker user code released is
     /// known as such before its exit is.
     async fn next_input(&mut self) -> Input {
@@ -204,8 +223,10 @@ impl Driver {
             biased;
             Some(command) = self.commands.recv() => return Input::Command(command),
             action = self.signals.next() => return Input::Signal(action),
-            Some(expired) = poll_fn(|cx| self.timers.poll_expired(cx)) => {
-                return Input::Timer(expired.into_inner());
+            () = self.timer.as_mut(), if self.deadline.is_some() => {
+                // Expired: the machine arms what it waits for next.
+                self.deadline = None;
+                return Input::Timeout;
             }
             Some(report) = self.reports.recv() => report,
         };
@@ -335,9 +356,6 @@ impl Driver {
                     inputs.push_back(input);
                 }
                 inputs.push_back(Input::ListenersClosed);
-            }
-            Action::Arm { after, timer } => {
-                self.timers.insert(timer, after);
             }
             Action::Notify(Notice::Ready(addresses)) => {
                 if let Some(hook) = &self.on_ready {

@@ -6,7 +6,6 @@ use std::time::Duration;
 use cluster_ipc::{ListenKey, Message};
 
 use super::conn::Conn;
-use super::input::Timer;
 use crate::Error;
 use crate::master::ids::{ConnId, WorkerKey};
 use crate::master::process_exit::ExitReason;
@@ -49,8 +48,6 @@ pub(crate) enum Action {
     /// Stop accepting and close the listening sockets; answer with
     /// [`Input::ListenersClosed`](super::input::Input::ListenersClosed) once every connection accepted before is reported.
     CloseListeners,
-    /// Report [`Input::Timer`](super::input::Input::Timer) after `after`.
-    Arm { after: Duration, timer: Timer },
     /// Tell user code (events, the ready hook, the worker registry).
     Notify(Notice),
     /// The cluster-wide counter `name` now has `value` (for [`crate::ClusterControl::counter`]).

@@ -46,8 +46,9 @@ pub(crate) enum Input {
     Command(Command),
     /// A signal arrived.
     Signal(SignalAction),
-    /// A timer armed by `Action::Arm` expired.
-    Timer(Timer),
+    /// The time [`Machine::poll_timeout`](super::Machine::poll_timeout) named has come: every
+    /// timer due by now expires.
+    Timeout,
     /// The listening sockets are closed (asked by `Action::CloseListeners`) and every
     /// connection accepted before has been reported.
     ListenersClosed,
@@ -64,9 +65,9 @@ pub(crate) enum SignalAction {
     Scale(&'static str, Scale),
 }
 
-/// Something the master waits for. A timer is never cancelled: when it expires the machine
-/// checks whether it still matters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Something the master waits for, armed by the machine itself (see `timers.rs`). A timer is
+/// never cancelled: when it expires the machine checks whether it still matters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Timer {
     /// A slot's restart backoff has passed.
     RestartDue { slot: usize },

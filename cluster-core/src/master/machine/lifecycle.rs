@@ -152,7 +152,7 @@ impl Machine {
         status: String,
     ) {
         let policy = self.config.restart;
-        match self.restarts.on_death(&policy, slot, uptime) {
+        match self.restarts.on_death(&policy, slot, uptime, &mut self.rng) {
             Restart::After(delay) => {
                 tracing::info!(slot, ?delay, "restarting worker");
                 self.notify(Notice::Restarting { slot, delay });

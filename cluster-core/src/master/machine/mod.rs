@@ -12,7 +12,13 @@
 //!   (graceful stop);
 //! - `state`: the [`Machine`] struct and its primitive steps;
 //! - plain data with its own rules: `workers`, `dispatch`, `listeners`, `reload`, `restart`,
-//!   `subscriptions`, `counters`; and the vocabulary: `input`, `action`, `conn`, `config`.
+//!   `subscriptions`, `counters`, `timers` (its deadlines: the driver sleeps until
+//!   [`Machine::poll_timeout`] and then feeds [`Input::Timeout`]), `rng` (its randomness,
+//!   seeded at construction); and the vocabulary: `input`, `action`, `conn`, `config`.
+//!
+//! Time and chance belong to the machine (quinn-proto's way): it keeps its own timers and its
+//! own seeded generator, so a test advances a fake clock from deadline to deadline and sees
+//! the same delays on every run.
 
 mod action;
 mod agent;
@@ -31,6 +37,7 @@ mod messaging;
 pub(super) mod recycling;
 mod reload;
 mod restart;
+mod rng;
 mod rolling;
 mod scaling;
 mod shutdown;
@@ -38,6 +45,7 @@ mod state;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
+mod timers;
 mod workers;
 
 use std::time::Instant;
@@ -82,7 +90,11 @@ impl Machine {
                 tracing::info!("received {name}; scaling workers");
                 self.scale(scale);
             }
-            Input::Timer(timer) => self.on_timer(timer),
+            Input::Timeout => {
+                for timer in self.timers.take_due(now) {
+                    self.on_timer(timer);
+                }
+            }
             Input::ListenersClosed => self.on_listeners_closed(),
         }
         if self.stop.fatal.is_some() {

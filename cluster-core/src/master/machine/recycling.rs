@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::action::Notice;
+use super::rng::Rng;
 use super::state::{Machine, Phase};
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ExitReason;
@@ -74,10 +75,5 @@ pub(super) fn jitter(worker: WorkerKey, spread: u64) -> u64 {
     if spread == 0 {
         return 0;
     }
-    // splitmix64's finalizer.
-    let mut mixed = worker.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    mixed ^= mixed >> 31;
-    mixed % spread.saturating_add(1)
+    Rng::new(worker.0).next_u64() % spread.saturating_add(1)
 }

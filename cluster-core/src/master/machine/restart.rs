@@ -2,8 +2,9 @@
 //! worker has stayed up, and a crash-loop guard (PM2's `min_uptime` + `max_restarts`).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
+
+use super::rng::Rng;
 
 /// The restart knobs, set on [`crate::Cluster`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,17 +51,19 @@ pub(super) struct RestartTracker {
 }
 
 impl RestartTracker {
-    /// Records that the worker in `slot` died after `uptime`, and decides what to do.
+    /// Records that the worker in `slot` died after `uptime`, and decides what to do (the
+    /// jitter drawn from `rng`).
     pub(super) fn on_death(
         &mut self,
         policy: &RestartPolicy,
         slot: usize,
         uptime: Duration,
+        rng: &mut Rng,
     ) -> Restart {
         let early = self.early_deaths.entry(slot).or_default();
         if uptime >= policy.min_uptime {
             *early = 0;
-            return Restart::After(jittered(policy.initial_backoff));
+            return Restart::After(jittered(policy.initial_backoff, rng));
         }
         *early += 1;
         if *early > policy.max_restarts {
@@ -73,18 +76,14 @@ impl RestartTracker {
             .initial_backoff
             .saturating_mul(doubling)
             .min(policy.max_backoff);
-        Restart::After(jittered(delay))
+        Restart::After(jittered(delay, rng))
     }
 }
 
 /// A delay between half and all of `delay`, so slots that died together do not restart in
 /// lockstep.
-fn jittered(delay: Duration) -> Duration {
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let fraction = 0.5 + (random % 1000) as f64 / 2000.0;
-    delay.mul_f64(fraction)
+pub(super) fn jittered(delay: Duration, rng: &mut Rng) -> Duration {
+    delay.mul_f64(0.5 + rng.fraction() / 2.0)
 }
 
 #[cfg(test)]
@@ -110,22 +109,36 @@ mod tests {
     #[test]
     fn the_first_restart_is_within_the_initial_backoff() {
         let mut tracker = RestartTracker::default();
-        let first = delay(tracker.on_death(&policy(), 1, Duration::ZERO));
+        let mut rng = Rng::new(1);
+        let first = delay(tracker.on_death(&policy(), 1, Duration::ZERO, &mut rng));
         assert!(first <= Duration::from_millis(100) && first >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_delays() {
+        let draw = |seed| {
+            let (mut tracker, mut rng) = (RestartTracker::default(), Rng::new(seed));
+            (0..4)
+                .map(|_| delay(tracker.on_death(&policy(), 1, Duration::ZERO, &mut rng)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(3), draw(3));
+        assert_ne!(draw(3), draw(4));
     }
 
     #[test]
     fn early_deaths_double_the_delay_up_to_the_cap_then_give_up() {
         let mut tracker = RestartTracker::default();
+        let mut rng = Rng::new(1);
         let delays: Vec<Duration> = (0..4)
-            .map(|_| delay(tracker.on_death(&policy(), 1, Duration::ZERO)))
+            .map(|_| delay(tracker.on_death(&policy(), 1, Duration::ZERO, &mut rng)))
             .collect();
         let caps = [100, 200, 400, 500].map(Duration::from_millis);
         for (delay, cap) in delays.iter().zip(caps) {
             assert!(*delay <= cap && *delay >= cap / 2, "{delay:?} vs {cap:?}");
         }
         assert_eq!(
-            tracker.on_death(&policy(), 1, Duration::ZERO),
+            tracker.on_death(&policy(), 1, Duration::ZERO, &mut rng),
             Restart::GiveUp { early_deaths: 5 }
         );
     }
@@ -133,18 +146,19 @@ mod tests {
     #[test]
     fn a_stable_worker_resets_its_slot_and_slots_count_separately() {
         let mut tracker = RestartTracker::default();
+        let mut rng = Rng::new(1);
         for _ in 0..4 {
-            tracker.on_death(&policy(), 1, Duration::ZERO);
+            tracker.on_death(&policy(), 1, Duration::ZERO, &mut rng);
         }
         assert!(matches!(
-            tracker.on_death(&policy(), 2, Duration::ZERO),
+            tracker.on_death(&policy(), 2, Duration::ZERO, &mut rng),
             Restart::After(_)
         ));
-        let after_stable = delay(tracker.on_death(&policy(), 1, Duration::from_secs(5)));
+        let after_stable = delay(tracker.on_death(&policy(), 1, Duration::from_secs(5), &mut rng));
         assert!(after_stable <= Duration::from_millis(100));
         for _ in 0..4 {
             assert!(matches!(
-                tracker.on_death(&policy(), 1, Duration::ZERO),
+                tracker.on_death(&policy(), 1, Duration::ZERO, &mut rng),
                 Restart::After(_)
             ));
         }

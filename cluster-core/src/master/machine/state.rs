@@ -15,7 +15,9 @@ use super::input::Timer;
 use super::listeners::Listeners;
 use super::reload::Reload;
 use super::restart::RestartTracker;
+use super::rng::Rng;
 use super::subscriptions::Subscriptions;
+use super::timers::Timers;
 use super::workers::{Origin, WorkerState, Workers};
 use crate::Error;
 use crate::master::ids::WorkerKey;
@@ -72,12 +74,17 @@ pub(crate) struct Machine {
     pub(super) recycle_paused_until: Option<Instant>,
     /// The time of the input being handled.
     pub(super) now: Instant,
+    /// What the machine waits for, by deadline.
+    pub(super) timers: Timers,
+    /// Restart jitter comes from here.
+    pub(super) rng: Rng,
     next_key: u64,
     actions: Vec<Action>,
 }
 
 impl Machine {
-    pub(crate) fn new(config: Config, now: Instant) -> Self {
+    /// A machine that starts at `now`, its randomness seeded with `seed`.
+    pub(crate) fn new(config: Config, now: Instant, seed: u64) -> Self {
         Self {
             dispatcher: Dispatcher::new(config.policy),
             config,
@@ -94,6 +101,8 @@ impl Machine {
             workers_started: false,
             agent_requests: AgentRequests::default(),
             now,
+            timers: Timers::default(),
+            rng: Rng::new(seed),
             next_key: 0,
             actions: Vec::new(),
         }
@@ -112,8 +121,15 @@ impl Machine {
         self.push(Action::Notify(notice));
     }
 
+    /// Arms `timer` to expire `after` from now.
     pub(super) fn arm(&mut self, after: Duration, timer: Timer) {
-        self.push(Action::Arm { after, timer });
+        self.timers.arm(self.now + after, timer);
+    }
+
+    /// When the machine next needs [`Input::Timeout`](super::input::Input::Timeout), if it
+    /// waits for anything: the earliest deadline armed. The driver asks after every input.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
     }
 
     /// Sends a control frame or reply to `worker`.

@@ -91,9 +91,9 @@ fn a_dead_agent_is_restarted_alone_and_its_unanswered_requests_fail() {
     };
     assert!(reason.contains("agent exited"), "{reason}");
     assert!(
-        timers(&actions)
+        h.newly_armed()
             .iter()
-            .any(|(_, t)| **t == Timer::RestartDue { slot: 0 })
+            .any(|(_, t)| *t == Timer::RestartDue { slot: 0 })
     );
     assert!(
         kills(&actions).is_empty() && spawns(&actions).is_empty(),
@@ -121,7 +121,7 @@ fn a_dead_agent_is_restarted_alone_and_its_unanswered_requests_fail() {
         )
         .is_empty()
     );
-    let actions = h.timer(Timer::RestartDue { slot: 0 });
+    let actions = h.expire(&Timer::RestartDue { slot: 0 });
     let [(successor, 0)] = spawns(&actions)[..] else {
         panic!("{actions:?}")
     };

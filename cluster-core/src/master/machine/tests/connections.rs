@@ -114,7 +114,7 @@ fn a_draining_refusal_leaves_the_worker_out_and_the_connection_goes_to_another()
         closed_conns(&actions).is_empty(),
         "the master still holds it"
     );
-    assert!(timers(&actions).is_empty(), "nothing to wait for");
+    assert!(h.newly_armed().is_empty(), "nothing to wait for");
     for _ in 0..3 {
         assert_eq!(
             handoffs(&h.connect().1)[0].0,
@@ -132,9 +132,9 @@ fn a_busy_refusal_moves_only_that_connection_and_the_worker_rests_a_moment() {
     let actions = h.refused(first, seq, false);
     assert_eq!(handoffs(&actions), [(w[1], 1, conn)]);
     let rest = Timer::Rested { worker: first };
-    assert_eq!(timers(&actions), [(Duration::from_millis(50), &rest)]);
+    assert_eq!(h.newly_armed(), [(Duration::from_millis(50), rest.clone())]);
     assert_eq!(handoffs(&h.connect().1)[0].0, w[1], "resting");
-    h.timer(rest);
+    h.expire(&rest);
     let turns: Vec<WorkerKey> = (0..2).map(|_| handoffs(&h.connect().1)[0].0).collect();
     assert!(turns.contains(&first), "back in the rotation: {turns:?}");
 }
@@ -146,7 +146,7 @@ fn when_every_worker_is_busy_the_connection_waits_for_a_rested_one_without_spinn
     let (_, seq, _) = handoffs(&actions)[0];
     let actions = h.refused(w[0], seq, false);
     assert!(handoffs(&actions).is_empty(), "not handed straight back");
-    let actions = h.timer(Timer::Rested { worker: w[0] });
+    let actions = h.expire(&Timer::Rested { worker: w[0] });
     assert_eq!(handoffs(&actions)[0].2, conn);
 }
 
@@ -198,7 +198,7 @@ fn a_handoff_that_cannot_be_queued_goes_to_another_and_the_worker_rests_a_moment
     for _ in 0..3 {
         assert_eq!(handoffs(&h.connect().1)[0].0, w[1]);
     }
-    h.timer(Timer::Rested { worker: first });
+    h.expire(&Timer::Rested { worker: first });
     let turns: Vec<WorkerKey> = (0..2).map(|_| handoffs(&h.connect().1)[0].0).collect();
     assert!(turns.contains(&first), "rested, it takes connections again");
 }
@@ -244,9 +244,9 @@ fn sticky_moves_only_a_dead_workers_clients_and_back_to_its_replacement() {
         worker: victim,
         error: None,
     });
-    let actions = h.exited(victim, ProcessExit::Signal(9));
-    let (_, timer) = timers(&actions)[0];
-    assert_eq!(*timer, Timer::RestartDue { slot: 2 });
+    h.exited(victim, ProcessExit::Signal(9));
+    let (_, timer) = h.newly_armed()[0].clone();
+    assert_eq!(timer, Timer::RestartDue { slot: 2 });
     for (client, owner) in clients.iter().zip(&owners) {
         let (_, actions) = h.connect_from(client);
         let (worker, seq, _) = handoffs(&actions)[0];
@@ -257,7 +257,7 @@ fn sticky_moves_only_a_dead_workers_clients_and_back_to_its_replacement() {
             assert_eq!(worker, *owner, "{client} moved although its worker lives");
         }
     }
-    let actions = h.timer(Timer::RestartDue { slot: 2 });
+    let actions = h.expire(&Timer::RestartDue { slot: 2 });
     let (replacement, slot) = spawns(&actions)[0];
     assert_eq!(slot, 2);
     h.bring_up(replacement);

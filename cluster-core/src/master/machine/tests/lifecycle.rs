@@ -4,6 +4,8 @@ use std::io;
 
 use cluster_ipc::{Message, Policy};
 
+use super::super::restart::jittered;
+use super::super::rng::Rng;
 use super::*;
 use crate::Error;
 use crate::master::command::Command;
@@ -69,6 +71,8 @@ fn a_worker_that_dies_on_its_own_is_restarted_in_its_slot_after_a_backoff() {
     let (mut h, w) = Harness::running(2, Policy::Rr);
     h.advance(Duration::from_secs(5));
     let actions = h.exited(w[1], ProcessExit::Code(1));
+    // The first draw of the seeded generator: the same delay on every run.
+    let expected = jittered(Duration::from_millis(100), &mut Rng::new(SEED));
     let exit = Notice::Exit {
         worker: w[1],
         code: Some(1),
@@ -77,17 +81,23 @@ fn a_worker_that_dies_on_its_own_is_restarted_in_its_slot_after_a_backoff() {
         reason: ExitReason::Unexpected,
     };
     assert!(notices(&actions).contains(&&exit));
-    let [(delay, timer)] = timers(&actions)[..] else {
-        panic!("{actions:?}")
-    };
-    assert_eq!(*timer, Timer::RestartDue { slot: 2 });
+    assert_eq!(h.newly_armed(), [(expected, Timer::RestartDue { slot: 2 })]);
     assert!(
-        (Duration::from_millis(50)..=Duration::from_millis(100)).contains(&delay),
-        "{delay:?}"
+        (Duration::from_millis(50)..=Duration::from_millis(100)).contains(&expected),
+        "{expected:?}"
     );
-    assert!(notices(&actions).contains(&&Notice::Restarting { slot: 2, delay }));
-    let actions = h.timer(Timer::RestartDue { slot: 2 });
-    assert_eq!(spawns(&actions), [(WorkerKey(2), 2)]);
+    assert!(notices(&actions).contains(&&Notice::Restarting {
+        slot: 2,
+        delay: expected
+    }));
+    let just_before = h.advance(expected - Duration::from_millis(1));
+    assert!(spawns(&just_before).is_empty(), "not before its time");
+    let actions = h.advance(Duration::from_millis(1));
+    assert_eq!(
+        spawns(&actions),
+        [(WorkerKey(2), 2)],
+        "exactly at {expected:?}"
+    );
 }
 
 #[test]
@@ -97,9 +107,9 @@ fn early_deaths_double_the_backoff_and_a_stable_worker_resets_it() {
     let mut delays = Vec::new();
     for _ in 0..3 {
         h.advance(Duration::from_millis(100));
-        let actions = h.exited(worker, ProcessExit::Code(1));
-        delays.push(timers(&actions)[0].0);
-        worker = spawns(&h.timer(Timer::RestartDue { slot: 1 }))[0].0;
+        h.exited(worker, ProcessExit::Code(1));
+        delays.push(h.newly_armed()[0].0);
+        worker = spawns(&h.expire(&Timer::RestartDue { slot: 1 }))[0].0;
         h.bring_up(worker);
     }
     for (delay, cap) in delays.iter().zip([100, 200, 400]) {
@@ -108,8 +118,8 @@ fn early_deaths_double_the_backoff_and_a_stable_worker_resets_it() {
     }
     // Up longer than min_uptime: back to the first delay.
     h.advance(Duration::from_secs(2));
-    let actions = h.exited(worker, ProcessExit::Code(1));
-    assert!(timers(&actions)[0].0 <= Duration::from_millis(100));
+    h.exited(worker, ProcessExit::Code(1));
+    assert!(h.newly_armed()[0].0 <= Duration::from_millis(100));
 }
 
 #[test]
@@ -118,15 +128,17 @@ fn a_crash_loop_stops_the_cluster_with_an_error_naming_the_slot_and_the_exit() {
     let mut worker = w[0];
     for _ in 0..3 {
         h.exited(worker, ProcessExit::Code(3));
-        worker = spawns(&h.timer(Timer::RestartDue { slot: 1 }))[0].0;
+        worker = spawns(&h.expire(&Timer::RestartDue { slot: 1 }))[0].0;
         h.spawned(worker);
     }
     let actions = h.exited(worker, ProcessExit::Code(3));
+    assert!(spawns(&actions).is_empty());
     assert!(
-        spawns(&actions).is_empty()
-            && timers(&actions)
-                .iter()
-                .all(|(_, t)| **t != Timer::RestartDue { slot: 1 })
+        !h.armed()
+            .iter()
+            .any(|(_, t)| *t == Timer::RestartDue { slot: 1 }),
+        "never armed: {:?}",
+        h.armed()
     );
     assert!(actions.iter().any(|a| matches!(a, Action::CloseListeners)));
     let error = finished(h.feed(Input::ListenersClosed))
@@ -154,19 +166,23 @@ fn a_disconnected_worker_is_not_replaced_and_is_killed_if_it_outlives_the_timeou
     assert_eq!(sent(&actions), [(w[0], &Message::Disconnect)]);
     assert!(notices(&actions).contains(&&Notice::Disconnect(w[0])));
     assert_eq!(
-        timers(&actions),
+        h.newly_armed(),
         [(
             Duration::from_secs(30),
-            &Timer::DisconnectTimeout { worker: w[0] }
+            Timer::DisconnectTimeout { worker: w[0] }
         )]
     );
     for _ in 0..3 {
-        assert_eq!(handoffs(&h.connect().1)[0].0, w[1], "no connection for it");
+        let (_, actions) = h.connect();
+        let (worker, seq, _) = handoffs(&actions)[0];
+        assert_eq!(worker, w[1], "no connection for it");
+        h.accepted(worker, seq, true);
     }
-    let actions = h.timer(Timer::DisconnectTimeout { worker: w[0] });
+    let (waited, actions) = h.run_until(&Timer::DisconnectTimeout { worker: w[0] });
+    assert_eq!(waited, Duration::from_secs(30));
     assert_eq!(kills(&actions), [w[0]]);
     let actions = h.exited(w[0], ProcessExit::Signal(9));
-    assert!(timers(&actions).is_empty(), "not restarted");
+    assert!(h.newly_armed().is_empty(), "not restarted");
     assert!(notices(&actions).contains(&&Notice::Exit {
         worker: w[0],
         code: None,
@@ -174,11 +190,6 @@ fn a_disconnected_worker_is_not_replaced_and_is_killed_if_it_outlives_the_timeou
         exited_after_disconnect: true,
         reason: ExitReason::Stopped,
     }));
-    assert!(
-        h.timer(Timer::DisconnectTimeout { worker: w[0] })
-            .is_empty(),
-        "stale"
-    );
 }
 
 #[test]
@@ -186,7 +197,7 @@ fn a_worker_user_code_signalled_is_not_replaced() {
     let (mut h, w) = Harness::running(2, Policy::Rr);
     h.feed(Input::Command(Command::Release(w[1])));
     let actions = h.exited(w[1], ProcessExit::Signal(15));
-    assert!(timers(&actions).is_empty() && spawns(&actions).is_empty());
+    assert!(h.newly_armed().is_empty() && spawns(&actions).is_empty());
 }
 
 #[test]
@@ -224,10 +235,10 @@ fn a_first_worker_that_cannot_start_stops_the_cluster_and_a_replacement_is_retri
     let (mut h, w) = Harness::running(1, Policy::Rr);
     h.advance(Duration::from_secs(5));
     h.exited(w[0], ProcessExit::Code(1));
-    let worker = spawns(&h.timer(Timer::RestartDue { slot: 1 }))[0].0;
+    let worker = spawns(&h.expire(&Timer::RestartDue { slot: 1 }))[0].0;
     let error = Error::CurrentExe(io::Error::from_raw_os_error(24));
     let actions = h.feed(Input::SpawnFailed { worker, error });
-    assert_eq!(timers(&actions)[0].1, &Timer::RestartDue { slot: 1 });
+    assert_eq!(h.newly_armed()[0].1, Timer::RestartDue { slot: 1 });
     assert!(!actions.iter().any(|a| matches!(a, Action::CloseListeners)));
 }
 
@@ -300,17 +311,17 @@ fn a_spawn_that_fails_for_lack_of_descriptors_is_retried_and_never_counted_as_a_
         let actions = h.feed(Input::SpawnFailed { worker, error });
         assert!(!actions.iter().any(|a| matches!(a, Action::CloseListeners)));
         assert_eq!(
-            timers(&actions),
-            [(Duration::from_secs(1), &Timer::RestartDue { slot: 1 })]
+            h.newly_armed(),
+            [(Duration::from_secs(1), Timer::RestartDue { slot: 1 })]
         );
         assert!(notices(&actions).is_empty(), "no restart counted");
-        worker = spawns(&h.timer(Timer::RestartDue { slot: 1 }))[0].0;
+        worker = spawns(&h.expire(&Timer::RestartDue { slot: 1 }))[0].0;
     }
     // Started at last, it serves; its crashes still count from zero.
     h.bring_up(worker);
-    let actions = h.exited(worker, ProcessExit::Code(1));
+    h.exited(worker, ProcessExit::Code(1));
     assert!(matches!(
-        timers(&actions)[0].1,
+        h.newly_armed()[0].1,
         Timer::RestartDue { slot: 1 }
     ));
 }

@@ -1,48 +1,26 @@
 //! Silent, hung and slow-to-boot workers.
 
-use cluster_ipc::{HEARTBEAT_PERIOD, Message, Policy};
+use cluster_ipc::{HEARTBEAT_PERIOD, Policy};
 
 use super::super::config::{LIVENESS_CHECK, SUSPECT_AFTER, UNANSWERED_SUSPECT_AFTER};
 use super::*;
 
-fn heartbeat() -> Message {
-    Message::Heartbeat {
-        conns: 0,
-        inflight: 0,
-        served: 0,
-        rss: 0,
-    }
-}
-
-/// Time passes by `by` while `alive` keep their heartbeats going; the liveness check runs.
-fn pass(h: &mut Harness, by: Duration, alive: &[WorkerKey]) -> Vec<Action> {
-    let mut actions = Vec::new();
-    let mut passed = Duration::ZERO;
-    while passed < by {
-        h.advance(LIVENESS_CHECK);
-        passed += LIVENESS_CHECK;
-        for worker in alive {
-            h.message(*worker, heartbeat());
-        }
-        actions.extend(h.timer(Timer::Liveness));
-    }
-    actions
-}
-
 #[test]
 fn the_liveness_check_runs_every_half_second_once_workers_start() {
-    let (_, actions) = Harness::bound(config(1, Policy::Rr));
-    assert!(timers(&actions).contains(&(LIVENESS_CHECK, &Timer::Liveness)));
-    let (mut h, w) = Harness::running(2, Policy::Rr);
-    let actions = pass(&mut h, LIVENESS_CHECK, &w);
-    assert_eq!(timers(&actions), [(LIVENESS_CHECK, &Timer::Liveness)]);
+    let (h, _) = Harness::bound(config(1, Policy::Rr));
+    assert!(h.newly_armed().contains(&(LIVENESS_CHECK, Timer::Liveness)));
+    let (mut h, _) = Harness::running(2, Policy::Rr);
+    let (waited, _) = h.run_until(&Timer::Liveness);
+    assert_eq!(waited, LIVENESS_CHECK);
+    assert_eq!(h.newly_armed(), [(LIVENESS_CHECK, Timer::Liveness)]);
     assert!(SUSPECT_AFTER >= HEARTBEAT_PERIOD * 2);
 }
 
 #[test]
 fn a_silent_worker_gets_no_connections_until_it_answers_again() {
     let (mut h, w) = Harness::running(2, Policy::Rr);
-    let actions = pass(&mut h, SUSPECT_AFTER, &[w[1]]);
+    h.silence(w[0]);
+    let actions = h.advance(SUSPECT_AFTER);
     assert!(kills(&actions).is_empty(), "suspect, not hung yet");
     for _ in 0..4 {
         assert_eq!(handoffs(&h.connect().1)[0].0, w[1]);
@@ -58,7 +36,8 @@ fn a_worker_that_does_not_answer_a_handoff_is_left_out_long_before_its_heartbeat
     let (_, actions) = h.connect();
     assert_eq!(handoffs(&actions)[0].0, w[0]);
     assert!(UNANSWERED_SUSPECT_AFTER * 2 <= SUSPECT_AFTER);
-    pass(&mut h, UNANSWERED_SUSPECT_AFTER, &[w[1]]);
+    h.silence(w[0]);
+    h.advance(UNANSWERED_SUSPECT_AFTER);
     for _ in 0..4 {
         assert_eq!(handoffs(&h.connect().1)[0].0, w[1], "left out");
     }
@@ -82,7 +61,6 @@ fn a_worker_that_answers_its_handoffs_is_never_left_out_for_owing_one() {
             h.accepted(w[0], seq - 1, true);
         }
         h.advance(UNANSWERED_SUSPECT_AFTER / 2);
-        h.timer(Timer::Liveness);
     }
 }
 
@@ -92,14 +70,16 @@ fn a_worker_silent_for_the_hang_timeout_is_killed_its_connections_go_on_and_it_i
     // Handed to worker 1, which then stops: never acknowledged.
     let (conn, actions) = h.connect();
     assert_eq!(handoffs(&actions)[0].0, w[0]);
-    let actions = pass(&mut h, Duration::from_secs(4), &[w[1]]);
-    assert!(kills(&actions).is_empty(), "4 s of the 5 s hang timeout");
-    let actions = pass(&mut h, Duration::from_secs(1), &[w[1]]);
-    assert_eq!(kills(&actions), [w[0]]);
-    assert!(
-        kills(&pass(&mut h, Duration::from_secs(1), &[w[1]])).is_empty(),
-        "once"
+    h.silence(w[0]);
+    let actions = h.advance(Duration::from_millis(4999));
+    assert!(kills(&actions).is_empty(), "not yet the 5 s hang timeout");
+    let actions = h.advance(Duration::from_millis(1));
+    assert_eq!(
+        kills(&actions),
+        [w[0]],
+        "killed at the hang timeout exactly"
     );
+    assert!(kills(&h.advance(Duration::from_secs(1))).is_empty(), "once");
     let actions = h.exited(w[0], ProcessExit::Signal(9));
     assert_eq!(
         handoffs(&actions),
@@ -114,9 +94,9 @@ fn a_worker_silent_for_the_hang_timeout_is_killed_its_connections_go_on_and_it_i
         reason: ExitReason::Hung,
     }));
     assert!(
-        timers(&actions)
+        h.newly_armed()
             .iter()
-            .any(|(_, t)| **t == Timer::RestartDue { slot: 1 })
+            .any(|(_, t)| *t == Timer::RestartDue { slot: 1 })
     );
 }
 
@@ -126,7 +106,8 @@ fn with_hang_detection_off_a_silent_worker_is_only_left_out() {
         hang_timeout: None,
         ..config(2, Policy::Rr)
     });
-    let actions = pass(&mut h, Duration::from_secs(120), &[w[1]]);
+    h.silence(w[0]);
+    let actions = h.advance(Duration::from_secs(120));
     assert!(kills(&actions).is_empty());
     assert_eq!(handoffs(&h.connect().1)[0].0, w[1]);
 }
@@ -135,12 +116,15 @@ fn with_hang_detection_off_a_silent_worker_is_only_left_out() {
 fn a_worker_not_yet_online_is_judged_by_the_boot_timeout_not_by_heartbeats() {
     let (mut h, actions) = Harness::bound(config(1, Policy::Rr));
     let (worker, _) = spawns(&actions)[0];
-    assert!(timers(&actions).contains(&(Duration::from_secs(60), &Timer::BootDeadline { worker })));
+    assert!(
+        h.newly_armed()
+            .contains(&(Duration::from_secs(60), Timer::BootDeadline { worker }))
+    );
     h.spawned(worker);
-    let actions = pass(&mut h, Duration::from_secs(10), &[]);
+    let actions = h.advance(Duration::from_secs(10));
     assert!(kills(&actions).is_empty(), "booting, not hung");
-    h.advance(Duration::from_secs(50));
-    let actions = h.timer(Timer::BootDeadline { worker });
+    let (waited, actions) = h.run_until(&Timer::BootDeadline { worker });
+    assert_eq!(waited, Duration::from_secs(50));
     assert_eq!(kills(&actions), [worker]);
     let actions = h.exited(worker, ProcessExit::Signal(9));
     assert!(notices(&actions).iter().any(|n| matches!(
@@ -151,12 +135,13 @@ fn a_worker_not_yet_online_is_judged_by_the_boot_timeout_not_by_heartbeats() {
         }
     )));
     // An early death, however long it took: the first backoff again, not a reset.
-    let (delay, _) = timers(&actions)[0];
+    let (delay, _) = h.newly_armed()[0];
     assert!(delay <= Duration::from_millis(100), "{delay:?}");
 }
 
 #[test]
 fn a_worker_listening_in_time_is_left_alone_by_its_boot_deadline() {
     let (mut h, w) = Harness::running(1, Policy::Rr);
-    assert!(h.timer(Timer::BootDeadline { worker: w[0] }).is_empty());
+    let actions = h.expire(&Timer::BootDeadline { worker: w[0] });
+    assert!(kills(&actions).is_empty(), "{actions:?}");
 }

@@ -100,17 +100,17 @@ fn counters_answer_publish_and_push_changes_to_followers_coalesced() {
         Action::PublishCounter { name, value: 5 } if name == "hits"
     )));
     assert_eq!(
-        timers(&actions),
-        [(Duration::from_millis(50), &Timer::PushCounters)]
+        h.newly_armed(),
+        [(Duration::from_millis(50), Timer::PushCounters)]
     );
     let actions = h.message(w[0], counter(3, CounterOp::Add(i64::MAX)));
-    assert!(timers(&actions).is_empty(), "one push is already due");
+    assert!(h.newly_armed().is_empty(), "one push is already due");
     assert_eq!(
         reply_outcome(&actions, w[0]),
         Some(&Outcome::Ok(json!(i64::MAX))),
         "saturates"
     );
-    let actions = h.timer(Timer::PushCounters);
+    let actions = h.expire(&Timer::PushCounters);
     let pushed = Message::CounterValue {
         name: "hits".into(),
         value: i64::MAX,

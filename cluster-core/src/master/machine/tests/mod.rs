@@ -12,6 +12,7 @@ mod rolling;
 mod scaling;
 mod shutdown;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,9 @@ use cluster_ipc::{ListenKey, Message, PROTOCOL_VERSION, Policy};
 
 use super::restart::RestartPolicy;
 use super::{Action, Config, Conn, Input, Machine, Notice, Recycle, Timer};
+
+/// The seed of every test machine's randomness: the same jitter on every run.
+const SEED: u64 = 7;
 use crate::master::ids::{ConnId, WorkerKey};
 use crate::master::process_exit::{ExitReason, ProcessExit};
 
@@ -55,22 +59,29 @@ fn config(workers: usize, policy: Policy) -> Config {
     }
 }
 
-/// A machine, the fake clock, and the pids handed out.
+/// A machine, the fake clock, the pids handed out, and the workers that keep their
+/// heartbeats going while time passes.
 struct Harness {
     machine: Machine,
     now: Instant,
     next_pid: u32,
     next_conn: u64,
+    /// Joined and not silenced nor exited: they beat before every deadline.
+    beating: BTreeSet<WorkerKey>,
+    /// What the last input armed, with how long until each is due.
+    armed_by_last: Vec<(Duration, Timer)>,
 }
 
 impl Harness {
     fn new(config: Config) -> Self {
         let now = Instant::now();
         Self {
-            machine: Machine::new(config, now),
+            machine: Machine::new(config, now, SEED),
             now,
             next_pid: 1000,
             next_conn: 0,
+            beating: BTreeSet::new(),
+            armed_by_last: Vec::new(),
         }
     }
 
@@ -102,11 +113,69 @@ impl Harness {
     }
 
     fn feed(&mut self, input: Input) -> Vec<Action> {
-        self.machine.handle(input, self.now)
+        let before: BTreeSet<(Instant, Timer)> = self.armed_at().collect();
+        let actions = self.machine.handle(input, self.now);
+        let now = self.now;
+        self.armed_by_last = self
+            .armed_at()
+            .filter(|armed| !before.contains(armed))
+            .map(|(at, timer)| (at - now, timer))
+            .collect();
+        actions
     }
 
-    fn advance(&mut self, by: Duration) {
-        self.now += by;
+    fn armed_at(&self) -> impl Iterator<Item = (Instant, Timer)> + '_ {
+        self.machine
+            .timers
+            .iter()
+            .map(|(at, timer)| (at, timer.clone()))
+    }
+
+    /// Every timer armed now, with how long until it is due, earliest first.
+    fn armed(&self) -> Vec<(Duration, Timer)> {
+        self.armed_at()
+            .map(|(at, timer)| (at - self.now, timer))
+            .collect()
+    }
+
+    /// The timers the last input armed, with how long until each is due.
+    fn newly_armed(&self) -> Vec<(Duration, Timer)> {
+        self.armed_by_last.clone()
+    }
+
+    /// Time passes by `by`: every deadline on the way expires, in order, and before each the
+    /// beating workers send a heartbeat. Returns what that led to.
+    fn advance(&mut self, by: Duration) -> Vec<Action> {
+        let until = self.now + by;
+        let mut actions = Vec::new();
+        while let Some(deadline) = self.machine.poll_timeout().filter(|at| *at <= until) {
+            self.now = self.now.max(deadline);
+            for worker in self.beating.clone() {
+                actions.extend(self.message(worker, heartbeat()));
+            }
+            actions.extend(self.feed(Input::Timeout));
+        }
+        self.now = until;
+        actions
+    }
+
+    /// Time passes until `timer` expires (it must be armed); returns what happened on the way,
+    /// and how long it took.
+    fn run_until(&mut self, timer: &Timer) -> (Duration, Vec<Action>) {
+        let Some((left, _)) = self.armed().into_iter().find(|(_, armed)| armed == timer) else {
+            panic!("{timer:?} is not armed: {:?}", self.armed())
+        };
+        (left, self.advance(left))
+    }
+
+    /// [`Harness::run_until`], the actions only.
+    fn expire(&mut self, timer: &Timer) -> Vec<Action> {
+        self.run_until(timer).1
+    }
+
+    /// The worker stops sending heartbeats (blocked, or stopped).
+    fn silence(&mut self, worker: WorkerKey) {
+        self.beating.remove(&worker);
     }
 
     /// The worker's process starts, joins and listens on [`ADDRESS`]; returns what the last
@@ -134,6 +203,9 @@ impl Harness {
     }
 
     fn message(&mut self, worker: WorkerKey, message: Message) -> Vec<Action> {
+        if matches!(message, Message::Online { .. }) {
+            self.beating.insert(worker);
+        }
         self.feed(Input::Message { worker, message })
     }
 
@@ -175,11 +247,18 @@ impl Harness {
     }
 
     fn exited(&mut self, worker: WorkerKey, exit: ProcessExit) -> Vec<Action> {
+        self.beating.remove(&worker);
         self.feed(Input::Exited { worker, exit })
     }
+}
 
-    fn timer(&mut self, timer: Timer) -> Vec<Action> {
-        self.feed(Input::Timer(timer))
+/// A heartbeat of an idle worker.
+fn heartbeat() -> Message {
+    Message::Heartbeat {
+        conns: 0,
+        inflight: 0,
+        served: 0,
+        rss: 0,
     }
 }
 
@@ -219,10 +298,6 @@ fn kills(actions: &[Action]) -> Vec<WorkerKey> {
 
 fn notices(actions: &[Action]) -> Vec<&Notice> {
     picked!(actions, Action::Notify(notice) => notice)
-}
-
-fn timers(actions: &[Action]) -> Vec<(Duration, &Timer)> {
-    picked!(actions, Action::Arm { after, timer } => (*after, timer))
 }
 
 /// (worker, message) of every control frame or reply sent.

@@ -66,7 +66,7 @@ fn a_worker_not_ready_within_the_boot_timeout_is_killed() {
     let (mut h, actions) = Harness::bound(waiting_for_readiness(1));
     let worker = spawns(&actions)[0].0;
     listening_not_ready(&mut h, worker);
-    let actions = h.timer(Timer::BootDeadline { worker });
+    let actions = h.expire(&Timer::BootDeadline { worker });
     assert_eq!(kills(&actions), [worker]);
 }
 

@@ -67,7 +67,7 @@ fn a_worker_past_max_requests_is_replaced_first_then_drained_one_at_a_time() {
             ..
         }
     )));
-    assert!(spawns(&actions).is_empty() && timers(&actions).is_empty());
+    assert!(spawns(&actions).is_empty() && h.newly_armed().is_empty());
 }
 
 #[test]

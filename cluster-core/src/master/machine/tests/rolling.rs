@@ -28,10 +28,10 @@ fn a_reload_replaces_each_slot_in_turn_retiring_the_old_worker_once_the_new_one_
         panic!("slot 1 first, alone: {actions:?}")
     };
     assert_eq!(
-        timers(&actions),
+        h.newly_armed(),
         [(
             Duration::from_secs(30),
-            &Timer::ReloadDeadline { worker: first }
+            Timer::ReloadDeadline { worker: first }
         )]
     );
     // Not listening yet: the old worker keeps serving, nothing is retired.
@@ -52,8 +52,8 @@ fn a_reload_replaces_each_slot_in_turn_retiring_the_old_worker_once_the_new_one_
     assert_eq!(notices(&actions).last().unwrap(), &&Notice::ReloadFinished);
     // The old workers exit as asked: nobody is restarted.
     for worker in old {
-        let actions = h.exited(worker, ProcessExit::Code(0));
-        assert!(timers(&actions).is_empty());
+        h.exited(worker, ProcessExit::Code(0));
+        assert!(h.newly_armed().is_empty());
     }
     // New connections go to the new workers only.
     let served: Vec<WorkerKey> = (0..4).map(|_| handoffs(&h.connect().1)[0].0).collect();
@@ -62,7 +62,11 @@ fn a_reload_replaces_each_slot_in_turn_retiring_the_old_worker_once_the_new_one_
         "{served:?}"
     );
     // The deadline of a finished step means nothing.
-    assert!(h.timer(Timer::ReloadDeadline { worker: first }).is_empty());
+    let actions = h.expire(&Timer::ReloadDeadline { worker: first });
+    assert!(
+        kills(&actions).is_empty() && notices(&actions).is_empty(),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -70,17 +74,17 @@ fn a_replacement_too_slow_to_listen_aborts_the_reload_and_the_old_worker_keeps_s
     let (mut h, old) = Harness::running(2, Policy::Rr);
     let new = spawns(&reload(&mut h))[0].0;
     h.spawned(new);
-    h.advance(Duration::from_secs(30));
-    let actions = h.timer(Timer::ReloadDeadline { worker: new });
+    let (waited, actions) = h.run_until(&Timer::ReloadDeadline { worker: new });
+    assert_eq!(waited, Duration::from_secs(30));
     assert_eq!(kills(&actions), [new]);
     assert!(notices(&actions).iter().any(|n| matches!(
         n,
         Notice::ReloadFailed { slot: 1, reason } if reason.contains("not listening within 30s")
     )));
     assert!(!retires(&actions, old[0]));
-    let actions = h.exited(new, ProcessExit::Signal(9));
+    h.exited(new, ProcessExit::Signal(9));
     assert!(
-        timers(&actions).is_empty(),
+        h.newly_armed().is_empty(),
         "an abandoned replacement is not restarted"
     );
     let served: Vec<WorkerKey> = (0..4).map(|_| handoffs(&h.connect().1)[0].0).collect();
@@ -97,7 +101,7 @@ fn a_replacement_that_dies_before_listening_aborts_the_reload() {
         n,
         Notice::ReloadFailed { slot: 1, reason } if reason.contains("exit code 2")
     )));
-    assert!(spawns(&actions).is_empty() && timers(&actions).is_empty());
+    assert!(spawns(&actions).is_empty() && h.newly_armed().is_empty());
     assert!(!retires(&actions, old[0]));
 }
 

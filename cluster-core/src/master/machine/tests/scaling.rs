@@ -51,12 +51,19 @@ fn scaling_down_drains_the_highest_slots_and_never_replaces_them() {
     // It exits, even as if it had crashed: its slot is gone, nothing restarts it.
     let actions = h.exited(w[2], ProcessExit::Code(1));
     assert!(spawns(&actions).is_empty());
-    assert!(timers(&actions).is_empty(), "no restart timer: {actions:?}");
-    let actions = h.timer(Timer::RestartDue { slot: 3 });
-    assert!(
-        spawns(&actions).is_empty(),
-        "a restart already due is dropped"
-    );
+    assert!(h.newly_armed().is_empty(), "no restart timer: {actions:?}");
+}
+
+#[test]
+fn a_restart_due_for_a_slot_scaled_away_is_dropped() {
+    let (mut h, w) = Harness::running(3, Policy::Rr);
+    h.advance(Duration::from_secs(5));
+    h.exited(w[2], ProcessExit::Code(1));
+    assert_eq!(h.newly_armed()[0].1, Timer::RestartDue { slot: 3 });
+    let actions = h.feed(Input::Signal(SignalAction::Scale("SIGTTOU", Scale::By(-1))));
+    assert!(notices(&actions).contains(&&Notice::Scaled { from: 3, to: 2 }));
+    let actions = h.expire(&Timer::RestartDue { slot: 3 });
+    assert!(spawns(&actions).is_empty(), "{actions:?}");
 }
 
 #[test]
