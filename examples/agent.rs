@@ -36,7 +36,7 @@ async fn run_agent(agent: Worker) -> Result<(), cluster::Error> {
         loop {
             every.tick().await;
             let count = counting.fetch_add(1, Ordering::Relaxed) + 1;
-            if count % 10 == 0 {
+            if count.is_multiple_of(10) {
                 let _ = ipc::broadcast(count);
             }
         }

@@ -68,3 +68,14 @@ async fn a_replacement_dying_at_start_aborts_the_reload() {
         "{failed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_of_another_protocol_version_aborts_the_reload_naming_the_reason() {
+    let failed = reload_with_faulty_replacements("old-protocol").await;
+    assert!(
+        failed.starts_with("event: reload-failed worker=1"),
+        "{failed}"
+    );
+    assert!(failed.contains("killed (protocol-version"), "{failed}");
+    assert!(!failed.contains("signal 9"), "{failed}");
+}

@@ -162,6 +162,22 @@ pub enum Error {
         /// The last lines the slot's workers wrote to stderr, oldest first.
         last_output: Vec<String>,
     },
+    /// The workers of a slot were killed at their boot deadline several times in a row: the
+    /// program never comes to serve (it never listens, or never says it is ready).
+    #[error(
+        "{reason}; {count} times in a row, giving up{}",
+        last_lines(last_output)
+    )]
+    BootTimeouts {
+        /// The slot.
+        slot: usize,
+        /// Boot timeouts in a row.
+        count: u32,
+        /// What the last worker failed to do, and what to do about it.
+        reason: String,
+        /// The last lines the slot's workers wrote to stderr, oldest first.
+        last_output: Vec<String>,
+    },
     /// [`crate::Cluster::run`] was called twice for the same cluster in one process.
     #[error("this cluster's master is already running in this process")]
     AlreadyRunning,

@@ -22,7 +22,9 @@ pub const HEARTBEAT_PERIOD: std::time::Duration = std::time::Duration::from_secs
 /// layout. Version 4: `ready`, the agent's `agentRequest`/`agentAsk`/`agentAnswer`, a
 /// heartbeat's `rss` and a `serverAck`'s `wait_ready` (so a worker of an older build, started
 /// by watch mode under this master, is refused by name rather than cut off mid-protocol).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// Version 5: `stopping`, and credit for the master's inbox (`inboxCredit` instead of
+/// `throttle`).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Where a user message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +142,10 @@ pub enum Message {
     },
     /// Master → worker: stop taking connections, finish in-flight requests, exit 0.
     Disconnect,
+    /// Worker → master: this worker drains of its own accord (it received SIGTERM: from
+    /// `clusterctl kill`, or sent by hand). The master routes nothing more to it and starts its
+    /// successor at once; its exit is not a crash.
+    Stopping,
     /// Worker → master: a user message for `to`, relayed by the master. With a `seq`, the
     /// master answers with a [`Message::Reply`] once it is delivered (or cannot be).
     User {
@@ -251,6 +257,7 @@ impl Message {
         "newConn",
         "accepted",
         "disconnect",
+        "stopping",
         "user",
         "deliver",
         "request",
@@ -294,6 +301,7 @@ impl Message {
             Message::NewConn { .. } => "newConn",
             Message::Accepted { .. } => "accepted",
             Message::Disconnect => "disconnect",
+            Message::Stopping => "stopping",
             Message::User { .. } => "user",
             Message::Deliver { .. } => "deliver",
             Message::Request { .. } => "request",

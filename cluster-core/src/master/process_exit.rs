@@ -63,17 +63,28 @@ impl fmt::Display for ProcessExit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ExitReason {
-    /// It died on its own (a crash, a panic, an exit of its own): it is replaced.
+    /// It died on its own (a crash, a panic, an exit of its own): it is replaced, and it
+    /// counts as a crash.
     Unexpected,
-    /// It was asked to stop (disconnect, reload, shutdown, or a kill through its handle).
+    /// It was asked to stop (disconnect, reload, shutdown, scale down, or a kill through its
+    /// handle).
     Stopped,
+    /// It was stopped from outside (`clusterctl kill`, or a SIGTERM sent to it by hand): it
+    /// drained and was replaced at once, and it does not count as a crash.
+    Requested,
     /// The master killed it: no heartbeat for the hang timeout. It is replaced.
     Hung,
-    /// The master killed it: not listening within the boot timeout. It is replaced.
+    /// The master killed it: not listening (or, with readiness on, not ready) within the boot
+    /// timeout. It is replaced.
     BootTimeout,
     /// The master killed it: it broke the IPC protocol (a malformed, oversize or unknown
-    /// frame). It is replaced.
+    /// frame, or a message only the master may send). It is replaced.
     Protocol,
+    /// The master killed it: it speaks another version of the IPC protocol (a binary of
+    /// another build). It is replaced.
+    ProtocolVersion,
+    /// The master killed it: asked to stop, it was still there after the shutdown timeout.
+    DrainTimeout,
     /// It served its `CLUSTER_MAX_REQUESTS` (plus its jitter) and was replaced, the
     /// replacement first, then it drained.
     MaxRequests,
@@ -82,15 +93,39 @@ pub enum ExitReason {
     MaxMemory,
 }
 
-/// `unexpected`, `stopped`, `hung`, `boot-timeout`, `protocol`, `max-requests`, `max-memory`.
+impl ExitReason {
+    /// The reason in a few words, for a sentence ("the new worker was killed: …").
+    pub fn describe(self) -> &'static str {
+        match self {
+            ExitReason::Unexpected => "it died on its own",
+            ExitReason::Stopped => "it was asked to stop",
+            ExitReason::Requested => "it was stopped from outside (clusterctl kill or SIGTERM)",
+            ExitReason::Hung => "it sent no heartbeat for the hang timeout",
+            ExitReason::BootTimeout => "it was not serving within the boot timeout",
+            ExitReason::Protocol => "it broke the IPC protocol",
+            ExitReason::ProtocolVersion => {
+                "it speaks another IPC protocol version (a binary of another build)"
+            }
+            ExitReason::DrainTimeout => "it did not stop within the shutdown timeout",
+            ExitReason::MaxRequests => "it served its max-requests",
+            ExitReason::MaxMemory => "its memory passed max-memory",
+        }
+    }
+}
+
+/// `unexpected`, `stopped`, `requested`, `hung`, `boot-timeout`, `protocol`,
+/// `protocol-version`, `drain-timeout`, `max-requests`, `max-memory`.
 impl fmt::Display for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ExitReason::Unexpected => "unexpected",
             ExitReason::Stopped => "stopped",
+            ExitReason::Requested => "requested",
             ExitReason::Hung => "hung",
             ExitReason::BootTimeout => "boot-timeout",
             ExitReason::Protocol => "protocol",
+            ExitReason::ProtocolVersion => "protocol-version",
+            ExitReason::DrainTimeout => "drain-timeout",
             ExitReason::MaxRequests => "max-requests",
             ExitReason::MaxMemory => "max-memory",
         })

@@ -72,8 +72,9 @@ impl Link {
         link
     }
 
-    /// SIGTERM (from a user, or `PR_SET_PDEATHSIG` when the master dies) drains the worker like
-    /// a `disconnect` from the master.
+    /// SIGTERM (from a user or `clusterctl kill`, or `PR_SET_PDEATHSIG` when the master dies)
+    /// drains the worker like a `disconnect` from the master; the master hears of it first
+    /// (`stopping`), so it starts a successor at once and counts no crash.
     async fn drain_on_sigterm(self: Arc<Self>) {
         use tokio::signal::unix::{SignalKind, signal};
         let mut terminate = match signal(SignalKind::terminate()) {
@@ -85,6 +86,8 @@ impl Link {
         };
         if terminate.recv().await.is_some() {
             tracing::info!("received SIGTERM; draining");
+            // When the master is gone there is nobody to tell.
+            let _ = self.try_send(&Message::Stopping);
             self.start_draining();
         }
     }

@@ -183,6 +183,9 @@ impl Driver {
     fn with_last_output(&self, mut error: Error) -> Error {
         if let Error::CrashLoop {
             slot, last_output, ..
+        }
+        | Error::BootTimeouts {
+            slot, last_output, ..
         } = &mut error
         {
             *last_output = (self

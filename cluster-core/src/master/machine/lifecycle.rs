@@ -3,9 +3,9 @@
 
 use cluster_ipc::{IpcError, PROTOCOL_VERSION};
 
-use super::action::{Action, Notice};
+use super::action::Notice;
 use super::input::Timer;
-use super::restart::Restart;
+use super::restart::{MAX_BOOT_TIMEOUTS, Restart};
 use super::state::Machine;
 use super::workers::{Origin, WorkerState};
 use crate::Error;
@@ -31,9 +31,9 @@ impl Machine {
             tracing::error!(
                 slot = worker.slot,
                 pid = worker.pid(),
-                "worker speaks protocol version {version}, this master {PROTOCOL_VERSION}; stopping it"
+                "worker speaks protocol version {version}, this master {PROTOCOL_VERSION} (a binary of another build?); killing it"
             );
-            self.push(Action::Kill { worker: key });
+            self.kill(key, ExitReason::ProtocolVersion);
             return;
         }
         tracing::debug!(slot = worker.slot, pid = worker.pid(), "worker online");
@@ -64,16 +64,50 @@ impl Machine {
         self.announce_if_ready();
     }
 
-    /// The worker sent a message only the master may send: it is stopped.
+    /// The worker sent a message only the master may send: it broke the protocol, and is
+    /// killed (and replaced).
     pub(super) fn on_forbidden(&mut self, key: WorkerKey, kind: &str) {
         if let Some(worker) = self.workers.get(&key) {
             tracing::error!(
                 slot = worker.slot,
                 pid = worker.pid(),
                 kind,
-                "worker sent a message only the master may send; stopping it"
+                "worker sent a message only the master may send; killing it"
             );
-            self.push(Action::Kill { worker: key });
+            self.kill(key, ExitReason::Protocol);
+        }
+    }
+
+    /// The worker drains of its own accord (it received SIGTERM: `clusterctl kill`, or sent by
+    /// hand): it gets nothing more, and its successor starts at once (the agent's once it has
+    /// exited: there is never two). Not a crash, and not counted as a restart.
+    pub(super) fn on_stopping(&mut self, key: WorkerKey) {
+        let stopping = self.is_stopping();
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        if worker.disconnecting || stopping {
+            return;
+        }
+        tracing::info!(
+            slot = worker.slot,
+            pid = worker.pid(),
+            "worker is stopping on its own (SIGTERM); starting its successor"
+        );
+        worker.stopped_for = Some(ExitReason::Requested);
+        let (slot, agent) = (worker.slot, worker.is_agent());
+        self.retire(key);
+        if !agent {
+            self.replace_at_once(slot);
+        }
+    }
+
+    /// Starts a worker in `slot` now, unless the master is stopping, the slot is gone or
+    /// another worker serves it: a stop that was asked for, not a crash.
+    fn replace_at_once(&mut self, slot: usize) {
+        if !self.is_stopping() && self.is_current_slot(slot) && self.serving_worker(slot).is_none()
+        {
+            self.spawn(slot, Origin::Restart);
         }
     }
 
@@ -89,8 +123,8 @@ impl Machine {
         worker.connected = false;
         match error {
             Some(error) if error.is_protocol_violation() => {
-                tracing::error!(slot = worker.slot, pid = worker.pid(), %error, "worker broke the IPC protocol; stopping it");
-                self.kill_for(key, ExitReason::Protocol);
+                tracing::error!(slot = worker.slot, pid = worker.pid(), %error, "worker broke the IPC protocol; killing it");
+                self.kill(key, ExitReason::Protocol);
             }
             Some(error) => tracing::warn!(slot = worker.slot, %error, "IPC with worker failed"),
             None => tracing::debug!(slot = worker.slot, "worker closed its IPC channel"),
@@ -124,14 +158,30 @@ impl Machine {
         Some(worker)
     }
 
-    /// A worker that died on its own gets a successor in its slot (unless another serves it).
+    /// A worker that died on its own gets a successor in its slot (unless another serves it);
+    /// one stopped from outside gets one at once. A slot whose workers keep timing out at boot
+    /// stops the cluster.
     pub(super) fn restart_if_unexpected(&mut self, worker: &WorkerState, exit: &ProcessExit) {
         let (slot, pid) = (worker.slot, worker.pid());
+        let reason = worker.exit_reason();
+        let timed_out = reason == ExitReason::BootTimeout;
+        let boot_ended = timed_out || self.serves(worker);
+        if boot_ended && !self.is_stopping() && self.restarts.on_boot_end(slot, timed_out) {
+            return self.fail(Error::BootTimeouts {
+                slot,
+                count: MAX_BOOT_TIMEOUTS,
+                reason: self.boot_failure(worker),
+                last_output: Vec::new(),
+            });
+        }
+        if reason == ExitReason::Requested {
+            tracing::info!(slot, pid, "worker stopped on request: {exit}");
+            return self.replace_at_once(slot);
+        }
         if self.is_stopping() || worker.exit_is_intended() || !self.is_current_slot(slot) {
             tracing::debug!(slot, pid, "worker exited: {exit}");
             return;
         }
-        let reason = worker.exit_reason();
         tracing::warn!(slot, pid, %reason, "worker exited unexpectedly: {exit}");
         if self.serving_worker(slot).is_none() {
             // A worker that never got to listen died early, however long it took.
@@ -188,7 +238,7 @@ impl Machine {
             timeout = ?self.config.shutdown_timeout,
             "worker did not stop in time; killing it"
         );
-        self.push(Action::Kill { worker: key });
+        self.kill(key, ExitReason::DrainTimeout);
         if self.is_stopping() {
             self.stop.killed_at_timeout += 1;
         }

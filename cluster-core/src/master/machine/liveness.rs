@@ -8,11 +8,10 @@
 //! connection to its server, and a dead one reads nothing). One not listening within the boot
 //! timeout is killed and replaced too.
 
-use super::action::Action;
 use super::config::{LIVENESS_CHECK, SUSPECT_AFTER, UNANSWERED_SUSPECT_AFTER};
 use super::input::Timer;
 use super::state::{Machine, Phase};
-use super::workers::Origin;
+use super::workers::{Origin, WorkerState};
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ExitReason;
 
@@ -65,7 +64,7 @@ impl Machine {
         }
         for (key, silent) in hung {
             tracing::error!(?silent, "worker hung (no heartbeat); killing it");
-            self.kill_for(key, ExitReason::Hung);
+            self.kill(key, ExitReason::Hung);
         }
         self.watch_liveness();
     }
@@ -79,7 +78,7 @@ impl Machine {
         }
     }
 
-    /// The boot timeout of a worker ran out: killed unless it listens everywhere by now.
+    /// The boot timeout of a worker ran out: killed unless it serves by now.
     pub(super) fn on_boot_deadline(&mut self, key: WorkerKey) {
         let Some(worker) = self.workers.get(&key) else {
             return;
@@ -90,19 +89,31 @@ impl Machine {
         tracing::error!(
             slot = worker.slot,
             pid = worker.pid(),
-            timeout = ?self.config.boot_timeout,
-            "worker is not listening (or not ready) in time; killing it"
+            "{}; killing it",
+            self.boot_failure(worker)
         );
-        self.kill_for(key, ExitReason::BootTimeout);
+        self.kill(key, ExitReason::BootTimeout);
     }
 
-    /// Kills a worker for `reason`: it gets nothing more, and what it did not acknowledge goes
-    /// to others once it has exited.
-    pub(super) fn kill_for(&mut self, key: WorkerKey, reason: ExitReason) {
-        self.dispatcher.remove_worker(key);
-        if let Some(worker) = self.workers.get_mut(&key) {
-            worker.killed_for = Some(reason);
-            self.push(Action::Kill { worker: key });
+    /// Why `worker` was not serving at its boot deadline, in one line that says what to do.
+    pub(super) fn boot_failure(&self, worker: &WorkerState) -> String {
+        let timeout = self.config.boot_timeout;
+        let listens = worker.listening.len() >= self.listeners.len();
+        if worker.is_agent() || !listens || !self.config.wait_ready {
+            let what = match worker.is_agent() {
+                true => "did not join the master",
+                false => "was not listening on every address",
+            };
+            return format!(
+                "worker {} {what} within the boot timeout ({timeout:?})",
+                worker.slot
+            );
         }
+        format!(
+            "worker {} listens but never said it is ready within the boot timeout ({timeout:?}), \
+             and readiness is on (CLUSTER_WAIT_READY / Cluster::wait_ready): call \
+             Worker::ready() or ipc::ready() once it has warmed up, or turn readiness off",
+            worker.slot
+        )
     }
 }

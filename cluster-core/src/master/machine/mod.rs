@@ -123,6 +123,7 @@ impl Machine {
             }
             Message::Accepted { seq, ok, draining } => self.on_accepted(key, seq, ok, draining),
             Message::Ready => self.on_ready(key),
+            Message::Stopping => self.on_stopping(key),
             Message::AgentRequest { seq, data } => self.on_agent_request(key, seq, data),
             Message::AgentAnswer { id, outcome } => self.on_agent_answer(key, id, outcome),
             Message::User { to, data, seq } => self.on_user_message(key, to, data, seq),
@@ -164,10 +165,14 @@ impl Machine {
         let Some(worker) = self.remove_exited(key, &exit) else {
             return;
         };
-        self.reload_on_loss(
-            key,
-            format!("the new worker exited before listening: {exit}"),
-        );
+        let why = match worker.killed_for {
+            Some(reason) => format!(
+                "the new worker was killed ({reason}: {})",
+                reason.describe()
+            ),
+            None => format!("the new worker exited before listening: {exit}"),
+        };
+        self.reload_on_loss(key, why);
         if worker.is_agent() {
             self.agent_exited(key);
         }

@@ -50,7 +50,7 @@ impl Machine {
             return;
         }
         if let Some(worker) = self.workers.get_mut(&key) {
-            worker.recycled_for = Some(reason);
+            worker.stopped_for = Some(reason);
         }
         tracing::info!(slot, pid, served, rss, %reason, "recycling worker");
         self.notify(Notice::Recycling {
@@ -63,7 +63,7 @@ impl Machine {
     /// A recycling of `old` failed: it keeps serving as before; none is tried for a while.
     pub(super) fn recycling_failed(&mut self, old: Option<WorkerKey>) {
         if let Some(worker) = old.and_then(|key| self.workers.get_mut(&key)) {
-            worker.recycled_for = None;
+            worker.stopped_for = None;
         }
         self.recycle_paused_until = Some(self.now + RECYCLE_PAUSE);
     }

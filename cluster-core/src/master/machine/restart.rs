@@ -1,5 +1,6 @@
 //! When to restart a worker that died on its own: exponential backoff with jitter, reset once a
-//! worker has stayed up, and a crash-loop guard (PM2's `min_uptime` + `max_restarts`).
+//! worker has stayed up, and a crash-loop guard (PM2's `min_uptime` + `max_restarts`), with
+//! a shorter one for workers that never come to serve (boot timeouts in a row).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,6 +21,12 @@ pub struct RestartPolicy {
     /// master gives up with [`crate::Error::CrashLoop`]. Default 10.
     pub max_restarts: u32,
 }
+
+/// Workers of one slot killed in a row for not serving within the boot timeout before the
+/// master gives up with [`crate::Error::BootTimeouts`]: a program that never listens (or,
+/// with readiness on, never says ready) is a failed start, not something to retry every
+/// minute.
+pub(super) const MAX_BOOT_TIMEOUTS: u32 = 3;
 
 impl Default for RestartPolicy {
     fn default() -> Self {
@@ -44,10 +51,11 @@ pub(super) enum Restart {
     },
 }
 
-/// Per-slot counts of early deaths in a row.
+/// Per-slot counts of early deaths in a row, and of boot timeouts in a row.
 #[derive(Debug, Default)]
 pub(super) struct RestartTracker {
     early_deaths: HashMap<usize, u32>,
+    boot_timeouts: HashMap<usize, u32>,
 }
 
 impl RestartTracker {
@@ -77,6 +85,18 @@ impl RestartTracker {
             .saturating_mul(doubling)
             .min(policy.max_backoff);
         Restart::After(jittered(delay, rng))
+    }
+
+    /// Records how a worker of `slot` ended its boot: it came to serve (the count starts over)
+    /// or it was killed at its boot deadline. `true` when that makes [`MAX_BOOT_TIMEOUTS`]
+    /// in a row: the master gives up.
+    pub(super) fn on_boot_end(&mut self, slot: usize, timed_out: bool) -> bool {
+        let in_a_row = self.boot_timeouts.entry(slot).or_default();
+        *in_a_row = match timed_out {
+            true => in_a_row.saturating_add(1),
+            false => 0,
+        };
+        *in_a_row >= MAX_BOOT_TIMEOUTS
     }
 }
 
@@ -112,6 +132,19 @@ mod tests {
         let mut rng = Rng::new(1);
         let first = delay(tracker.on_death(&policy(), 1, Duration::ZERO, &mut rng));
         assert!(first <= Duration::from_millis(100) && first >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn boot_timeouts_in_a_row_give_up_and_a_worker_that_serves_starts_the_count_over() {
+        let mut tracker = RestartTracker::default();
+        assert!(!tracker.on_boot_end(1, true));
+        assert!(!tracker.on_boot_end(1, true));
+        assert!(!tracker.on_boot_end(1, false), "it served");
+        assert!(!tracker.on_boot_end(2, true), "slots count separately");
+        for _ in 1..MAX_BOOT_TIMEOUTS {
+            assert!(!tracker.on_boot_end(1, true));
+        }
+        assert!(tracker.on_boot_end(1, true));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::input::Timer;
 use super::reload::Reload;
 use super::state::{Machine, Phase};
 use crate::Error;
+use crate::master::process_exit::ExitReason;
 
 /// How long killed workers may take to be reaped at the end of a stop.
 pub(super) const REAP_GRACE: Duration = Duration::from_secs(5);
@@ -27,7 +28,7 @@ impl Machine {
         let keys: Vec<_> = self.workers.keys().copied().collect();
         self.stop.forced = Some(keys.len());
         for worker in keys {
-            self.push(Action::Kill { worker });
+            self.kill(worker, ExitReason::Stopped);
         }
         self.arm(REAP_GRACE, Timer::ShutdownDeadline);
     }

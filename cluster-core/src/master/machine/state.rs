@@ -21,6 +21,7 @@ use super::timers::Timers;
 use super::workers::{Origin, WorkerState, Workers};
 use crate::Error;
 use crate::master::ids::WorkerKey;
+use crate::master::process_exit::ExitReason;
 
 /// Where the master is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,9 +201,20 @@ impl Machine {
 
     /// Kills a worker that is not wanted any more; it is not replaced.
     pub(super) fn abandon(&mut self, key: WorkerKey) {
-        self.dispatcher.remove_worker(key);
         if let Some(worker) = self.workers.get_mut(&key) {
             worker.disconnecting = true;
+        }
+        self.kill(key, ExitReason::Stopped);
+    }
+
+    /// The one way the master kills a worker: it gets nothing more from now on, its exit
+    /// says `reason` (the first reason given wins), and once it has exited the connections it
+    /// did not acknowledge go to others (until then it may still be serving them). Whether it
+    /// is replaced is decided at its exit, as for any other.
+    pub(super) fn kill(&mut self, key: WorkerKey, reason: ExitReason) {
+        self.dispatcher.remove_worker(key);
+        if let Some(worker) = self.workers.get_mut(&key) {
+            worker.killed_for.get_or_insert(reason);
             self.push(Action::Kill { worker: key });
         }
     }

@@ -54,8 +54,9 @@ pub(super) struct WorkerState {
     pub(super) suspect: bool,
     /// The master killed it, and why.
     pub(super) killed_for: Option<ExitReason>,
-    /// The master replaces it for passing a limit, and which (recycling).
-    pub(super) recycled_for: Option<ExitReason>,
+    /// Why it is being replaced, when that is not a plain stop: a limit it passed
+    /// (recycling), or a stop asked from outside.
+    pub(super) stopped_for: Option<ExitReason>,
     /// Requests it has served, from its last heartbeat.
     pub(super) served: u64,
     /// It said it is ready (`ready`).
@@ -86,7 +87,7 @@ impl WorkerState {
             last_heard: now,
             suspect: false,
             killed_for: None,
-            recycled_for: None,
+            stopped_for: None,
             served: 0,
             ready: false,
             listening: BTreeSet::new(),
@@ -114,7 +115,7 @@ impl WorkerState {
 
     /// Why it exits, once it has.
     pub(super) fn exit_reason(&self) -> ExitReason {
-        match self.killed_for.or(self.recycled_for) {
+        match self.killed_for.or(self.stopped_for) {
             Some(reason) => reason,
             None if self.exit_is_intended() => ExitReason::Stopped,
             None => ExitReason::Unexpected,

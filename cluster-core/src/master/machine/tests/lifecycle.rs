@@ -188,7 +188,7 @@ fn a_disconnected_worker_is_not_replaced_and_is_killed_if_it_outlives_the_timeou
         code: None,
         signal: Some(9),
         exited_after_disconnect: true,
-        reason: ExitReason::Stopped,
+        reason: ExitReason::DrainTimeout,
     }));
 }
 
@@ -201,8 +201,8 @@ fn a_worker_user_code_signalled_is_not_replaced() {
 }
 
 #[test]
-fn a_worker_of_another_protocol_version_is_killed() {
-    let (mut h, _) = Harness::running(1, Policy::Rr);
+fn a_worker_of_another_protocol_version_is_killed_and_the_reload_it_aborts_says_why() {
+    let (mut h, old) = Harness::running(1, Policy::Rr);
     let actions = h.feed(Input::Command(Command::Reload));
     let new = spawns(&actions)[0].0;
     h.spawned(new);
@@ -213,13 +213,109 @@ fn a_worker_of_another_protocol_version_is_killed() {
     let actions = h.message(new, online);
     assert_eq!(kills(&actions), [new]);
     assert!(!notices(&actions).contains(&&Notice::Online(new)));
+    let actions = h.exited(new, ProcessExit::Signal(9));
+    let reasons: Vec<&String> = notices(&actions)
+        .into_iter()
+        .filter_map(|notice| match notice {
+            Notice::ReloadFailed { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 1, "{actions:?}");
+    assert!(reasons[0].contains("protocol-version"), "{}", reasons[0]);
+    assert!(!reasons[0].contains("signal 9"), "{}", reasons[0]);
+    assert!(notices(&actions).iter().any(|n| matches!(
+        n,
+        Notice::Exit {
+            reason: ExitReason::ProtocolVersion,
+            ..
+        }
+    )));
+    assert_eq!(
+        handoffs(&h.connect().1)[0].0,
+        old[0],
+        "the old one serves on"
+    );
 }
 
 #[test]
-fn a_worker_sending_what_only_the_master_may_send_is_killed() {
-    let (mut h, w) = Harness::running(1, Policy::Rr);
+fn a_worker_that_breaks_the_protocol_gets_nothing_more_and_its_handoffs_go_on_once_it_is_gone() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let (owed, actions) = h.connect();
+    assert_eq!(handoffs(&actions)[0].0, w[0]);
     let actions = h.message(w[0], Message::Disconnect);
     assert_eq!(kills(&actions), [w[0]]);
+    for _ in 0..4 {
+        let (_, actions) = h.connect();
+        let (worker, seq, _) = handoffs(&actions)[0];
+        assert_eq!(worker, w[1], "out of routing at once");
+        h.accepted(worker, seq, true);
+    }
+    let actions = h.exited(w[0], ProcessExit::Signal(9));
+    let moved: Vec<(WorkerKey, ConnId)> = handoffs(&actions)
+        .into_iter()
+        .map(|(worker, _, conn)| (worker, conn))
+        .collect();
+    assert_eq!(
+        moved,
+        [(w[1], owed)],
+        "its unacknowledged handoff goes on once it has exited"
+    );
+    assert!(notices(&actions).contains(&&Notice::Exit {
+        worker: w[0],
+        code: None,
+        signal: Some(9),
+        exited_after_disconnect: false,
+        reason: ExitReason::Protocol,
+    }));
+    assert_eq!(
+        h.newly_armed()[0].1,
+        Timer::RestartDue { slot: 1 },
+        "replaced"
+    );
+}
+
+#[test]
+fn a_worker_stopping_of_its_own_accord_is_replaced_at_once_and_counts_no_crash() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let actions = h.message(w[1], Message::Stopping);
+    assert_eq!(spawns(&actions), [(WorkerKey(2), 2)], "its successor, now");
+    assert!(
+        !notices(&actions)
+            .iter()
+            .any(|n| matches!(n, Notice::Restarting { .. })),
+        "not a restart: {actions:?}"
+    );
+    for _ in 0..3 {
+        let (_, actions) = h.connect();
+        assert_eq!(handoffs(&actions)[0].0, w[0], "nothing more for it");
+    }
+    let actions = h.exited(w[1], ProcessExit::Code(0));
+    assert!(notices(&actions).contains(&&Notice::Exit {
+        worker: w[1],
+        code: Some(0),
+        signal: None,
+        exited_after_disconnect: true,
+        reason: ExitReason::Requested,
+    }));
+    assert!(
+        spawns(&actions).is_empty() && h.newly_armed().is_empty(),
+        "its successor runs already"
+    );
+    // Many of them, one after the other: never a crash loop.
+    let mut worker = WorkerKey(2);
+    for _ in 0..20 {
+        h.bring_up(worker);
+        let actions = h.message(worker, Message::Stopping);
+        let next = spawns(&actions)[0].0;
+        h.exited(worker, ProcessExit::Code(0));
+        worker = next;
+    }
+    assert!(
+        !h.armed()
+            .iter()
+            .any(|(_, t)| matches!(t, Timer::RestartDue { .. }))
+    );
 }
 
 #[test]

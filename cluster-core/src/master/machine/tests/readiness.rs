@@ -71,6 +71,45 @@ fn a_worker_not_ready_within_the_boot_timeout_is_killed() {
 }
 
 #[test]
+fn workers_that_never_say_ready_fail_the_start_after_three_boot_timeouts_saying_why() {
+    let (mut h, actions) = Harness::bound(waiting_for_readiness(1));
+    let mut worker = spawns(&actions)[0].0;
+    for attempt in 1..=3 {
+        listening_not_ready(&mut h, worker);
+        let (waited, actions) = h.run_until(&Timer::BootDeadline { worker });
+        assert_eq!(waited, Duration::from_secs(60));
+        assert_eq!(kills(&actions), [worker]);
+        let actions = h.exited(worker, ProcessExit::Signal(9));
+        if attempt < 3 {
+            assert!(!actions.iter().any(|a| matches!(a, Action::CloseListeners)));
+            worker = spawns(&h.expire(&Timer::RestartDue { slot: 1 }))[0].0;
+            continue;
+        }
+        assert!(actions.iter().any(|a| matches!(a, Action::CloseListeners)));
+    }
+    let error = finished(h.feed(Input::ListenersClosed))
+        .expect("finished")
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        matches!(
+            error,
+            crate::Error::BootTimeouts {
+                slot: 1,
+                count: 3,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("listens but never said it is ready"),
+        "{text}"
+    );
+    assert!(text.contains("CLUSTER_WAIT_READY"), "{text}");
+}
+
+#[test]
 fn without_waiting_listening_is_ready_and_ready_changes_nothing() {
     let (mut h, workers) = Harness::running(1, Policy::Rr);
     assert_eq!(handoffs(&h.connect().1)[0].0, workers[0]);
