@@ -268,6 +268,44 @@ fn scale_changes_the_worker_count_and_so_do_sigttin_and_sigttou() {
         "the event says so"
     );
 
+    // Refused, and saying so, during a reload (no guess from a timeout): the replacement never
+    // listens, so the reload lasts until its 5 s timeout.
+    drop(cluster);
+    let fault_file = std::env::temp_dir().join(format!("clusterctl-{}-fault", std::process::id()));
+    let _ = std::fs::remove_file(&fault_file);
+    let slow = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+        ("FIXTURE_FAULT_FILE", fault_file.to_str().unwrap()),
+        ("FIXTURE_RELOAD_TIMEOUT_MS", "5000"),
+    ];
+    let (cluster, _address) = ClusterProcess::start(Program::Fixture, &slow);
+    std::fs::write(&fault_file, "slow-start").unwrap();
+    let slow_reload = std::thread::spawn({
+        let path = socket.0.clone();
+        move || clusterctl(&path, &["reload"], None)
+    });
+    assert!(
+        cluster
+            .wait_for_line("event: reload-started", Duration::from_secs(10))
+            .is_some()
+    );
+    let output = clusterctl(&socket.0, &["scale", "3"], None);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stderr).contains("refused: not scaling during a rolling reload"),
+        "{}",
+        text(&output.stderr)
+    );
+    let reloaded = slow_reload.join().unwrap();
+    let _ = std::fs::remove_file(&fault_file);
+    assert_eq!(reloaded.status.code(), Some(1));
+    assert!(
+        text(&reloaded.stderr).contains("error: reload aborted at worker 1"),
+        "{}",
+        text(&reloaded.stderr)
+    );
+
     let output = clusterctl(&socket.0, &["scale", "many"], None);
     assert_eq!(output.status.code(), Some(2));
     assert!(
@@ -289,20 +327,31 @@ fn kill_replaces_one_worker_and_show_tells_its_story() {
 
     let output = clusterctl(&socket.0, &["kill", "2"], None);
     assert!(output.status.success(), "{}", text(&output.stderr));
+    let answer = text(&output.stdout);
+    let old_pid = before[1].1;
+    assert!(
+        answer.contains(&format!("worker 2 replaced: pid {old_pid} -> ")),
+        "{answer}"
+    );
+    let new_pid: u32 = answer.trim().rsplit(' ').next().unwrap().parse().unwrap();
     let after = listed(&socket.0);
     assert_eq!(after[0], before[0], "worker 1 untouched");
-    assert_eq!(after[1].0, 2);
-    assert_ne!(after[1].1, before[1].1, "worker 2 replaced");
+    assert!(after.contains(&(2, new_pid)), "{after:?}");
 
+    // Once the old one has gone, its slot's story: replaced on request, not a crash.
+    assert!(cluster_testkit::wait_all_gone(
+        &[old_pid],
+        Duration::from_secs(10)
+    ));
+    assert!(wait_until(Duration::from_secs(5), || listed(&socket.0)
+        .len()
+        == 2));
     let output = clusterctl(&socket.0, &["show", "2"], None);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let shown = text(&output.stdout);
-    assert!(
-        shown.contains(&format!("pid         {}", after[1].1)),
-        "{shown}"
-    );
-    assert!(shown.contains("restarts    1"), "{shown}");
-    assert!(shown.contains("last exit   unexpected"), "{shown}");
+    assert!(shown.contains(&format!("pid         {new_pid}")), "{shown}");
+    assert!(shown.contains("restarts    0"), "{shown}");
+    assert!(shown.contains("last exit   requested"), "{shown}");
 
     let output = clusterctl(&socket.0, &["show", "9", "--json"], None);
     assert_eq!(output.status.code(), Some(1));
@@ -450,4 +499,156 @@ async fn logs_shows_recent_output_and_follows_new_lines() {
     let _ = follower.kill();
     let _ = follower.wait();
     assert!(followed, "`logs -f` showed {wanted}");
+}
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// How many descriptors process `pid` has open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count())
+}
+
+/// Reads one reply frame, if the master sends one before hanging up.
+fn read_reply(stream: &mut std::os::unix::net::UnixStream) -> Option<serde_json::Value> {
+    use std::io::Read;
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).ok()?;
+    let mut reply = vec![0u8; u32::from_be_bytes(header) as usize];
+    stream.read_exact(&mut reply).ok()?;
+    serde_json::from_slice(&reply).ok()
+}
+
+#[test]
+fn silent_connections_are_bounded_timed_out_and_leave_no_memory_behind() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let socket = SocketPath::new("silent");
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    let master = cluster.pid();
+    let fds_at_rest = open_fds(master);
+    let rss_at_start = rss_kib(master);
+    let mut rss_after = Vec::new();
+    for round in 0..8 {
+        let mut streams: Vec<UnixStream> = (0..500)
+            .map(|_| UnixStream::connect(&socket.0).expect("connect"))
+            .collect();
+        // Past 64 open at once, each is refused with a reply that says so, then hung up on.
+        let mut refused = 0;
+        for stream in &mut streams[64..] {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let reply = read_reply(stream).expect("a refusal");
+            assert_eq!(reply["ok"], false, "{reply}");
+            assert!(
+                reply["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("64 control connections are open"),
+                "{reply}"
+            );
+            refused += 1;
+        }
+        assert_eq!(refused, 436);
+        if round == 0 {
+            // Silent for 10 s: the master hangs up on each of the first 64.
+            let started = Instant::now();
+            for stream in &mut streams[..64] {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                let mut byte = [0u8; 1];
+                assert_eq!(stream.read(&mut byte).expect("hung up, not timed out"), 0);
+            }
+            let waited = started.elapsed();
+            println!("the master hung up on 64 silent connections after {waited:?}");
+            assert!(waited >= Duration::from_secs(9), "{waited:?}");
+        }
+        drop(streams);
+        assert!(
+            wait_until(Duration::from_secs(10), || open_fds(master) <= fds_at_rest),
+            "every control connection closed: {} descriptors, {fds_at_rest} at rest",
+            open_fds(master)
+        );
+        rss_after.push(rss_kib(master));
+    }
+    println!("master RSS: {rss_at_start} KiB at start, after each round {rss_after:?} KiB");
+    let last = *rss_after.last().unwrap();
+    assert!(
+        last <= rss_at_start + 1024,
+        "the master's memory returns to within 1 MiB: {rss_at_start} KiB then {rss_after:?}"
+    );
+    // It still answers.
+    assert_eq!(listed(&socket.0).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_shows_every_live_process_at_one_instant_while_workers_are_replaced_quickly() {
+    use cluster_testkit::{Connections, Load};
+    let socket = SocketPath::new("fast-recycling");
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+        ("CLUSTER_MAX_REQUESTS", "40"),
+        ("CLUSTER_MAX_REQUESTS_JITTER", "0"),
+    ];
+    let (cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    let load = Load::start(address, "/", 4, Connections::PerRequest);
+    let mut listings = Vec::new();
+    for _ in 0..12 {
+        let path = socket.0.clone();
+        let output =
+            tokio::task::spawn_blocking(move || clusterctl(&path, &["ls", "--json"], None))
+                .await
+                .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let rows: Vec<(u64, String)> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                (
+                    row["id"].as_u64().unwrap(),
+                    row["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        listings.push(rows);
+    }
+    let report = load.stop().await;
+    report.assert_all_2xx("fast recycling");
+    let recycled = cluster
+        .stdout_lines()
+        .iter()
+        .filter(|line| line.starts_with("event: recycling"))
+        .count();
+    assert!(
+        recycled >= 2,
+        "workers were replaced meanwhile ({recycled})"
+    );
+    for rows in &listings {
+        assert!(
+            rows.iter().all(|(_, status)| status != "dead"),
+            "a listing shows live processes only: {listings:?}"
+        );
+        for slot in [1, 2] {
+            assert!(
+                rows.iter().any(|(id, _)| *id == slot),
+                "slot {slot} has a process in every listing (a draining one, its successor, or both): {listings:?}"
+            );
+        }
+    }
 }

@@ -46,8 +46,8 @@ pub use cluster_ipc::Policy;
 pub use error::{BoxError, Error};
 pub use exit::Exit;
 pub use master::{
-    ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, Incoming, LogLine, LogStream,
-    MAX_WORKERS, ReadyHook, Request, RestartPolicy, Scale, WorkerHandle,
+    Answer, ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, Incoming, LogLine,
+    LogStream, MAX_WORKERS, PendingAnswer, ReadyHook, Request, RestartPolicy, Scale, WorkerHandle,
 };
 pub use role::{
     AGENT_ID, CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, IPC_FD_ENV, LOG_FILE_ENV,

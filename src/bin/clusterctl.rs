@@ -10,8 +10,9 @@
 //! clusterctl --socket /tmp/app.sock metrics     # the whole cluster's metrics
 //! ```
 //!
-//! Exit status: 0 when the master did what was asked, 1 when it answered that it could not (a
-//! reload aborted, say: the reason is printed), 2 when it could not be reached.
+//! Every command gets the master's answer: done (what it did), refused (why; nothing changed:
+//! a scale during a reload, say), or failed (why: a reload aborted). Exit status: 0 when done,
+//! 1 when refused or failed (the reason is printed), 2 when the master could not be reached.
 
 #![forbid(unsafe_code)]
 
@@ -184,7 +185,10 @@ fn print_reply(reply: &ControlReply, json: bool, detailed: bool) {
         println!("{}|{} | {}", line.id, line.stream, line.line);
     }
     if let Some(error) = &reply.error {
-        eprintln!("error: {error}");
+        match reply.refused {
+            true => eprintln!("refused: {error}"),
+            false => eprintln!("error: {error}"),
+        }
     }
     if let Some(message) = &reply.message {
         println!("{message}");

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::master::command::Answer;
 use crate::master::logs::LogLine;
 
 /// The version of the control protocol this build speaks.
@@ -40,7 +41,8 @@ impl ControlRequest {
 pub enum ControlCommand {
     /// Every live worker, one [`WorkerRow`] each.
     Ls,
-    /// A rolling reload; the reply comes once it has finished or failed.
+    /// A rolling reload; the reply comes once it has finished or failed (refused while the
+    /// cluster starts or stops).
     Reload,
     /// A graceful stop; the reply comes once it has begun.
     Stop,
@@ -63,15 +65,16 @@ pub enum ControlCommand {
         /// The slot.
         id: usize,
     },
-    /// Replaces the worker of slot `id`: it gets SIGTERM, drains and exits, and the master
-    /// starts another in its slot (Gunicorn's `kill -TERM <worker>`); the reply comes once the
-    /// new one listens.
+    /// Replaces the worker of slot `id`: it drains and exits, and the master starts another in
+    /// its slot at once (Gunicorn's `kill -TERM <worker>`), without counting a crash; the
+    /// reply comes once the new one serves (refused when no worker serves the slot, or during
+    /// a reload).
     Kill {
         /// The slot.
         id: usize,
     },
     /// Change the worker count: to `to`, or by `by` (one of the two); the reply comes once
-    /// the new count of workers listens.
+    /// the new count of workers serves (refused during a reload).
     Scale {
         /// The count wanted.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +94,9 @@ pub struct ControlReply {
     pub version: u32,
     /// Whether the command succeeded.
     pub ok: bool,
+    /// It was refused and nothing changed (rather than begun and failed).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub refused: bool,
     /// Why it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -110,6 +116,25 @@ pub struct ControlReply {
 
 fn default_log_lines() -> usize {
     20
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// The master's answer to a command, as a reply: done is `ok` with its message, refused and
+/// failed are errors (refused says so).
+impl From<Answer> for ControlReply {
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::Done(message) => ControlReply::done(message),
+            Answer::Refused(reason) => ControlReply {
+                refused: true,
+                ..ControlReply::failed(reason)
+            },
+            Answer::Failed(reason) => ControlReply::failed(reason),
+        }
+    }
 }
 
 impl ControlReply {
@@ -157,6 +182,7 @@ impl ControlReply {
         Self {
             version: CONTROL_PROTOCOL_VERSION,
             ok,
+            refused: false,
             error: None,
             message: None,
             workers: None,
@@ -189,8 +215,8 @@ pub struct WorkerRow {
     pub cpu_percent: f64,
     /// Resident memory, in bytes.
     pub rss_bytes: u64,
-    /// Why the slot's last worker to exit ended (`unexpected`, `stopped`, `hung`,
-    /// `boot-timeout`, `protocol`), if one has.
+    /// Why the slot's last worker to exit ended (an [`crate::ExitReason`]: `unexpected`,
+    /// `stopped`, `requested`, `hung`, `boot-timeout`, `protocol`, …), if one has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<String>,
 }

@@ -5,10 +5,12 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::protocol::{
@@ -16,10 +18,8 @@ use super::protocol::{
     WorkerRow,
 };
 use crate::Error;
-use crate::master::cluster_event::ClusterEvent;
 use crate::master::command::Scale;
 use crate::master::control::ClusterControl;
-use crate::master::handle::WorkerStatus;
 use crate::master::metrics_view::exposition;
 use crate::proc_stats::{CPU_WINDOW, cpu_percent, cpu_ticks, rss_bytes};
 
@@ -65,28 +65,72 @@ impl ControlSocket {
     }
 }
 
-/// Answers every same-user peer until the master exits (the task is dropped with it).
+/// Control connections open at once, at most; the next is refused with a reply saying so.
+pub(crate) const MAX_CONNECTIONS: usize = 64;
+
+/// How long a control connection may take to send a whole request (after it connects, or
+/// after its last reply) before it is closed.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers every same-user peer until the master exits (the task is dropped with it), at most
+/// [`MAX_CONNECTIONS`] at once.
 async fn serve(listener: UnixListener, control: ClusterControl) {
+    let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let too_many = too_many_frame();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(error) => {
                 // Out of descriptors, most likely: try again in a moment rather than spin.
                 tracing::warn!(%error, "control socket: cannot accept");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
+        let Ok(place) = Arc::clone(&open).try_acquire_owned() else {
+            tracing::warn!("control socket: {MAX_CONNECTIONS} connections are open; refused one");
+            tokio::spawn(refuse_at_once(stream, too_many.clone()));
+            continue;
+        };
         match peer_uid(&stream) {
             Some(uid) if uid == rustix::process::geteuid() => {
-                tokio::spawn(answer(stream, control.clone()));
+                let control = control.clone();
+                tokio::spawn(async move {
+                    answer(stream, control).await;
+                    drop(place);
+                });
             }
             uid => {
                 tracing::warn!(?uid, "control socket: refused a peer of another user");
-                tokio::spawn(refuse(stream));
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(place);
+                });
             }
         }
     }
+}
+
+/// The reply to a peer past [`MAX_CONNECTIONS`], as one frame (encoded once: a flood of
+/// connections costs no allocation each).
+fn too_many_frame() -> bytes::Bytes {
+    let reply = ControlReply {
+        refused: true,
+        ..ControlReply::failed(format!(
+            "refused: {MAX_CONNECTIONS} control connections are open (the most at once); try again when one closes"
+        ))
+    };
+    let json = serde_json::to_vec(&reply).unwrap_or_default();
+    let length = u32::try_from(json.len()).unwrap_or_default().to_be_bytes();
+    [&length[..], &json].concat().into()
+}
+
+/// Tells a peer past [`MAX_CONNECTIONS`] why it is refused, without waiting for its request
+/// (on a Unix socket the reply is not lost when the peer's request arrives unread), then
+/// hangs up.
+async fn refuse_at_once(mut stream: UnixStream, frame: bytes::Bytes) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, stream.write_all(&frame)).await;
 }
 
 impl Drop for ControlSocket {
@@ -118,11 +162,15 @@ fn peer_uid(stream: &UnixStream) -> Option<rustix::process::Uid> {
         .map(|peer| peer.uid)
 }
 
+/// Bytes a connection's read buffer starts with: a request is a few dozen (it grows for a
+/// larger one), so open connections hold little.
+const READ_BUFFER: usize = 256;
+
 fn framed(stream: UnixStream) -> Framed<UnixStream, LengthDelimitedCodec> {
     let codec = LengthDelimitedCodec::builder()
         .max_frame_length(MAX_REQUEST)
         .new_codec();
-    Framed::new(stream, codec)
+    Framed::with_capacity(stream, codec, READ_BUFFER)
 }
 
 /// Sends `reply`, which may be larger than a request may; `false` if the peer is gone.
@@ -143,7 +191,7 @@ async fn send_reply(
 /// does not reset the connection under its answer), then hangs up.
 async fn refuse(stream: UnixStream) {
     let mut framed = framed(stream);
-    let read = tokio::time::timeout(std::time::Duration::from_secs(1), framed.next()).await;
+    let read = tokio::time::timeout(Duration::from_secs(1), framed.next()).await;
     if matches!(read, Ok(Some(Ok(_)))) {
         let reply = ControlReply::failed(format!(
             "refused: this control socket answers only its owner (uid {})",
@@ -191,10 +239,11 @@ async fn follow_logs(
     }
 }
 
-/// Answers one peer's requests, one reply each, until it hangs up.
+/// Answers one peer's requests, one reply each, until it hangs up or sends no whole request
+/// within [`REQUEST_TIMEOUT`].
 async fn answer(stream: UnixStream, control: ClusterControl) {
     let mut framed = framed(stream);
-    while let Some(Ok(frame)) = framed.next().await {
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(REQUEST_TIMEOUT, framed.next()).await {
         let reply = match serde_json::from_slice::<ControlRequest>(&frame) {
             Ok(request) if request.version != CONTROL_PROTOCOL_VERSION => {
                 ControlReply::failed(format!(
@@ -223,10 +272,10 @@ async fn answer(stream: UnixStream, control: ClusterControl) {
 async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply {
     match command {
         ControlCommand::Ls => ControlReply::workers(rows(control, None).await),
-        ControlCommand::Reload => reload(control).await,
+        ControlCommand::Reload => control.reload().await.into(),
         ControlCommand::Scale { to, by } => match (to, by) {
-            (Some(to), None) => scale(control, Scale::To(to)).await,
-            (None, Some(by)) => scale(control, Scale::By(by)).await,
+            (Some(to), None) => control.scale(Scale::To(to)).await.into(),
+            (None, Some(by)) => control.scale(Scale::By(by)).await.into(),
             _ => ControlReply::failed("scale takes one of `to` and `by`"),
         },
         ControlCommand::Logs { id, lines, .. } => {
@@ -239,35 +288,24 @@ async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply 
                 false => ControlReply::workers(rows),
             }
         }
-        ControlCommand::Kill { id } => replace(control, id).await,
+        ControlCommand::Kill { id } => control.restart(id).await.into(),
         ControlCommand::Metrics => ControlReply::metrics(exposition(control)),
-        ControlCommand::Stop => {
-            control.shutdown();
-            ControlReply::done("stopping: the workers drain, then the master exits")
-        }
+        ControlCommand::Stop => control.shutdown().await.into(),
     }
 }
 
-/// Every live worker (of slot `id` only, when given), with its CPU use sampled over
-/// [`CPU_WINDOW`].
+/// Every live worker (of slot `id` only, when given) as they all were at one instant, with
+/// their CPU use sampled over the [`CPU_WINDOW`] that follows (a worker that exits meanwhile
+/// keeps its row, with the CPU it used until then).
 async fn rows(control: &ClusterControl, id: Option<usize>) -> Vec<WorkerRow> {
     let mut workers = control.workers();
     workers.retain(|worker| id.is_none_or(|id| worker.id() == id));
-    let before: Vec<Option<u64>> = workers
+    let mut snapshot: Vec<(WorkerRow, Option<u64>)> = workers
         .iter()
-        .map(|worker| cpu_ticks(worker.pid()))
-        .collect();
-    tokio::time::sleep(CPU_WINDOW).await;
-    workers
-        .iter()
-        .zip(before)
-        .map(|(worker, before)| {
-            let used = cpu_ticks(worker.pid())
-                .zip(before)
-                .map_or(0, |(after, before)| after.saturating_sub(before));
+        .map(|worker| {
             let load = worker.load();
             let history = control.registry().slot(worker.id());
-            WorkerRow {
+            let row = WorkerRow {
                 id: worker.id(),
                 pid: worker.pid(),
                 status: worker.status().name().to_owned(),
@@ -276,123 +314,19 @@ async fn rows(control: &ClusterControl, id: Option<usize>) -> Vec<WorkerRow> {
                 connections: load.connections,
                 inflight: load.in_flight,
                 requests: load.served,
-                cpu_percent: cpu_percent(used),
+                cpu_percent: 0.0,
                 rss_bytes: rss_bytes(worker.pid()),
                 last_exit: history.last_exit.map(|reason| reason.to_string()),
-            }
+            };
+            (row, cpu_ticks(worker.pid()))
         })
-        .collect()
-}
-
-/// How long new workers (of `scale`, of `kill`) may take to listen before the answer says so.
-const LISTEN_WAIT: Duration = Duration::from_secs(30);
-
-/// Whether `condition` holds within [`LISTEN_WAIT`] (looked at every 50 ms).
-async fn within_listen_wait(mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + LISTEN_WAIT;
-    while !condition() {
-        if tokio::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        .collect();
+    tokio::time::sleep(CPU_WINDOW).await;
+    for (row, before) in &mut snapshot {
+        let used = cpu_ticks(row.pid)
+            .zip(*before)
+            .map_or(0, |(after, before)| after.saturating_sub(before));
+        row.cpu_percent = cpu_percent(used);
     }
-    true
-}
-
-/// Changes the worker count and answers once exactly the new count of workers listens (and the
-/// removed ones are draining).
-async fn scale(control: &ClusterControl, scale: Scale) -> ControlReply {
-    let serving = || {
-        control
-            .workers()
-            .iter()
-            .filter(|worker| worker.status() == WorkerStatus::Listening)
-            .count()
-    };
-    let target = scale.target(serving());
-    let mut events = control.events();
-    control.scale(scale);
-    let accepted = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(event) = events.recv().await {
-            if let ClusterEvent::Scaled { from, to } = event {
-                return Some((from, to));
-            }
-        }
-        None
-    });
-    let (from, to) = match accepted.await {
-        Ok(Some(change)) => change,
-        _ if serving() == target => return ControlReply::done(format!("{target} workers already")),
-        _ => {
-            return ControlReply::failed(
-                "not scaled: a reload or a stop is under way (the master's log says which)",
-            );
-        }
-    };
-    if !within_listen_wait(|| serving() == to).await {
-        return ControlReply::failed(format!(
-            "scaled from {from} to {to} workers, but {} listen after {LISTEN_WAIT:?}",
-            serving()
-        ));
-    }
-    ControlReply::done(format!("scaled from {from} to {to} workers"))
-}
-
-/// Sends SIGTERM to the worker serving slot `id` and answers once its successor listens.
-async fn replace(control: &ClusterControl, id: usize) -> ControlReply {
-    let serving = |pid: Option<u32>| {
-        control.workers().into_iter().find(|worker| {
-            worker.id() == id
-                && worker.status() == WorkerStatus::Listening
-                && pid.is_none_or(|pid| worker.pid() != pid)
-        })
-    };
-    let Some(old) = serving(None) else {
-        return ControlReply::failed(format!("no worker {id} is serving"));
-    };
-    if let Err(error) = old.signal(rustix::process::Signal::TERM) {
-        return ControlReply::failed(format!("cannot signal worker {id}: {error}"));
-    }
-    let mut successor = None;
-    if !within_listen_wait(|| {
-        successor = serving(Some(old.pid()));
-        successor.is_some()
-    })
-    .await
-    {
-        return ControlReply::failed(format!(
-            "worker {id} (pid {}) got SIGTERM, but no successor listens after {LISTEN_WAIT:?}",
-            old.pid()
-        ));
-    }
-    let new_pid = successor.map_or(0, |new| new.pid());
-    ControlReply::done(format!(
-        "worker {id} replaced: pid {} -> {new_pid}",
-        old.pid()
-    ))
-}
-
-/// Starts a rolling reload and answers once it has finished or failed.
-async fn reload(control: &ClusterControl) -> ControlReply {
-    let mut events = control.events();
-    control.reload();
-    let mut started = false;
-    while let Some(event) = events.recv().await {
-        match event {
-            ClusterEvent::ReloadStarted => started = true,
-            ClusterEvent::ReloadFinished if started => {
-                return ControlReply::done("reloaded: every worker was replaced");
-            }
-            ClusterEvent::ReloadFailed { id, reason } if started => {
-                return ControlReply::failed(format!(
-                    "reload aborted at worker {id}: {reason}; the old workers keep serving"
-                ));
-            }
-            ClusterEvent::ShutdownStarted => {
-                return ControlReply::failed("the master is stopping; no reload");
-            }
-            _ => {}
-        }
-    }
-    ControlReply::failed("the master stopped before the reload finished")
+    snapshot.into_iter().map(|(row, _)| row).collect()
 }

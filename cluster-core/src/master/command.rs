@@ -1,9 +1,13 @@
-//! What user code asks of the master ([`crate::ClusterControl`], [`crate::WorkerHandle`]), and
-//! the channel that carries it.
+//! What user code asks of the master ([`crate::ClusterControl`], [`crate::WorkerHandle`]), the
+//! channel that carries it, and the [`Answer`] a command gets back.
 
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::ids::WorkerKey;
 use crate::sync::lock;
@@ -54,6 +58,9 @@ pub(crate) enum Command {
     Reload,
     /// A graceful stop (as SIGTERM).
     Shutdown,
+    /// Replace the worker serving this slot: it drains and exits, its successor starts at
+    /// once (`clusterctl kill`).
+    Restart(usize),
     /// Stop routing to this worker, let it finish and exit; it is not replaced.
     Disconnect(WorkerKey),
     /// User code signalled this worker itself: its exit is intended, it is not replaced.
@@ -64,11 +71,74 @@ pub(crate) enum Command {
     Scale(Scale),
 }
 
+/// What became of a command the master answers ([`crate::ClusterControl::reload`],
+/// [`scale`](crate::ClusterControl::scale), [`restart`](crate::ClusterControl::restart),
+/// [`shutdown`](crate::ClusterControl::shutdown), and `clusterctl`'s verbs): each says what it
+/// did or why not, in one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Done; what was done.
+    Done(String),
+    /// Refused, nothing changed; why (a reload is under way, no such worker…).
+    Refused(String),
+    /// Begun, and it failed; why (a reload aborted, the master stopped first…).
+    Failed(String),
+}
+
+impl Answer {
+    /// Whether the command was carried out.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Answer::Done(_))
+    }
+
+    /// What the answer says.
+    pub fn message(&self) -> &str {
+        match self {
+            Answer::Done(message) | Answer::Refused(message) | Answer::Failed(message) => message,
+        }
+    }
+}
+
+/// `done: …`, `refused: …`, `failed: …`.
+impl fmt::Display for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = match self {
+            Answer::Done(_) => "done",
+            Answer::Refused(_) => "refused",
+            Answer::Failed(_) => "failed",
+        };
+        write!(f, "{word}: {}", self.message())
+    }
+}
+
+/// The master's [`Answer`] to a command, once it comes (a reload's when the reload has
+/// finished or failed, a scale's when the new workers serve). The command was sent when this
+/// was made: dropping it changes nothing.
+#[derive(Debug)]
+pub struct PendingAnswer {
+    receiver: oneshot::Receiver<Answer>,
+}
+
+impl Future for PendingAnswer {
+    type Output = Answer;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        Pin::new(&mut self.receiver).poll(cx).map(|answer| {
+            answer.unwrap_or_else(|_| {
+                Answer::Failed("no master answered (it is not running, or it stopped)".into())
+            })
+        })
+    }
+}
+
+/// Where the master sends a command's answer (none for commands nobody waits on).
+pub(crate) type AnswerTo = Option<oneshot::Sender<Answer>>;
+
 /// The command channel: any number of senders, one master that takes the receiver.
 #[derive(Debug)]
 pub(crate) struct CommandBus {
-    sender: mpsc::UnboundedSender<Command>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
+    sender: mpsc::UnboundedSender<(Command, AnswerTo)>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<(Command, AnswerTo)>>>,
 }
 
 impl CommandBus {
@@ -80,18 +150,38 @@ impl CommandBus {
         }
     }
 
-    /// Sends `command`; one sent when no master runs (yet, or any more) is dropped with it.
+    /// Sends `command`, which has no answer; one sent when no master runs (yet, or any more)
+    /// is dropped with it.
     pub(crate) fn send(&self, command: Command) {
-        let _ = self.sender.send(command);
+        let _ = self.sender.send((command, None));
+    }
+
+    /// Sends `command`; its answer comes through the [`PendingAnswer`] (a failure saying so
+    /// when no master runs, yet or any more).
+    pub(crate) fn ask(&self, command: Command) -> PendingAnswer {
+        let (answer, receiver) = oneshot::channel();
+        let _ = self.sender.send((command, Some(answer)));
+        PendingAnswer { receiver }
     }
 
     /// A sender for one worker's handle.
-    pub(crate) fn sender(&self) -> mpsc::UnboundedSender<Command> {
-        self.sender.clone()
+    pub(crate) fn sender(&self) -> CommandSender {
+        CommandSender(self.sender.clone())
     }
 
     /// The master's end; there is one master per cluster, later calls get `None`.
-    pub(crate) fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<Command>> {
+    pub(crate) fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<(Command, AnswerTo)>> {
         lock(&self.receiver).take()
+    }
+}
+
+/// Sends commands nobody waits an answer for (a worker handle's).
+#[derive(Debug, Clone)]
+pub(crate) struct CommandSender(mpsc::UnboundedSender<(Command, AnswerTo)>);
+
+impl CommandSender {
+    /// Sends `command`; one sent when no master runs any more is dropped with it.
+    pub(crate) fn send(&self, command: Command) {
+        let _ = self.0.send((command, None));
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::cluster_event::{ClusterEvent, EventStream};
-use super::command::{Command, CommandBus, Scale, Target};
+use super::command::{Command, CommandBus, PendingAnswer, Scale, Target};
 use super::handle::WorkerHandle;
 use super::inbox::{Inbox, InboxSlot};
 use super::logs::LogBook;
@@ -64,20 +64,39 @@ impl ClusterControl {
     }
 
     /// Starts a rolling reload (as SIGHUP does). A request during a reload is coalesced into
-    /// one more reload after it.
-    pub fn reload(&self) {
-        self.shared.commands.send(Command::Reload);
+    /// one more reload after it. The answer comes once the reload has finished (done) or been
+    /// aborted (failed, saying why); a reload asked before the cluster serves, or once it
+    /// stops, is refused. Awaiting the answer is optional.
+    ///
+    /// ```no_run
+    /// # async fn example(control: cluster_core::ClusterControl) {
+    /// let answer = control.reload().await;
+    /// println!("{answer}"); // done: reloaded 4 workers
+    /// # }
+    /// ```
+    pub fn reload(&self) -> PendingAnswer {
+        self.shared.commands.ask(Command::Reload)
     }
 
-    /// Starts a graceful shutdown (as SIGTERM does).
-    pub fn shutdown(&self) {
-        self.shared.commands.send(Command::Shutdown);
+    /// Starts a graceful shutdown (as SIGTERM does); answered at once (refused when a stop is
+    /// already under way).
+    pub fn shutdown(&self) -> PendingAnswer {
+        self.shared.commands.ask(Command::Shutdown)
     }
 
     /// Changes the worker count: new slots start workers at once, removed slots (the highest)
-    /// drain and are not replaced. Not during a rolling reload or a stop (the log says so).
-    pub fn scale(&self, scale: Scale) {
-        self.shared.commands.send(Command::Scale(scale));
+    /// drain and are not replaced. Answered once the new workers serve; refused during a
+    /// rolling reload or a stop.
+    pub fn scale(&self, scale: Scale) -> PendingAnswer {
+        self.shared.commands.ask(Command::Scale(scale))
+    }
+
+    /// Replaces the worker serving slot `id` (`clusterctl kill`): it drains and exits, and its
+    /// successor starts at once, without counting as a crash (the agent's once it has exited).
+    /// Answered once the successor serves; refused when no worker serves that slot or a
+    /// reload is under way.
+    pub fn restart(&self, id: usize) -> PendingAnswer {
+        self.shared.commands.ask(Command::Restart(id))
     }
 
     /// Every live worker, in slot order (during a reload a slot may have two, oldest first).

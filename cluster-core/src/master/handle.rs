@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
-use tokio::sync::mpsc;
 
 use serde::Serialize;
 
-use super::command::{Command, Target};
+use super::command::{Command, CommandSender, Target};
 use super::ids::WorkerKey;
 use crate::Error;
 
@@ -34,7 +33,7 @@ struct Inner {
     connected: AtomicBool,
     dead: AtomicBool,
     exited_after_disconnect: AtomicBool,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: CommandSender,
     started: Instant,
     /// A [`WorkerStatus`].
     status: AtomicU8,
@@ -89,7 +88,7 @@ impl WorkerHandle {
         id: usize,
         pid: u32,
         pidfd: Option<OwnedFd>,
-        commands: mpsc::UnboundedSender<Command>,
+        commands: CommandSender,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -183,7 +182,7 @@ impl WorkerHandle {
             return Err(Error::Remote(format!("worker {} is dead", self.id())));
         }
         let data = serde_json::to_value(message)?;
-        let _ = self.inner.commands.send(Command::Deliver {
+        self.inner.commands.send(Command::Deliver {
             to: Target::One(self.inner.key),
             data,
         });
@@ -193,8 +192,7 @@ impl WorkerHandle {
     /// Asks the worker to stop taking connections, finish its in-flight requests and exit; it
     /// is killed if it has not exited within the shutdown timeout.
     pub fn disconnect(&self) {
-        let _ = self
-            .inner
+        self.inner
             .commands
             .send(Command::Disconnect(self.inner.key));
     }
@@ -207,7 +205,7 @@ impl WorkerHandle {
         }
         self.set_exited_after_disconnect();
         // Before the signal: the master hears of this before it can hear of the exit.
-        let _ = self.inner.commands.send(Command::Release(self.inner.key));
+        self.inner.commands.send(Command::Release(self.inner.key));
         self.signal(signal)
     }
 

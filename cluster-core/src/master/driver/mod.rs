@@ -26,8 +26,9 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use cluster_ipc::{Message, Outcome, Policy};
+use rustc_hash::FxHashMap;
 use rustix::process::Signal;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 
 use self::conns::HeldConns;
@@ -39,13 +40,13 @@ use self::spawn::{Program, spawn_worker};
 use self::watch::Watch;
 use crate::Error;
 use crate::control_socket::server::ControlSocket;
-use crate::master::command::Command;
+use crate::master::command::{Answer, AnswerTo, Command};
 use crate::master::control::ClusterControl;
 use crate::master::handle::{ReportedLoad, WorkerHandle};
 use crate::master::hooks::{MasterHook, ReadyHook};
 use crate::master::ids::WorkerKey;
 use crate::master::logs::LogStream;
-use crate::master::machine::{Action, Config, Input, Machine, Notice};
+use crate::master::machine::{Action, Config, Input, Machine, Notice, ReplyId};
 use crate::master::metrics_view;
 use crate::metrics_endpoint::MetricsEndpoint;
 
@@ -115,6 +116,8 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         deadline: None,
         conns: HeldConns::default(),
         links: Links::default(),
+        waiting: FxHashMap::default(),
+        next_reply: 0,
         reports_in_a_row: 0,
         on_ready: settings.on_ready,
         control: control.clone(),
@@ -134,7 +137,10 @@ struct Driver {
     /// Given to every task that reports to the driver.
     reports_tx: mpsc::Sender<Report>,
     reports: mpsc::Receiver<Report>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::UnboundedReceiver<(Command, AnswerTo)>,
+    /// Callers waiting for the answer to their command, by the number the machine knows.
+    waiting: FxHashMap<ReplyId, oneshot::Sender<Answer>>,
+    next_reply: u64,
     signals: Signals,
     /// Sleeps until the machine's next deadline (`deadline`), reset when that changes.
     timer: Pin<Box<Sleep>>,
@@ -213,8 +219,8 @@ impl Driver {
     /// known as such before its exit is.
     async fn next_input(&mut self) -> Input {
         if self.reports_in_a_row < REPORTS_IN_A_ROW {
-            if let Ok(command) = self.commands.try_recv() {
-                return Input::Command(command);
+            if let Ok((command, answer_to)) = self.commands.try_recv() {
+                return self.command_input(command, answer_to);
             }
             if let Ok(report) = self.reports.try_recv() {
                 self.reports_in_a_row += 1;
@@ -224,7 +230,9 @@ impl Driver {
         self.reports_in_a_row = 0;
         let report = tokio::select! {
             biased;
-            Some(command) = self.commands.recv() => return Input::Command(command),
+            Some((command, answer_to)) = self.commands.recv() => {
+                return self.command_input(command, answer_to);
+            }
             action = self.signals.next() => return Input::Signal(action),
             () = self.timer.as_mut(), if self.deadline.is_some() => {
                 // Expired: the machine arms what it waits for next.
@@ -234,6 +242,17 @@ impl Driver {
             Some(report) = self.reports.recv() => report,
         };
         self.input_of(report)
+    }
+
+    /// The machine's input for `command`, remembering who waits for its answer.
+    fn command_input(&mut self, command: Command, answer_to: AnswerTo) -> Input {
+        let reply = answer_to.map(|answer_to| {
+            let reply = ReplyId(self.next_reply);
+            self.next_reply = self.next_reply.wrapping_add(1);
+            self.waiting.insert(reply, answer_to);
+            reply
+        });
+        Input::Command { command, reply }
     }
 
     fn input_of(&mut self, report: Report) -> Input {
@@ -369,6 +388,12 @@ impl Driver {
                 let registry = self.control.registry();
                 if let Some(event) = publish::event_for(notice, &mut self.links, registry) {
                     self.control.emit(event);
+                }
+            }
+            Action::Answer { reply, answer } => {
+                if let Some(waiting) = self.waiting.remove(&reply) {
+                    // A caller that stopped waiting is fine.
+                    let _ = waiting.send(answer);
                 }
             }
             Action::PublishCounter { name, value } => {

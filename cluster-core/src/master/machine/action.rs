@@ -6,7 +6,9 @@ use std::time::Duration;
 use cluster_ipc::{ListenKey, Message};
 
 use super::conn::Conn;
+use super::input::ReplyId;
 use crate::Error;
+use crate::master::command::Answer;
 use crate::master::ids::{ConnId, WorkerKey};
 use crate::master::process_exit::ExitReason;
 
@@ -50,6 +52,8 @@ pub(crate) enum Action {
     CloseListeners,
     /// Tell user code (events, the ready hook, the worker registry).
     Notify(Notice),
+    /// Tell the caller waiting on `reply` what became of its command.
+    Answer { reply: ReplyId, answer: Answer },
     /// The cluster-wide counter `name` now has `value` (for [`crate::ClusterControl::counter`]).
     PublishCounter { name: String, value: i64 },
     /// The master is done: return this.

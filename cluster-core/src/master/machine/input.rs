@@ -42,8 +42,11 @@ pub(crate) enum Input {
         worker: WorkerKey,
         exit: ProcessExit,
     },
-    /// User code asked for something.
-    Command(Command),
+    /// User code asked for something; answered with `Action::Answer` to `reply`, when given.
+    Command {
+        command: Command,
+        reply: Option<ReplyId>,
+    },
     /// A signal arrived.
     Signal(SignalAction),
     /// The time [`Machine::poll_timeout`](super::Machine::poll_timeout) named has come: every
@@ -53,6 +56,10 @@ pub(crate) enum Input {
     /// connection accepted before has been reported.
     ListenersClosed,
 }
+
+/// Where the answer to one command goes (the driver's number for its waiting caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ReplyId(pub(crate) u64);
 
 /// What a received signal asks of the master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,11 +4,12 @@
 use cluster_ipc::{IpcError, PROTOCOL_VERSION};
 
 use super::action::Notice;
-use super::input::Timer;
+use super::input::{ReplyId, Timer};
 use super::restart::{MAX_BOOT_TIMEOUTS, Restart};
-use super::state::Machine;
+use super::state::{Machine, Phase};
 use super::workers::{Origin, WorkerState};
 use crate::Error;
+use crate::master::command::Answer;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::{ExitReason, ProcessExit};
 
@@ -78,22 +79,49 @@ impl Machine {
         }
     }
 
-    /// The worker drains of its own accord (it received SIGTERM: `clusterctl kill`, or sent by
-    /// hand): it gets nothing more, and its successor starts at once (the agent's once it has
-    /// exited: there is never two). Not a crash, and not counted as a restart.
+    /// The worker drains of its own accord (it received SIGTERM, sent by hand): it is
+    /// replaced as `clusterctl kill` replaces it. One whose stop was asked for already (the
+    /// master's `disconnect`, or user code through its handle) is left as it was asked.
     pub(super) fn on_stopping(&mut self, key: WorkerKey) {
-        let stopping = self.is_stopping();
+        let asked = self.workers.get(&key).is_none_or(|w| w.exit_is_intended());
+        if self.is_stopping() || asked {
+            return;
+        }
+        tracing::info!("worker is stopping on its own (SIGTERM); starting its successor");
+        self.stop_from_outside(key);
+    }
+
+    /// `clusterctl kill`: the worker serving `slot` is replaced; answered once its successor
+    /// serves. Refused when none serves it, or while a reload (or a recycling) runs.
+    pub(super) fn restart_slot(&mut self, slot: usize, reply: Option<ReplyId>) {
+        let old = self.serving_worker(slot);
+        let refusal = if self.phase != Phase::Running {
+            Some("the cluster is not running (it is starting or stopping)".to_owned())
+        } else if self.reload.is_running() {
+            Some("a rolling reload (or a recycling) is under way; kill again after it".into())
+        } else if old.is_none() {
+            Some(format!("no worker {slot} is serving"))
+        } else {
+            None
+        };
+        let (Some(old), None) = (old, refusal.clone()) else {
+            let refusal = refusal.unwrap_or_default();
+            return self.answer(reply, Answer::Refused(refusal));
+        };
+        let old_pid = self.workers.get(&old).map_or(0, |worker| worker.pid());
+        tracing::info!(slot, pid = old_pid, "replacing worker on request");
+        self.stop_from_outside(old);
+        self.await_restart(reply, slot, old, old_pid);
+    }
+
+    /// A stop asked from outside the master: the worker gets nothing more and drains (it is
+    /// told, in case it does not know yet), and its successor starts at once (the agent's
+    /// once it has exited: there is never two). Its exit says `requested`; not a crash, and
+    /// not counted as a restart.
+    fn stop_from_outside(&mut self, key: WorkerKey) {
         let Some(worker) = self.workers.get_mut(&key) else {
             return;
         };
-        if worker.disconnecting || stopping {
-            return;
-        }
-        tracing::info!(
-            slot = worker.slot,
-            pid = worker.pid(),
-            "worker is stopping on its own (SIGTERM); starting its successor"
-        );
         worker.stopped_for = Some(ExitReason::Requested);
         let (slot, agent) = (worker.slot, worker.is_agent());
         self.retire(key);

@@ -23,6 +23,7 @@
 mod action;
 mod agent;
 pub(super) mod agent_requests;
+mod answers;
 mod binding;
 mod config;
 mod conn;
@@ -55,11 +56,11 @@ use cluster_ipc::Message;
 pub(crate) use self::action::{Action, Notice};
 pub(crate) use self::config::{Config, Recycle};
 pub(crate) use self::conn::Conn;
-pub(crate) use self::input::{Input, SignalAction, Timer};
+pub(crate) use self::input::{Input, ReplyId, SignalAction, Timer};
 pub use self::restart::RestartPolicy;
 pub(crate) use self::state::Machine;
 use crate::Error;
-use crate::master::command::Command;
+use crate::master::command::{Answer, Command};
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ProcessExit;
 
@@ -80,15 +81,15 @@ impl Machine {
             Input::Message { worker, message } => self.on_message(worker, message),
             Input::ChannelClosed { worker, error } => self.on_channel_closed(worker, error),
             Input::Exited { worker, exit } => self.on_exit(worker, exit),
-            Input::Command(command) => self.on_command(command),
+            Input::Command { command, reply } => self.on_command(command, reply),
             Input::Signal(SignalAction::Stop(name)) => self.on_stop_signal(name),
             Input::Signal(SignalAction::Reload(name)) => {
                 tracing::info!("received {name}; reloading workers");
-                self.request_reload();
+                self.request_reload(None);
             }
             Input::Signal(SignalAction::Scale(name, scale)) => {
                 tracing::info!("received {name}; scaling workers");
-                self.scale(scale);
+                self.scale(scale, None);
             }
             Input::Timeout => {
                 for timer in self.timers.take_due(now) {
@@ -100,6 +101,7 @@ impl Machine {
         if self.stop.fatal.is_some() {
             self.begin_stop();
         }
+        self.settle_answers();
         self.take_actions()
     }
 
@@ -181,17 +183,25 @@ impl Machine {
         self.finish_if_stopped();
     }
 
-    fn on_command(&mut self, command: Command) {
+    fn on_command(&mut self, command: Command, reply: Option<ReplyId>) {
         match command {
-            Command::Reload => self.request_reload(),
+            Command::Reload => self.request_reload(reply),
             Command::Shutdown => {
+                let answer = match self.is_stopping() {
+                    true => Answer::Refused("the master is stopping already".into()),
+                    false => {
+                        Answer::Done("stopping: the workers drain, then the master exits".into())
+                    }
+                };
+                self.answer(reply, answer);
                 tracing::info!("shutdown requested; stopping gracefully");
                 self.begin_stop();
             }
+            Command::Restart(slot) => self.restart_slot(slot, reply),
             Command::Disconnect(key) => self.retire(key),
             Command::Release(key) => self.on_release(key),
             Command::Deliver { to, data } => self.on_master_message(to, data),
-            Command::Scale(scale) => self.scale(scale),
+            Command::Scale(scale) => self.scale(scale, reply),
         }
     }
 

@@ -3,18 +3,21 @@
 //! listening in time aborts the reload and the old workers keep serving.
 
 use super::action::Notice;
-use super::input::Timer;
+use super::input::{ReplyId, Timer};
 use super::reload::Step;
 use super::state::{Machine, Phase};
 use super::workers::Origin;
+use crate::master::command::Answer;
 use crate::master::ids::WorkerKey;
 use crate::role::AGENT_ID;
 
 impl Machine {
-    /// Starts a reload, or notes one more after the one running.
-    pub(super) fn request_reload(&mut self) {
+    /// Starts a reload, or notes one more after the one running; `reply` is answered when the
+    /// reload it joins has finished or failed.
+    pub(super) fn request_reload(&mut self, reply: Option<ReplyId>) {
         if self.phase != Phase::Running {
-            return;
+            let refusal = "no reload: the cluster is not running (it is starting or stopping)";
+            return self.answer(reply, Answer::Refused(refusal.into()));
         }
         let agent = self.config.agent.then_some(AGENT_ID);
         if !self
@@ -22,8 +25,12 @@ impl Machine {
             .begin(agent.into_iter().chain(1..=self.config.worker_count))
         {
             tracing::info!("a reload is running; another will follow it");
+            self.answers.next_reload.extend(reply);
             return;
         }
+        let asked_during_the_last = std::mem::take(&mut self.answers.next_reload);
+        self.answers.reload.extend(asked_during_the_last);
+        self.answers.reload.extend(reply);
         tracing::info!("rolling reload started");
         self.notify(Notice::ReloadStarted);
         self.advance_reload();
@@ -59,9 +66,12 @@ impl Machine {
             if !recycling {
                 tracing::info!("rolling reload finished");
                 self.notify(Notice::ReloadFinished);
+                let replaced = self.workers.values().filter(|w| !w.disconnecting).count();
+                let done = format!("reloaded: every worker was replaced ({replaced} now serve)");
+                self.answer_reloads(&Answer::Done(done));
             }
             if again {
-                self.request_reload();
+                self.request_reload(None);
             }
         }
     }
@@ -155,13 +165,21 @@ impl Machine {
                 "recycling aborted: {reason}; the old worker keeps serving"
             );
             if again {
-                self.request_reload();
+                self.request_reload(None);
             }
         } else {
             tracing::error!(
                 slot,
                 "reload aborted: {reason}; the old workers keep serving"
             );
+            let failed =
+                format!("reload aborted at worker {slot}: {reason}; the old workers keep serving");
+            self.answer_reloads(&Answer::Failed(failed.clone()));
+            // The reload asked for during this one does not run either.
+            for reply in std::mem::take(&mut self.answers.next_reload) {
+                let answer = format!("not reloaded: the reload before it failed ({failed})");
+                self.answer(Some(reply), Answer::Failed(answer));
+            }
             self.notify(Notice::ReloadFailed { slot, reason });
         }
     }

@@ -2,29 +2,30 @@
 //! workers at once; removed slots, always the highest, drain and are not replaced.
 
 use super::action::Notice;
+use super::input::ReplyId;
 use super::state::{Machine, Phase};
 use super::workers::Origin;
-use crate::master::command::Scale;
+use crate::master::command::{Answer, Scale};
 
 impl Machine {
     /// Changes the worker count, unless the cluster is not running or a reload is under way
-    /// (then it says so and changes nothing).
-    pub(super) fn scale(&mut self, scale: Scale) {
-        if self.phase != Phase::Running {
-            tracing::warn!(?scale, "not scaling: the cluster is not running");
-            return;
-        }
-        if self.reload.is_running() {
-            tracing::warn!(
-                ?scale,
-                "not scaling during a rolling reload; scale again after it"
-            );
-            return;
+    /// (then it says so and changes nothing); answered once the new count serves.
+    pub(super) fn scale(&mut self, scale: Scale, reply: Option<ReplyId>) {
+        let refusal = if self.phase != Phase::Running {
+            Some("not scaling: the cluster is not running (it is starting or stopping)")
+        } else if self.reload.is_running() {
+            Some("not scaling during a rolling reload (or a recycling); scale again after it")
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            tracing::warn!(?scale, "{refusal}");
+            return self.answer(reply, Answer::Refused(refusal.into()));
         }
         let from = self.config.worker_count;
         let to = scale.target(from);
         if to == from {
-            return;
+            return self.answer(reply, Answer::Done(format!("{to} workers already")));
         }
         tracing::info!(from, to, "scaling workers");
         self.config.worker_count = to;
@@ -37,6 +38,7 @@ impl Machine {
             }
         }
         self.notify(Notice::Scaled { from, to });
+        self.await_scale(reply, from, to);
     }
 
     /// Whether `slot` is one of the cluster's slots now (a removed one gets no successor).

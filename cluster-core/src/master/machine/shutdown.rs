@@ -40,6 +40,7 @@ impl Machine {
         }
         self.phase = Phase::Closing;
         self.reload = Reload::default();
+        self.fail_answers("the master is stopping");
         self.notify(Notice::ShutdownStarted);
         self.push(Action::CloseListeners);
     }

@@ -7,6 +7,7 @@ use cluster_ipc::Message;
 
 use super::action::{Action, Notice};
 use super::agent_requests::AgentRequests;
+use super::answers::Answers;
 use super::config::Config;
 use super::conn::Conn;
 use super::counters::Counters;
@@ -71,6 +72,8 @@ pub(crate) struct Machine {
     pub(super) workers_started: bool,
     /// Workers' requests the agent has not answered.
     pub(super) agent_requests: AgentRequests,
+    /// Commands waiting for their answer.
+    pub(super) answers: Answers,
     /// No worker is recycled before this (a recycling failed).
     pub(super) recycle_paused_until: Option<Instant>,
     /// The time of the input being handled.
@@ -101,6 +104,7 @@ impl Machine {
             recycle_paused_until: None,
             workers_started: false,
             agent_requests: AgentRequests::default(),
+            answers: Answers::default(),
             now,
             timers: Timers::default(),
             rng: Rng::new(seed),

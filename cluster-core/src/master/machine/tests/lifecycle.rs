@@ -162,7 +162,7 @@ fn a_crash_loop_stops_the_cluster_with_an_error_naming_the_slot_and_the_exit() {
 #[test]
 fn a_disconnected_worker_is_not_replaced_and_is_killed_if_it_outlives_the_timeout() {
     let (mut h, w) = Harness::running(2, Policy::Rr);
-    let actions = h.feed(Input::Command(Command::Disconnect(w[0])));
+    let actions = h.command(Command::Disconnect(w[0]));
     assert_eq!(sent(&actions), [(w[0], &Message::Disconnect)]);
     assert!(notices(&actions).contains(&&Notice::Disconnect(w[0])));
     assert_eq!(
@@ -195,7 +195,10 @@ fn a_disconnected_worker_is_not_replaced_and_is_killed_if_it_outlives_the_timeou
 #[test]
 fn a_worker_user_code_signalled_is_not_replaced() {
     let (mut h, w) = Harness::running(2, Policy::Rr);
-    h.feed(Input::Command(Command::Release(w[1])));
+    h.command(Command::Release(w[1]));
+    // It drains on the SIGTERM user code sent: not a stop from outside to replace.
+    let actions = h.message(w[1], Message::Stopping);
+    assert!(spawns(&actions).is_empty(), "{actions:?}");
     let actions = h.exited(w[1], ProcessExit::Signal(15));
     assert!(h.newly_armed().is_empty() && spawns(&actions).is_empty());
 }
@@ -203,7 +206,7 @@ fn a_worker_user_code_signalled_is_not_replaced() {
 #[test]
 fn a_worker_of_another_protocol_version_is_killed_and_the_reload_it_aborts_says_why() {
     let (mut h, old) = Harness::running(1, Policy::Rr);
-    let actions = h.feed(Input::Command(Command::Reload));
+    let actions = h.command(Command::Reload);
     let new = spawns(&actions)[0].0;
     h.spawned(new);
     let online = Message::Online {

@@ -18,7 +18,7 @@ fn reply_outcome(actions: &[Action], to: WorkerKey) -> Option<&Outcome> {
 #[test]
 fn a_broadcast_reaches_every_live_worker_but_not_a_stopping_one() {
     let (mut h, w) = Harness::running(3, Policy::Rr);
-    h.feed(Input::Command(Command::Disconnect(w[2])));
+    h.command(Command::Disconnect(w[2]));
     let user = Message::User {
         to: Route::All,
         data: json!("hi"),
@@ -70,7 +70,7 @@ fn master_code_reaches_one_worker_or_all() {
         to: Target::One(w[1]),
         data: json!("you"),
     };
-    let actions = h.feed(Input::Command(one));
+    let actions = h.command(one);
     let expected = Message::Deliver {
         from: Peer::Master,
         data: json!("you"),
@@ -80,7 +80,7 @@ fn master_code_reaches_one_worker_or_all() {
         to: Target::All,
         data: json!("all"),
     };
-    assert_eq!(delivered(&h.feed(Input::Command(all))).len(), 2);
+    assert_eq!(delivered(&h.command(all)).len(), 2);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! and what it answers checked action by action. No process, socket or task is involved.
 
 mod agent;
+mod answers;
 mod connections;
 mod lifecycle;
 mod liveness;
@@ -19,7 +20,8 @@ use std::time::{Duration, Instant};
 use cluster_ipc::{ListenKey, Message, PROTOCOL_VERSION, Policy};
 
 use super::restart::RestartPolicy;
-use super::{Action, Config, Conn, Input, Machine, Notice, Recycle, Timer};
+use super::{Action, Config, Conn, Input, Machine, Notice, Recycle, ReplyId, Timer};
+use crate::master::command::{Answer, Command};
 
 /// The seed of every test machine's randomness: the same jitter on every run.
 const SEED: u64 = 7;
@@ -66,6 +68,7 @@ struct Harness {
     now: Instant,
     next_pid: u32,
     next_conn: u64,
+    next_reply: u64,
     /// Joined and not silenced nor exited: they beat before every deadline.
     beating: BTreeSet<WorkerKey>,
     /// What the last input armed, with how long until each is due.
@@ -80,6 +83,7 @@ impl Harness {
             now,
             next_pid: 1000,
             next_conn: 0,
+            next_reply: 0,
             beating: BTreeSet::new(),
             armed_by_last: Vec::new(),
         }
@@ -246,6 +250,25 @@ impl Harness {
         self.message(worker, refusal)
     }
 
+    /// A command from user code that nobody waits the answer of.
+    fn command(&mut self, command: Command) -> Vec<Action> {
+        self.feed(Input::Command {
+            command,
+            reply: None,
+        })
+    }
+
+    /// A command from user code whose caller waits for the answer (to the returned number).
+    fn ask(&mut self, command: Command) -> (ReplyId, Vec<Action>) {
+        self.next_reply += 1;
+        let reply = ReplyId(self.next_reply);
+        let actions = self.feed(Input::Command {
+            command,
+            reply: Some(reply),
+        });
+        (reply, actions)
+    }
+
     fn exited(&mut self, worker: WorkerKey, exit: ProcessExit) -> Vec<Action> {
         self.beating.remove(&worker);
         self.feed(Input::Exited { worker, exit })
@@ -308,6 +331,11 @@ fn sent(actions: &[Action]) -> Vec<(WorkerKey, &Message)> {
 /// (worker, message) of every user message queued.
 fn delivered(actions: &[Action]) -> Vec<(WorkerKey, &Message)> {
     picked!(actions, Action::Deliver { worker, message, .. } => (*worker, message))
+}
+
+/// The answers given, to whom.
+fn answers(actions: &[Action]) -> Vec<(ReplyId, &Answer)> {
+    picked!(actions, Action::Answer { reply, answer } => (*reply, answer))
 }
 
 /// The result the machine finished with, if it did.

@@ -129,7 +129,7 @@ fn a_reload_asked_for_during_a_reload_runs_once_after_it() {
         spawns(&reload(&mut h)).is_empty(),
         "not a second one at once"
     );
-    assert!(spawns(&h.feed(Input::Command(Command::Reload))).is_empty());
+    assert!(spawns(&h.command(Command::Reload)).is_empty());
     h.spawned(first);
     let actions = h.listening(first);
     let started_again: Vec<&Notice> = notices(&actions)

@@ -7,7 +7,7 @@ use crate::master::command::{Command, MAX_WORKERS, Scale};
 use crate::master::machine::SignalAction;
 
 fn scale(h: &mut Harness, scale: Scale) -> Vec<Action> {
-    h.feed(Input::Command(Command::Scale(scale)))
+    h.command(Command::Scale(scale))
 }
 
 #[test]
