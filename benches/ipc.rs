@@ -7,7 +7,9 @@
 //!    each round ending when every worker reports it received the round's last message.
 //!
 //! Prints messages per second for each, as a Markdown table. `CLUSTER_WORKERS` (default 2),
-//! `IPC_MESSAGES` (default 200000).
+//! `IPC_MESSAGES` (default 200000). Under `cargo test` (no `--bench` argument) it runs with
+//! 2000 messages and fails if the run takes over a minute: the master checks it counted every
+//! message, so a lost one hangs it and fails the tests loudly.
 
 use std::time::{Duration, Instant};
 
@@ -15,11 +17,20 @@ use cluster::{Cluster, ClusterControl, Exit, Incoming, WorkerInfo, ipc};
 
 const ROUND: u64 = 500;
 
+/// How long a run may take under `cargo test`.
+const TEST_LIMIT: Duration = Duration::from_secs(60);
+
+/// Whether `cargo bench` runs this (else `cargo test` does).
+fn benchmarking() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
 fn messages_per_run() -> u64 {
+    let default = if benchmarking() { 200_000 } else { 2_000 };
     std::env::var("IPC_MESSAGES")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(200_000)
+        .unwrap_or(default)
 }
 
 async fn measure_in_master(control: ClusterControl, workers: u64) {
@@ -91,6 +102,15 @@ async fn main() -> Exit {
     let control = cluster.control();
     if WorkerInfo::current().is_none() {
         tokio::spawn(measure_in_master(control, workers));
+        if !benchmarking() {
+            tokio::spawn(async {
+                tokio::time::sleep(TEST_LIMIT).await;
+                eprintln!(
+                    "error: the IPC run did not finish within {TEST_LIMIT:?}: messages were lost"
+                );
+                std::process::exit(1);
+            });
+        }
     }
     cluster
         .run(|worker| async move {

@@ -122,3 +122,72 @@ fn a_log_file_that_cannot_be_opened_stops_the_master_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_last_lines_of_a_worker_that_fails_at_start_arrive_whole_every_time() {
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("FIXTURE_FAULT", "fail-after-join"),
+    ];
+    let mut cluster = ClusterProcess::spawn(Program::Fixture, &env);
+    let status = cluster
+        .wait_exit(Duration::from_secs(30))
+        .expect("the crash loop stops the master");
+    assert_eq!(status.code(), Some(1));
+    let lines = cluster.stdout_lines();
+    let deaths: Vec<u32> = lines
+        .iter()
+        .filter(|line| line.starts_with("event: exit "))
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix("pid="))?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(deaths.len() >= 4, "{lines:#?}");
+    for pid in &deaths {
+        let whole = format!("fixture: last words of pid {pid} {} end", "x".repeat(300));
+        assert!(
+            lines.iter().any(|line| line.ends_with(&whole)),
+            "the last words of {pid} arrived whole: {lines:#?}"
+        );
+    }
+    let stderr = cluster.stderr();
+    assert!(
+        stderr.contains("failing after joining, on purpose"),
+        "the crash-loop error quotes the last lines: {stderr}"
+    );
+    println!("{} deaths, the last words of each whole", deaths.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigtermed_workers_last_line_reaches_the_master_and_the_error_log() {
+    let dir = std::env::temp_dir().join(format!("cluster-last-words-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let err_log = dir.join("err.log");
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_ERROR_LOG_FILE", err_log.to_str().unwrap()),
+    ];
+    let (cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    for _ in 0..4 {
+        let pid = *cluster.worker_pids().first().expect("a worker");
+        signal_pid(pid, Signal::TERM);
+        assert!(wait_all_gone(&[pid], Duration::from_secs(10)));
+        assert!(wait_until(Duration::from_secs(10), || cluster
+            .worker_pids()
+            .len()
+            == 1));
+    }
+    let drains = |text: &str| text.matches("received SIGTERM; draining").count();
+    assert!(
+        wait_until(Duration::from_secs(5), || drains(&cluster.stderr()) >= 4),
+        "4 of 4 drains said so on the master's stderr: {}",
+        cluster.stderr()
+    );
+    let logged = std::fs::read_to_string(&err_log).unwrap_or_default();
+    assert_eq!(drains(&logged), 4, "and in the error log: {logged}");
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -117,9 +117,16 @@ pub enum Error {
         /// The kind received.
         kind: &'static str,
     },
-    /// The IPC send queue is full; the message was not sent.
+    /// The IPC send queue is full, or this worker has sent as far ahead of the master's inbox
+    /// as it may; the message was not sent.
     #[error("the IPC send queue is full; retry later or use an awaiting variant")]
     Backpressure,
+    /// Nobody reads the master's inbox (master code has not taken it, or dropped it); the
+    /// message or request was not sent.
+    #[error(
+        "nobody reads the master's inbox (take it with ClusterControl::inbox in Cluster::on_master); not sent"
+    )]
+    InboxUnread,
     /// No answer came in time.
     #[error("no answer to `{what}` within {after:?}")]
     Timeout {

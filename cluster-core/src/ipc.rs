@@ -2,11 +2,14 @@
 //! `process.on('message')`, plus what Node lacks: request/reply and shared counters).
 //!
 //! Messages are any `Serialize` value (a plain `&str` works as in Node) and arrive as JSON
-//! values. Messages from one sender keep their order. Sending never drops a message silently:
-//! a full send queue, or a master whose inbox is full (it throttles the workers sending to it),
-//! is [`Error::Backpressure`] for [`send`] and [`broadcast`] (which never wait, as in Node)
-//! while [`send_wait`], [`broadcast_wait`] and [`request`] wait for room; an oversize message
-//! is [`cluster_ipc::IpcError::FrameTooLarge`], an unknown or dead target is an error.
+//! values. Messages from one sender keep their order. Sending never drops a message silently.
+//! A worker may send [`cluster_ipc::INBOX_WINDOW`] messages and requests ahead of the master's
+//! inbox reader (credit the master gives back as it takes them): past that, or with a full
+//! send queue, [`send`] and [`broadcast`] (which never wait, as in Node) say
+//! [`Error::Backpressure`] while [`send_wait`], [`broadcast_wait`] and [`request`] wait. An
+//! inbox nobody reads is [`Error::InboxUnread`], an oversize message
+//! [`cluster_ipc::IpcError::FrameTooLarge`], an unknown or dead target an error; once the
+//! master is gone every call fails at once with [`Error::MasterGone`].
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), cluster_core::Error> {
@@ -67,11 +70,13 @@ pub fn broadcast(message: impl Serialize) -> Result<(), Error> {
     link()?.try_send(&user(Route::All, message, None)?)
 }
 
-/// [`send`], waiting for room in the send queue instead of failing when it is full.
+/// [`send`], waiting for credit and for room in the send queue instead of failing: a worker
+/// sends at most [`cluster_ipc::INBOX_WINDOW`] messages ahead of the master's inbox reader,
+/// so every message it sends is taken.
 pub async fn send_wait(message: impl Serialize) -> Result<(), Error> {
     let link = link()?;
     let message = user(Route::Master, message, None)?;
-    link.inbox_room().await;
+    link.inbox_credit().await?;
     link.send(&message).await
 }
 
@@ -107,12 +112,12 @@ pub async fn request_timeout<T: DeserializeOwned>(
     let data = serde_json::to_value(message)?;
     let link = link()?;
     let started = tokio::time::Instant::now();
-    tokio::time::timeout(timeout, link.inbox_room())
+    tokio::time::timeout(timeout, link.inbox_credit())
         .await
         .map_err(|_| Error::Timeout {
             what: "request",
             after: timeout,
-        })?;
+        })??;
     let left = timeout.saturating_sub(started.elapsed());
     ask(|seq| Message::Request { seq, data }, left)
         .await

@@ -43,6 +43,7 @@ pub use channel::{Channel, Received, Receiver, Sender, TrySendError};
 pub use codec::{DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec};
 pub use error::IpcError;
 pub use protocol::{
-    CounterOp, HEARTBEAT_PERIOD, ListenKey, Message, Outcome, PROTOCOL_VERSION, Peer, Policy, Route,
+    CounterOp, HEARTBEAT_PERIOD, INBOX_WINDOW, ListenKey, Message, Outcome, PROTOCOL_VERSION, Peer,
+    Policy, Route,
 };
 pub use socket::MAX_FDS_PER_SEND;

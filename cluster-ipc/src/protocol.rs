@@ -15,6 +15,13 @@ pub use crate::listen_key::{ListenKey, Policy};
 /// off in two or three steps).
 pub const HEARTBEAT_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Messages and requests for the master's inbox a worker may have sent and not yet had
+/// accounted for by an [`Message::InboxCredit`]. A worker starts with this much credit, spends
+/// one per message or request for the inbox (it waits, or hears it is busy, when it has none)
+/// and gets it back as the master takes them out of the inbox; so the master never holds more
+/// than this many of one worker's, and refuses nothing a worker sends within its credit.
+pub const INBOX_WINDOW: u32 = 1024;
+
 /// The protocol version a worker announces in [`Message::Online`]; a master refuses workers of
 /// another version with a clear error rather than misreading their frames. Version 2: a
 /// `sendmsg` carries the descriptors of one frame at most, and a refused handoff says whether
@@ -203,11 +210,21 @@ pub enum Message {
         #[serde(default)]
         rss: u64,
     },
-    /// Master → worker: the master's inbox is full (`paused`) or has room again. A paused
-    /// worker sends no message or request for the inbox until it is resumed.
-    Throttle {
-        /// Whether to hold messages for the inbox back.
-        paused: bool,
+    /// Master → worker: `granted` of this worker's messages and requests for the inbox have
+    /// left it (master code took them, or the master refused them: `refused` of them): that much
+    /// credit again (see [`INBOX_WINDOW`]). Sent in batches, at once when the worker's lane of
+    /// the inbox empties, and with `granted: 0` whenever `open` changes (when the worker joins,
+    /// too).
+    InboxCredit {
+        /// Credit given back.
+        granted: u32,
+        /// Whether master code reads the inbox; while it does not, messages for it are refused,
+        /// and the worker fails them at once.
+        open: bool,
+        /// Of `granted`, how many messages were refused rather than taken (lost: the worker
+        /// says so).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        refused: u32,
     },
     /// Master → worker: the new value of a counter this worker subscribed to.
     CounterValue {
@@ -246,6 +263,10 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
 impl Message {
     /// Every `kind` tag this version knows, to tell an unknown kind from a bad message.
     pub const KINDS: &'static [&'static str] = &[
@@ -265,7 +286,7 @@ impl Message {
         "counter",
         "counterValue",
         "heartbeat",
-        "throttle",
+        "inboxCredit",
         "ready",
         "agentRequest",
         "agentAsk",
@@ -309,7 +330,7 @@ impl Message {
             Message::Counter { .. } => "counter",
             Message::CounterValue { .. } => "counterValue",
             Message::Heartbeat { .. } => "heartbeat",
-            Message::Throttle { .. } => "throttle",
+            Message::InboxCredit { .. } => "inboxCredit",
             Message::AgentRequest { .. } => "agentRequest",
             Message::AgentAsk { .. } => "agentAsk",
             Message::AgentAnswer { .. } => "agentAnswer",

@@ -44,7 +44,7 @@ struct Shared {
     commands: CommandBus,
     events: broadcast::Sender<ClusterEvent>,
     registry: Registry,
-    inbox: InboxSlot,
+    inbox: Arc<InboxSlot>,
     logs: LogBook,
     metrics: MetricsBook,
 }
@@ -56,7 +56,7 @@ impl ClusterControl {
                 commands: CommandBus::new(),
                 events: broadcast::Sender::new(EVENT_CAPACITY),
                 registry: Registry::default(),
-                inbox: InboxSlot::new(),
+                inbox: Arc::new(InboxSlot::new()),
                 logs: LogBook::default(),
                 metrics: MetricsBook::default(),
             }),
@@ -110,9 +110,12 @@ impl ClusterControl {
     }
 
     /// The messages and requests workers send to the master (`ipc::send`, `ipc::request`).
-    /// There is one inbox: a second call is [`Error::AlreadyTaken`]. Until it is taken,
-    /// messages are discarded and requests fail; once taken, a full inbox (4096) makes the
-    /// sending workers wait, so nothing is lost.
+    /// There is one inbox: a second call is [`Error::AlreadyTaken`]. Until it is taken (and
+    /// once it is dropped), workers' sends fail saying nobody reads it, and requests fail;
+    /// while it is read, a worker sends at most 1024 messages and requests ahead of the
+    /// reader, then waits (`ipc::send_wait`) or hears it is busy (`ipc::send`), so nothing is
+    /// lost. Requests come before messages, and the workers' in turn, so one worker's flood
+    /// never holds up another's request.
     pub fn inbox(&self) -> Result<Inbox, Error> {
         self.shared.inbox.take()
     }

@@ -1,19 +1,22 @@
-//! The master's inbox: user messages and requests from workers, for master-side code.
+//! The master's inbox: user messages and requests from workers, for master-side code. Each
+//! worker has a lane of it ([`FairQueue`]), bounded by the credit the worker was given: the
+//! inbox's reader takes requests first and one worker's after another's, and each one taken
+//! gives its worker credit back (`inboxCredit`). So a slow reader makes the senders wait
+//! before they send, a flood slows only the flooder, and nothing within a worker's credit is
+//! ever refused.
 
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use cluster_ipc::{Message, Outcome, Sender, TrySendError};
+use cluster_ipc::{INBOX_WINDOW, Message, Outcome, Sender, TrySendError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
+use super::fair_queue::{FairQueue, Kind, Refusal, Taken};
+use super::ids::WorkerKey;
 use crate::Error;
 use crate::sync::lock;
-
-/// Messages and requests waiting in the master's inbox.
-const INBOX_CAPACITY: usize = 4096;
 
 /// Something a worker sent to the master.
 #[derive(Debug)]
@@ -124,66 +127,191 @@ pub(crate) fn send_to_worker(worker: &Sender, message: Message, fds: Vec<OwnedFd
 /// [`crate::ClusterControl::inbox`].
 #[derive(Debug)]
 pub struct Inbox {
-    receiver: mpsc::Receiver<Incoming>,
+    slot: std::sync::Arc<InboxSlot>,
 }
 
 impl Inbox {
-    /// The next message or request; `None` once the master has stopped.
+    /// The next message or request (a request before any message, and among the workers that
+    /// sent something, each in turn); `None` once the master has stopped.
     pub async fn recv(&mut self) -> Option<Incoming> {
-        self.receiver.recv().await
+        self.slot.next().await
     }
 }
 
-/// The inbox's two ends: worker readers put, master code takes the receiving end once.
+impl Drop for Inbox {
+    /// Nobody reads the inbox any more: what waits in it is refused (requests fail), and the
+    /// workers are told, so they fail their sends at once.
+    fn drop(&mut self) {
+        self.slot.set_reading(Reading::Gone);
+    }
+}
+
+/// Whether master code reads the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Nobody took it yet (messages for it are refused, requests fail).
+    NotTaken,
+    /// Master code took it.
+    Taken,
+    /// Master code dropped it.
+    Gone,
+    /// The master has stopped: the reader hears `None`.
+    Closed,
+}
+
+/// Why a request fails that no master code will answer.
+pub(crate) const UNREAD: &str = "nobody reads the master's inbox (ClusterControl::inbox)";
+
+/// The inbox's state, shared by the workers' readers (which put) and master code (which takes
+/// it once and reads).
 #[derive(Debug)]
 pub(crate) struct InboxSlot {
-    sender: mpsc::Sender<Incoming>,
-    receiver: Mutex<Option<mpsc::Receiver<Incoming>>>,
-    taken: AtomicBool,
+    state: Mutex<State>,
+    /// Wakes the inbox's reader when something is queued, or the master stops.
+    queued: Notify,
+}
+
+#[derive(Debug)]
+struct State {
+    queue: FairQueue<WorkerKey, Incoming, Sender>,
+    reading: Reading,
+}
+
+/// Why [`InboxSlot::put`] gave a message back.
+#[derive(Debug)]
+pub(crate) enum NotPut {
+    /// Nobody reads the inbox.
+    Unread(Incoming),
+    /// The worker sent past its credit (it does not speak the protocol right).
+    PastCredit(Incoming),
 }
 
 impl InboxSlot {
     pub(crate) fn new() -> Self {
-        let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
+        let capacity = usize::try_from(INBOX_WINDOW).unwrap_or(usize::MAX);
         Self {
-            sender,
-            receiver: Mutex::new(Some(receiver)),
-            taken: AtomicBool::new(false),
+            state: Mutex::new(State {
+                queue: FairQueue::new(capacity),
+                reading: Reading::NotTaken,
+            }),
+            queued: Notify::new(),
         }
     }
 
     /// The inbox, the first time; [`Error::AlreadyTaken`] after.
-    pub(crate) fn take(&self) -> Result<Inbox, Error> {
-        let receiver = lock(&self.receiver).take().ok_or(Error::AlreadyTaken(
-            "the master's inbox (ClusterControl::inbox)",
-        ))?;
-        self.taken.store(true, Ordering::SeqCst);
-        Ok(Inbox { receiver })
-    }
-
-    /// Puts a worker's message or request in the inbox without waiting; gives it back when
-    /// the inbox is full, or when nobody has taken it or its reader is gone.
-    pub(crate) fn try_put(&self, incoming: Incoming) -> Result<(), NotPut> {
-        if !self.taken.load(Ordering::SeqCst) {
-            return Err(NotPut::Unread(incoming));
+    pub(crate) fn take(self: &std::sync::Arc<Self>) -> Result<Inbox, Error> {
+        if lock(&self.state).reading != Reading::NotTaken {
+            return Err(Error::AlreadyTaken(
+                "the master's inbox (ClusterControl::inbox)",
+            ));
         }
-        self.sender.try_send(incoming).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(incoming) => NotPut::Full(incoming),
-            mpsc::error::TrySendError::Closed(incoming) => NotPut::Unread(incoming),
+        self.set_reading(Reading::Taken);
+        Ok(Inbox {
+            slot: std::sync::Arc::clone(self),
         })
     }
 
-    /// Room for one more in the inbox, once there is; `None` when its reader is gone.
-    pub(crate) async fn room(&self) -> Option<mpsc::Permit<'_, Incoming>> {
-        self.sender.reserve().await.ok()
+    /// The worker `key` joined: it gets a lane, and learns whether the inbox is read.
+    pub(crate) fn join(&self, key: WorkerKey, worker: &Sender) {
+        let mut state = lock(&self.state);
+        state.queue.open(key, worker.clone());
+        credit(worker, 0, state.reading == Reading::Taken, 0);
+    }
+
+    /// The worker `key`'s channel ended: what it sent is still read, then its lane goes.
+    pub(crate) fn leave(&self, key: WorkerKey) {
+        lock(&self.state).queue.close(key);
+    }
+
+    /// Queues a worker's message or request; gives it back when nobody reads the inbox, or
+    /// when the worker sent past its credit.
+    pub(crate) fn put(&self, key: WorkerKey, incoming: Incoming) -> Result<(), NotPut> {
+        let mut state = lock(&self.state);
+        if state.reading != Reading::Taken {
+            return Err(NotPut::Unread(incoming));
+        }
+        let kind = match incoming {
+            Incoming::Request(_) => Kind::Urgent,
+            Incoming::Message { .. } => Kind::Bulk,
+        };
+        match state.queue.push(key, kind, incoming) {
+            Ok(()) => {
+                drop(state);
+                self.queued.notify_one();
+                Ok(())
+            }
+            Err(Refusal::Full(incoming)) => Err(NotPut::PastCredit(incoming)),
+            Err(Refusal::NoLane(incoming)) => Err(NotPut::Unread(incoming)),
+        }
+    }
+
+    /// Whether master code reads the inbox now.
+    pub(crate) fn is_read(&self) -> bool {
+        lock(&self.state).reading == Reading::Taken
+    }
+
+    /// The master has stopped: the inbox's reader hears `None` (after what waits in it).
+    pub(crate) fn close(&self) {
+        self.set_reading(Reading::Closed);
+    }
+
+    /// The next item for the inbox's reader, giving its worker credit back when due.
+    async fn next(&self) -> Option<Incoming> {
+        loop {
+            let notified = self.queued.notified();
+            {
+                let mut state = lock(&self.state);
+                if let Some(Taken { item, credit: due }) = state.queue.pop() {
+                    if let Some((granted, worker)) = due {
+                        credit(&worker, granted, true, 0);
+                    }
+                    return Some(item);
+                }
+                if state.reading == Reading::Closed {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Moves the inbox to `reading` and tells every worker whether it is read now; when it is
+    /// not read any more, what waits in it is refused (requests fail, saying why).
+    fn set_reading(&self, reading: Reading) {
+        let mut state = lock(&self.state);
+        if state.reading == Reading::Closed {
+            return;
+        }
+        state.reading = reading;
+        let open = reading == Reading::Taken;
+        if !open {
+            for (worker, items) in state.queue.drain() {
+                let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
+                let mut refused = 0;
+                for incoming in items {
+                    match incoming {
+                        Incoming::Request(request) => request.fail(UNREAD),
+                        Incoming::Message { .. } => refused += 1,
+                    }
+                }
+                credit(&worker, count, open, refused);
+            }
+        }
+        for worker in state.queue.owners() {
+            credit(worker, 0, open, 0);
+        }
+        drop(state);
+        self.queued.notify_one();
     }
 }
 
-/// Why [`InboxSlot::try_put`] gave a message back.
-#[derive(Debug)]
-pub(crate) enum NotPut {
-    /// The inbox is full for now.
-    Full(Incoming),
-    /// Nobody reads the inbox.
-    Unread(Incoming),
+/// Gives `worker` back `granted` credit (`refused` of it for refused messages), saying whether
+/// the inbox is read.
+pub(crate) fn credit(worker: &Sender, granted: u32, open: bool, refused: u32) {
+    let message = Message::InboxCredit {
+        granted,
+        open,
+        refused,
+    };
+    send_to_worker(worker, message, Vec::new());
 }

@@ -14,6 +14,7 @@ pub(crate) mod cluster_event;
 pub(crate) mod command;
 pub(crate) mod control;
 mod driver;
+mod fair_queue;
 pub(crate) mod handle;
 mod hooks;
 mod ids;

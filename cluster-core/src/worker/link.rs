@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use std::time::Duration;
 
 use cluster_ipc::{
-    IpcError, ListenKey, Message, Outcome, Policy, Received, Receiver, Sender, TrySendError,
+    INBOX_WINDOW, IpcError, ListenKey, Message, Outcome, Policy, Received, Receiver, Sender,
+    TrySendError,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::listener::{Delivered, Listener, Source};
 use super::mailbox::mailbox;
@@ -46,11 +47,16 @@ pub(crate) fn installed_link() -> Option<&'static Arc<Link>> {
 pub(crate) struct Link {
     sender: Sender,
     next_seq: AtomicU64,
-    replies: Mutex<HashMap<u64, oneshot::Sender<Received>>>,
+    /// Calls waiting for the master's answer; `None` once the master is gone (a call then
+    /// fails at once).
+    replies: Mutex<Option<HashMap<u64, oneshot::Sender<Received>>>>,
     routes: Mutex<HashMap<ListenKey, mpsc::Sender<Delivered>>>,
     draining: watch::Sender<bool>,
-    /// The master's inbox takes messages (`false` while the master throttles this worker).
-    inbox_open: watch::Sender<bool>,
+    /// Credit for the master's inbox: one per message or request for it, given back by the
+    /// master's `inboxCredit` (see [`INBOX_WINDOW`]); closed once the master is gone.
+    inbox_credit: Semaphore,
+    /// Whether master code reads the inbox, as the master last said.
+    inbox_read: AtomicBool,
     /// This worker said it is ready (`Worker::ready`).
     ready: watch::Sender<bool>,
 }
@@ -61,10 +67,11 @@ impl Link {
         let link = Arc::new(Link {
             sender,
             next_seq: AtomicU64::new(1),
-            replies: Mutex::new(HashMap::new()),
+            replies: Mutex::new(Some(HashMap::new())),
             routes: Mutex::new(HashMap::new()),
             draining: watch::Sender::new(false),
-            inbox_open: watch::Sender::new(true),
+            inbox_credit: Semaphore::new(window()),
+            inbox_read: AtomicBool::new(true),
             ready: watch::Sender::new(false),
         });
         tokio::spawn(Arc::clone(&link).read_loop(receiver));
@@ -101,34 +108,84 @@ impl Link {
     }
 
     pub(crate) async fn send(&self, message: &Message) -> Result<(), Error> {
-        Ok(self.sender.send(message).await?)
+        self.sender
+            .send(message)
+            .await
+            .map_err(|error| self.or_gone(error))
     }
 
     /// Sends without waiting; a full send queue is [`Error::Backpressure`].
     pub(crate) fn try_send(&self, message: &Message) -> Result<(), Error> {
         self.sender.try_send(message).map_err(|error| match error {
-            TrySendError::Ipc(error) => Error::Ipc(error),
+            TrySendError::Ipc(error) => self.or_gone(error),
             _full => Error::Backpressure,
         })
     }
 
-    /// Sends a message for the master's inbox without waiting: [`Error::Backpressure`] while
-    /// the master throttles this worker (its inbox is full) or the send queue is full.
-    pub(crate) fn try_send_to_inbox(&self, message: &Message) -> Result<(), Error> {
-        if !*self.inbox_open.borrow() {
-            return Err(Error::Backpressure);
+    /// [`Error::MasterGone`] for an error that comes of the master being gone, else the error.
+    fn or_gone(&self, error: IpcError) -> Error {
+        match lock(&self.replies).is_none() || matches!(error, IpcError::Closed) {
+            true => Error::MasterGone,
+            false => Error::Ipc(error),
         }
-        self.try_send(message)
     }
 
-    /// Waits until the master's inbox takes messages from this worker again (at once when it
-    /// does, or when the master is gone: sending then says so).
-    pub(crate) async fn inbox_room(&self) {
-        let mut open = self.inbox_open.subscribe();
-        let _ = open.wait_for(|open| *open).await;
+    /// Sends a message for the master's inbox without waiting, spending a credit:
+    /// [`Error::Backpressure`] when this worker has none left (the master's inbox is behind)
+    /// or the send queue is full, [`Error::InboxUnread`] when nobody reads the inbox.
+    pub(crate) fn try_send_to_inbox(&self, message: &Message) -> Result<(), Error> {
+        self.check_inbox_read()?;
+        let credit = self
+            .inbox_credit
+            .try_acquire()
+            .map_err(|error| match error {
+                tokio::sync::TryAcquireError::Closed => Error::MasterGone,
+                tokio::sync::TryAcquireError::NoPermits => Error::Backpressure,
+            })?;
+        self.try_send(message)?;
+        credit.forget();
+        Ok(())
     }
 
-    /// Sends the message `make(seq)` and waits up to `timeout` for the master's answer to `seq`.
+    /// Waits for a credit for the master's inbox and spends it (the caller sends a message or
+    /// request for it next): at once while the master keeps up, else once it takes one of
+    /// this worker's messages out. [`Error::InboxUnread`] when nobody reads the inbox,
+    /// [`Error::MasterGone`] once the master is gone.
+    pub(crate) async fn inbox_credit(&self) -> Result<(), Error> {
+        self.check_inbox_read()?;
+        let credit = self
+            .inbox_credit
+            .acquire()
+            .await
+            .map_err(|_| Error::MasterGone)?;
+        credit.forget();
+        Ok(())
+    }
+
+    fn check_inbox_read(&self) -> Result<(), Error> {
+        match self.inbox_read.load(Ordering::Relaxed) {
+            true => Ok(()),
+            false => Err(Error::InboxUnread),
+        }
+    }
+
+    /// The master's `inboxCredit`: credit back (never past the window, whatever it says),
+    /// whether the inbox is read, and how many of this worker's messages it refused.
+    fn on_inbox_credit(&self, granted: u32, open: bool, refused: u32) {
+        let out = window().saturating_sub(self.inbox_credit.available_permits());
+        let granted = usize::try_from(granted).unwrap_or(usize::MAX).min(out);
+        self.inbox_credit.add_permits(granted);
+        self.inbox_read.store(open, Ordering::Relaxed);
+        if refused > 0 {
+            tracing::warn!(
+                refused,
+                "the master refused messages this worker sent to its inbox: nobody reads it (ClusterControl::inbox)"
+            );
+        }
+    }
+
+    /// Sends the message `make(seq)` and waits up to `timeout` for the master's answer to
+    /// `seq`; [`Error::MasterGone`] at once when the master is gone, or goes meanwhile.
     pub(crate) async fn call(
         &self,
         make: impl FnOnce(u64) -> Message,
@@ -136,18 +193,26 @@ impl Link {
     ) -> Result<Received, Error> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply_rx) = oneshot::channel();
-        lock(&self.replies).insert(seq, reply_tx);
+        lock(&self.replies)
+            .as_mut()
+            .ok_or(Error::MasterGone)?
+            .insert(seq, reply_tx);
+        let forget = || {
+            if let Some(replies) = lock(&self.replies).as_mut() {
+                replies.remove(&seq);
+            }
+        };
         let message = make(seq);
         let kind = message.kind();
         if let Err(error) = self.send(&message).await {
-            lock(&self.replies).remove(&seq);
+            forget();
             return Err(error);
         }
         match tokio::time::timeout(timeout, reply_rx).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) => Err(Error::MasterGone),
             Err(_) => {
-                lock(&self.replies).remove(&seq);
+                forget();
                 Err(Error::Timeout {
                     what: kind,
                     after: timeout,
@@ -233,10 +298,10 @@ impl Link {
             }
         }
         self.start_draining();
-        // Nothing waits for an inbox that is gone: sending says so.
-        self.inbox_open.send_replace(true);
-        // Requests still waiting for a reply see their sender dropped: Error::MasterGone.
-        lock(&self.replies).clear();
+        // From now on every call fails at once, and those waiting for a reply or for credit
+        // see it fail now: Error::MasterGone.
+        lock(&self.replies).take();
+        self.inbox_credit.close();
     }
 
     async fn handle(&self, Received { message, fds }: Received) {
@@ -265,10 +330,11 @@ impl Link {
                 tracing::debug!("the master asked this worker to disconnect");
                 self.start_draining();
             }
-            Message::Throttle { paused } => {
-                tracing::debug!(paused, "the master's inbox throttles this worker");
-                self.inbox_open.send_replace(!paused);
-            }
+            Message::InboxCredit {
+                granted,
+                open,
+                refused,
+            } => self.on_inbox_credit(granted, open, refused),
             other => tracing::warn!(message = ?other, "unexpected message from the master"),
         }
     }
@@ -286,7 +352,10 @@ impl Link {
     }
 
     fn reply(&self, seq: u64, reply: Received) {
-        match lock(&self.replies).remove(&seq) {
+        let waiting = lock(&self.replies)
+            .as_mut()
+            .and_then(|replies| replies.remove(&seq));
+        match waiting {
             Some(waiting) => {
                 let _ = waiting.send(reply);
             }
@@ -351,6 +420,11 @@ impl Link {
         routes.clear();
         self.draining.send_replace(true);
     }
+}
+
+/// The inbox credit a worker starts with.
+fn window() -> usize {
+    usize::try_from(INBOX_WINDOW).unwrap_or(usize::MAX)
 }
 
 fn into_tcp_stream(fd: OwnedFd) -> Result<TcpStream, IpcError> {

@@ -5,6 +5,7 @@ mod link;
 mod listener;
 mod mailbox;
 mod output;
+mod sentinel;
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -37,8 +38,8 @@ impl Worker {
         }
         forget_cluster_env();
         ask_for_parent_death_signal();
-        if let Err(error) = output::protect() {
-            tracing::warn!(%error, "cannot protect this worker's output from a slow or gone master");
+        if let Err(error) = sentinel::start(channel.as_fd()) {
+            tracing::warn!(%error, "cannot start the sentinel: this worker's output is not protected from a slow or gone master, and it is not ended when the master dies");
         }
         let (sender, receiver) = channel.split();
         let link = Link::start(sender, receiver);

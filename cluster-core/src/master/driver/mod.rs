@@ -123,9 +123,12 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         control: control.clone(),
     };
     if let Some(hook) = settings.on_master {
-        tokio::spawn(hook(control));
+        tokio::spawn(hook(control.clone()));
     }
-    driver.run(&mut machine).await
+    let result = driver.run(&mut machine).await;
+    // Master code reading the inbox hears that the master has stopped.
+    control.inbox_slot().close();
+    result
 }
 
 struct Driver {
