@@ -2,7 +2,11 @@
 //!
 //! - A panic in the user's service (while creating or polling its future) becomes a
 //!   `500 Internal Server Error` for that request; the connection and the worker live on.
-//! - Once the worker drains, HTTP/1 responses carry `Connection: close`, so a keep-alive client
+//! - Once the worker drains, HTTP/1 responses end keep-alive the way the request's protocol
+//!   version understands: `Connection: close` for HTTP/1.1, and for HTTP/1.0 an HTTP/1.0
+//!   response without the `keep-alive` token (hyper would otherwise answer a keep-alive
+//!   HTTP/1.0 client `connection: close, keep-alive`, which `ab -k` and nginx's HTTP/1.0
+//!   upstreams take as keep-alive, and write into the closed socket). So a keep-alive client
 //!   gets its next answer and then reconnects (to another worker), instead of racing an
 //!   idle-connection close.
 //! - It notes whether the connection speaks HTTP/2, which drains with GOAWAY instead.
@@ -138,7 +142,11 @@ where
         if version == Version::HTTP_2 {
             self.state.http2.store(true, Ordering::Relaxed);
         }
-        let close_after = version < Version::HTTP_2 && self.state.draining.load(Ordering::Relaxed);
+        let close_after = match self.state.draining.load(Ordering::Relaxed) {
+            true if version == Version::HTTP_10 => Some(Version::HTTP_10),
+            true if version < Version::HTTP_2 => Some(Version::HTTP_11),
+            _ => None,
+        };
         let inner = match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
             Ok(future) => Some(future),
             Err(_) => {
@@ -182,7 +190,8 @@ pin_project! {
     pub(crate) struct ConnectionFuture<F> {
         #[pin]
         inner: Option<F>,
-        close_after: bool,
+        // Draining: the response ends keep-alive, as this version of HTTP/1 understands.
+        close_after: Option<Version>,
         // Moves into the response body; dropped with the future if there is none.
         in_flight: Option<InFlight>,
     }
@@ -214,10 +223,13 @@ where
                 internal_error()
             }
         };
-        if *this.close_after {
+        if let Some(version) = *this.close_after {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            // An HTTP/1.0 response without `keep-alive` is what makes hyper close after it
+            // (and add no `keep-alive` token of its own).
+            *response.version_mut() = version;
         }
         Poll::Ready(Ok(response))
     }
