@@ -124,3 +124,40 @@ async fn at_a_hard_limit_of_512_3000_clients_wait_their_turn_and_all_are_served(
         ClusterProcess::start_with_open_files(Program::Fixture, &env, 512, 512);
     survives_the_flood(&cluster, address).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listening_socket_the_master_cannot_copy_fails_that_listen_saying_why() {
+    let env = [("CLUSTER_WORKERS", "1"), ("CLUSTER_SCHED_POLICY", "shared")];
+    let (cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    let master = rustix::process::Pid::from_raw(cluster.pid() as i32).unwrap();
+    // No descriptor left in the master: its soft limit is its lowest free descriptor number.
+    let open: std::collections::BTreeSet<u64> =
+        std::fs::read_dir(format!("/proc/{}/fd", cluster.pid()))
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+    let lowest_free = (0..).find(|fd| !open.contains(fd)).unwrap();
+    let before = rustix::process::prlimit(
+        Some(master),
+        Resource::Nofile,
+        Rlimit {
+            current: Some(lowest_free),
+            maximum: getrlimit(Resource::Nofile).maximum,
+        },
+    )
+    .expect("lower the master's soft limit");
+    let reply = get(address, "/listen-again").await;
+    rustix::process::prlimit(Some(master), Resource::Nofile, before).expect("restore it");
+    assert!(
+        reply.body.contains("cannot copy the listening socket")
+            && reply.body.contains("Too many open files"),
+        "{}",
+        reply.body
+    );
+    assert!(!reply.body.contains("unexpected"), "{}", reply.body);
+    assert_eq!(
+        get(address, "/listen-again").await.body,
+        "listening again\n"
+    );
+    assert_eq!(get(address, "/").await.status, 200);
+}

@@ -263,9 +263,11 @@ impl Link {
                 Source::Master(incoming_rx)
             }
             Policy::Shared => {
-                let fd = fds
-                    .pop()
-                    .ok_or(Error::UnexpectedReply { kind: "serverAck" })?;
+                let fd = fds.pop().ok_or_else(|| {
+                    listen_error(std::io::Error::other(
+                        "the master's listening socket did not arrive (is this worker out of descriptors?)",
+                    ))
+                })?;
                 let listener = std::net::TcpListener::from(fd);
                 listener.set_nonblocking(true).map_err(listen_error)?;
                 let listener = TcpListener::from_std(listener).map_err(listen_error)?;

@@ -334,13 +334,21 @@ impl Driver {
                 message,
                 share,
             } => {
-                let fds = match share.map(|key| self.listeners.share(&key)) {
-                    Some(Ok(Some(fd))) => vec![fd],
-                    Some(Err(error)) => {
-                        tracing::error!(%error, "cannot copy the listening socket for a worker");
-                        Vec::new()
+                let fds = match share.map(|key| (self.listeners.share(&key), key)) {
+                    Some((Ok(fd), _)) => fd.into_iter().collect(),
+                    Some((Err(error), key)) => {
+                        if let Message::ServerAck { seq, .. } = message {
+                            let failed = Input::ShareFailed {
+                                worker,
+                                seq,
+                                key,
+                                error,
+                            };
+                            inputs.push_back(failed);
+                        }
+                        return;
                     }
-                    _ => Vec::new(),
+                    None => Vec::new(),
                 };
                 if let Some(link) = self.links.get(&worker) {
                     link.send(message, fds);

@@ -29,7 +29,9 @@ pub(crate) enum Action {
         conn: Conn,
     },
     /// Send a control frame or a reply, never dropped (it waits when the queue is full), with
-    /// a copy of the listening socket of `share` when set (the `shared` policy).
+    /// a copy of the listening socket of `share` when set (the `shared` policy: `message` is
+    /// then a `serverAck`; if the copy cannot be made, nothing is sent, and the driver answers
+    /// with [`Input::ShareFailed`](super::input::Input::ShareFailed)).
     Send {
         worker: WorkerKey,
         message: Message,

@@ -97,6 +97,20 @@ impl Machine {
         });
     }
 
+    /// The listening socket could not be copied for the worker (out of descriptors, most
+    /// likely): its `listen` fails, saying why; the cluster goes on.
+    pub(super) fn on_share_failed(
+        &mut self,
+        worker: WorkerKey,
+        seq: u64,
+        key: ListenKey,
+        error: io::Error,
+    ) {
+        let message = format!("cannot copy the listening socket of {key} for this worker: {error}");
+        tracing::error!(%key, %error, "cannot copy the listening socket for a worker; its listen fails");
+        self.send(worker, Message::ServerError { seq, message });
+    }
+
     fn start_workers_once_bound(&mut self) {
         if self.phase != Phase::Binding || !self.listeners.all_bound(&self.config.addresses) {
             return;

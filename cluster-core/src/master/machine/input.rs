@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use cluster_ipc::{IpcError, Message};
+use cluster_ipc::{IpcError, ListenKey, Message};
 
 use super::conn::Conn;
 use crate::Error;
@@ -30,6 +30,14 @@ pub(crate) enum Input {
     /// A handoff could not even be queued for the worker (its send queue is full or closed);
     /// the connection is still the master's.
     HandoffFailed { worker: WorkerKey, seq: u64 },
+    /// The listening socket of `key` could not be copied for the worker's `serverAck {seq}`
+    /// (the `shared` policy): nothing was sent.
+    ShareFailed {
+        worker: WorkerKey,
+        seq: u64,
+        key: ListenKey,
+        error: io::Error,
+    },
     /// A worker sent a message (any descriptors with it were closed by the driver).
     Message { worker: WorkerKey, message: Message },
     /// A worker's IPC channel closed: cleanly (`None`) or because of an error.

@@ -78,6 +78,12 @@ impl Machine {
             Input::SpawnFailed { worker, error } => self.on_spawn_failed(worker, error),
             Input::Connections(conns) => conns.into_iter().for_each(|conn| self.dispatch(conn)),
             Input::HandoffFailed { worker, seq } => self.on_handoff_failed(worker, seq),
+            Input::ShareFailed {
+                worker,
+                seq,
+                key,
+                error,
+            } => self.on_share_failed(worker, seq, key, error),
             Input::Message { worker, message } => self.on_message(worker, message),
             Input::ChannelClosed { worker, error } => self.on_channel_closed(worker, error),
             Input::Exited { worker, exit } => self.on_exit(worker, exit),

@@ -374,6 +374,37 @@ fn an_address_asked_for_twice_is_bound_once_and_both_are_answered() {
 }
 
 #[test]
+fn a_listening_socket_that_cannot_be_copied_fails_that_listen_saying_why() {
+    let (mut h, w) = Harness::running(2, Policy::Shared);
+    let query = Message::QueryServer {
+        seq: 9,
+        address: ADDRESS.into(),
+    };
+    let actions = h.message(w[0], query);
+    assert!(
+        matches!(&sent(&actions)[..], [(worker, Message::ServerAck { seq: 9, .. })] if *worker == w[0])
+    );
+    let actions = h.feed(Input::ShareFailed {
+        worker: w[0],
+        seq: 9,
+        key: key(),
+        error: io::Error::from_raw_os_error(24),
+    });
+    let [(worker, Message::ServerError { seq: 9, message })] = &sent(&actions)[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(*worker, w[0]);
+    assert!(
+        message.contains("cannot copy the listening socket"),
+        "{message}"
+    );
+    assert!(message.contains("os error 24"), "{message}");
+    assert!(
+        kills(&actions).is_empty() && !actions.iter().any(|a| matches!(a, Action::CloseListeners))
+    );
+}
+
+#[test]
 fn an_address_one_worker_cannot_bind_fails_its_listen_not_the_cluster() {
     let (mut h, w) = Harness::running(2, Policy::Rr);
     let query = Message::QueryServer {
