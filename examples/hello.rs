@@ -13,7 +13,8 @@
 //! for whom (axum's `ConnectInfo`, the address the master accepted the connection from).
 //!
 //! `#[cluster::main]` runs the master on one thread and each worker on one serving thread
-//! (`CLUSTER_WORKER_THREADS=N` for more).
+//! (`CLUSTER_WORKER_THREADS=N` for more). It installs no logging of its own: the cluster's
+//! warnings and errors go to stderr (`RUST_LOG=info` shows its progress too).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -47,7 +48,6 @@ async fn whoami(
 
 #[cluster::main]
 async fn main() -> Exit {
-    init_logging();
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let app = Router::new()
@@ -60,14 +60,4 @@ async fn main() -> Exit {
         .serve(format!("{host}:{port}"), app)
         .await
         .into()
-}
-
-/// Logs to stderr (stdout carries the `listening on` line), `RUST_LOG` to filter.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

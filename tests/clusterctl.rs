@@ -456,13 +456,30 @@ async fn logs_shows_recent_output_and_follows_new_lines() {
     for pid in &printers {
         assert!(logs.contains(&format!("|out | print {pid} 4")), "{logs}");
     }
-    let output = clusterctl(&socket.0, &["logs", "1", "--lines", "500", "--json"], None);
+    // A handler's panic: the worker logs an error, in colour (the fixture's subscriber).
+    for _ in 0..2 {
+        cluster_testkit::get(address, "/panic").await;
+    }
+    let panicked = |output: &std::process::Output| {
+        text(&output.stdout).contains("the request handler panicked")
+    };
+    let mut output = clusterctl(&socket.0, &["logs", "1", "--lines", "500", "--json"], None);
+    assert!(wait_until(Duration::from_secs(5), || {
+        output = clusterctl(&socket.0, &["logs", "1", "--lines", "500", "--json"], None);
+        panicked(&output)
+    }));
     let lines: Vec<serde_json::Value> = text(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
         .collect();
     assert!(!lines.is_empty());
     assert!(lines.iter().all(|line| line["id"] == 1), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|line| !line["line"].as_str().unwrap().contains('\x1b')),
+        "no escape codes in the JSON: {lines:?}"
+    );
 
     // Following: new lines arrive as they are written.
     let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"))

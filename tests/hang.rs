@@ -86,7 +86,7 @@ fn a_hang_timeout_shorter_than_three_heartbeats_stops_the_master_saying_why() {
     let env = [("CLUSTER_WORKERS", "1"), ("CLUSTER_HANG_TIMEOUT", "2")];
     let stderr = ClusterProcess::expect_failure(Program::Fixture, &env);
     assert!(
-        stderr.contains("invalid CLUSTER_HANG_TIMEOUT=\"2\": at least 6 s"),
+        stderr.contains("invalid CLUSTER_HANG_TIMEOUT=\"2\": the hang timeout is at least 6 s"),
         "{stderr}"
     );
 }

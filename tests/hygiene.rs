@@ -4,14 +4,18 @@
 use cluster_testkit::{ClusterProcess, Program, get, is_alive};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_program_a_worker_starts_sees_no_cluster_variables() {
-    let env = [("CLUSTER_WORKERS", "1"), ("CLUSTER_SCHED_POLICY", "rr")];
+async fn a_program_a_worker_starts_sees_none_of_the_clusters_variables_and_all_of_the_users() {
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_SCHED_POLICY", "rr"),
+        ("CLUSTER_NAME", "prod-eu"),
+    ];
     let (_cluster, address) = ClusterProcess::start(Program::Fixture, &env);
     let reply = get(address, "/child-env").await;
     assert_eq!(reply.status, 200);
     assert_eq!(
-        reply.body, "\n",
-        "CLUSTER_* variables leaked: {}",
+        reply.body, "CLUSTER_NAME=prod-eu\n",
+        "only the user's own CLUSTER_* variable: {}",
         reply.body
     );
 }

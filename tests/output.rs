@@ -188,6 +188,47 @@ async fn a_sigtermed_workers_last_line_reaches_the_master_and_the_error_log() {
     );
     let logged = std::fs::read_to_string(&err_log).unwrap_or_default();
     assert_eq!(drains(&logged), 4, "and in the error log: {logged}");
+    // The fixture's workers log in colour; what the master passes on to a pipe or a file has
+    // no escape codes (its own lines are the program's: the fixture colours them).
+    let relayed: Vec<String> = cluster
+        .stderr()
+        .lines()
+        .filter(|line| line.starts_with("1|fixture | "))
+        .map(str::to_owned)
+        .collect();
+    assert!(!relayed.is_empty());
+    assert!(
+        relayed.iter().all(|line| !line.contains('\x1b')),
+        "{relayed:?}"
+    );
+    assert!(!logged.contains('\x1b'), "{logged:?}");
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_that_installs_no_logging_still_says_what_goes_wrong() {
+    // `hello` installs no tracing subscriber, and RUST_LOG is empty: the defaults.
+    let env = [("CLUSTER_WORKERS", "1"), ("RUST_LOG", "")];
+    let (cluster, address) = ClusterProcess::start(Program::Example("hello"), &env);
+    let worker = cluster.worker_pids()[0];
+    signal_pid(worker, Signal::KILL);
+    assert!(
+        wait_until(Duration::from_secs(10), || cluster
+            .stderr()
+            .contains("worker exited unexpectedly")),
+        "the crash is on stderr: {:?}",
+        cluster.stderr()
+    );
+    let stderr = cluster.stderr();
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "no colour on a pipe: {stderr:?}");
+    assert!(
+        !stderr.contains("INFO"),
+        "warnings and errors only: {stderr}"
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        cluster.worker_pids().len() == 1 && !cluster.worker_pids().contains(&worker)
+    }));
+    assert_eq!(get(address, "/").await.status, 200);
 }

@@ -12,7 +12,7 @@ use crate::error::{BoxError, Error};
 use crate::hooks::HookFuture;
 use crate::limits::raise_open_files_limit;
 use crate::master::{self, ClusterControl, MasterHook, ReadyHook, RestartPolicy};
-use crate::role::{AGENT_ID, Role, SCHED_POLICY_ENV, WORKERS_ENV, parse_env};
+use crate::role::{AGENT_ID, Role};
 
 use self::agent::AgentMain;
 use crate::worker::Worker;
@@ -140,9 +140,10 @@ impl Cluster {
         }
     }
 
-    /// Sets the number of worker processes (at least 1).
+    /// Sets the number of worker processes, 1 to [`crate::MAX_WORKERS`] (another count stops
+    /// [`Cluster::run`] with an error saying so).
     pub fn workers(mut self, count: usize) -> Self {
-        self.workers = Some(count.max(1));
+        self.workers = Some(count);
         self
     }
 
@@ -156,17 +157,7 @@ impl Cluster {
     /// The policy this cluster will use: the configured one, else `CLUSTER_SCHED_POLICY`,
     /// else round-robin. An unknown name is an error listing the valid ones.
     pub fn scheduling_policy(&self) -> Result<Policy, Error> {
-        if let Some(policy) = self.policy {
-            return Ok(policy);
-        }
-        match std::env::var(SCHED_POLICY_ENV) {
-            Ok(name) => name.parse().map_err(|reason| Error::Env {
-                var: SCHED_POLICY_ENV,
-                value: name,
-                reason,
-            }),
-            Err(_) => Ok(Policy::Rr),
-        }
+        self.policy_from(&settings::process_env)
     }
 
     /// How long a stopping worker may take to finish its in-flight work before it is killed
@@ -203,8 +194,8 @@ impl Cluster {
     /// How long a worker may stay silent (no heartbeat: its event loop is blocked, or the
     /// process is stopped) before it is killed and replaced, as Gunicorn's `--timeout`.
     /// `Duration::ZERO` turns hang detection off. Default: `CLUSTER_HANG_TIMEOUT` seconds, else
-    /// 30 s; at least [`MIN_HANG_TIMEOUT`] (a shorter one is raised to it, and
-    /// `CLUSTER_HANG_TIMEOUT` below it stops the master with an error). Whatever this says, a
+    /// 30 s; at least [`MIN_HANG_TIMEOUT`] (a shorter one, from here or from
+    /// `CLUSTER_HANG_TIMEOUT`, stops [`Cluster::run`] with an error saying so). Whatever this says, a
     /// worker silent for 4 s (or for 0.5 s while it owes an answer to a handoff) gets no new
     /// connections until it answers again.
     pub fn hang_timeout(mut self, timeout: Duration) -> Self {
@@ -231,7 +222,7 @@ impl Cluster {
 
     /// How many slots a rolling reload replaces at a time (at least 1; default 1).
     pub fn reload_batch(mut self, slots: usize) -> Self {
-        self.reload_batch = slots.max(1);
+        self.reload_batch = slots;
         self
     }
 
@@ -300,15 +291,10 @@ impl Cluster {
     }
 
     /// The worker count this cluster will start: the configured one, else `CLUSTER_WORKERS`,
-    /// else the number of cores.
+    /// else the number of cores; an error when the setting is out of range (1 to
+    /// [`crate::MAX_WORKERS`]), naming where it came from.
     pub fn worker_count(&self) -> Result<usize, Error> {
-        if let Some(count) = self.workers {
-            return Ok(count);
-        }
-        match std::env::var(WORKERS_ENV) {
-            Ok(value) => parse_env(WORKERS_ENV, &value, |count: usize| count >= 1),
-            Err(_) => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
-        }
+        self.worker_count_from(&settings::process_env)
     }
 
     /// Runs this process's part of the cluster.
@@ -317,12 +303,16 @@ impl Cluster {
     /// connections and supervises them (restarting those that die, reloading them all on
     /// SIGHUP or SIGUSR2) until SIGTERM or SIGINT, then stops them gracefully.
     /// In a worker: joins the master and runs `worker_main` to completion.
+    ///
+    /// In both, the cluster's own warnings and errors go to stderr (`RUST_LOG` filters them)
+    /// when the program has installed no `tracing` subscriber of its own before this.
     pub async fn run<F, Fut, E>(self, worker_main: F) -> Result<(), Error>
     where
         F: FnOnce(Worker) -> Fut,
         Fut: Future<Output = Result<(), E>>,
         E: Into<BoxError>,
     {
+        crate::logging::install_default();
         if self.raise_open_files {
             raise_open_files_limit();
         }

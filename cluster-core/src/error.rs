@@ -67,6 +67,16 @@ pub enum Error {
         /// Why it cannot be used.
         reason: String,
     },
+    /// A setting given to the builder is out of its range.
+    #[error("invalid {method}({value}): {reason}")]
+    Setting {
+        /// The builder method.
+        method: &'static str,
+        /// The value it was given.
+        value: String,
+        /// What is allowed.
+        reason: String,
+    },
     /// The IPC channel with the master failed.
     #[error("IPC with the master failed: {0}")]
     Ipc(#[from] IpcError),

@@ -32,6 +32,7 @@ mod hooks;
 pub mod ipc;
 mod limits;
 pub mod load;
+mod logging;
 mod master;
 mod metrics_endpoint;
 mod proc_stats;

@@ -47,6 +47,31 @@ pub const MAX_REQUESTS_JITTER_ENV: &str = "CLUSTER_MAX_REQUESTS_JITTER";
 /// A worker whose resident memory passes this many bytes (`K`, `M`, `G` suffixes: 1024s) is
 /// replaced (PM2's `max_memory_restart`), unless the builder set it.
 pub const MAX_MEMORY_ENV: &str = "CLUSTER_MAX_MEMORY";
+/// Serving threads per worker, unless the program sets them
+/// ([`crate::runtime::Runtime::worker_threads`]); unset means 1.
+pub const WORKER_THREADS_ENV: &str = "CLUSTER_WORKER_THREADS";
+
+/// Every variable this crate reads: what a worker removes from its environment (a user's own
+/// `CLUSTER_*` variables stay).
+const OWN_VARIABLES: [&str; 16] = [
+    WORKER_ID_ENV,
+    IPC_FD_ENV,
+    METRICS_FD_ENV,
+    WORKERS_ENV,
+    HANG_TIMEOUT_ENV,
+    SCHED_POLICY_ENV,
+    LOG_FILE_ENV,
+    ERROR_LOG_FILE_ENV,
+    CONTROL_SOCKET_ENV,
+    METRICS_ADDR_ENV,
+    WAIT_READY_ENV,
+    WATCH_ENV,
+    MAX_REQUESTS_ENV,
+    MAX_REQUESTS_JITTER_ENV,
+    MAX_MEMORY_ENV,
+    WORKER_THREADS_ENV,
+];
+
 /// The descriptor number a master gives each worker's IPC socket.
 pub(crate) const WORKER_IPC_FD: RawFd = FIRST_FREE_FD;
 /// The descriptor number a master gives each worker's metrics region.
@@ -172,8 +197,9 @@ impl EnvProblem {
     }
 }
 
-/// Removes every `CLUSTER_*` variable from a worker's environment once its role is read, so
-/// that programs the worker starts do not take themselves for workers of this cluster.
+/// Removes this crate's variables ([`OWN_VARIABLES`]; not a user's own `CLUSTER_*` ones) from
+/// a worker's environment once its role is read, so that programs the worker starts do not
+/// take themselves for workers of this cluster, nor run with its settings.
 ///
 /// Changing the environment races with any other thread reading it, so this is done only while
 /// the process has a single thread: the `runtime` module calls it before it builds the runtime.
@@ -183,9 +209,9 @@ pub(crate) fn forget_cluster_env() {
     if !matches!(Role::detect(), Ok(Role::Worker(_))) {
         return;
     }
-    let names: Vec<std::ffi::OsString> = std::env::vars_os()
-        .map(|(name, _)| name)
-        .filter(|name| name.to_string_lossy().starts_with("CLUSTER_"))
+    let names: Vec<&str> = OWN_VARIABLES
+        .into_iter()
+        .filter(|name| std::env::var_os(name).is_some())
         .collect();
     if names.is_empty() {
         return;

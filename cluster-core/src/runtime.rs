@@ -19,9 +19,7 @@ use std::future::Future;
 use crate::error::Error;
 use crate::role::{Role, forget_cluster_env, parse_env};
 
-/// Serving threads per worker, unless the program sets them ([`Runtime::worker_threads`]);
-/// unset means 1.
-pub const WORKER_THREADS_ENV: &str = "CLUSTER_WORKER_THREADS";
+pub use crate::role::WORKER_THREADS_ENV;
 
 /// How this process's runtime is built.
 #[derive(Debug, Clone, Default)]
@@ -35,10 +33,11 @@ impl Runtime {
         Self::default()
     }
 
-    /// Serving threads per worker (at least 1); more than one makes workers run tokio's
-    /// `multi_thread` scheduler. The master keeps one thread whatever this says.
+    /// Serving threads per worker (at least 1: zero is an error at [`Runtime::build`]); more
+    /// than one makes workers run tokio's `multi_thread` scheduler. The master keeps one
+    /// thread whatever this says.
     pub fn worker_threads(mut self, threads: usize) -> Self {
-        self.worker_threads = Some(threads.max(1));
+        self.worker_threads = Some(threads);
         self
     }
 
@@ -76,8 +75,16 @@ impl Runtime {
     }
 
     fn threads_per_worker(&self) -> Result<usize, Error> {
-        if let Some(threads) = self.worker_threads {
-            return Ok(threads);
+        match self.worker_threads {
+            Some(0) => {
+                return Err(Error::Setting {
+                    method: "Runtime::worker_threads",
+                    value: "0".into(),
+                    reason: "a worker needs at least 1 serving thread".into(),
+                });
+            }
+            Some(threads) => return Ok(threads),
+            None => {}
         }
         match std::env::var(WORKER_THREADS_ENV) {
             Ok(value) => parse_env(WORKER_THREADS_ENV, &value, |threads: usize| threads >= 1),

@@ -89,7 +89,7 @@ impl Cluster {
     /// first, then it drains; one worker at a time, never during a reload. The `Exit` event
     /// says `max-requests`. Default: `CLUSTER_MAX_REQUESTS`, else never.
     pub fn max_requests(mut self, requests: u64) -> Self {
-        self.max_requests = Some(requests.max(1));
+        self.max_requests = Some(requests);
         self
     }
 
@@ -107,7 +107,7 @@ impl Cluster {
     /// once a second). The `Exit` event says `max-memory`. Default: `CLUSTER_MAX_MEMORY`
     /// (bytes, or with a `K`, `M` or `G` suffix), else never.
     pub fn max_memory(mut self, bytes: u64) -> Self {
-        self.max_memory = Some(bytes.max(1));
+        self.max_memory = Some(bytes);
         self
     }
 }

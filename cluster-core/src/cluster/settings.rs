@@ -1,65 +1,174 @@
-//! What the master runs with: the builder's settings, else the environment's.
+//! What the master runs with: the builder's settings, else the environment's, each checked
+//! once and the same way whatever its source. A value out of range is an error that names
+//! where it came from (`Cluster::workers(0)`, `CLUSTER_WORKERS="0"`) and what is allowed;
+//! nothing is silently raised or clamped.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cluster_ipc::Policy;
+
 use super::{Cluster, DEFAULT_HANG_TIMEOUT, MIN_HANG_TIMEOUT};
 use crate::error::Error;
-use crate::master::{Config, Recycle, Settings};
+use crate::master::{Config, MAX_WORKERS, Recycle, Settings};
 use crate::role::{
     CONTROL_SOCKET_ENV, ERROR_LOG_FILE_ENV, HANG_TIMEOUT_ENV, LOG_FILE_ENV, MAX_MEMORY_ENV,
-    MAX_REQUESTS_ENV, MAX_REQUESTS_JITTER_ENV, METRICS_ADDR_ENV, WAIT_READY_ENV, WATCH_ENV,
-    parse_env,
+    MAX_REQUESTS_ENV, MAX_REQUESTS_JITTER_ENV, METRICS_ADDR_ENV, SCHED_POLICY_ENV, WAIT_READY_ENV,
+    WATCH_ENV, WORKERS_ENV,
 };
 
+/// Where environment values come from: the process's environment, or a test's table.
+pub(super) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process's environment (a value that is not UTF-8 is read lossily).
+pub(super) fn process_env(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|value| value.to_string_lossy().into_owned())
+}
+
+/// One setting that the builder and the environment both set: the builder's value, else the
+/// variable's, parsed, and either way checked against the same rule.
+struct Setting<T> {
+    /// The builder method that sets it, for errors.
+    method: &'static str,
+    /// The environment variable that sets it.
+    var: &'static str,
+    /// What is allowed, in words, for errors.
+    allowed: &'static str,
+    parse: fn(&str) -> Option<T>,
+    valid: fn(&T) -> bool,
+}
+
+impl<T: std::fmt::Debug> Setting<T> {
+    /// The value, if the builder or the environment sets one.
+    fn read(&self, builder: Option<T>, env: Lookup<'_>) -> Result<Option<T>, Error> {
+        if let Some(value) = builder {
+            return match (self.valid)(&value) {
+                true => Ok(Some(value)),
+                false => Err(Error::Setting {
+                    method: self.method,
+                    value: format!("{value:?}"),
+                    reason: self.allowed.into(),
+                }),
+            };
+        }
+        let Some(text) = env(self.var) else {
+            return Ok(None);
+        };
+        match (self.parse)(text.trim()).filter(self.valid) {
+            Some(value) => Ok(Some(value)),
+            None => Err(Error::Env {
+                var: self.var,
+                value: text,
+                reason: self.allowed.into(),
+            }),
+        }
+    }
+}
+
+const WORKERS: Setting<usize> = Setting {
+    method: "Cluster::workers",
+    var: WORKERS_ENV,
+    allowed: "the worker count is a whole number from 1 to 1024",
+    parse: |text| text.parse().ok(),
+    valid: |count| (1..=MAX_WORKERS).contains(count),
+};
+
+const HANG_TIMEOUT: Setting<Duration> = Setting {
+    method: "Cluster::hang_timeout",
+    var: HANG_TIMEOUT_ENV,
+    allowed: "the hang timeout is at least 6 s (three heartbeat periods), or 0 to turn hang detection off",
+    parse: |seconds| {
+        let seconds: f64 = seconds.parse().ok()?;
+        Duration::try_from_secs_f64(seconds).ok()
+    },
+    valid: |timeout| timeout.is_zero() || *timeout >= MIN_HANG_TIMEOUT,
+};
+
+const MAX_REQUESTS: Setting<u64> = Setting {
+    method: "Cluster::max_requests",
+    var: MAX_REQUESTS_ENV,
+    allowed: "max-requests is a whole number, at least 1",
+    parse: |text| text.parse().ok(),
+    valid: |requests| *requests >= 1,
+};
+
+const MAX_REQUESTS_JITTER: Setting<u64> = Setting {
+    method: "Cluster::max_requests_jitter",
+    var: MAX_REQUESTS_JITTER_ENV,
+    allowed: "the jitter is a whole number of requests",
+    parse: |text| text.parse().ok(),
+    valid: |_| true,
+};
+
+const MAX_MEMORY: Setting<u64> = Setting {
+    method: "Cluster::max_memory",
+    var: MAX_MEMORY_ENV,
+    allowed: "max-memory is bytes, or a number with K, M or G (e.g. 512M), at least 1",
+    parse: parse_bytes,
+    valid: |bytes| *bytes >= 1,
+};
+
+const WAIT_READY: Setting<bool> = Setting {
+    method: "Cluster::wait_ready",
+    var: WAIT_READY_ENV,
+    allowed: "expected 1 or 0",
+    parse: switch,
+    valid: |_| true,
+};
+
+/// A builder-only setting that must be positive: `Ok(value)`, or the error naming `method`.
+fn positive<T: std::fmt::Debug + PartialEq + Default>(
+    method: &'static str,
+    value: T,
+    what: &str,
+) -> Result<T, Error> {
+    match value == T::default() {
+        false => Ok(value),
+        true => Err(Error::Setting {
+            method,
+            value: format!("{value:?}"),
+            reason: format!("{what} must be more than zero"),
+        }),
+    }
+}
+
 impl Cluster {
-    /// The control socket's path, from the builder or the environment.
-    fn control_socket_setting(&self) -> Option<PathBuf> {
-        path_setting(&self.control_socket, CONTROL_SOCKET_ENV)
+    /// The worker count: the builder's, else `CLUSTER_WORKERS`, else the number of cores.
+    pub(super) fn worker_count_from(&self, env: Lookup<'_>) -> Result<usize, Error> {
+        let cores = || std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(WORKERS.read(self.workers, env)?.unwrap_or_else(cores))
+    }
+
+    /// The policy: the builder's, else `CLUSTER_SCHED_POLICY`, else round-robin.
+    pub(super) fn policy_from(&self, env: Lookup<'_>) -> Result<Policy, Error> {
+        if let Some(policy) = self.policy {
+            return Ok(policy);
+        }
+        match env(SCHED_POLICY_ENV) {
+            Some(name) => name.trim().parse().map_err(|reason| Error::Env {
+                var: SCHED_POLICY_ENV,
+                value: name,
+                reason,
+            }),
+            None => Ok(Policy::Rr),
+        }
     }
 
     /// The hang timeout this cluster will use (`None`: off).
-    fn hang_timeout_setting(&self) -> Result<Option<Duration>, Error> {
-        let timeout = match self.hang_timeout {
-            Some(timeout) if !timeout.is_zero() && timeout < MIN_HANG_TIMEOUT => {
-                tracing::warn!(
-                    ?timeout,
-                    minimum = ?MIN_HANG_TIMEOUT,
-                    "hang timeout raised to the minimum (three heartbeat periods)"
-                );
-                MIN_HANG_TIMEOUT
-            }
-            Some(timeout) => timeout,
-            None => match std::env::var(HANG_TIMEOUT_ENV) {
-                Ok(value) => {
-                    let valid = |seconds: f64| seconds.is_finite() && seconds >= 0.0;
-                    let timeout =
-                        Duration::from_secs_f64(parse_env(HANG_TIMEOUT_ENV, &value, valid)?);
-                    if !timeout.is_zero() && timeout < MIN_HANG_TIMEOUT {
-                        return Err(Error::Env {
-                            var: HANG_TIMEOUT_ENV,
-                            value,
-                            reason: format!(
-                                "at least {} s (three heartbeat periods), or 0 to turn hang detection off",
-                                MIN_HANG_TIMEOUT.as_secs()
-                            ),
-                        });
-                    }
-                    timeout
-                }
-                Err(_) => DEFAULT_HANG_TIMEOUT,
-            },
-        };
+    fn hang_timeout_setting(&self, env: Lookup<'_>) -> Result<Option<Duration>, Error> {
+        let timeout = HANG_TIMEOUT
+            .read(self.hang_timeout, env)?
+            .unwrap_or(DEFAULT_HANG_TIMEOUT);
         Ok(Some(timeout).filter(|timeout| !timeout.is_zero()))
     }
 
     /// Watch mode's extra paths when it is on (`None`: off), from the builder, else the
     /// environment.
-    fn watch_setting(&self) -> Option<Vec<PathBuf>> {
+    fn watch_setting(&self, env: Lookup<'_>) -> Option<Vec<PathBuf>> {
         if let Some(watch) = self.watch {
             return watch.then(|| self.watch_paths.clone());
         }
-        let value = std::env::var_os(WATCH_ENV)?.to_string_lossy().into_owned();
+        let value = env(WATCH_ENV)?;
         match switch(&value) {
             Some(on) => on.then(Vec::new),
             None => Some(
@@ -72,42 +181,13 @@ impl Cluster {
         }
     }
 
-    /// Whether workers say when they are ready, from the builder, else the environment.
-    fn wait_ready_setting(&self) -> Result<bool, Error> {
-        match (self.wait_ready, std::env::var(WAIT_READY_ENV)) {
-            (Some(wait), _) => Ok(wait),
-            (None, Ok(value)) => switch(&value).ok_or_else(|| Error::Env {
-                var: WAIT_READY_ENV,
-                value,
-                reason: "expected 1 or 0".into(),
-            }),
-            (None, Err(_)) => Ok(false),
-        }
-    }
-
     /// When workers are recycled, from the builder, else the environment.
-    fn recycle_setting(&self) -> Result<Recycle, Error> {
-        let positive = |n: u64| n >= 1;
-        let max_requests = match (self.max_requests, std::env::var(MAX_REQUESTS_ENV)) {
-            (Some(requests), _) => Some(requests),
-            (None, Ok(value)) => Some(parse_env(MAX_REQUESTS_ENV, &value, positive)?),
-            (None, Err(_)) => None,
-        };
-        let jitter_env = std::env::var(MAX_REQUESTS_JITTER_ENV);
-        let max_requests_jitter = match (self.max_requests_jitter, jitter_env) {
-            (Some(jitter), _) => jitter,
-            (None, Ok(value)) => parse_env(MAX_REQUESTS_JITTER_ENV, &value, |_: u64| true)?,
-            (None, Err(_)) => max_requests.map_or(0, |requests| requests / 10),
-        };
-        let max_memory = match (self.max_memory, std::env::var(MAX_MEMORY_ENV)) {
-            (Some(bytes), _) => Some(bytes),
-            (None, Ok(value)) => Some(parse_bytes(&value).ok_or_else(|| Error::Env {
-                var: MAX_MEMORY_ENV,
-                value: value.clone(),
-                reason: "expected bytes, or a number with K, M or G (e.g. 512M)".into(),
-            })?),
-            (None, Err(_)) => None,
-        };
+    fn recycle_setting(&self, env: Lookup<'_>) -> Result<Recycle, Error> {
+        let max_requests = MAX_REQUESTS.read(self.max_requests, env)?;
+        let max_requests_jitter = MAX_REQUESTS_JITTER
+            .read(self.max_requests_jitter, env)?
+            .unwrap_or_else(|| max_requests.map_or(0, |requests| requests / 10));
+        let max_memory = MAX_MEMORY.read(self.max_memory, env)?;
         Ok(Recycle {
             max_requests,
             max_requests_jitter,
@@ -115,39 +195,54 @@ impl Cluster {
         })
     }
 
-    /// What the master runs with, from this builder and the environment.
+    /// What the master runs with, from this builder and the process's environment.
     pub(super) fn into_settings(self) -> Result<Settings, Error> {
-        let hang_timeout = self.hang_timeout_setting()?;
-        let recycle = self.recycle_setting()?;
-        let watch = self.watch_setting();
-        let wait_ready = self.wait_ready_setting()?;
-        let control_socket = self.control_socket_setting();
-        let log_file = path_setting(&self.log_file, LOG_FILE_ENV);
-        let error_log_file = path_setting(&self.error_log_file, ERROR_LOG_FILE_ENV);
-        let metrics_addr = self.metrics_addr.clone().or_else(|| {
-            std::env::var(METRICS_ADDR_ENV)
-                .ok()
-                .filter(|address| !address.trim().is_empty())
-        });
+        self.into_settings_from(&process_env)
+    }
+
+    /// What the master runs with, from this builder and `env`.
+    fn into_settings_from(self, env: Lookup<'_>) -> Result<Settings, Error> {
         let config = Config {
-            worker_count: self.worker_count()?,
-            policy: self.scheduling_policy()?,
-            addresses: self.addresses,
+            worker_count: self.worker_count_from(env)?,
+            policy: self.policy_from(env)?,
+            addresses: self.addresses.clone(),
             shutdown_timeout: self.shutdown_timeout,
-            reload_timeout: self.reload_timeout,
-            reload_batch: self.reload_batch,
+            reload_timeout: positive(
+                "Cluster::reload_timeout",
+                self.reload_timeout,
+                "the reload timeout",
+            )?,
+            reload_batch: positive(
+                "Cluster::reload_batch",
+                self.reload_batch,
+                "the reload batch",
+            )?,
             restart: self.restart,
-            hang_timeout,
-            boot_timeout: self.boot_timeout,
+            hang_timeout: self.hang_timeout_setting(env)?,
+            boot_timeout: positive(
+                "Cluster::boot_timeout",
+                self.boot_timeout,
+                "the boot timeout",
+            )?,
             agent: self.agent.is_some(),
-            wait_ready,
-            recycle,
+            wait_ready: WAIT_READY.read(self.wait_ready, env)?.unwrap_or(false),
+            recycle: self.recycle_setting(env)?,
         };
+        let watch = self.watch_setting(env);
+        let path = |builder: &Option<PathBuf>, var| {
+            builder
+                .clone()
+                .or_else(|| env(var).filter(|path| !path.is_empty()).map(PathBuf::from))
+        };
+        let metrics_addr = self
+            .metrics_addr
+            .clone()
+            .or_else(|| env(METRICS_ADDR_ENV).filter(|address| !address.trim().is_empty()));
         Ok(Settings {
             config,
-            control_socket,
-            log_file,
-            error_log_file,
+            control_socket: path(&self.control_socket, CONTROL_SOCKET_ENV),
+            log_file: path(&self.log_file, LOG_FILE_ENV),
+            error_log_file: path(&self.error_log_file, ERROR_LOG_FILE_ENV),
             metrics_addr,
             watch,
             control: self.control,
@@ -180,18 +275,112 @@ fn parse_bytes(text: &str) -> Option<u64> {
     (bytes > 0).then_some(bytes)
 }
 
-/// A path from the builder, else from the environment variable `var` (unset or empty: none).
-fn path_setting(builder: &Option<PathBuf>, var: &str) -> Option<PathBuf> {
-    builder.clone().or_else(|| {
-        std::env::var_os(var)
-            .filter(|path| !path.is_empty())
-            .map(PathBuf::from)
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{parse_bytes, switch};
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// The settings of `cluster` under an environment of just `vars`, or the error's text.
+    fn settings(cluster: Cluster, vars: &[(&str, &str)]) -> Result<Config, String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        let env = move |name: &str| vars.get(name).cloned();
+        cluster
+            .into_settings_from(&env)
+            .map(|settings| settings.config)
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn the_same_rule_holds_for_the_builder_and_the_environment_and_errors_name_both() {
+        let cases: [(Cluster, &[(&str, &str)], &str); 6] = [
+            (
+                Cluster::new().workers(0),
+                &[],
+                "invalid Cluster::workers(0)",
+            ),
+            (
+                Cluster::new(),
+                &[("CLUSTER_WORKERS", "0")],
+                "invalid CLUSTER_WORKERS=\"0\"",
+            ),
+            (
+                Cluster::new().workers(1025),
+                &[],
+                "invalid Cluster::workers(1025)",
+            ),
+            (
+                Cluster::new(),
+                &[("CLUSTER_WORKERS", "1025")],
+                "invalid CLUSTER_WORKERS=\"1025\"",
+            ),
+            (
+                Cluster::new().hang_timeout(Duration::from_secs(2)),
+                &[],
+                "invalid Cluster::hang_timeout(2s)",
+            ),
+            (
+                Cluster::new(),
+                &[("CLUSTER_HANG_TIMEOUT", "2")],
+                "invalid CLUSTER_HANG_TIMEOUT=\"2\"",
+            ),
+        ];
+        for (cluster, vars, named) in cases {
+            let error = settings(cluster, vars).expect_err(named);
+            assert!(error.starts_with(named), "{error}");
+        }
+        let error = settings(Cluster::new().workers(0), &[]).unwrap_err();
+        assert!(
+            error.ends_with("the worker count is a whole number from 1 to 1024"),
+            "{error}"
+        );
+        let error = settings(Cluster::new(), &[("CLUSTER_HANG_TIMEOUT", "2")]).unwrap_err();
+        assert!(error.contains("at least 6 s"), "{error}");
+    }
+
+    #[test]
+    fn zero_where_it_means_nothing_is_an_error_and_where_it_means_off_it_is_off() {
+        for (cluster, named) in [
+            (Cluster::new().reload_batch(0), "Cluster::reload_batch(0)"),
+            (
+                Cluster::new().boot_timeout(Duration::ZERO),
+                "Cluster::boot_timeout(0ns)",
+            ),
+            (
+                Cluster::new().reload_timeout(Duration::ZERO),
+                "Cluster::reload_timeout(0ns)",
+            ),
+            (Cluster::new().max_requests(0), "Cluster::max_requests(0)"),
+        ] {
+            let error = settings(cluster, &[]).expect_err(named);
+            assert!(error.contains(named), "{error}");
+        }
+        let off = settings(Cluster::new(), &[("CLUSTER_HANG_TIMEOUT", "0")]).unwrap();
+        assert_eq!(off.hang_timeout, None);
+        let off = settings(Cluster::new().hang_timeout(Duration::ZERO), &[]).unwrap();
+        assert_eq!(off.hang_timeout, None);
+    }
+
+    #[test]
+    fn the_builder_wins_and_the_environment_fills_in() {
+        let config = settings(
+            Cluster::new().workers(3),
+            &[
+                ("CLUSTER_WORKERS", "5"),
+                ("CLUSTER_MAX_REQUESTS", "100"),
+                ("CLUSTER_WAIT_READY", "1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.worker_count, 3);
+        assert_eq!(config.recycle.max_requests, Some(100));
+        assert_eq!(config.recycle.max_requests_jitter, 10, "a tenth by default");
+        assert!(config.wait_ready);
+        assert_eq!(config.hang_timeout, Some(DEFAULT_HANG_TIMEOUT));
+    }
 
     #[test]
     fn on_off_values_read_as_switches() {
