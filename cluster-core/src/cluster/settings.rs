@@ -296,7 +296,12 @@ mod tests {
 
     #[test]
     fn the_same_rule_holds_for_the_builder_and_the_environment_and_errors_name_both() {
-        let cases: [(Cluster, &[(&str, &str)], &str); 6] = [
+        type Case = (
+            Cluster,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+        );
+        let cases: [Case; 6] = [
             (
                 Cluster::new().workers(0),
                 &[],
