@@ -29,10 +29,10 @@ pub use cluster_ipc as wire;
 pub use cluster_tower as tower;
 
 pub use cluster_core::{
-    AGENT_ID, BoxError, CONTROL_SOCKET_ENV, Cluster, ClusterControl, ClusterEvent, Error,
-    EventStream, Exit, ExitReason, HANG_TIMEOUT_ENV, Inbox, Incoming, Listener, METRICS_ADDR_ENV,
-    Policy, ReadyHook, Request, RestartPolicy, SCHED_POLICY_ENV, Signal, WORKERS_ENV, Worker,
-    WorkerHandle, WorkerInfo, ipc, load, runtime,
+    AGENT_ID, Answer, BoxError, CONTROL_SOCKET_ENV, Cluster, ClusterControl, ClusterEvent, Error,
+    EventStream, Exit, ExitReason, HANG_TIMEOUT_ENV, Inbox, Incoming, Listener, MAX_WORKERS,
+    METRICS_ADDR_ENV, PendingAnswer, Policy, ReadyHook, Request, RestartPolicy, SCHED_POLICY_ENV,
+    Scale, Signal, WORKERS_ENV, Worker, WorkerHandle, WorkerInfo, ipc, load, runtime,
 };
 pub use cluster_core::{agent, control_socket, shared_metrics};
 pub use cluster_macros::main;

@@ -58,8 +58,12 @@ async fn the_agent_ticks_serves_no_http_and_comes_back_alone_when_killed() {
     let workers = serving_pids(address).await;
     assert!(!workers.contains(&agent), "the agent serves no HTTP");
     assert_eq!(workers.len(), 2);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, later) = ask(address).await.expect("the agent answers");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut later = ticks;
+    while later <= ticks && Instant::now() < deadline {
+        (_, later) = ask(address).await.expect("the agent answers");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(later > ticks, "ticks grow: {ticks} then {later}");
     // The agent's broadcasts reach the workers (every 10 ticks).
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -20,6 +20,15 @@ async fn flood(address: std::net::SocketAddr, count: u64) -> u32 {
         .unwrap_or_else(|| panic!("{}", reply.body))
 }
 
+/// How many messages the worker at the end of `connection` has sent in its flood.
+async fn sent(connection: &H2) -> u64 {
+    let body = connection.get("/flooded").await.body;
+    body.split_whitespace()
+        .nth(1)
+        .and_then(|sent| sent.parse().ok())
+        .unwrap_or_else(|| panic!("{body}"))
+}
+
 /// An HTTP/2 connection (every request on it goes to one worker) to a worker other than
 /// `not`, with that worker's pid.
 async fn connection_to_another(address: std::net::SocketAddr, not: u32) -> (H2, u32) {
@@ -95,9 +104,15 @@ async fn a_flood_slows_only_the_flooder_another_workers_requests_are_answered_at
     let env = [("CLUSTER_WORKERS", "2"), ("FIXTURE_SLOW_INBOX_MS", "2")];
     let (_cluster, address) = ClusterProcess::start(Program::Fixture, &env);
     let flooder = flood(address, 1_000_000).await;
-    let (other, _) = connection_to_another(address, flooder).await;
-    // The flood fills the flooder's lane first.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (other, other_pid) = connection_to_another(address, flooder).await;
+    // The flood is under way: it has sent more than its credit (so it waits on the inbox).
+    let (to_flooder, _) = connection_to_another(address, other_pid).await;
+    let credit = u64::from(cluster::wire::INBOX_WINDOW);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sent(&to_flooder).await <= credit {
+        assert!(Instant::now() < deadline, "the flood does not get going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut latencies = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
@@ -184,8 +199,14 @@ async fn messages_for_a_stopped_worker_are_bounded_and_the_drops_reported_to_the
     let stopped_slot = if sender_slot == "1" { 2 } else { 1 };
     cluster_testkit::signal_pid(stopped, Signal::STOP);
     // Once the stopped worker is left out (4 s of silence: a whole heartbeat missed), every
-    // request goes to the other.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // request goes to the other; the master says so.
+    assert!(
+        wait_until(Duration::from_secs(15), || cluster
+            .stderr()
+            .contains("worker is silent; no new connections for it")),
+        "{}",
+        cluster.stderr()
+    );
     // 400 messages of 256 KiB (100 MiB) for a worker that reads nothing: the master holds a
     // bounded part of them and tells the sender which it dropped.
     let path = format!("/send_to_many?worker={stopped_slot}&n=400&size=262144");

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Program, get, wait_all_gone};
+use cluster_testkit::{
+    ClusterProcess, Program, get, scrape, signal_pid, value, wait_all_gone, wait_for_metric,
+};
+use rustix::process::Signal;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_new_connections_all_succeed() {
@@ -34,20 +37,37 @@ async fn concurrent_new_connections_all_succeed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_for_a_killed_worker_go_to_another_worker() {
-    let (cluster, address) =
-        ClusterProcess::start(Program::Example("hello"), &[("CLUSTER_WORKERS", "2")]);
+async fn connections_handed_to_a_worker_that_dies_without_answering_go_to_another() {
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
+    ];
+    let (cluster, address) = ClusterProcess::start(Program::Example("hello"), &env);
+    let metrics = cluster.metrics_address();
     let workers = cluster.worker_pids();
     assert_eq!(workers.len(), 2);
     let victim = workers[0];
-    let pid = rustix::process::Pid::from_raw(victim as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    // Stopped, it takes its share of the next connections and acknowledges none of them.
+    signal_pid(victim, Signal::STOP);
+    let before = value(&scrape(metrics).await, "cluster_handoffs_total", &[]);
+    const CLIENTS: usize = 20;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| tokio::spawn(get(address, "/whoami")))
+        .collect();
+    let handed = wait_for_metric(metrics, "cluster_handoffs_total", before + CLIENTS as f64).await;
+    assert!(handed >= before + CLIENTS as f64, "{handed}");
+    // It dies holding them: each goes to the other worker, once it has exited.
+    signal_pid(victim, Signal::KILL);
     assert!(wait_all_gone(&[victim], Duration::from_secs(5)));
-    // The master may still hand the next connections to the dead worker before it notices;
-    // those must be handed again, not dropped.
-    for _ in 0..200 {
-        let reply = get(address, "/whoami").await;
+    for client in clients {
+        let reply = client.await.expect("a client");
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_ne!(reply.whoami_pid(), victim, "{}", reply.body);
     }
+    let handed = value(&scrape(metrics).await, "cluster_handoffs_total", &[]) - before;
+    println!("{CLIENTS} connections, {handed} handoffs");
+    assert!(
+        handed > CLIENTS as f64,
+        "some were handed twice (to the stopped worker, then to the other): {handed}"
+    );
 }

@@ -32,7 +32,15 @@ async fn a_stopped_worker_is_left_out_then_killed_and_replaced_and_loses_nothing
         .map(|_| tokio::spawn(get(address, "/whoami")))
         .collect();
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The master says when it leaves the stopped worker out (within half a second of owing
+    // an answer); from then on no new connection goes to it.
+    let left_out = eventually(Duration::from_secs(10), || {
+        cluster
+            .stderr()
+            .contains("worker is silent; no new connections for it")
+    })
+    .await;
+    assert!(left_out, "{}", cluster.stderr());
     for _ in 0..20 {
         let reply = get(address, "/whoami").await;
         assert_eq!(reply.status, 200);

@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cluster::shared_metrics::{Sample, parse_exposition};
+use cluster::shared_metrics::parse_exposition;
 use cluster_testkit::http::get;
-use cluster_testkit::{ClusterProcess, Program, is_alive, signal_pid, wait_until};
+use cluster_testkit::{ClusterProcess, Program, is_alive, scrape, signal_pid, value, wait_until};
 use rustix::process::Signal;
 
 mod common;
@@ -32,39 +32,6 @@ async fn visit(address: SocketAddr, count: usize) {
     }
 }
 
-/// The master's metrics address, from its `metrics on http://ADDR/metrics` line.
-fn metrics_address(cluster: &ClusterProcess) -> SocketAddr {
-    let lines = cluster.stdout_lines();
-    let line = lines
-        .iter()
-        .find_map(|line| line.strip_prefix("metrics on http://"))
-        .unwrap_or_else(|| panic!("no `metrics on` line in {lines:?}"));
-    line.trim_end_matches("/metrics")
-        .parse()
-        .expect("an address")
-}
-
-/// The samples the master serves at `/metrics`, checked as Prometheus text.
-async fn scrape(address: SocketAddr) -> Vec<Sample> {
-    let reply = get(address, "/metrics").await;
-    assert_eq!(reply.status, 200);
-    parse_exposition(&reply.body).unwrap_or_else(|error| panic!("{error} in:\n{}", reply.body))
-}
-
-/// The value of the sample `name` with (at least) `labels`, summed over matching samples.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|sample| sample.name == name)
-        .filter(|sample| {
-            labels
-                .iter()
-                .all(|(label, value)| sample.labels.iter().any(|(l, v)| l == label && v == value))
-        })
-        .map(|sample| sample.value)
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visits_total_counts_every_visit_through_a_kill_a_scale_and_a_reload() {
     let socket = SocketPath::new("metrics");
@@ -74,7 +41,7 @@ async fn visits_total_counts_every_visit_through_a_kill_a_scale_and_a_reload() {
         ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
     ];
     let (cluster, address) = ClusterProcess::start(Program::Example("count"), &env);
-    let metrics = metrics_address(&cluster);
+    let metrics = cluster.metrics_address();
 
     visit(address, 1000).await;
     assert_eq!(value(&scrape(metrics).await, "visits_total", &[]), 1000.0);
@@ -155,7 +122,7 @@ async fn a_stopped_worker_neither_blocks_a_scrape_nor_loses_its_counts() {
         ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
     ];
     let (cluster, address) = ClusterProcess::start(Program::Example("count"), &env);
-    let metrics = metrics_address(&cluster);
+    let metrics = cluster.metrics_address();
     visit(address, 100).await;
     let stopped = cluster.worker_pids()[0];
     signal_pid(stopped, Signal::STOP);

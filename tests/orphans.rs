@@ -37,12 +37,13 @@ fn a_booting_worker_outlives_a_sigkilled_master_by_less_than_a_second() {
     ];
     let (_cluster, workers, killed) = kill_the_master_once_joined(&env);
     assert!(
-        wait_all_gone(&workers, Duration::from_secs(5)),
-        "the booting workers exit"
+        wait_all_gone(&workers, Duration::from_secs(2)),
+        "the booting workers exit within 2 s"
     );
-    let outlived = killed.elapsed();
-    println!("booting workers outlived their SIGKILLed master by {outlived:?}");
-    assert!(outlived < Duration::from_secs(2), "{outlived:?}");
+    println!(
+        "booting workers outlived their SIGKILLed master by {:?}",
+        killed.elapsed()
+    );
 }
 
 #[test]
@@ -65,11 +66,13 @@ fn a_request_waiting_on_a_master_that_is_killed_fails_at_once_saying_so() {
     for line in lines().lines() {
         assert!(line.ends_with("the master process went away"), "{line}");
     }
-    assert!(wait_all_gone(&workers, Duration::from_secs(5)));
-    let outlived = killed.elapsed();
-    println!(
-        "requests failed {failed_after:?} after the kill (their timeout is 60 s); workers gone after {outlived:?}"
+    assert!(
+        wait_all_gone(&workers, Duration::from_secs(2)),
+        "gone within 2 s"
     );
-    assert!(outlived < Duration::from_secs(2), "{outlived:?}");
+    println!(
+        "requests failed {failed_after:?} after the kill (their timeout is 60 s); workers gone after {:?}",
+        killed.elapsed()
+    );
     let _ = std::fs::remove_file(&report);
 }

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Program, get, signal_pid, wait_all_gone, wait_until};
+use cluster_testkit::{
+    ClusterProcess, Program, bytes_written, get, signal_pid, wait_all_gone, wait_until,
+};
 use rustix::process::Signal;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,10 +39,15 @@ async fn a_stopped_master_never_blocks_a_printing_worker() {
     // Under `shared` the workers accept on their own: they serve while the master is stopped.
     let env = [("CLUSTER_WORKERS", "1"), ("CLUSTER_SCHED_POLICY", "shared")];
     let (cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    let worker = cluster.worker_pids()[0];
     assert_eq!(get(address, "/print?forever=1").await.body, "printing\n");
     signal_pid(cluster.pid(), Signal::STOP);
     // Far more output than a pipe holds, and the worker keeps serving.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let written = bytes_written(worker);
+    assert!(wait_until(Duration::from_secs(10), || bytes_written(
+        worker
+    ) > written
+        + (4 << 20)));
     for _ in 0..10 {
         let reply = tokio::time::timeout(Duration::from_secs(5), get(address, "/")).await;
         assert_eq!(reply.expect("answered in time").status, 200);
@@ -55,7 +62,11 @@ async fn killing_the_master_while_workers_print_heavily_leaves_no_worker_behind(
         assert_eq!(get(address, "/print?forever=1").await.body, "printing\n");
     }
     let workers = cluster.worker_pids();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let written: Vec<u64> = workers.iter().map(|pid| bytes_written(*pid)).collect();
+    assert!(wait_until(Duration::from_secs(10), || workers
+        .iter()
+        .zip(&written)
+        .all(|(pid, before)| bytes_written(*pid) > before + (1 << 20))));
     signal_pid(cluster.pid(), Signal::KILL);
     assert!(
         wait_all_gone(&workers, Duration::from_secs(2)),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Program, get, wait_all_gone};
+use cluster_testkit::{ClusterProcess, Program, get, wait_all_gone, wait_in_flight};
 use rustix::process::Signal;
 
 #[test]
@@ -59,10 +59,13 @@ async fn sigterm_stops_the_master_and_leaves_no_worker_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_at_sigterm_still_completes() {
-    let (mut cluster, address) =
-        ClusterProcess::start(Program::Example("hello"), &[("CLUSTER_WORKERS", "2")]);
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
+    ];
+    let (mut cluster, address) = ClusterProcess::start(Program::Example("hello"), &env);
     let slow = tokio::spawn(get(address, "/slow?ms=1000"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_in_flight(&cluster, 1).await;
     cluster.signal(Signal::TERM);
     let reply = slow.await.unwrap();
     assert_eq!((reply.status, reply.body.as_str()), (200, "slow done\n"));

@@ -4,11 +4,13 @@
 
 pub mod http;
 pub mod load;
+pub mod metrics;
 pub mod process;
 
 pub use http::{H2, Reply, get, get_from, get_h2};
 pub use load::{Connections, Load, LoadReport};
+pub use metrics::{scrape, value, wait_for_metric, wait_in_flight};
 pub use process::{
-    ClusterProcess, Program, children_of, eventually, is_alive, signal_pid, wait_all_gone,
-    wait_until,
+    ClusterProcess, Program, bytes_written, children_of, eventually, is_alive, signal_pid,
+    wait_all_gone, wait_until,
 };

@@ -391,6 +391,18 @@ pub fn signal_pid(pid: u32, signal: rustix::process::Signal) {
     rustix::process::kill_process(pid, signal).expect("signal the process");
 }
 
+/// Bytes process `pid` has written so far (`wchar` in `/proc/PID/io`; 0 when unknown).
+pub fn bytes_written(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|line| line.strip_prefix("wchar:"))
+                .and_then(|bytes| bytes.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// The live children of `parent`, from `/proc`.
 pub fn children_of(parent: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
