@@ -517,16 +517,6 @@ async fn logs_shows_recent_output_and_follows_new_lines() {
     assert!(followed.is_some(), "`logs -f` showed the new lines");
 }
 
-/// The resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// How many descriptors process `pid` has open.
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count())
@@ -554,7 +544,7 @@ fn silent_connections_are_bounded_timed_out_and_leave_no_memory_behind() {
     let (cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
     let master = cluster.pid();
     let fds_at_rest = open_fds(master);
-    let rss_at_start = rss_kib(master);
+    let rss_at_start = cluster_testkit::status_kib(master, "VmRSS");
     let mut rss_after = Vec::new();
     for round in 0..8 {
         let mut streams: Vec<UnixStream> = (0..500)
@@ -598,7 +588,7 @@ fn silent_connections_are_bounded_timed_out_and_leave_no_memory_behind() {
             "every control connection closed: {} descriptors, {fds_at_rest} at rest",
             open_fds(master)
         );
-        rss_after.push(rss_kib(master));
+        rss_after.push(cluster_testkit::status_kib(master, "VmRSS"));
     }
     println!("master RSS: {rss_at_start} KiB at start, after each round {rss_after:?} KiB");
     let last = *rss_after.last().unwrap();

@@ -176,16 +176,6 @@ async fn a_flood_for_a_slow_inbox_delays_neither_handoffs_heartbeats_nor_disconn
     assert_eq!(get(address, "/").await.body, "fixture\n");
 }
 
-/// The peak resident memory of process `pid`, in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_for_a_stopped_worker_are_bounded_and_the_drops_reported_to_their_sender() {
     let (cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "2")]);
@@ -201,9 +191,10 @@ async fn messages_for_a_stopped_worker_are_bounded_and_the_drops_reported_to_the
     // Once the stopped worker is left out (4 s of silence: a whole heartbeat missed), every
     // request goes to the other; the master says so.
     assert!(
-        wait_until(Duration::from_secs(15), || cluster
-            .stderr()
-            .contains("worker is silent; no new connections for it")),
+        cluster.wait_for_stderr(
+            "worker is silent; no new connections for it",
+            Duration::from_secs(15)
+        ),
         "{}",
         cluster.stderr()
     );
@@ -228,7 +219,7 @@ async fn messages_for_a_stopped_worker_are_bounded_and_the_drops_reported_to_the
         reply.body
     );
     assert!(delivered >= 30, "what fits was kept: {}", reply.body);
-    let peak = peak_rss(cluster.pid());
+    let peak = cluster_testkit::status_kib(cluster.pid(), "VmHWM") * 1024;
     assert!(
         peak < 64 * 1024 * 1024,
         "the master's memory is bounded: {peak} bytes"

@@ -34,13 +34,10 @@ async fn a_stopped_worker_is_left_out_then_killed_and_replaced_and_loses_nothing
 
     // The master says when it leaves the stopped worker out (within half a second of owing
     // an answer); from then on no new connection goes to it.
-    let left_out = eventually(Duration::from_secs(10), || {
-        cluster
-            .stderr()
-            .contains("worker is silent; no new connections for it")
-    })
-    .await;
-    assert!(left_out, "{}", cluster.stderr());
+    let left_out = "worker is silent; no new connections for it";
+    let said =
+        tokio::task::block_in_place(|| cluster.wait_for_stderr(left_out, Duration::from_secs(10)));
+    assert!(said, "{}", cluster.stderr());
     for _ in 0..20 {
         let reply = get(address, "/whoami").await;
         assert_eq!(reply.status, 200);

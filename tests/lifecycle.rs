@@ -262,9 +262,7 @@ async fn a_second_sigint_stops_at_once() {
     let _slow = tokio::spawn(get(address, "/slow?ms=20000"));
     wait_in_flight(&cluster, 1).await;
     cluster.signal(Signal::INT);
-    assert!(cluster_testkit::wait_until(Duration::from_secs(10), || {
-        cluster.stderr().contains("stopping gracefully")
-    }));
+    assert!(cluster.wait_for_stderr("stopping gracefully", Duration::from_secs(10)));
     let second = Instant::now();
     cluster.signal(Signal::INT);
     // At once: well before the 30 s shutdown timeout the slow request would get.

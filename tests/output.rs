@@ -225,9 +225,7 @@ async fn a_program_that_installs_no_logging_still_says_what_goes_wrong() {
     let worker = cluster.worker_pids()[0];
     signal_pid(worker, Signal::KILL);
     assert!(
-        wait_until(Duration::from_secs(10), || cluster
-            .stderr()
-            .contains("worker exited unexpectedly")),
+        cluster.wait_for_stderr("worker exited unexpectedly", Duration::from_secs(10)),
         "the crash is on stderr: {:?}",
         cluster.stderr()
     );

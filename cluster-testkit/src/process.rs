@@ -235,6 +235,12 @@ impl ClusterProcess {
         None
     }
 
+    /// Waits (bounded by `timeout`) until the process has written `needle` to stderr; whether
+    /// it has.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.stderr().contains(needle))
+    }
+
     /// Lines printed on stdout since the last read, waiting up to `wait` for the stream to end.
     pub fn remaining_stdout(&self, wait: Duration) -> Vec<String> {
         let deadline = Instant::now() + wait;
@@ -389,6 +395,19 @@ pub fn wait_all_gone(pids: &[u32], timeout: Duration) -> bool {
 pub fn signal_pid(pid: u32, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(pid as i32).expect("a valid pid");
     rustix::process::kill_process(pid, signal).expect("signal the process");
+}
+
+/// The `field` of `/proc/PID/status` (`VmRSS`, `VmHWM`…), in KiB (0 when unknown).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let value = line.strip_prefix(field)?.strip_prefix(':')?;
+                value.trim().trim_end_matches(" kB").trim().parse().ok()
+            })
+        })
+        .unwrap_or(0)
 }
 
 /// Bytes process `pid` has written so far (`wchar` in `/proc/PID/io`; 0 when unknown).
