@@ -107,7 +107,7 @@ impl Default for Cluster {
 }
 
 impl Cluster {
-    /// A cluster with one worker per core (or [`WORKERS_ENV`], `CLUSTER_WORKERS`, when set), a
+    /// A cluster with one worker per core (or [`crate::WORKERS_ENV`], `CLUSTER_WORKERS`, when set), a
     /// 30 s shutdown timeout, the default [`RestartPolicy`], and reloads one slot at a time
     /// with 30 s for each replacement to listen.
     pub fn new() -> Self {

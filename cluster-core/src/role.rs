@@ -48,7 +48,7 @@ pub const MAX_REQUESTS_JITTER_ENV: &str = "CLUSTER_MAX_REQUESTS_JITTER";
 /// replaced (PM2's `max_memory_restart`), unless the builder set it.
 pub const MAX_MEMORY_ENV: &str = "CLUSTER_MAX_MEMORY";
 /// Serving threads per worker, unless the program sets them
-/// ([`crate::runtime::Runtime::worker_threads`]); unset means 1.
+/// (`Runtime::worker_threads`); unset means 1.
 pub const WORKER_THREADS_ENV: &str = "CLUSTER_WORKER_THREADS";
 
 /// Every variable this crate reads: what a worker removes from its environment (a user's own

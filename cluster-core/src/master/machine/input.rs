@@ -57,7 +57,7 @@ pub(crate) enum Input {
     },
     /// A signal arrived.
     Signal(SignalAction),
-    /// The time [`Machine::poll_timeout`](super::Machine::poll_timeout) named has come: every
+    /// The time `Machine::poll_timeout` named has come: every
     /// timer due by now expires.
     Timeout,
     /// The listening sockets are closed (asked by `Action::CloseListeners`) and every

@@ -23,6 +23,7 @@
 mod action;
 mod agent;
 pub(super) mod agent_requests;
+mod answering;
 mod answers;
 mod binding;
 mod config;

@@ -1,0 +1,123 @@
+//! Answering commands: a reload when it has finished or failed, a scale when the new count of
+//! workers serves, a restart when the successor serves; anything still waiting when the
+//! master stops is answered then.
+
+use super::action::Action;
+use super::answers::{PendingRestart, PendingScale};
+use super::input::ReplyId;
+use super::state::Machine;
+use crate::master::command::Answer;
+use crate::master::ids::WorkerKey;
+
+impl Machine {
+    /// Answers `reply`, if someone waits for it.
+    pub(super) fn answer(&mut self, reply: Option<ReplyId>, answer: Answer) {
+        if let Some(reply) = reply {
+            self.push(Action::Answer { reply, answer });
+        }
+    }
+
+    /// Answers every reload of the run that ended.
+    pub(super) fn answer_reloads(&mut self, answer: &Answer) {
+        for reply in std::mem::take(&mut self.answers.reload) {
+            self.answer(Some(reply), answer.clone());
+        }
+    }
+
+    /// A scale from `from` to `to` workers is under way: answered once they serve (one before
+    /// it that is still waiting is answered now: this one supersedes it).
+    pub(super) fn await_scale(&mut self, reply: Option<ReplyId>, from: usize, to: usize) {
+        for earlier in std::mem::take(&mut self.answers.scales) {
+            let answer = format!(
+                "scaled from {} to {} workers, then to {to} by a later command",
+                earlier.from, earlier.to
+            );
+            self.answer(Some(earlier.reply), Answer::Done(answer));
+        }
+        if let Some(reply) = reply {
+            self.answers.scales.push(PendingScale { reply, from, to });
+        }
+    }
+
+    /// `old` (of `slot`, pid `old_pid`) is being replaced: answered once a successor serves.
+    pub(super) fn await_restart(
+        &mut self,
+        reply: Option<ReplyId>,
+        slot: usize,
+        old: WorkerKey,
+        old_pid: u32,
+    ) {
+        if let Some(reply) = reply {
+            let restart = PendingRestart {
+                reply,
+                slot,
+                old,
+                old_pid,
+            };
+            self.answers.restarts.push(restart);
+        }
+    }
+
+    /// Answers the scales and restarts whose workers serve now (looked at after every input,
+    /// while any waits).
+    pub(super) fn settle_answers(&mut self) {
+        if self.answers.scales.is_empty() && self.answers.restarts.is_empty() {
+            return;
+        }
+        let serving_slots = self
+            .workers
+            .values()
+            .filter(|worker| {
+                !worker.is_agent()
+                    && !worker.disconnecting
+                    && self.is_current_slot(worker.slot)
+                    && self.serves(worker)
+            })
+            .count();
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.answers.scales)
+            .into_iter()
+            .partition(|scale| serving_slots >= scale.to);
+        self.answers.scales = waiting;
+        for scale in done {
+            let answer = format!("scaled from {} to {} workers", scale.from, scale.to);
+            self.answer(Some(scale.reply), Answer::Done(answer));
+        }
+        let restarts = std::mem::take(&mut self.answers.restarts);
+        for restart in restarts {
+            match self.successor_serving(restart.slot, restart.old) {
+                Some(new_pid) => {
+                    let answer = format!(
+                        "worker {} replaced: pid {} -> {new_pid}",
+                        restart.slot, restart.old_pid
+                    );
+                    self.answer(Some(restart.reply), Answer::Done(answer));
+                }
+                None => self.answers.restarts.push(restart),
+            }
+        }
+    }
+
+    /// The pid of a worker other than `old` that serves `slot`, if one does.
+    fn successor_serving(&self, slot: usize, old: WorkerKey) -> Option<u32> {
+        self.workers
+            .iter()
+            .find(|(key, worker)| {
+                **key != old && worker.slot == slot && !worker.disconnecting && self.serves(worker)
+            })
+            .map(|(_, worker)| worker.pid())
+    }
+
+    /// The master stops: whatever still waits fails, saying so.
+    pub(super) fn fail_answers(&mut self, why: &str) {
+        let answers = std::mem::take(&mut self.answers);
+        let replies = answers
+            .reload
+            .into_iter()
+            .chain(answers.next_reload)
+            .chain(answers.scales.into_iter().map(|scale| scale.reply))
+            .chain(answers.restarts.into_iter().map(|restart| restart.reply));
+        for reply in replies.collect::<Vec<_>>() {
+            self.answer(Some(reply), Answer::Failed(why.to_owned()));
+        }
+    }
+}
