@@ -22,38 +22,34 @@ pub enum Program<'a> {
 }
 
 impl Program<'_> {
-    /// The path of the program, built first (once per test process, a no-op when it is up to
-    /// date, as it is under `cargo test --workspace`, which builds every example first) so
-    /// that running one test target never uses a stale binary. A build that has work to do
-    /// shows cargo's progress on the terminal.
+    /// The path of the program. Every example of the workspace (the fixture is one) is built
+    /// first, once per test process, so that running one test target never uses a stale
+    /// binary: `cargo build --workspace --examples`, whose features are the ones
+    /// `cargo test --workspace` builds with, so under it the build is a no-op (building one
+    /// example alone would resolve other features and rebuild every dependency). A build that
+    /// has work to do says so on the terminal.
     pub fn path(self) -> PathBuf {
-        static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        static BUILT: Mutex<bool> = Mutex::new(false);
         let test_exe = std::env::current_exe().expect("test executable path");
         let profile_dir = test_exe
             .parent()
             .and_then(|deps| deps.parent())
             .expect("target dir");
-        let (path, mut build_args) = match self {
-            Program::Example(name) => (
-                profile_dir.join("examples").join(name),
-                vec!["build", "--example", name],
-            ),
-            Program::Fixture => (
-                profile_dir.join("examples").join("fixture"),
-                vec!["build", "-p", "cluster-testkit", "--example", "fixture"],
-            ),
+        let name = match self {
+            Program::Example(name) => name,
+            Program::Fixture => "fixture",
         };
+        let mut build_args = vec!["build", "--workspace", "--examples"];
         if profile_dir.ends_with("release") {
             build_args.push("--release");
         }
         let mut built = BUILT.lock().unwrap();
-        let name = path.display().to_string();
-        if !built.contains(&name) {
+        if !*built {
             let status = build(&build_args);
             assert!(status.success(), "cargo {} failed", build_args.join(" "));
-            built.push(name);
+            *built = true;
         }
-        path
+        profile_dir.join("examples").join(name)
     }
 }
 
