@@ -131,9 +131,17 @@ impl<K: Hash + Eq + Copy, T, S: Clone> FairQueue<K, T, S> {
             false => Kind::Urgent,
             true => Kind::Bulk,
         };
-        let key = self.turn(kind).pop_front()?;
-        let lane = self.lanes.get_mut(&key)?;
-        let item = lane.queue(kind).pop_front()?;
+        // A lane is in its turn only while it holds an item of that kind; one that does not is
+        // passed over rather than trusted.
+        let (key, lane, item) = loop {
+            let key = self.turn(kind).pop_front()?;
+            let Some(lane) = self.lanes.get_mut(&key) else {
+                continue;
+            };
+            if let Some(item) = lane.queue(kind).pop_front() {
+                break (key, lane, item);
+            }
+        };
         let more = !lane.queue(kind).is_empty();
         lane.owed = lane.owed.saturating_add(1);
         let empty = lane.len() == 0;

@@ -41,6 +41,8 @@ struct Flush {
     flushed: Condvar,
     /// The sentinel's thread (it must not wait for itself).
     thread: std::thread::ThreadId,
+    /// This process (a child forked without exec inherits the handler, not the sentinel).
+    pid: u32,
 }
 
 static FLUSH: OnceLock<Flush> = OnceLock::new();
@@ -60,6 +62,7 @@ pub(crate) fn start(ipc: BorrowedFd<'_>) -> io::Result<()> {
         done: Mutex::new(0),
         flushed: Condvar::new(),
         thread: thread.thread().id(),
+        pid: std::process::id(),
     };
     if FLUSH.set(flush).is_ok() {
         // SAFETY: `flush_at_exit` is a plain `extern "C"` function that lives as long as the
@@ -75,7 +78,7 @@ pub(crate) fn start(ipc: BorrowedFd<'_>) -> io::Result<()> {
 /// on everything written so far.
 extern "C" fn flush_at_exit() {
     let Some(flush) = FLUSH.get() else { return };
-    if std::thread::current().id() == flush.thread {
+    if std::thread::current().id() == flush.thread || std::process::id() != flush.pid {
         return;
     }
     let before = *lock(&flush.done);
