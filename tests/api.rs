@@ -56,7 +56,7 @@ async fn each_worker_serves_on_one_thread_under_load_and_the_master_runs_on_one(
     );
     let workers = cluster.worker_pids();
     assert_eq!(workers.len(), 2);
-    // One serving thread, and the output forwarder, which sleeps in `poll` (worker/output.rs).
+    // One serving thread, and the sentinel, which sleeps in `poll` (worker/sentinel.rs).
     for pid in &workers {
         assert_eq!(threads_of(*pid), 2, "worker {pid} runs one serving thread");
     }

@@ -114,7 +114,7 @@ async fn a_flood_slows_only_the_flooder_another_workers_requests_are_answered_at
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut latencies = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..100 {
         let started = Instant::now();
         let reply = other.get("/ask?what=echo").await;
         latencies.push(started.elapsed());
@@ -122,7 +122,8 @@ async fn a_flood_slows_only_the_flooder_another_workers_requests_are_answered_at
         assert_eq!((reply.status, reply.body.as_str()), (200, "echo\n"));
     }
     latencies.sort();
-    let p99 = latencies[latencies.len() * 99 / 100 - 1];
+    // The 99th of 100, from the fastest.
+    let p99 = latencies[98];
     println!(
         "another worker's request during the flood: p99 {p99:?}, max {:?}",
         latencies.last().unwrap()

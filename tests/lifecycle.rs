@@ -49,15 +49,14 @@ async fn a_killed_worker_is_replaced_within_a_second_and_later_requests_all_succ
     assert!(back, "no replacement process");
     let replacement = replacement.unwrap();
     let mut served_by_replacement = false;
-    while !served_by_replacement && killed_at.elapsed() < Duration::from_secs(5) {
+    while !served_by_replacement && killed_at.elapsed() < Duration::from_secs(1) {
         served_by_replacement = get(address, "/whoami").await.whoami_pid() == replacement;
     }
-    let back_after = killed_at.elapsed();
-    assert!(served_by_replacement, "the replacement never served");
     assert!(
-        back_after <= Duration::from_secs(1),
-        "slot back after {back_after:?}"
+        served_by_replacement,
+        "the replacement did not serve within a second of the kill"
     );
+    println!("slot back after {:?}", killed_at.elapsed());
 
     let more = load.completed() + 300;
     assert!(load.wait_for(more, Duration::from_secs(30)).await);

@@ -74,10 +74,9 @@ pub fn broadcast(message: impl Serialize) -> Result<(), Error> {
 /// sends at most [`cluster_ipc::INBOX_WINDOW`] messages ahead of the master's inbox reader,
 /// so every message it sends is taken.
 pub async fn send_wait(message: impl Serialize) -> Result<(), Error> {
-    let link = link()?;
-    let message = user(Route::Master, message, None)?;
-    link.inbox_credit().await?;
-    link.send(&message).await
+    link()?
+        .send_to_inbox(&user(Route::Master, message, None)?)
+        .await
 }
 
 /// [`broadcast`], waiting for room in the send queue instead of failing when it is full.
@@ -112,14 +111,15 @@ pub async fn request_timeout<T: DeserializeOwned>(
     let data = serde_json::to_value(message)?;
     let link = link()?;
     let started = tokio::time::Instant::now();
-    tokio::time::timeout(timeout, link.inbox_credit())
+    let credit = tokio::time::timeout(timeout, link.inbox_credit())
         .await
         .map_err(|_| Error::Timeout {
             what: "request",
             after: timeout,
         })??;
     let left = timeout.saturating_sub(started.elapsed());
-    ask(|seq| Message::Request { seq, data }, left)
+    let reply = link
+        .call(|seq| Message::Request { seq, data }, left, Some(credit))
         .await
         .map_err(|error| match error {
             Error::Timeout { what, .. } => Error::Timeout {
@@ -127,7 +127,8 @@ pub async fn request_timeout<T: DeserializeOwned>(
                 after: timeout,
             },
             other => other,
-        })
+        })?;
+    value_of(reply.message)
 }
 
 /// Sends the message `make` builds with a fresh `seq` and waits up to `timeout` for the
@@ -136,8 +137,13 @@ pub(crate) async fn ask<T: DeserializeOwned>(
     make: impl FnOnce(u64) -> Message,
     timeout: Duration,
 ) -> Result<T, Error> {
-    let reply = link()?.call(make, timeout).await?;
-    Ok(serde_json::from_value(answer(reply.message)?)?)
+    let reply = link()?.call(make, timeout, None).await?;
+    value_of(reply.message)
+}
+
+/// The value of a reply, as a `T`, or the master's error.
+fn value_of<T: DeserializeOwned>(reply: Message) -> Result<T, Error> {
+    Ok(serde_json::from_value(answer(reply)?)?)
 }
 
 /// The value of a request's reply, or the master's error.

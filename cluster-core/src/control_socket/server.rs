@@ -117,7 +117,7 @@ fn too_many_frame() -> bytes::Bytes {
     let reply = ControlReply {
         refused: true,
         ..ControlReply::failed(format!(
-            "refused: {MAX_CONNECTIONS} control connections are open (the most at once); try again when one closes"
+            "{MAX_CONNECTIONS} control connections are open (the most at once); try again when one closes"
         ))
     };
     let json = serde_json::to_vec(&reply).unwrap_or_default();
@@ -173,7 +173,8 @@ fn framed(stream: UnixStream) -> Framed<UnixStream, LengthDelimitedCodec> {
     Framed::with_capacity(stream, codec, READ_BUFFER)
 }
 
-/// Sends `reply`, which may be larger than a request may; `false` if the peer is gone.
+/// Sends `reply`, which may be larger than a request may; `false` if the peer is gone or does
+/// not take it within [`REQUEST_TIMEOUT`].
 async fn send_reply(
     framed: &mut Framed<UnixStream, LengthDelimitedCodec>,
     reply: &ControlReply,
@@ -182,7 +183,11 @@ async fn send_reply(
         return false;
     };
     framed.codec_mut().set_max_frame_length(MAX_REPLY);
-    let sent = framed.send(bytes::Bytes::from(bytes)).await.is_ok();
+    let sending = framed.send(bytes::Bytes::from(bytes));
+    let sent = matches!(
+        tokio::time::timeout(REQUEST_TIMEOUT, sending).await,
+        Ok(Ok(()))
+    );
     framed.codec_mut().set_max_frame_length(MAX_REQUEST);
     sent
 }
@@ -260,7 +265,12 @@ async fn answer(stream: UnixStream, control: ClusterControl) {
                     },
                 ..
             }) => return follow_logs(framed, &control, id, lines).await,
-            Ok(request) => run(request.command, &control).await,
+            Ok(request) => tokio::select! {
+                reply = run(request.command, &control) => reply,
+                // The peer hung up (or spoke out of turn) while the master was busy with its
+                // command: nobody waits for the answer, and the connection's place is freed.
+                _ = framed.next() => return,
+            },
             Err(error) => ControlReply::failed(format!("not a request: {error}")),
         };
         if !send_reply(&mut framed, &reply).await {

@@ -71,7 +71,7 @@ impl ClusterControl {
     /// ```no_run
     /// # async fn example(control: cluster_core::ClusterControl) {
     /// let answer = control.reload().await;
-    /// println!("{answer}"); // done: reloaded 4 workers
+    /// println!("{answer}"); // done: reloaded: every worker was replaced (4 now serve)
     /// # }
     /// ```
     pub fn reload(&self) -> PendingAnswer {

@@ -1,8 +1,9 @@
 //! [`FairQueue`]: the master's inbox as plain data. Each worker has a lane of its own, bounded
 //! by the credit it was given ([`cluster_ipc::INBOX_WINDOW`]); the reader of the inbox takes
-//! requests before messages, and among the lanes with something of that kind, one from each in
-//! turn. So a worker flooding the inbox slows only itself: another's request is next in line
-//! whatever the flood holds. Each item taken is credit owed back to its lane's worker, given
+//! requests before messages (but a message after [`URGENT_IN_A_ROW`] requests while messages
+//! wait), and among the lanes with something of that kind, one from each in turn. So a worker
+//! flooding the inbox slows only itself: another's request is next in line whatever the flood
+//! holds, and a flood of requests still lets other workers' messages through. Each item taken is credit owed back to its lane's worker, given
 //! in batches ([`CREDIT_BATCH`]) and whenever the lane empties (so an idle worker is never
 //! left short).
 
@@ -11,6 +12,10 @@ use std::hash::Hash;
 
 /// Credit given back to a worker at the latest once this much is owed (its lane not empty).
 pub(crate) const CREDIT_BATCH: u32 = 64;
+
+/// Urgent items taken in a row, at most, while bulk ones wait: then one bulk item goes, so
+/// that a flood of requests from one worker cannot starve another's messages.
+pub(crate) const URGENT_IN_A_ROW: u32 = 8;
 
 /// Which of a lane's two queues an item waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +78,8 @@ pub(crate) struct FairQueue<K, T, S> {
     bulk_turn: VecDeque<K>,
     /// Items one lane may hold.
     capacity: usize,
+    /// Urgent items taken since the last bulk one.
+    urgent_in_a_row: u32,
 }
 
 impl<K: Hash + Eq + Copy, T, S: Clone> FairQueue<K, T, S> {
@@ -83,6 +90,7 @@ impl<K: Hash + Eq + Copy, T, S: Clone> FairQueue<K, T, S> {
             urgent_turn: VecDeque::new(),
             bulk_turn: VecDeque::new(),
             capacity,
+            urgent_in_a_row: 0,
         }
     }
 
@@ -125,12 +133,26 @@ impl<K: Hash + Eq + Copy, T, S: Clone> FairQueue<K, T, S> {
         Ok(())
     }
 
-    /// The next item: urgent ones first, one lane after the other.
+    /// The next item: urgent ones first (but a bulk one after [`URGENT_IN_A_ROW`] urgent ones
+    /// while bulk ones wait), one lane after the other.
     pub(crate) fn pop(&mut self) -> Option<Taken<T, S>> {
-        let kind = match self.urgent_turn.is_empty() {
-            false => Kind::Urgent,
-            true => Kind::Bulk,
+        let bulk_due = self.urgent_in_a_row >= URGENT_IN_A_ROW;
+        let order = match bulk_due {
+            true => [Kind::Bulk, Kind::Urgent],
+            false => [Kind::Urgent, Kind::Bulk],
         };
+        let (kind, taken) = order
+            .into_iter()
+            .find_map(|kind| Some((kind, self.pop_kind(kind)?)))?;
+        self.urgent_in_a_row = match kind {
+            Kind::Urgent => self.urgent_in_a_row.saturating_add(1),
+            Kind::Bulk => 0,
+        };
+        Some(taken)
+    }
+
+    /// The next item of `kind`, one lane after the other.
+    fn pop_kind(&mut self, kind: Kind) -> Option<Taken<T, S>> {
         // A lane is in its turn only while it holds an item of that kind; one that does not is
         // passed over rather than trusted.
         let (key, lane, item) = loop {
@@ -226,6 +248,18 @@ mod tests {
         queue.pop();
         queue.push(2, Kind::Urgent, "late").unwrap();
         assert_eq!(queue.pop().unwrap().item, "late");
+    }
+
+    #[test]
+    fn a_flood_of_requests_lets_a_message_through_every_few_requests() {
+        let mut queue = queue();
+        for _ in 0..50 {
+            queue.push(1, Kind::Urgent, "request").unwrap();
+        }
+        queue.push(2, Kind::Bulk, "message").unwrap();
+        let taken = items(&mut queue);
+        let at = taken.iter().position(|item| *item == "message").unwrap();
+        assert_eq!(at, URGENT_IN_A_ROW as usize, "{taken:?}");
     }
 
     #[test]

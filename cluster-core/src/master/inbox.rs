@@ -142,7 +142,7 @@ impl Drop for Inbox {
     /// Nobody reads the inbox any more: what waits in it is refused (requests fail), and the
     /// workers are told, so they fail their sends at once.
     fn drop(&mut self) {
-        self.slot.set_reading(Reading::Gone);
+        self.slot.move_to(Reading::Gone, |_| true);
     }
 }
 
@@ -200,12 +200,11 @@ impl InboxSlot {
 
     /// The inbox, the first time; [`Error::AlreadyTaken`] after.
     pub(crate) fn take(self: &std::sync::Arc<Self>) -> Result<Inbox, Error> {
-        if lock(&self.state).reading != Reading::NotTaken {
+        if !self.move_to(Reading::Taken, |now| now == Reading::NotTaken) {
             return Err(Error::AlreadyTaken(
                 "the master's inbox (ClusterControl::inbox)",
             ));
         }
-        self.set_reading(Reading::Taken);
         Ok(Inbox {
             slot: std::sync::Arc::clone(self),
         })
@@ -250,9 +249,9 @@ impl InboxSlot {
         lock(&self.state).reading == Reading::Taken
     }
 
-    /// The master has stopped: the inbox's reader hears `None` (after what waits in it).
+    /// The master has stopped: the inbox's reader takes what waits in it, then hears `None`.
     pub(crate) fn close(&self) {
-        self.set_reading(Reading::Closed);
+        self.move_to(Reading::Closed, |_| true);
     }
 
     /// The next item for the inbox's reader, giving its worker credit back when due.
@@ -263,7 +262,7 @@ impl InboxSlot {
                 let mut state = lock(&self.state);
                 if let Some(Taken { item, credit: due }) = state.queue.pop() {
                     if let Some((granted, worker)) = due {
-                        credit(&worker, granted, true, 0);
+                        credit(&worker, granted, state.reading == Reading::Taken, 0);
                     }
                     return Some(item);
                 }
@@ -275,16 +274,17 @@ impl InboxSlot {
         }
     }
 
-    /// Moves the inbox to `reading` and tells every worker whether it is read now; when it is
-    /// not read any more, what waits in it is refused (requests fail, saying why).
-    fn set_reading(&self, reading: Reading) {
+    /// Moves the inbox to `reading` if it is in a state `from` allows (never out of
+    /// `Closed`), telling every worker whether it is read now; when master code dropped it,
+    /// what waits in it is refused (requests fail, saying why). Whether it moved.
+    fn move_to(&self, reading: Reading, from: impl Fn(Reading) -> bool) -> bool {
         let mut state = lock(&self.state);
-        if state.reading == Reading::Closed {
-            return;
+        if state.reading == Reading::Closed || !from(state.reading) {
+            return false;
         }
         state.reading = reading;
         let open = reading == Reading::Taken;
-        if !open {
+        if reading == Reading::Gone {
             for (worker, items) in state.queue.drain() {
                 let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
                 let mut refused = 0;
@@ -302,6 +302,7 @@ impl InboxSlot {
         }
         drop(state);
         self.queued.notify_one();
+        true
     }
 }
 

@@ -147,18 +147,27 @@ impl Link {
         Ok(())
     }
 
-    /// Waits for a credit for the master's inbox and spends it (the caller sends a message or
-    /// request for it next): at once while the master keeps up, else once it takes one of
-    /// this worker's messages out. [`Error::InboxUnread`] when nobody reads the inbox,
-    /// [`Error::MasterGone`] once the master is gone.
-    pub(crate) async fn inbox_credit(&self) -> Result<(), Error> {
+    /// Waits for a credit for the master's inbox: at once while the master keeps up, else once
+    /// it takes one of this worker's messages out. The caller spends it ([`Credit::spend`])
+    /// once its message or request is queued; dropped unspent, it is given back.
+    /// [`Error::InboxUnread`] when nobody reads the inbox (also when the master says so while
+    /// this waits), [`Error::MasterGone`] once the master is gone.
+    pub(crate) async fn inbox_credit(&self) -> Result<Credit<'_>, Error> {
         self.check_inbox_read()?;
-        let credit = self
+        let permit = self
             .inbox_credit
             .acquire()
             .await
             .map_err(|_| Error::MasterGone)?;
-        credit.forget();
+        self.check_inbox_read()?;
+        Ok(Credit(permit))
+    }
+
+    /// [`Link::send`] of a message for the master's inbox, once this worker has credit for it.
+    pub(crate) async fn send_to_inbox(&self, message: &Message) -> Result<(), Error> {
+        let credit = self.inbox_credit().await?;
+        self.send(message).await?;
+        credit.spend();
         Ok(())
     }
 
@@ -177,19 +186,25 @@ impl Link {
         self.inbox_credit.add_permits(granted);
         self.inbox_read.store(open, Ordering::Relaxed);
         if refused > 0 {
+            let why = match open {
+                false => "nobody reads it (ClusterControl::inbox)",
+                true => "they were sent past this worker's credit",
+            };
             tracing::warn!(
                 refused,
-                "the master refused messages this worker sent to its inbox: nobody reads it (ClusterControl::inbox)"
+                "the master refused messages this worker sent to its inbox: {why}"
             );
         }
     }
 
     /// Sends the message `make(seq)` and waits up to `timeout` for the master's answer to
-    /// `seq`; [`Error::MasterGone`] at once when the master is gone, or goes meanwhile.
+    /// `seq`; [`Error::MasterGone`] at once when the master is gone, or goes meanwhile. A
+    /// `credit` for the master's inbox is spent once the message is queued.
     pub(crate) async fn call(
         &self,
         make: impl FnOnce(u64) -> Message,
         timeout: Duration,
+        credit: Option<Credit<'_>>,
     ) -> Result<Received, Error> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply_rx) = oneshot::channel();
@@ -207,6 +222,9 @@ impl Link {
         if let Err(error) = self.send(&message).await {
             forget();
             return Err(error);
+        }
+        if let Some(credit) = credit {
+            credit.spend();
         }
         match tokio::time::timeout(timeout, reply_rx).await {
             Ok(Ok(reply)) => Ok(reply),
@@ -231,7 +249,7 @@ impl Link {
             seq,
             address: address.to_owned(),
         };
-        let Received { message, mut fds } = self.call(query, QUERY_TIMEOUT).await?;
+        let Received { message, mut fds } = self.call(query, QUERY_TIMEOUT, None).await?;
         let (key, policy, bound, wait_ready) = match message {
             Message::ServerAck {
                 key,
@@ -341,9 +359,8 @@ impl Link {
         }
     }
 
-    /// A listener accepting from a socket of this worker's own.
-    /// A socket this worker accepts from itself (once it is ready, when the master waits for
-    /// that).
+    /// A listener accepting from a socket of this worker's own (once it is ready, when the
+    /// master waits for that).
     fn own_source(&self, listener: TcpListener, wait_ready: bool) -> Source {
         Source::Own {
             listener: Some(listener),
@@ -421,6 +438,18 @@ impl Link {
         let mut routes = lock(&self.routes);
         routes.clear();
         self.draining.send_replace(true);
+    }
+}
+
+/// One credit for the master's inbox, taken and not yet spent: dropped, it is given back.
+#[derive(Debug)]
+pub(crate) struct Credit<'a>(tokio::sync::SemaphorePermit<'a>);
+
+impl Credit<'_> {
+    /// The message or request it was for is queued: the master gives the credit back once it
+    /// has taken it out of its inbox.
+    pub(crate) fn spend(self) {
+        self.0.forget();
     }
 }
 

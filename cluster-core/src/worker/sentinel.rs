@@ -7,9 +7,11 @@
 //!   `main`, a drain after SIGTERM), an `atexit` handler wakes it and waits (at most
 //!   [`FLUSH_WAIT`]) until everything written so far is passed on: a dying worker's last lines
 //!   arrive whole, and they are what a crash-loop error quotes;
-//! - when the master dies (the IPC socket hangs up), it gives the worker [`EXIT_GRACE`] to end
-//!   on its own, then ends the process, whatever it was doing (booting, blocked, waiting on a
-//!   request): no worker outlives its master by more than a second.
+//! - when the master dies (the IPC socket hangs up, and this process is handed to another
+//!   parent), it gives the worker [`EXIT_GRACE`] to end on its own, then ends the process,
+//!   whatever it was doing (booting, blocked, waiting on a request): no worker outlives its
+//!   master by more than a second. A hang-up of the worker's own doing (it shuts the socket
+//!   after an IPC error) leaves its drain alone.
 //!
 //! It sleeps while nothing is written: no wake-ups for an idle worker.
 
@@ -99,56 +101,105 @@ extern "C" fn flush_at_exit() {
     }
 }
 
+/// How long after the IPC socket hung up the sentinel looks for a sign that the master died
+/// (this process handed to another parent) before it takes the hang-up for this worker's own.
+const ORPHAN_CHECK: Duration = Duration::from_secs(1);
+
+/// What the sentinel knows of the master.
+#[derive(Debug, Clone, Copy)]
+enum Master {
+    /// The IPC socket is open: watched for a hang-up.
+    Watched,
+    /// The socket hung up at `since`. The master died if this process gets another parent
+    /// (the kernel closes a dying process's descriptors just before it hands its children on);
+    /// if it keeps its parent, this worker shut the socket itself (after an IPC error).
+    HungUp { since: Instant },
+    /// The master died at `since`: the process ends [`EXIT_GRACE`] later.
+    Died { since: Instant },
+    /// The socket hung up and the master lives: not watched any more.
+    Alive,
+}
+
+impl Master {
+    /// How long `poll` may sleep before this needs looking at again.
+    fn timeout(self) -> Option<Timespec> {
+        let left = match self {
+            Master::Watched | Master::Alive => return None,
+            Master::HungUp { .. } => Duration::from_millis(10),
+            Master::Died { since } => {
+                (since + EXIT_GRACE).saturating_duration_since(Instant::now())
+            }
+        };
+        Some(Timespec::try_from(left).unwrap_or(Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        }))
+    }
+
+    /// The next state, given whether the socket has just hung up and who the parent is now.
+    fn next(self, hung_up: bool, parent: Option<rustix::process::Pid>) -> Master {
+        match self {
+            Master::Watched if hung_up => Master::HungUp {
+                since: Instant::now(),
+            },
+            Master::HungUp { since } if rustix::process::getppid() != parent => {
+                Master::Died { since }
+            }
+            Master::HungUp { since } if since.elapsed() >= ORPHAN_CHECK => Master::Alive,
+            other => other,
+        }
+    }
+}
+
 /// The sentinel's loop: forwards output, flushes when asked, and ends the process
 /// [`EXIT_GRACE`] after the master's death.
 fn watch(mut streams: [Stream; 2], ipc: OwnedFd, woken: OwnedFd) {
     let mut chunk = vec![0u8; CHUNK];
-    let mut master_died: Option<Instant> = None;
+    let parent = rustix::process::getppid();
+    let mut master = Master::Watched;
+    // A stream nobody writes to any more (its descriptor closed by the program) is not
+    // watched: it would read as ready for good.
+    let mut open = [true; 2];
     loop {
-        let timeout = master_died.map(|died| {
-            let left = (died + EXIT_GRACE).saturating_duration_since(Instant::now());
-            Timespec::try_from(left).unwrap_or(Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            })
-        });
         let (readable, wake, hung_up) = {
-            let [out, err] = &streams;
-            // A socket reports a hang-up whatever is asked: nothing is read from it here, and
-            // once it has hung up it is not watched any more.
-            let mut fds = [
-                PollFd::new(&out.inner, PollFlags::IN),
-                PollFd::new(&err.inner, PollFlags::IN),
-                PollFd::new(&woken, PollFlags::IN),
-                PollFd::new(&ipc, PollFlags::empty()),
-            ];
-            let watched = match master_died {
-                None => &mut fds[..],
-                Some(_) => &mut fds[..3],
-            };
-            match poll(watched, timeout.as_ref()) {
+            let mut fds = vec![PollFd::new(&woken, PollFlags::IN)];
+            let watched: Vec<usize> = (0..2).filter(|index| open[*index]).collect();
+            fds.extend(
+                watched
+                    .iter()
+                    .map(|index| PollFd::new(&streams[*index].inner, PollFlags::IN)),
+            );
+            // A socket reports a hang-up whatever is asked: nothing is read from it here.
+            if matches!(master, Master::Watched) {
+                fds.push(PollFd::new(&ipc, PollFlags::empty()));
+            }
+            match poll(&mut fds, master.timeout().as_ref()) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(_) => return,
             }
-            let readable = [!fds[0].revents().is_empty(), !fds[1].revents().is_empty()];
-            let hung_up = master_died.is_none()
-                && fds[3]
-                    .revents()
-                    .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL);
-            (readable, !fds[2].revents().is_empty(), hung_up)
+            let mut readable = [false; 2];
+            for (slot, index) in watched.iter().enumerate() {
+                readable[*index] = !fds[slot + 1].revents().is_empty();
+            }
+            let hung_up = matches!(master, Master::Watched)
+                && fds.last().is_some_and(|fd| {
+                    fd.revents()
+                        .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL)
+                });
+            (readable, !fds[0].revents().is_empty(), hung_up)
         };
-        for (stream, readable) in streams.iter_mut().zip(readable) {
-            if readable {
-                stream.pass_on(&mut chunk);
+        for (index, stream) in streams.iter_mut().enumerate() {
+            if readable[index] && !stream.pass_on(&mut chunk) {
+                open[index] = false;
             }
         }
         if wake {
             flush_all(&mut streams, &mut chunk, &woken);
         }
-        if hung_up {
-            master_died = Some(Instant::now());
-        }
-        if master_died.is_some_and(|died| died.elapsed() >= EXIT_GRACE) {
+        master = master.next(hung_up, parent);
+        if let Master::Died { since } = master
+            && since.elapsed() >= EXIT_GRACE
+        {
             // The master is gone: nobody reads the output any more, and nobody reaps this
             // process's status but init.
             // SAFETY: `_exit` ends the process at once; it touches no state of this one.

@@ -62,8 +62,8 @@ impl Program {
 /// tasks report to the driver.
 ///
 /// Its stdout and stderr are pipes the master relays with a prefix (`output.rs`); the worker
-/// writes to them through a forwarder that never blocks on them nor fails when the master is
-/// gone (`worker/output.rs`).
+/// writes to them through its sentinel, which never blocks on them nor fails when the master
+/// is gone (`worker/sentinel.rs`).
 pub(crate) struct Spawned {
     pub(crate) pid: u32,
     /// The process's pidfd, where the kernel has them.

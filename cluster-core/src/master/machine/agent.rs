@@ -40,7 +40,7 @@ impl Machine {
         let Some(worker) = self.workers.get(&key) else {
             return;
         };
-        if !worker.is_agent() || worker.disconnecting || !self.serves(worker) {
+        if !worker.is_agent() || worker.is_leaving() || !self.serves(worker) {
             return;
         }
         tracing::info!(pid = worker.pid(), "agent ready");
@@ -54,10 +54,7 @@ impl Machine {
         self.workers
             .iter()
             .find(|(_, worker)| {
-                worker.is_agent()
-                    && worker.connected
-                    && !worker.disconnecting
-                    && self.serves(worker)
+                worker.is_agent() && worker.connected && !worker.is_leaving() && self.serves(worker)
             })
             .map(|(key, _)| *key)
     }

@@ -69,7 +69,7 @@ impl Machine {
             .values()
             .filter(|worker| {
                 !worker.is_agent()
-                    && !worker.disconnecting
+                    && !worker.is_leaving()
                     && self.is_current_slot(worker.slot)
                     && self.serves(worker)
             })
@@ -84,6 +84,14 @@ impl Machine {
         }
         let restarts = std::mem::take(&mut self.answers.restarts);
         for restart in restarts {
+            if !self.is_current_slot(restart.slot) {
+                let answer = format!(
+                    "worker {} (pid {}) was stopped, and a scale then removed its slot",
+                    restart.slot, restart.old_pid
+                );
+                self.answer(Some(restart.reply), Answer::Failed(answer));
+                continue;
+            }
             match self.successor_serving(restart.slot, restart.old) {
                 Some(new_pid) => {
                     let answer = format!(
@@ -102,7 +110,7 @@ impl Machine {
         self.workers
             .iter()
             .find(|(key, worker)| {
-                **key != old && worker.slot == slot && !worker.disconnecting && self.serves(worker)
+                **key != old && worker.slot == slot && !worker.is_leaving() && self.serves(worker)
             })
             .map(|(_, worker)| worker.pid())
     }

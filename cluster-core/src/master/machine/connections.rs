@@ -86,7 +86,7 @@ impl Machine {
         };
         tracing::debug!(slot = worker.slot, %listen_key, "worker listening");
         worker.listening.insert(listen_key.clone());
-        let (slot, stopping) = (worker.slot, worker.disconnecting);
+        let (slot, stopping) = (worker.slot, worker.is_leaving());
         let routed = worker.ready || !self.config.wait_ready;
         self.notify(Notice::Listening(key, address));
         if !stopping && routed {

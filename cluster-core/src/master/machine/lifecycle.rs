@@ -41,6 +41,7 @@ impl Machine {
         if let Some(worker) = self.workers.get_mut(&key) {
             worker.online = true;
         }
+        self.note_serving(key);
         self.notify(Notice::Online(key));
         self.serving_changed(key);
     }
@@ -55,11 +56,12 @@ impl Machine {
             return;
         }
         tracing::debug!(slot = worker.slot, pid = worker.pid(), "worker ready");
-        let (slot, stopping) = (worker.slot, worker.disconnecting);
+        let (slot, stopping) = (worker.slot, worker.is_leaving());
         let keys: Vec<_> = worker.listening.iter().cloned().collect();
         if !stopping {
             self.route_to(key, slot, keys);
         }
+        self.note_serving(key);
         self.reload_on_listening(key);
         self.serving_changed(key);
         self.announce_if_ready();
@@ -100,7 +102,9 @@ impl Machine {
         } else if self.reload.is_running() {
             Some("a rolling reload (or a recycling) is under way; kill again after it".into())
         } else if old.is_none() {
-            Some(format!("no worker {slot} is serving"))
+            Some(format!(
+                "no worker {slot} is running (no such slot, or its worker is stopping)"
+            ))
         } else {
             None
         };
@@ -193,8 +197,7 @@ impl Machine {
         let (slot, pid) = (worker.slot, worker.pid());
         let reason = worker.exit_reason();
         let timed_out = reason == ExitReason::BootTimeout;
-        let boot_ended = timed_out || self.serves(worker);
-        if boot_ended && !self.is_stopping() && self.restarts.on_boot_end(slot, timed_out) {
+        if timed_out && !self.is_stopping() && self.restarts.on_boot_end(slot, true) {
             return self.fail(Error::BootTimeouts {
                 slot,
                 count: MAX_BOOT_TIMEOUTS,
@@ -202,8 +205,10 @@ impl Machine {
                 last_output: Vec::new(),
             });
         }
-        if reason == ExitReason::Requested {
-            tracing::info!(slot, pid, "worker stopped on request: {exit}");
+        if worker.stopped_for == Some(ExitReason::Requested) {
+            // Stopped from outside, whether it then exited or was killed at the drain timeout:
+            // its successor runs already, or (the agent) starts now.
+            tracing::info!(slot, pid, %reason, "worker stopped on request: {exit}");
             return self.replace_at_once(slot);
         }
         if self.is_stopping() || worker.exit_is_intended() || !self.is_current_slot(slot) {
@@ -269,6 +274,16 @@ impl Machine {
         self.kill(key, ExitReason::DrainTimeout);
         if self.is_stopping() {
             self.stop.killed_at_timeout += 1;
+        }
+    }
+
+    /// `key` may have come to serve (it listens everywhere, or said it is ready): its slot's
+    /// count of boot timeouts in a row starts over.
+    pub(super) fn note_serving(&mut self, key: WorkerKey) {
+        if let Some(worker) = self.workers.get(&key)
+            && self.serves(worker)
+        {
+            self.restarts.on_boot_end(worker.slot, false);
         }
     }
 

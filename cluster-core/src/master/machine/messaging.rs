@@ -73,7 +73,7 @@ impl Machine {
             .workers
             .iter()
             .filter(|(key, worker)| {
-                worker.connected && !worker.disconnecting && matches(**key, worker)
+                worker.connected && !worker.is_leaving() && matches(**key, worker)
             })
             .map(|(key, _)| *key)
             .collect();

@@ -127,6 +127,7 @@ impl Machine {
             Message::QueryServer { seq, address } => self.on_query_server(key, seq, address),
             Message::Listening { key: listen_key } => {
                 self.on_listening(key, listen_key);
+                self.note_serving(key);
                 self.reload_on_listening(key);
                 self.announce_if_ready();
             }

@@ -28,16 +28,13 @@ impl Machine {
         let Some(worker) = self.workers.get(&key) else {
             return;
         };
-        let serving = !worker.disconnecting
-            && worker.killed_for.is_none()
-            && self.listeners.len() > 0
-            && self.serves(worker);
+        let serving = !worker.is_leaving() && self.listeners.len() > 0 && self.serves(worker);
         if !serving || !self.is_current_slot(worker.slot) {
             return;
         }
         let request_limit = recycle
             .max_requests
-            .map(|limit| limit.saturating_add(jitter(key, recycle.max_requests_jitter)));
+            .map(|limit| limit.saturating_add(jitter(key, recycle.max_requests_jitter, self.seed)));
         let reason = if request_limit.is_some_and(|limit| worker.served >= limit) {
             ExitReason::MaxRequests
         } else if recycle.max_memory.is_some_and(|limit| rss >= limit) {
@@ -70,10 +67,11 @@ impl Machine {
 }
 
 /// The extra requests `worker` serves before it is recycled: 0 to `spread`, spread evenly over
-/// workers (a hash of its key), so that workers started together are not replaced together.
-pub(super) fn jitter(worker: WorkerKey, spread: u64) -> u64 {
+/// workers (drawn from the master's `seed` and the worker's key), so that workers started
+/// together, or by different masters, are not replaced together.
+pub(super) fn jitter(worker: WorkerKey, spread: u64, seed: u64) -> u64 {
     if spread == 0 {
         return 0;
     }
-    Rng::new(worker.0).next_u64() % spread.saturating_add(1)
+    Rng::new(seed.wrapping_add(worker.0)).next_u64() % spread.saturating_add(1)
 }

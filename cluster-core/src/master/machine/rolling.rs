@@ -66,7 +66,7 @@ impl Machine {
             if !recycling {
                 tracing::info!("rolling reload finished");
                 self.notify(Notice::ReloadFinished);
-                let replaced = self.workers.values().filter(|w| !w.disconnecting).count();
+                let replaced = self.workers.values().filter(|w| !w.is_leaving()).count();
                 let done = format!("reloaded: every worker was replaced ({replaced} now serve)");
                 self.answer_reloads(&Answer::Done(done));
             }

@@ -56,7 +56,7 @@ impl Machine {
             self.retire(key);
         }
         self.arm(
-            self.config.shutdown_timeout + REAP_GRACE,
+            self.config.shutdown_timeout.saturating_add(REAP_GRACE),
             Timer::ShutdownDeadline,
         );
         self.finish_if_stopped();

@@ -82,6 +82,8 @@ pub(crate) struct Machine {
     pub(super) timers: Timers,
     /// Restart jitter comes from here.
     pub(super) rng: Rng,
+    /// The seed it started from (recycling's per-worker jitter is drawn from it too).
+    pub(super) seed: u64,
     next_key: u64,
     actions: Vec<Action>,
 }
@@ -108,6 +110,7 @@ impl Machine {
             now,
             timers: Timers::default(),
             rng: Rng::new(seed),
+            seed,
             next_key: 0,
             actions: Vec::new(),
         }
@@ -128,7 +131,10 @@ impl Machine {
 
     /// Arms `timer` to expire `after` from now.
     pub(super) fn arm(&mut self, after: Duration, timer: Timer) {
-        self.timers.arm(self.now + after, timer);
+        // A delay too long for the clock (a huge timeout from the builder) never expires.
+        if let Some(at) = self.now.checked_add(after) {
+            self.timers.arm(at, timer);
+        }
     }
 
     /// When the machine next needs [`Input::Timeout`](super::input::Input::Timeout), if it
@@ -180,7 +186,7 @@ impl Machine {
     pub(super) fn serving_worker(&self, slot: usize) -> Option<WorkerKey> {
         self.workers
             .iter()
-            .find(|(_, worker)| worker.slot == slot && !worker.disconnecting)
+            .find(|(_, worker)| worker.slot == slot && !worker.is_leaving())
             .map(|(key, _)| *key)
     }
 

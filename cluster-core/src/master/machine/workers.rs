@@ -113,6 +113,12 @@ impl WorkerState {
         self.disconnecting || self.released
     }
 
+    /// Whether it is on its way out (asked to stop, or killed): nothing is routed to it, and
+    /// it serves no slot, whatever it says meanwhile.
+    pub(super) fn is_leaving(&self) -> bool {
+        self.disconnecting || self.killed_for.is_some()
+    }
+
     /// Why it exits, once it has.
     pub(super) fn exit_reason(&self) -> ExitReason {
         match self.killed_for.or(self.stopped_for) {
@@ -123,7 +129,7 @@ impl WorkerState {
     }
 
     /// Whether it serves: it listens on all `bound` addresses and, when the master waits for
-    /// readiness, said it is ready.
+    /// readiness, said it is ready; and the master has not killed it.
     /// The agent listens on nothing: it serves once it has joined (and said it is ready).
     pub(super) fn serves(&self, bound: usize, wait_ready: bool) -> bool {
         let listens = if self.is_agent() {
@@ -131,7 +137,7 @@ impl WorkerState {
         } else {
             self.listening.len() >= bound
         };
-        listens && (self.ready || !wait_ready)
+        listens && (self.ready || !wait_ready) && self.killed_for.is_none()
     }
 
     /// Whether this is the agent (slot 0), not a worker serving connections.
@@ -144,7 +150,7 @@ impl WorkerState {
         self.connected
             && !self.resting
             && !self.suspect
-            && !self.disconnecting
+            && !self.is_leaving()
             && self.unacknowledged.len() < HANDOFF_WINDOW
     }
 

@@ -212,3 +212,28 @@ fn past_its_unanswered_limit_the_agent_is_not_asked_more() {
     };
     assert!(reason.contains("overloaded"), "{reason}");
 }
+
+#[test]
+fn an_agent_stopped_from_outside_gets_its_successor_even_when_it_had_to_be_killed() {
+    let (mut h, agent, _) = running_with_agent(1);
+    let (_, actions) = h.ask(crate::master::command::Command::Restart(0));
+    assert!(spawns(&actions).is_empty(), "one agent at a time");
+    let actions = h.expire(&Timer::DisconnectTimeout { worker: agent });
+    assert_eq!(kills(&actions), [agent]);
+    let actions = h.exited(agent, ProcessExit::Signal(9));
+    assert!(notices(&actions).iter().any(|n| matches!(
+        n,
+        Notice::Exit {
+            reason: ExitReason::DrainTimeout,
+            ..
+        }
+    )));
+    assert_eq!(
+        spawns(&actions)
+            .iter()
+            .map(|(_, slot)| *slot)
+            .collect::<Vec<_>>(),
+        [0],
+        "its successor starts at once: {actions:?}"
+    );
+}

@@ -146,3 +146,16 @@ fn what_still_waits_when_the_master_stops_fails_saying_so() {
     let (again, actions) = h.ask(Command::Shutdown);
     assert!(matches!(answers(&actions)[..], [(to, Answer::Refused(_))] if to == again));
 }
+
+#[test]
+fn a_restart_whose_slot_a_scale_removes_is_answered_failed() {
+    let (mut h, _) = Harness::running(3, Policy::Rr);
+    let (reply, actions) = h.ask(Command::Restart(3));
+    assert!(answers(&actions).is_empty());
+    let actions = h.command(Command::Scale(Scale::To(2)));
+    let [(to, Answer::Failed(why))] = answers(&actions)[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(to, reply);
+    assert!(why.contains("a scale then removed its slot"), "{why}");
+}

@@ -145,3 +145,39 @@ fn a_worker_listening_in_time_is_left_alone_by_its_boot_deadline() {
     let actions = h.expire(&Timer::BootDeadline { worker: w[0] });
     assert!(kills(&actions).is_empty(), "{actions:?}");
 }
+
+#[test]
+fn a_worker_killed_at_its_boot_deadline_is_not_routed_to_when_its_listening_comes_late() {
+    let (mut h, actions) = Harness::bound(config(2, Policy::Rr));
+    let slow = spawns(&actions)[0].0;
+    let other = spawns(&actions)[1].0;
+    h.bring_up(other);
+    h.spawned(slow);
+    let actions = h.expire(&Timer::BootDeadline { worker: slow });
+    assert_eq!(kills(&actions), [slow]);
+    // Its `listening` was already on its way when the kill was decided.
+    h.listening(slow);
+    for _ in 0..4 {
+        let (_, actions) = h.connect();
+        let (worker, seq, _) = handoffs(&actions)[0];
+        assert_eq!(worker, other, "nothing for the killed worker");
+        h.accepted(worker, seq, true);
+    }
+}
+
+#[test]
+fn a_reload_replacement_killed_meanwhile_does_not_take_over_its_slot() {
+    let (mut h, old) = Harness::running(1, Policy::Rr);
+    let actions = h.command(crate::master::command::Command::Reload);
+    let new = spawns(&actions)[0].0;
+    h.spawned(new);
+    // It breaks the protocol, then says it listens.
+    let actions = h.message(new, Message::Disconnect);
+    assert_eq!(kills(&actions), [new]);
+    let actions = h.listening(new);
+    assert!(
+        !sent(&actions).contains(&(old[0], &Message::Disconnect)),
+        "the old worker is not retired for a dying replacement: {actions:?}"
+    );
+    assert_eq!(handoffs(&h.connect().1)[0].0, old[0]);
+}

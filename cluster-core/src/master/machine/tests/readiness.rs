@@ -115,3 +115,26 @@ fn without_waiting_listening_is_ready_and_ready_changes_nothing() {
     assert_eq!(handoffs(&h.connect().1)[0].0, workers[0]);
     assert!(h.message(workers[0], Message::Ready).is_empty());
 }
+
+#[test]
+fn a_worker_that_comes_to_serve_starts_its_slots_boot_timeouts_over() {
+    let (mut h, actions) = Harness::bound(waiting_for_readiness(1));
+    let mut worker = spawns(&actions)[0].0;
+    for round in 0..4 {
+        listening_not_ready(&mut h, worker);
+        if round == 1 {
+            // This one says ready: the two timeouts before it count no more.
+            h.message(worker, Message::Ready);
+            h.advance(Duration::from_secs(5));
+            h.exited(worker, ProcessExit::Code(1));
+        } else {
+            h.expire(&Timer::BootDeadline { worker });
+            let actions = h.exited(worker, ProcessExit::Signal(9));
+            assert!(
+                !actions.iter().any(|a| matches!(a, Action::CloseListeners)),
+                "round {round}: {actions:?}"
+            );
+        }
+        worker = spawns(&h.expire(&Timer::RestartDue { slot: 1 }))[0].0;
+    }
+}

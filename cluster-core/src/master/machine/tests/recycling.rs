@@ -124,9 +124,16 @@ fn a_failed_replacement_leaves_the_worker_serving_and_pauses_recycling() {
 
 #[test]
 fn jitter_spreads_limits_within_its_range() {
-    let limits: Vec<u64> = (0..100).map(|key| jitter(WorkerKey(key), 30)).collect();
+    let limits: Vec<u64> = (0..100)
+        .map(|key| jitter(WorkerKey(key), 30, SEED))
+        .collect();
     assert!(limits.iter().all(|extra| *extra <= 30));
     let distinct: std::collections::BTreeSet<_> = limits.iter().collect();
     assert!(distinct.len() > 15, "{limits:?}");
-    assert_eq!(jitter(WorkerKey(7), 0), 0);
+    assert_eq!(jitter(WorkerKey(7), 0, SEED), 0);
+    let other_master: Vec<u64> = (0..100).map(|key| jitter(WorkerKey(key), 30, 8)).collect();
+    assert_ne!(
+        limits, other_master,
+        "another master's workers recycle at other counts"
+    );
 }
