@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::{Encoder, Framed, LengthDelimitedCodec};
 
 use super::protocol::{
     CONTROL_PROTOCOL_VERSION, ControlCommand, ControlReply, ControlRequest, MAX_REPLY, MAX_REQUEST,
@@ -121,8 +121,10 @@ fn too_many_frame() -> bytes::Bytes {
         ))
     };
     let json = serde_json::to_vec(&reply).unwrap_or_default();
-    let length = u32::try_from(json.len()).unwrap_or_default().to_be_bytes();
-    [&length[..], &json].concat().into()
+    let mut frame = bytes::BytesMut::new();
+    // The same framing as every reply's; a short frame cannot fail to encode.
+    let _ = LengthDelimitedCodec::new().encode(bytes::Bytes::from(json), &mut frame);
+    frame.freeze()
 }
 
 /// Tells a peer past [`MAX_CONNECTIONS`] why it is refused, without waiting for its request

@@ -179,20 +179,18 @@ impl<K: Hash + Eq + Copy, T, S: Clone> FairQueue<K, T, S> {
         Some(Taken { item, credit })
     }
 
-    /// Empties every lane (the inbox's reader is gone): each lane's items, with where the
-    /// credit for them goes.
-    pub(crate) fn drain(&mut self) -> Vec<(S, Vec<T>)> {
+    /// Empties every lane (the inbox's reader is gone): for each open lane, where its credit
+    /// goes, the items it held, and the credit owed for those taken before.
+    pub(crate) fn drain(&mut self) -> Vec<(S, Vec<T>, u32)> {
         self.urgent_turn.clear();
         self.bulk_turn.clear();
         self.lanes.retain(|_, lane| !lane.closed);
         self.lanes
             .values_mut()
-            .filter(|lane| lane.len() > 0)
             .map(|lane| {
-                lane.owed = 0;
                 let mut items: Vec<T> = lane.urgent.drain(..).collect();
                 items.extend(lane.bulk.drain(..));
-                (lane.owner.clone(), items)
+                (lane.owner.clone(), items, std::mem::take(&mut lane.owed))
             })
             .collect()
     }
@@ -303,7 +301,9 @@ mod tests {
         assert_eq!(items(&mut queue), ["last words"]);
         queue.push(2, Kind::Bulk, "m").unwrap();
         queue.push(2, Kind::Urgent, "r").unwrap();
-        assert_eq!(queue.drain(), [("w2", vec!["r", "m"])]);
+        queue.push(2, Kind::Bulk, "taken").unwrap();
+        queue.pop();
+        assert_eq!(queue.drain(), [("w2", vec!["m", "taken"], 1)]);
         assert!(queue.pop().is_none());
         assert_eq!(queue.owners().copied().collect::<Vec<_>>(), ["w2"]);
     }

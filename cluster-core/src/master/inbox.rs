@@ -32,6 +32,23 @@ pub enum Incoming {
     Request(Request),
 }
 
+impl Incoming {
+    /// Refuses it, saying `why`: a request fails with it (a message is lost; its sender hears
+    /// through its credit). Returns how many messages were refused: 1 or 0.
+    pub(crate) fn refuse(self, why: &str) -> u32 {
+        match self {
+            Incoming::Request(request) => {
+                request.fail(why);
+                0
+            }
+            Incoming::Message { from, .. } => {
+                tracing::debug!(from, "refused a message for the master's inbox: {why}");
+                1
+            }
+        }
+    }
+}
+
 /// A worker's request, waiting for the master's answer. Dropping it unanswered answers with
 /// an error, so the worker never waits for nothing (unless this is kept forever: then the
 /// worker's own timeout applies).
@@ -285,20 +302,16 @@ impl InboxSlot {
         state.reading = reading;
         let open = reading == Reading::Taken;
         if reading == Reading::Gone {
-            for (worker, items) in state.queue.drain() {
+            // One credit each: what each lane held is refused, what was taken is owed.
+            for (worker, items, owed) in state.queue.drain() {
                 let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
-                let mut refused = 0;
-                for incoming in items {
-                    match incoming {
-                        Incoming::Request(request) => request.fail(UNREAD),
-                        Incoming::Message { .. } => refused += 1,
-                    }
-                }
-                credit(&worker, count, open, refused);
+                let refused = items.into_iter().map(|item| item.refuse(UNREAD)).sum();
+                credit(&worker, count.saturating_add(owed), open, refused);
             }
-        }
-        for worker in state.queue.owners() {
-            credit(worker, 0, open, 0);
+        } else {
+            for worker in state.queue.owners() {
+                credit(worker, 0, open, 0);
+            }
         }
         drop(state);
         self.queued.notify_one();

@@ -93,17 +93,10 @@ impl WorkerReader {
     /// Refuses a message or request for the inbox: a request fails, a receipt says so, and
     /// the worker gets its credit back, told how many were refused.
     fn refuse(&self, incoming: Incoming, receipt: Option<u64>, why: &str) {
-        let refused = match incoming {
-            Incoming::Request(request) => {
-                request.fail(why);
-                0
-            }
-            Incoming::Message { from, .. } => {
-                tracing::debug!(from, "refused a message for the master's inbox: {why}");
-                self.receipt(receipt, Err(why));
-                1
-            }
-        };
+        let refused = incoming.refuse(why);
+        if refused > 0 {
+            self.receipt(receipt, Err(why));
+        }
         credit(
             &self.replies,
             1,

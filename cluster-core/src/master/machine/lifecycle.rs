@@ -96,21 +96,21 @@ impl Machine {
     /// `clusterctl kill`: the worker serving `slot` is replaced; answered once its successor
     /// serves. Refused when none serves it, or while a reload (or a recycling) runs.
     pub(super) fn restart_slot(&mut self, slot: usize, reply: Option<ReplyId>) {
-        let old = self.serving_worker(slot);
-        let refusal = if self.phase != Phase::Running {
-            Some("the cluster is not running (it is starting or stopping)".to_owned())
-        } else if self.reload.is_running() {
-            Some("a rolling reload (or a recycling) is under way; kill again after it".into())
-        } else if old.is_none() {
-            Some(format!(
+        let old = match self.serving_worker(slot) {
+            _ if self.phase != Phase::Running => {
+                Err("the cluster is not running (it is starting or stopping)".to_owned())
+            }
+            _ if self.reload.is_running() => {
+                Err("a rolling reload (or a recycling) is under way; kill again after it".into())
+            }
+            None => Err(format!(
                 "no worker {slot} is running (no such slot, or its worker is stopping)"
-            ))
-        } else {
-            None
+            )),
+            Some(old) => Ok(old),
         };
-        let (Some(old), None) = (old, refusal.clone()) else {
-            let refusal = refusal.unwrap_or_default();
-            return self.answer(reply, Answer::Refused(refusal));
+        let old = match old {
+            Ok(old) => old,
+            Err(refusal) => return self.answer(reply, Answer::Refused(refusal)),
         };
         let old_pid = self.workers.get(&old).map_or(0, |worker| worker.pid());
         tracing::info!(slot, pid = old_pid, "replacing worker on request");
