@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use cluster::{Cluster, ClusterControl, Exit, Incoming, WorkerInfo, ipc};
+use clustered::{Cluster, ClusterControl, Exit, Incoming, WorkerInfo, ipc};
 
 const ROUND: u64 = 500;
 
@@ -80,7 +80,7 @@ async fn measure_in_master(control: ClusterControl, workers: u64) {
     control.shutdown();
 }
 
-async fn work_in_worker() -> Result<(), cluster::Error> {
+async fn work_in_worker() -> Result<(), clustered::Error> {
     let mut messages = ipc::messages().expect("the worker's messages");
     let total = messages_per_run();
     for message in 0..total {

@@ -20,7 +20,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::{Extension, Router};
-use cluster::{Cluster, ClusterLayer, Exit, ServeHttp, Worker, WorkerInfo, agent, ipc};
+use clustered::{Cluster, ClusterLayer, Exit, ServeHttp, Worker, WorkerInfo, agent, ipc};
 use serde_json::{Value, json};
 
 /// The last tick count this worker heard from the agent's broadcast.
@@ -28,7 +28,7 @@ static HEARD: AtomicU64 = AtomicU64::new(0);
 
 /// The agent: ticks every 100 ms and tells the workers every 10 ticks; answers `ticks` with
 /// its pid and count.
-async fn run_agent(agent: Worker) -> Result<(), cluster::Error> {
+async fn run_agent(agent: Worker) -> Result<(), clustered::Error> {
     let ticks = Arc::new(AtomicU64::new(0));
     let counting = Arc::clone(&ticks);
     tokio::spawn(async move {
@@ -80,7 +80,7 @@ async fn whoami(Extension(worker): Extension<WorkerInfo>) -> String {
     format!("worker {} pid {}\n", worker.id, worker.pid)
 }
 
-#[cluster::main]
+#[clustered::main]
 async fn main() -> Exit {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());

@@ -1,4 +1,4 @@
-//! `axum::serve` on a worker's delivered connections, through [`cluster::ClusterListener`], for
+//! `axum::serve` on a worker's delivered connections, through [`clustered::ClusterListener`], for
 //! programs that want axum's own serve loop (its options, `into_make_service_with_connect_info`).
 //!
 //! `GET /` → `hello from axum::serve, client <ip>:<port>` (axum's `ConnectInfo`).
@@ -15,13 +15,13 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use cluster::{BoxError, Cluster, ClusterLayer, ClusterListener, Exit};
+use clustered::{BoxError, Cluster, ClusterLayer, ClusterListener, Exit};
 
 async fn hello(ConnectInfo(client): ConnectInfo<SocketAddr>) -> String {
     format!("hello from axum::serve, client {client}\n")
 }
 
-#[cluster::main]
+#[clustered::main]
 async fn main() -> Exit {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());

@@ -23,7 +23,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use cluster::{Cluster, ClusterControl, ClusterLayer, Exit, Incoming, ServeHttp, ipc, metrics};
+use clustered::{Cluster, ClusterControl, ClusterLayer, Exit, Incoming, ServeHttp, ipc, metrics};
 
 /// The last total this worker received from the master's broadcast.
 static SEEN: AtomicU64 = AtomicU64::new(0);
@@ -43,7 +43,7 @@ async fn seen() -> String {
     format!("{}\n", SEEN.load(Ordering::Relaxed))
 }
 
-fn unavailable(error: cluster::Error) -> (StatusCode, String) {
+fn unavailable(error: clustered::Error) -> (StatusCode, String) {
     (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n"))
 }
 
@@ -84,7 +84,7 @@ async fn remember_broadcasts() {
     }
 }
 
-#[cluster::main]
+#[clustered::main]
 async fn main() -> Exit {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());

@@ -12,7 +12,7 @@
 //! `GET /whoami` → `worker <slot> pid <pid> client <ip>:<port>`: who served the request, and
 //! for whom (axum's `ConnectInfo`, the address the master accepted the connection from).
 //!
-//! `#[cluster::main]` runs the master on one thread and each worker on one serving thread
+//! `#[clustered::main]` runs the master on one thread and each worker on one serving thread
 //! (`CLUSTER_WORKER_THREADS=N` for more). It installs no logging of its own: the cluster's
 //! warnings and errors go to stderr (`RUST_LOG=info` shows its progress too).
 
@@ -22,7 +22,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, Query};
 use axum::routing::get;
 use axum::{Extension, Router};
-use cluster::{Cluster, ClusterLayer, Exit, ServeHttp, WorkerInfo};
+use clustered::{Cluster, ClusterLayer, Exit, ServeHttp, WorkerInfo};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -46,7 +46,7 @@ async fn whoami(
     format!("worker {} pid {} client {client}\n", worker.id, worker.pid)
 }
 
-#[cluster::main]
+#[clustered::main]
 async fn main() -> Exit {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());

@@ -1,5 +1,5 @@
 //! A clustered raw TCP server (no HTTP): each worker echoes every line back, prefixed with its
-//! slot. Shows the low-level path: [`cluster::Worker::listen`] yields delivered `TcpStream`s.
+//! slot. Shows the low-level path: [`clustered::Worker::listen`] yields delivered `TcpStream`s.
 //!
 //! ```sh
 //! PORT=4000 cargo run --example tcp_echo     # then: nc 127.0.0.1 4000
@@ -7,7 +7,7 @@
 //!
 //! Environment as for `hello`: `CLUSTER_WORKERS`, `HOST`, `PORT` (default 4000).
 
-use cluster::{Cluster, Exit};
+use clustered::{Cluster, Exit};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -22,7 +22,7 @@ async fn echo(stream: TcpStream, worker_id: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-#[cluster::main]
+#[clustered::main]
 async fn main() -> Exit {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "4000".into());
@@ -35,7 +35,7 @@ async fn main() -> Exit {
             while let Some((stream, _peer)) = listener.accept().await {
                 tokio::spawn(echo(stream, worker.id()));
             }
-            Ok::<_, cluster::Error>(())
+            Ok::<_, clustered::Error>(())
         })
         .await
         .into()

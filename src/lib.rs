@@ -3,9 +3,9 @@
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
-//! use cluster::{Cluster, ClusterLayer, Exit, ServeHttp, ipc};
+//! use clustered::{Cluster, ClusterLayer, Exit, ServeHttp, ipc};
 //!
-//! #[cluster::main]
+//! #[clustered::main]
 //! async fn main() -> Exit {
 //!     let app = Router::new()
 //!         .route("/", get(|| async {
@@ -17,26 +17,25 @@
 //! }
 //! ```
 //!
-//! [`main`] (`#[cluster::main]`) runs `async fn main` on one thread in the master and on one
+//! [`main`] (`#[clustered::main]`) runs `async fn main` on one thread in the master and on one
 //! serving thread per worker ([`runtime`]). The crates behind it: [`wire`] (frames and
 //! descriptors over Unix sockets), [`core`] (processes), [`tower`] (HTTP); [`ipc`] is the user
 //! messaging API of [`core`]. Everything a program names is re-exported here.
 
 #![forbid(unsafe_code)]
 
-pub use cluster_core as core;
-pub use cluster_ipc as wire;
-pub use cluster_tower as tower;
+pub use clustered_core as core;
+pub use clustered_ipc as wire;
+pub use clustered_tower as tower;
 
-pub use cluster_core::{
-    AGENT_ID, Answer, BoxError, CONTROL_SOCKET_ENV, Cluster, ClusterControl, ClusterEvent, Error,
-    EventStream, Exit, ExitReason, HANG_TIMEOUT_ENV, Inbox, Incoming, Listener, MAX_WORKERS,
-    METRICS_ADDR_ENV, PendingAnswer, Policy, ReadyHook, Request, RestartPolicy, SCHED_POLICY_ENV,
-    Scale, Signal, WORKERS_ENV, Worker, WorkerHandle, WorkerInfo, ipc, load, runtime,
+pub use clustered_core::{
+    AGENT_ID, Answer, BoxError, Cluster, ClusterControl, ClusterEvent, Error, EventStream, Exit,
+    ExitReason, Inbox, Incoming, Listener, MAX_WORKERS, PendingAnswer, Policy, ReadyHook, Request,
+    RestartPolicy, Scale, Signal, Worker, WorkerHandle, WorkerInfo, ipc, load, runtime,
 };
-pub use cluster_core::{agent, control_socket, shared_metrics};
-pub use cluster_macros::main;
-pub use cluster_tower::{
+pub use clustered_core::{agent, control_socket, env, shared_metrics};
+pub use clustered_macros::main;
+pub use clustered_tower::{
     ClusterLayer, ClusterListener, ClusterService, Drain, HttpBody, HttpConfig, HttpService,
     ServeHttp, WORKER_ID_HEADER, serve_connections,
 };

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cluster_testkit::{ClusterProcess, Program, children_of, get, signal_pid};
+use clustered_testkit::{ClusterProcess, Program, children_of, get, signal_pid};
 use rustix::process::Signal;
 
 /// `/agent`'s answer: (agent pid, ticks), or the error's status and body.

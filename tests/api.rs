@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Connections, Load, Program, get, get_from};
+use clustered_testkit::{ClusterProcess, Connections, Load, Program, get, get_from};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TWO_WORKERS: &[(&str, &str)] = &[("CLUSTER_WORKERS", "2")];

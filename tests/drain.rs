@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Program, children_of, eventually, get, wait_all_gone};
+use clustered_testkit::{ClusterProcess, Program, children_of, eventually, get, wait_all_gone};
 use rustix::process::Signal;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;

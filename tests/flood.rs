@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use cluster_testkit::{ClusterProcess, H2, Program, get, wait_all_gone, wait_until};
+use clustered_testkit::{ClusterProcess, H2, Program, get, wait_all_gone, wait_until};
 use rustix::process::Signal;
 
 /// Starts a flood of `count` messages from some worker; returns its pid.
@@ -107,7 +107,7 @@ async fn a_flood_slows_only_the_flooder_another_workers_requests_are_answered_at
     let (other, other_pid) = connection_to_another(address, flooder).await;
     // The flood is under way: it has sent more than its credit (so it waits on the inbox).
     let (to_flooder, _) = connection_to_another(address, other_pid).await;
-    let credit = u64::from(cluster::wire::INBOX_WINDOW);
+    let credit = u64::from(clustered::wire::INBOX_WINDOW);
     let deadline = Instant::now() + Duration::from_secs(10);
     while sent(&to_flooder).await <= credit {
         assert!(Instant::now() < deadline, "the flood does not get going");
@@ -188,7 +188,7 @@ async fn messages_for_a_stopped_worker_are_bounded_and_the_drops_reported_to_the
         .find(|pid| **pid != reply.whoami_pid())
         .expect("the other worker");
     let stopped_slot = if sender_slot == "1" { 2 } else { 1 };
-    cluster_testkit::signal_pid(stopped, Signal::STOP);
+    clustered_testkit::signal_pid(stopped, Signal::STOP);
     // Once the stopped worker is left out (4 s of silence: a whole heartbeat missed), every
     // request goes to the other; the master says so.
     assert!(
@@ -204,7 +204,7 @@ async fn messages_for_a_stopped_worker_are_bounded_and_the_drops_reported_to_the
     let path = format!("/send_to_many?worker={stopped_slot}&n=400&size=262144");
     let reply = get(address, &path).await;
     assert_eq!(reply.worker_id.as_deref(), Some(sender_slot.as_str()));
-    cluster_testkit::signal_pid(stopped, Signal::CONT);
+    clustered_testkit::signal_pid(stopped, Signal::CONT);
     let counts: Vec<usize> = reply
         .body
         .split_whitespace()
@@ -220,7 +220,7 @@ async fn messages_for_a_stopped_worker_are_bounded_and_the_drops_reported_to_the
         reply.body
     );
     assert!(delivered >= 30, "what fits was kept: {}", reply.body);
-    let peak = cluster_testkit::status_kib(cluster.pid(), "VmHWM") * 1024;
+    let peak = clustered_testkit::status_kib(cluster.pid(), "VmHWM") * 1024;
     assert!(
         peak < 64 * 1024 * 1024,
         "the master's memory is bounded: {peak} bytes"

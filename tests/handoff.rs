@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cluster_testkit::{
+use clustered_testkit::{
     ClusterProcess, Program, get, scrape, signal_pid, value, wait_all_gone, wait_for_metric,
 };
 use rustix::process::Signal;

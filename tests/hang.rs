@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cluster_testkit::{
+use clustered_testkit::{
     ClusterProcess, Program, children_of, eventually, get, is_alive, signal_pid,
 };
 use rustix::process::Signal;

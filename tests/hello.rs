@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cluster_testkit::{ClusterProcess, Program, get, get_h2};
+use clustered_testkit::{ClusterProcess, Program, get, get_h2};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_new_connections_are_spread_round_robin_over_two_workers() {

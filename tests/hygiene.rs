@@ -1,7 +1,7 @@
 //! Hygiene, with real processes: what a worker's children inherit, a bad IPC descriptor,
 //! worker-chosen counter names, and absurd numbers from a worker.
 
-use cluster_testkit::{ClusterProcess, Program, get, is_alive};
+use clustered_testkit::{ClusterProcess, Program, get, is_alive};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_a_worker_starts_sees_none_of_the_clusters_variables_and_all_of_the_users() {

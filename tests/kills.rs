@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Program, get, is_alive, signal_pid, wait_until};
+use clustered_testkit::{ClusterProcess, Program, get, is_alive, signal_pid, wait_until};
 use rustix::process::Signal;
 
 /// The `event: exit` line of the worker with `pid`, waited for up to 10 s.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use cluster_testkit::{
+use clustered_testkit::{
     ClusterProcess, Connections, Load, Program, children_of, eventually, get, signal_pid,
     wait_all_gone, wait_in_flight,
 };
@@ -31,7 +31,7 @@ async fn a_killed_worker_is_replaced_within_a_second_and_later_requests_all_succ
     let killed_at = Instant::now();
     signal_pid(victim, Signal::KILL);
     assert!(
-        eventually(Duration::from_secs(5), || !cluster_testkit::is_alive(
+        eventually(Duration::from_secs(5), || !clustered_testkit::is_alive(
             victim
         ))
         .await
@@ -177,7 +177,7 @@ fn a_second_sighup_during_a_reload_runs_one_more_reload_after_it() {
     // the master must queue the request rather than start a second reload beside the first.
     cluster.signal(Signal::HUP);
     cluster.signal(Signal::HUP);
-    let done = cluster_testkit::wait_until(Duration::from_secs(30), || {
+    let done = clustered_testkit::wait_until(Duration::from_secs(30), || {
         let lines = cluster.stdout_lines();
         lines
             .iter()
@@ -195,7 +195,7 @@ fn a_second_sighup_during_a_reload_runs_one_more_reload_after_it() {
             .filter(|line| line.starts_with("event: exit "))
             .count()
     };
-    assert!(cluster_testkit::wait_until(
+    assert!(clustered_testkit::wait_until(
         Duration::from_secs(30),
         || exits() >= 4
     ));

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use cluster_testkit::{ClusterProcess, Program, signal_pid, wait_all_gone, wait_until};
+use clustered_testkit::{ClusterProcess, Program, signal_pid, wait_all_gone, wait_until};
 use rustix::process::Signal;
 
 /// Spawns the fixture with `env`, waits until its 2 workers have joined, SIGKILLs the

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cluster_testkit::{
+use clustered_testkit::{
     ClusterProcess, Program, bytes_written, get, signal_pid, wait_all_gone, wait_until,
 };
 use rustix::process::Signal;

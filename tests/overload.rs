@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Program, get, is_alive};
+use clustered_testkit::{ClusterProcess, Program, get, is_alive};
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

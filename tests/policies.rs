@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use cluster_testkit::{
+use clustered_testkit::{
     ClusterProcess, Connections, H2, Load, Program, children_of, eventually, get_from, signal_pid,
     wait_all_gone,
 };
@@ -160,7 +160,7 @@ async fn least_sends_new_connections_away_from_a_busy_worker() {
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await; // heartbeats arrive every 10 ms
     for _ in 0..20 {
-        let reply = cluster_testkit::get(address, "/whoami").await;
+        let reply = clustered_testkit::get(address, "/whoami").await;
         assert_ne!(
             reply.whoami_pid(),
             busy_pid,

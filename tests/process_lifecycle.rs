@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Program, get, wait_all_gone, wait_in_flight};
+use clustered_testkit::{ClusterProcess, Program, get, wait_all_gone, wait_in_flight};
 use rustix::process::Signal;
 
 #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Program, get};
+use clustered_testkit::{ClusterProcess, Program, get};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +67,7 @@ async fn axum_serve_runs_on_a_cluster_listener_and_stops_on_sigterm() {
         .wait_exit(Duration::from_secs(30))
         .expect("the master exits");
     assert!(status.success(), "{status}");
-    assert!(cluster_testkit::wait_all_gone(
+    assert!(clustered_testkit::wait_all_gone(
         &workers,
         Duration::from_secs(5)
     ));

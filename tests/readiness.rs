@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use cluster_testkit::{ClusterProcess, Connections, Load, Program};
+use clustered_testkit::{ClusterProcess, Connections, Load, Program};
 use rustix::process::Signal;
 
 const WARMUP: Duration = Duration::from_secs(2);

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Connections, Load, Program};
+use clustered_testkit::{ClusterProcess, Connections, Load, Program};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_past_max_requests_are_replaced_one_at_a_time_with_no_failed_request() {
@@ -83,6 +83,6 @@ async fn a_worker_past_max_memory_is_replaced_and_says_why() {
     );
     // Meanwhile the cluster serves.
     for _ in 0..20 {
-        assert_eq!(cluster_testkit::get(address, "/").await.status, 200);
+        assert_eq!(clustered_testkit::get(address, "/").await.status, 200);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Program, children_of, get, wait_until};
+use clustered_testkit::{ClusterProcess, Program, children_of, get, wait_until};
 use rustix::process::Signal;
 
 /// Starts the fixture with 2 workers whose later replacements read `fault`, reloads, and

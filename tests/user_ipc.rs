@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cluster_testkit::{ClusterProcess, Connections, Load, Program, get};
+use clustered_testkit::{ClusterProcess, Connections, Load, Program, get};
 
 /// GETs `path` over new connections until every one of `workers` has answered; returns the
 /// last body per worker id.
@@ -135,7 +135,7 @@ async fn a_counter_is_exact_across_workers_pushed_to_subscribers_and_outlives_th
         "every increment counted once"
     );
     for pid in cluster.worker_pids() {
-        cluster_testkit::signal_pid(pid, rustix::process::Signal::KILL);
+        clustered_testkit::signal_pid(pid, rustix::process::Signal::KILL);
     }
     let replaced = cluster.wait_for_line("event: listening worker=2", Duration::from_secs(10));
     assert!(replaced.is_some());

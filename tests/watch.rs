@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cluster_testkit::{ClusterProcess, Connections, Load, Program, get};
+use clustered_testkit::{ClusterProcess, Connections, Load, Program, get};
 
 /// A directory of its own, removed when dropped.
 struct TempDir(PathBuf);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cluster_testkit::{ClusterProcess, Program, get};
+use clustered_testkit::{ClusterProcess, Program, get};
 
 /// Starts the fixture with 2 workers, stops worker 1 as `how`, and checks the outcome.
 /// Returns every stdout line.
@@ -41,7 +41,7 @@ async fn stop_worker_one(how: &str) -> Vec<String> {
             .filter(|l| l.starts_with("event: fork worker=1 "))
             .count()
     };
-    let restarted = cluster_testkit::wait_until(Duration::from_secs(2), || forks_of_one() > 1);
+    let restarted = clustered_testkit::wait_until(Duration::from_secs(2), || forks_of_one() > 1);
     let all = cluster.stdout_lines();
     assert!(!restarted, "{all:#?}");
     assert!(

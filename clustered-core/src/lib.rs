@@ -1,0 +1,51 @@
+//! The processes of a cluster: a master that spawns workers from the same executable, owns the
+//! listening sockets and hands each accepted connection's descriptor to a worker; and the
+//! worker side that joins the master and receives those connections.
+//!
+//! One program, two roles. [`Cluster::run`] decides by the environment ([`Role::detect`]):
+//!
+//! - **master** (the process the user started): binds each address once, re-executes
+//!   [`std::env::current_exe`] (resolved once at start) with the same arguments for every worker
+//!   slot, with `CLUSTER_WORKER_ID=<slot>` and its end of a socketpair as descriptor 3
+//!   (`CLUSTER_IPC_FD`). It accepts connections and hands each to the next listening worker
+//!   (round-robin), keeping its copy until the worker acknowledges it, so a failed handoff goes
+//!   to another worker instead of being lost. A worker that dies on its own is restarted with
+//!   backoff ([`RestartPolicy`]); SIGHUP or SIGUSR2 replaces the workers one by one with no
+//!   request lost; SIGTERM or SIGINT stops it gracefully. [`ClusterControl`] does the same from
+//!   code and streams [`ClusterEvent`]s.
+//! - **worker**: joins the master over the inherited socket, asks it for each address it listens
+//!   on ([`Worker::listen`]) and receives connections from a [`Listener`]. It drains and stops
+//!   when the master asks or when the master is gone (its IPC channel closes).
+//!
+//! The master's decisions are a synchronous state machine, apart from its I/O (a thin async
+//! driver carries them out); see `ARCHITECTURE.md`. Each process runs one tokio thread by
+//! default ([`runtime`]). Workers run in their own process group, so a terminal's Ctrl-C
+//! reaches only the master. Nothing here calls `fork()` without `exec`.
+
+mod bind;
+mod cluster;
+pub mod control_socket;
+pub mod env;
+mod error;
+mod exit;
+mod limits;
+mod logging;
+mod master;
+mod proc_stats;
+mod role;
+pub mod runtime;
+pub mod shared_metrics;
+mod sync;
+mod worker;
+
+pub use cluster::{Cluster, MIN_HANG_TIMEOUT};
+pub use clustered_ipc::Policy;
+pub use error::{BoxError, Error};
+pub use exit::Exit;
+pub use master::{
+    Answer, ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, Incoming, LogLine,
+    LogStream, MAX_WORKERS, PendingAnswer, ReadyHook, Request, RestartPolicy, Scale, WorkerHandle,
+};
+pub use role::{AGENT_ID, Role, WorkerEnv, WorkerInfo};
+pub use rustix::process::Signal;
+pub use worker::{Listener, Worker, agent, ipc, load};

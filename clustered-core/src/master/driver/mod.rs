@@ -1,0 +1,440 @@
+//! The master's driver: it owns every socket, process, signal and timer, turns what happens
+//! into the machine's [`Input`]s, and carries out the [`Action`]s the machine answers with. It
+//! decides nothing itself.
+//!
+//! - `listeners`: the sockets the master binds, and their accept tasks;
+//! - `spawn` and `reader`: worker processes, the task reading each one's channel (which puts
+//!   inbox messages straight into the inbox) and the task reaping it;
+//! - `link`: the driver's ends towards one live worker; `conns`: the connections it holds;
+//! - `signals`, `publish` (notices into events), `report` (what the tasks tell the driver).
+
+mod held_conns;
+mod link;
+mod output;
+mod publish;
+mod reader;
+mod report;
+mod signals;
+mod sockets;
+mod spawn;
+mod watch;
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Instant;
+
+use clustered_ipc::{Message, Outcome, Policy};
+use rustc_hash::FxHashMap;
+use rustix::process::Signal;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Sleep;
+
+use self::held_conns::HeldConns;
+use self::link::{Links, WorkerLink};
+use self::report::Report;
+use self::signals::Signals;
+use self::sockets::ListeningSockets;
+use self::spawn::{Program, spawn_worker};
+use self::watch::Watch;
+use crate::Error;
+use crate::control_socket::server::ControlSocket;
+use crate::master::command::{Answer, AnswerTo, Command};
+use crate::master::control::ClusterControl;
+use crate::master::handle::{ReportedLoad, WorkerHandle};
+use crate::master::hooks::{MasterHook, ReadyHook};
+use crate::master::ids::WorkerKey;
+use crate::master::logs::LogStream;
+use crate::master::machine::{Action, Config, Input, Machine, Notice, ReplyId};
+use crate::master::metrics_endpoint::MetricsEndpoint;
+use crate::master::metrics_view;
+
+/// Reports waiting for the driver; reporting tasks wait when it is full.
+const REPORT_QUEUE: usize = 1024;
+
+/// What the master needs from the [`crate::Cluster`] builder.
+pub(crate) struct Settings {
+    pub(crate) config: Config,
+    pub(crate) control_socket: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
+    pub(crate) error_log_file: Option<PathBuf>,
+    pub(crate) metrics_addr: Option<String>,
+    /// Watch mode's extra paths, when it is on.
+    pub(crate) watch: Option<Vec<PathBuf>>,
+    pub(crate) control: ClusterControl,
+    pub(crate) on_ready: Option<ReadyHook>,
+    pub(crate) on_master: Option<MasterHook>,
+}
+
+/// Runs the master until the cluster stops.
+pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
+    let program = Program::current()?;
+    let control = settings.control;
+    let signals = Signals::install(control.clone())?;
+    metrics_view::record_master_metrics(&control);
+    control
+        .logs()
+        .open_files(
+            settings.log_file.as_deref(),
+            settings.error_log_file.as_deref(),
+        )
+        .map_err(Error::LogFile)?;
+    let commands = control
+        .commands()
+        .take_receiver()
+        .ok_or(Error::AlreadyRunning)?;
+    // Bound before anything starts, so a taken path stops the master at once; removed when
+    // this function returns.
+    let _control_socket = match &settings.control_socket {
+        Some(path) => Some(ControlSocket::open(path, control.clone())?),
+        None => None,
+    };
+    let _metrics_endpoint = match &settings.metrics_addr {
+        Some(address) => Some(MetricsEndpoint::open(address, control.clone()).await?),
+        None => None,
+    };
+    let _watch = match &settings.watch {
+        Some(extra) => Some(Watch::start(program.exe(), extra, control.clone())?),
+        None => None,
+    };
+    let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
+    // Restart jitter only needs to differ between masters.
+    let seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let mut machine = Machine::new(settings.config.clone(), Instant::now(), seed);
+    let driver = Driver {
+        listeners: ListeningSockets::new(reports_tx.clone()),
+        policy: settings.config.policy,
+        program,
+        reports_tx,
+        reports,
+        commands,
+        signals,
+        timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+        deadline: None,
+        conns: HeldConns::default(),
+        links: Links::default(),
+        waiting: FxHashMap::default(),
+        next_reply: 0,
+        reports_in_a_row: 0,
+        on_ready: settings.on_ready,
+        control: control.clone(),
+    };
+    if let Some(hook) = settings.on_master {
+        tokio::spawn(hook(control.clone()));
+    }
+    let result = driver.run(&mut machine).await;
+    // Master code reading the inbox hears that the master has stopped.
+    control.inbox_slot().close();
+    result
+}
+
+struct Driver {
+    program: Program,
+    policy: Policy,
+    control: ClusterControl,
+    on_ready: Option<ReadyHook>,
+    listeners: ListeningSockets,
+    /// Given to every task that reports to the driver.
+    reports_tx: mpsc::Sender<Report>,
+    reports: mpsc::Receiver<Report>,
+    commands: mpsc::UnboundedReceiver<(Command, AnswerTo)>,
+    /// Callers waiting for the answer to their command, by the number the machine knows.
+    waiting: FxHashMap<ReplyId, oneshot::Sender<Answer>>,
+    next_reply: u64,
+    signals: Signals,
+    /// Sleeps until the machine's next deadline (`deadline`), reset when that changes.
+    timer: Pin<Box<Sleep>>,
+    deadline: Option<Instant>,
+    conns: HeldConns,
+    links: Links,
+    /// Reports taken from the queue since signals and timers were last looked at.
+    reports_in_a_row: u32,
+}
+
+/// Queued reports taken in a row without polling the signals and timers (four signal streams
+/// and a timer queue, about a tenth of the master's instructions per connection when polled for
+/// every report). Bounded, so a flood of reports delays a signal or a timer by this many
+/// reports at most.
+const REPORTS_IN_A_ROW: u32 = 64;
+
+impl Driver {
+    async fn run(mut self, machine: &mut Machine) -> Result<(), Error> {
+        let mut input = Input::Start;
+        loop {
+            if let Some(result) = self.feed(machine, input).await {
+                return result;
+            }
+            self.control.registry().set_backlog(machine.backlog_len());
+            self.wake_at(machine.poll_timeout());
+            input = self.next_input().await;
+        }
+    }
+
+    /// Hands `input` to the machine and carries out its actions, and those of the inputs they
+    /// lead to; the master's result once the machine finishes.
+    async fn feed(&mut self, machine: &mut Machine, input: Input) -> Option<Result<(), Error>> {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            for action in machine.handle(input, Instant::now()) {
+                if let Action::Finish(result) = action {
+                    return Some(result.map_err(|error| self.with_last_output(error)));
+                }
+                self.execute(action, &mut inputs).await;
+            }
+        }
+        None
+    }
+
+    /// A crash loop's error with the last lines its slot wrote to stderr.
+    fn with_last_output(&self, mut error: Error) -> Error {
+        if let Error::CrashLoop {
+            slot, last_output, ..
+        }
+        | Error::BootTimeouts {
+            slot, last_output, ..
+        } = &mut error
+        {
+            *last_output = (self
+                .control
+                .logs()
+                .recent(Some(*slot), Some(LogStream::Err), 5))
+            .into_iter()
+            .map(|line| line.line)
+            .collect();
+        }
+        error
+    }
+
+    /// Sleeps until `deadline` from now on (not at all without one).
+    fn wake_at(&mut self, deadline: Option<Instant>) {
+        if deadline != self.deadline {
+            self.deadline = deadline;
+            if let Some(deadline) = deadline {
+                self.timer.as_mut().reset(deadline.into());
+            }
+        }
+    }
+
+    /// The next thing that happened. Commands come first: a worker user code released is
+    /// known as such before its exit is.
+    async fn next_input(&mut self) -> Input {
+        if self.reports_in_a_row < REPORTS_IN_A_ROW {
+            if let Ok((command, answer_to)) = self.commands.try_recv() {
+                return self.command_input(command, answer_to);
+            }
+            if let Ok(report) = self.reports.try_recv() {
+                self.reports_in_a_row += 1;
+                return self.input_of(report);
+            }
+        }
+        self.reports_in_a_row = 0;
+        let report = tokio::select! {
+            biased;
+            Some((command, answer_to)) = self.commands.recv() => {
+                return self.command_input(command, answer_to);
+            }
+            action = self.signals.next() => return Input::Signal(action),
+            () = self.timer.as_mut(), if self.deadline.is_some() => {
+                // Expired: the machine arms what it waits for next.
+                self.deadline = None;
+                return Input::Timeout;
+            }
+            Some(report) = self.reports.recv() => report,
+        };
+        self.input_of(report)
+    }
+
+    /// The machine's input for `command`, remembering who waits for its answer.
+    fn command_input(&mut self, command: Command, answer_to: AnswerTo) -> Input {
+        let reply = answer_to.map(|answer_to| {
+            let reply = ReplyId(self.next_reply);
+            self.next_reply = self.next_reply.wrapping_add(1);
+            self.waiting.insert(reply, answer_to);
+            reply
+        });
+        Input::Command { command, reply }
+    }
+
+    fn input_of(&mut self, report: Report) -> Input {
+        match report {
+            Report::Accepted(batch) => Input::Connections(
+                batch
+                    .into_iter()
+                    .map(|accepted| self.conns.hold(accepted))
+                    .collect(),
+            ),
+            Report::Bound { address, result } => {
+                let result = result.and_then(|(bound, opened)| {
+                    self.listeners.install(&address, opened).map(|()| bound)
+                });
+                Input::Bound { address, result }
+            }
+            Report::Input(input) => {
+                match &input {
+                    // Its counters are kept for good, before anything can scrape it as gone.
+                    Input::Exited { worker, .. } => self.control.metrics().retire(worker.0),
+                    Input::ChannelClosed { worker, .. } => {
+                        if let Some(link) = self.links.get(worker) {
+                            link.handle.set_disconnected();
+                        }
+                    }
+                    // Mirrored into the handle for `clusterctl ls`.
+                    Input::Message {
+                        worker,
+                        message:
+                            Message::Heartbeat {
+                                conns,
+                                inflight,
+                                served,
+                                ..
+                            },
+                    } => {
+                        if let Some(link) = self.links.get(worker) {
+                            link.handle.set_load(ReportedLoad {
+                                connections: *conns,
+                                in_flight: *inflight,
+                                served: *served,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                input
+            }
+        }
+    }
+
+    /// Carries out `action`; what it leads to goes on `inputs`.
+    async fn execute(&mut self, action: Action, inputs: &mut VecDeque<Input>) {
+        match action {
+            Action::Bind { address } => {
+                let (policy, reports) = (self.policy, self.reports_tx.clone());
+                tokio::spawn(async move {
+                    let result = sockets::open(policy, &address).await;
+                    let _ = reports.send(Report::Bound { address, result }).await;
+                });
+            }
+            Action::Spawn { worker, slot } => inputs.push_back(self.spawn(worker, slot)),
+            Action::HandOff { worker, seq, conn } => {
+                let sent = match (self.links.get(&worker), self.conns.get(conn.id)) {
+                    (Some(link), Some(fd)) => link.hand_off(seq, &conn, fd),
+                    _ => false,
+                };
+                if sent {
+                    self.control.registry().count_handoff();
+                } else {
+                    inputs.push_back(Input::HandoffFailed { worker, seq });
+                }
+            }
+            Action::Send {
+                worker,
+                message,
+                share,
+            } => {
+                let fds = match share.map(|key| (self.listeners.share(&key), key)) {
+                    Some((Ok(fd), _)) => fd.into_iter().collect(),
+                    Some((Err(error), key)) => {
+                        if let Message::ServerAck { seq, .. } = message {
+                            let failed = Input::ShareFailed {
+                                worker,
+                                seq,
+                                key,
+                                error,
+                            };
+                            inputs.push_back(failed);
+                        }
+                        return;
+                    }
+                    None => Vec::new(),
+                };
+                if let Some(link) = self.links.get(&worker) {
+                    link.send(message, fds);
+                }
+            }
+            Action::Deliver {
+                worker,
+                message,
+                receipt,
+            } => {
+                let delivered = match self.links.get(&worker) {
+                    Some(link) => link.deliver(message),
+                    None => Err("the worker is gone".into()),
+                };
+                if let Some((from, seq)) = receipt
+                    && let Some(sender) = self.links.get(&from)
+                {
+                    let outcome = match delivered {
+                        Ok(()) => Outcome::Ok(serde_json::Value::Null),
+                        Err(reason) => Outcome::Error(reason),
+                    };
+                    sender.send(Message::Reply { seq, outcome }, Vec::new());
+                }
+            }
+            Action::CloseConn(id) => self.conns.close(id),
+            Action::Kill { worker } => {
+                if let Some(link) = self.links.get(&worker)
+                    && let Err(error) = link.handle.signal(Signal::KILL)
+                {
+                    tracing::debug!(slot = link.handle.id(), %error, "kill failed (already gone?)");
+                }
+            }
+            Action::CloseListeners => {
+                self.listeners.close();
+                // What the acceptors reported before they stopped is handed out first.
+                while let Ok(report) = self.reports.try_recv() {
+                    let input = self.input_of(report);
+                    inputs.push_back(input);
+                }
+                inputs.push_back(Input::ListenersClosed);
+            }
+            Action::Notify(Notice::Ready(addresses)) => {
+                if let Some(hook) = &self.on_ready {
+                    hook(&addresses);
+                }
+            }
+            Action::Notify(notice) => {
+                let registry = self.control.registry();
+                if let Some(event) = publish::event_for(notice, &mut self.links, registry) {
+                    self.control.emit(event);
+                }
+            }
+            Action::Answer { reply, answer } => {
+                if let Some(waiting) = self.waiting.remove(&reply) {
+                    // A caller that stopped waiting is fine.
+                    let _ = waiting.send(answer);
+                }
+            }
+            Action::PublishCounter { name, value } => {
+                self.control.registry().set_counter(name, value);
+            }
+            // `feed` returns the result before it gets here.
+            Action::Finish(_) => {}
+        }
+    }
+
+    /// Starts the worker process `worker` for `slot`; what the machine hears of it.
+    fn spawn(&mut self, worker: WorkerKey, slot: usize) -> Input {
+        match spawn_worker(&self.program, slot, worker, &self.reports_tx, &self.control) {
+            Ok(spawned) => {
+                let commands = self.control.commands().sender();
+                let handle = WorkerHandle::new(worker, slot, spawned.pid, spawned.pidfd, commands);
+                self.control.registry().add_worker(handle.clone());
+                if let Some(region) = spawned.metrics {
+                    self.control
+                        .metrics()
+                        .add(worker.0, slot.to_string(), region);
+                }
+                self.links
+                    .insert(worker, WorkerLink::new(spawned.sender, handle));
+                Input::Spawned {
+                    worker,
+                    pid: spawned.pid,
+                }
+            }
+            Err(error) => Input::SpawnFailed { worker, error },
+        }
+    }
+}

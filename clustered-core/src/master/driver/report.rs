@@ -1,0 +1,49 @@
+//! [`Report`]: what the driver's tasks (acceptors, worker readers, reapers) tell the driver.
+
+use std::io;
+use std::net::SocketAddr;
+
+use clustered_ipc::ListenKey;
+use std::os::fd::OwnedFd;
+
+use tokio::net::TcpSocket;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::master::machine::Input;
+
+/// One report from a task of the driver.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// A listener accepted connections (all it could at once): the driver holds them and tells
+    /// the machine.
+    Accepted(Vec<Accepted>),
+    /// A bind task is done: the driver keeps the socket and tells the machine.
+    Bound {
+        address: String,
+        result: io::Result<(SocketAddr, Opened)>,
+    },
+    /// Something the machine hears of as it is.
+    Input(Input),
+}
+
+/// A connection a listener accepted: its descriptor, never registered with the master's
+/// event loop (the master only hands it on).
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) key: ListenKey,
+    pub(crate) fd: OwnedFd,
+    pub(crate) peer: SocketAddr,
+    /// Counts against the cluster-wide bound on connections held by the master.
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+/// A socket bound for one address, as the policy wants it.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    /// Listening (non-blocking); the master accepts (rr, sticky, least).
+    Listening(std::net::TcpListener),
+    /// Listening; the workers accept on copies of it (shared).
+    Shared(std::net::TcpListener),
+    /// Bound, not listening: keeps the port for the workers' own sockets (reuseport).
+    Reserved(TcpSocket),
+}

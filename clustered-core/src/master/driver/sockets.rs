@@ -1,0 +1,211 @@
+//! The master's sockets: bound once per address. How depends on the policy:
+//!
+//! - `rr`, `sticky`, `least`: listening, with an accept task feeding connections to the driver.
+//! - `shared`: listening, not accepted from here: each worker gets a copy and accepts.
+//! - `reuseport`: bound with `SO_REUSEPORT` but not listening, which resolves port 0 and
+//!   reserves the port; each worker binds and listens on its own socket, the kernel balances.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use clustered_ipc::{ListenKey, Policy};
+use rustix::io::Errno;
+use rustix::net::{SocketFlags, acceptfrom_with};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::TcpSocket;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+use super::report::{Accepted, Opened, Report};
+use crate::bind::{listen, reuseport_socket};
+use crate::limits::{AcceptErrors, connection_budget};
+
+/// Every address the master listens on.
+pub(crate) struct ListeningSockets {
+    bound: HashMap<ListenKey, BoundSocket>,
+    reports: mpsc::Sender<Report>,
+    unacknowledged: Arc<Semaphore>,
+    /// Closed for good: a socket bound since is dropped at once.
+    closed: bool,
+}
+
+/// What the master holds for one address.
+enum BoundSocket {
+    Accepting(JoinHandle<()>),
+    Shared(std::net::TcpListener),
+    Reserved { _port: TcpSocket },
+}
+
+/// Binds `address` as `policy` wants; returns the bound address (the real port when port 0
+/// was asked for). Runs as a task of its own: resolving a name may take a while, and the
+/// master must not wait for it.
+pub(crate) async fn open(policy: Policy, address: &str) -> io::Result<(SocketAddr, Opened)> {
+    match policy {
+        Policy::Rr | Policy::Sticky | Policy::Least => {
+            let listener = listen(address).await?.into_std()?;
+            Ok((listener.local_addr()?, Opened::Listening(listener)))
+        }
+        Policy::Shared => {
+            let listener = listen(address).await?;
+            Ok((listener.local_addr()?, Opened::Shared(listener.into_std()?)))
+        }
+        Policy::Reuseport => {
+            let socket = reuseport_socket(address).await?;
+            Ok((socket.local_addr()?, Opened::Reserved(socket)))
+        }
+    }
+}
+
+impl ListeningSockets {
+    pub(crate) fn new(reports: mpsc::Sender<Report>) -> Self {
+        Self {
+            bound: HashMap::new(),
+            reports,
+            // Connections held and not yet acknowledged, across the cluster: past this the
+            // master stops accepting and the kernel's listen backlog holds new clients.
+            unacknowledged: Arc::new(Semaphore::new(connection_budget())),
+            closed: false,
+        }
+    }
+
+    /// Keeps the socket bound for `address` (accepting on it when the master accepts); drops
+    /// it when the listeners are closed already.
+    pub(crate) fn install(&mut self, address: &str, opened: Opened) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let key = ListenKey::from(address);
+        let socket = match opened {
+            Opened::Listening(listener) => {
+                // SAFETY: the `TcpListener` owns its descriptor, which stays open and the same
+                // for as long as the `AsyncFd` owns the listener.
+                match unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) } {
+                    Ok(listener) => BoundSocket::Accepting(tokio::spawn(accept_loop(
+                        key.clone(),
+                        listener,
+                        self.reports.clone(),
+                        Arc::clone(&self.unacknowledged),
+                    ))),
+                    Err(error) => return Err(error.into_parts().1),
+                }
+            }
+            Opened::Shared(listener) => BoundSocket::Shared(listener),
+            Opened::Reserved(socket) => BoundSocket::Reserved { _port: socket },
+        };
+        self.bound.insert(key, socket);
+        Ok(())
+    }
+
+    /// A copy of the listening socket of `key` for a worker, under the `shared` policy.
+    pub(crate) fn share(&self, key: &ListenKey) -> io::Result<Option<OwnedFd>> {
+        match self.bound.get(key) {
+            Some(BoundSocket::Shared(listener)) => listener.as_fd().try_clone_to_owned().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Stops accepting and closes the master's sockets, for good: under `rr`, `sticky` and
+    /// `least` new clients are refused from now on (under `shared` and `reuseport` once the
+    /// workers close theirs).
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+        for (_, socket) in self.bound.drain() {
+            if let BoundSocket::Accepting(accept_task) = socket {
+                accept_task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for ListeningSockets {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Connections one wake-up of an accept task hands to the driver at most.
+const ACCEPT_BATCH: usize = 64;
+
+/// Accepts, whenever the listener is readable, every connection waiting (up to
+/// [`ACCEPT_BATCH`] and the cluster-wide bound), and reports them together. Accepted sockets
+/// are never registered with the master's event loop: the master only holds and hands them on.
+async fn accept_loop(
+    key: ListenKey,
+    listener: AsyncFd<std::net::TcpListener>,
+    reports: mpsc::Sender<Report>,
+    unacknowledged: Arc<Semaphore>,
+) {
+    let what = key.as_str();
+    let mut errors = AcceptErrors::new();
+    // Given back when descriptors run out, so the master can go on (copy a handoff, start a
+    // worker) while it waits for room; taken again once it accepts.
+    let mut reserve = reserve_descriptor();
+    loop {
+        let Ok(first) = Arc::clone(&unacknowledged).acquire_owned().await else {
+            return;
+        };
+        let Ok(mut ready) = listener.readable().await else {
+            return;
+        };
+        let mut permit = Some(first);
+        let mut batch = Vec::with_capacity(16);
+        let mut failure = None;
+        while batch.len() < ACCEPT_BATCH {
+            let Some(slot) = permit
+                .take()
+                .or_else(|| Arc::clone(&unacknowledged).try_acquire_owned().ok())
+            else {
+                break;
+            };
+            match acceptfrom_with(
+                ready.get_inner(),
+                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            ) {
+                Ok((fd, peer)) => batch.push(Accepted {
+                    key: key.clone(),
+                    fd,
+                    peer: peer
+                        .and_then(|peer| SocketAddr::try_from(peer).ok())
+                        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+                    permit: slot,
+                }),
+                Err(Errno::AGAIN) => {
+                    ready.clear_ready();
+                    break;
+                }
+                Err(Errno::INTR) => permit = Some(slot),
+                Err(error) => {
+                    failure = Some(io::Error::from(error));
+                    break;
+                }
+            }
+        }
+        drop(ready);
+        if !batch.is_empty() {
+            errors.succeeded(what);
+            if reserve.is_none() {
+                reserve = reserve_descriptor();
+            }
+            if reports.send(Report::Accepted(batch)).await.is_err() {
+                return;
+            }
+        }
+        if let Some(error) = failure {
+            let delay = errors.after(&error, what);
+            if errors.is_exhausted() {
+                reserve = None;
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// A descriptor kept in reserve (`/dev/null`), if one can be had.
+fn reserve_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}

@@ -1,0 +1,331 @@
+//! The master's inbox: user messages and requests from workers, for master-side code. Each
+//! worker has a lane of it ([`FairQueue`]), bounded by the credit the worker was given: the
+//! inbox's reader takes requests first and one worker's after another's, and each one taken
+//! gives its worker credit back (`inboxCredit`). So a slow reader makes the senders wait
+//! before they send, a flood slows only the flooder, and nothing within a worker's credit is
+//! ever refused.
+
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
+
+use clustered_ipc::{INBOX_WINDOW, Message, Outcome, Sender, TrySendError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+use super::fair_queue::{FairQueue, Kind, Refusal, Taken};
+use super::ids::WorkerKey;
+use crate::Error;
+use crate::sync::lock;
+
+/// Something a worker sent to the master.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A message (`ipc::send`).
+    Message {
+        /// The sender's slot.
+        from: usize,
+        /// The message.
+        data: serde_json::Value,
+    },
+    /// A request (`ipc::request`): answer it with [`Request::reply`] or [`Request::fail`].
+    Request(Request),
+}
+
+impl Incoming {
+    /// Refuses it, saying `why`: a request fails with it (a message is lost; its sender hears
+    /// through its credit). Returns how many messages were refused: 1 or 0.
+    pub(crate) fn refuse(self, why: &str) -> u32 {
+        match self {
+            Incoming::Request(request) => {
+                request.fail(why);
+                0
+            }
+            Incoming::Message { from, .. } => {
+                tracing::debug!(from, "refused a message for the master's inbox: {why}");
+                1
+            }
+        }
+    }
+}
+
+/// A worker's request, waiting for the master's answer. Dropping it unanswered answers with
+/// an error, so the worker never waits for nothing (unless this is kept forever: then the
+/// worker's own timeout applies).
+#[derive(Debug)]
+pub struct Request {
+    from: usize,
+    data: serde_json::Value,
+    seq: u64,
+    worker: Sender,
+    answered: bool,
+}
+
+impl Request {
+    pub(crate) fn new(from: usize, data: serde_json::Value, seq: u64, worker: Sender) -> Self {
+        Self {
+            from,
+            data,
+            seq,
+            worker,
+            answered: false,
+        }
+    }
+
+    /// The asking worker's slot.
+    pub fn from(&self) -> usize {
+        self.from
+    }
+
+    /// The request.
+    pub fn data(&self) -> &serde_json::Value {
+        &self.data
+    }
+
+    /// The request as a `T`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        Ok(T::deserialize(&self.data)?)
+    }
+
+    /// Answers with `value`.
+    pub fn reply(mut self, value: impl Serialize) -> Result<(), Error> {
+        let value = serde_json::to_value(value)?;
+        self.answer(Outcome::Ok(value));
+        Ok(())
+    }
+
+    /// Answers with an error the worker sees as [`Error::Remote`].
+    pub fn fail(mut self, reason: impl Into<String>) {
+        self.answer(Outcome::Error(reason.into()));
+    }
+
+    fn answer(&mut self, outcome: Outcome) {
+        self.answered = true;
+        let reply = Message::Reply {
+            seq: self.seq,
+            outcome,
+        };
+        send_to_worker(&self.worker, reply, Vec::new());
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.answer(Outcome::Error(
+                "the master dropped the request without answering".into(),
+            ));
+        }
+    }
+}
+
+/// Sends to a worker without blocking the caller and without dropping the message: when the
+/// queue is full it waits in a task of its own.
+pub(crate) fn send_to_worker(worker: &Sender, message: Message, fds: Vec<OwnedFd>) {
+    if fds.is_empty() {
+        match worker.try_send(&message) {
+            Ok(()) => return,
+            Err(TrySendError::Ipc(error)) => {
+                return tracing::debug!(%error, kind = message.kind(), "not sent");
+            }
+            // Full: wait for room below.
+            Err(_) => {}
+        }
+    }
+    let worker = worker.clone();
+    tokio::spawn(async move {
+        if let Err(error) = worker.send_with_fds(&message, fds).await {
+            tracing::debug!(%error, kind = message.kind(), "not sent");
+        }
+    });
+}
+
+/// What the master's inbox receives, for master-side code. From
+/// [`crate::ClusterControl::inbox`].
+#[derive(Debug)]
+pub struct Inbox {
+    slot: std::sync::Arc<InboxSlot>,
+}
+
+impl Inbox {
+    /// The next message or request (a request before any message, and among the workers that
+    /// sent something, each in turn); `None` once the master has stopped.
+    pub async fn recv(&mut self) -> Option<Incoming> {
+        self.slot.next().await
+    }
+}
+
+impl Drop for Inbox {
+    /// Nobody reads the inbox any more: what waits in it is refused (requests fail), and the
+    /// workers are told, so they fail their sends at once.
+    fn drop(&mut self) {
+        self.slot.move_to(Reading::Gone, |_| true);
+    }
+}
+
+/// Whether master code reads the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Nobody took it yet (messages for it are refused, requests fail).
+    NotTaken,
+    /// Master code took it.
+    Taken,
+    /// Master code dropped it.
+    Gone,
+    /// The master has stopped: the reader hears `None`.
+    Closed,
+}
+
+/// Why a request fails that no master code will answer.
+pub(crate) const UNREAD: &str = "nobody reads the master's inbox (ClusterControl::inbox)";
+
+/// The inbox's state, shared by the workers' readers (which put) and master code (which takes
+/// it once and reads).
+#[derive(Debug)]
+pub(crate) struct InboxSlot {
+    state: Mutex<State>,
+    /// Wakes the inbox's reader when something is queued, or the master stops.
+    queued: Notify,
+}
+
+#[derive(Debug)]
+struct State {
+    queue: FairQueue<WorkerKey, Incoming, Sender>,
+    reading: Reading,
+}
+
+/// Why [`InboxSlot::put`] gave a message back.
+#[derive(Debug)]
+pub(crate) enum NotPut {
+    /// Nobody reads the inbox.
+    Unread(Incoming),
+    /// The worker sent past its credit (it does not speak the protocol right).
+    PastCredit(Incoming),
+}
+
+impl InboxSlot {
+    pub(crate) fn new() -> Self {
+        let capacity = usize::try_from(INBOX_WINDOW).unwrap_or(usize::MAX);
+        Self {
+            state: Mutex::new(State {
+                queue: FairQueue::new(capacity),
+                reading: Reading::NotTaken,
+            }),
+            queued: Notify::new(),
+        }
+    }
+
+    /// The inbox, the first time; [`Error::AlreadyTaken`] after.
+    pub(crate) fn take(self: &std::sync::Arc<Self>) -> Result<Inbox, Error> {
+        if !self.move_to(Reading::Taken, |now| now == Reading::NotTaken) {
+            return Err(Error::AlreadyTaken(
+                "the master's inbox (ClusterControl::inbox)",
+            ));
+        }
+        Ok(Inbox {
+            slot: std::sync::Arc::clone(self),
+        })
+    }
+
+    /// The worker `key` joined: it gets a lane, and learns whether the inbox is read.
+    pub(crate) fn join(&self, key: WorkerKey, worker: &Sender) {
+        let mut state = lock(&self.state);
+        state.queue.open(key, worker.clone());
+        credit(worker, 0, state.reading == Reading::Taken, 0);
+    }
+
+    /// The worker `key`'s channel ended: what it sent is still read, then its lane goes.
+    pub(crate) fn leave(&self, key: WorkerKey) {
+        lock(&self.state).queue.close(key);
+    }
+
+    /// Queues a worker's message or request; gives it back when nobody reads the inbox, or
+    /// when the worker sent past its credit.
+    pub(crate) fn put(&self, key: WorkerKey, incoming: Incoming) -> Result<(), NotPut> {
+        let mut state = lock(&self.state);
+        if state.reading != Reading::Taken {
+            return Err(NotPut::Unread(incoming));
+        }
+        let kind = match incoming {
+            Incoming::Request(_) => Kind::Urgent,
+            Incoming::Message { .. } => Kind::Bulk,
+        };
+        match state.queue.push(key, kind, incoming) {
+            Ok(()) => {
+                drop(state);
+                self.queued.notify_one();
+                Ok(())
+            }
+            Err(Refusal::Full(incoming)) => Err(NotPut::PastCredit(incoming)),
+            Err(Refusal::NoLane(incoming)) => Err(NotPut::Unread(incoming)),
+        }
+    }
+
+    /// Whether master code reads the inbox now.
+    pub(crate) fn is_read(&self) -> bool {
+        lock(&self.state).reading == Reading::Taken
+    }
+
+    /// The master has stopped: the inbox's reader takes what waits in it, then hears `None`.
+    pub(crate) fn close(&self) {
+        self.move_to(Reading::Closed, |_| true);
+    }
+
+    /// The next item for the inbox's reader, giving its worker credit back when due.
+    async fn next(&self) -> Option<Incoming> {
+        loop {
+            let notified = self.queued.notified();
+            {
+                let mut state = lock(&self.state);
+                if let Some(Taken { item, credit: due }) = state.queue.pop() {
+                    if let Some((granted, worker)) = due {
+                        credit(&worker, granted, state.reading == Reading::Taken, 0);
+                    }
+                    return Some(item);
+                }
+                if state.reading == Reading::Closed {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Moves the inbox to `reading` if it is in a state `from` allows (never out of
+    /// `Closed`), telling every worker whether it is read now; when master code dropped it,
+    /// what waits in it is refused (requests fail, saying why). Whether it moved.
+    fn move_to(&self, reading: Reading, from: impl Fn(Reading) -> bool) -> bool {
+        let mut state = lock(&self.state);
+        if state.reading == Reading::Closed || !from(state.reading) {
+            return false;
+        }
+        state.reading = reading;
+        let open = reading == Reading::Taken;
+        if reading == Reading::Gone {
+            // One credit each: what each lane held is refused, what was taken is owed.
+            for (worker, items, owed) in state.queue.drain() {
+                let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
+                let refused = items.into_iter().map(|item| item.refuse(UNREAD)).sum();
+                credit(&worker, count.saturating_add(owed), open, refused);
+            }
+        } else {
+            for worker in state.queue.owners() {
+                credit(worker, 0, open, 0);
+            }
+        }
+        drop(state);
+        self.queued.notify_one();
+        true
+    }
+}
+
+/// Gives `worker` back `granted` credit (`refused` of it for refused messages), saying whether
+/// the inbox is read.
+pub(crate) fn credit(worker: &Sender, granted: u32, open: bool, refused: u32) {
+    let message = Message::InboxCredit {
+        granted,
+        open,
+        refused,
+    };
+    send_to_worker(worker, message, Vec::new());
+}

@@ -1,0 +1,113 @@
+//! [`Action`]: what the machine asks the driver to do, and the [`Notice`]s it publishes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clustered_ipc::{ListenKey, Message};
+
+use super::conn::Conn;
+use super::input::ReplyId;
+use crate::Error;
+use crate::master::command::Answer;
+use crate::master::ids::{ConnId, WorkerKey};
+use crate::master::process_exit::ExitReason;
+
+/// One thing for the driver to do, in order.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Bind `address` once for the cluster; answer with [`Input::Bound`](super::input::Input::Bound).
+    Bind { address: String },
+    /// Start a worker process for `slot`; answer with [`Input::Spawned`](super::input::Input::Spawned) or
+    /// [`Input::SpawnFailed`](super::input::Input::SpawnFailed).
+    Spawn { worker: WorkerKey, slot: usize },
+    /// Send `newConn {seq}` with a copy of the connection's descriptor; the master keeps its
+    /// own until [`Action::CloseConn`]. If it cannot be queued, answer with
+    /// [`Input::HandoffFailed`](super::input::Input::HandoffFailed).
+    HandOff {
+        worker: WorkerKey,
+        seq: u64,
+        conn: Conn,
+    },
+    /// Send a control frame or a reply, never dropped (it waits when the queue is full), with
+    /// a copy of the listening socket of `share` when set (the `shared` policy: `message` is
+    /// then a `serverAck`; if the copy cannot be made, nothing is sent, and the driver answers
+    /// with [`Input::ShareFailed`](super::input::Input::ShareFailed)).
+    Send {
+        worker: WorkerKey,
+        message: Message,
+        share: Option<ListenKey>,
+    },
+    /// Queue a user message for the worker, in order behind the ones before it; with a
+    /// `receipt` (the sending worker and its `seq`), answer it: delivered, or dropped because
+    /// the worker does not keep up with its messages.
+    Deliver {
+        worker: WorkerKey,
+        message: Message,
+        receipt: Option<(WorkerKey, u64)>,
+    },
+    /// Close the master's copy of a connection (acknowledged by a worker, or abandoned).
+    CloseConn(ConnId),
+    /// SIGKILL the worker process.
+    Kill { worker: WorkerKey },
+    /// Stop accepting and close the listening sockets; answer with
+    /// [`Input::ListenersClosed`](super::input::Input::ListenersClosed) once every connection accepted before is reported.
+    CloseListeners,
+    /// Tell user code (events, the ready hook, the worker registry).
+    Notify(Notice),
+    /// Tell the caller waiting on `reply` what became of its command.
+    Answer { reply: ReplyId, answer: Answer },
+    /// The cluster-wide counter `name` now has `value` (for [`crate::ClusterControl::counter`]).
+    PublishCounter { name: String, value: i64 },
+    /// The master is done: return this.
+    Finish(Result<(), Error>),
+}
+
+/// What user code hears of, by worker key (the driver turns it into a
+/// [`crate::ClusterEvent`] with the worker's handle).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Notice {
+    /// A worker process was started.
+    Fork(WorkerKey),
+    /// A worker joined the master.
+    Online(WorkerKey),
+    /// A worker takes connections for `address`.
+    Listening(WorkerKey, SocketAddr),
+    /// A worker was asked to stop.
+    Disconnect(WorkerKey),
+    /// A worker process exited.
+    Exit {
+        worker: WorkerKey,
+        code: Option<i32>,
+        signal: Option<i32>,
+        exited_after_disconnect: bool,
+        reason: ExitReason,
+    },
+    /// A slot is restarted after `delay`.
+    Restarting { slot: usize, delay: Duration },
+    /// A rolling reload began.
+    ReloadStarted,
+    /// One slot was reloaded.
+    Reloaded {
+        slot: usize,
+        old_pid: u32,
+        new_pid: u32,
+    },
+    /// The rolling reload finished.
+    ReloadFinished,
+    /// The agent joined (and said it is ready): the workers start, the first time.
+    AgentReady(WorkerKey),
+    /// A worker past a limit is being replaced (its replacement starts; it drains once the
+    /// replacement listens).
+    Recycling {
+        worker: WorkerKey,
+        reason: ExitReason,
+    },
+    /// The rolling reload stopped; the old workers keep serving.
+    ReloadFailed { slot: usize, reason: String },
+    /// Graceful shutdown began.
+    ShutdownStarted,
+    /// The worker count changed.
+    Scaled { from: usize, to: usize },
+    /// Every worker listens on every address: run the ready hook, once.
+    Ready(Vec<SocketAddr>),
+}

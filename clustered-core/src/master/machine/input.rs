@@ -1,0 +1,103 @@
+//! [`Input`]: everything that can happen to the master, as the driver reports it.
+
+use std::io;
+use std::net::SocketAddr;
+
+use clustered_ipc::{IpcError, ListenKey, Message};
+
+use super::conn::Conn;
+use crate::Error;
+use crate::master::command::{Command, Scale};
+use crate::master::ids::WorkerKey;
+use crate::master::process_exit::ProcessExit;
+
+/// One thing that happened. The driver hands each to `Machine::handle` with the time.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// The driver is up: bind the configured addresses, then start the workers.
+    Start,
+    /// The driver tried to bind `address` (asked by `Action::Bind`).
+    Bound {
+        address: String,
+        result: io::Result<SocketAddr>,
+    },
+    /// A worker process was started (asked by `Action::Spawn`).
+    Spawned { worker: WorkerKey, pid: u32 },
+    /// A worker process could not be started.
+    SpawnFailed { worker: WorkerKey, error: Error },
+    /// A listener accepted connections; the driver holds their descriptors.
+    Connections(Vec<Conn>),
+    /// A handoff could not even be queued for the worker (its send queue is full or closed);
+    /// the connection is still the master's.
+    HandoffFailed { worker: WorkerKey, seq: u64 },
+    /// The listening socket of `key` could not be copied for the worker's `serverAck {seq}`
+    /// (the `shared` policy): nothing was sent.
+    ShareFailed {
+        worker: WorkerKey,
+        seq: u64,
+        key: ListenKey,
+        error: io::Error,
+    },
+    /// A worker sent a message (any descriptors with it were closed by the driver).
+    Message { worker: WorkerKey, message: Message },
+    /// A worker's IPC channel closed: cleanly (`None`) or because of an error.
+    ChannelClosed {
+        worker: WorkerKey,
+        error: Option<IpcError>,
+    },
+    /// A worker process exited and was reaped.
+    Exited {
+        worker: WorkerKey,
+        exit: ProcessExit,
+    },
+    /// User code asked for something; answered with `Action::Answer` to `reply`, when given.
+    Command {
+        command: Command,
+        reply: Option<ReplyId>,
+    },
+    /// A signal arrived.
+    Signal(SignalAction),
+    /// The time `Machine::poll_timeout` named has come: every
+    /// timer due by now expires.
+    Timeout,
+    /// The listening sockets are closed (asked by `Action::CloseListeners`) and every
+    /// connection accepted before has been reported.
+    ListenersClosed,
+}
+
+/// Where the answer to one command goes (the driver's number for its waiting caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ReplyId(pub(crate) u64);
+
+/// What a received signal asks of the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignalAction {
+    /// SIGTERM or SIGINT: stop gracefully (a second one stops at once).
+    Stop(&'static str),
+    /// SIGHUP or SIGUSR2: rolling reload.
+    Reload(&'static str),
+    /// SIGTTIN or SIGTTOU: one worker more or fewer (Gunicorn's).
+    Scale(&'static str, Scale),
+}
+
+/// Something the master waits for, armed by the machine itself (see `timers.rs`). A timer is
+/// never cancelled: when it expires the machine checks whether it still matters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Timer {
+    /// A slot's restart backoff has passed.
+    RestartDue { slot: usize },
+    /// A busy worker has rested.
+    Rested { worker: WorkerKey },
+    /// A disconnected worker's time to finish has run out.
+    DisconnectTimeout { worker: WorkerKey },
+    /// A reload's replacement must be listening by now.
+    ReloadDeadline { worker: WorkerKey },
+    /// Time to look for silent workers.
+    Liveness,
+    /// A worker must be listening by now.
+    BootDeadline { worker: WorkerKey },
+    /// Time to push changed counters to their subscribers.
+    PushCounters,
+    /// The stop has waited long enough for the workers to be reaped.
+    ShutdownDeadline,
+}

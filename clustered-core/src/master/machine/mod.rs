@@ -1,0 +1,228 @@
+//! The master's decisions as a synchronous state machine, apart from all I/O (the sans-IO
+//! style of `quinn-proto` and `rustls`): the driver feeds it each [`Input`] with the current
+//! time and carries out the [`Action`]s it answers with, in order. Nothing here touches a
+//! socket, a process, a clock or a task, so every decision is unit-tested with a made-up clock.
+//!
+//! Layout, imports flowing down only:
+//! - this file: [`Machine::handle`], which routes each input to the concerns below;
+//! - the concerns, each an `impl Machine` block that uses only `state`'s primitives:
+//!   `binding` (start-up binds, `queryServer`), `connections` (handoffs and their answers),
+//!   `lifecycle` (workers starting, dying, restarting), `liveness` (silent, hung and slow to
+//!   boot workers), `rolling` (reload), `messaging` (user messages, counters), `shutdown`
+//!   (graceful stop);
+//! - `state`: the [`Machine`] struct and its primitive steps;
+//! - plain data with its own rules: `workers`, `dispatch`, `listeners`, `reload`, `restart`,
+//!   `subscriptions`, `counters`, `timers` (its deadlines: the driver sleeps until
+//!   [`Machine::poll_timeout`] and then feeds [`Input::Timeout`]), `rng` (its randomness,
+//!   seeded at construction); and the vocabulary: `input`, `action`, `conn`, `config`.
+//!
+//! Time and chance belong to the machine (quinn-proto's way): it keeps its own timers and its
+//! own seeded generator, so a test advances a fake clock from deadline to deadline and sees
+//! the same delays on every run.
+
+mod action;
+mod addresses;
+pub(super) mod agent_requests;
+mod agent_slot;
+mod answering;
+mod answers;
+mod binding;
+mod config;
+mod conn;
+mod counters;
+mod dispatch;
+mod handoffs;
+mod input;
+mod lifecycle;
+mod liveness;
+mod messaging;
+pub(super) mod recycling;
+mod reload;
+mod reloading;
+mod restart;
+mod rng;
+mod scaling;
+mod shutdown;
+mod state;
+mod subscriptions;
+#[cfg(test)]
+mod tests;
+mod timers;
+mod workers;
+
+use std::time::Instant;
+
+use clustered_ipc::Message;
+
+pub(crate) use self::action::{Action, Notice};
+pub(crate) use self::config::{Config, Recycle};
+pub(crate) use self::conn::Conn;
+pub(crate) use self::input::{Input, ReplyId, SignalAction, Timer};
+pub use self::restart::RestartPolicy;
+pub(crate) use self::state::Machine;
+use crate::Error;
+use crate::master::command::{Answer, Command};
+use crate::master::ids::WorkerKey;
+use crate::master::process_exit::ProcessExit;
+
+/// How soon a worker that could not start for lack of resources is tried again.
+const RESOURCE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Machine {
+    /// Handles one input at time `now`; returns what the driver must do, in order.
+    pub(crate) fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
+        self.now = now;
+        match input {
+            Input::Start => self.on_start(),
+            Input::Bound { address, result } => self.on_bound(address, result),
+            Input::Spawned { worker, pid } => self.on_spawned(worker, pid),
+            Input::SpawnFailed { worker, error } => self.on_spawn_failed(worker, error),
+            Input::Connections(conns) => conns.into_iter().for_each(|conn| self.dispatch(conn)),
+            Input::HandoffFailed { worker, seq } => self.on_handoff_failed(worker, seq),
+            Input::ShareFailed {
+                worker,
+                seq,
+                key,
+                error,
+            } => self.on_share_failed(worker, seq, key, error),
+            Input::Message { worker, message } => self.on_message(worker, message),
+            Input::ChannelClosed { worker, error } => self.on_channel_closed(worker, error),
+            Input::Exited { worker, exit } => self.on_exit(worker, exit),
+            Input::Command { command, reply } => self.on_command(command, reply),
+            Input::Signal(SignalAction::Stop(name)) => self.on_stop_signal(name),
+            Input::Signal(SignalAction::Reload(name)) => {
+                tracing::info!("received {name}; reloading workers");
+                self.request_reload(None);
+            }
+            Input::Signal(SignalAction::Scale(name, scale)) => {
+                tracing::info!("received {name}; scaling workers");
+                self.scale(scale, None);
+            }
+            Input::Timeout => {
+                for timer in self.timers.take_due(now) {
+                    self.on_timer(timer);
+                }
+            }
+            Input::ListenersClosed => self.on_listeners_closed(),
+        }
+        if self.stop.fatal.is_some() {
+            self.begin_stop();
+        }
+        self.settle_answers();
+        self.take_actions()
+    }
+
+    /// Accepted connections waiting for a worker with room.
+    pub(crate) fn backlog_len(&self) -> usize {
+        self.dispatcher.backlog_len()
+    }
+
+    fn on_message(&mut self, key: WorkerKey, message: Message) {
+        self.heard_from(key);
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        match message {
+            Message::Online { version, .. } => self.on_online(key, version),
+            Message::QueryServer { seq, address } => self.on_query_server(key, seq, address),
+            Message::Listening { key: listen_key } => {
+                self.on_listening(key, listen_key);
+                self.note_serving(key);
+                self.reload_on_listening(key);
+                self.announce_if_ready();
+            }
+            Message::Accepted { seq, ok, draining } => self.on_accepted(key, seq, ok, draining),
+            Message::Ready => self.on_ready(key),
+            Message::Stopping => self.on_stopping(key),
+            Message::AgentRequest { seq, data } => self.on_agent_request(key, seq, data),
+            Message::AgentAnswer { id, outcome } => self.on_agent_answer(key, id, outcome),
+            Message::User { to, data, seq } => self.on_user_message(key, to, data, seq),
+            Message::Counter { seq, name, op } => self.on_counter(key, seq, name, op),
+            Message::Heartbeat {
+                conns,
+                inflight,
+                served,
+                rss,
+            } => {
+                worker.report_load(conns, inflight);
+                worker.served = served;
+                self.recycle_if_due(key, rss);
+            }
+            other => self.on_forbidden(key, other.kind()),
+        }
+    }
+
+    fn on_spawn_failed(&mut self, key: WorkerKey, error: Error) {
+        let Some(worker) = self.workers.remove(&key) else {
+            return;
+        };
+        tracing::error!(slot = worker.slot, %error, "cannot start worker");
+        if self.reload.slot_of(key).is_some() {
+            self.reload_on_loss(key, error.to_string());
+        } else if self.is_stopping() {
+            // Nothing is started during a stop.
+        } else if error.is_out_of_resources() {
+            // Not the program's fault: retried, never counted as a crash.
+            self.arm(RESOURCE_RETRY, Timer::RestartDue { slot: worker.slot });
+        } else if worker.origin == workers::Origin::Initial {
+            self.fail(error);
+        } else {
+            self.schedule_restart(worker.slot, worker.uptime(self.now), 0, error.to_string());
+        }
+    }
+
+    fn on_exit(&mut self, key: WorkerKey, exit: ProcessExit) {
+        let Some(worker) = self.remove_exited(key, &exit) else {
+            return;
+        };
+        let why = match worker.killed_for {
+            Some(reason) => format!(
+                "the new worker was killed ({reason}: {})",
+                reason.describe()
+            ),
+            None => format!("the new worker exited before listening: {exit}"),
+        };
+        self.reload_on_loss(key, why);
+        if worker.is_agent() {
+            self.agent_exited(key);
+        }
+        self.reload_on_exit(key);
+        self.restart_if_unexpected(&worker, &exit);
+        self.finish_if_stopped();
+    }
+
+    fn on_command(&mut self, command: Command, reply: Option<ReplyId>) {
+        match command {
+            Command::Reload => self.request_reload(reply),
+            Command::Shutdown => {
+                let answer = match self.is_stopping() {
+                    true => Answer::Refused("the master is stopping already".into()),
+                    false => {
+                        Answer::Done("stopping: the workers drain, then the master exits".into())
+                    }
+                };
+                self.answer(reply, answer);
+                tracing::info!("shutdown requested; stopping gracefully");
+                self.begin_stop();
+            }
+            Command::Restart(slot) => self.restart_slot(slot, reply),
+            Command::Disconnect(key) => self.retire(key),
+            Command::Release(key) => self.on_release(key),
+            Command::Deliver { to, data } => self.on_master_message(to, data),
+            Command::Scale(scale) => self.scale(scale, reply),
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::RestartDue { slot } => self.on_restart_due(slot),
+            Timer::Rested { worker } => self.on_rested(worker),
+            Timer::Liveness => self.on_liveness_check(),
+            Timer::BootDeadline { worker } => self.on_boot_deadline(worker),
+            Timer::DisconnectTimeout { worker } => self.on_disconnect_timeout(worker),
+            Timer::ReloadDeadline { worker } => self.on_reload_deadline(worker),
+            Timer::PushCounters => self.push_counters(),
+            Timer::ShutdownDeadline => self.on_shutdown_deadline(),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Recycling: a worker past its request or memory limit is replaced, replacement first, one
+//! at a time, never during a reload; a failed replacement leaves it serving for a while.
+
+use clustered_ipc::{Message, Policy};
+
+use super::*;
+use crate::master::machine::SignalAction;
+use crate::master::machine::recycling::{RECYCLE_PAUSE, jitter};
+
+fn recycling(max_requests: Option<u64>, max_memory: Option<u64>) -> Config {
+    Config {
+        recycle: Recycle {
+            max_requests,
+            max_requests_jitter: 0,
+            max_memory,
+        },
+        ..config(2, Policy::Rr)
+    }
+}
+
+fn heartbeat(served: u64, rss: u64) -> Message {
+    Message::Heartbeat {
+        conns: 0,
+        inflight: 0,
+        served,
+        rss,
+    }
+}
+
+fn recycled(actions: &[Action]) -> Vec<(WorkerKey, ExitReason)> {
+    notices(actions)
+        .into_iter()
+        .filter_map(|notice| match notice {
+            Notice::Recycling { worker, reason } => Some((*worker, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_worker_past_max_requests_is_replaced_first_then_drained_one_at_a_time() {
+    let (mut h, old) = Harness::running_with(recycling(Some(300), None));
+    assert!(spawns(&h.message(old[0], heartbeat(299, 0))).is_empty());
+    let actions = h.message(old[0], heartbeat(300, 0));
+    assert_eq!(recycled(&actions), [(old[0], ExitReason::MaxRequests)]);
+    let [(new, 1)] = spawns(&actions)[..] else {
+        panic!("a replacement for slot 1: {actions:?}")
+    };
+    // Not drained before its replacement listens; a second worker past its limit waits.
+    assert!(sent(&actions).is_empty());
+    let actions = h.message(old[1], heartbeat(1000, 0));
+    assert!(spawns(&actions).is_empty() && recycled(&actions).is_empty());
+    h.spawned(new);
+    let actions = h.listening(new);
+    assert!(sent(&actions).contains(&(old[0], &Message::Disconnect)));
+    assert!(!notices(&actions).contains(&&Notice::ReloadFinished));
+    // The next heartbeat of the second starts its turn.
+    let actions = h.message(old[1], heartbeat(1000, 0));
+    assert_eq!(recycled(&actions), [(old[1], ExitReason::MaxRequests)]);
+    // The first one's exit says why, and it is not restarted.
+    let actions = h.exited(old[0], ProcessExit::Code(0));
+    assert!(notices(&actions).iter().any(|notice| matches!(
+        notice,
+        Notice::Exit {
+            reason: ExitReason::MaxRequests,
+            exited_after_disconnect: true,
+            ..
+        }
+    )));
+    assert!(spawns(&actions).is_empty() && h.newly_armed().is_empty());
+}
+
+#[test]
+fn a_worker_past_max_memory_is_replaced() {
+    let (mut h, old) = Harness::running_with(recycling(None, Some(100 << 20)));
+    assert!(recycled(&h.message(old[1], heartbeat(5, 99 << 20))).is_empty());
+    let actions = h.message(old[1], heartbeat(5, 100 << 20));
+    assert_eq!(recycled(&actions), [(old[1], ExitReason::MaxMemory)]);
+    assert_eq!(spawns(&actions)[0].1, 2);
+}
+
+#[test]
+fn no_recycling_during_a_reload_and_a_reload_asked_during_one_follows_it() {
+    let (mut h, old) = Harness::running_with(recycling(Some(10), None));
+    let actions = h.feed(Input::Signal(SignalAction::Reload("SIGHUP")));
+    let [(new, 1)] = spawns(&actions)[..] else {
+        panic!("{actions:?}")
+    };
+    assert!(recycled(&h.message(old[1], heartbeat(50, 0))).is_empty());
+    h.spawned(new);
+    h.listening(new);
+
+    let (mut h, old) = Harness::running_with(recycling(Some(10), None));
+    let actions = h.message(old[0], heartbeat(10, 0));
+    let [(new, 1)] = spawns(&actions)[..] else {
+        panic!("{actions:?}")
+    };
+    assert!(spawns(&h.feed(Input::Signal(SignalAction::Reload("SIGHUP")))).is_empty());
+    h.spawned(new);
+    let actions = h.listening(new);
+    assert_eq!(notices(&actions).last(), Some(&&Notice::ReloadStarted));
+    assert_eq!(spawns(&actions)[0].1, 1, "the asked-for reload begins");
+}
+
+#[test]
+fn a_failed_replacement_leaves_the_worker_serving_and_pauses_recycling() {
+    let (mut h, old) = Harness::running_with(recycling(Some(10), None));
+    let actions = h.message(old[0], heartbeat(10, 0));
+    let [(new, 1)] = spawns(&actions)[..] else {
+        panic!("{actions:?}")
+    };
+    h.spawned(new);
+    let actions = h.exited(new, ProcessExit::Code(1));
+    assert!(
+        !notices(&actions)
+            .iter()
+            .any(|n| matches!(n, Notice::ReloadFailed { .. }))
+    );
+    assert!(sent(&actions).is_empty(), "the old worker is not drained");
+    assert!(recycled(&h.message(old[0], heartbeat(11, 0))).is_empty());
+    h.advance(RECYCLE_PAUSE);
+    assert_eq!(recycled(&h.message(old[0], heartbeat(12, 0))).len(), 1);
+}
+
+#[test]
+fn jitter_spreads_limits_within_its_range() {
+    let limits: Vec<u64> = (0..100)
+        .map(|key| jitter(WorkerKey(key), 30, SEED))
+        .collect();
+    assert!(limits.iter().all(|extra| *extra <= 30));
+    let distinct: std::collections::BTreeSet<_> = limits.iter().collect();
+    assert!(distinct.len() > 15, "{limits:?}");
+    assert_eq!(jitter(WorkerKey(7), 0, SEED), 0);
+    let other_master: Vec<u64> = (0..100).map(|key| jitter(WorkerKey(key), 30, 8)).collect();
+    assert_ne!(
+        limits, other_master,
+        "another master's workers recycle at other counts"
+    );
+}

@@ -1,0 +1,261 @@
+//! User messages between the processes of a cluster, from worker code (Node's `process.send`,
+//! `process.on('message')`, plus what Node lacks: request/reply and shared counters).
+//!
+//! Messages are any `Serialize` value (a plain `&str` works as in Node) and arrive as JSON
+//! values. Messages from one sender keep their order. Sending never drops a message silently.
+//! A worker may send [`clustered_ipc::INBOX_WINDOW`] messages and requests ahead of the master's
+//! inbox reader (credit the master gives back as it takes them): past that, or with a full
+//! send queue, [`send`] and [`broadcast`] (which never wait, as in Node) say
+//! [`Error::Backpressure`] while [`send_wait`], [`broadcast_wait`] and [`request`] wait. An
+//! inbox nobody reads is [`Error::InboxUnread`], an oversize message
+//! [`clustered_ipc::IpcError::FrameTooLarge`], an unknown or dead target an error; once the
+//! master is gone every call fails at once with [`Error::MasterGone`].
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), clustered_core::Error> {
+//! use clustered_core::ipc;
+//!
+//! ipc::send("count")?;                          // to the master
+//! ipc::broadcast(serde_json::json!({"reload": "config"}))?; // to every worker
+//! let total: u64 = ipc::request("total").await?; // the master's handler answers
+//! let visits = ipc::counter("visits").add(1).await?; // cluster-wide, held by the master
+//! # let _ = (total, visits);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! On the master side, [`crate::ClusterControl::inbox`] receives messages and requests, and
+//! [`crate::ClusterControl::broadcast`] / [`crate::WorkerHandle::send`] send to workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clustered_ipc::{CounterOp, Message, Outcome, Peer, Route};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, watch};
+
+use crate::error::Error;
+use crate::role::WorkerInfo;
+use crate::worker::{Letter, Link, installed_link, mailbox};
+
+/// How long [`request`], [`send_to`] and counter operations wait for the master by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) fn link() -> Result<&'static Arc<Link>, Error> {
+    installed_link().ok_or(Error::NotAWorker)
+}
+
+fn user(to: Route, message: impl Serialize, seq: Option<u64>) -> Result<Message, Error> {
+    Ok(Message::User {
+        to,
+        data: serde_json::to_value(message)?,
+        seq,
+    })
+}
+
+/// Says this worker has warmed up: [`crate::Worker::ready`], from anywhere in the worker.
+pub async fn ready() -> Result<(), Error> {
+    link()?.declare_ready().await
+}
+
+/// Sends `message` to the master's inbox, without waiting.
+pub fn send(message: impl Serialize) -> Result<(), Error> {
+    link()?.try_send_to_inbox(&user(Route::Master, message, None)?)
+}
+
+/// Sends `message` to every live worker (this one included) through the master, without
+/// waiting.
+pub fn broadcast(message: impl Serialize) -> Result<(), Error> {
+    link()?.try_send(&user(Route::All, message, None)?)
+}
+
+/// [`send`], waiting for credit and for room in the send queue instead of failing: a worker
+/// sends at most [`clustered_ipc::INBOX_WINDOW`] messages ahead of the master's inbox reader,
+/// so every message it sends is taken.
+pub async fn send_wait(message: impl Serialize) -> Result<(), Error> {
+    link()?
+        .send_to_inbox(&user(Route::Master, message, None)?)
+        .await
+}
+
+/// [`broadcast`], waiting for room in the send queue instead of failing when it is full.
+pub async fn broadcast_wait(message: impl Serialize) -> Result<(), Error> {
+    link()?.send(&user(Route::All, message, None)?).await
+}
+
+/// Sends `message` to the worker in slot `worker`, waiting for the master's receipt: an
+/// unknown or dead worker is an error.
+pub async fn send_to(worker: usize, message: impl Serialize) -> Result<(), Error> {
+    let data = serde_json::to_value(message)?;
+    let make = |seq| Message::User {
+        to: Route::Worker(worker),
+        data,
+        seq: Some(seq),
+    };
+    ask::<serde_json::Value>(make, DEFAULT_TIMEOUT)
+        .await
+        .map(drop)
+}
+
+/// Asks the master's request handler and waits up to [`DEFAULT_TIMEOUT`] for its answer.
+pub async fn request<T: DeserializeOwned>(message: impl Serialize) -> Result<T, Error> {
+    request_timeout(message, DEFAULT_TIMEOUT).await
+}
+
+/// [`request`] with its own timeout.
+pub async fn request_timeout<T: DeserializeOwned>(
+    message: impl Serialize,
+    timeout: Duration,
+) -> Result<T, Error> {
+    let data = serde_json::to_value(message)?;
+    let link = link()?;
+    let started = tokio::time::Instant::now();
+    let credit = tokio::time::timeout(timeout, link.inbox_credit())
+        .await
+        .map_err(|_| Error::Timeout {
+            what: "request",
+            after: timeout,
+        })??;
+    let left = timeout.saturating_sub(started.elapsed());
+    let reply = link
+        .call(|seq| Message::Request { seq, data }, left, Some(credit))
+        .await
+        .map_err(|error| match error {
+            Error::Timeout { what, .. } => Error::Timeout {
+                what,
+                after: timeout,
+            },
+            other => other,
+        })?;
+    value_of(reply.message)
+}
+
+/// Sends the message `make` builds with a fresh `seq` and waits up to `timeout` for the
+/// reply's value, as a `T`.
+pub(crate) async fn ask<T: DeserializeOwned>(
+    make: impl FnOnce(u64) -> Message,
+    timeout: Duration,
+) -> Result<T, Error> {
+    let reply = link()?.call(make, timeout, None).await?;
+    value_of(reply.message)
+}
+
+/// The value of a reply, as a `T`, or the master's error.
+fn value_of<T: DeserializeOwned>(reply: Message) -> Result<T, Error> {
+    Ok(serde_json::from_value(answer(reply)?)?)
+}
+
+/// The value of a request's reply, or the master's error.
+fn answer(reply: Message) -> Result<serde_json::Value, Error> {
+    match reply {
+        Message::Reply {
+            outcome: Outcome::Ok(value),
+            ..
+        } => Ok(value),
+        Message::Reply {
+            outcome: Outcome::Error(reason),
+            ..
+        } => Err(Error::Remote(reason)),
+        other => Err(Error::UnexpectedReply { kind: other.kind() }),
+    }
+}
+
+/// A message delivered to this worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    /// Who sent it: the master, or a worker's slot.
+    pub from: Peer,
+    /// The message.
+    pub data: serde_json::Value,
+}
+
+impl Delivered {
+    /// The message as a `T`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        Ok(T::deserialize(&self.data)?)
+    }
+}
+
+/// The messages delivered to this worker, in order per sender.
+#[derive(Debug)]
+pub struct Messages {
+    receiver: mpsc::Receiver<Letter>,
+}
+
+impl Messages {
+    /// The next message; `None` once the worker has left the cluster.
+    pub async fn recv(&mut self) -> Option<Delivered> {
+        let (from, data) = self.receiver.recv().await?;
+        Some(Delivered { from, data })
+    }
+}
+
+/// The stream of messages delivered to this worker; it may be taken before the worker has
+/// joined the master. There is one per worker: a second call is [`Error::AlreadyTaken`], and
+/// in a process that is not a worker it is [`Error::NotAWorker`]. Until it is taken, up to
+/// 1024 messages wait; past that, with nobody reading, new ones are dropped with a warning.
+pub fn messages() -> Result<Messages, Error> {
+    WorkerInfo::current().ok_or(Error::NotAWorker)?;
+    let receiver = mailbox().take_messages().ok_or(Error::AlreadyTaken(
+        "this worker's messages (ipc::messages)",
+    ))?;
+    Ok(Messages { receiver })
+}
+
+/// A cluster-wide counter held by the master: exact across workers, and it survives worker
+/// restarts.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    name: String,
+}
+
+/// The counter called `name`.
+pub fn counter(name: impl Into<String>) -> Counter {
+    Counter { name: name.into() }
+}
+
+impl Counter {
+    /// Adds `by` (may be negative) and returns the new value.
+    pub async fn add(&self, by: i64) -> Result<i64, Error> {
+        self.apply(CounterOp::Add(by)).await
+    }
+
+    /// The current value (0 for a counter never touched).
+    pub async fn get(&self) -> Result<i64, Error> {
+        self.apply(CounterOp::Get).await
+    }
+
+    /// Follows this counter: the master pushes its changes to this worker (coalesced, at most
+    /// every 50 ms, always ending with the latest value).
+    pub async fn subscribe(&self) -> Result<CounterWatch, Error> {
+        let receiver = mailbox().follow(&self.name);
+        let value = self.apply(CounterOp::Subscribe).await?;
+        mailbox().counter_changed(&self.name, value);
+        Ok(CounterWatch { receiver })
+    }
+
+    async fn apply(&self, op: CounterOp) -> Result<i64, Error> {
+        let name = self.name.clone();
+        ask(|seq| Message::Counter { seq, name, op }, DEFAULT_TIMEOUT).await
+    }
+}
+
+/// A counter this worker follows ([`Counter::subscribe`]).
+#[derive(Debug, Clone)]
+pub struct CounterWatch {
+    receiver: watch::Receiver<i64>,
+}
+
+impl CounterWatch {
+    /// The latest value the master pushed.
+    pub fn value(&self) -> i64 {
+        *self.receiver.borrow()
+    }
+
+    /// Waits for the next pushed change and returns it; `None` once this worker has left.
+    pub async fn changed(&mut self) -> Option<i64> {
+        self.receiver.changed().await.ok()?;
+        Some(*self.receiver.borrow_and_update())
+    }
+}

@@ -1,0 +1,446 @@
+//! Real cluster processes for tests: start an example or the fixture, read its output, find
+//! its workers, signal it, and make sure no process outlives the test, even a failing one.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// How long a cluster may take to print its `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A program a test can start as a cluster.
+#[derive(Debug, Clone, Copy)]
+pub enum Program<'a> {
+    /// An example of the root package, e.g. `hello`.
+    Example(&'a str),
+    /// The testkit's `fixture` example.
+    Fixture,
+}
+
+impl Program<'_> {
+    /// The path of the program. Every example of the workspace (the fixture is one) is built
+    /// first, once per test process, so that running one test target never uses a stale
+    /// binary: `cargo build --workspace --examples`, whose features are the ones
+    /// `cargo test --workspace` builds with, so under it the build is a no-op (building one
+    /// example alone would resolve other features and rebuild every dependency). A build that
+    /// has work to do says so on the terminal.
+    pub fn path(self) -> PathBuf {
+        static BUILT: Mutex<bool> = Mutex::new(false);
+        let test_exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = test_exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir");
+        let name = match self {
+            Program::Example(name) => name,
+            Program::Fixture => "fixture",
+        };
+        let mut build_args = vec!["build", "--workspace", "--examples"];
+        if profile_dir.ends_with("release") {
+            build_args.push("--release");
+        }
+        let mut built = BUILT.lock().unwrap();
+        if !*built {
+            let status = build(&build_args);
+            assert!(status.success(), "cargo {} failed", build_args.join(" "));
+            *built = true;
+        }
+        profile_dir.join("examples").join(name)
+    }
+}
+
+/// Runs `cargo ARGS --quiet` (errors and warnings reach the terminal); a build that is not
+/// done within a second says on the terminal what it builds, past the test's captured output.
+fn build(args: &[&str]) -> ExitStatus {
+    use std::io::Write;
+    let mut cargo = Command::new(env!("CARGO"))
+        .args(args)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run cargo build");
+    let done = wait_until(Duration::from_secs(1), || {
+        cargo.try_wait().expect("wait for cargo").is_some()
+    });
+    if !done {
+        let _ = writeln!(
+            std::io::stderr(),
+            "clustered-testkit: cargo {} (for the tests; once per test run)…",
+            args.join(" ")
+        );
+    }
+    cargo.wait().expect("wait for cargo")
+}
+
+/// A running master process started from an example, with its output captured.
+pub struct ClusterProcess {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stdout_history: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    /// Every writer of stderr has closed it and all of it has been read.
+    stderr_closed: Arc<AtomicBool>,
+    seen_workers: Vec<u32>,
+}
+
+impl ClusterProcess {
+    /// Starts `program` with `env` (plus `PORT=0`, `HOST=127.0.0.1` unless given), in a
+    /// process group of its own, as a shell starts a foreground job.
+    pub fn spawn(program: Program<'_>, env: &[(&str, &str)]) -> ClusterProcess {
+        Self::spawn_path(&program.path(), env)
+    }
+
+    /// [`ClusterProcess::spawn`] for an executable at `path`.
+    pub fn spawn_path(path: &std::path::Path, env: &[(&str, &str)]) -> ClusterProcess {
+        Self::spawn_command(Command::new(path), env)
+    }
+
+    /// [`ClusterProcess::start`] with the open-files limit (`RLIMIT_NOFILE`) of the master set
+    /// to `soft` and `hard` before it runs (its workers inherit it).
+    pub fn start_with_open_files(
+        program: Program<'_>,
+        env: &[(&str, &str)],
+        soft: u64,
+        hard: u64,
+    ) -> (ClusterProcess, SocketAddr) {
+        let mut command = Command::new(program.path());
+        let limit = rustix::process::Rlimit {
+            current: Some(soft),
+            maximum: Some(hard),
+        };
+        // SAFETY: the closure runs in the child between fork and exec and only makes the
+        // setrlimit system call, which is async-signal-safe; it allocates nothing.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut cluster = Self::spawn_command(command, env);
+        let address = cluster.wait_listening();
+        cluster.seen_workers = cluster.worker_pids();
+        (cluster, address)
+    }
+
+    fn spawn_command(mut command: Command, env: &[(&str, &str)]) -> ClusterProcess {
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command
+            .env("PORT", "0")
+            .env("HOST", "127.0.0.1")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn the example");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (line_tx, line_rx) = mpsc::channel();
+        let stdout_history = Arc::new(Mutex::new(Vec::new()));
+        let history = Arc::clone(&stdout_history);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                history.lock().unwrap().push(line.clone());
+                if line_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr_text = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&stderr_text);
+        let stderr_closed = Arc::new(AtomicBool::new(false));
+        let closed = Arc::clone(&stderr_closed);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(read @ 1..) = stderr.read(&mut buffer) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
+            }
+            closed.store(true, Ordering::SeqCst);
+        });
+        ClusterProcess {
+            child,
+            stdout: line_rx,
+            stdout_history,
+            stderr: stderr_text,
+            stderr_closed,
+            seen_workers: Vec::new(),
+        }
+    }
+
+    /// Starts `program` and waits for its `listening on <scheme>://ADDR` line.
+    pub fn start(program: Program<'_>, env: &[(&str, &str)]) -> (ClusterProcess, SocketAddr) {
+        Self::start_path(&program.path(), env)
+    }
+
+    /// [`ClusterProcess::start`] for an executable at `path`.
+    pub fn start_path(
+        path: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> (ClusterProcess, SocketAddr) {
+        let mut cluster = Self::spawn_path(path, env);
+        let address = cluster.wait_listening();
+        cluster.seen_workers = cluster.worker_pids();
+        (cluster, address)
+    }
+
+    /// Waits (bounded) for the one `listening on` line and returns the address in it.
+    pub fn wait_listening(&mut self) -> SocketAddr {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some((_, rest)) = line.split_once("listening on ") {
+                        let address = rest.split_once("://").map_or(rest, |(_, a)| a);
+                        return address.trim().parse().expect("an address in the line");
+                    }
+                }
+                Err(_) => panic!(
+                    "no `listening on` line within {START_TIMEOUT:?}; stderr:\n{}",
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Waits (bounded by `timeout`) for a stdout line containing `needle`; returns every line
+    /// read meanwhile, the matching one last, or `None` on timeout.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<Vec<String>> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .stdout
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let found = line.contains(needle);
+            lines.push(line);
+            if found {
+                return Some(lines);
+            }
+        }
+        None
+    }
+
+    /// Waits (bounded by `timeout`) until the process has written `needle` to stderr; whether
+    /// it has.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.stderr().contains(needle))
+    }
+
+    /// Lines printed on stdout since the last read, waiting up to `wait` for the stream to end.
+    pub fn remaining_stdout(&self, wait: Duration) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .stdout
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// Every line printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout_history.lock().unwrap().clone()
+    }
+
+    /// The master's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process has written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The live children of the master: its workers.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        children_of(self.pid())
+    }
+
+    /// The workers seen when the cluster became ready.
+    pub fn initial_workers(&self) -> &[u32] {
+        &self.seen_workers
+    }
+
+    /// Sends `signal` to the master.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        signal_pid(self.pid(), signal);
+    }
+
+    /// Sends `signal` to the master's whole process group, as a terminal's Ctrl-C does.
+    pub fn signal_group(&self, signal: rustix::process::Signal) {
+        let group = rustix::process::Pid::from_raw(self.pid() as i32).expect("a valid pid");
+        rustix::process::kill_process_group(group, signal).expect("signal the process group");
+    }
+
+    /// Runs `program`, which must stop at once with exit code 1 (a bad setting, say); returns
+    /// what it wrote to stderr.
+    pub fn expect_failure(program: Program<'_>, env: &[(&str, &str)]) -> String {
+        let mut process = Self::spawn(program, env);
+        let status = process
+            .wait_exit(Duration::from_secs(10))
+            .expect("the process exits within 10 s");
+        assert_eq!(status.code(), Some(1), "{}", process.stderr());
+        assert!(process.worker_pids().is_empty(), "it started no worker");
+        process.stderr()
+    }
+
+    /// Waits up to `timeout` for the master to exit, then (a little) for the last of its
+    /// stderr to be read, so [`ClusterProcess::stderr`] has its final words.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        if status.is_some() {
+            // Workers share the pipe: if one outlives the master, stop waiting after a while.
+            wait_until(Duration::from_secs(5), || {
+                self.stderr_closed.load(Ordering::SeqCst)
+            });
+        }
+        status
+    }
+}
+
+impl Drop for ClusterProcess {
+    fn drop(&mut self) {
+        let mut workers = self.worker_pids();
+        workers.extend(&self.seen_workers);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in workers {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+/// Whether `pid` names a live process (a zombie counts as gone).
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat_fields(&stat).is_some_and(|(state, _)| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+/// How often waits check their condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Checks a condition against a deadline: `Some(held)` once the wait is over.
+struct Deadline(Instant);
+
+impl Deadline {
+    fn after(timeout: Duration) -> Self {
+        Deadline(Instant::now() + timeout)
+    }
+
+    fn check(&self, condition: &mut impl FnMut() -> bool) -> Option<bool> {
+        if condition() {
+            Some(true)
+        } else if Instant::now() >= self.0 {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+/// Waits up to `timeout` for `condition`, blocking the thread; returns whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Deadline::after(timeout);
+    loop {
+        if let Some(held) = deadline.check(&mut condition) {
+            return held;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// The async twin of [`wait_until`], for tests whose runtime must keep running meanwhile.
+pub async fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Deadline::after(timeout);
+    loop {
+        if let Some(held) = deadline.check(&mut condition) {
+            return held;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Waits up to `timeout` for every process in `pids` to be gone.
+pub fn wait_all_gone(pids: &[u32], timeout: Duration) -> bool {
+    wait_until(timeout, || pids.iter().all(|pid| !is_alive(*pid)))
+}
+
+/// Sends `signal` to process `pid`.
+pub fn signal_pid(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a valid pid");
+    rustix::process::kill_process(pid, signal).expect("signal the process");
+}
+
+/// The `field` of `/proc/PID/status` (`VmRSS`, `VmHWM`…), in KiB (0 when unknown).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let value = line.strip_prefix(field)?.strip_prefix(':')?;
+                value.trim().trim_end_matches(" kB").trim().parse().ok()
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// Bytes process `pid` has written so far (`wchar` in `/proc/PID/io`; 0 when unknown).
+pub fn bytes_written(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|line| line.strip_prefix("wchar:"))
+                .and_then(|bytes| bytes.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The live children of `parent`, from `/proc`.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut children: Vec<u32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat_fields(&stat)
+                    .is_some_and(|(state, ppid)| state != "Z" && ppid == parent.to_string())
+            })
+        })
+        .collect();
+    children.sort_unstable();
+    children
+}
+
+/// (state, ppid) from a `/proc/PID/stat` line; the command name may contain spaces.
+fn stat_fields(stat: &str) -> Option<(String, String)> {
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after_name.split(' ');
+    let state = fields.next()?.to_owned();
+    let ppid = fields.next()?.to_owned();
+    Some((state, ppid))
+}

@@ -1,0 +1,35 @@
+//! The HTTP face of the cluster.
+//!
+//! - [`ClusterLayer`] (a tower [`Layer`](tower_layer::Layer), laid out like tower's
+//!   middleware: [`layer`], [`service`], [`future`]) tags every response with `x-worker-id` and
+//!   every request with a [`clustered_core::WorkerInfo`] extension.
+//! - [`ServeHttp::serve`] runs a whole cluster of an HTTP service in one call; in each worker it
+//!   serves the connections the master hands over with hyper-util (HTTP/1.1 and HTTP/2 `h2c`),
+//!   with the client's address as axum's `ConnectInfo<SocketAddr>`; [`HttpConfig`] sets its
+//!   timeouts and limits ([`ServeHttp::serve_with`]).
+//! - [`ClusterListener`] plugs a worker's connections into `axum::serve` instead.
+
+#![forbid(unsafe_code)]
+
+mod config;
+mod connection;
+mod drain;
+pub mod future;
+mod header;
+mod http_metrics;
+pub mod layer;
+mod listener;
+mod serve;
+pub mod service;
+mod tracked;
+mod watchdog;
+
+pub use self::config::HttpConfig;
+pub use self::drain::Drain;
+pub use self::header::WORKER_ID_HEADER;
+pub use self::layer::ClusterLayer;
+pub use self::listener::ClusterListener;
+pub use self::serve::{
+    HttpBody, HttpService, KEEP_ALIVE_DRAIN_GRACE, ServeHttp, serve_connections,
+};
+pub use self::service::ClusterService;

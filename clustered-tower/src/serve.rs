@@ -1,0 +1,231 @@
+//! Serving HTTP in the workers: [`ServeHttp::serve`] for a whole cluster, and
+//! [`serve_connections`] for one worker's listener.
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clustered_core::{BoxError, Cluster, Error, Listener};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::watch;
+use tower_service::Service;
+
+use crate::config::HttpConfig;
+use crate::connection::{ConnectionService, ConnectionState};
+use crate::drain::Drain;
+use crate::tracked::TrackedIo;
+use crate::watchdog::{self, Verdict};
+
+/// How long a draining worker keeps an HTTP/1 connection open for its client's next request
+/// (answered with `Connection: close`) before closing it once idle.
+pub const KEEP_ALIVE_DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// A tower service the workers can serve over HTTP, with response bodies `B` (an
+/// `axum::Router` is one).
+pub trait HttpService<B>:
+    Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Error: Into<BoxError>,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+}
+
+/// A response body the workers can send.
+pub trait HttpBody: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> HttpBody for B
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+}
+
+/// Serves an HTTP service on every worker of a [`Cluster`].
+///
+/// ```no_run
+/// use axum::{Router, routing::get};
+/// use clustered_core::Cluster;
+/// use clustered_tower::{ClusterLayer, ServeHttp};
+///
+/// # async fn example() -> Result<(), clustered_core::Error> {
+/// let app = Router::new()
+///     .route("/", get(|| async { "hello world\n" }))
+///     .layer(ClusterLayer::new());
+/// Cluster::new().serve("127.0.0.1:3000", app).await
+/// # }
+/// ```
+pub trait ServeHttp {
+    /// In the master: binds `address` (failing at once if it is taken), starts the workers and
+    /// supervises them until SIGTERM/SIGINT. In a worker: serves `service` on the connections
+    /// the master hands over, with HTTP/1.1 and HTTP/2 (prior knowledge, `h2c`) on the same
+    /// port, until the master asks it to drain (see [`serve_connections`]). The master never
+    /// calls `service`. HTTP settings are [`HttpConfig::default`].
+    fn serve<S, B>(
+        self,
+        address: impl Into<String>,
+        service: S,
+    ) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        S: HttpService<B>,
+        B: HttpBody,
+        Self: Sized,
+    {
+        self.serve_with(address, service, HttpConfig::default())
+    }
+
+    /// [`ServeHttp::serve`] with these HTTP settings.
+    fn serve_with<S, B>(
+        self,
+        address: impl Into<String>,
+        service: S,
+        config: HttpConfig,
+    ) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        S: HttpService<B>,
+        B: HttpBody;
+}
+
+impl ServeHttp for Cluster {
+    fn serve_with<S, B>(
+        self,
+        address: impl Into<String>,
+        service: S,
+        config: HttpConfig,
+    ) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        S: HttpService<B>,
+        B: HttpBody,
+    {
+        let address = address.into();
+        self.bind(address.clone()).run(move |worker| async move {
+            let listener = worker.listen(&address).await?;
+            serve_connections(listener, service, &config).await;
+            Ok::<_, Error>(())
+        })
+    }
+}
+
+/// Serves every connection `listener` delivers with hyper-util's auto builder (HTTP/1.1 with
+/// upgrades, and HTTP/2 prior knowledge), until the worker drains; then lets in-flight requests
+/// finish and closes every connection without racing its client:
+///
+/// - HTTP/1: each response from then on carries `Connection: close`, so a busy keep-alive
+///   client gets its next answer and reconnects (to another worker). A connection with no
+///   request in flight after [`KEEP_ALIVE_DRAIN_GRACE`] is closed then: an idle keep-alive
+///   one, or one whose client never completed a request (a half-open connection does not hold
+///   the worker).
+/// - HTTP/2: GOAWAY at once; streams in flight finish.
+/// - A connection the application took over (an upgrade, e.g. a WebSocket) is the
+///   application's to end: every request carries the worker's [`Drain`] signal, and this
+///   function returns once every such connection and every `Drain` is gone.
+///
+/// A connection with no request for [`HttpConfig::idle_timeout`] is closed (HTTP/2: GOAWAY);
+/// an HTTP/1 client that stalls in the middle of a request's headers for
+/// [`HttpConfig::header_read_timeout`] is cut off.
+/// A panic in `service` answers that request with 500; the connection and the worker live on.
+/// Handlers can take the client's address as axum's `ConnectInfo<SocketAddr>`.
+pub async fn serve_connections<S, B>(mut listener: Listener, mut service: S, config: &HttpConfig)
+where
+    S: HttpService<B>,
+    B: HttpBody,
+{
+    prebuild_router(&mut service);
+    let builder = config.builder();
+    let (header_timeout, idle_timeout) = (
+        config.header_read_timeout_setting(),
+        config.idle_timeout_setting(),
+    );
+    let draining = Arc::new(AtomicBool::new(false));
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let drain = Drain::new(drain_rx);
+    while let Some((stream, peer)) = listener.accept().await {
+        let state = Arc::new(ConnectionState::new(
+            peer,
+            Arc::clone(&draining),
+            drain.clone(),
+        ));
+        let service = ConnectionService::new(service.clone(), Arc::clone(&state));
+        let io = TrackedIo::new(
+            stream,
+            Arc::clone(&state),
+            clustered_core::load::track_connection(),
+        );
+        // Boxed: hyper's connection state is about 3 KB, which spawning would otherwise copy
+        // several times over (a seventh of a new connection's instructions in the worker).
+        let mut connection = Box::pin(
+            builder
+                .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = state.drain().draining() => {
+                    // HTTP/1: a client between requests may send its next one (answered with
+                    // `Connection: close`) during the grace; HTTP/2 gets its GOAWAY at once.
+                    let finished = match state.is_http2() {
+                        true => None,
+                        false => tokio::time::timeout(KEEP_ALIVE_DRAIN_GRACE, connection.as_mut())
+                            .await
+                            .ok(),
+                    };
+                    match finished {
+                        Some(result) => result,
+                        // Nothing to finish: closed (dropping it closes the socket).
+                        None if !state.is_http2() && state.in_flight() == 0 => Ok(()),
+                        None => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    }
+                }
+                verdict = watchdog::watch(|| state.sample(), header_timeout, idle_timeout) => {
+                    match verdict {
+                        // Mid-headers: nothing to finish (dropping it closes the socket).
+                        Verdict::HeaderTimeout => Ok(()),
+                        _ => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    }
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%peer, error, "connection ended with an error");
+            }
+        });
+    }
+    draining.store(true, Ordering::Relaxed);
+    drain_tx.send_replace(true);
+    drop(drain);
+    tracing::debug!(open = drain_tx.receiver_count(), "draining connections");
+    drain_tx.closed().await;
+}
+
+/// Turns an axum `Router` into its pre-built form once, as `axum::serve` does: a `Router<()>`
+/// called as a plain service builds each matched handler's route (with every layer) on every
+/// request, about a fifth of a keep-alive request's instructions. Any other service is left as
+/// it is.
+fn prebuild_router<S: 'static>(service: &mut S) {
+    if let Some(router) = (service as &mut dyn Any).downcast_mut::<axum::Router>() {
+        *router = std::mem::take(router).with_state(());
+    }
+}
