@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use clustered::{Cluster, ClusterControl, Exit, Incoming, WorkerInfo, ipc};
+use clustered::{Cluster, ClusterControl, Exit, InboxItem, WorkerInfo, ipc};
 
 const ROUND: u64 = 500;
 
@@ -41,7 +41,7 @@ async fn measure_in_master(control: ClusterControl, workers: u64) {
     let mut started = None;
     while received < total * workers {
         match inbox.recv().await {
-            Some(Incoming::Message { .. }) => {
+            Some(InboxItem::Message { .. }) => {
                 started.get_or_insert_with(Instant::now);
                 received += 1;
             }
@@ -60,7 +60,7 @@ async fn measure_in_master(control: ClusterControl, workers: u64) {
         }
         let mut reports = 0;
         while reports < workers {
-            if let Some(Incoming::Message { .. }) = inbox.recv().await {
+            if let Some(InboxItem::Message { .. }) = inbox.recv().await {
                 reports += 1;
             }
         }

@@ -23,7 +23,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use clustered::{Cluster, ClusterControl, ClusterLayer, Exit, Incoming, ServeHttp, ipc, metrics};
+use clustered::{Cluster, ClusterControl, ClusterLayer, Exit, InboxItem, ServeHttp, ipc, metrics};
 
 /// The last total this worker received from the master's broadcast.
 static SEEN: AtomicU64 = AtomicU64::new(0);
@@ -57,12 +57,12 @@ async fn count_in_master(control: ClusterControl) {
     loop {
         tokio::select! {
             incoming = inbox.recv() => match incoming {
-                Some(Incoming::Message { data, .. }) if data == "count" => total += 1,
-                Some(Incoming::Request(request)) if request.data() == "total" => {
+                Some(InboxItem::Message { data, .. }) if data == "count" => total += 1,
+                Some(InboxItem::Request(request)) if request.data() == "total" => {
                     let _ = request.reply(total);
                 }
-                Some(Incoming::Request(request)) => request.fail("unknown request"),
-                Some(Incoming::Message { .. }) => {}
+                Some(InboxItem::Request(request)) => request.fail("unknown request"),
+                Some(InboxItem::Message { .. }) => {}
                 None => return,
             },
             _ = every_second.tick() => {

@@ -35,6 +35,7 @@ mod proc_stats;
 mod role;
 pub mod runtime;
 pub mod shared_metrics;
+mod signal;
 mod sync;
 mod worker;
 
@@ -43,9 +44,9 @@ pub use clustered_ipc::Policy;
 pub use error::{BoxError, Error};
 pub use exit::Exit;
 pub use master::{
-    Answer, ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, Incoming, LogLine,
-    LogStream, MAX_WORKERS, PendingAnswer, ReadyHook, Request, RestartPolicy, Scale, WorkerHandle,
+    Answer, ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, InboxItem, InboxRequest,
+    LogLine, LogStream, MAX_WORKERS, PendingAnswer, ReadyHook, RestartPolicy, Scale, WorkerHandle,
 };
 pub use role::{AGENT_ID, Role, WorkerEnv, WorkerInfo};
-pub use rustix::process::Signal;
+pub use signal::Signal;
 pub use worker::{Listener, Worker, agent, ipc, load};

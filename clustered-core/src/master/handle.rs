@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal};
+use rustix::process::{Pid, Signal as OsSignal};
+
+use crate::signal::Signal;
 
 use serde::Serialize;
 
@@ -206,13 +208,13 @@ impl WorkerHandle {
         self.set_exited_after_disconnect();
         // Before the signal: the master hears of this before it can hear of the exit.
         self.inner.commands.send(Command::Release(self.inner.key));
-        self.signal(signal)
+        self.signal(signal.to_os())
     }
 
     /// Sends `signal` unless the process is dead, without changing whether it is replaced.
     /// Through the process's pidfd when there is one, so a signal never reaches another
     /// process that took over a reused pid.
-    pub(crate) fn signal(&self, signal: Signal) -> std::io::Result<()> {
+    pub(crate) fn signal(&self, signal: OsSignal) -> std::io::Result<()> {
         if self.is_dead() {
             return Ok(());
         }

@@ -20,7 +20,7 @@ use crate::sync::lock;
 
 /// Something a worker sent to the master.
 #[derive(Debug)]
-pub enum Incoming {
+pub enum InboxItem {
     /// A message (`ipc::send`).
     Message {
         /// The sender's slot.
@@ -28,20 +28,20 @@ pub enum Incoming {
         /// The message.
         data: serde_json::Value,
     },
-    /// A request (`ipc::request`): answer it with [`Request::reply`] or [`Request::fail`].
-    Request(Request),
+    /// A request (`ipc::request`): answer it with [`InboxRequest::reply`] or [`InboxRequest::fail`].
+    Request(InboxRequest),
 }
 
-impl Incoming {
+impl InboxItem {
     /// Refuses it, saying `why`: a request fails with it (a message is lost; its sender hears
     /// through its credit). Returns how many messages were refused: 1 or 0.
     pub(crate) fn refuse(self, why: &str) -> u32 {
         match self {
-            Incoming::Request(request) => {
+            InboxItem::Request(request) => {
                 request.fail(why);
                 0
             }
-            Incoming::Message { from, .. } => {
+            InboxItem::Message { from, .. } => {
                 tracing::debug!(from, "refused a message for the master's inbox: {why}");
                 1
             }
@@ -53,7 +53,7 @@ impl Incoming {
 /// an error, so the worker never waits for nothing (unless this is kept forever: then the
 /// worker's own timeout applies).
 #[derive(Debug)]
-pub struct Request {
+pub struct InboxRequest {
     from: usize,
     data: serde_json::Value,
     seq: u64,
@@ -61,7 +61,7 @@ pub struct Request {
     answered: bool,
 }
 
-impl Request {
+impl InboxRequest {
     pub(crate) fn new(from: usize, data: serde_json::Value, seq: u64, worker: Sender) -> Self {
         Self {
             from,
@@ -109,7 +109,7 @@ impl Request {
     }
 }
 
-impl Drop for Request {
+impl Drop for InboxRequest {
     fn drop(&mut self) {
         if !self.answered {
             self.answer(Outcome::Error(
@@ -150,7 +150,7 @@ pub struct Inbox {
 impl Inbox {
     /// The next message or request (a request before any message, and among the workers that
     /// sent something, each in turn); `None` once the master has stopped.
-    pub async fn recv(&mut self) -> Option<Incoming> {
+    pub async fn recv(&mut self) -> Option<InboxItem> {
         self.slot.next().await
     }
 }
@@ -190,7 +190,7 @@ pub(crate) struct InboxSlot {
 
 #[derive(Debug)]
 struct State {
-    queue: FairQueue<WorkerKey, Incoming, Sender>,
+    queue: FairQueue<WorkerKey, InboxItem, Sender>,
     reading: Reading,
 }
 
@@ -198,9 +198,9 @@ struct State {
 #[derive(Debug)]
 pub(crate) enum NotPut {
     /// Nobody reads the inbox.
-    Unread(Incoming),
+    Unread(InboxItem),
     /// The worker sent past its credit (it does not speak the protocol right).
-    PastCredit(Incoming),
+    PastCredit(InboxItem),
 }
 
 impl InboxSlot {
@@ -241,14 +241,14 @@ impl InboxSlot {
 
     /// Queues a worker's message or request; gives it back when nobody reads the inbox, or
     /// when the worker sent past its credit.
-    pub(crate) fn put(&self, key: WorkerKey, incoming: Incoming) -> Result<(), NotPut> {
+    pub(crate) fn put(&self, key: WorkerKey, incoming: InboxItem) -> Result<(), NotPut> {
         let mut state = lock(&self.state);
         if state.reading != Reading::Taken {
             return Err(NotPut::Unread(incoming));
         }
         let kind = match incoming {
-            Incoming::Request(_) => Kind::Urgent,
-            Incoming::Message { .. } => Kind::Bulk,
+            InboxItem::Request(_) => Kind::Urgent,
+            InboxItem::Message { .. } => Kind::Bulk,
         };
         match state.queue.push(key, kind, incoming) {
             Ok(()) => {
@@ -272,7 +272,7 @@ impl InboxSlot {
     }
 
     /// The next item for the inbox's reader, giving its worker credit back when due.
-    async fn next(&self) -> Option<Incoming> {
+    async fn next(&self) -> Option<InboxItem> {
         loop {
             let notified = self.queued.notified();
             {

@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use super::report::Report;
 use crate::master::control::ClusterControl;
 use crate::master::ids::WorkerKey;
-use crate::master::inbox::{Incoming, NotPut, Request, UNREAD, credit, send_to_worker};
+use crate::master::inbox::{InboxItem, InboxRequest, NotPut, UNREAD, credit, send_to_worker};
 use crate::master::machine::Input;
 
 /// Why a message or request past the worker's credit is refused.
@@ -72,10 +72,10 @@ impl WorkerReader {
                 to: Route::Master,
                 data,
                 seq,
-            } => (Incoming::Message { from, data }, seq),
+            } => (InboxItem::Message { from, data }, seq),
             Message::Request { seq, data } => {
-                let request = Request::new(from, data, seq, self.replies.clone());
-                (Incoming::Request(request), None)
+                let request = InboxRequest::new(from, data, seq, self.replies.clone());
+                (InboxItem::Request(request), None)
             }
             other => return Some(other),
         };
@@ -92,7 +92,7 @@ impl WorkerReader {
 
     /// Refuses a message or request for the inbox: a request fails, a receipt says so, and
     /// the worker gets its credit back, told how many were refused.
-    fn refuse(&self, incoming: Incoming, receipt: Option<u64>, why: &str) {
+    fn refuse(&self, incoming: InboxItem, receipt: Option<u64>, why: &str) {
         let refused = incoming.refuse(why);
         if refused > 0 {
             self.receipt(receipt, Err(why));
