@@ -23,7 +23,9 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use clustered::{Cluster, ClusterControl, ClusterLayer, Exit, InboxItem, ServeHttp, ipc, metrics};
+use clustered::{
+    Cluster, ClusterControl, ClusterLayer, Exit, InboxItem, IpcError, ServeHttp, ipc, metrics,
+};
 
 /// The last total this worker received from the master's broadcast.
 static SEEN: AtomicU64 = AtomicU64::new(0);
@@ -43,8 +45,14 @@ async fn seen() -> String {
     format!("{}\n", SEEN.load(Ordering::Relaxed))
 }
 
-fn unavailable(error: clustered::Error) -> (StatusCode, String) {
-    (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n"))
+/// What a failed call to the master answers: busy or slow is worth a retry, anything else is not.
+fn unavailable(error: IpcError) -> (StatusCode, String) {
+    let status = match error {
+        IpcError::Backpressure | IpcError::MasterGone => StatusCode::SERVICE_UNAVAILABLE,
+        IpcError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, format!("{error}\n"))
 }
 
 /// The master's part: count, answer `total`, broadcast the total every second.

@@ -1,5 +1,6 @@
-//! A Node.js-style cluster for Rust async servers: one master process owns the port and hands
-//! each connection to one of many worker processes running the same binary.
+//! Node.js's `cluster` for Rust async servers: one master process owns the port and hands each
+//! connection to one of many worker processes running the same binary; it restarts the ones
+//! that crash or hang, replaces them one by one with no failed request, and stops gracefully.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -17,24 +18,42 @@
 //! }
 //! ```
 //!
-//! [`main`] (`#[clustered::main]`) runs `async fn main` on one thread in the master and on one
-//! serving thread per worker ([`runtime`]). The crates behind it: [`wire`] (frames and
-//! descriptors over Unix sockets), [`core`] (processes), [`tower`] (HTTP); [`ipc`] is the user
-//! messaging API of [`core`]. Everything a program names is re-exported here.
+//! Everything a program names is here, from four groups:
+//!
+//! - **Running a cluster**: [`Cluster`] (the builder; [`main`] runs `async fn main` on the
+//!   runtime each role needs, see [`runtime`]), [`Exit`], [`Error`], [`RestartPolicy`],
+//!   [`Policy`], and the environment variables an operator sets ([`env`](mod@env)).
+//! - **Serving**: [`ServeHttp::serve`] for a tower/axum service, with [`ClusterLayer`],
+//!   [`HttpConfig`], [`Drain`] and [`WorkerInfo`] (feature `http`, on by default);
+//!   [`Worker::listen`] and [`Listener`] for a raw TCP server; [`ClusterListener`] for
+//!   `axum::serve`.
+//! - **Messages between processes**: [`ipc`] (in workers), [`agent`] (the one process that runs
+//!   what must run once), [`Inbox`] and [`WorkerRequest`] (in the master), all failing with
+//!   [`IpcError`].
+//! - **Steering from master code**: [`ClusterControl`] (reload, scale, restart, shutdown, each
+//!   answered with an [`Answer`]), [`ClusterEvent`]s, [`WorkerHandle`]s, logs; from outside, the
+//!   `clusterctl` CLI (package `clustered-ctl`) over the [`control_socket`], and the metrics
+//!   every process records with [`metrics`] (summed by the master, see [`shared_metrics`]).
+//!
+//! Linux only: the cluster is built on Linux's `memfd`, `pidfd`, `PR_SET_PDEATHSIG` and
+//! `SO_PEERCRED`.
 
 #![forbid(unsafe_code)]
 
-pub use clustered_core as core;
-pub use clustered_ipc as wire;
-pub use clustered_tower as tower;
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "clustered runs on Linux only (it is built on memfd, pidfd, PR_SET_PDEATHSIG and SO_PEERCRED); build this program for a Linux target"
+);
 
 pub use clustered_core::{
     AGENT_ID, Answer, BoxError, Cluster, ClusterControl, ClusterEvent, Error, EventStream, Exit,
-    ExitReason, Inbox, InboxItem, InboxRequest, Listener, MAX_WORKERS, PendingAnswer, Policy,
-    ReadyHook, RestartPolicy, Scale, Signal, Worker, WorkerHandle, WorkerInfo, ipc, load, runtime,
+    ExitReason, Inbox, InboxItem, IpcError, Listener, LogLine, LogStream, MAX_WORKERS,
+    MIN_HANG_TIMEOUT, PendingAnswer, Policy, ReadyHook, RestartPolicy, Scale, Signal, Worker,
+    WorkerHandle, WorkerInfo, WorkerRequest,
 };
-pub use clustered_core::{agent, control_socket, env, shared_metrics};
+pub use clustered_core::{agent, control_socket, env, ipc, load, runtime, shared_metrics};
 pub use clustered_macros::main;
+#[cfg(feature = "http")]
 pub use clustered_tower::{
     ClusterLayer, ClusterListener, ClusterService, Drain, HttpBody, HttpConfig, HttpService,
     ServeHttp, WORKER_ID_HEADER, serve_connections,

@@ -107,7 +107,7 @@ async fn a_flood_slows_only_the_flooder_another_workers_requests_are_answered_at
     let (other, other_pid) = connection_to_another(address, flooder).await;
     // The flood is under way: it has sent more than its credit (so it waits on the inbox).
     let (to_flooder, _) = connection_to_another(address, other_pid).await;
-    let credit = u64::from(clustered::wire::INBOX_WINDOW);
+    let credit = u64::from(clustered::ipc::INBOX_WINDOW);
     let deadline = Instant::now() + Duration::from_secs(10);
     while sent(&to_flooder).await <= credit {
         assert!(Instant::now() < deadline, "the flood does not get going");

@@ -4,7 +4,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clustered_ipc::IpcError;
+use clustered_ipc::IpcError as WireError;
 
 use crate::limits::is_out_of_resources;
 
@@ -14,9 +14,15 @@ impl Error {
     pub fn is_out_of_resources(&self) -> bool {
         match self {
             Error::Spawn { source, .. } | Error::Bind { source, .. } => is_out_of_resources(source),
-            Error::Ipc(IpcError::Io(source)) => is_out_of_resources(source),
+            Error::Ipc(IpcError::Channel(WireError::Io(source))) => is_out_of_resources(source),
             _ => false,
         }
+    }
+}
+
+impl From<WireError> for Error {
+    fn from(error: WireError) -> Self {
+        Error::Ipc(IpcError::Channel(error))
     }
 }
 
@@ -77,8 +83,8 @@ pub enum Error {
         /// What is allowed.
         reason: String,
     },
-    /// The IPC channel with the master failed.
-    #[error("IPC with the master failed: {0}")]
+    /// A call to the master failed: joining it, or asking it for a listener.
+    #[error(transparent)]
     Ipc(#[from] IpcError),
     /// The master answered a listen request with an error.
     #[error("the master cannot serve {address}: {message}")]
@@ -118,45 +124,12 @@ pub enum Error {
     /// A log file (`CLUSTER_LOG_FILE`, `CLUSTER_ERROR_LOG_FILE`) could not be opened.
     #[error("cannot open the log file {0}")]
     LogFile(io::Error),
-    /// The master went away before answering.
-    #[error("the master process went away")]
-    MasterGone,
     /// The master answered with a message of the wrong kind.
     #[error("the master answered with an unexpected `{kind}` message")]
     UnexpectedReply {
         /// The kind received.
         kind: &'static str,
     },
-    /// The IPC send queue is full, or this worker has sent as far ahead of the master's inbox
-    /// as it may; the message was not sent.
-    #[error("the IPC send queue is full; retry later or use an awaiting variant")]
-    Backpressure,
-    /// Nobody reads the master's inbox (master code has not taken it, or dropped it); the
-    /// message or request was not sent.
-    #[error(
-        "nobody reads the master's inbox (take it with ClusterControl::inbox in Cluster::on_master); not sent"
-    )]
-    InboxUnread,
-    /// No answer came in time.
-    #[error("no answer to `{what}` within {after:?}")]
-    Timeout {
-        /// What was asked.
-        what: &'static str,
-        /// How long it waited.
-        after: Duration,
-    },
-    /// The master (or its request handler) answered with an error.
-    #[error("the master answered: {0}")]
-    Remote(String),
-    /// A message could not be turned into JSON, or JSON into the expected type.
-    #[error("cannot convert the message: {0}")]
-    Json(#[from] serde_json::Error),
-    /// `ipc` functions work only in a worker process.
-    #[error("cluster IPC is only available in a worker process started by a cluster master")]
-    NotAWorker,
-    /// Something there is one of per process was asked for a second time.
-    #[error("{0} was already taken; there is one per process")]
-    AlreadyTaken(&'static str),
     /// The worker is stopping and takes no new listeners.
     #[error("this worker is stopping and cannot start listening")]
     Draining,
@@ -221,4 +194,49 @@ pub enum Error {
     /// The worker's own code failed.
     #[error("worker failed: {0}")]
     Worker(BoxError),
+}
+
+/// What a messaging call can fail with: [`crate::ipc`], [`crate::agent`], the master's
+/// [`crate::Inbox`] and [`crate::WorkerHandle::send`]. Each variant is something the caller can
+/// act on: retry later, wait, give up, or fix the program.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IpcError {
+    /// Called outside a worker process (for [`crate::agent::requests`]: outside the agent).
+    #[error("cluster IPC is only available in a worker process started by a cluster master")]
+    NotAWorker,
+    /// The master is gone: this worker is draining and will exit.
+    #[error("the master process went away")]
+    MasterGone,
+    /// The send queue is full, or this worker is as far ahead of the master's inbox as it may
+    /// be; nothing was sent. Retry later, or use the waiting variant (`send_wait`…).
+    #[error("the IPC send queue is full; retry later or use an awaiting variant")]
+    Backpressure,
+    /// Nobody reads the master's inbox; nothing was sent.
+    #[error(
+        "nobody reads the master's inbox (take it with ClusterControl::inbox in Cluster::on_master); not sent"
+    )]
+    InboxUnread,
+    /// No answer came in time.
+    #[error("no answer to `{what}` within {after:?}")]
+    Timeout {
+        /// What was asked.
+        what: &'static str,
+        /// How long it waited.
+        after: Duration,
+    },
+    /// The other side answered with an error: the master's request handler, the agent, or the
+    /// master saying that no agent runs or that the worker asked for is dead.
+    #[error("answered with an error: {0}")]
+    Remote(String),
+    /// A message could not be turned into JSON, or JSON into the expected type.
+    #[error("cannot convert the message: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Something there is one of per process was asked for a second time.
+    #[error("{0} was already taken; there is one per process")]
+    AlreadyTaken(&'static str),
+    /// The channel to the master failed, or refused the message (one larger than its frame
+    /// limit, say).
+    #[error("IPC with the master failed: {0}")]
+    Channel(#[from] WireError),
 }

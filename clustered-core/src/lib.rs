@@ -2,7 +2,7 @@
 //! listening sockets and hands each accepted connection's descriptor to a worker; and the
 //! worker side that joins the master and receives those connections.
 //!
-//! One program, two roles. [`Cluster::run`] decides by the environment ([`Role::detect`]):
+//! One program, two roles. [`Cluster::run`] decides by the environment (`Role::detect`):
 //!
 //! - **master** (the process the user started): binds each address once, re-executes
 //!   [`std::env::current_exe`] (resolved once at start) with the same arguments for every worker
@@ -38,15 +38,17 @@ pub mod shared_metrics;
 mod signal;
 mod sync;
 mod worker;
+mod worker_request;
 
 pub use cluster::{Cluster, MIN_HANG_TIMEOUT};
 pub use clustered_ipc::Policy;
-pub use error::{BoxError, Error};
+pub use error::{BoxError, Error, IpcError};
 pub use exit::Exit;
 pub use master::{
-    Answer, ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, InboxItem, InboxRequest,
-    LogLine, LogStream, MAX_WORKERS, PendingAnswer, ReadyHook, RestartPolicy, Scale, WorkerHandle,
+    Answer, ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, InboxItem, LogLine,
+    LogStream, MAX_WORKERS, PendingAnswer, ReadyHook, RestartPolicy, Scale, WorkerHandle,
 };
-pub use role::{AGENT_ID, Role, WorkerEnv, WorkerInfo};
+pub use role::{AGENT_ID, WorkerInfo};
 pub use signal::Signal;
 pub use worker::{Listener, Worker, agent, ipc, load};
+pub use worker_request::WorkerRequest;

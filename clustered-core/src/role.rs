@@ -61,7 +61,7 @@ impl WorkerInfo {
 
 /// The worker's view of its environment: who it is and where its IPC socket is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WorkerEnv {
+pub(crate) struct WorkerEnv {
     /// Who this worker is.
     pub info: WorkerInfo,
     /// The inherited IPC socket's descriptor number.
@@ -72,7 +72,7 @@ pub struct WorkerEnv {
 
 /// The role of this process in the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// The process the user started: it spawns and supervises workers.
     Master,
     /// A worker started by the master.
@@ -83,7 +83,7 @@ impl Role {
     /// The role, read from the environment at the first call ([`env::WORKER_ID`] set means
     /// worker) and kept for the life of the process: a worker removes the cluster's variables
     /// from its environment once it has read them.
-    pub fn detect() -> Result<Role, Error> {
+    pub(crate) fn detect() -> Result<Role, Error> {
         static DETECTED: OnceLock<Result<Role, EnvProblem>> = OnceLock::new();
         DETECTED
             .get_or_init(|| read_role().map_err(EnvProblem::from))

@@ -7,7 +7,7 @@ use tokio::net::UnixStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::protocol::{ControlCommand, ControlReply, ControlRequest, MAX_REPLY};
-use crate::Error;
+use crate::{Error, IpcError};
 
 /// Sends `command` to the master listening at `path` and returns its reply.
 pub async fn request(path: &Path, command: ControlCommand) -> Result<ControlReply, Error> {
@@ -57,7 +57,7 @@ async fn connect_and_send(
         .max_frame_length(MAX_REPLY)
         .new_codec();
     let mut framed = Framed::new(stream, codec);
-    let request = serde_json::to_vec(&ControlRequest::new(command))?;
+    let request = serde_json::to_vec(&ControlRequest::new(command)).map_err(IpcError::from)?;
     framed
         .send(bytes::Bytes::from(request))
         .await

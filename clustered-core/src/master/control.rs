@@ -11,7 +11,7 @@ use super::handle::WorkerHandle;
 use super::inbox::{Inbox, InboxSlot};
 use super::logs::LogBook;
 use super::registry::Registry;
-use crate::Error;
+use crate::IpcError;
 use crate::shared_metrics::MetricsBook;
 
 /// Events kept for slow readers.
@@ -110,18 +110,18 @@ impl ClusterControl {
     }
 
     /// The messages and requests workers send to the master (`ipc::send`, `ipc::request`).
-    /// There is one inbox: a second call is [`Error::AlreadyTaken`]. Until it is taken (and
+    /// There is one inbox: a second call is [`IpcError::AlreadyTaken`]. Until it is taken (and
     /// once it is dropped), workers' sends fail saying nobody reads it, and requests fail;
     /// while it is read, a worker sends at most 1024 messages and requests ahead of the
     /// reader, then waits (`ipc::send_wait`) or hears it is busy (`ipc::send`), so nothing is
     /// lost. Requests come before messages, and the workers' in turn, so one worker's flood
     /// never holds up another's request.
-    pub fn inbox(&self) -> Result<Inbox, Error> {
+    pub fn inbox(&self) -> Result<Inbox, IpcError> {
         self.shared.inbox.take()
     }
 
     /// Sends `message` to every live worker (their `ipc::messages()`).
-    pub fn broadcast(&self, message: impl Serialize) -> Result<(), Error> {
+    pub fn broadcast(&self, message: impl Serialize) -> Result<(), IpcError> {
         let data = serde_json::to_value(message)?;
         self.shared.commands.send(Command::Deliver {
             to: Target::All,

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::command::{Command, CommandSender, Target};
 use super::ids::WorkerKey;
-use crate::Error;
+use crate::IpcError;
 
 /// One worker process, as Node's `cluster.workers[id]`: its slot, pid and state, and ways to
 /// stop it. Cheap to clone; every clone sees the same live state.
@@ -179,9 +179,9 @@ impl WorkerHandle {
     }
 
     /// Sends `message` to this worker (its `ipc::messages()`).
-    pub fn send(&self, message: impl Serialize) -> Result<(), Error> {
+    pub fn send(&self, message: impl Serialize) -> Result<(), IpcError> {
         if self.is_dead() {
-            return Err(Error::Remote(format!("worker {} is dead", self.id())));
+            return Err(IpcError::Remote(format!("worker {} is dead", self.id())));
         }
         let data = serde_json::to_value(message)?;
         self.inner.commands.send(Command::Deliver {

@@ -5,18 +5,16 @@
 //! before they send, a flood slows only the flooder, and nothing within a worker's credit is
 //! ever refused.
 
-use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 
-use clustered_ipc::{INBOX_WINDOW, Message, Outcome, Sender, TrySendError};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use clustered_ipc::{INBOX_WINDOW, Message, Sender};
 use tokio::sync::Notify;
 
 use super::fair_queue::{FairQueue, Kind, Refusal, Taken};
 use super::ids::WorkerKey;
-use crate::Error;
+use crate::error::IpcError;
 use crate::sync::lock;
+use crate::worker_request::{WorkerRequest, send_to_worker};
 
 /// Something a worker sent to the master.
 #[derive(Debug)]
@@ -28,8 +26,8 @@ pub enum InboxItem {
         /// The message.
         data: serde_json::Value,
     },
-    /// A request (`ipc::request`): answer it with [`InboxRequest::reply`] or [`InboxRequest::fail`].
-    Request(InboxRequest),
+    /// A request (`ipc::request`): answer it with [`WorkerRequest::reply`] or [`WorkerRequest::fail`].
+    Request(WorkerRequest),
 }
 
 impl InboxItem {
@@ -47,97 +45,6 @@ impl InboxItem {
             }
         }
     }
-}
-
-/// A worker's request, waiting for the master's answer. Dropping it unanswered answers with
-/// an error, so the worker never waits for nothing (unless this is kept forever: then the
-/// worker's own timeout applies).
-#[derive(Debug)]
-pub struct InboxRequest {
-    from: usize,
-    data: serde_json::Value,
-    seq: u64,
-    worker: Sender,
-    answered: bool,
-}
-
-impl InboxRequest {
-    pub(crate) fn new(from: usize, data: serde_json::Value, seq: u64, worker: Sender) -> Self {
-        Self {
-            from,
-            data,
-            seq,
-            worker,
-            answered: false,
-        }
-    }
-
-    /// The asking worker's slot.
-    pub fn from(&self) -> usize {
-        self.from
-    }
-
-    /// The request.
-    pub fn data(&self) -> &serde_json::Value {
-        &self.data
-    }
-
-    /// The request as a `T`.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        Ok(T::deserialize(&self.data)?)
-    }
-
-    /// Answers with `value`.
-    pub fn reply(mut self, value: impl Serialize) -> Result<(), Error> {
-        let value = serde_json::to_value(value)?;
-        self.answer(Outcome::Ok(value));
-        Ok(())
-    }
-
-    /// Answers with an error the worker sees as [`Error::Remote`].
-    pub fn fail(mut self, reason: impl Into<String>) {
-        self.answer(Outcome::Error(reason.into()));
-    }
-
-    fn answer(&mut self, outcome: Outcome) {
-        self.answered = true;
-        let reply = Message::Reply {
-            seq: self.seq,
-            outcome,
-        };
-        send_to_worker(&self.worker, reply, Vec::new());
-    }
-}
-
-impl Drop for InboxRequest {
-    fn drop(&mut self) {
-        if !self.answered {
-            self.answer(Outcome::Error(
-                "the master dropped the request without answering".into(),
-            ));
-        }
-    }
-}
-
-/// Sends to a worker without blocking the caller and without dropping the message: when the
-/// queue is full it waits in a task of its own.
-pub(crate) fn send_to_worker(worker: &Sender, message: Message, fds: Vec<OwnedFd>) {
-    if fds.is_empty() {
-        match worker.try_send(&message) {
-            Ok(()) => return,
-            Err(TrySendError::Ipc(error)) => {
-                return tracing::debug!(%error, kind = message.kind(), "not sent");
-            }
-            // Full: wait for room below.
-            Err(_) => {}
-        }
-    }
-    let worker = worker.clone();
-    tokio::spawn(async move {
-        if let Err(error) = worker.send_with_fds(&message, fds).await {
-            tracing::debug!(%error, kind = message.kind(), "not sent");
-        }
-    });
 }
 
 /// What the master's inbox receives, for master-side code. From
@@ -215,10 +122,10 @@ impl InboxSlot {
         }
     }
 
-    /// The inbox, the first time; [`Error::AlreadyTaken`] after.
-    pub(crate) fn take(self: &std::sync::Arc<Self>) -> Result<Inbox, Error> {
+    /// The inbox, the first time; [`IpcError::AlreadyTaken`] after.
+    pub(crate) fn take(self: &std::sync::Arc<Self>) -> Result<Inbox, IpcError> {
         if !self.move_to(Reading::Taken, |now| now == Reading::NotTaken) {
-            return Err(Error::AlreadyTaken(
+            return Err(IpcError::AlreadyTaken(
                 "the master's inbox (ClusterControl::inbox)",
             ));
         }

@@ -33,7 +33,7 @@ pub(crate) use self::driver::{Settings, run};
 pub use self::handle::WorkerHandle;
 pub(crate) use self::hooks::MasterHook;
 pub use self::hooks::ReadyHook;
-pub use self::inbox::{Inbox, InboxItem, InboxRequest};
+pub use self::inbox::{Inbox, InboxItem};
 pub use self::logs::{LogLine, LogStream};
 pub use self::machine::RestartPolicy;
 pub(crate) use self::machine::{Config, Recycle};

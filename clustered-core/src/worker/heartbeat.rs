@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clustered_ipc::{HEARTBEAT_PERIOD, Message};
 
 use super::link::Link;
-use crate::error::Error;
+use crate::error::IpcError;
 use crate::proc_stats::rss_bytes;
 use crate::worker::load::{Load, current, next_change};
 
@@ -59,7 +59,7 @@ pub(crate) async fn report(link: Weak<Link>) {
                 last_sent = Instant::now();
             }
             // A full queue skips this report; the next one carries the news.
-            Err(Error::Backpressure) => {}
+            Err(IpcError::Backpressure) => {}
             Err(_) => return,
         }
     }

@@ -3,16 +3,16 @@
 //!
 //! Messages are any `Serialize` value (a plain `&str` works as in Node) and arrive as JSON
 //! values. Messages from one sender keep their order. Sending never drops a message silently.
-//! A worker may send [`clustered_ipc::INBOX_WINDOW`] messages and requests ahead of the master's
+//! A worker may send [`INBOX_WINDOW`] messages and requests ahead of the master's
 //! inbox reader (credit the master gives back as it takes them): past that, or with a full
 //! send queue, [`send`] and [`broadcast`] (which never wait, as in Node) say
-//! [`Error::Backpressure`] while [`send_wait`], [`broadcast_wait`] and [`request`] wait. An
-//! inbox nobody reads is [`Error::InboxUnread`], an oversize message
-//! [`clustered_ipc::IpcError::FrameTooLarge`], an unknown or dead target an error; once the
-//! master is gone every call fails at once with [`Error::MasterGone`].
+//! [`IpcError::Backpressure`] while [`send_wait`], [`broadcast_wait`] and [`request`] wait. An
+//! inbox nobody reads is [`IpcError::InboxUnread`], an oversize message
+//! [`IpcError::Channel`], an unknown or dead target an error; once the
+//! master is gone every call fails at once with [`IpcError::MasterGone`].
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), clustered_core::Error> {
+//! # async fn example() -> Result<(), clustered_core::IpcError> {
 //! use clustered_core::ipc;
 //!
 //! ipc::send("count")?;                          // to the master
@@ -30,23 +30,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clustered_ipc::{CounterOp, Message, Outcome, Peer, Route};
+use clustered_ipc::{CounterOp, IpcError as WireError, Message, Outcome, Route};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 
-use crate::error::Error;
+use crate::error::IpcError;
+
 use crate::role::WorkerInfo;
 use crate::worker::{Letter, Link, installed_link, mailbox};
+pub use clustered_ipc::{INBOX_WINDOW, Peer};
 
 /// How long [`request`], [`send_to`] and counter operations wait for the master by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) fn link() -> Result<&'static Arc<Link>, Error> {
-    installed_link().ok_or(Error::NotAWorker)
+pub(crate) fn link() -> Result<&'static Arc<Link>, IpcError> {
+    installed_link().ok_or(IpcError::NotAWorker)
 }
 
-fn user(to: Route, message: impl Serialize, seq: Option<u64>) -> Result<Message, Error> {
+fn user(to: Route, message: impl Serialize, seq: Option<u64>) -> Result<Message, IpcError> {
     Ok(Message::User {
         to,
         data: serde_json::to_value(message)?,
@@ -55,51 +57,51 @@ fn user(to: Route, message: impl Serialize, seq: Option<u64>) -> Result<Message,
 }
 
 /// Says this worker has warmed up: [`crate::Worker::ready`], from anywhere in the worker.
-pub async fn ready() -> Result<(), Error> {
+pub async fn ready() -> Result<(), IpcError> {
     link()?.declare_ready().await
 }
 
 /// Sends `message` to the master's inbox, without waiting.
-pub fn send(message: impl Serialize) -> Result<(), Error> {
+pub fn send(message: impl Serialize) -> Result<(), IpcError> {
     link()?.try_send_to_inbox(&user(Route::Master, message, None)?)
 }
 
 /// Sends `message` to every live worker (this one included) through the master, without
 /// waiting.
-pub fn broadcast(message: impl Serialize) -> Result<(), Error> {
+pub fn broadcast(message: impl Serialize) -> Result<(), IpcError> {
     link()?.try_send(&user(Route::All, message, None)?)
 }
 
 /// [`send`], waiting for credit and for room in the send queue instead of failing: a worker
-/// sends at most [`clustered_ipc::INBOX_WINDOW`] messages ahead of the master's inbox reader,
+/// sends at most [`INBOX_WINDOW`] messages ahead of the master's inbox reader,
 /// so every message it sends is taken.
-pub async fn send_wait(message: impl Serialize) -> Result<(), Error> {
+pub async fn send_wait(message: impl Serialize) -> Result<(), IpcError> {
     link()?
         .send_to_inbox(&user(Route::Master, message, None)?)
         .await
 }
 
 /// [`broadcast`], waiting for room in the send queue instead of failing when it is full.
-pub async fn broadcast_wait(message: impl Serialize) -> Result<(), Error> {
+pub async fn broadcast_wait(message: impl Serialize) -> Result<(), IpcError> {
     link()?.send(&user(Route::All, message, None)?).await
 }
 
 /// Sends `message` to the worker in slot `worker`, waiting for the master's receipt: an
 /// unknown or dead worker is an error.
-pub async fn send_to(worker: usize, message: impl Serialize) -> Result<(), Error> {
+pub async fn send_to(worker: usize, message: impl Serialize) -> Result<(), IpcError> {
     let data = serde_json::to_value(message)?;
     let make = |seq| Message::User {
         to: Route::Worker(worker),
         data,
         seq: Some(seq),
     };
-    ask::<serde_json::Value>(make, DEFAULT_TIMEOUT)
+    ask::<serde_json::Value>(make, DEFAULT_TIMEOUT, Spends::Nothing)
         .await
         .map(drop)
 }
 
 /// Asks the master's request handler and waits up to [`DEFAULT_TIMEOUT`] for its answer.
-pub async fn request<T: DeserializeOwned>(message: impl Serialize) -> Result<T, Error> {
+pub async fn request<T: DeserializeOwned>(message: impl Serialize) -> Result<T, IpcError> {
     request_timeout(message, DEFAULT_TIMEOUT).await
 }
 
@@ -107,22 +109,51 @@ pub async fn request<T: DeserializeOwned>(message: impl Serialize) -> Result<T, 
 pub async fn request_timeout<T: DeserializeOwned>(
     message: impl Serialize,
     timeout: Duration,
-) -> Result<T, Error> {
+) -> Result<T, IpcError> {
     let data = serde_json::to_value(message)?;
+    ask(
+        |seq| Message::Request { seq, data },
+        timeout,
+        Spends::InboxCredit,
+    )
+    .await
+}
+
+/// Whether a request goes to the master's inbox, and so spends a credit for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Spends {
+    /// It goes to the master's inbox: it waits for credit first (within its timeout).
+    InboxCredit,
+    /// The master answers or relays it itself.
+    Nothing,
+}
+
+/// Sends the message `make` builds with a fresh `seq` and waits up to `timeout` in all (for
+/// inbox credit first, when it `spends` one) for the reply's value, as a `T`.
+pub(crate) async fn ask<T: DeserializeOwned>(
+    make: impl FnOnce(u64) -> Message,
+    timeout: Duration,
+    spends: Spends,
+) -> Result<T, IpcError> {
     let link = link()?;
     let started = tokio::time::Instant::now();
-    let credit = tokio::time::timeout(timeout, link.inbox_credit())
-        .await
-        .map_err(|_| Error::Timeout {
-            what: "request",
-            after: timeout,
-        })??;
+    let credit = match spends {
+        Spends::Nothing => None,
+        Spends::InboxCredit => Some(
+            tokio::time::timeout(timeout, link.inbox_credit())
+                .await
+                .map_err(|_| IpcError::Timeout {
+                    what: "request",
+                    after: timeout,
+                })??,
+        ),
+    };
     let left = timeout.saturating_sub(started.elapsed());
     let reply = link
-        .call(|seq| Message::Request { seq, data }, left, Some(credit))
+        .call(make, left, credit)
         .await
         .map_err(|error| match error {
-            Error::Timeout { what, .. } => Error::Timeout {
+            IpcError::Timeout { what, .. } => IpcError::Timeout {
                 what,
                 after: timeout,
             },
@@ -131,23 +162,13 @@ pub async fn request_timeout<T: DeserializeOwned>(
     value_of(reply.message)
 }
 
-/// Sends the message `make` builds with a fresh `seq` and waits up to `timeout` for the
-/// reply's value, as a `T`.
-pub(crate) async fn ask<T: DeserializeOwned>(
-    make: impl FnOnce(u64) -> Message,
-    timeout: Duration,
-) -> Result<T, Error> {
-    let reply = link()?.call(make, timeout, None).await?;
-    value_of(reply.message)
-}
-
 /// The value of a reply, as a `T`, or the master's error.
-fn value_of<T: DeserializeOwned>(reply: Message) -> Result<T, Error> {
+fn value_of<T: DeserializeOwned>(reply: Message) -> Result<T, IpcError> {
     Ok(serde_json::from_value(answer(reply)?)?)
 }
 
 /// The value of a request's reply, or the master's error.
-fn answer(reply: Message) -> Result<serde_json::Value, Error> {
+fn answer(reply: Message) -> Result<serde_json::Value, IpcError> {
     match reply {
         Message::Reply {
             outcome: Outcome::Ok(value),
@@ -156,8 +177,11 @@ fn answer(reply: Message) -> Result<serde_json::Value, Error> {
         Message::Reply {
             outcome: Outcome::Error(reason),
             ..
-        } => Err(Error::Remote(reason)),
-        other => Err(Error::UnexpectedReply { kind: other.kind() }),
+        } => Err(IpcError::Remote(reason)),
+        other => Err(IpcError::Channel(WireError::InvalidMessage {
+            kind: other.kind().into(),
+            reason: "the master answered a request with it".into(),
+        })),
     }
 }
 
@@ -172,7 +196,7 @@ pub struct Delivered {
 
 impl Delivered {
     /// The message as a `T`.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, IpcError> {
         Ok(T::deserialize(&self.data)?)
     }
 }
@@ -192,12 +216,12 @@ impl Messages {
 }
 
 /// The stream of messages delivered to this worker; it may be taken before the worker has
-/// joined the master. There is one per worker: a second call is [`Error::AlreadyTaken`], and
-/// in a process that is not a worker it is [`Error::NotAWorker`]. Until it is taken, up to
+/// joined the master. There is one per worker: a second call is [`IpcError::AlreadyTaken`], and
+/// in a process that is not a worker it is [`IpcError::NotAWorker`]. Until it is taken, up to
 /// 1024 messages wait; past that, with nobody reading, new ones are dropped with a warning.
-pub fn messages() -> Result<Messages, Error> {
-    WorkerInfo::current().ok_or(Error::NotAWorker)?;
-    let receiver = mailbox().take_messages().ok_or(Error::AlreadyTaken(
+pub fn messages() -> Result<Messages, IpcError> {
+    WorkerInfo::current().ok_or(IpcError::NotAWorker)?;
+    let receiver = mailbox().take_messages().ok_or(IpcError::AlreadyTaken(
         "this worker's messages (ipc::messages)",
     ))?;
     Ok(Messages { receiver })
@@ -217,27 +241,32 @@ pub fn counter(name: impl Into<String>) -> Counter {
 
 impl Counter {
     /// Adds `by` (may be negative) and returns the new value.
-    pub async fn add(&self, by: i64) -> Result<i64, Error> {
+    pub async fn add(&self, by: i64) -> Result<i64, IpcError> {
         self.apply(CounterOp::Add(by)).await
     }
 
     /// The current value (0 for a counter never touched).
-    pub async fn get(&self) -> Result<i64, Error> {
+    pub async fn get(&self) -> Result<i64, IpcError> {
         self.apply(CounterOp::Get).await
     }
 
     /// Follows this counter: the master pushes its changes to this worker (coalesced, at most
     /// every 50 ms, always ending with the latest value).
-    pub async fn subscribe(&self) -> Result<CounterWatch, Error> {
+    pub async fn subscribe(&self) -> Result<CounterWatch, IpcError> {
         let receiver = mailbox().follow(&self.name);
         let value = self.apply(CounterOp::Subscribe).await?;
         mailbox().counter_changed(&self.name, value);
         Ok(CounterWatch { receiver })
     }
 
-    async fn apply(&self, op: CounterOp) -> Result<i64, Error> {
+    async fn apply(&self, op: CounterOp) -> Result<i64, IpcError> {
         let name = self.name.clone();
-        ask(|seq| Message::Counter { seq, name, op }, DEFAULT_TIMEOUT).await
+        ask(
+            |seq| Message::Counter { seq, name, op },
+            DEFAULT_TIMEOUT,
+            Spends::Nothing,
+        )
+        .await
     }
 }
 

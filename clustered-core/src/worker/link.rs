@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use clustered_ipc::{
-    INBOX_WINDOW, IpcError, ListenKey, Message, Outcome, Policy, Received, Receiver, Sender,
-    TrySendError,
+    INBOX_WINDOW, IpcError as WireError, ListenKey, Message, Outcome, Policy, Received, Receiver,
+    Sender, TrySendError,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use super::listener::{Delivered, Listener, Source};
 use super::mailbox::mailbox;
 use crate::bind::{LISTEN_BACKLOG, reuseport_socket};
-use crate::error::Error;
+use crate::error::{Error, IpcError};
 use crate::limits::AcceptErrors;
 use crate::sync::lock;
 
@@ -99,48 +99,53 @@ impl Link {
         }
     }
 
+    /// The channel to the master.
+    pub(crate) fn sender(&self) -> &Sender {
+        &self.sender
+    }
+
     /// Tells the master this worker is ready (once; later calls do nothing).
-    pub(crate) async fn declare_ready(&self) -> Result<(), Error> {
+    pub(crate) async fn declare_ready(&self) -> Result<(), IpcError> {
         if self.ready.send_replace(true) {
             return Ok(());
         }
         self.send(&Message::Ready).await
     }
 
-    pub(crate) async fn send(&self, message: &Message) -> Result<(), Error> {
+    pub(crate) async fn send(&self, message: &Message) -> Result<(), IpcError> {
         self.sender
             .send(message)
             .await
             .map_err(|error| self.or_gone(error))
     }
 
-    /// Sends without waiting; a full send queue is [`Error::Backpressure`].
-    pub(crate) fn try_send(&self, message: &Message) -> Result<(), Error> {
+    /// Sends without waiting; a full send queue is [`IpcError::Backpressure`].
+    pub(crate) fn try_send(&self, message: &Message) -> Result<(), IpcError> {
         self.sender.try_send(message).map_err(|error| match error {
             TrySendError::Ipc(error) => self.or_gone(error),
-            _full => Error::Backpressure,
+            _full => IpcError::Backpressure,
         })
     }
 
-    /// [`Error::MasterGone`] for an error that comes of the master being gone, else the error.
-    fn or_gone(&self, error: IpcError) -> Error {
-        match lock(&self.replies).is_none() || matches!(error, IpcError::Closed) {
-            true => Error::MasterGone,
-            false => Error::Ipc(error),
+    /// [`IpcError::MasterGone`] for an error that comes of the master being gone, else the error.
+    fn or_gone(&self, error: WireError) -> IpcError {
+        match lock(&self.replies).is_none() || matches!(error, WireError::Closed) {
+            true => IpcError::MasterGone,
+            false => IpcError::Channel(error),
         }
     }
 
     /// Sends a message for the master's inbox without waiting, spending a credit:
-    /// [`Error::Backpressure`] when this worker has none left (the master's inbox is behind)
-    /// or the send queue is full, [`Error::InboxUnread`] when nobody reads the inbox.
-    pub(crate) fn try_send_to_inbox(&self, message: &Message) -> Result<(), Error> {
+    /// [`IpcError::Backpressure`] when this worker has none left (the master's inbox is behind)
+    /// or the send queue is full, [`IpcError::InboxUnread`] when nobody reads the inbox.
+    pub(crate) fn try_send_to_inbox(&self, message: &Message) -> Result<(), IpcError> {
         self.check_inbox_read()?;
         let credit = self
             .inbox_credit
             .try_acquire()
             .map_err(|error| match error {
-                tokio::sync::TryAcquireError::Closed => Error::MasterGone,
-                tokio::sync::TryAcquireError::NoPermits => Error::Backpressure,
+                tokio::sync::TryAcquireError::Closed => IpcError::MasterGone,
+                tokio::sync::TryAcquireError::NoPermits => IpcError::Backpressure,
             })?;
         self.try_send(message)?;
         credit.forget();
@@ -150,31 +155,31 @@ impl Link {
     /// Waits for a credit for the master's inbox: at once while the master keeps up, else once
     /// it takes one of this worker's messages out. The caller spends it ([`Credit::spend`])
     /// once its message or request is queued; dropped unspent, it is given back.
-    /// [`Error::InboxUnread`] when nobody reads the inbox (also when the master says so while
-    /// this waits), [`Error::MasterGone`] once the master is gone.
-    pub(crate) async fn inbox_credit(&self) -> Result<Credit<'_>, Error> {
+    /// [`IpcError::InboxUnread`] when nobody reads the inbox (also when the master says so while
+    /// this waits), [`IpcError::MasterGone`] once the master is gone.
+    pub(crate) async fn inbox_credit(&self) -> Result<Credit<'_>, IpcError> {
         self.check_inbox_read()?;
         let permit = self
             .inbox_credit
             .acquire()
             .await
-            .map_err(|_| Error::MasterGone)?;
+            .map_err(|_| IpcError::MasterGone)?;
         self.check_inbox_read()?;
         Ok(Credit(permit))
     }
 
     /// [`Link::send`] of a message for the master's inbox, once this worker has credit for it.
-    pub(crate) async fn send_to_inbox(&self, message: &Message) -> Result<(), Error> {
+    pub(crate) async fn send_to_inbox(&self, message: &Message) -> Result<(), IpcError> {
         let credit = self.inbox_credit().await?;
         self.send(message).await?;
         credit.spend();
         Ok(())
     }
 
-    fn check_inbox_read(&self) -> Result<(), Error> {
+    fn check_inbox_read(&self) -> Result<(), IpcError> {
         match self.inbox_read.load(Ordering::Relaxed) {
             true => Ok(()),
-            false => Err(Error::InboxUnread),
+            false => Err(IpcError::InboxUnread),
         }
     }
 
@@ -198,19 +203,19 @@ impl Link {
     }
 
     /// Sends the message `make(seq)` and waits up to `timeout` for the master's answer to
-    /// `seq`; [`Error::MasterGone`] at once when the master is gone, or goes meanwhile. A
+    /// `seq`; [`IpcError::MasterGone`] at once when the master is gone, or goes meanwhile. A
     /// `credit` for the master's inbox is spent once the message is queued.
     pub(crate) async fn call(
         &self,
         make: impl FnOnce(u64) -> Message,
         timeout: Duration,
         credit: Option<Credit<'_>>,
-    ) -> Result<Received, Error> {
+    ) -> Result<Received, IpcError> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply_rx) = oneshot::channel();
         lock(&self.replies)
             .as_mut()
-            .ok_or(Error::MasterGone)?
+            .ok_or(IpcError::MasterGone)?
             .insert(seq, reply_tx);
         let forget = || {
             if let Some(replies) = lock(&self.replies).as_mut() {
@@ -228,10 +233,10 @@ impl Link {
         }
         match tokio::time::timeout(timeout, reply_rx).await {
             Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(Error::MasterGone),
+            Ok(Err(_)) => Err(IpcError::MasterGone),
             Err(_) => {
                 forget();
-                Err(Error::Timeout {
+                Err(IpcError::Timeout {
                     what: kind,
                     after: timeout,
                 })
@@ -319,7 +324,7 @@ impl Link {
         }
         self.start_draining();
         // From now on every call fails at once, and those waiting for a reply or for credit
-        // see it fail now: Error::MasterGone.
+        // see it fail now: IpcError::MasterGone.
         lock(&self.replies).take();
         self.inbox_credit.close();
     }
@@ -392,7 +397,7 @@ impl Link {
         key: &ListenKey,
         peer: Option<SocketAddr>,
         fds: Vec<OwnedFd>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), IpcError> {
         let refuse = |draining| Message::Accepted {
             seq,
             ok: false,
@@ -458,7 +463,7 @@ fn window() -> usize {
     usize::try_from(INBOX_WINDOW).unwrap_or(usize::MAX)
 }
 
-fn into_tcp_stream(fd: OwnedFd) -> Result<TcpStream, IpcError> {
+fn into_tcp_stream(fd: OwnedFd) -> Result<TcpStream, WireError> {
     let stream = std::net::TcpStream::from(fd);
     stream.set_nonblocking(true)?;
     let stream = TcpStream::from_std(stream)?;

@@ -21,7 +21,7 @@ use self::link::install;
 pub(crate) use self::link::{Link, installed_link};
 pub use self::listener::Listener;
 pub(crate) use self::mailbox::{Asked, Letter, mailbox};
-use crate::error::Error;
+use crate::error::{Error, IpcError};
 use crate::role::{WorkerEnv, WorkerInfo, forget_cluster_env};
 use crate::shared_metrics::{Region, RegionRecorder};
 
@@ -75,7 +75,7 @@ impl Worker {
     /// for readiness ([`crate::Cluster::wait_ready`]), the worker gets no connection before
     /// this, and a reload waits for it; otherwise it changes nothing. Once per process; later
     /// calls do nothing.
-    pub async fn ready(&self) -> Result<(), Error> {
+    pub async fn ready(&self) -> Result<(), IpcError> {
         self.link.declare_ready().await
     }
 

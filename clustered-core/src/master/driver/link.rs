@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 
 use crate::master::handle::WorkerHandle;
 use crate::master::ids::WorkerKey;
-use crate::master::inbox::send_to_worker;
 use crate::master::machine::Conn;
+use crate::worker_request::send_to_worker;
 
 /// User messages waiting for a worker's delivery task, at most.
 const DELIVERY_QUEUE: usize = 8192;

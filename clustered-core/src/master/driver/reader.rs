@@ -6,8 +6,9 @@ use tokio::sync::mpsc;
 use super::report::Report;
 use crate::master::control::ClusterControl;
 use crate::master::ids::WorkerKey;
-use crate::master::inbox::{InboxItem, InboxRequest, NotPut, UNREAD, credit, send_to_worker};
+use crate::master::inbox::{InboxItem, NotPut, UNREAD, credit};
 use crate::master::machine::Input;
+use crate::worker_request::{AnswerTo, WorkerRequest, send_to_worker};
 
 /// Why a message or request past the worker's credit is refused.
 const PAST_CREDIT: &str = "this worker sent past its credit for the master's inbox";
@@ -74,7 +75,13 @@ impl WorkerReader {
                 seq,
             } => (InboxItem::Message { from, data }, seq),
             Message::Request { seq, data } => {
-                let request = InboxRequest::new(from, data, seq, self.replies.clone());
+                let answer = AnswerTo {
+                    channel: self.replies.clone(),
+                    id: seq,
+                    frame: |seq, outcome| Message::Reply { seq, outcome },
+                    answerer: "the master",
+                };
+                let request = WorkerRequest::new(from, data, answer);
                 (InboxItem::Request(request), None)
             }
             other => return Some(other),
