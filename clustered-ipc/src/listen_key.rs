@@ -52,6 +52,7 @@ impl std::fmt::Display for ListenKey {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Policy {
     /// The master accepts and hands each connection to the next worker in turn (pipelined).
     Rr,

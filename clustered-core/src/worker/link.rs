@@ -276,15 +276,6 @@ impl Link {
             source,
         };
         let source = match policy {
-            Policy::Rr | Policy::Sticky | Policy::Least => {
-                let (incoming_tx, incoming_rx) = mpsc::channel(LISTENER_QUEUE);
-                let mut routes = lock(&self.routes);
-                if *self.draining.borrow() {
-                    return Err(Error::Draining);
-                }
-                routes.insert(key.clone(), incoming_tx);
-                Source::Master(incoming_rx)
-            }
             Policy::Shared => {
                 let fd = fds.pop().ok_or_else(|| {
                     listen_error(std::io::Error::other(
@@ -302,6 +293,17 @@ impl Link {
                     .map_err(listen_error)?;
                 let listener = socket.listen(LISTEN_BACKLOG).map_err(listen_error)?;
                 self.own_source(listener, wait_ready)
+            }
+            // `rr`, `sticky`, `least`: the master hands connections over (`Policy` is
+            // non-exhaustive).
+            _ => {
+                let (incoming_tx, incoming_rx) = mpsc::channel(LISTENER_QUEUE);
+                let mut routes = lock(&self.routes);
+                if *self.draining.borrow() {
+                    return Err(Error::Draining);
+                }
+                routes.insert(key.clone(), incoming_tx);
+                Source::Master(incoming_rx)
             }
         };
         self.send(&Message::Listening { key: key.clone() }).await?;

@@ -46,10 +46,6 @@ enum BoundSocket {
 /// master must not wait for it.
 pub(crate) async fn open(policy: Policy, address: &str) -> io::Result<(SocketAddr, Opened)> {
     match policy {
-        Policy::Rr | Policy::Sticky | Policy::Least => {
-            let listener = listen(address).await?.into_std()?;
-            Ok((listener.local_addr()?, Opened::Listening(listener)))
-        }
         Policy::Shared => {
             let listener = listen(address).await?;
             Ok((listener.local_addr()?, Opened::Shared(listener.into_std()?)))
@@ -57,6 +53,11 @@ pub(crate) async fn open(policy: Policy, address: &str) -> io::Result<(SocketAdd
         Policy::Reuseport => {
             let socket = reuseport_socket(address).await?;
             Ok((socket.local_addr()?, Opened::Reserved(socket)))
+        }
+        // `rr`, `sticky`, `least`: the master accepts (`Policy` is non-exhaustive).
+        _ => {
+            let listener = listen(address).await?.into_std()?;
+            Ok((listener.local_addr()?, Opened::Listening(listener)))
         }
     }
 }

@@ -169,7 +169,8 @@ fn place(
         Policy::Sticky => sticky_owner(rotation, conn.peer.ip())
             .filter(|worker| workers.get(worker).is_some_and(WorkerState::has_room)),
         Policy::Least => least_loaded(rotation, workers),
-        Policy::Rr | Policy::Shared | Policy::Reuseport => next_in_turn(rotation, workers),
+        // `rr`, and whatever else hands out connections in turn (`Policy` is non-exhaustive).
+        _ => next_in_turn(rotation, workers),
     };
     let Some(worker) = chosen else {
         return Err(conn);
