@@ -36,7 +36,7 @@ pub use clustered_core::{
 pub use clustered_core::{agent, control_socket, env, shared_metrics};
 pub use clustered_macros::main;
 pub use clustered_tower::{
-    ClusterLayer, ClusterListener, ClusterService, Drain, HttpBody, HttpConfig, HttpService,
+    ClusterLayer, ClusterListener, ClusterService, Drain, HttpConfig, Servable, ServableBody,
     ServeHttp, WORKER_ID_HEADER, serve_connections,
 };
 /// The `metrics` crate, whose recorder the cluster installs in every process: record with
