@@ -33,7 +33,7 @@ async fn main() -> Exit {
             let app = Router::new()
                 .route("/", get(hello))
                 .layer(ClusterLayer::new());
-            // tap_io: axum gives ConnectInfo<SocketAddr> over its TcpListener and over TapIo.
+            // tap_io: axum gives ConnectInfo<SocketAddr> over its own listeners and TapIo only.
             let listener = ClusterListener::new(worker.listen(&address).await?).tap_io(|_| ());
             let draining = worker.clone();
             let app = app.into_make_service_with_connect_info::<SocketAddr>();

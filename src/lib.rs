@@ -55,7 +55,7 @@ pub use clustered_core::{agent, control_socket, env, ipc, load, runtime, shared_
 pub use clustered_macros::main;
 #[cfg(feature = "http")]
 pub use clustered_tower::{
-    ClusterLayer, ClusterListener, ClusterService, Drain, HttpBody, HttpConfig, HttpService,
+    ClusterLayer, ClusterListener, ClusterService, Drain, HttpConfig, Servable, ServableBody,
     ServeHttp, WORKER_ID_HEADER, serve_connections,
 };
 /// The `metrics` crate, whose recorder the cluster installs in every process: record with

@@ -128,3 +128,27 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off_after_the_header_ti
     // A client that sends its request in time is served.
     assert_eq!(get(address, "/").await.body, "fixture\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_made_through_http_config_http1_reaches_the_workers_connections() {
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("FIXTURE_TITLE_CASE_HEADERS", "1"),
+    ];
+    let (_cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer));
+    assert!(read.await.is_ok(), "the worker answers and closes");
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole response");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    // hyper writes header names in lower case unless told otherwise.
+    assert!(head.contains("\r\nX-Worker-Id: 1\r\n"), "{head}");
+    assert!(head.contains("\r\nContent-Length: "), "{head}");
+    assert_eq!(body, "fixture\n");
+}

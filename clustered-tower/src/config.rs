@@ -1,18 +1,20 @@
 //! [`HttpConfig`]: how each worker's hyper-util server treats its connections.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::TokioTimer;
-use hyper_util::server::conn::auto;
+use hyper_util::server::conn::auto::{self, Http1Builder, Http2Builder};
 
 /// The HTTP settings of every worker: timeouts and limits for HTTP/1.1 and HTTP/2.
 ///
 /// The defaults suit a server facing the internet: a client has 30 s to send a request's
-/// headers (a half-open or idle-before-headers connection is closed, as Node's
-/// `headersTimeout` does), a connection with no request for 60 s is closed, HTTP/1.1
-/// keep-alive is on, an HTTP/2 connection carries at most 200 concurrent streams and 64 KiB of
-/// headers per request, and HTTP/2 pings are off.
+/// headers, a connection with no request for 60 s is closed, HTTP/1.1 keep-alive is on, an
+/// HTTP/2 connection carries at most 200 concurrent streams and 64 KiB of headers per
+/// request, and HTTP/2 pings are off. Anything else hyper-util offers is set through
+/// [`HttpConfig::http1`] and [`HttpConfig::http2`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -20,7 +22,10 @@ use hyper_util::server::conn::auto;
 ///
 /// let config = HttpConfig::default()
 ///     .header_read_timeout(Some(Duration::from_secs(10)))
-///     .http2_max_concurrent_streams(100);
+///     .http2_max_concurrent_streams(100)
+///     .http1(|http1| {
+///         http1.title_case_headers(true);
+///     });
 /// ```
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -32,6 +37,29 @@ pub struct HttpConfig {
     http2_keep_alive_interval: Option<Duration>,
     http2_keep_alive_timeout: Duration,
     idle_timeout: Option<Duration>,
+    http1: Option<Hook<Http1Hook>>,
+    http2: Option<Hook<Http2Hook>>,
+}
+
+/// What [`HttpConfig::http1`] runs on hyper-util's HTTP/1 builder.
+type Http1Hook = dyn Fn(&mut Http1Builder<'_, TokioExecutor>) + Send + Sync;
+
+/// What [`HttpConfig::http2`] runs on hyper-util's HTTP/2 builder.
+type Http2Hook = dyn Fn(&mut Http2Builder<'_, TokioExecutor>) + Send + Sync;
+
+/// A user's closure, shared by the config's clones, shown as `<fn>`.
+struct Hook<F: ?Sized>(Arc<F>);
+
+impl<F: ?Sized> Clone for Hook<F> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<F: ?Sized> fmt::Debug for Hook<F> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("<fn>")
+    }
 }
 
 impl Default for HttpConfig {
@@ -45,15 +73,16 @@ impl Default for HttpConfig {
             http2_keep_alive_interval: None,
             http2_keep_alive_timeout: Duration::from_secs(20),
             idle_timeout: Some(Duration::from_secs(60)),
+            http1: None,
+            http2: None,
         }
     }
 }
 
 impl HttpConfig {
-    /// How long an HTTP/1 client may stall in the middle of a request's headers before the
-    /// connection is closed (`None`: no limit). Default 30 s. Checked by one coarse timer per
-    /// connection rather than one per request: a stalled client is cut off between one and two
-    /// timeouts after its first byte.
+    /// How long a client may take to send a request's headers before its connection is closed
+    /// (`None`: no limit). Default 30 s; a stalled client is cut off within two timeouts of its
+    /// first byte.
     pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.header_read_timeout = timeout;
         self
@@ -92,11 +121,61 @@ impl HttpConfig {
         self
     }
 
-    /// How long a connection may carry no request before it is closed (HTTP/2: GOAWAY), `None`
-    /// for no limit. Default 60 s; checked by the same timer as
-    /// [`HttpConfig::header_read_timeout`], so it may be exceeded by up to the shorter of the two.
+    /// How long a connection may carry no request before it is closed (`None`: no limit).
+    /// Default 60 s; the close comes within the shorter of this and the header-read timeout
+    /// after it.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets anything else on hyper-util's [`Http1Builder`], after the settings above (so it
+    /// wins where both set the same thing); calls add up, in order.
+    ///
+    /// ```
+    /// use clustered_tower::HttpConfig;
+    ///
+    /// let config = HttpConfig::default().http1(|http1| {
+    ///     http1.title_case_headers(true).max_headers(50);
+    /// });
+    /// ```
+    pub fn http1<F>(mut self, configure: F) -> Self
+    where
+        F: Fn(&mut Http1Builder<'_, TokioExecutor>) + Send + Sync + 'static,
+    {
+        let hook: Arc<Http1Hook> = match self.http1.take() {
+            None => Arc::new(configure),
+            Some(Hook(earlier)) => Arc::new(move |http1: &mut Http1Builder<'_, TokioExecutor>| {
+                earlier(http1);
+                configure(http1);
+            }),
+        };
+        self.http1 = Some(Hook(hook));
+        self
+    }
+
+    /// Sets anything else on hyper-util's [`Http2Builder`], after the settings above (so it
+    /// wins where both set the same thing); calls add up, in order.
+    ///
+    /// ```
+    /// use clustered_tower::HttpConfig;
+    ///
+    /// let config = HttpConfig::default().http2(|http2| {
+    ///     http2.initial_stream_window_size(1 << 20).adaptive_window(true);
+    /// });
+    /// ```
+    pub fn http2<F>(mut self, configure: F) -> Self
+    where
+        F: Fn(&mut Http2Builder<'_, TokioExecutor>) + Send + Sync + 'static,
+    {
+        let hook: Arc<Http2Hook> = match self.http2.take() {
+            None => Arc::new(configure),
+            Some(Hook(earlier)) => Arc::new(move |http2: &mut Http2Builder<'_, TokioExecutor>| {
+                earlier(http2);
+                configure(http2);
+            }),
+        };
+        self.http2 = Some(Hook(hook));
         self
     }
 
@@ -108,7 +187,9 @@ impl HttpConfig {
         self.header_read_timeout
     }
 
-    /// A hyper-util server builder with these settings (HTTP/1.1 and HTTP/2 on one port).
+    /// A hyper-util server builder with these settings (HTTP/1.1 and HTTP/2 on one port), made
+    /// once per worker: the user's [`HttpConfig::http1`] and [`HttpConfig::http2`] closures run
+    /// here, never per connection.
     pub(crate) fn builder(&self) -> auto::Builder<TokioExecutor> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         let mut http1 = builder.http1();
@@ -128,6 +209,39 @@ impl HttpConfig {
             .max_header_list_size(self.http2_max_header_list_size)
             .keep_alive_interval(self.http2_keep_alive_interval)
             .keep_alive_timeout(self.http2_keep_alive_timeout);
+        if let Some(Hook(configure)) = &self.http1 {
+            configure(&mut builder.http1());
+        }
+        if let Some(Hook(configure)) = &self.http2 {
+            configure(&mut builder.http2());
+        }
         builder
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[test]
+    fn hooks_run_when_the_builder_is_made_in_the_order_given_and_show_as_fn() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let record = |name: &'static str| {
+            let calls = Arc::clone(&calls);
+            move || calls.lock().unwrap().push(name)
+        };
+        let (first, second, third) = (record("http1 a"), record("http1 b"), record("http2"));
+        let config = HttpConfig::default()
+            .http1(move |_| first())
+            .http2(move |_| third())
+            .http1(move |_| second());
+        assert!(calls.lock().unwrap().is_empty(), "not run when set");
+        let _builder = config.clone().builder();
+        assert_eq!(*calls.lock().unwrap(), ["http1 a", "http1 b", "http2"]);
+        let shown = format!("{config:?}");
+        assert!(shown.contains("http1: Some(<fn>)"), "{shown}");
+        assert!(format!("{:?}", HttpConfig::default()).contains("http2: None"));
     }
 }

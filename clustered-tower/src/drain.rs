@@ -4,15 +4,13 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-/// Tells application code that this worker is draining (a reload, a shutdown, a disconnect):
-/// every request served by [`crate::serve_connections`] carries one in its extensions
-/// (`Extension<Drain>` in axum).
+/// The signal that this worker is draining (a reload, a shutdown), in every request's
+/// extensions (`Extension<Drain>` in axum).
 ///
-/// Plain requests need nothing: in-flight ones finish, keep-alive connections are closed
-/// politely. A connection the application took over (a WebSocket or another upgrade, a long
-/// stream) should end itself: wait for [`Drain::draining`], then say goodbye (a close frame)
-/// and close. The worker waits for such connections, and for every `Drain` still held, until
-/// the master's shutdown timeout.
+/// Plain requests need nothing. A connection the application took over (a WebSocket or
+/// another upgrade, a long stream) should end itself: wait for [`Drain::draining`], say
+/// goodbye (a close frame) and close. The worker waits for such connections, and for every
+/// `Drain` still held, until the master's shutdown timeout.
 ///
 /// ```no_run
 /// use axum::Extension;

@@ -11,8 +11,7 @@ use crate::header::WORKER_ID_HEADER;
 use crate::http_metrics::RequestTimer;
 
 pin_project! {
-    /// Resolves to the inner service's response with the `x-worker-id` header added, and
-    /// records the request's metrics.
+    /// The response future of [`crate::ClusterService`].
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
         #[pin]

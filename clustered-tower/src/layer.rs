@@ -4,8 +4,12 @@ use tower_layer::Layer;
 
 use crate::service::ClusterService;
 
-/// Wraps a service so that, in a cluster worker, every response carries `x-worker-id: <slot>`
-/// and every request carries a [`clustered_core::WorkerInfo`] in its extensions.
+/// A tower layer that marks each request and response with the worker serving it.
+///
+/// In a cluster worker, every response carries `x-worker-id: <slot>`, every request a
+/// [`clustered_core::WorkerInfo`] extension, and each request is counted in
+/// `cluster_http_requests_total` and `cluster_http_request_duration_seconds` (by method and
+/// status class). Outside a worker it changes nothing.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -21,7 +25,7 @@ pub struct ClusterLayer {
 }
 
 impl ClusterLayer {
-    /// The layer.
+    /// Creates the layer (the same as `ClusterLayer::default()`).
     pub fn new() -> Self {
         Self { _private: () }
     }

@@ -6,7 +6,8 @@
 //! - [`ServeHttp::serve`] runs a whole cluster of an HTTP service in one call; in each worker it
 //!   serves the connections the master hands over with hyper-util (HTTP/1.1 and HTTP/2 `h2c`),
 //!   with the client's address as axum's `ConnectInfo<SocketAddr>`; [`HttpConfig`] sets its
-//!   timeouts and limits ([`ServeHttp::serve_with`]).
+//!   timeouts and limits, and anything else of hyper-util's builders
+//!   ([`ServeHttp::serve_with`]).
 //! - [`ClusterListener`] plugs a worker's connections into `axum::serve` instead.
 
 #![forbid(unsafe_code)]
@@ -30,6 +31,6 @@ pub use self::header::WORKER_ID_HEADER;
 pub use self::layer::ClusterLayer;
 pub use self::listener::ClusterListener;
 pub use self::serve::{
-    HttpBody, HttpService, KEEP_ALIVE_DRAIN_GRACE, ServeHttp, serve_connections,
+    KEEP_ALIVE_DRAIN_GRACE, Servable, ServableBody, ServeHttp, serve_connections,
 };
 pub use self::service::ClusterService;

@@ -5,35 +5,46 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpStream;
 
-/// Lets `axum::serve` (or anything taking an [`axum::serve::Listener`]) serve the connections
-/// the master hands to this worker.
+/// A worker's delivered connections as an [`axum::serve::Listener`], for `axum::serve`.
+///
+/// Pair `axum::serve` with `with_graceful_shutdown(worker.draining())`: once the worker
+/// drains, `accept` through the `Listener` trait never returns.
+///
+/// For axum's `ConnectInfo<SocketAddr>` (the client the master accepted), serve
+/// `listener.tap_io(|_| ())` (axum's `ListenerExt`): axum provides it over its own listeners
+/// and `TapIo` only, and the orphan rule forbids this crate to add it.
 ///
 /// ```no_run
+/// use std::net::SocketAddr;
+///
+/// use axum::extract::ConnectInfo;
+/// use axum::serve::ListenerExt;
 /// use axum::{Router, routing::get};
 /// use clustered_core::Cluster;
 /// use clustered_tower::ClusterListener;
 ///
+/// async fn hi(ConnectInfo(client): ConnectInfo<SocketAddr>) -> String {
+///     format!("hi {client}\n")
+/// }
+///
 /// # async fn example() -> Result<(), clustered_core::Error> {
 /// Cluster::new()
+///     .bind("127.0.0.1:3000")
 ///     .run(|worker| async move {
-///         let app = Router::new().route("/", get(|| async { "hi\n" }));
+///         let app = Router::new().route("/", get(hi));
 ///         let listener = ClusterListener::new(worker.listen("127.0.0.1:3000").await?);
-///         axum::serve(listener, app).await?;
+///         let draining = worker.clone();
+///         axum::serve(
+///             listener.tap_io(|_| ()),
+///             app.into_make_service_with_connect_info::<SocketAddr>(),
+///         )
+///         .with_graceful_shutdown(async move { draining.draining().await })
+///         .await?;
 ///         Ok::<_, clustered_core::BoxError>(())
 ///     })
 ///     .await
 /// # }
 /// ```
-///
-/// [`ClusterListener::accept`] returns `None` once the worker drains. axum's serve loop cannot
-/// be told that, so through the [`axum::serve::Listener`] trait `accept` pends from then on:
-/// pair `axum::serve` with `with_graceful_shutdown(worker.draining())` to stop serving.
-///
-/// The client's address is the real one (the master's accepted peer). For axum's
-/// `ConnectInfo<SocketAddr>`, serve `listener.tap_io(|_| ())` (axum's `ListenerExt`) with
-/// `app.into_make_service_with_connect_info::<SocketAddr>()`: axum implements its `Connected`
-/// for `SocketAddr` only over its own `TcpListener` and over `TapIo`, and the orphan rule keeps
-/// this crate from adding an implementation (`examples/axum_serve.rs` does it).
 #[derive(Debug)]
 pub struct ClusterListener {
     inner: clustered_core::Listener,
@@ -45,8 +56,8 @@ impl ClusterListener {
         Self { inner }
     }
 
-    /// The next connection the master handed to this worker and its client's address;
-    /// `None` once the worker drains and every delivered connection has been taken.
+    /// The next connection handed to this worker, with its client's address; `None` once the
+    /// worker drains and every delivered connection has been taken.
     pub async fn accept(&mut self) -> Option<(TcpStream, SocketAddr)> {
         self.inner.accept().await
     }

@@ -28,7 +28,7 @@ pub const KEEP_ALIVE_DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// A tower service the workers can serve over HTTP, with response bodies `B` (an
 /// `axum::Router` is one).
-pub trait HttpService<B>:
+pub trait Servable<B>:
     Service<
         Request<Incoming>,
         Response = Response<B>,
@@ -40,7 +40,7 @@ pub trait HttpService<B>:
 {
 }
 
-impl<S, B> HttpService<B> for S
+impl<S, B> Servable<B> for S
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -49,16 +49,19 @@ where
 }
 
 /// A response body the workers can send.
-pub trait HttpBody: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+pub trait ServableBody:
+    http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
 
-impl<B> HttpBody for B
+impl<B> ServableBody for B
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
 }
 
-/// Serves an HTTP service on every worker of a [`Cluster`].
+/// Running a [`Cluster`] that serves an HTTP service in every worker.
 ///
 /// ```no_run
 /// use axum::{Router, routing::get};
@@ -73,19 +76,19 @@ where
 /// # }
 /// ```
 pub trait ServeHttp {
-    /// In the master: binds `address` (failing at once if it is taken), starts the workers and
-    /// supervises them until SIGTERM/SIGINT. In a worker: serves `service` on the connections
-    /// the master hands over, with HTTP/1.1 and HTTP/2 (prior knowledge, `h2c`) on the same
-    /// port, until the master asks it to drain (see [`serve_connections`]). The master never
-    /// calls `service`. HTTP settings are [`HttpConfig::default`].
+    /// Runs the cluster, every worker serving `service` on `address` (HTTP/1.1 and `h2c` on
+    /// one port) with [`HttpConfig::default`], until SIGTERM or SIGINT.
+    ///
+    /// Fails at once if `address` cannot be bound. The master never calls `service`; each
+    /// worker runs [`serve_connections`].
     fn serve<S, B>(
         self,
         address: impl Into<String>,
         service: S,
     ) -> impl Future<Output = Result<(), Error>> + Send
     where
-        S: HttpService<B>,
-        B: HttpBody,
+        S: Servable<B>,
+        B: ServableBody,
         Self: Sized,
     {
         self.serve_with(address, service, HttpConfig::default())
@@ -99,8 +102,8 @@ pub trait ServeHttp {
         config: HttpConfig,
     ) -> impl Future<Output = Result<(), Error>> + Send
     where
-        S: HttpService<B>,
-        B: HttpBody;
+        S: Servable<B>,
+        B: ServableBody;
 }
 
 impl ServeHttp for Cluster {
@@ -111,8 +114,8 @@ impl ServeHttp for Cluster {
         config: HttpConfig,
     ) -> impl Future<Output = Result<(), Error>> + Send
     where
-        S: HttpService<B>,
-        B: HttpBody,
+        S: Servable<B>,
+        B: ServableBody,
     {
         let address = address.into();
         self.bind(address.clone()).run(move |worker| async move {
@@ -123,29 +126,25 @@ impl ServeHttp for Cluster {
     }
 }
 
-/// Serves every connection `listener` delivers with hyper-util's auto builder (HTTP/1.1 with
-/// upgrades, and HTTP/2 prior knowledge), until the worker drains; then lets in-flight requests
-/// finish and closes every connection without racing its client:
+/// Serves `service` on every connection `listener` delivers (HTTP/1.1 with upgrades, and
+/// HTTP/2 prior knowledge) until the worker drains, then returns once every connection is done.
 ///
-/// - HTTP/1: each response from then on carries `Connection: close`, so a busy keep-alive
-///   client gets its next answer and reconnects (to another worker). A connection with no
-///   request in flight after [`KEEP_ALIVE_DRAIN_GRACE`] is closed then: an idle keep-alive
-///   one, or one whose client never completed a request (a half-open connection does not hold
-///   the worker).
-/// - HTTP/2: GOAWAY at once; streams in flight finish.
+/// On drain, requests in flight finish and connections close without racing their clients:
+///
+/// - HTTP/1: responses from then on carry `Connection: close`; a connection with no request
+///   in flight after [`KEEP_ALIVE_DRAIN_GRACE`] is closed.
+/// - HTTP/2: GOAWAY at once.
 /// - A connection the application took over (an upgrade, e.g. a WebSocket) is the
-///   application's to end: every request carries the worker's [`Drain`] signal, and this
-///   function returns once every such connection and every `Drain` is gone.
+///   application's to end: every request carries the worker's [`Drain`], and this function
+///   waits until every such connection and every `Drain` is gone.
 ///
-/// A connection with no request for [`HttpConfig::idle_timeout`] is closed (HTTP/2: GOAWAY);
-/// an HTTP/1 client that stalls in the middle of a request's headers for
-/// [`HttpConfig::header_read_timeout`] is cut off.
-/// A panic in `service` answers that request with 500; the connection and the worker live on.
-/// Handlers can take the client's address as axum's `ConnectInfo<SocketAddr>`.
+/// The timeouts and limits are `config`'s. A panic in `service` answers that request with
+/// 500; the connection and the worker live on. Handlers can take the client's address as
+/// axum's `ConnectInfo<SocketAddr>`.
 pub async fn serve_connections<S, B>(mut listener: Listener, mut service: S, config: &HttpConfig)
 where
-    S: HttpService<B>,
-    B: HttpBody,
+    S: Servable<B>,
+    B: ServableBody,
 {
     prebuild_router(&mut service);
     let builder = config.builder();

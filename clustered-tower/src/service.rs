@@ -10,12 +10,7 @@ use tower_service::Service;
 use crate::future::ResponseFuture;
 use crate::http_metrics::RequestTimer;
 
-/// Adds the worker's identity to requests (extension) and responses (header), and records
-/// each request's metrics (`http_metrics.rs`: `cluster_http_requests_total` and
-/// `cluster_http_request_duration_seconds`).
-///
-/// Outside a cluster worker (in tests, or a program run without a cluster) it passes requests
-/// through unchanged.
+/// The service [`crate::ClusterLayer`] wraps around `S`: see the layer for what it adds.
 #[derive(Debug, Clone)]
 pub struct ClusterService<S> {
     inner: S,
@@ -23,7 +18,7 @@ pub struct ClusterService<S> {
 }
 
 impl<S> ClusterService<S> {
-    /// Wraps `inner`.
+    /// Wraps `inner`, as [`crate::ClusterLayer`] does.
     pub fn new(inner: S) -> Self {
         Self {
             inner,
