@@ -70,7 +70,7 @@ async fn count_in_master(control: ClusterControl) {
                     let _ = request.reply(total);
                 }
                 Some(InboxItem::Request(request)) => request.fail("unknown request"),
-                Some(InboxItem::Message { .. }) => {}
+                Some(_) => {}
                 None => return,
             },
             _ = every_second.tick() => {

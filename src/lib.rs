@@ -62,3 +62,8 @@ pub use clustered_tower::{
 /// `metrics::counter!`, `gauge!`, `histogram!` and the master sums them up (see
 /// [`shared_metrics`]).
 pub use metrics;
+
+/// The README's code, compiled as it is shown (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -18,6 +18,7 @@ use crate::worker_request::{WorkerRequest, send_to_worker};
 
 /// Something a worker sent to the master.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum InboxItem {
     /// A message (`ipc::send`).
     Message {

@@ -10,6 +10,7 @@ use super::layout::{BUCKETS, Kind};
 
 /// How the master combines a gauge that several processes report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum GaugeAggregation {
     /// The sum over processes (the default: connections, queue lengths, bytes).
     #[default]
