@@ -117,7 +117,10 @@ fn main() -> ExitCode {
         Err(error) if error.use_stderr() && std::env::args_os().any(|arg| arg == "--json") => {
             let rendered = error.to_string();
             let first = rendered.lines().next().unwrap_or_default();
-            print_json(&failure(first.strip_prefix("error: ").unwrap_or(first), false), false);
+            print_json(
+                &failure(first.strip_prefix("error: ").unwrap_or(first), false),
+                false,
+            );
             return ExitCode::from(2);
         }
         Err(error) => error.exit(),

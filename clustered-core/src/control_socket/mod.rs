@@ -37,6 +37,5 @@ pub(crate) mod server;
 
 pub use self::client::{follow, request};
 pub use self::protocol::{
-    CONTROL_PROTOCOL_VERSION, ControlCommand, ControlReply, ControlRequest, Replacement,
-    WorkerRow,
+    CONTROL_PROTOCOL_VERSION, ControlCommand, ControlReply, ControlRequest, Replacement, WorkerRow,
 };

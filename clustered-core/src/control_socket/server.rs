@@ -22,9 +22,9 @@ use crate::master::cluster_event::ClusterEvent;
 use crate::master::command::{Answer, PendingAnswer, Scale};
 use crate::master::control::ClusterControl;
 use crate::master::handle::WorkerStatus;
-use crate::role::AGENT_ID;
 use crate::master::metrics_view::exposition;
 use crate::proc_stats::{CPU_WINDOW, cpu_percent, cpu_ticks, rss_bytes};
+use crate::role::AGENT_ID;
 
 /// The master's control socket, served by a task of its own; dropping this removes the file
 /// (the master keeps it until it returns).
