@@ -270,3 +270,31 @@ fn the_version_and_errors_without_a_master() {
     let reply = run(&socket.0, &["scale", "many"], 2);
     assert_failure(&reply, "is not a count", false);
 }
+
+#[test]
+fn a_reload_names_the_agents_old_pid_too() {
+    // The agent's old worker exits before its successor starts: its pid still comes back.
+    let socket = SocketPath::new("json-agent");
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (_cluster, _address) = ClusterProcess::start(Program::Example("agent"), &env);
+    let path = &socket.0;
+    let mut before = Vec::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        before = workers(&run(path, &["ls"], 0));
+        before.len() == 2
+    }));
+    assert_eq!(before.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [0, 1]);
+    let reply = run(path, &["reload"], 0);
+    let reloaded = replaced(&reply);
+    assert_eq!(
+        reloaded
+            .iter()
+            .map(|(id, old, _)| (*id, *old))
+            .collect::<Vec<_>>(),
+        before,
+        "{reply}"
+    );
+}
