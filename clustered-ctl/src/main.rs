@@ -160,17 +160,17 @@ fn main() -> ExitCode {
         Err(error) => return unreachable(&format!("cannot start: {error}")),
     };
     if let ControlCommand::Logs { follow: true, .. } = command {
-        let mut refused = false;
+        let mut failed = false;
         let followed = runtime.block_on(follow(&socket, command, |reply| {
             match json {
                 true => print_followed_json(&reply),
                 false => print_reply(&reply, false),
             }
-            refused = !reply.ok;
+            failed = !reply.ok;
             reply.ok
         }));
         return match followed {
-            Ok(()) if refused => ExitCode::FAILURE,
+            Ok(()) if failed => ExitCode::FAILURE,
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => unreachable(&error),
         };
@@ -364,5 +364,45 @@ fn bytes(count: u64) -> String {
         ..1e6 => format!("{:.1}kb", count / 1e3),
         ..1e9 => format!("{:.1}mb", count / 1e6),
         _ => format!("{:.1}gb", count / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clustered::Answer;
+    use serde_json::json;
+
+    #[test]
+    fn json_replies_have_one_shape() {
+        assert_eq!(
+            json_reply(&ControlReply::done("stopping")),
+            json!({"ok": true, "message": "stopping"}),
+            "no protocol version"
+        );
+        assert_eq!(
+            json_reply(&ControlReply::failed("no worker 9")),
+            json!({"ok": false, "error": "no worker 9", "refused": false})
+        );
+        assert_eq!(
+            json_reply(&Answer::Refused("busy".into()).into()),
+            json!({"ok": false, "error": "busy", "refused": true})
+        );
+        assert_eq!(
+            json_reply(&ControlReply::metrics(
+                "# TYPE visits_total counter\nvisits_total{worker=\"1\"} 3\n".into()
+            )),
+            json!({"ok": true, "metrics": [
+                {"name": "visits_total", "labels": {"worker": "1"}, "value": "3"}
+            ]})
+        );
+        let garbled = json_reply(&ControlReply::metrics("visits_total{ 3\n".into()));
+        assert_eq!(garbled["ok"], false, "{garbled}");
+        assert!(
+            garbled["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("do not parse")),
+            "{garbled}"
+        );
     }
 }

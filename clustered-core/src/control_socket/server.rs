@@ -378,12 +378,12 @@ async fn scale(control: &ClusterControl, scale: Scale) -> ControlReply {
         },
     )
     .await;
-    // No event: the count was what the scale asks already.
-    let (from, to) = change.unwrap_or_else(|| {
-        let to = scale.target(slot_count(control));
-        (to, to)
-    });
     with_data(answer, |reply| {
+        // No event: the count was what the scale asks already.
+        let (from, to) = change.unwrap_or_else(|| {
+            let to = scale.target(slot_count(control));
+            (to, to)
+        });
         reply.from = Some(from);
         reply.to = Some(to);
     })
