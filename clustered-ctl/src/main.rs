@@ -13,6 +13,12 @@
 //! Every command gets the master's answer: done (what it did), refused (why; nothing changed:
 //! a scale during a reload, say), or failed (why: a reload aborted). Exit status: 0 when done,
 //! 1 when refused or failed (the reason is printed), 2 when the master could not be reached.
+//!
+//! With `--json` every verb prints one JSON object: `{"ok":true,…}` with its data as fields
+//! (`ls`/`show`: `workers`; `scale`: `from`, `to`; `reload`/`kill`: `replaced`, each
+//! `{id, old_pid, new_pid}`; `logs`: `lines`; `metrics`: `metrics`, one object per sample), or
+//! `{"ok":false,"error":"…","refused":…}` (the master unreachable included, exit 2 still).
+//! `logs -f --json` prints one compact object per line of output.
 
 #![forbid(unsafe_code)]
 
@@ -31,7 +37,8 @@ struct Cli {
     /// The master's control socket.
     #[arg(long, env = clustered::env::CONTROL_SOCKET, global = true)]
     socket: Option<PathBuf>,
-    /// Print the master's answer as JSON, for scripts.
+    /// Print the answer as one JSON object, for scripts: `{"ok":true,…its data…}` or
+    /// `{"ok":false,"error":"…","refused":…}` (`logs -f`: one object per line of output).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -47,7 +54,8 @@ enum Verb {
     Reload,
     /// A graceful stop: the workers drain, then the master exits.
     Stop,
-    /// The workers' recent output (`ID|out | line`); `-f` follows new lines until Ctrl-C.
+    /// The workers' recent output (`ID|out | line`); `-f` follows new lines until Ctrl-C
+    /// (with `--json`, one JSON object per line: `{"ok":true,"id":…,"stream":…,"line":…}`).
     Logs {
         /// Only this worker's (its slot).
         id: Option<usize>,
@@ -103,13 +111,35 @@ fn parse_scale(count: &str) -> Result<ControlCommand, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Scripts asking for JSON get it even for a command line clap refuses.
+        Err(error) if error.use_stderr() && std::env::args_os().any(|arg| arg == "--json") => {
+            let rendered = error.to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            print_json(
+                &failure(first.strip_prefix("error: ").unwrap_or(first), false),
+                false,
+            );
+            return ExitCode::from(2);
+        }
+        Err(error) => error.exit(),
+    };
+    let json = cli.json;
+    // A follower's JSON is one object a line, its errors too.
+    let following = matches!(cli.verb, Verb::Logs { follow: true, .. });
+    let unreachable = |error: &dyn std::fmt::Display| {
+        match json {
+            true => print_json(&failure(&error.to_string(), false), following),
+            false => eprintln!("error: {error}"),
+        }
+        ExitCode::from(2)
+    };
     let Some(socket) = cli.socket else {
-        eprintln!(
-            "error: no control socket: pass --socket PATH or set {} (the master must run with it set)",
+        return unreachable(&format!(
+            "no control socket: pass --socket PATH or set {} (the master must run with it set)",
             clustered::env::CONTROL_SOCKET
-        );
-        return ExitCode::from(2);
+        ));
     };
     let detailed = matches!(cli.verb, Verb::Show { .. });
     let command = match cli.verb {
@@ -127,60 +157,95 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start: {error}");
-            return ExitCode::from(2);
-        }
+        Err(error) => return unreachable(&format!("cannot start: {error}")),
     };
     if let ControlCommand::Logs { follow: true, .. } = command {
-        let json = cli.json;
+        let mut failed = false;
         let followed = runtime.block_on(follow(&socket, command, |reply| {
-            print_reply(&reply, json, false);
+            match json {
+                true => print_followed_json(&reply),
+                false => print_reply(&reply, false),
+            }
+            failed = !reply.ok;
             reply.ok
         }));
         return match followed {
+            Ok(()) if failed => ExitCode::FAILURE,
             Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::from(2)
-            }
+            Err(error) => unreachable(&error),
         };
     }
     let reply = match runtime.block_on(request(&socket, command)) {
         Ok(reply) => reply,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
+        Err(error) => return unreachable(&error),
+    };
+    let ok = match json {
+        true => {
+            let output = json_reply(&reply);
+            print_json(&output, false);
+            output["ok"] == true
+        }
+        false => {
+            print_reply(&reply, detailed);
+            reply.ok
         }
     };
-    print_reply(&reply, cli.json, detailed);
-    if reply.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    match ok {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
     }
 }
 
-fn print_reply(reply: &ControlReply, json: bool, detailed: bool) {
-    if json {
-        let value = match (&reply.workers, &reply.lines) {
-            (Some(workers), _) if reply.ok => serde_json::to_string_pretty(workers),
-            _ if reply.ok && reply.metrics.is_some() => {
-                serde_json::to_string_pretty(&metrics_json(reply.metrics.as_deref()))
-            }
-            // One compact line per line of output, so a follower's stream is line-delimited.
-            (_, Some(lines)) if reply.ok => {
-                lines
-                    .iter()
-                    .filter_map(|line| serde_json::to_string(line).ok())
-                    .for_each(|line| println!("{line}"));
-                return;
-            }
-            _ => serde_json::to_string_pretty(reply),
-        };
-        println!("{}", value.unwrap_or_default());
-        return;
+/// Prints `value` as JSON on stdout: pretty, or on one line.
+fn print_json(value: &serde_json::Value, one_line: bool) {
+    let text = match one_line {
+        true => serde_json::to_string(value),
+        false => serde_json::to_string_pretty(value),
+    };
+    println!("{}", text.unwrap_or_default());
+}
+
+/// `{"ok": false, "error": …, "refused": …}`.
+fn failure(error: &str, refused: bool) -> serde_json::Value {
+    serde_json::json!({ "ok": false, "error": error, "refused": refused })
+}
+
+/// The reply as `--json` prints it: `{"ok": true, …its data…}` (the metrics as samples), or a
+/// [`failure`].
+fn json_reply(reply: &ControlReply) -> serde_json::Value {
+    if !reply.ok {
+        return failure(reply.error.as_deref().unwrap_or("failed"), reply.refused);
     }
+    let mut output = match serde_json::to_value(reply) {
+        Ok(serde_json::Value::Object(output)) => output,
+        _ => return failure("cannot print the master's answer as JSON", false),
+    };
+    output.remove("version");
+    if let Some(text) = &reply.metrics {
+        match metrics_json(text) {
+            Ok(samples) => output.insert("metrics".into(), samples),
+            Err(error) => return failure(&error, false),
+        };
+    }
+    serde_json::Value::Object(output)
+}
+
+/// A following `logs --json` reply: one compact line per line of output,
+/// `{"ok":true,"id":…,"stream":…,"line":…}`, or one [`failure`] line.
+fn print_followed_json(reply: &ControlReply) {
+    if !reply.ok {
+        return print_json(&json_reply(reply), true);
+    }
+    for line in reply.lines.iter().flatten() {
+        if let Ok(serde_json::Value::Object(mut line)) = serde_json::to_value(line) {
+            line.insert("ok".into(), true.into());
+            println!("{}", serde_json::Value::Object(line));
+        }
+    }
+}
+
+/// The reply as people read it: data on stdout, a refusal or failure on stderr.
+fn print_reply(reply: &ControlReply, detailed: bool) {
     for line in reply.lines.iter().flatten() {
         println!("{}|{} | {}", line.id, line.stream, line.line);
     }
@@ -203,28 +268,26 @@ fn print_reply(reply: &ControlReply, json: bool, detailed: bool) {
     }
 }
 
-/// The samples of a metrics text, or the reason it does not parse.
-fn metrics_json(text: Option<&str>) -> serde_json::Value {
-    match parse_exposition(text.unwrap_or_default()) {
-        Ok(samples) => samples
-            .into_iter()
-            .map(|sample| {
-                let labels: serde_json::Map<String, serde_json::Value> = sample
-                    .labels
-                    .into_iter()
-                    .map(|(label, value)| (label, value.into()))
-                    .collect();
-                serde_json::json!({
-                    "name": sample.name,
-                    "labels": labels,
-                    "value": sample.value.to_string(),
-                })
+/// The samples of a metrics text, each `{"name", "labels", "value"}`, or why it does not parse.
+fn metrics_json(text: &str) -> Result<serde_json::Value, String> {
+    let samples = parse_exposition(text)
+        .map_err(|error| format!("the master's metrics do not parse: {error}"))?;
+    let samples = samples
+        .into_iter()
+        .map(|sample| {
+            let labels: serde_json::Map<String, serde_json::Value> = sample
+                .labels
+                .into_iter()
+                .map(|(label, value)| (label, value.into()))
+                .collect();
+            serde_json::json!({
+                "name": sample.name,
+                "labels": labels,
+                "value": sample.value.to_string(),
             })
-            .collect(),
-        Err(error) => {
-            serde_json::json!({ "error": format!("the master's metrics do not parse: {error}") })
-        }
-    }
+        })
+        .collect();
+    Ok(samples)
 }
 
 /// One worker as `key value` lines (PM2's `show`).
@@ -301,5 +364,45 @@ fn bytes(count: u64) -> String {
         ..1e6 => format!("{:.1}kb", count / 1e3),
         ..1e9 => format!("{:.1}mb", count / 1e6),
         _ => format!("{:.1}gb", count / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clustered::Answer;
+    use serde_json::json;
+
+    #[test]
+    fn json_replies_have_one_shape() {
+        assert_eq!(
+            json_reply(&ControlReply::done("stopping")),
+            json!({"ok": true, "message": "stopping"}),
+            "no protocol version"
+        );
+        assert_eq!(
+            json_reply(&ControlReply::failed("no worker 9")),
+            json!({"ok": false, "error": "no worker 9", "refused": false})
+        );
+        assert_eq!(
+            json_reply(&Answer::Refused("busy".into()).into()),
+            json!({"ok": false, "error": "busy", "refused": true})
+        );
+        assert_eq!(
+            json_reply(&ControlReply::metrics(
+                "# TYPE visits_total counter\nvisits_total{worker=\"1\"} 3\n".into()
+            )),
+            json!({"ok": true, "metrics": [
+                {"name": "visits_total", "labels": {"worker": "1"}, "value": "3"}
+            ]})
+        );
+        let garbled = json_reply(&ControlReply::metrics("visits_total{ 3\n".into()));
+        assert_eq!(garbled["ok"], false, "{garbled}");
+        assert!(
+            garbled["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("do not parse")),
+            "{garbled}"
+        );
     }
 }

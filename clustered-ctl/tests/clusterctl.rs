@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use clustered_testkit::{ClusterProcess, Program, wait_until};
 
 mod common;
-use common::{SocketPath, clusterctl, text};
+use common::{SocketPath, clusterctl, json, text};
 
 /// The (id, pid) of every worker `ls --json` lists.
 fn listed(socket: &Path) -> Vec<(u64, u32)> {
     let output = clusterctl(socket, &["ls", "--json"], None);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    let mut workers: Vec<(u64, u32)> = rows
+    let reply = json(&output);
+    let mut workers: Vec<(u64, u32)> = reply["workers"]
         .as_array()
         .expect("an array")
         .iter()
@@ -297,6 +297,17 @@ fn scale_changes_the_worker_count_and_so_do_sigttin_and_sigttou() {
         "{}",
         text(&output.stderr)
     );
+    let output = clusterctl(&socket.0, &["scale", "3", "--json"], None);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    let reply = json(&output);
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert_eq!(reply["refused"], true, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("not scaling during a rolling reload")),
+        "{reply}"
+    );
     let reloaded = slow_reload.join().unwrap();
     let _ = std::fs::remove_file(&fault_file);
     assert_eq!(reloaded.status.code(), Some(1));
@@ -397,7 +408,7 @@ fn bad_requests_get_clear_errors_and_the_connection_goes_on() {
         reply["error"].as_str().unwrap().contains("not a request"),
         "{reply}"
     );
-    let reply = exchange(&mut stream, br#"{"version":1,"command":"teleport"}"#).expect("an answer");
+    let reply = exchange(&mut stream, br#"{"version":2,"command":"teleport"}"#).expect("an answer");
     assert!(
         reply["error"].as_str().unwrap().contains("not a request"),
         "{reply}"
@@ -410,7 +421,7 @@ fn bad_requests_get_clear_errors_and_the_connection_goes_on() {
             .contains("protocol version 99"),
         "{reply}"
     );
-    let reply = exchange(&mut stream, br#"{"version":1,"command":"ls"}"#).expect("an answer");
+    let reply = exchange(&mut stream, br#"{"version":2,"command":"ls"}"#).expect("an answer");
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(reply["workers"].as_array().unwrap().len(), 1);
 
@@ -468,10 +479,8 @@ async fn logs_shows_recent_output_and_follows_new_lines() {
         output = clusterctl(&socket.0, &["logs", "1", "--lines", "500", "--json"], None);
         panicked(&output)
     }));
-    let lines: Vec<serde_json::Value> = text(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
-        .collect();
+    let reply = json(&output);
+    let lines = reply["lines"].as_array().expect("lines").clone();
     assert!(!lines.is_empty());
     assert!(lines.iter().all(|line| line["id"] == 1), "{lines:?}");
     assert!(
@@ -620,8 +629,8 @@ async fn ls_shows_every_live_process_at_one_instant_while_workers_are_replaced_q
                 .await
                 .unwrap();
         assert!(output.status.success(), "{}", text(&output.stderr));
-        let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        let rows: Vec<(u64, String)> = rows
+        let reply = json(&output);
+        let rows: Vec<(u64, String)> = reply["workers"]
             .as_array()
             .unwrap()
             .iter()

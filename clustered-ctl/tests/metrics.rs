@@ -12,7 +12,7 @@ use clustered_testkit::{ClusterProcess, Program, is_alive, scrape, signal_pid, v
 use rustix::process::Signal;
 
 mod common;
-use common::{SocketPath, clusterctl, text};
+use common::{SocketPath, clusterctl, json, text};
 
 /// `GET /` `count` times, 8 at a time, each over a new connection; every one must succeed.
 async fn visit(address: SocketAddr, count: usize) {
@@ -87,8 +87,9 @@ async fn visits_total_counts_every_visit_through_a_kill_a_scale_and_a_reload() {
     let printed = parse_exposition(&text(&output.stdout)).expect("Prometheus text");
     assert_eq!(value(&printed, "visits_total", &[]), 2000.0);
     let output = clusterctl(&socket.0, &["metrics", "--json"], None);
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    let visits = json
+    let reply = json(&output);
+    assert_eq!(reply["ok"], true, "{reply}");
+    let visits = reply["metrics"]
         .as_array()
         .expect("an array of samples")
         .iter()

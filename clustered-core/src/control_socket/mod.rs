@@ -12,21 +12,24 @@
 //! version and its command:
 //!
 //! ```text
-//! {"version":1,"command":"ls"}
-//! {"version":1,"command":"reload"}
-//! {"version":1,"command":"stop"}
-//! {"version":1,"command":"scale","to":4}
-//! {"version":1,"command":"scale","by":-1}
-//! {"version":1,"command":"show","id":2}
-//! {"version":1,"command":"kill","id":2}
-//! {"version":1,"command":"logs","id":2,"lines":50,"follow":true}
-//! {"version":1,"command":"metrics"}
+//! {"version":2,"command":"ls"}
+//! {"version":2,"command":"reload"}
+//! {"version":2,"command":"stop"}
+//! {"version":2,"command":"scale","to":4}
+//! {"version":2,"command":"scale","by":-1}
+//! {"version":2,"command":"show","id":2}
+//! {"version":2,"command":"kill","id":2}
+//! {"version":2,"command":"logs","id":2,"lines":50,"follow":true}
+//! {"version":2,"command":"metrics"}
 //! ```
 //!
-//! Each request gets one reply: `{"version":1,"ok":true,…}` with `workers` (for `ls` and
-//! `show`), `metrics` (Prometheus text, for `metrics`), `lines` (for `logs`; a following `logs` gets one such reply per batch of new lines
-//! until it hangs up) or `message`, or `{"version":1,"ok":false,"error":"…"}`. A request of another version, or one
-//! that is not understood, gets an error reply, and the connection stays open for the next.
+//! Each request gets one reply: `{"version":2,"ok":true,…}` with a done command's `message`
+//! and its data: `workers` (for `ls` and `show`), `from` and `to` (for `scale`), `replaced`
+//! (for `reload` and `kill`: `[{"id":2,"old_pid":4711,"new_pid":4790}]`), `metrics`
+//! (Prometheus text) or `lines` (for `logs`; a following `logs` gets one such reply per batch
+//! of new lines until it hangs up); or `{"version":2,"ok":false,"error":"…"}`, with
+//! `"refused":true` when nothing changed. A request of another version, or one that is not
+//! understood, gets an error reply, and the connection stays open for the next.
 
 mod client;
 mod protocol;
@@ -34,5 +37,5 @@ pub(crate) mod server;
 
 pub use self::client::{follow, request};
 pub use self::protocol::{
-    CONTROL_PROTOCOL_VERSION, ControlCommand, ControlReply, ControlRequest, WorkerRow,
+    CONTROL_PROTOCOL_VERSION, ControlCommand, ControlReply, ControlRequest, Replacement, WorkerRow,
 };

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::master::command::Answer;
 use crate::master::logs::LogLine;
 
-/// The version of the control protocol this build speaks.
-pub const CONTROL_PROTOCOL_VERSION: u32 = 1;
+/// The version of the control protocol this build speaks (2: replies carry `from`/`to` for a
+/// scale and `replaced` for a reload or a kill).
+pub const CONTROL_PROTOCOL_VERSION: u32 = 2;
 
 /// The largest request, in bytes.
 pub(crate) const MAX_REQUEST: usize = 1024 * 1024;
@@ -89,6 +90,7 @@ pub enum ControlCommand {
 
 /// The master's answer to one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ControlReply {
     /// The master's [`CONTROL_PROTOCOL_VERSION`].
     pub version: u32,
@@ -112,6 +114,26 @@ pub struct ControlReply {
     /// The cluster's metrics in Prometheus text format, for `metrics`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+    /// The worker count before a `scale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<usize>,
+    /// The worker count after a `scale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<usize>,
+    /// The workers a `reload` (each slot's) or a `kill` (one) replaced, in the order they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<Vec<Replacement>>,
+}
+
+/// One worker replaced by a successor in its slot (by a reload or a kill).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replacement {
+    /// The slot.
+    pub id: usize,
+    /// The old worker's pid; `None` when the slot had none serving.
+    pub old_pid: Option<u32>,
+    /// The successor's pid.
+    pub new_pid: u32,
 }
 
 fn default_log_lines() -> usize {
@@ -188,6 +210,9 @@ impl ControlReply {
             workers: None,
             lines: None,
             metrics: None,
+            from: None,
+            to: None,
+            replaced: None,
         }
     }
 }
@@ -228,11 +253,33 @@ mod tests {
     #[test]
     fn requests_and_replies_have_the_documented_shape() {
         let request = serde_json::to_string(&ControlRequest::new(ControlCommand::Ls)).unwrap();
-        assert_eq!(request, r#"{"version":1,"command":"ls"}"#);
+        assert_eq!(request, r#"{"version":2,"command":"ls"}"#);
         let reply = serde_json::to_string(&ControlReply::failed("no")).unwrap();
-        assert_eq!(reply, r#"{"version":1,"ok":false,"error":"no"}"#);
+        assert_eq!(reply, r#"{"version":2,"ok":false,"error":"no"}"#);
         let parsed: ControlRequest =
-            serde_json::from_str(r#"{"command":"reload","version":1}"#).unwrap();
+            serde_json::from_str(r#"{"command":"reload","version":2}"#).unwrap();
         assert_eq!(parsed.command, ControlCommand::Reload);
+        let scaled = ControlReply {
+            from: Some(2),
+            to: Some(3),
+            ..ControlReply::done("scaled from 2 to 3 workers")
+        };
+        assert_eq!(
+            serde_json::to_string(&scaled).unwrap(),
+            r#"{"version":2,"ok":true,"message":"scaled from 2 to 3 workers","from":2,"to":3}"#
+        );
+        let killed = ControlReply {
+            replaced: Some(vec![Replacement {
+                id: 2,
+                old_pid: Some(10),
+                new_pid: 11,
+            }]),
+            ..ControlReply::done("worker 2 replaced: pid 10 -> 11")
+        };
+        let json = serde_json::to_string(&killed).unwrap();
+        assert!(
+            json.ends_with(r#""replaced":[{"id":2,"old_pid":10,"new_pid":11}]}"#),
+            "{json}"
+        );
     }
 }

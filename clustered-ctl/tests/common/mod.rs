@@ -1,5 +1,5 @@
-//! What the tests that drive `clusterctl` share: a socket path per test, and running
-//! `clusterctl` against it.
+//! What the tests that drive `clusterctl` share: a socket path per test, running `clusterctl`
+//! against it, and reading what `--json` printed.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -56,6 +56,15 @@ pub(crate) fn clusterctl(socket: &Path, args: &[&str], uid: Option<u32>) -> Outp
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().expect("clusterctl's output")
+}
+
+/// What a `clusterctl --json` printed: one JSON object, with `ok` a boolean.
+pub(crate) fn json(output: &Output) -> serde_json::Value {
+    let reply: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("one JSON object ({error}): {}", text(&output.stdout)));
+    assert!(reply.is_object(), "an object: {reply}");
+    assert!(reply["ok"].is_boolean(), "with ok: {reply}");
+    reply
 }
 
 pub(crate) fn text(bytes: &[u8]) -> String {
