@@ -110,12 +110,11 @@ impl ClusterControl {
     }
 
     /// The messages and requests workers send to the master (`ipc::send`, `ipc::request`).
-    /// There is one inbox: a second call is [`IpcError::AlreadyTaken`]. Until it is taken (and
-    /// once it is dropped), workers' sends fail saying nobody reads it, and requests fail;
-    /// while it is read, a worker sends at most 1024 messages and requests ahead of the
-    /// reader, then waits (`ipc::send_wait`) or hears it is busy (`ipc::send`), so nothing is
-    /// lost. Requests come before messages, and the workers' in turn, so one worker's flood
-    /// never holds up another's request.
+    ///
+    /// One per cluster: a second call is [`IpcError::AlreadyTaken`]. Until it is taken (and once
+    /// it is dropped) workers' sends fail with [`IpcError::InboxUnread`]; a worker 1,024 items
+    /// ahead of the reader waits (`send_wait`, `request`) or is told
+    /// [`IpcError::Backpressure`] (`send`).
     pub fn inbox(&self) -> Result<Inbox, IpcError> {
         self.shared.inbox.take()
     }
