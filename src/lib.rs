@@ -31,7 +31,8 @@ pub use clustered_tower as tower;
 pub use clustered_core::{
     AGENT_ID, Answer, BoxError, Cluster, ClusterControl, ClusterEvent, Error, EventStream, Exit,
     ExitReason, Inbox, InboxItem, InboxRequest, Listener, MAX_WORKERS, PendingAnswer, Policy,
-    ReadyHook, RestartPolicy, Scale, Signal, Worker, WorkerHandle, WorkerInfo, ipc, load, runtime,
+    ReadyHook, Recycling, RestartPolicy, Scale, Signal, Timeouts, Worker, WorkerHandle, WorkerInfo,
+    ipc, load, runtime,
 };
 pub use clustered_core::{agent, control_socket, env, shared_metrics};
 pub use clustered_macros::main;

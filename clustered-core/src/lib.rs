@@ -39,7 +39,7 @@ mod signal;
 mod sync;
 mod worker;
 
-pub use cluster::{Cluster, MIN_HANG_TIMEOUT};
+pub use cluster::{Cluster, MIN_HANG_TIMEOUT, Recycling, Timeouts};
 pub use clustered_ipc::Policy;
 pub use error::{BoxError, Error};
 pub use exit::Exit;

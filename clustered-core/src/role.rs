@@ -10,13 +10,21 @@ use crate::env;
 pub const AGENT_ID: usize = 0;
 /// Every variable this crate reads: what a worker removes from its environment (a user's own
 /// `CLUSTER_*` variables stay).
-const OWN_VARIABLES: [&str; 16] = [
+const OWN_VARIABLES: [&str; 24] = [
     env::WORKER_ID,
     env::IPC_FD,
     env::METRICS_FD,
     env::WORKERS,
-    env::HANG_TIMEOUT,
     env::SCHED_POLICY,
+    env::SHUTDOWN_TIMEOUT,
+    env::HANG_TIMEOUT,
+    env::BOOT_TIMEOUT,
+    env::RELOAD_TIMEOUT,
+    env::RELOAD_BATCH,
+    env::RESTART_BACKOFF,
+    env::RESTART_MAX_BACKOFF,
+    env::MIN_UPTIME,
+    env::MAX_RESTARTS,
     env::LOG_FILE,
     env::ERROR_LOG_FILE,
     env::CONTROL_SOCKET,

@@ -1,17 +1,20 @@
-//! What the master runs with: the builder's settings, else the environment's, each checked
-//! once and the same way whatever its source. A value out of range is an error that names
-//! where it came from (`Cluster::workers(0)`, `CLUSTER_WORKERS="0"`) and what is allowed;
-//! nothing is silently raised or clamped.
+//! What the master runs with, by one rule for every setting: the operator's environment
+//! variable when it is set (and not empty), else the program's builder value, else the
+//! default. Each value is checked once, the same way whatever its source: one out of range is
+//! an error that names where it came from (`CLUSTER_WORKERS="0"`, `Cluster::workers(0)`) and
+//! the range allowed; nothing is silently raised or clamped. The master's start-up line
+//! ([`Origins`]) says each value and where it came from.
 
-use crate::env;
+use std::fmt::{self, Debug, Display};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clustered_ipc::Policy;
 
-use super::{Cluster, DEFAULT_HANG_TIMEOUT, MIN_HANG_TIMEOUT};
-use crate::error::Error;
-use crate::master::{Config, MAX_WORKERS, Recycle, Settings};
+use super::{Cluster, DEFAULT_POLICY, DEFAULT_RELOAD_BATCH, MIN_HANG_TIMEOUT, Recycling, Timeouts};
+use crate::env;
+use crate::error::{Error, bytes};
+use crate::master::{Config, MAX_WORKERS, Recycle, RestartPolicy, Settings};
 
 /// Where environment values come from: the process's environment, or a test's table.
 pub(super) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -21,9 +24,48 @@ pub(super) fn process_env(name: &str) -> Option<String> {
     std::env::var_os(name).map(|value| value.to_string_lossy().into_owned())
 }
 
-/// One setting that the builder and the environment both set: the builder's value, else the
-/// variable's, parsed, and either way checked against the same rule.
+/// Where a value the master runs with came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The environment variable of that name.
+    Env(&'static str),
+    /// The builder method of that name.
+    Builder(&'static str),
+    /// Neither set it.
+    Default,
+}
+
+impl Origin {
+    fn name(self) -> &'static str {
+        match self {
+            Origin::Env(name) | Origin::Builder(name) => name,
+            Origin::Default => "default",
+        }
+    }
+}
+
+/// The master's start-up line: each value it runs with and where it came from, as
+/// `workers=3 (CLUSTER_WORKERS) policy=rr (default) …`.
+#[derive(Debug, Default)]
+pub(super) struct Origins(Vec<String>);
+
+impl Origins {
+    fn note(&mut self, name: &str, value: impl Display, origin: Origin) {
+        self.0.push(format!("{name}={value} ({})", origin.name()));
+    }
+}
+
+impl Display for Origins {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(" "))
+    }
+}
+
+/// One setting that the environment and the builder both set: the variable's value, parsed,
+/// else the builder's, and either way checked against the same rule.
 struct Setting<T> {
+    /// Its name in the start-up line.
+    name: &'static str,
     /// The builder method that sets it, for errors.
     method: &'static str,
     /// The environment variable that sets it.
@@ -32,233 +74,431 @@ struct Setting<T> {
     allowed: &'static str,
     parse: fn(&str) -> Option<T>,
     valid: fn(&T) -> bool,
+    /// The value as the start-up line says it.
+    show: fn(&T) -> String,
 }
 
-impl<T: std::fmt::Debug> Setting<T> {
-    /// The value, if the builder or the environment sets one.
-    fn read(&self, builder: Option<T>, env: Lookup<'_>) -> Result<Option<T>, Error> {
-        if let Some(value) = builder {
-            return match (self.valid)(&value) {
-                true => Ok(Some(value)),
-                false => Err(Error::Setting {
-                    method: self.method,
-                    value: format!("{value:?}"),
+impl<T: Debug + PartialEq> Setting<T> {
+    /// The value and its origin, if the environment or the builder (`builder`) gives one.
+    fn given(&self, builder: Option<T>, env: Lookup<'_>) -> Result<Option<(T, Origin)>, Error> {
+        if let Some(text) = env(self.var).filter(|text| !text.trim().is_empty()) {
+            return match (self.parse)(text.trim()).filter(self.valid) {
+                Some(value) => Ok(Some((value, Origin::Env(self.var)))),
+                None => Err(Error::Env {
+                    var: self.var,
+                    value: text,
                     reason: self.allowed.into(),
                 }),
             };
         }
-        let Some(text) = env(self.var) else {
+        let Some(value) = builder else {
             return Ok(None);
         };
-        match (self.parse)(text.trim()).filter(self.valid) {
-            Some(value) => Ok(Some(value)),
-            None => Err(Error::Env {
-                var: self.var,
-                value: text,
+        match (self.valid)(&value) {
+            true => Ok(Some((value, Origin::Builder(self.method)))),
+            false => Err(Error::Setting {
+                method: self.method,
+                value: format!("{value:?}"),
                 reason: self.allowed.into(),
             }),
         }
     }
+
+    /// The value the master runs with and its origin, noted in `origins`: the variable's,
+    /// else the builder's when it is not `default`, else `default`.
+    fn read_from(
+        &self,
+        builder: T,
+        default: T,
+        env: Lookup<'_>,
+        origins: &mut Origins,
+    ) -> Result<(T, Origin), Error> {
+        let builder = Some(builder).filter(|value| *value != default);
+        let (value, origin) = self
+            .given(builder, env)?
+            .unwrap_or((default, Origin::Default));
+        origins.note(self.name, (self.show)(&value), origin);
+        Ok((value, origin))
+    }
+
+    /// The value the master runs with, noted in `origins` (see [`Setting::read_from`]).
+    fn read(
+        &self,
+        builder: T,
+        default: T,
+        env: Lookup<'_>,
+        origins: &mut Origins,
+    ) -> Result<T, Error> {
+        Ok(self.read_from(builder, default, env, origins)?.0)
+    }
 }
 
 const WORKERS: Setting<usize> = Setting {
+    name: "workers",
     method: "Cluster::workers",
     var: env::WORKERS,
     allowed: "the worker count is a whole number from 1 to 1024",
     parse: |text| text.parse().ok(),
     valid: |count| (1..=MAX_WORKERS).contains(count),
+    show: usize::to_string,
+};
+
+const POLICY: Setting<Policy> = Setting {
+    name: "policy",
+    method: "Cluster::policy",
+    var: env::SCHED_POLICY,
+    allowed: "the policy is one of rr, sticky, shared, reuseport, least",
+    parse: |text| text.parse().ok(),
+    valid: |_| true,
+    show: |policy| {
+        let name = Policy::ALL.iter().find(|(_, known)| known == policy);
+        name.map_or("?", |(name, _)| name).to_owned()
+    },
+};
+
+const SHUTDOWN_TIMEOUT: Setting<Duration> = Setting {
+    name: "shutdown_timeout",
+    method: "Cluster::shutdown_timeout",
+    var: env::SHUTDOWN_TIMEOUT,
+    allowed: "the shutdown timeout is a number of seconds from 0 up (e.g. 30 or 2.5)",
+    parse: seconds,
+    valid: |_| true,
+    show: |timeout| format!("{timeout:?}"),
 };
 
 const HANG_TIMEOUT: Setting<Duration> = Setting {
+    name: "hang_timeout",
     method: "Cluster::hang_timeout",
     var: env::HANG_TIMEOUT,
-    allowed: "the hang timeout is at least 6 s (three heartbeat periods), or 0 to turn hang detection off",
-    parse: |seconds| {
-        let seconds: f64 = seconds.parse().ok()?;
-        Duration::try_from_secs_f64(seconds).ok()
-    },
+    allowed: "the hang timeout is a number of seconds, at least 6 s (three heartbeat periods), or 0 to turn hang detection off",
+    parse: seconds,
     valid: |timeout| timeout.is_zero() || *timeout >= MIN_HANG_TIMEOUT,
+    show: |timeout| match timeout.is_zero() {
+        true => "off".into(),
+        false => format!("{timeout:?}"),
+    },
+};
+
+const BOOT_TIMEOUT: Setting<Duration> = Setting {
+    name: "boot_timeout",
+    method: "Cluster::boot_timeout",
+    var: env::BOOT_TIMEOUT,
+    allowed: "the boot timeout is a number of seconds more than 0 (e.g. 60 or 2.5)",
+    parse: seconds,
+    valid: |timeout| !timeout.is_zero(),
+    show: |timeout| format!("{timeout:?}"),
+};
+
+const RELOAD_TIMEOUT: Setting<Duration> = Setting {
+    name: "reload_timeout",
+    method: "Cluster::reload_timeout",
+    var: env::RELOAD_TIMEOUT,
+    allowed: "the reload timeout is a number of seconds more than 0 (e.g. 30 or 2.5)",
+    parse: seconds,
+    valid: |timeout| !timeout.is_zero(),
+    show: |timeout| format!("{timeout:?}"),
+};
+
+const RELOAD_BATCH: Setting<usize> = Setting {
+    name: "reload_batch",
+    method: "Cluster::reload_batch",
+    var: env::RELOAD_BATCH,
+    allowed: "the reload batch is a whole number of slots from 1 up",
+    parse: |text| text.parse().ok(),
+    valid: |slots| *slots >= 1,
+    show: usize::to_string,
+};
+
+const RESTART_BACKOFF: Setting<Duration> = Setting {
+    name: "restart_backoff",
+    method: "RestartPolicy::initial_backoff",
+    var: env::RESTART_BACKOFF,
+    allowed: "the restart backoff is a number of seconds from 0 up (e.g. 0.1)",
+    parse: seconds,
+    valid: |_| true,
+    show: |delay| format!("{delay:?}"),
+};
+
+const RESTART_MAX_BACKOFF: Setting<Duration> = Setting {
+    name: "restart_max_backoff",
+    method: "RestartPolicy::max_backoff",
+    var: env::RESTART_MAX_BACKOFF,
+    allowed: "the longest restart backoff is a number of seconds from 0 up (e.g. 10)",
+    parse: seconds,
+    valid: |_| true,
+    show: |delay| format!("{delay:?}"),
+};
+
+const MIN_UPTIME: Setting<Duration> = Setting {
+    name: "min_uptime",
+    method: "RestartPolicy::min_uptime",
+    var: env::MIN_UPTIME,
+    allowed: "the minimum uptime is a number of seconds from 0 up (e.g. 1 or 0.5)",
+    parse: seconds,
+    valid: |_| true,
+    show: |uptime| format!("{uptime:?}"),
+};
+
+const MAX_RESTARTS: Setting<u32> = Setting {
+    name: "max_restarts",
+    method: "RestartPolicy::max_restarts",
+    var: env::MAX_RESTARTS,
+    allowed: "max-restarts is a whole number from 0 to 4294967295",
+    parse: |text| text.parse().ok(),
+    valid: |_| true,
+    show: u32::to_string,
 };
 
 const MAX_REQUESTS: Setting<u64> = Setting {
+    name: "max_requests",
     method: "Cluster::max_requests",
     var: env::MAX_REQUESTS,
-    allowed: "max-requests is a whole number, at least 1",
+    allowed: "max-requests is a whole number from 0 (off) to 18446744073709551615",
     parse: |text| text.parse().ok(),
-    valid: |requests| *requests >= 1,
+    valid: |_| true,
+    show: |requests| off_or(*requests, |requests| requests.to_string()),
 };
 
 const MAX_REQUESTS_JITTER: Setting<u64> = Setting {
+    name: "max_requests_jitter",
     method: "Cluster::max_requests_jitter",
     var: env::MAX_REQUESTS_JITTER,
-    allowed: "the jitter is a whole number of requests",
+    allowed: "the jitter is a whole number of requests from 0 to 18446744073709551615",
     parse: |text| text.parse().ok(),
     valid: |_| true,
+    show: u64::to_string,
 };
 
 const MAX_MEMORY: Setting<u64> = Setting {
+    name: "max_memory",
     method: "Cluster::max_memory",
     var: env::MAX_MEMORY,
-    allowed: "max-memory is bytes, or a number with K, M or G (e.g. 512M), at least 1",
+    allowed: "max-memory is a whole number of bytes, or of K, M or G (powers of 1024, e.g. 512M), up to 16 EiB, or 0 (off)",
     parse: parse_bytes,
-    valid: |bytes| *bytes >= 1,
+    valid: |_| true,
+    show: |limit| off_or(*limit, bytes),
 };
 
 const WAIT_READY: Setting<bool> = Setting {
+    name: "wait_ready",
     method: "Cluster::wait_ready",
     var: env::WAIT_READY,
-    allowed: "expected 1 or 0",
+    allowed: "wait-ready is 1 or 0 (or true/false, yes/no, on/off)",
     parse: switch,
     valid: |_| true,
+    show: bool::to_string,
 };
 
-/// A builder-only setting that must be positive: `Ok(value)`, or the error naming `method`.
-fn positive<T: std::fmt::Debug + PartialEq + Default>(
-    method: &'static str,
-    value: T,
-    what: &str,
-) -> Result<T, Error> {
-    match value == T::default() {
-        false => Ok(value),
-        true => Err(Error::Setting {
-            method,
-            value: format!("{value:?}"),
-            reason: format!("{what} must be more than zero"),
-        }),
+/// `off` for 0, else the number as `show` says it.
+fn off_or(value: u64, show: fn(u64) -> String) -> String {
+    match value {
+        0 => "off".into(),
+        _ => show(value),
     }
 }
 
 impl Cluster {
-    /// The worker count: the builder's, else `CLUSTER_WORKERS`, else the number of cores.
-    pub(super) fn worker_count_from(&self, env: Lookup<'_>) -> Result<usize, Error> {
+    /// The worker count and its origin: `CLUSTER_WORKERS`, else the builder's, else the number
+    /// of cores.
+    fn worker_count_origin(&self, env: Lookup<'_>) -> Result<(usize, Origin), Error> {
         let cores = || std::thread::available_parallelism().map_or(1, usize::from);
-        Ok(WORKERS.read(self.workers, env)?.unwrap_or_else(cores))
+        let given = WORKERS.given(self.workers, env)?;
+        Ok(given.unwrap_or_else(|| (cores(), Origin::Default)))
     }
 
-    /// The policy: the builder's, else `CLUSTER_SCHED_POLICY`, else round-robin.
+    /// The worker count: `CLUSTER_WORKERS`, else the builder's, else the number of cores.
+    pub(super) fn worker_count_from(&self, env: Lookup<'_>) -> Result<usize, Error> {
+        Ok(self.worker_count_origin(env)?.0)
+    }
+
+    /// The policy: `CLUSTER_SCHED_POLICY`, else the builder's, else round-robin.
     pub(super) fn policy_from(&self, env: Lookup<'_>) -> Result<Policy, Error> {
-        if let Some(policy) = self.policy {
-            return Ok(policy);
-        }
-        match env(env::SCHED_POLICY) {
-            Some(name) => name.trim().parse().map_err(|reason| Error::Env {
-                var: env::SCHED_POLICY,
-                value: name,
-                reason,
-            }),
-            None => Ok(Policy::Rr),
-        }
+        POLICY.read(self.policy, DEFAULT_POLICY, env, &mut Origins::default())
     }
 
-    /// The hang timeout this cluster will use (`None`: off).
-    fn hang_timeout_setting(&self, env: Lookup<'_>) -> Result<Option<Duration>, Error> {
-        let timeout = HANG_TIMEOUT
-            .read(self.hang_timeout, env)?
-            .unwrap_or(DEFAULT_HANG_TIMEOUT);
-        Ok(Some(timeout).filter(|timeout| !timeout.is_zero()))
+    /// The four timeouts (the hang timeout `None` when off).
+    fn timeouts_from(
+        &self,
+        env: Lookup<'_>,
+        origins: &mut Origins,
+    ) -> Result<(Timeouts, Option<Duration>), Error> {
+        let (given, default) = (&self.timeouts, Timeouts::default());
+        let timeouts = Timeouts {
+            shutdown: SHUTDOWN_TIMEOUT.read(given.shutdown, default.shutdown, env, origins)?,
+            hang: HANG_TIMEOUT.read(given.hang, default.hang, env, origins)?,
+            boot: BOOT_TIMEOUT.read(given.boot, default.boot, env, origins)?,
+            reload: RELOAD_TIMEOUT.read(given.reload, default.reload, env, origins)?,
+        };
+        let hang = Some(timeouts.hang).filter(|timeout| !timeout.is_zero());
+        Ok((timeouts, hang))
     }
 
-    /// Watch mode's extra paths when it is on (`None`: off), from the builder, else the
-    /// environment.
-    fn watch_setting(&self, env: Lookup<'_>) -> Option<Vec<PathBuf>> {
-        if let Some(watch) = self.watch {
-            return watch.then(|| self.watch_paths.clone());
-        }
-        let value = env(env::WATCH)?;
-        match switch(&value) {
-            Some(on) => on.then(Vec::new),
-            None => Some(
-                value
-                    .split(':')
-                    .filter(|path| !path.is_empty())
-                    .map(PathBuf::from)
-                    .collect(),
-            ),
-        }
-    }
-
-    /// When workers are recycled, from the builder, else the environment.
-    fn recycle_setting(&self, env: Lookup<'_>) -> Result<Recycle, Error> {
-        let max_requests = MAX_REQUESTS.read(self.max_requests, env)?;
-        let max_requests_jitter = MAX_REQUESTS_JITTER
-            .read(self.max_requests_jitter, env)?
-            .unwrap_or_else(|| max_requests.map_or(0, |requests| requests / 10));
-        let max_memory = MAX_MEMORY.read(self.max_memory, env)?;
-        Ok(Recycle {
-            max_requests,
-            max_requests_jitter,
-            max_memory,
+    /// The restart policy, field by field.
+    fn restart_from(&self, env: Lookup<'_>, origins: &mut Origins) -> Result<RestartPolicy, Error> {
+        let (given, default) = (&self.restart, RestartPolicy::default());
+        Ok(RestartPolicy {
+            initial_backoff: RESTART_BACKOFF.read(
+                given.initial_backoff,
+                default.initial_backoff,
+                env,
+                origins,
+            )?,
+            max_backoff: RESTART_MAX_BACKOFF.read(
+                given.max_backoff,
+                default.max_backoff,
+                env,
+                origins,
+            )?,
+            min_uptime: MIN_UPTIME.read(given.min_uptime, default.min_uptime, env, origins)?,
+            max_restarts: MAX_RESTARTS.read(given.max_restarts, default.max_restarts, env, origins)?,
         })
     }
 
-    /// What the master runs with, from this builder and the process's environment.
-    pub(super) fn into_settings(self) -> Result<Settings, Error> {
+    /// When workers are recycled.
+    fn recycle_from(&self, env: Lookup<'_>, origins: &mut Origins) -> Result<Recycle, Error> {
+        let (given, default) = (&self.recycling, Recycling::default());
+        let max_requests = MAX_REQUESTS.read(given.max_requests, default.max_requests, env, origins)?;
+        let (max_requests_jitter, origin) = MAX_REQUESTS_JITTER
+            .given(given.max_requests_jitter, env)?
+            .unwrap_or((max_requests / 10, Origin::Default));
+        origins.note(MAX_REQUESTS_JITTER.name, max_requests_jitter, origin);
+        let (max_memory, origin) =
+            MAX_MEMORY.read_from(given.max_memory, default.max_memory, env, origins)?;
+        Ok(Recycle {
+            max_requests: Some(max_requests).filter(|requests| *requests > 0),
+            max_requests_jitter,
+            max_memory: Some(max_memory).filter(|limit| *limit > 0),
+            max_memory_from: origin.name(),
+        })
+    }
+
+    /// Watch mode's extra paths when it is on (`None`: off).
+    fn watch_from(&self, env: Lookup<'_>, origins: &mut Origins) -> Option<Vec<PathBuf>> {
+        let from_env = env(env::WATCH).filter(|value| !value.trim().is_empty());
+        let (watch, origin) = match (from_env, self.operations.watch) {
+            (Some(value), _) => {
+                let watch = match switch(&value) {
+                    Some(on) => on.then(Vec::new),
+                    None => Some(
+                        value
+                            .split(':')
+                            .filter(|path| !path.is_empty())
+                            .map(PathBuf::from)
+                            .collect(),
+                    ),
+                };
+                (watch, Origin::Env(env::WATCH))
+            }
+            (None, Some(on)) => (
+                on.then(|| self.operations.watch_paths.clone()),
+                Origin::Builder("Cluster::watch"),
+            ),
+            (None, None) => (None, Origin::Default),
+        };
+        let shown = if watch.is_some() { "on" } else { "off" };
+        origins.note("watch", shown, origin);
+        watch
+    }
+
+    /// What the master runs with, from this builder and the process's environment, and the
+    /// start-up line that says where each value came from.
+    pub(super) fn into_settings(self) -> Result<(Settings, Origins), Error> {
         self.into_settings_from(&process_env)
     }
 
     /// What the master runs with, from this builder and `env`.
-    fn into_settings_from(self, env: Lookup<'_>) -> Result<Settings, Error> {
+    fn into_settings_from(self, env: Lookup<'_>) -> Result<(Settings, Origins), Error> {
+        let mut origins = Origins::default();
+        let (worker_count, origin) = self.worker_count_origin(env)?;
+        origins.note(WORKERS.name, worker_count, origin);
+        let policy = POLICY.read(self.policy, DEFAULT_POLICY, env, &mut origins)?;
+        let (timeouts, hang_timeout) = self.timeouts_from(env, &mut origins)?;
+        let reload_batch =
+            RELOAD_BATCH.read(self.reload_batch, DEFAULT_RELOAD_BATCH, env, &mut origins)?;
         let config = Config {
-            worker_count: self.worker_count_from(env)?,
-            policy: self.policy_from(env)?,
+            worker_count,
+            policy,
             addresses: self.addresses.clone(),
-            shutdown_timeout: self.shutdown_timeout,
-            reload_timeout: positive(
-                "Cluster::reload_timeout",
-                self.reload_timeout,
-                "the reload timeout",
-            )?,
-            reload_batch: positive(
-                "Cluster::reload_batch",
-                self.reload_batch,
-                "the reload batch",
-            )?,
-            restart: self.restart,
-            hang_timeout: self.hang_timeout_setting(env)?,
-            boot_timeout: positive(
-                "Cluster::boot_timeout",
-                self.boot_timeout,
-                "the boot timeout",
-            )?,
-            agent: self.agent.is_some(),
-            wait_ready: WAIT_READY.read(self.wait_ready, env)?.unwrap_or(false),
-            recycle: self.recycle_setting(env)?,
+            shutdown_timeout: timeouts.shutdown,
+            reload_timeout: timeouts.reload,
+            reload_batch,
+            restart: self.restart_from(env, &mut origins)?,
+            hang_timeout,
+            boot_timeout: timeouts.boot,
+            agent: self.hooks.agent.is_some(),
+            wait_ready: WAIT_READY.read(self.wait_ready, false, env, &mut origins)?,
+            recycle: self.recycle_from(env, &mut origins)?,
         };
-        let watch = self.watch_setting(env);
-        let path = |builder: &Option<PathBuf>, var| {
-            builder
-                .clone()
-                .or_else(|| env(var).filter(|path| !path.is_empty()).map(PathBuf::from))
+        let watch = self.watch_from(env, &mut origins);
+        let operations = &self.operations;
+        let mut text = |name: &str, builder: &Option<String>, var, method| {
+            let (value, origin) = match env(var).filter(|value| !value.trim().is_empty()) {
+                Some(value) => (Some(value), Origin::Env(var)),
+                None => (builder.clone(), Origin::Builder(method)),
+            };
+            if let Some(value) = &value {
+                origins.note(name, value, origin);
+            }
+            value
         };
-        let metrics_addr = self
-            .metrics_addr
-            .clone()
-            .or_else(|| env(env::METRICS_ADDR).filter(|address| !address.trim().is_empty()));
-        Ok(Settings {
+        let path = |path: &Option<PathBuf>| path.as_ref().map(|path| path.display().to_string());
+        let control_socket = text(
+            "control_socket",
+            &path(&operations.control_socket),
+            env::CONTROL_SOCKET,
+            "Cluster::control_socket",
+        );
+        let log_file = text(
+            "log_file",
+            &path(&operations.log_file),
+            env::LOG_FILE,
+            "Cluster::log_file",
+        );
+        let error_log_file = text(
+            "error_log_file",
+            &path(&operations.error_log_file),
+            env::ERROR_LOG_FILE,
+            "Cluster::error_log_file",
+        );
+        let metrics_addr = text(
+            "metrics_addr",
+            &operations.metrics_addr,
+            env::METRICS_ADDR,
+            "Cluster::metrics_addr",
+        );
+        let settings = Settings {
             config,
-            control_socket: path(&self.control_socket, env::CONTROL_SOCKET),
-            log_file: path(&self.log_file, env::LOG_FILE),
-            error_log_file: path(&self.error_log_file, env::ERROR_LOG_FILE),
+            control_socket: control_socket.map(PathBuf::from),
+            log_file: log_file.map(PathBuf::from),
+            error_log_file: error_log_file.map(PathBuf::from),
             metrics_addr,
             watch,
             control: self.control,
-            on_ready: self.on_ready,
-            on_master: self.on_master,
-        })
+            on_ready: self.hooks.on_ready.map(|hook| hook.0),
+            on_master: self.hooks.on_master.map(|hook| hook.0),
+        };
+        Ok((settings, origins))
     }
 }
 
-/// An on/off environment value: `1`, `true`, `yes`, `on`, or `0`, `false`, `no`, `off` and
-/// empty; `None` for anything else.
+/// Seconds, whole or not (`30`, `2.5`), as a duration; `None` for anything else.
+fn seconds(text: &str) -> Option<Duration> {
+    let seconds: f64 = text.parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// An on/off environment value: `1`, `true`, `yes`, `on`, or `0`, `false`, `no`, `off`;
+/// `None` for anything else.
 fn switch(value: &str) -> Option<bool> {
     match value.trim() {
         "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" | "" => Some(false),
+        "0" | "false" | "no" | "off" => Some(false),
         _ => None,
     }
 }
 
-/// `512`, `64K`, `512M`, `2G` (powers of 1024) in bytes; `None` unless a positive count.
+/// `512`, `64K`, `512M`, `2G` (powers of 1024) in bytes; `None` unless a whole count that
+/// fits.
 fn parse_bytes(text: &str) -> Option<u64> {
     let text = text.trim();
     let (digits, unit) = match text.char_indices().last()? {
@@ -267,8 +507,7 @@ fn parse_bytes(text: &str) -> Option<u64> {
         (at, 'g' | 'G') => (&text[..at], 1 << 30),
         _ => (text, 1),
     };
-    let bytes = digits.trim().parse::<u64>().ok()?.checked_mul(unit)?;
-    (bytes > 0).then_some(bytes)
+    digits.trim().parse::<u64>().ok()?.checked_mul(unit)
 }
 
 #[cfg(test)]
