@@ -350,14 +350,20 @@ impl Cluster {
                 origins,
             )?,
             min_uptime: MIN_UPTIME.read(given.min_uptime, default.min_uptime, env, origins)?,
-            max_restarts: MAX_RESTARTS.read(given.max_restarts, default.max_restarts, env, origins)?,
+            max_restarts: MAX_RESTARTS.read(
+                given.max_restarts,
+                default.max_restarts,
+                env,
+                origins,
+            )?,
         })
     }
 
     /// When workers are recycled.
     fn recycle_from(&self, env: Lookup<'_>, origins: &mut Origins) -> Result<Recycle, Error> {
         let (given, default) = (&self.recycling, Recycling::default());
-        let max_requests = MAX_REQUESTS.read(given.max_requests, default.max_requests, env, origins)?;
+        let max_requests =
+            MAX_REQUESTS.read(given.max_requests, default.max_requests, env, origins)?;
         let (max_requests_jitter, origin) = MAX_REQUESTS_JITTER
             .given(given.max_requests_jitter, env)?
             .unwrap_or((max_requests / 10, Origin::Default));
@@ -516,8 +522,9 @@ mod tests {
 
     use super::*;
 
-    /// The settings of `cluster` under an environment of just `vars`, or the error's text.
-    fn settings(cluster: Cluster, vars: &[(&str, &str)]) -> Result<Config, String> {
+    /// What `cluster` runs with under an environment of just `vars` (its config and its
+    /// start-up line), or the error's text.
+    fn run_with(cluster: Cluster, vars: &[(&str, &str)]) -> Result<(Config, String), String> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
@@ -525,8 +532,12 @@ mod tests {
         let env = move |name: &str| vars.get(name).cloned();
         cluster
             .into_settings_from(&env)
-            .map(|settings| settings.config)
+            .map(|(settings, origins)| (settings.config, origins.to_string()))
             .map_err(|error| error.to_string())
+    }
+
+    fn settings(cluster: Cluster, vars: &[(&str, &str)]) -> Result<Config, String> {
+        run_with(cluster, vars).map(|(config, _)| config)
     }
 
     #[test]
@@ -582,44 +593,195 @@ mod tests {
     }
 
     #[test]
-    fn zero_where_it_means_nothing_is_an_error_and_where_it_means_off_it_is_off() {
-        for (cluster, named) in [
-            (Cluster::new().reload_batch(0), "Cluster::reload_batch(0)"),
+    fn the_environment_beats_the_builder_which_beats_the_default() {
+        let (config, line) = run_with(
+            Cluster::new().workers(3).max_requests(500).wait_ready(true),
+            &[("CLUSTER_WORKERS", "5"), ("CLUSTER_WAIT_READY", "0")],
+        )
+        .unwrap();
+        assert_eq!(config.worker_count, 5);
+        assert!(!config.wait_ready, "the operator turned it off");
+        assert_eq!(config.recycle.max_requests, Some(500));
+        assert_eq!(config.recycle.max_requests_jitter, 50, "a tenth by default");
+        assert_eq!(config.hang_timeout, Some(Timeouts::default().hang));
+        assert_eq!(config.policy, Policy::Rr);
+        for said in [
+            "workers=5 (CLUSTER_WORKERS)",
+            "policy=rr (default)",
+            "hang_timeout=30s (default)",
+            "max_requests=500 (Cluster::max_requests)",
+            "max_requests_jitter=50 (default)",
+            "wait_ready=false (CLUSTER_WAIT_READY)",
+            "max_memory=off (default)",
+        ] {
+            assert!(line.contains(said), "{said:?} in {line}");
+        }
+        // The builder's value stands where the environment says nothing, or an empty value.
+        let config = settings(Cluster::new().workers(3), &[("CLUSTER_WORKERS", " ")]).unwrap();
+        assert_eq!(config.worker_count, 3);
+        // The environment overrides the builder's groups too.
+        let cluster = Cluster::new()
+            .timeouts(Timeouts {
+                boot: Duration::from_secs(5),
+                ..Timeouts::default()
+            })
+            .policy(Policy::Least)
+            .reload_batch(2);
+        let (config, line) = run_with(
+            cluster,
+            &[
+                ("CLUSTER_BOOT_TIMEOUT", "7.5"),
+                ("CLUSTER_SCHED_POLICY", "sticky"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.boot_timeout, Duration::from_millis(7500));
+        assert_eq!(config.policy, Policy::Sticky);
+        assert_eq!(config.reload_batch, 2);
+        assert!(
+            line.contains("boot_timeout=7.5s (CLUSTER_BOOT_TIMEOUT)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("reload_batch=2 (Cluster::reload_batch)"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn every_new_variable_is_read_and_checked() {
+        let vars = [
+            ("CLUSTER_SHUTDOWN_TIMEOUT", "2.5"),
+            ("CLUSTER_RELOAD_TIMEOUT", "12"),
+            ("CLUSTER_RELOAD_BATCH", "3"),
+            ("CLUSTER_RESTART_BACKOFF", "0.2"),
+            ("CLUSTER_RESTART_MAX_BACKOFF", "4"),
+            ("CLUSTER_MIN_UPTIME", "3"),
+            ("CLUSTER_MAX_RESTARTS", "0"),
+            ("CLUSTER_MAX_MEMORY", "512M"),
+            ("CLUSTER_MAX_REQUESTS_JITTER", "7"),
+        ];
+        let config = settings(Cluster::new().reload_batch(9), &vars).unwrap();
+        assert_eq!(config.shutdown_timeout, Duration::from_millis(2500));
+        assert_eq!(config.reload_timeout, Duration::from_secs(12));
+        assert_eq!(config.reload_batch, 3);
+        assert_eq!(
+            config.restart,
+            RestartPolicy {
+                initial_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(4),
+                min_uptime: Duration::from_secs(3),
+                max_restarts: 0,
+            }
+        );
+        assert_eq!(config.recycle.max_memory, Some(512 << 20));
+        assert_eq!(config.recycle.max_memory_from, "CLUSTER_MAX_MEMORY");
+        assert_eq!(config.recycle.max_requests_jitter, 7);
+        let from_builder = settings(Cluster::new().max_memory(1 << 30), &[]).unwrap();
+        assert_eq!(from_builder.recycle.max_memory_from, "Cluster::max_memory");
+
+        type Case = (&'static str, &'static str, &'static str);
+        let bad: [Case; 11] = [
+            ("CLUSTER_SHUTDOWN_TIMEOUT", "-1", "from 0 up"),
+            ("CLUSTER_BOOT_TIMEOUT", "0", "more than 0"),
+            ("CLUSTER_RELOAD_TIMEOUT", "soon", "more than 0"),
+            ("CLUSTER_RELOAD_BATCH", "0", "from 1 up"),
+            ("CLUSTER_RESTART_BACKOFF", "nan", "from 0 up"),
+            ("CLUSTER_RESTART_MAX_BACKOFF", "1e30", "from 0 up"),
+            ("CLUSTER_MIN_UPTIME", "-0.5", "from 0 up"),
+            ("CLUSTER_MAX_RESTARTS", "4294967296", "from 0 to 4294967295"),
+            (
+                "CLUSTER_MAX_REQUESTS",
+                "-1",
+                "from 0 (off) to 18446744073709551615",
+            ),
+            ("CLUSTER_MAX_MEMORY", "1.5G", "K, M or G"),
+            (
+                "CLUSTER_SCHED_POLICY",
+                "fifo",
+                "one of rr, sticky, shared, reuseport, least",
+            ),
+        ];
+        for (var, value, range) in bad {
+            let error = settings(Cluster::new(), &[(var, value)]).expect_err(var);
+            assert!(
+                error.starts_with(&format!("invalid {var}={value:?}: ")) && error.contains(range),
+                "{error}"
+            );
+        }
+        for (cluster, named, range) in [
             (
                 Cluster::new().boot_timeout(Duration::ZERO),
                 "Cluster::boot_timeout(0ns)",
+                "more than 0",
             ),
             (
                 Cluster::new().reload_timeout(Duration::ZERO),
                 "Cluster::reload_timeout(0ns)",
+                "more than 0",
             ),
-            (Cluster::new().max_requests(0), "Cluster::max_requests(0)"),
+            (
+                Cluster::new().reload_batch(0),
+                "Cluster::reload_batch(0)",
+                "from 1 up",
+            ),
         ] {
             let error = settings(cluster, &[]).expect_err(named);
-            assert!(error.contains(named), "{error}");
+            assert!(error.contains(named) && error.contains(range), "{error}");
         }
+    }
+
+    #[test]
+    fn zero_means_off_for_the_hang_timeout_and_the_recycling_limits() {
         let off = settings(Cluster::new(), &[("CLUSTER_HANG_TIMEOUT", "0")]).unwrap();
         assert_eq!(off.hang_timeout, None);
         let off = settings(Cluster::new().hang_timeout(Duration::ZERO), &[]).unwrap();
         assert_eq!(off.hang_timeout, None);
+        let off = settings(Cluster::new().max_requests(0).max_memory(0), &[]).unwrap();
+        assert_eq!(off.recycle.max_requests, None);
+        assert_eq!(off.recycle.max_memory, None);
+        let (off, line) = run_with(
+            Cluster::new().max_requests(100).max_memory(1 << 30),
+            &[("CLUSTER_MAX_REQUESTS", "0"), ("CLUSTER_MAX_MEMORY", "0")],
+        )
+        .unwrap();
+        assert_eq!(off.recycle.max_requests, None, "the operator turned it off");
+        assert_eq!(off.recycle.max_memory, None);
+        assert!(
+            line.contains("max_requests=off (CLUSTER_MAX_REQUESTS)"),
+            "{line}"
+        );
     }
 
     #[test]
-    fn the_builder_wins_and_the_environment_fills_in() {
-        let config = settings(
-            Cluster::new().workers(3),
-            &[
-                ("CLUSTER_WORKERS", "5"),
-                ("CLUSTER_MAX_REQUESTS", "100"),
-                ("CLUSTER_WAIT_READY", "1"),
-            ],
-        )
-        .unwrap();
-        assert_eq!(config.worker_count, 3);
-        assert_eq!(config.recycle.max_requests, Some(100));
-        assert_eq!(config.recycle.max_requests_jitter, 10, "a tenth by default");
-        assert!(config.wait_ready);
-        assert_eq!(config.hang_timeout, Some(DEFAULT_HANG_TIMEOUT));
+    fn paths_and_watch_mode_follow_the_same_precedence() {
+        let cluster = Cluster::new()
+            .control_socket("/tmp/program.sock")
+            .log_file("/tmp/program.log")
+            .watch(true);
+        let vars = [
+            ("CLUSTER_CONTROL_SOCKET", "/tmp/operator.sock"),
+            ("CLUSTER_WATCH", "0"),
+        ];
+        let env: HashMap<&str, &str> = vars.into_iter().collect();
+        let lookup = move |name: &str| env.get(name).map(|value| value.to_string());
+        let (settings, line) = cluster.into_settings_from(&lookup).unwrap();
+        let line = line.to_string();
+        assert_eq!(
+            settings.control_socket,
+            Some(PathBuf::from("/tmp/operator.sock"))
+        );
+        assert_eq!(settings.log_file, Some(PathBuf::from("/tmp/program.log")));
+        assert_eq!(settings.watch, None, "CLUSTER_WATCH=0 turns it off");
+        assert!(
+            line.contains("control_socket=/tmp/operator.sock (CLUSTER_CONTROL_SOCKET)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("log_file=/tmp/program.log (Cluster::log_file)"),
+            "{line}"
+        );
+        assert!(line.contains("watch=off (CLUSTER_WATCH)"), "{line}");
     }
 
     #[test]
@@ -627,7 +789,7 @@ mod tests {
         for on in ["1", "true", " yes ", "on"] {
             assert_eq!(switch(on), Some(true), "{on:?}");
         }
-        for off in ["0", "false", "no", "off", ""] {
+        for off in ["0", "false", "no", "off"] {
             assert_eq!(switch(off), Some(false), "{off:?}");
         }
         assert_eq!(switch("src:config"), None);
@@ -639,8 +801,11 @@ mod tests {
         assert_eq!(parse_bytes(" 64k "), Some(64 << 10));
         assert_eq!(parse_bytes("512M"), Some(512 << 20));
         assert_eq!(parse_bytes("2G"), Some(2 << 30));
-        for bad in ["", "M", "0", "-5M", "1.5G", "99999999999G"] {
+        assert_eq!(parse_bytes("0"), Some(0), "off");
+        for bad in ["", "M", "-5M", "1.5G", "99999999999G"] {
             assert_eq!(parse_bytes(bad), None, "{bad:?}");
         }
+        assert_eq!(bytes(100), "100 B");
+        assert_eq!(bytes(5_452_595), "5.2 MiB");
     }
 }
