@@ -170,7 +170,7 @@ const HANG_TIMEOUT: Setting<Duration> = Setting {
     name: "hang_timeout",
     method: "Cluster::hang_timeout",
     var: env::HANG_TIMEOUT,
-    allowed: "the hang timeout is a number of seconds, at least 6 s (three heartbeat periods), or 0 to turn hang detection off",
+    allowed: "the hang timeout is at least 6 s (three heartbeat periods), or 0 to turn hang detection off; in seconds, e.g. 30",
     parse: seconds,
     valid: |timeout| timeout.is_zero() || *timeout >= MIN_HANG_TIMEOUT,
     show: |timeout| match timeout.is_zero() {
@@ -702,6 +702,11 @@ mod tests {
                 "one of rr, sticky, shared, reuseport, least",
             ),
         ];
+        let names: Vec<&str> = Policy::ALL.iter().map(|(name, _)| *name).collect();
+        assert!(
+            POLICY.allowed.ends_with(&names.join(", ")),
+            "every policy named"
+        );
         for (var, value, range) in bad {
             let error = settings(Cluster::new(), &[(var, value)]).expect_err(var);
             assert!(
