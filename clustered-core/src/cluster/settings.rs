@@ -211,7 +211,7 @@ const RELOAD_BATCH: Setting<usize> = Setting {
 
 const RESTART_BACKOFF: Setting<Duration> = Setting {
     name: "restart_backoff",
-    method: "RestartPolicy::initial_backoff",
+    method: "Cluster::restart_policy",
     var: env::RESTART_BACKOFF,
     allowed: "the restart backoff is a number of seconds from 0 up (e.g. 0.1)",
     parse: seconds,
@@ -221,7 +221,7 @@ const RESTART_BACKOFF: Setting<Duration> = Setting {
 
 const RESTART_MAX_BACKOFF: Setting<Duration> = Setting {
     name: "restart_max_backoff",
-    method: "RestartPolicy::max_backoff",
+    method: "Cluster::restart_policy",
     var: env::RESTART_MAX_BACKOFF,
     allowed: "the longest restart backoff is a number of seconds from 0 up (e.g. 10)",
     parse: seconds,
@@ -231,7 +231,7 @@ const RESTART_MAX_BACKOFF: Setting<Duration> = Setting {
 
 const MIN_UPTIME: Setting<Duration> = Setting {
     name: "min_uptime",
-    method: "RestartPolicy::min_uptime",
+    method: "Cluster::restart_policy",
     var: env::MIN_UPTIME,
     allowed: "the minimum uptime is a number of seconds from 0 up (e.g. 1 or 0.5)",
     parse: seconds,
@@ -241,7 +241,7 @@ const MIN_UPTIME: Setting<Duration> = Setting {
 
 const MAX_RESTARTS: Setting<u32> = Setting {
     name: "max_restarts",
-    method: "RestartPolicy::max_restarts",
+    method: "Cluster::restart_policy",
     var: env::MAX_RESTARTS,
     allowed: "max-restarts is a whole number from 0 to 4294967295",
     parse: |text| text.parse().ok(),
