@@ -29,6 +29,9 @@ const DEFAULT_POLICY: Policy = Policy::Rr;
 /// Slots a reload replaces at a time when neither the environment nor the builder says.
 const DEFAULT_RELOAD_BATCH: usize = 1;
 
+/// Whether workers say when they are ready, when neither the environment nor the builder says.
+const DEFAULT_WAIT_READY: bool = false;
+
 /// The shortest hang timeout: three heartbeat periods, so that one late heartbeat on a busy
 /// machine never gets a live worker killed.
 pub const MIN_HANG_TIMEOUT: Duration = HEARTBEAT_PERIOD.saturating_mul(3);
@@ -110,7 +113,7 @@ impl Default for Cluster {
             restart: RestartPolicy::default(),
             recycling: Recycling::default(),
             reload_batch: DEFAULT_RELOAD_BATCH,
-            wait_ready: false,
+            wait_ready: DEFAULT_WAIT_READY,
             raise_open_files: true,
             operations: Operations::default(),
             hooks: Hooks::default(),

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use clustered_ipc::Policy;
 
-use super::{Cluster, DEFAULT_POLICY, DEFAULT_RELOAD_BATCH, MIN_HANG_TIMEOUT, Recycling, Timeouts};
+use super::{
+    Cluster, DEFAULT_POLICY, DEFAULT_RELOAD_BATCH, DEFAULT_WAIT_READY, MIN_HANG_TIMEOUT, Recycling,
+    Timeouts,
+};
 use crate::env;
 use crate::error::{Error, bytes};
 use crate::master::{Config, MAX_WORKERS, Recycle, RestartPolicy, Settings};
@@ -106,7 +109,7 @@ impl<T: Debug + PartialEq> Setting<T> {
 
     /// The value the master runs with and its origin, noted in `origins`: the variable's,
     /// else the builder's when it is not `default`, else `default`.
-    fn read_from(
+    fn read_with_origin(
         &self,
         builder: T,
         default: T,
@@ -121,7 +124,7 @@ impl<T: Debug + PartialEq> Setting<T> {
         Ok((value, origin))
     }
 
-    /// The value the master runs with, noted in `origins` (see [`Setting::read_from`]).
+    /// The value the master runs with, noted in `origins` (see [`Setting::read_with_origin`]).
     fn read(
         &self,
         builder: T,
@@ -129,7 +132,7 @@ impl<T: Debug + PartialEq> Setting<T> {
         env: Lookup<'_>,
         origins: &mut Origins,
     ) -> Result<T, Error> {
-        Ok(self.read_from(builder, default, env, origins)?.0)
+        Ok(self.read_with_origin(builder, default, env, origins)?.0)
     }
 }
 
@@ -289,6 +292,58 @@ const WAIT_READY: Setting<bool> = Setting {
     show: bool::to_string,
 };
 
+/// A setting that is either given or not (a path, an address): taken as it is, unchecked.
+struct Optional {
+    /// Its name in the start-up line (which names it only when it is given).
+    name: &'static str,
+    /// The builder method that sets it.
+    method: &'static str,
+    /// The environment variable that sets it.
+    var: &'static str,
+}
+
+impl Optional {
+    /// The variable's value when it is set and not empty, else the builder's, noted in
+    /// `origins` when there is one.
+    fn read<T: Clone + From<String> + Debug>(
+        &self,
+        builder: &Option<T>,
+        env: Lookup<'_>,
+        origins: &mut Origins,
+    ) -> Option<T> {
+        let (value, origin) = match env(self.var).filter(|value| !value.trim().is_empty()) {
+            Some(value) => (T::from(value), Origin::Env(self.var)),
+            None => (builder.clone()?, Origin::Builder(self.method)),
+        };
+        origins.note(self.name, format!("{value:?}"), origin);
+        Some(value)
+    }
+}
+
+const CONTROL_SOCKET: Optional = Optional {
+    name: "control_socket",
+    method: "Cluster::control_socket",
+    var: env::CONTROL_SOCKET,
+};
+
+const LOG_FILE: Optional = Optional {
+    name: "log_file",
+    method: "Cluster::log_file",
+    var: env::LOG_FILE,
+};
+
+const ERROR_LOG_FILE: Optional = Optional {
+    name: "error_log_file",
+    method: "Cluster::error_log_file",
+    var: env::ERROR_LOG_FILE,
+};
+
+const METRICS_ADDR: Optional = Optional {
+    name: "metrics_addr",
+    method: "Cluster::metrics_addr",
+    var: env::METRICS_ADDR,
+};
+
 /// `off` for 0, else the number as `show` says it.
 fn off_or(value: u64, show: fn(u64) -> String) -> String {
     match value {
@@ -369,7 +424,7 @@ impl Cluster {
             .unwrap_or((max_requests / 10, Origin::Default));
         origins.note(MAX_REQUESTS_JITTER.name, max_requests_jitter, origin);
         let (max_memory, origin) =
-            MAX_MEMORY.read_from(given.max_memory, default.max_memory, env, origins)?;
+            MAX_MEMORY.read_with_origin(given.max_memory, default.max_memory, env, origins)?;
         Ok(Recycle {
             max_requests: Some(max_requests).filter(|requests| *requests > 0),
             max_requests_jitter,
@@ -432,51 +487,20 @@ impl Cluster {
             hang_timeout,
             boot_timeout: timeouts.boot,
             agent: self.hooks.agent.is_some(),
-            wait_ready: WAIT_READY.read(self.wait_ready, false, env, &mut origins)?,
+            wait_ready: WAIT_READY.read(self.wait_ready, DEFAULT_WAIT_READY, env, &mut origins)?,
             recycle: self.recycle_from(env, &mut origins)?,
         };
         let watch = self.watch_from(env, &mut origins);
         let operations = &self.operations;
-        let mut text = |name: &str, builder: &Option<String>, var, method| {
-            let (value, origin) = match env(var).filter(|value| !value.trim().is_empty()) {
-                Some(value) => (Some(value), Origin::Env(var)),
-                None => (builder.clone(), Origin::Builder(method)),
-            };
-            if let Some(value) = &value {
-                origins.note(name, value, origin);
-            }
-            value
-        };
-        let path = |path: &Option<PathBuf>| path.as_ref().map(|path| path.display().to_string());
-        let control_socket = text(
-            "control_socket",
-            &path(&operations.control_socket),
-            env::CONTROL_SOCKET,
-            "Cluster::control_socket",
-        );
-        let log_file = text(
-            "log_file",
-            &path(&operations.log_file),
-            env::LOG_FILE,
-            "Cluster::log_file",
-        );
-        let error_log_file = text(
-            "error_log_file",
-            &path(&operations.error_log_file),
-            env::ERROR_LOG_FILE,
-            "Cluster::error_log_file",
-        );
-        let metrics_addr = text(
-            "metrics_addr",
-            &operations.metrics_addr,
-            env::METRICS_ADDR,
-            "Cluster::metrics_addr",
-        );
+        let control_socket = CONTROL_SOCKET.read(&operations.control_socket, env, &mut origins);
+        let log_file = LOG_FILE.read(&operations.log_file, env, &mut origins);
+        let error_log_file = ERROR_LOG_FILE.read(&operations.error_log_file, env, &mut origins);
+        let metrics_addr = METRICS_ADDR.read(&operations.metrics_addr, env, &mut origins);
         let settings = Settings {
             config,
-            control_socket: control_socket.map(PathBuf::from),
-            log_file: log_file.map(PathBuf::from),
-            error_log_file: error_log_file.map(PathBuf::from),
+            control_socket,
+            log_file,
+            error_log_file,
             metrics_addr,
             watch,
             control: self.control,
@@ -779,11 +803,11 @@ mod tests {
         assert_eq!(settings.log_file, Some(PathBuf::from("/tmp/program.log")));
         assert_eq!(settings.watch, None, "CLUSTER_WATCH=0 turns it off");
         assert!(
-            line.contains("control_socket=/tmp/operator.sock (CLUSTER_CONTROL_SOCKET)"),
+            line.contains(r#"control_socket="/tmp/operator.sock" (CLUSTER_CONTROL_SOCKET)"#),
             "{line}"
         );
         assert!(
-            line.contains("log_file=/tmp/program.log (Cluster::log_file)"),
+            line.contains(r#"log_file="/tmp/program.log" (Cluster::log_file)"#),
             "{line}"
         );
         assert!(line.contains("watch=off (CLUSTER_WATCH)"), "{line}");
