@@ -97,7 +97,7 @@ fn an_unknown_policy_is_a_clear_error_listing_the_valid_ones() {
     assert!(!status.success());
     let stderr = cluster.stderr();
     assert!(
-        stderr.contains("invalid CLUSTER_SCHED_POLICY=\"fifo\": unknown policy `fifo`; expected one of rr, sticky, shared, reuseport, least"),
+        stderr.contains("invalid CLUSTER_SCHED_POLICY=\"fifo\": the policy is one of rr, sticky, shared, reuseport, least"),
         "{stderr}"
     );
 }

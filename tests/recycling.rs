@@ -1,7 +1,8 @@
 //! Recycling with real processes: `CLUSTER_MAX_REQUESTS=300` under 3,000 requests over new
 //! connections — no request fails, every original worker is replaced (its exit says
-//! `max-requests`), and never are two slots replaced at once; `CLUSTER_MAX_MEMORY=1M`, which
-//! every worker passes: each is replaced, saying `max-memory`, while the cluster serves.
+//! `max-requests`), and never are two slots replaced at once; `CLUSTER_MAX_MEMORY=48M`: the
+//! worker that grows past it is replaced, saying `max-memory`, while the cluster serves; and
+//! `CLUSTER_MAX_MEMORY=1M`, below any fresh worker, stops the master saying so.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -67,22 +68,38 @@ async fn workers_past_max_requests_are_replaced_one_at_a_time_with_no_failed_req
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_past_max_memory_is_replaced_and_says_why() {
-    // Every worker holds more than 1 MiB: each is replaced in turn, one at a time.
-    let env = [("CLUSTER_WORKERS", "2"), ("CLUSTER_MAX_MEMORY", "1M")];
+    // A fresh worker holds far less than 48 MiB; the one asked to grow by 64 MiB is replaced.
+    let env = [("CLUSTER_WORKERS", "2"), ("CLUSTER_MAX_MEMORY", "48M")];
     let (cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    let grown = clustered_testkit::get(address, "/grow?mib=64").await;
+    assert_eq!(grown.status, 200);
     let exit = cluster.wait_for_line(
         "reason=max-memory after_disconnect",
         Duration::from_secs(10),
     );
     let lines = exit.expect("a worker's exit says max-memory within 10 s");
-    assert!(
-        lines.iter().any(
-            |line| line.starts_with("event: recycling ") && line.ends_with("reason=max-memory")
-        ),
-        "{lines:#?}"
-    );
+    let recycling: Vec<&String> = lines
+        .iter()
+        .filter(|line| line.starts_with("event: recycling "))
+        .collect();
+    assert_eq!(recycling.len(), 1, "only the grown worker: {lines:#?}");
+    assert!(recycling[0].ends_with("reason=max-memory"), "{lines:#?}");
     // Meanwhile the cluster serves.
     for _ in 0..20 {
         assert_eq!(clustered_testkit::get(address, "/").await.status, 200);
     }
+}
+
+#[test]
+fn a_max_memory_below_a_fresh_worker_stops_the_master_naming_both_figures() {
+    // Every worker holds more than 1 MiB from its start: recycling them would never end.
+    let env = [("CLUSTER_WORKERS", "1"), ("CLUSTER_MAX_MEMORY", "1M")];
+    let stderr = ClusterProcess::expect_failure(Program::Fixture, &env);
+    assert!(
+        stderr.contains(
+            "max-memory of 1.0 MiB (CLUSTER_MAX_MEMORY) is below a fresh worker's resident memory ("
+        ) && stderr.contains("): set it above that, or to 0 to turn memory recycling off"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("recycling worker"), "{stderr}");
 }

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,14 +14,23 @@ use crate::master::{self, ClusterControl, MasterHook, ReadyHook, RestartPolicy};
 use crate::role::{AGENT_ID, Role};
 
 use self::agent_main::AgentMain;
+pub use self::groups::{Recycling, Timeouts};
+use self::operations::Operations;
 use crate::worker::Worker;
 
 mod agent_main;
+mod groups;
 mod operations;
 mod settings;
 
-/// The hang timeout when neither the builder nor the environment sets one (Gunicorn's).
-const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(30);
+/// The scheduling policy when neither the environment nor the builder sets one.
+const DEFAULT_POLICY: Policy = Policy::Rr;
+
+/// Slots a reload replaces at a time when neither the environment nor the builder says.
+const DEFAULT_RELOAD_BATCH: usize = 1;
+
+/// Whether workers say when they are ready, when neither the environment nor the builder says.
+const DEFAULT_WAIT_READY: bool = false;
 
 /// The shortest hang timeout: three heartbeat periods, so that one late heartbeat on a busy
 /// machine never gets a live worker killed.
@@ -31,11 +39,35 @@ pub const MIN_HANG_TIMEOUT: Duration = HEARTBEAT_PERIOD.saturating_mul(3);
 /// Runs in each worker, as a task, once it has joined the master.
 type WorkerHook = Arc<dyn Fn(Worker) -> HookFuture + Send + Sync>;
 
+/// A user function the cluster calls back (shown as `Fn` by `Debug`).
+#[derive(Clone)]
+struct Hook<F>(F);
+
+impl<F> std::fmt::Debug for Hook<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fn")
+    }
+}
+
+/// The user functions the cluster runs, each in its process.
+#[derive(Clone, Debug, Default)]
+struct Hooks {
+    on_ready: Option<Hook<ReadyHook>>,
+    on_master: Option<Hook<MasterHook>>,
+    on_worker: Option<Hook<WorkerHook>>,
+    agent: Option<Hook<AgentMain>>,
+}
+
 /// A cluster of worker processes running the same program.
 ///
 /// The program calls [`Cluster::run`] in every process: in the master it spawns and supervises
 /// the workers (and never calls `worker_main`); in a worker it joins the master and runs
 /// `worker_main`.
+///
+/// Every setting has its environment variable ([`crate::env`]), and an operator's variable
+/// overrides the program's value: the master runs with the variable's value, else the
+/// builder's, else the default, and its start-up line (`tracing`, info level) says each value
+/// and where it came from.
 ///
 /// ```no_run
 /// use clustered_core::Cluster;
@@ -54,120 +86,74 @@ type WorkerHook = Arc<dyn Fn(Worker) -> HookFuture + Send + Sync>;
 ///     .await
 /// # }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Cluster {
+    /// `None`: one per core.
     workers: Option<usize>,
-    policy: Option<Policy>,
-    shutdown_timeout: Duration,
+    policy: Policy,
     addresses: Vec<String>,
-    on_ready: Option<ReadyHook>,
-    on_master: Option<MasterHook>,
-    on_worker: Option<WorkerHook>,
-    agent: Option<AgentMain>,
+    timeouts: Timeouts,
     restart: RestartPolicy,
-    reload_timeout: Duration,
+    recycling: Recycling,
     reload_batch: usize,
-    hang_timeout: Option<Duration>,
-    boot_timeout: Duration,
+    wait_ready: bool,
     raise_open_files: bool,
-    control_socket: Option<PathBuf>,
-    log_file: Option<PathBuf>,
-    error_log_file: Option<PathBuf>,
-    metrics_addr: Option<String>,
-    max_requests: Option<u64>,
-    max_requests_jitter: Option<u64>,
-    max_memory: Option<u64>,
-    wait_ready: Option<bool>,
-    watch: Option<bool>,
-    watch_paths: Vec<PathBuf>,
+    operations: Operations,
+    hooks: Hooks,
     control: ClusterControl,
-}
-
-impl std::fmt::Debug for Cluster {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster")
-            .field("workers", &self.workers)
-            .field("policy", &self.policy)
-            .field("shutdown_timeout", &self.shutdown_timeout)
-            .field("addresses", &self.addresses)
-            .field("restart", &self.restart)
-            .field("reload_timeout", &self.reload_timeout)
-            .field("reload_batch", &self.reload_batch)
-            .field("hang_timeout", &self.hang_timeout)
-            .field("boot_timeout", &self.boot_timeout)
-            .field("raise_open_files", &self.raise_open_files)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Default for Cluster {
     fn default() -> Self {
-        Self::new()
+        Self {
+            workers: None,
+            policy: DEFAULT_POLICY,
+            addresses: Vec::new(),
+            timeouts: Timeouts::default(),
+            restart: RestartPolicy::default(),
+            recycling: Recycling::default(),
+            reload_batch: DEFAULT_RELOAD_BATCH,
+            wait_ready: DEFAULT_WAIT_READY,
+            raise_open_files: true,
+            operations: Operations::default(),
+            hooks: Hooks::default(),
+            control: ClusterControl::new(),
+        }
     }
 }
 
 impl Cluster {
-    /// A cluster with one worker per core (or [`crate::env::WORKERS`], `CLUSTER_WORKERS`, when set), a
-    /// 30 s shutdown timeout, the default [`RestartPolicy`], and reloads one slot at a time
-    /// with 30 s for each replacement to listen.
+    /// A cluster with one worker per core, round-robin, the default [`Timeouts`],
+    /// [`RestartPolicy`] and [`Recycling`] (off), reloading one slot at a time; each setting
+    /// overridden by its environment variable when that is set.
     pub fn new() -> Self {
-        Self {
-            workers: None,
-            policy: None,
-            shutdown_timeout: Duration::from_secs(30),
-            addresses: Vec::new(),
-            on_ready: None,
-            on_master: None,
-            on_worker: None,
-            agent: None,
-            restart: RestartPolicy::default(),
-            reload_timeout: Duration::from_secs(30),
-            reload_batch: 1,
-            hang_timeout: None,
-            boot_timeout: Duration::from_secs(60),
-            raise_open_files: true,
-            control_socket: None,
-            log_file: None,
-            error_log_file: None,
-            metrics_addr: None,
-            max_requests: None,
-            max_requests_jitter: None,
-            max_memory: None,
-            wait_ready: None,
-            watch: None,
-            watch_paths: Vec::new(),
-            control: ClusterControl::new(),
-        }
+        Self::default()
     }
 
     /// Sets the number of worker processes, 1 to [`crate::MAX_WORKERS`] (another count stops
-    /// [`Cluster::run`] with an error saying so).
+    /// [`Cluster::run`] with an error saying so). `CLUSTER_WORKERS` overrides it; default: one
+    /// per core.
     pub fn workers(mut self, count: usize) -> Self {
         self.workers = Some(count);
         self
     }
 
-    /// How the master hands connections to workers ([`Policy::Rr`] by default, or
-    /// `CLUSTER_SCHED_POLICY`).
+    /// How the master hands connections to workers. `CLUSTER_SCHED_POLICY` overrides it;
+    /// default [`Policy::Rr`].
     pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = Some(policy);
+        self.policy = policy;
         self
     }
 
-    /// The policy this cluster will use: the configured one, else `CLUSTER_SCHED_POLICY`,
-    /// else round-robin. An unknown name is an error listing the valid ones.
+    /// The policy this cluster will use: `CLUSTER_SCHED_POLICY`, else the builder's, else
+    /// round-robin. An unknown name is an error listing the valid ones.
     pub fn scheduling_policy(&self) -> Result<Policy, Error> {
         self.policy_from(&settings::process_env)
     }
 
-    /// How long a stopping worker may take to finish its in-flight work before it is killed
-    /// (at shutdown, at reload, and after [`crate::WorkerHandle::disconnect`]).
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
-        self
-    }
-
-    /// How workers that die on their own are restarted.
+    /// How workers that die on their own are restarted. Each field has its variable, which
+    /// overrides it (`CLUSTER_RESTART_BACKOFF`, `CLUSTER_RESTART_MAX_BACKOFF`,
+    /// `CLUSTER_MIN_UPTIME`, `CLUSTER_MAX_RESTARTS`).
     ///
     /// ```
     /// use std::time::Duration;
@@ -184,33 +170,6 @@ impl Cluster {
         self
     }
 
-    /// How long a replacement may take to listen during a rolling reload before the reload is
-    /// aborted (the old worker keeps serving).
-    pub fn reload_timeout(mut self, timeout: Duration) -> Self {
-        self.reload_timeout = timeout;
-        self
-    }
-
-    /// How long a worker may stay silent (no heartbeat: its event loop is blocked, or the
-    /// process is stopped) before it is killed and replaced, as Gunicorn's `--timeout`.
-    /// `Duration::ZERO` turns hang detection off. Default: `CLUSTER_HANG_TIMEOUT` seconds, else
-    /// 30 s; at least [`MIN_HANG_TIMEOUT`] (a shorter one, from here or from
-    /// `CLUSTER_HANG_TIMEOUT`, stops [`Cluster::run`] with an error saying so). Whatever this says, a
-    /// worker silent for 4 s (or for 0.5 s while it owes an answer to a handoff) gets no new
-    /// connections until it answers again.
-    pub fn hang_timeout(mut self, timeout: Duration) -> Self {
-        self.hang_timeout = Some(timeout);
-        self
-    }
-
-    /// How long a worker (not a reload's replacement, which has the reload timeout) may take
-    /// from its start to listening on every address before it is killed and replaced; such
-    /// deaths count towards the crash-loop guard. Default 60 s.
-    pub fn boot_timeout(mut self, timeout: Duration) -> Self {
-        self.boot_timeout = timeout;
-        self
-    }
-
     /// Whether the master and workers raise their open-files limit (`RLIMIT_NOFILE`) to the
     /// hard limit when they start, as Go and nginx do (default yes; the log says when it
     /// does). A server holds a descriptor per connection, and the common soft limit of 1024 is
@@ -220,9 +179,21 @@ impl Cluster {
         self
     }
 
-    /// How many slots a rolling reload replaces at a time (at least 1; default 1).
+    /// How many slots a rolling reload replaces at a time, at least 1. `CLUSTER_RELOAD_BATCH`
+    /// overrides it; default 1.
     pub fn reload_batch(mut self, slots: usize) -> Self {
         self.reload_batch = slots;
+        self
+    }
+
+    /// Whether workers say when they are ready after warming up (PM2's `wait_ready` and
+    /// `process.send('ready')`): with it, a worker gets no connection until it calls
+    /// [`crate::Worker::ready`] (or [`crate::worker::ipc::ready`]), a rolling reload moves on
+    /// only once the replacement is ready, and a worker not ready within the boot timeout is
+    /// killed and replaced (a reload's replacement: within the reload timeout). Without it,
+    /// listening means ready. `CLUSTER_WAIT_READY` (`1` or `0`) overrides it; default off.
+    pub fn wait_ready(mut self, wait: bool) -> Self {
+        self.wait_ready = wait;
         self
     }
 
@@ -247,7 +218,7 @@ impl Cluster {
     ///     .on_ready(|addresses| println!("listening on http://{}", addresses[0]));
     /// ```
     pub fn on_ready(mut self, hook: impl Fn(&[SocketAddr]) + Send + Sync + 'static) -> Self {
-        self.on_ready = Some(Arc::new(hook));
+        self.hooks.on_ready = Some(Hook(Arc::new(hook)));
         self
     }
 
@@ -268,7 +239,7 @@ impl Cluster {
         F: Fn(ClusterControl) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.on_master = Some(Arc::new(move |control| Box::pin(hook(control))));
+        self.hooks.on_master = Some(Hook(Arc::new(move |control| Box::pin(hook(control)))));
         self
     }
 
@@ -286,12 +257,12 @@ impl Cluster {
         F: Fn(Worker) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.on_worker = Some(Arc::new(move |worker| Box::pin(hook(worker))));
+        self.hooks.on_worker = Some(Hook(Arc::new(move |worker| Box::pin(hook(worker)))));
         self
     }
 
-    /// The worker count this cluster will start: the configured one, else `CLUSTER_WORKERS`,
-    /// else the number of cores; an error when the setting is out of range (1 to
+    /// The worker count this cluster will start: `CLUSTER_WORKERS`, else the builder's, else
+    /// the number of cores; an error when the setting is out of range (1 to
     /// [`crate::MAX_WORKERS`]), naming where it came from.
     pub fn worker_count(&self) -> Result<usize, Error> {
         self.worker_count_from(&settings::process_env)
@@ -317,11 +288,15 @@ impl Cluster {
             raise_open_files_limit();
         }
         match Role::detect()? {
-            Role::Master => master::run(self.into_settings()?).await,
+            Role::Master => {
+                let (settings, origins) = self.into_settings()?;
+                tracing::info!("master starting: {origins}");
+                master::run(settings).await
+            }
             Role::Worker(env) if env.info.id == AGENT_ID => self.run_agent(env).await,
             Role::Worker(env) => {
                 let worker = Worker::join(env).await?;
-                if let Some(hook) = &self.on_worker {
+                if let Some(Hook(hook)) = &self.hooks.on_worker {
                     tokio::spawn(hook(worker.clone()));
                 }
                 worker_main(worker)

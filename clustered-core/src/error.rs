@@ -34,6 +34,21 @@ fn last_lines(lines: &[String]) -> String {
     }
 }
 
+/// `100 B`, `5.2 MiB`: a size for people (powers of 1024).
+pub(crate) fn bytes(count: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if count < 1024 {
+        return format!("{count} B");
+    }
+    let mut size = count as f64 / 1024.0;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < UNITS.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{size:.1} {}", UNITS[unit])
+}
+
 /// A boxed error from user code (a worker's main function).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -82,6 +97,21 @@ pub enum Error {
         value: String,
         /// What is allowed.
         reason: String,
+    },
+    /// The memory limit is below what a fresh worker holds: every worker would be recycled
+    /// forever.
+    #[error(
+        "max-memory of {} ({from}) is below a fresh worker's resident memory ({}): set it above that, or to 0 to turn memory recycling off",
+        bytes(*limit),
+        bytes(*rss)
+    )]
+    MaxMemoryTooLow {
+        /// The limit, in bytes.
+        limit: u64,
+        /// Where it came from: `CLUSTER_MAX_MEMORY` or `Cluster::max_memory`.
+        from: &'static str,
+        /// A fresh worker's resident memory, in bytes.
+        rss: u64,
     },
     /// A call to the master failed: joining it, or asking it for a listener.
     #[error(transparent)]

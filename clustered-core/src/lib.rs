@@ -40,7 +40,7 @@ mod sync;
 mod worker;
 mod worker_request;
 
-pub use cluster::{Cluster, MIN_HANG_TIMEOUT};
+pub use cluster::{Cluster, MIN_HANG_TIMEOUT, Recycling, Timeouts};
 pub use clustered_ipc::Policy;
 pub use error::{BoxError, Error, IpcError};
 pub use exit::Exit;

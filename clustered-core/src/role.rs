@@ -10,13 +10,21 @@ use crate::env;
 pub const AGENT_ID: usize = 0;
 /// Every variable this crate reads: what a worker removes from its environment (a user's own
 /// `CLUSTER_*` variables stay).
-const OWN_VARIABLES: [&str; 16] = [
+const OWN_VARIABLES: [&str; 24] = [
     env::WORKER_ID,
     env::IPC_FD,
     env::METRICS_FD,
     env::WORKERS,
-    env::HANG_TIMEOUT,
     env::SCHED_POLICY,
+    env::SHUTDOWN_TIMEOUT,
+    env::HANG_TIMEOUT,
+    env::BOOT_TIMEOUT,
+    env::RELOAD_TIMEOUT,
+    env::RELOAD_BATCH,
+    env::RESTART_BACKOFF,
+    env::RESTART_MAX_BACKOFF,
+    env::MIN_UPTIME,
+    env::MAX_RESTARTS,
     env::LOG_FILE,
     env::ERROR_LOG_FILE,
     env::CONTROL_SOCKET,
@@ -96,9 +104,19 @@ fn read_role() -> Result<Role, Error> {
     let Some(id) = std::env::var_os(env::WORKER_ID) else {
         return Ok(Role::Master);
     };
-    let id = parse_env(env::WORKER_ID, &id.to_string_lossy(), |_: usize| true)?;
+    let id = parse_env(
+        env::WORKER_ID,
+        &id.to_string_lossy(),
+        |_: usize| true,
+        "the slot is a whole number from 0 up (set by the master only)",
+    )?;
     let ipc_fd = std::env::var(env::IPC_FD).unwrap_or_default();
-    let ipc_fd = parse_env(env::IPC_FD, &ipc_fd, |fd: RawFd| fd >= 0)?;
+    let ipc_fd = parse_env(
+        env::IPC_FD,
+        &ipc_fd,
+        |fd: RawFd| fd >= 0,
+        "the descriptor is a whole number from 0 to 2147483647 (set by the master only)",
+    )?;
     if ipc_fd < FIRST_FREE_FD {
         return Err(Error::Env {
             var: env::IPC_FD,
@@ -190,18 +208,20 @@ fn single_threaded() -> bool {
     std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
 }
 
-/// Parses an environment variable's value, with a clear error naming it.
+/// Parses an environment variable's value, with a clear error naming it and what is
+/// `allowed`.
 pub(crate) fn parse_env<T: std::str::FromStr + Copy>(
     var: &'static str,
     value: &str,
     valid: impl Fn(T) -> bool,
+    allowed: &str,
 ) -> Result<T, Error> {
     match value.trim().parse::<T>() {
         Ok(parsed) if valid(parsed) => Ok(parsed),
         _ => Err(Error::Env {
             var,
             value: value.to_owned(),
-            reason: "expected a whole number in range".into(),
+            reason: allowed.into(),
         }),
     }
 }

@@ -86,7 +86,12 @@ impl Runtime {
             None => {}
         }
         match std::env::var(env::WORKER_THREADS) {
-            Ok(value) => parse_env(env::WORKER_THREADS, &value, |threads: usize| threads >= 1),
+            Ok(value) => parse_env(
+                env::WORKER_THREADS,
+                &value,
+                |threads: usize| threads >= 1,
+                "the thread count is a whole number from 1 up",
+            ),
             Err(_) => Ok(1),
         }
     }

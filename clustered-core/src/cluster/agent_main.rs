@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::Cluster;
+use super::{Cluster, Hook};
 use crate::error::{BoxError, Error};
 use crate::role::{AGENT_ID, WorkerEnv};
 use crate::worker::Worker;
@@ -48,17 +48,17 @@ impl Cluster {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        self.agent = Some(Arc::new(move |worker| {
+        self.hooks.agent = Some(Hook(Arc::new(move |worker| {
             let running = agent(worker);
             Box::pin(async move { running.await.map_err(Into::into) })
-        }));
+        })));
         self
     }
 
     /// Runs this process as the agent: joins the master, runs the agent's function until it
     /// returns (then waits to be stopped) or the master stops the agent.
     pub(super) async fn run_agent(&self, env: WorkerEnv) -> Result<(), Error> {
-        let Some(agent) = &self.agent else {
+        let Some(Hook(agent)) = &self.hooks.agent else {
             return Err(Error::Env {
                 var: env::WORKER_ID,
                 value: AGENT_ID.to_string(),

@@ -6,10 +6,11 @@ use clustered_ipc::{HEARTBEAT_PERIOD, Policy};
 
 use super::restart::RestartPolicy;
 
-/// How the master behaves; fixed for its life.
+/// How the master behaves, as the settings gave it at start; the worker count is the one
+/// field that changes later (scaling), everything else stays for the master's life.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    /// Worker slots, 1 to this.
+    /// Worker slots, 1 to this (changed by scaling).
     pub(crate) worker_count: usize,
     /// How connections reach workers.
     pub(crate) policy: Policy,
@@ -46,8 +47,12 @@ pub(crate) struct Recycle {
     /// Each worker's limit is `max_requests` plus a number from 0 to this, different for each
     /// worker, so that workers started together are not replaced together.
     pub(crate) max_requests_jitter: u64,
-    /// A worker whose resident memory passes this many bytes is replaced.
+    /// A worker whose resident memory reaches this many bytes is replaced; a fresh worker
+    /// already at it stops the master.
     pub(crate) max_memory: Option<u64>,
+    /// Where `max_memory` came from (`CLUSTER_MAX_MEMORY`, `Cluster::max_memory`), for the
+    /// error when it is too low.
+    pub(crate) max_memory_from: &'static str,
 }
 
 /// How often the master looks for silent workers.

@@ -2,13 +2,16 @@
 //! than `max_memory` is replaced the way a reload replaces it — its replacement first, then it
 //! drains, finishing what it serves — one worker at a time, never during a reload or a stop.
 //! The worker's heartbeats bring what it has served and its memory. A replacement that fails
-//! leaves the worker serving, and nothing is recycled for a while.
+//! leaves the worker serving, and nothing is recycled for a while. A `max_memory` that a fresh
+//! worker already holds (its first heartbeat's memory, read when it joined) would recycle
+//! every worker forever: the master stops instead, with an error naming both figures.
 
 use std::time::Duration;
 
 use super::action::Notice;
 use super::rng::Rng;
 use super::state::{Machine, Phase};
+use crate::error::Error;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ExitReason;
 
@@ -19,6 +22,23 @@ impl Machine {
     /// Starts replacing `key` if it is past a limit and nothing else is being replaced.
     pub(super) fn recycle_if_due(&mut self, key: WorkerKey, rss: u64) {
         let recycle = self.config.recycle;
+        let Some(fresh) = self
+            .workers
+            .get_mut(&key)
+            .map(|worker| worker.rss.replace(rss).is_none())
+        else {
+            return;
+        };
+        if let Some(limit) = recycle.max_memory.filter(|limit| fresh && rss >= *limit) {
+            if self.phase == Phase::Running {
+                self.fail(Error::MaxMemoryTooLow {
+                    limit,
+                    from: recycle.max_memory_from,
+                    rss,
+                });
+            }
+            return;
+        }
         let paused = self
             .recycle_paused_until
             .is_some_and(|until| self.now < until);

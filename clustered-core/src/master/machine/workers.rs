@@ -59,6 +59,8 @@ pub(super) struct WorkerState {
     pub(super) stopped_for: Option<ExitReason>,
     /// Requests it has served, from its last heartbeat.
     pub(super) served: u64,
+    /// Its resident memory in bytes, from its last heartbeat (`None` before the first).
+    pub(super) rss: Option<u64>,
     /// It said it is ready (`ready`).
     pub(super) ready: bool,
     /// The listen keys it takes connections for.
@@ -89,6 +91,7 @@ impl WorkerState {
             killed_for: None,
             stopped_for: None,
             served: 0,
+            rss: None,
             ready: false,
             listening: BTreeSet::new(),
             unacknowledged: BTreeMap::new(),

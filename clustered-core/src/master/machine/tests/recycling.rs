@@ -1,5 +1,6 @@
 //! Recycling: a worker past its request or memory limit is replaced, replacement first, one
-//! at a time, never during a reload; a failed replacement leaves it serving for a while.
+//! at a time, never during a reload; a failed replacement leaves it serving for a while; a
+//! memory limit a fresh worker already passes stops the master instead.
 
 use clustered_ipc::{Message, Policy};
 
@@ -13,6 +14,7 @@ fn recycling(max_requests: Option<u64>, max_memory: Option<u64>) -> Config {
             max_requests,
             max_requests_jitter: 0,
             max_memory,
+            max_memory_from: "CLUSTER_MAX_MEMORY",
         },
         ..config(2, Policy::Rr)
     }
@@ -77,6 +79,56 @@ fn a_worker_past_max_memory_is_replaced() {
     let actions = h.message(old[1], heartbeat(5, 100 << 20));
     assert_eq!(recycled(&actions), [(old[1], ExitReason::MaxMemory)]);
     assert_eq!(spawns(&actions)[0].1, 2);
+}
+
+#[test]
+fn a_memory_limit_below_a_fresh_worker_stops_the_master_naming_both_figures() {
+    let (mut h, old) = Harness::running_with(recycling(None, Some(100)));
+    let actions = h.message(old[0], heartbeat(0, 5_452_595));
+    assert!(recycled(&actions).is_empty(), "not recycled forever");
+    assert!(spawns(&actions).is_empty());
+    assert!(actions.iter().any(|a| matches!(a, Action::CloseListeners)));
+    let actions = h.feed(Input::ListenersClosed);
+    for worker in &old {
+        assert!(sent(&actions).contains(&(*worker, &Message::Disconnect)));
+    }
+    h.exited(old[0], ProcessExit::Code(0));
+    let error = finished(h.exited(old[1], ProcessExit::Code(0)))
+        .expect("finished")
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            crate::Error::MaxMemoryTooLow {
+                limit: 100,
+                rss: 5_452_595,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "max-memory of 100 B (CLUSTER_MAX_MEMORY) is below a fresh worker's resident memory \
+         (5.2 MiB): set it above that, or to 0 to turn memory recycling off"
+    );
+}
+
+#[test]
+fn only_a_fresh_worker_s_memory_counts_as_its_floor() {
+    // Its first heartbeat is under the limit: growing past it later is recycling, not an error.
+    let (mut h, old) = Harness::running_with(recycling(None, Some(100 << 20)));
+    let closes = |actions: &[Action]| actions.iter().any(|a| matches!(a, Action::CloseListeners));
+    assert!(!closes(&h.message(old[0], heartbeat(0, 20 << 20))));
+    let actions = h.message(old[0], heartbeat(0, 150 << 20));
+    assert_eq!(recycled(&actions), [(old[0], ExitReason::MaxMemory)]);
+    assert!(!closes(&actions));
+    // A replacement's first heartbeat is checked too.
+    let [(new, 1)] = spawns(&actions)[..] else {
+        panic!("{actions:?}")
+    };
+    h.spawned(new);
+    assert!(closes(&h.message(new, heartbeat(0, 120 << 20))));
 }
 
 #[test]
