@@ -62,6 +62,7 @@ pub use self::restart::RestartPolicy;
 pub(crate) use self::state::Machine;
 use crate::Error;
 use crate::master::command::{Answer, Command};
+use crate::master::handle::ReportedLoad;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ProcessExit;
 
@@ -109,12 +110,16 @@ impl Machine {
             self.begin_stop();
         }
         self.settle_answers();
+        self.publish_backlog();
         self.take_actions()
     }
 
-    /// Accepted connections waiting for a worker with room.
-    pub(crate) fn backlog_len(&self) -> usize {
-        self.dispatcher.backlog_len()
+    /// Tells how many accepted connections wait for a worker with room, when that changed.
+    fn publish_backlog(&mut self) {
+        let queued = self.dispatcher.backlog_len();
+        if queued != std::mem::replace(&mut self.published_backlog, queued) {
+            self.push(Action::Backlog { queued });
+        }
     }
 
     fn on_message(&mut self, key: WorkerKey, message: Message) {
@@ -146,6 +151,12 @@ impl Machine {
             } => {
                 worker.report_load(conns, inflight);
                 worker.served = served;
+                let load = ReportedLoad {
+                    connections: conns,
+                    in_flight: inflight,
+                    served,
+                };
+                self.push(Action::WorkerLoad { worker: key, load });
                 self.recycle_if_due(key, rss);
             }
             other => self.on_forbidden(key, other.kind()),
