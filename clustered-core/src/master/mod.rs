@@ -19,6 +19,7 @@ pub(crate) mod handle;
 pub(crate) mod hooks;
 mod ids;
 mod inbox;
+mod inbox_routing;
 pub(crate) mod logs;
 mod machine;
 pub(crate) mod metrics_endpoint;
