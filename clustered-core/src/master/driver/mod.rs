@@ -1,11 +1,14 @@
 //! The master's driver: it owns every socket, process, signal and timer, turns what happens
 //! into the machine's [`Input`]s, and carries out the [`Action`]s the machine answers with. It
-//! decides nothing itself.
+//! decides nothing itself and keeps no state of the machine's: what user code sees change (a
+//! worker handle's status, load and connection, the registry, the metrics of an exited
+//! worker) changes by the machine's own actions, in the order it gives them.
 //!
-//! - `listeners`: the sockets the master binds, and their accept tasks;
+//! - `sockets`: the sockets the master binds, and their accept tasks;
 //! - `spawn` and `reader`: worker processes, the task reading each one's channel (which puts
-//!   inbox messages straight into the inbox) and the task reaping it;
-//! - `link`: the driver's ends towards one live worker; `conns`: the connections it holds;
+//!   inbox messages straight into the inbox, as [`InboxRouting`](crate::master::inbox_routing)
+//!   says) and the task reaping it;
+//! - `link`: the driver's ends towards one live worker; `held_conns`: the connections it holds;
 //! - `signals`, `publish` (notices into events), `report` (what the tasks tell the driver).
 
 mod held_conns;

@@ -2,6 +2,9 @@
 //! style of `quinn-proto` and `rustls`): the driver feeds it each [`Input`] with the current
 //! time and carries out the [`Action`]s it answers with, in order. Nothing here touches a
 //! socket, a process, a clock or a task, so every decision is unit-tested with a made-up clock.
+//! What user code sees change (a worker handle's status and load, the registry, an exited
+//! worker's metrics) is said by actions too, where the change happens and before the notice
+//! that tells of it: the driver keeps no state of the machine's.
 //!
 //! Layout, imports flowing down only:
 //! - this file: [`Machine::handle`], which routes each input to the concerns below;
