@@ -17,7 +17,8 @@ use crate::error::IpcError;
 pub struct WorkerRequest {
     from: usize,
     data: serde_json::Value,
-    answer: Option<AnswerTo>,
+    answer: AnswerTo,
+    answered: bool,
 }
 
 /// Where a request's answer goes.
@@ -38,7 +39,8 @@ impl WorkerRequest {
         Self {
             from,
             data,
-            answer: Some(answer),
+            answer,
+            answered: false,
         }
     }
 
@@ -77,8 +79,15 @@ impl WorkerRequest {
         self.answer(Outcome::Error(reason.into()));
     }
 
+    /// The frame that fails it, saying `why`, for the caller to send: it counts as answered.
+    pub(crate) fn refusal(mut self, why: &str) -> Message {
+        self.answered = true;
+        (self.answer.frame)(self.answer.id, Outcome::Error(why.into()))
+    }
+
     fn answer(&mut self, outcome: Outcome) {
-        if let Some(to) = self.answer.take() {
+        if !std::mem::replace(&mut self.answered, true) {
+            let to = &self.answer;
             send_to_worker(&to.channel, (to.frame)(to.id, outcome), Vec::new());
         }
     }
@@ -86,11 +95,10 @@ impl WorkerRequest {
 
 impl Drop for WorkerRequest {
     fn drop(&mut self) {
-        if let Some(answerer) = self.answer.as_ref().map(|to| to.answerer) {
-            self.answer(Outcome::Error(format!(
-                "{answerer} dropped the request without answering"
-            )));
-        }
+        let answerer = self.answer.answerer;
+        self.answer(Outcome::Error(format!(
+            "{answerer} dropped the request without answering"
+        )));
     }
 }
 

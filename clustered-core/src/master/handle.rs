@@ -45,8 +45,9 @@ struct Inner {
     served: AtomicU64,
 }
 
-/// Where a worker is in its life, as `clusterctl ls` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a worker is in its life, as `clusterctl ls` shows it: the machine moves it on, in
+/// this order, never back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum WorkerStatus {
     Starting,
     Online,
@@ -149,15 +150,13 @@ impl WorkerHandle {
             .unwrap_or(WorkerStatus::Starting)
     }
 
-    /// Moves it on to `status` (never back from draining or dead, whatever the order of
-    /// notices).
+    /// Sets its status, as the machine says; a dead one is not connected either.
     pub(crate) fn set_status(&self, status: WorkerStatus) {
-        let _ = self
-            .inner
-            .status
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
-                (now < status as u8 || status == WorkerStatus::Dead).then_some(status as u8)
-            });
+        if status == WorkerStatus::Dead {
+            self.inner.connected.store(false, Ordering::SeqCst);
+            self.inner.dead.store(true, Ordering::SeqCst);
+        }
+        self.inner.status.store(status as u8, Ordering::Relaxed);
     }
 
     pub(crate) fn load(&self) -> ReportedLoad {
@@ -244,11 +243,6 @@ impl WorkerHandle {
         self.inner
             .exited_after_disconnect
             .store(true, Ordering::SeqCst);
-    }
-
-    pub(crate) fn set_dead(&self) {
-        self.inner.connected.store(false, Ordering::SeqCst);
-        self.inner.dead.store(true, Ordering::SeqCst);
     }
 }
 

@@ -32,20 +32,25 @@ pub enum InboxItem {
 }
 
 impl InboxItem {
-    /// Refuses it, saying `why`: a request fails with it (a message is lost; its sender hears
-    /// through its credit). Returns how many messages were refused: 1 or 0.
-    pub(crate) fn refuse(self, why: &str) -> u32 {
+    /// Refuses it, saying `why`; what its worker is to hear of it.
+    pub(crate) fn refuse(self, why: &str) -> Refused {
         match self {
-            InboxItem::Request(request) => {
-                request.fail(why);
-                0
-            }
+            InboxItem::Request(request) => Refused::Request(request.refusal(why)),
             InboxItem::Message { from, .. } => {
                 tracing::debug!(from, "refused a message for the master's inbox: {why}");
-                1
+                Refused::Message
             }
         }
     }
+}
+
+/// A refused [`InboxItem`], as its worker hears of it.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Refused {
+    /// A request: this reply fails it (to be sent to its worker).
+    Request(Message),
+    /// A message: it is lost; its sender hears through its credit (and its receipt).
+    Message,
 }
 
 /// What the master's inbox receives, for master-side code. From
@@ -213,7 +218,13 @@ impl InboxSlot {
             // One credit each: what each lane held is refused, what was taken is owed.
             for (worker, items, owed) in state.queue.drain() {
                 let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
-                let refused = items.into_iter().map(|item| item.refuse(UNREAD)).sum();
+                let mut refused = 0u32;
+                for item in items {
+                    match item.refuse(UNREAD) {
+                        Refused::Request(failure) => send_to_worker(&worker, failure, Vec::new()),
+                        Refused::Message => refused = refused.saturating_add(1),
+                    }
+                }
                 credit(&worker, count.saturating_add(owed), open, refused);
             }
         } else {
@@ -230,10 +241,15 @@ impl InboxSlot {
 /// Gives `worker` back `granted` credit (`refused` of it for refused messages), saying whether
 /// the inbox is read.
 pub(crate) fn credit(worker: &Sender, granted: u32, open: bool, refused: u32) {
-    let message = Message::InboxCredit {
+    send_to_worker(worker, credit_message(granted, open, refused), Vec::new());
+}
+
+/// The frame that gives a worker back `granted` credit (`refused` of it for refused messages),
+/// saying whether the inbox is read.
+pub(crate) fn credit_message(granted: u32, open: bool, refused: u32) -> Message {
+    Message::InboxCredit {
         granted,
         open,
         refused,
-    };
-    send_to_worker(worker, message, Vec::new());
+    }
 }

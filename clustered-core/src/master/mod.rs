@@ -7,7 +7,8 @@
 //! [`WorkerHandle`]s and hears of it through [`ClusterEvent`]s.
 //!
 //! Imports flow one way: `driver` → `machine` → the leaves (`ids`, `command`,
-//! `process_exit`); the user-facing handles (`control`, `handle`, `cluster_event`, `inbox`,
+//! `process_exit`, and `handle`'s plain `WorkerStatus` and `ReportedLoad`, which its actions
+//! carry); `driver` → `inbox_routing` → `inbox`; the user-facing handles (`control`, `handle`, `cluster_event`, `inbox`,
 //! `registry`, `hooks`) import only leaves and each other downwards, never the driver or the machine.
 
 pub(crate) mod cluster_event;
@@ -19,6 +20,7 @@ pub(crate) mod handle;
 pub(crate) mod hooks;
 mod ids;
 mod inbox;
+mod inbox_routing;
 pub(crate) mod logs;
 mod machine;
 pub(crate) mod metrics_endpoint;

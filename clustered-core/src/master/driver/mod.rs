@@ -1,11 +1,14 @@
 //! The master's driver: it owns every socket, process, signal and timer, turns what happens
 //! into the machine's [`Input`]s, and carries out the [`Action`]s the machine answers with. It
-//! decides nothing itself.
+//! decides nothing itself and keeps no state of the machine's: what user code sees change (a
+//! worker handle's status, load and connection, the registry, the metrics of an exited
+//! worker) changes by the machine's own actions, in the order it gives them.
 //!
-//! - `listeners`: the sockets the master binds, and their accept tasks;
+//! - `sockets`: the sockets the master binds, and their accept tasks;
 //! - `spawn` and `reader`: worker processes, the task reading each one's channel (which puts
-//!   inbox messages straight into the inbox) and the task reaping it;
-//! - `link`: the driver's ends towards one live worker; `conns`: the connections it holds;
+//!   inbox messages straight into the inbox, as [`InboxRouting`](crate::master::inbox_routing)
+//!   says) and the task reaping it;
+//! - `link`: the driver's ends towards one live worker; `held_conns`: the connections it holds;
 //! - `signals`, `publish` (notices into events), `report` (what the tasks tell the driver).
 
 mod held_conns;
@@ -42,7 +45,7 @@ use crate::Error;
 use crate::control_socket::server::ControlSocket;
 use crate::master::command::{Answer, AnswerTo, Command};
 use crate::master::control::ClusterControl;
-use crate::master::handle::{ReportedLoad, WorkerHandle};
+use crate::master::handle::WorkerHandle;
 use crate::master::hooks::{MasterHook, ReadyHook};
 use crate::master::ids::WorkerKey;
 use crate::master::logs::LogStream;
@@ -167,7 +170,6 @@ impl Driver {
             if let Some(result) = self.feed(machine, input).await {
                 return result;
             }
-            self.control.registry().set_backlog(machine.backlog_len());
             self.wake_at(machine.poll_timeout());
             input = self.next_input().await;
         }
@@ -272,38 +274,7 @@ impl Driver {
                 });
                 Input::Bound { address, result }
             }
-            Report::Input(input) => {
-                match &input {
-                    // Its counters are kept for good, before anything can scrape it as gone.
-                    Input::Exited { worker, .. } => self.control.metrics().retire(worker.0),
-                    Input::ChannelClosed { worker, .. } => {
-                        if let Some(link) = self.links.get(worker) {
-                            link.handle.set_disconnected();
-                        }
-                    }
-                    // Mirrored into the handle for `clusterctl ls`.
-                    Input::Message {
-                        worker,
-                        message:
-                            Message::Heartbeat {
-                                conns,
-                                inflight,
-                                served,
-                                ..
-                            },
-                    } => {
-                        if let Some(link) = self.links.get(worker) {
-                            link.handle.set_load(ReportedLoad {
-                                connections: *conns,
-                                in_flight: *inflight,
-                                served: *served,
-                            });
-                        }
-                    }
-                    _ => {}
-                }
-                input
-            }
+            Report::Input(input) => input,
         }
     }
 
@@ -396,11 +367,45 @@ impl Driver {
                 }
             }
             Action::Notify(notice) => {
-                let registry = self.control.registry();
-                if let Some(event) = publish::event_for(notice, &mut self.links, registry) {
+                if let Some(event) = publish::event_for(notice, &self.links) {
                     self.control.emit(event);
                 }
             }
+            Action::WorkerStatus { worker, status } => {
+                if let Some(link) = self.links.get(&worker) {
+                    link.handle.set_status(status);
+                }
+            }
+            Action::WorkerLoad { worker, load } => {
+                if let Some(link) = self.links.get(&worker) {
+                    link.handle.set_load(load);
+                }
+            }
+            Action::WorkerDisconnected { worker } => {
+                if let Some(link) = self.links.get(&worker) {
+                    link.handle.set_disconnected();
+                }
+            }
+            Action::ExitIntended { worker } => {
+                if let Some(link) = self.links.get(&worker) {
+                    link.handle.set_exited_after_disconnect();
+                }
+            }
+            Action::RetireMetrics { worker } => self.control.metrics().retire(worker.0),
+            Action::WorkerGone {
+                worker,
+                slot,
+                reason,
+            } => {
+                let registry = self.control.registry();
+                registry.remove_worker(worker);
+                registry.note_exit(slot, reason);
+            }
+            Action::Unlink { worker } => {
+                self.links.remove(&worker);
+            }
+            Action::SlotRestarted { slot } => self.control.registry().note_restart(slot),
+            Action::Backlog { queued } => self.control.registry().set_backlog(queued),
             Action::Answer { reply, answer } => {
                 if let Some(waiting) = self.waiting.remove(&reply) {
                     // A caller that stopped waiting is fine.

@@ -21,6 +21,7 @@ use super::report::Report;
 use crate::Error;
 use crate::master::control::ClusterControl;
 use crate::master::ids::WorkerKey;
+use crate::master::inbox_routing::InboxRouting;
 use crate::master::machine::Input;
 use crate::master::process_exit::ProcessExit;
 use crate::role::{WORKER_IPC_FD, WORKER_METRICS_FD};
@@ -140,7 +141,7 @@ pub(crate) fn spawn_worker(
     let (sender, receiver) = Channel::from_std(ours)?.split();
     let reader = WorkerReader {
         worker: key,
-        slot,
+        routing: InboxRouting::new(key, slot, sender.clone()),
         replies: sender.clone(),
         reports: reports.clone(),
         control: control.clone(),

@@ -9,6 +9,7 @@ use super::conn::Conn;
 use super::input::ReplyId;
 use crate::Error;
 use crate::master::command::Answer;
+use crate::master::handle::{ReportedLoad, WorkerStatus};
 use crate::master::ids::{ConnId, WorkerKey};
 use crate::master::process_exit::ExitReason;
 
@@ -52,10 +53,42 @@ pub(crate) enum Action {
     /// Stop accepting and close the listening sockets; answer with
     /// [`Input::ListenersClosed`](super::input::Input::ListenersClosed) once every connection accepted before is reported.
     CloseListeners,
-    /// Tell user code (events, the ready hook, the worker registry).
+    /// Tell user code (events, the ready hook).
     Notify(Notice),
+    /// The worker's handle says `status` from now on (`clusterctl ls`); given before any
+    /// notice about it.
+    WorkerStatus {
+        worker: WorkerKey,
+        status: WorkerStatus,
+    },
+    /// What the worker's last heartbeat said, for its handle (`clusterctl ls`, `/metrics`).
+    WorkerLoad {
+        worker: WorkerKey,
+        load: ReportedLoad,
+    },
+    /// The worker's IPC channel closed: its handle says it is not connected.
+    WorkerDisconnected { worker: WorkerKey },
+    /// The worker was asked to stop: its handle says it exits after disconnect.
+    ExitIntended { worker: WorkerKey },
+    /// The worker process exited: what its metrics region counted is kept for good. Given
+    /// first, before anything can scrape it as gone or hear of its exit.
+    RetireMetrics { worker: WorkerKey },
+    /// The worker process exited: it leaves the registry's live workers, and its slot's last
+    /// exit is `reason`. Given before its exit notice.
+    WorkerGone {
+        worker: WorkerKey,
+        slot: usize,
+        reason: ExitReason,
+    },
+    /// The driver drops its ends towards the worker (its exit was told).
+    Unlink { worker: WorkerKey },
+    /// A worker of `slot` died on its own and is restarted: its slot's restarts count one
+    /// more. Given before the restart notice.
+    SlotRestarted { slot: usize },
     /// Tell the caller waiting on `reply` what became of its command.
     Answer { reply: ReplyId, answer: Answer },
+    /// `queued` accepted connections wait for a worker with room now (given when it changes).
+    Backlog { queued: usize },
     /// The cluster-wide counter `name` now has `value` (for [`crate::ClusterControl::counter`]).
     PublishCounter { name: String, value: i64 },
     /// The master is done: return this.

@@ -7,6 +7,7 @@ use clustered_ipc::ListenKey;
 use super::action::{Action, Notice};
 use super::input::Timer;
 use super::state::Machine;
+use crate::master::handle::WorkerStatus;
 use crate::master::ids::WorkerKey;
 
 /// How long a busy worker gets no handoff.
@@ -88,6 +89,7 @@ impl Machine {
         worker.listening.insert(listen_key.clone());
         let (slot, stopping) = (worker.slot, worker.is_leaving());
         let routed = worker.ready || !self.config.wait_ready;
+        self.set_status(key, WorkerStatus::Listening);
         self.notify(Notice::Listening(key, address));
         if !stopping && routed {
             self.route_to(key, slot, [listen_key]);

@@ -3,13 +3,14 @@
 
 use clustered_ipc::{IpcError, PROTOCOL_VERSION};
 
-use super::action::Notice;
+use super::action::{Action, Notice};
 use super::input::{ReplyId, Timer};
 use super::restart::{MAX_BOOT_TIMEOUTS, Restart};
 use super::state::{Machine, Phase};
 use super::workers::{Origin, WorkerState};
 use crate::Error;
 use crate::master::command::Answer;
+use crate::master::handle::WorkerStatus;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::{ExitReason, ProcessExit};
 
@@ -42,6 +43,7 @@ impl Machine {
             worker.online = true;
         }
         self.note_serving(key);
+        self.set_status(key, WorkerStatus::Online);
         self.notify(Notice::Online(key));
         self.serving_changed(key);
     }
@@ -153,13 +155,15 @@ impl Machine {
             return;
         };
         worker.connected = false;
+        let (slot, pid) = (worker.slot, worker.pid());
+        self.push(Action::WorkerDisconnected { worker: key });
         match error {
             Some(error) if error.is_protocol_violation() => {
-                tracing::error!(slot = worker.slot, pid = worker.pid(), %error, "worker broke the IPC protocol; killing it");
+                tracing::error!(slot, pid, %error, "worker broke the IPC protocol; killing it");
                 self.kill(key, ExitReason::Protocol);
             }
-            Some(error) => tracing::warn!(slot = worker.slot, %error, "IPC with worker failed"),
-            None => tracing::debug!(slot = worker.slot, "worker closed its IPC channel"),
+            Some(error) => tracing::warn!(slot, %error, "IPC with worker failed"),
+            None => tracing::debug!(slot, "worker closed its IPC channel"),
         }
     }
 
@@ -170,23 +174,37 @@ impl Machine {
         }
     }
 
-    /// The worker process is gone: forgets it and tells user code. Returns what it was.
+    /// The worker process is gone: keeps what it counted, forgets it and tells user code
+    /// (its handle dead before its exit notice, its link dropped after). Returns what it was.
     pub(super) fn remove_exited(
         &mut self,
         key: WorkerKey,
         exit: &ProcessExit,
     ) -> Option<WorkerState> {
+        // Its counters are kept for good, before anything can scrape it as gone.
+        self.push(Action::RetireMetrics { worker: key });
         self.redispatch_from(key);
         let worker = self.workers.remove(&key)?;
         self.subscriptions.forget(key);
         self.counters.forget(key);
+        let reason = worker.exit_reason();
+        self.push(Action::WorkerStatus {
+            worker: key,
+            status: WorkerStatus::Dead,
+        });
+        self.push(Action::WorkerGone {
+            worker: key,
+            slot: worker.slot,
+            reason,
+        });
         self.notify(Notice::Exit {
             worker: key,
             code: exit.code(),
             signal: exit.signal(),
             exited_after_disconnect: worker.exit_is_intended(),
-            reason: worker.exit_reason(),
+            reason,
         });
+        self.push(Action::Unlink { worker: key });
         Some(worker)
     }
 
@@ -238,6 +256,7 @@ impl Machine {
         match self.restarts.on_death(&policy, slot, uptime, &mut self.rng) {
             Restart::After(delay) => {
                 tracing::info!(slot, ?delay, "restarting worker");
+                self.push(Action::SlotRestarted { slot });
                 self.notify(Notice::Restarting { slot, delay });
                 self.arm(delay, Timer::RestartDue { slot });
             }

@@ -2,6 +2,9 @@
 //! style of `quinn-proto` and `rustls`): the driver feeds it each [`Input`] with the current
 //! time and carries out the [`Action`]s it answers with, in order. Nothing here touches a
 //! socket, a process, a clock or a task, so every decision is unit-tested with a made-up clock.
+//! What user code sees change (a worker handle's status and load, the registry, an exited
+//! worker's metrics) is said by actions too, where the change happens and before the notice
+//! that tells of it: the driver keeps no state of the machine's.
 //!
 //! Layout, imports flowing down only:
 //! - this file: [`Machine::handle`], which routes each input to the concerns below;
@@ -62,6 +65,7 @@ pub use self::restart::RestartPolicy;
 pub(crate) use self::state::Machine;
 use crate::Error;
 use crate::master::command::{Answer, Command};
+use crate::master::handle::ReportedLoad;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ProcessExit;
 
@@ -109,12 +113,16 @@ impl Machine {
             self.begin_stop();
         }
         self.settle_answers();
+        self.publish_backlog();
         self.take_actions()
     }
 
-    /// Accepted connections waiting for a worker with room.
-    pub(crate) fn backlog_len(&self) -> usize {
-        self.dispatcher.backlog_len()
+    /// Tells how many accepted connections wait for a worker with room, when that changed.
+    fn publish_backlog(&mut self) {
+        let queued = self.dispatcher.backlog_len();
+        if queued != std::mem::replace(&mut self.published_backlog, queued) {
+            self.push(Action::Backlog { queued });
+        }
     }
 
     fn on_message(&mut self, key: WorkerKey, message: Message) {
@@ -146,6 +154,12 @@ impl Machine {
             } => {
                 worker.report_load(conns, inflight);
                 worker.served = served;
+                let load = ReportedLoad {
+                    connections: conns,
+                    in_flight: inflight,
+                    served,
+                };
+                self.push(Action::WorkerLoad { worker: key, load });
                 self.recycle_if_due(key, rss);
             }
             other => self.on_forbidden(key, other.kind()),

@@ -21,6 +21,7 @@ use super::subscriptions::Subscriptions;
 use super::timers::Timers;
 use super::workers::{Origin, WorkerState, Workers};
 use crate::Error;
+use crate::master::handle::WorkerStatus;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ExitReason;
 
@@ -82,6 +83,8 @@ pub(crate) struct Machine {
     pub(super) timers: Timers,
     /// Restart jitter comes from here.
     pub(super) rng: Rng,
+    /// The backlog's length as last told ([`Action::Backlog`]).
+    pub(super) published_backlog: usize,
     /// The seed it started from (recycling's per-worker jitter is drawn from it too).
     pub(super) seed: u64,
     next_key: u64,
@@ -111,6 +114,7 @@ impl Machine {
             timers: Timers::default(),
             rng: Rng::new(seed),
             seed,
+            published_backlog: 0,
             next_key: 0,
             actions: Vec::new(),
         }
@@ -127,6 +131,20 @@ impl Machine {
 
     pub(super) fn notify(&mut self, notice: Notice) {
         self.push(Action::Notify(notice));
+    }
+
+    /// Moves the worker's handle on to `status` (never back: a draining worker that says it
+    /// listens still drains); before any notice about it.
+    pub(super) fn set_status(&mut self, key: WorkerKey, status: WorkerStatus) {
+        if let Some(worker) = self.workers.get_mut(&key)
+            && worker.status < status
+        {
+            worker.status = status;
+            self.push(Action::WorkerStatus {
+                worker: key,
+                status,
+            });
+        }
     }
 
     /// Arms `timer` to expire `after` from now.
@@ -201,6 +219,8 @@ impl Machine {
             return;
         }
         worker.disconnecting = true;
+        self.push(Action::ExitIntended { worker: key });
+        self.set_status(key, WorkerStatus::Draining);
         self.send(key, Message::Disconnect);
         self.notify(Notice::Disconnect(key));
         self.arm(
@@ -211,8 +231,10 @@ impl Machine {
 
     /// Kills a worker that is not wanted any more; it is not replaced.
     pub(super) fn abandon(&mut self, key: WorkerKey) {
-        if let Some(worker) = self.workers.get_mut(&key) {
-            worker.disconnecting = true;
+        if let Some(worker) = self.workers.get_mut(&key)
+            && !std::mem::replace(&mut worker.disconnecting, true)
+        {
+            self.push(Action::ExitIntended { worker: key });
         }
         self.kill(key, ExitReason::Stopped);
     }

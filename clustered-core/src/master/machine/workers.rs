@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use clustered_ipc::ListenKey;
 
 use super::conn::Conn;
+use crate::master::handle::WorkerStatus;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ExitReason;
 use crate::role::AGENT_ID;
@@ -65,6 +66,8 @@ pub(super) struct WorkerState {
     pub(super) ready: bool,
     /// The listen keys it takes connections for.
     pub(super) listening: BTreeSet<ListenKey>,
+    /// What its handle says (`clusterctl ls`).
+    pub(super) status: WorkerStatus,
     unacknowledged: BTreeMap<u64, Conn>,
     /// Since when it has had handoffs to answer (the last answer, or the first handoff after
     /// none was outstanding); `None` while none is outstanding.
@@ -94,6 +97,7 @@ impl WorkerState {
             rss: None,
             ready: false,
             listening: BTreeSet::new(),
+            status: WorkerStatus::Starting,
             unacknowledged: BTreeMap::new(),
             answer_due_since: None,
             next_seq: 1,

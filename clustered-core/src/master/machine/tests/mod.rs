@@ -1,8 +1,22 @@
 //! Unit tests of the master's decisions: a [`Machine`] fed inputs by hand, with a made-up clock,
 //! and what it answers checked action by action. No process, socket or task is involved.
 
+/// The values `$value` of the actions that match `$pattern`, in order.
+macro_rules! picked {
+    ($actions:expr, $pattern:pat => $value:expr) => {
+        $actions
+            .iter()
+            .filter_map(|action| match action {
+                $pattern => Some($value),
+                _ => None,
+            })
+            .collect()
+    };
+}
+
 mod agent;
 mod answers;
+mod handles;
 mod handoffs;
 mod lifecycle;
 mod liveness;
@@ -283,19 +297,6 @@ fn heartbeat() -> Message {
         served: 0,
         rss: 0,
     }
-}
-
-/// The values `$value` of the actions that match `$pattern`, in order.
-macro_rules! picked {
-    ($actions:expr, $pattern:pat => $value:expr) => {
-        $actions
-            .iter()
-            .filter_map(|action| match action {
-                $pattern => Some($value),
-                _ => None,
-            })
-            .collect()
-    };
 }
 
 fn binds(actions: &[Action]) -> Vec<&str> {
