@@ -151,6 +151,16 @@ pub enum Error {
         /// The operating system's reason.
         source: io::Error,
     },
+    /// A setting asks for what this build left out (a Cargo feature of `clustered`).
+    #[error(
+        "{setting} is not in this build: turn on the `{feature}` feature of clustered in Cargo.toml, or unset it"
+    )]
+    FeatureOff {
+        /// The setting, with its variable and builder method.
+        setting: &'static str,
+        /// The feature that brings it.
+        feature: &'static str,
+    },
     /// A log file (`CLUSTER_LOG_FILE`, `CLUSTER_ERROR_LOG_FILE`) could not be opened.
     #[error("cannot open the log file {0}")]
     LogFile(io::Error),

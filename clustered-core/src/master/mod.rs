@@ -23,6 +23,10 @@ mod inbox;
 mod inbox_routing;
 pub(crate) mod logs;
 mod machine;
+#[cfg(feature = "metrics-endpoint")]
+pub(crate) mod metrics_endpoint;
+#[cfg(not(feature = "metrics-endpoint"))]
+#[path = "metrics_endpoint_off.rs"]
 pub(crate) mod metrics_endpoint;
 pub(crate) mod metrics_view;
 mod process_exit;

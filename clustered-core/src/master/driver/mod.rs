@@ -20,6 +20,10 @@ mod report;
 mod signals;
 mod sockets;
 mod spawn;
+#[cfg(feature = "watch")]
+mod watch;
+#[cfg(not(feature = "watch"))]
+#[path = "watch_off.rs"]
 mod watch;
 
 use std::collections::VecDeque;
