@@ -4,7 +4,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clustered_ipc::IpcError as WireError;
+use clustered_ipc::WireError;
 
 use crate::limits::is_out_of_resources;
 

@@ -10,7 +10,7 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), clustered_ipc::IpcError> {
+//! # async fn main() -> Result<(), clustered_ipc::WireError> {
 //! use clustered_ipc::{Channel, Message};
 //!
 //! let (left, right) = Channel::pair()?;
@@ -37,7 +37,7 @@ use tokio_util::codec::Decoder;
 use crate::fd_groups::{self, FdGroup};
 use crate::socket::{FdSocket, MAX_FDS_PER_SEND};
 use crate::writer::{Outgoing, SendFd, write_loop};
-use crate::{Frame, FrameCodec, IpcError, Message};
+use crate::{Frame, FrameCodec, Message, WireError};
 
 /// Frames waiting for the writer task, per channel and lane. Senders wait when it is full.
 const SEND_QUEUE: usize = 1024;
@@ -58,14 +58,14 @@ pub struct Channel {
 
 impl Channel {
     /// A connected pair of channels (a `socketpair`, close-on-exec).
-    pub fn pair() -> Result<(Channel, Channel), IpcError> {
+    pub fn pair() -> Result<(Channel, Channel), WireError> {
         let (a, b) = tokio::net::UnixStream::pair()?;
         Ok((Self::from_tokio(a), Self::from_tokio(b)))
     }
 
     /// Wraps a connected std socket (for example one inherited from the parent process).
     /// Must be called inside a tokio runtime.
-    pub fn from_std(stream: std::os::unix::net::UnixStream) -> Result<Channel, IpcError> {
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> Result<Channel, WireError> {
         stream.set_nonblocking(true)?;
         Ok(Self::from_tokio(tokio::net::UnixStream::from_std(stream)?))
     }
@@ -127,7 +127,7 @@ pub struct Sender {
 
 impl Sender {
     /// Sends a message, waiting while the send queue is full.
-    pub async fn send(&self, message: &Message) -> Result<(), IpcError> {
+    pub async fn send(&self, message: &Message) -> Result<(), WireError> {
         self.send_with_fds(message, Vec::new()).await
     }
 
@@ -136,19 +136,19 @@ impl Sender {
         &self,
         message: &Message,
         fds: Vec<OwnedFd>,
-    ) -> Result<(), IpcError> {
+    ) -> Result<(), WireError> {
         let mut outgoing = self.encode(message, fds.into_iter().map(SendFd::Owned).collect())?;
         if !message.is_control() {
             let share = budget_share(&outgoing);
             let budget = Arc::clone(&self.data_budget)
                 .acquire_many_owned(share)
                 .await;
-            outgoing.budget = Some(budget.map_err(|_| IpcError::Closed)?);
+            outgoing.budget = Some(budget.map_err(|_| WireError::Closed)?);
         }
         self.lane(message)
             .send(outgoing)
             .await
-            .map_err(|_| IpcError::Closed)
+            .map_err(|_| WireError::Closed)
     }
 
     /// Sends without waiting: [`TrySendError::Full`] when the send queue is full,
@@ -182,7 +182,7 @@ impl Sender {
             .try_send(outgoing)
             .map_err(|error| match error {
                 mpsc::error::TrySendError::Full(_) => TrySendError::Full,
-                mpsc::error::TrySendError::Closed(_) => TrySendError::Ipc(IpcError::Closed),
+                mpsc::error::TrySendError::Closed(_) => TrySendError::Ipc(WireError::Closed),
             })
     }
 
@@ -203,9 +203,9 @@ impl Sender {
         }
     }
 
-    fn encode(&self, message: &Message, fds: Vec<SendFd>) -> Result<Outgoing, IpcError> {
+    fn encode(&self, message: &Message, fds: Vec<SendFd>) -> Result<Outgoing, WireError> {
         if fds.len() > MAX_FDS_PER_SEND {
-            return Err(IpcError::TooManyFds {
+            return Err(WireError::TooManyFds {
                 count: fds.len(),
                 max: MAX_FDS_PER_SEND,
             });
@@ -236,7 +236,7 @@ pub enum TrySendError {
     Full,
     /// The message cannot be sent (closed channel, oversize frame, ...).
     #[error(transparent)]
-    Ipc(#[from] IpcError),
+    Ipc(#[from] WireError),
 }
 
 /// A message received with the descriptors that rode with it.
@@ -268,7 +268,7 @@ impl Receiver {
     /// is shut down, queued descriptors are closed, and later calls return `Ok(None)`.
     ///
     /// Cancel-safe: dropping the future loses no data.
-    pub async fn recv(&mut self) -> Result<Option<Received>, IpcError> {
+    pub async fn recv(&mut self) -> Result<Option<Received>, WireError> {
         if self.finished {
             return Ok(None);
         }
@@ -288,7 +288,7 @@ impl Receiver {
         }
     }
 
-    async fn next_frame(&mut self) -> Result<Option<Received>, IpcError> {
+    async fn next_frame(&mut self) -> Result<Option<Received>, WireError> {
         loop {
             if let Some(frame) = self.codec.decode(&mut self.buffer)? {
                 return self.claim_fds(frame).map(Some);
@@ -296,20 +296,20 @@ impl Receiver {
             let len = self.socket.recv(&mut self.chunk, &mut self.fds).await?;
             let queued = fd_groups::queued(&self.fds);
             if queued > MAX_QUEUED_FDS || self.fds.len() > MAX_QUEUED_FDS {
-                return Err(IpcError::UnexpectedFds { count: queued });
+                return Err(WireError::UnexpectedFds { count: queued });
             }
             if len == 0 {
                 return match (self.buffer.len(), queued) {
                     (0, 0) => Ok(None),
-                    (0, count) => Err(IpcError::UnexpectedFds { count }),
-                    (buffered, _) => Err(IpcError::TruncatedFrame { buffered }),
+                    (0, count) => Err(WireError::UnexpectedFds { count }),
+                    (buffered, _) => Err(WireError::TruncatedFrame { buffered }),
                 };
             }
             self.buffer.extend_from_slice(&self.chunk[..len]);
         }
     }
 
-    fn claim_fds(&mut self, frame: Frame) -> Result<Received, IpcError> {
+    fn claim_fds(&mut self, frame: Frame) -> Result<Received, WireError> {
         Ok(Received {
             fds: fd_groups::claim(&mut self.fds, frame.fds)?,
             message: frame.message,

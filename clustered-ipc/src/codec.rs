@@ -23,7 +23,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::{IpcError, Message, compact};
+use crate::{Message, WireError, compact};
 
 /// Default largest frame payload: 16 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
@@ -78,15 +78,15 @@ impl Default for FrameCodec {
 
 impl Decoder for FrameCodec {
     type Item = Frame;
-    type Error = IpcError;
+    type Error = WireError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, IpcError> {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, WireError> {
         let Some(header) = src.get(..HEADER_LEN) else {
             return Ok(None);
         };
         let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
         if len > self.max_frame_len {
-            return Err(IpcError::FrameTooLarge {
+            return Err(WireError::FrameTooLarge {
                 len,
                 max: self.max_frame_len,
             });
@@ -105,9 +105,9 @@ impl Decoder for FrameCodec {
 }
 
 impl Encoder<&Frame> for FrameCodec {
-    type Error = IpcError;
+    type Error = WireError;
 
-    fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), IpcError> {
+    fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), WireError> {
         self.encode_message(&frame.message, frame.fds, dst)
     }
 }
@@ -129,7 +129,7 @@ impl FrameCodec {
         message: &Message,
         fds: usize,
         dst: &mut BytesMut,
-    ) -> Result<(), IpcError> {
+    ) -> Result<(), WireError> {
         let start = dst.len();
         dst.put_u32(0);
         let written = match compact::encode(message, fds, dst) {
@@ -139,14 +139,14 @@ impl FrameCodec {
         let len = dst.len() - start - HEADER_LEN;
         if let Err(error) = written {
             dst.truncate(start);
-            return Err(IpcError::InvalidMessage {
+            return Err(WireError::InvalidMessage {
                 kind: "outgoing".into(),
                 reason: error.to_string(),
             });
         }
         if len > self.max_frame_len {
             dst.truncate(start);
-            return Err(IpcError::FrameTooLarge {
+            return Err(WireError::FrameTooLarge {
                 len,
                 max: self.max_frame_len,
             });
@@ -157,13 +157,13 @@ impl FrameCodec {
 }
 
 /// Parses one payload, telling a malformed frame, an unknown kind and a bad message apart.
-fn parse_frame(payload: &[u8]) -> Result<Frame, IpcError> {
+fn parse_frame(payload: &[u8]) -> Result<Frame, WireError> {
     let error = match serde_json::from_slice::<Frame>(payload) {
         Ok(frame) => return Ok(frame),
         Err(error) => error,
     };
     if error.is_syntax() || error.is_eof() {
-        return Err(IpcError::MalformedFrame {
+        return Err(WireError::MalformedFrame {
             reason: error.to_string(),
         });
     }
@@ -173,13 +173,13 @@ fn parse_frame(payload: &[u8]) -> Result<Frame, IpcError> {
     }
     match serde_json::from_slice::<KindOnly>(payload) {
         Ok(KindOnly { kind }) if !Message::KINDS.contains(&kind.as_str()) => {
-            Err(IpcError::UnknownKind { kind })
+            Err(WireError::UnknownKind { kind })
         }
-        Ok(KindOnly { kind }) => Err(IpcError::InvalidMessage {
+        Ok(KindOnly { kind }) => Err(WireError::InvalidMessage {
             kind,
             reason: error.to_string(),
         }),
-        Err(_) => Err(IpcError::MalformedFrame {
+        Err(_) => Err(WireError::MalformedFrame {
             reason: format!("not a message object with a string `kind`: {error}"),
         }),
     }
@@ -240,21 +240,23 @@ mod tests {
         let mut codec = FrameCodec::with_max_frame_len(64);
         let malformed = codec.decode(&mut wire(b"{not json")).unwrap_err();
         assert!(
-            matches!(malformed, IpcError::MalformedFrame { .. }),
+            matches!(malformed, WireError::MalformedFrame { .. }),
             "{malformed}"
         );
         let unknown = codec
             .decode(&mut wire(br#"{"kind":"teleport"}"#))
             .unwrap_err();
-        assert!(matches!(unknown, IpcError::UnknownKind { ref kind } if kind == "teleport"));
+        assert!(matches!(unknown, WireError::UnknownKind { ref kind } if kind == "teleport"));
         let invalid = codec
             .decode(&mut wire(br#"{"kind":"accepted","seq":"x"}"#))
             .unwrap_err();
-        assert!(matches!(invalid, IpcError::InvalidMessage { ref kind, .. } if kind == "accepted"));
+        assert!(
+            matches!(invalid, WireError::InvalidMessage { ref kind, .. } if kind == "accepted")
+        );
         let oversize = codec.decode(&mut wire(&[b' '; 65])).unwrap_err();
         assert!(matches!(
             oversize,
-            IpcError::FrameTooLarge { len: 65, max: 64 }
+            WireError::FrameTooLarge { len: 65, max: 64 }
         ));
     }
 
@@ -270,7 +272,7 @@ mod tests {
             fds: 0,
         };
         let error = codec.encode(&frame, &mut buf).unwrap_err();
-        assert!(matches!(error, IpcError::FrameTooLarge { max: 16, .. }));
+        assert!(matches!(error, WireError::FrameTooLarge { max: 16, .. }));
         assert_eq!(&buf[..], b"kept");
     }
 }

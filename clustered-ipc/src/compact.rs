@@ -10,13 +10,13 @@
 //!
 //! Integers are big-endian. Every field is checked on the way in: a short payload, an unknown
 //! family, unknown flag bits, trailing bytes after `accepted` or a key that is not UTF-8 is an
-//! [`IpcError::InvalidMessage`] naming the kind, as a bad JSON message is.
+//! [`WireError::InvalidMessage`] naming the kind, as a bad JSON message is.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use bytes::{Buf, BufMut, BytesMut};
 
-use crate::{Frame, IpcError, ListenKey, Message};
+use crate::{Frame, ListenKey, Message, WireError};
 
 const NEW_CONN: u8 = 0x01;
 const ACCEPTED: u8 = 0x02;
@@ -70,14 +70,14 @@ pub(crate) fn encode(message: &Message, fds: usize, dst: &mut BytesMut) -> bool 
 }
 
 /// Reads a compact payload (one [`is_compact`] said yes to).
-pub(crate) fn decode(mut payload: &[u8]) -> Result<Frame, IpcError> {
+pub(crate) fn decode(mut payload: &[u8]) -> Result<Frame, WireError> {
     let tag = payload.get_u8();
     let kind = if tag == NEW_CONN {
         "newConn"
     } else {
         "accepted"
     };
-    let invalid = |reason: &str| IpcError::InvalidMessage {
+    let invalid = |reason: &str| WireError::InvalidMessage {
         kind: kind.into(),
         reason: reason.into(),
     };
@@ -211,7 +211,7 @@ mod tests {
         for len in 1..wire.len() {
             let error = decode(&wire[..len]).unwrap_err();
             assert!(
-                matches!(error, IpcError::InvalidMessage { ref kind, .. } if kind == "newConn"),
+                matches!(error, WireError::InvalidMessage { ref kind, .. } if kind == "newConn"),
                 "{len}: {error}"
             );
         }
@@ -228,7 +228,7 @@ mod tests {
         for (payload, expected) in bad {
             let error = decode(payload).unwrap_err();
             assert!(
-                matches!(error, IpcError::InvalidMessage { ref kind, .. } if kind == expected),
+                matches!(error, WireError::InvalidMessage { ref kind, .. } if kind == expected),
                 "{payload:?}: {error}"
             );
         }

@@ -4,12 +4,12 @@ use std::io;
 
 /// What can go wrong on an IPC channel.
 ///
-/// Every variant except [`IpcError::Io`] and [`IpcError::Closed`] means the peer broke the
+/// Every variant except [`WireError::Io`] and [`WireError::Closed`] means the peer broke the
 /// protocol: the channel that saw it is closed and must not be used again, while every other
 /// channel carries on.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum IpcError {
+pub enum WireError {
     /// The socket itself failed.
     #[error("IPC socket error: {0}")]
     Io(#[from] io::Error),
@@ -74,10 +74,10 @@ pub enum IpcError {
     },
 }
 
-impl IpcError {
+impl WireError {
     /// Whether this error means the peer broke the protocol (as opposed to the socket closing
     /// or failing).
     pub fn is_protocol_violation(&self) -> bool {
-        !matches!(self, IpcError::Io(_) | IpcError::Closed)
+        !matches!(self, WireError::Io(_) | WireError::Closed)
     }
 }

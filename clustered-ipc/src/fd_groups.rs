@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 
-use crate::IpcError;
+use crate::WireError;
 
 /// The descriptors that arrived with one `recvmsg`.
 #[derive(Debug)]
@@ -29,24 +29,24 @@ pub(crate) struct FdGroup {
 pub(crate) fn claim(
     groups: &mut VecDeque<FdGroup>,
     announced: usize,
-) -> Result<Vec<OwnedFd>, IpcError> {
+) -> Result<Vec<OwnedFd>, WireError> {
     if announced == 0 {
         return Ok(Vec::new());
     }
     let Some(group) = groups.pop_front() else {
-        return Err(IpcError::MissingFds {
+        return Err(WireError::MissingFds {
             expected: announced,
             received: 0,
         });
     };
     let received = group.fds.len();
     if received > announced {
-        return Err(IpcError::UnexpectedFds {
+        return Err(WireError::UnexpectedFds {
             count: received - announced,
         });
     }
     if received < announced && !group.truncated {
-        return Err(IpcError::MissingFds {
+        return Err(WireError::MissingFds {
             expected: announced,
             received,
         });
@@ -81,7 +81,7 @@ mod tests {
         assert_eq!(claim(&mut groups, 2).unwrap().len(), 2);
         assert!(matches!(
             claim(&mut groups, 1),
-            Err(IpcError::MissingFds {
+            Err(WireError::MissingFds {
                 expected: 1,
                 received: 0
             })
@@ -103,12 +103,12 @@ mod tests {
         let mut short = VecDeque::from([group(1, false)]);
         assert!(matches!(
             claim(&mut short, 2),
-            Err(IpcError::MissingFds { .. })
+            Err(WireError::MissingFds { .. })
         ));
         let mut long = VecDeque::from([group(3, false)]);
         assert!(matches!(
             claim(&mut long, 1),
-            Err(IpcError::UnexpectedFds { count: 2 })
+            Err(WireError::UnexpectedFds { count: 2 })
         ));
     }
 }

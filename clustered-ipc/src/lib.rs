@@ -4,7 +4,7 @@
 //! - [`protocol`]: the [`Message`]s of the cluster protocol.
 //! - [`codec`]: framing ([`FrameCodec`]): a `u32` length, then a JSON object (or, for
 //!   `newConn` and `accepted`, a fixed binary layout); 16 MiB limit by default, enforced on both
-//!   sides with [`IpcError::FrameTooLarge`].
+//!   sides with [`WireError::FrameTooLarge`].
 //! - [`channel`]: a [`Channel`] splits into a cloneable [`Sender`] and a [`Receiver`]; a single
 //!   writer task per socket keeps frames whole.
 //!
@@ -24,7 +24,7 @@
 //! # Errors
 //!
 //! A malformed frame, an oversize frame, an unknown message kind, a frame whose descriptors did
-//! not arrive and descriptors no frame claims are each a distinct [`IpcError`]; the receiver that
+//! not arrive and descriptors no frame claims are each a distinct [`WireError`]; the receiver that
 //! saw one returns it once and closes that channel only.
 
 #![forbid(unsafe_code)]
@@ -41,7 +41,7 @@ mod writer;
 
 pub use channel::{Channel, Received, Receiver, Sender, TrySendError};
 pub use codec::{DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec};
-pub use error::IpcError;
+pub use error::WireError;
 pub use protocol::{
     CounterOp, HEARTBEAT_PERIOD, INBOX_WINDOW, ListenKey, Message, Outcome, PROTOCOL_VERSION, Peer,
     Policy, Route,

@@ -18,7 +18,7 @@ use rustix::net::{
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 
-use crate::IpcError;
+use crate::WireError;
 use crate::fd_groups::FdGroup;
 
 /// The most descriptors one `sendmsg` can carry on Linux (`SCM_MAX_FD`).
@@ -85,7 +85,7 @@ impl FdSocket {
         &self,
         buf: &mut [u8],
         groups: &mut VecDeque<FdGroup>,
-    ) -> Result<usize, IpcError> {
+    ) -> Result<usize, WireError> {
         let (len, group) = self
             .stream
             .async_io(Interest::READABLE, || {

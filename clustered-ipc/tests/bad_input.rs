@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use clustered_ipc::{Channel, IpcError, Message};
+use clustered_ipc::{Channel, Message, WireError};
 
 /// A channel receiving from a raw socket the test writes bytes into.
 fn raw_peer() -> (UnixStream, clustered_ipc::Receiver, clustered_ipc::Sender) {
@@ -22,7 +22,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 
 /// Writes `bytes` from the raw side and returns the error the receiver reports, after checking
 /// that the channel is closed afterwards (the raw side reads end of stream).
-async fn error_for(bytes: &[u8]) -> IpcError {
+async fn error_for(bytes: &[u8]) -> WireError {
     let (mut raw, mut receiver, _sender) = raw_peer();
     raw.write_all(bytes).unwrap();
     let result = tokio::time::timeout(Duration::from_secs(5), receiver.recv())
@@ -47,27 +47,27 @@ async fn error_for(bytes: &[u8]) -> IpcError {
 #[tokio::test]
 async fn malformed_json_is_a_malformed_frame() {
     let error = error_for(&frame(b"{\"kind\": oops")).await;
-    assert!(matches!(error, IpcError::MalformedFrame { .. }), "{error}");
+    assert!(matches!(error, WireError::MalformedFrame { .. }), "{error}");
     assert!(error.to_string().contains("malformed IPC frame"));
 }
 
 #[tokio::test]
 async fn a_non_object_is_a_malformed_frame() {
     let error = error_for(&frame(b"[1,2,3]")).await;
-    assert!(matches!(error, IpcError::MalformedFrame { .. }), "{error}");
+    assert!(matches!(error, WireError::MalformedFrame { .. }), "{error}");
 }
 
 #[tokio::test]
 async fn an_oversize_header_is_refused_before_the_payload_arrives() {
     let error = error_for(&(64u32 * 1024 * 1024).to_be_bytes()).await;
-    assert!(matches!(error, IpcError::FrameTooLarge { len, .. } if len == 64 * 1024 * 1024));
+    assert!(matches!(error, WireError::FrameTooLarge { len, .. } if len == 64 * 1024 * 1024));
     assert!(error.to_string().contains("exceeds the limit"));
 }
 
 #[tokio::test]
 async fn an_unknown_kind_names_the_kind() {
     let error = error_for(&frame(br#"{"kind":"teleport","to":3}"#)).await;
-    assert!(matches!(error, IpcError::UnknownKind { ref kind } if kind == "teleport"));
+    assert!(matches!(error, WireError::UnknownKind { ref kind } if kind == "teleport"));
     assert!(error.to_string().contains("teleport"));
 }
 
@@ -77,7 +77,7 @@ async fn a_frame_announcing_descriptors_that_never_came_is_refused() {
     assert!(
         matches!(
             error,
-            IpcError::MissingFds {
+            WireError::MissingFds {
                 expected: 2,
                 received: 0
             }
@@ -94,7 +94,7 @@ async fn end_of_stream_inside_a_frame_is_a_truncated_frame() {
     drop(raw);
     let error = receiver.recv().await.unwrap_err();
     assert!(
-        matches!(error, IpcError::TruncatedFrame { buffered: 10 }),
+        matches!(error, WireError::TruncatedFrame { buffered: 10 }),
         "{error}"
     );
 }
@@ -105,7 +105,7 @@ async fn an_error_closes_only_its_own_channel() {
     let (to_b, _from_b) = healthy_a.split();
     let (_to_a, mut from_a) = healthy_b.split();
     let error = error_for(&frame(b"garbage")).await;
-    assert!(matches!(error, IpcError::MalformedFrame { .. }));
+    assert!(matches!(error, WireError::MalformedFrame { .. }));
     to_b.send(&Message::Disconnect).await.unwrap();
     let received = tokio::time::timeout(Duration::from_secs(5), from_a.recv())
         .await
@@ -124,7 +124,7 @@ async fn an_oversize_message_is_refused_to_the_sender_and_the_channel_goes_on() 
     };
     let error = sender.send(&huge).await.unwrap_err();
     assert!(
-        matches!(error, IpcError::FrameTooLarge { max: 1024, .. }),
+        matches!(error, WireError::FrameTooLarge { max: 1024, .. }),
         "{error}"
     );
     sender.send(&Message::Disconnect).await.unwrap();

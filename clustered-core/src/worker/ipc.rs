@@ -30,7 +30,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clustered_ipc::{CounterOp, IpcError as WireError, Message, Outcome, Route};
+use clustered_ipc::{CounterOp, Message, Outcome, Route, WireError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use clustered_ipc::{
-    INBOX_WINDOW, IpcError as WireError, ListenKey, Message, Outcome, Policy, Received, Receiver,
-    Sender, TrySendError,
+    INBOX_WINDOW, ListenKey, Message, Outcome, Policy, Received, Receiver, Sender, TrySendError,
+    WireError,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};

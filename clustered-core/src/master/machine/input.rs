@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use clustered_ipc::{IpcError, ListenKey, Message};
+use clustered_ipc::{ListenKey, Message, WireError};
 
 use super::conn::Conn;
 use crate::Error;
@@ -43,7 +43,7 @@ pub(crate) enum Input {
     /// A worker's IPC channel closed: cleanly (`None`) or because of an error.
     ChannelClosed {
         worker: WorkerKey,
-        error: Option<IpcError>,
+        error: Option<WireError>,
     },
     /// A worker process exited and was reaped.
     Exited {

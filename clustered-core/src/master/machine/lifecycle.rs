@@ -1,7 +1,7 @@
 //! Worker lifecycle: started, online, channel closed, exited; restarts with backoff and the
 //! crash-loop guard; the disconnect timeout; the ready notice.
 
-use clustered_ipc::{IpcError, PROTOCOL_VERSION};
+use clustered_ipc::{PROTOCOL_VERSION, WireError};
 
 use super::action::{Action, Notice};
 use super::input::{ReplyId, Timer};
@@ -149,7 +149,7 @@ impl Machine {
     /// others only once its process has exited: until then it may still be serving a
     /// connection whose acknowledgement was lost with the channel. One that broke the protocol
     /// is killed.
-    pub(super) fn on_channel_closed(&mut self, key: WorkerKey, error: Option<IpcError>) {
+    pub(super) fn on_channel_closed(&mut self, key: WorkerKey, error: Option<WireError>) {
         self.dispatcher.remove_worker(key);
         let Some(worker) = self.workers.get_mut(&key) else {
             return;

@@ -1,6 +1,6 @@
 //! Which worker gets each connection, and what its answer means.
 
-use clustered_ipc::{IpcError, Message, Policy};
+use clustered_ipc::{Message, Policy, WireError};
 
 use super::super::workers::HANDOFF_WINDOW;
 use super::*;
@@ -326,7 +326,7 @@ fn a_heartbeat_with_absurd_numbers_saturates_instead_of_overflowing() {
 #[test]
 fn a_channel_closed_by_a_protocol_violation_kills_the_worker() {
     let (mut h, w) = Harness::running(2, Policy::Rr);
-    let error = IpcError::MalformedFrame {
+    let error = WireError::MalformedFrame {
         reason: "garbage".into(),
     };
     let actions = h.feed(Input::ChannelClosed {
