@@ -103,9 +103,9 @@ impl Listener {
         self.local_addr
     }
 
-    /// The address as it was asked for; the cluster-wide name of this listener.
-    pub fn key(&self) -> &ListenKey {
-        &self.key
+    /// The address as it was asked for (`Worker::listen`'s argument).
+    pub fn address(&self) -> &str {
+        self.key.as_str()
     }
 }
 
