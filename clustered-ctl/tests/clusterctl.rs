@@ -4,13 +4,15 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use clustered_testkit::{ClusterProcess, Program, wait_until};
 
 mod common;
 use common::{SocketPath, clusterctl, json, text};
+#[path = "common/follower.rs"]
+mod follower;
+use follower::Follower;
 
 /// The (id, pid) of every worker `ls --json` lists.
 fn listed(socket: &Path) -> Vec<(u64, u32)> {
@@ -491,38 +493,20 @@ async fn logs_shows_recent_output_and_follows_new_lines() {
     );
 
     // Following: new lines arrive as they are written.
-    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_clusterctl"))
-        .args(["--socket", socket.as_str(), "logs", "-f", "--lines", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("clusterctl logs -f");
-    let stdout = follower.stdout.take().expect("its stdout");
-    let (seen_tx, seen) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if seen_tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let follower = Follower::start(&socket, &["--lines", "0"]);
     // Lines printed from now on reach it (once it follows: until then, print again).
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut followed = None;
     while followed.is_none() && Instant::now() < deadline {
         let _ = clustered_testkit::get(address, "/print?n=3").await;
-        while let Ok(line) = seen.recv_timeout(Duration::from_millis(200)) {
+        while let Ok(line) = follower.lines.recv_timeout(Duration::from_millis(200)) {
             if line.contains("|out | print ") {
                 followed = Some(line);
                 break;
             }
         }
     }
-    let _ = follower.kill();
-    let _ = follower.wait();
+    drop(follower);
     assert!(followed.is_some(), "`logs -f` showed the new lines");
 }
 

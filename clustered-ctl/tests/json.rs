@@ -4,13 +4,16 @@
 //! clap refuses too (exit 2); `logs -f --json` one object per line; `--version`.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clustered_testkit::{ClusterProcess, Program, wait_until};
 
 mod common;
 use common::{SocketPath, clusterctl, json, text};
+#[path = "common/follower.rs"]
+mod follower;
+use follower::Follower;
 
 /// Runs `clusterctl --socket SOCKET ARGS… --json`, checks its exit status and returns what it
 /// printed.
@@ -203,37 +206,12 @@ async fn a_following_logs_json_prints_one_object_per_line() {
         ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
     ];
     let (_cluster, address) = ClusterProcess::start(Program::Fixture, &env);
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_clusterctl"))
-        .args([
-            "--socket",
-            socket.as_str(),
-            "logs",
-            "-f",
-            "--lines",
-            "0",
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("clusterctl logs -f --json");
-    let stdout = follower.stdout.take().expect("its stdout");
-    let (seen_tx, seen) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if seen_tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let follower = Follower::start(&socket, &["--lines", "0", "--json"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut followed = Vec::new();
     while followed.len() < 3 && Instant::now() < deadline {
         let _ = clustered_testkit::http::get(address, "/print?n=3").await;
-        while let Ok(line) = seen.recv_timeout(Duration::from_millis(200)) {
+        while let Ok(line) = follower.lines.recv_timeout(Duration::from_millis(200)) {
             let object: serde_json::Value =
                 serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}: {line}"));
             assert_eq!(object["ok"], true, "{object}");
@@ -242,8 +220,7 @@ async fn a_following_logs_json_prints_one_object_per_line() {
             followed.push(object);
         }
     }
-    let _ = follower.kill();
-    let _ = follower.wait();
+    drop(follower);
     assert!(
         followed.len() >= 3,
         "the new lines, one object each: {followed:?}"

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::error::IpcError;
 use crate::role::{AGENT_ID, WorkerInfo};
-use crate::worker::ipc::{DEFAULT_TIMEOUT, Spends, ask, link};
+use crate::worker::ipc::{DEFAULT_TIMEOUT, Spends, link, request_with};
 use crate::worker::{Asked, mailbox};
 use crate::worker_request::{AnswerTo, WorkerRequest};
 
@@ -42,13 +42,8 @@ pub async fn request_timeout<T: DeserializeOwned>(
     message: impl Serialize,
     timeout: Duration,
 ) -> Result<T, IpcError> {
-    let data = serde_json::to_value(message)?;
-    ask(
-        |seq| Message::AgentRequest { seq, data },
-        timeout,
-        Spends::Nothing,
-    )
-    .await
+    let frame = |seq, data| Message::AgentRequest { seq, data };
+    request_with(message, timeout, frame, Spends::Nothing).await
 }
 
 /// Sends `message` to the agent (its [`crate::worker::ipc::messages`]), waiting for the master's

@@ -110,13 +110,20 @@ pub async fn request_timeout<T: DeserializeOwned>(
     message: impl Serialize,
     timeout: Duration,
 ) -> Result<T, IpcError> {
+    let frame = |seq, data| Message::Request { seq, data };
+    request_with(message, timeout, frame, Spends::InboxCredit).await
+}
+
+/// A request whose frame `frame` makes from a fresh `seq` and `message`, answered within
+/// `timeout`: [`request_timeout`]'s and [`crate::agent::request_timeout`]'s.
+pub(crate) async fn request_with<T: DeserializeOwned>(
+    message: impl Serialize,
+    timeout: Duration,
+    frame: fn(u64, serde_json::Value) -> Message,
+    spends: Spends,
+) -> Result<T, IpcError> {
     let data = serde_json::to_value(message)?;
-    ask(
-        |seq| Message::Request { seq, data },
-        timeout,
-        Spends::InboxCredit,
-    )
-    .await
+    ask(|seq| frame(seq, data), timeout, spends).await
 }
 
 /// Whether a request goes to the master's inbox, and so spends a credit for it.
