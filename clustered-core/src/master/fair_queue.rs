@@ -158,7 +158,9 @@ impl<K: Hash + Eq + Copy, T, S: Clone> FairQueue<K, T, S> {
             let Some(lane) = self.lanes.get_mut(&key) else {
                 continue;
             };
-            if let Some((_, item)) = lane.items.pop_front_if(|(next, _)| *next == kind) {
+            if lane.next_kind() == Some(kind)
+                && let Some((_, item)) = lane.items.pop_front()
+            {
                 break (key, lane, item);
             }
         };
