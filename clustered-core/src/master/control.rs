@@ -111,6 +111,9 @@ impl ClusterControl {
 
     /// The messages and requests workers send to the master (`ipc::send`, `ipc::request`).
     ///
+    /// One worker's messages and requests come in the order it sent them; workers take turns,
+    /// one whose next is a request first (see [`Inbox::recv`]).
+    ///
     /// One per cluster: a second call is [`IpcError::AlreadyTaken`]. Until it is taken (and once
     /// it is dropped) workers' sends fail with [`IpcError::InboxUnread`]; a worker 1,024 items
     /// ahead of the reader waits (`send_wait`, `request`) or is told

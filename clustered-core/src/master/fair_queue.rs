@@ -1,11 +1,13 @@
 //! [`FairQueue`]: the master's inbox as plain data. Each worker has a lane of its own, bounded
-//! by the credit it was given ([`clustered_ipc::INBOX_WINDOW`]); the reader of the inbox takes
-//! requests before messages (but a message after [`URGENT_IN_A_ROW`] requests while messages
-//! wait), and among the lanes with something of that kind, one from each in turn. So a worker
-//! flooding the inbox slows only itself: another's request is next in line whatever the flood
-//! holds, and a flood of requests still lets other workers' messages through. Each item taken is credit owed back to its lane's worker, given
-//! in batches ([`CREDIT_BATCH`]) and whenever the lane empties (so an idle worker is never
-//! left short).
+//! by the credit it was given ([`clustered_ipc::INBOX_WINDOW`]), whose items are taken in the
+//! order they were put, messages and requests alike (so a worker's request comes after its own
+//! earlier messages). The lanes take turns, and one whose next item is a request goes before
+//! those whose next item is a message (but one of those goes after [`URGENT_IN_A_ROW`]
+//! requests in a row). So a worker flooding the inbox slows only itself: another's request is
+//! next in line whatever the flood holds, and a flood of requests still lets other workers'
+//! messages through. Each item taken is credit owed back to its lane's worker, given in
+//! batches ([`CREDIT_BATCH`]) and whenever the lane empties (so an idle worker is never left
+//! short).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -13,24 +15,26 @@ use std::hash::Hash;
 /// Credit given back to a worker at the latest once this much is owed (its lane not empty).
 pub(crate) const CREDIT_BATCH: u32 = 64;
 
-/// Urgent items taken in a row, at most, while bulk ones wait: then one bulk item goes, so
-/// that a flood of requests from one worker cannot starve another's messages.
+/// Items taken in a row, at most, from lanes whose next item is urgent while lanes whose next
+/// item is bulk wait: then one of those goes, so that a flood of requests from one worker
+/// cannot starve another's messages.
 pub(crate) const URGENT_IN_A_ROW: u32 = 8;
 
-/// Which of a lane's two queues an item waits in.
+/// What an item is, for the turn of its lane once it is the lane's next item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// Taken before any message (requests: someone waits for the answer).
+    /// A request (someone waits for the answer): its lane goes before lanes whose next item
+    /// is bulk.
     Urgent,
-    /// Taken when no lane has anything urgent (messages).
+    /// A message: its lane goes when no lane's next item is urgent.
     Bulk,
 }
 
 /// One worker's lane.
 #[derive(Debug)]
 struct Lane<T, S> {
-    urgent: VecDeque<T>,
-    bulk: VecDeque<T>,
+    /// Its items, in the order they were put.
+    items: VecDeque<(Kind, T)>,
     /// Items of this lane the inbox's reader took since credit was last given back.
     owed: u32,
     /// Where credit goes (the worker's IPC sender).
@@ -40,15 +44,9 @@ struct Lane<T, S> {
 }
 
 impl<T, S> Lane<T, S> {
-    fn len(&self) -> usize {
-        self.urgent.len() + self.bulk.len()
-    }
-
-    fn queue(&mut self, kind: Kind) -> &mut VecDeque<T> {
-        match kind {
-            Kind::Urgent => &mut self.urgent,
-            Kind::Bulk => &mut self.bulk,
-        }
+    /// The kind of its next item, if it has one.
+    fn next_kind(&self) -> Option<Kind> {
+        self.items.front().map(|(kind, _)| *kind)
     }
 }
 
@@ -72,9 +70,9 @@ pub(crate) struct Taken<T, S> {
 #[derive(Debug)]
 pub(crate) struct FairQueue<K, T, S> {
     lanes: HashMap<K, Lane<T, S>>,
-    /// Lanes with urgent items, in turn (each at most once).
+    /// Lanes whose next item is urgent, in turn (each at most once).
     urgent_turn: VecDeque<K>,
-    /// Lanes with bulk items, in turn (each at most once).
+    /// Lanes whose next item is bulk, in turn (each at most once).
     bulk_turn: VecDeque<K>,
     /// Items one lane may hold.
     capacity: usize,
@@ -97,8 +95,7 @@ impl<K: Hash + Eq + Copy, T, S: Clone> FairQueue<K, T, S> {
     /// Opens `key`'s lane, giving credit back to `owner`.
     pub(crate) fn open(&mut self, key: K, owner: S) {
         let lane = Lane {
-            urgent: VecDeque::new(),
-            bulk: VecDeque::new(),
+            items: VecDeque::new(),
             owed: 0,
             owner,
             closed: false,
@@ -112,29 +109,29 @@ impl<K: Hash + Eq + Copy, T, S: Clone> FairQueue<K, T, S> {
             return;
         };
         lane.closed = true;
-        if lane.len() == 0 {
+        if lane.items.is_empty() {
             self.lanes.remove(&key);
         }
     }
 
-    /// Queues `item` in `key`'s lane.
+    /// Queues `item` at the end of `key`'s lane.
     pub(crate) fn push(&mut self, key: K, kind: Kind, item: T) -> Result<(), Refusal<T>> {
         let Some(lane) = self.lanes.get_mut(&key).filter(|lane| !lane.closed) else {
             return Err(Refusal::NoLane(item));
         };
-        if lane.len() >= self.capacity {
+        if lane.items.len() >= self.capacity {
             return Err(Refusal::Full(item));
         }
-        let queue = lane.queue(kind);
-        queue.push_back(item);
-        if queue.len() == 1 {
+        lane.items.push_back((kind, item));
+        if lane.items.len() == 1 {
             self.turn(kind).push_back(key);
         }
         Ok(())
     }
 
-    /// The next item: urgent ones first (but a bulk one after [`URGENT_IN_A_ROW`] urgent ones
-    /// while bulk ones wait), one lane after the other.
+    /// The next item: the next of a lane whose next item is urgent, if any (but of one whose
+    /// next item is bulk after [`URGENT_IN_A_ROW`] urgent ones while such lanes wait), one lane
+    /// after the other.
     pub(crate) fn pop(&mut self) -> Option<Taken<T, S>> {
         let bulk_due = self.urgent_in_a_row >= URGENT_IN_A_ROW;
         let order = match bulk_due {
@@ -151,27 +148,29 @@ impl<K: Hash + Eq + Copy, T, S: Clone> FairQueue<K, T, S> {
         Some(taken)
     }
 
-    /// The next item of `kind`, one lane after the other.
+    /// The next item of the next lane in `kind`'s turn; the lane then waits in the turn of the
+    /// kind of its next item.
     fn pop_kind(&mut self, kind: Kind) -> Option<Taken<T, S>> {
-        // A lane is in its turn only while it holds an item of that kind; one that does not is
+        // A lane is in a turn only while its next item is of that kind; one whose is not is
         // passed over rather than trusted.
         let (key, lane, item) = loop {
             let key = self.turn(kind).pop_front()?;
             let Some(lane) = self.lanes.get_mut(&key) else {
                 continue;
             };
-            if let Some(item) = lane.queue(kind).pop_front() {
+            if lane.next_kind() == Some(kind)
+                && let Some((_, item)) = lane.items.pop_front()
+            {
                 break (key, lane, item);
             }
         };
-        let more = !lane.queue(kind).is_empty();
         lane.owed = lane.owed.saturating_add(1);
-        let empty = lane.len() == 0;
-        let credit = (empty || lane.owed >= CREDIT_BATCH)
+        let next = lane.next_kind();
+        let credit = (next.is_none() || lane.owed >= CREDIT_BATCH)
             .then(|| (std::mem::take(&mut lane.owed), lane.owner.clone()));
-        let forgotten = empty && lane.closed;
-        if more {
-            self.turn(kind).push_back(key);
+        let forgotten = next.is_none() && lane.closed;
+        if let Some(next) = next {
+            self.turn(next).push_back(key);
         }
         if forgotten {
             self.lanes.remove(&key);
@@ -180,7 +179,7 @@ impl<K: Hash + Eq + Copy, T, S: Clone> FairQueue<K, T, S> {
     }
 
     /// Empties every lane (the inbox's reader is gone): for each open lane, where its credit
-    /// goes, the items it held, and the credit owed for those taken before.
+    /// goes, the items it held in order, and the credit owed for those taken before.
     pub(crate) fn drain(&mut self) -> Vec<(S, Vec<T>, u32)> {
         self.urgent_turn.clear();
         self.bulk_turn.clear();
@@ -188,8 +187,7 @@ impl<K: Hash + Eq + Copy, T, S: Clone> FairQueue<K, T, S> {
         self.lanes
             .values_mut()
             .map(|lane| {
-                let mut items: Vec<T> = lane.urgent.drain(..).collect();
-                items.extend(lane.bulk.drain(..));
+                let items = lane.items.drain(..).map(|(_, item)| item).collect();
                 (lane.owner.clone(), items, std::mem::take(&mut lane.owed))
             })
             .collect()
@@ -228,17 +226,25 @@ mod tests {
     }
 
     #[test]
-    fn a_flooding_lane_does_not_hold_up_the_others_and_requests_go_first() {
+    fn one_lane_is_taken_in_the_order_it_was_put_messages_and_requests_alike() {
+        let mut queue = queue();
+        queue.push(1, Kind::Bulk, "count").unwrap();
+        queue.push(1, Kind::Urgent, "total").unwrap();
+        queue.push(1, Kind::Bulk, "count again").unwrap();
+        assert_eq!(items(&mut queue), ["count", "total", "count again"]);
+    }
+
+    #[test]
+    fn a_lane_whose_next_item_is_a_request_goes_before_the_others_messages() {
         let mut queue = queue();
         for _ in 0..50 {
             queue.push(1, Kind::Bulk, "flood").unwrap();
         }
-        queue.push(2, Kind::Bulk, "m2").unwrap();
         queue.push(2, Kind::Urgent, "r2").unwrap();
-        queue.push(1, Kind::Urgent, "r1").unwrap();
+        queue.push(2, Kind::Bulk, "m2").unwrap();
         let taken = items(&mut queue);
-        assert_eq!(taken[..4], ["r2", "r1", "flood", "m2"]);
-        assert_eq!(taken.len(), 53);
+        assert_eq!(taken[..3], ["r2", "flood", "m2"]);
+        assert_eq!(taken.len(), 52);
         // A request arriving mid-flood is next.
         for _ in 0..10 {
             queue.push(1, Kind::Bulk, "flood").unwrap();
@@ -249,7 +255,24 @@ mod tests {
     }
 
     #[test]
-    fn a_flood_of_requests_lets_a_message_through_every_few_requests() {
+    fn a_lane_whose_request_follows_its_messages_waits_its_turn_behind_them() {
+        let mut queue = queue();
+        for _ in 0..3 {
+            queue.push(1, Kind::Bulk, "flood").unwrap();
+        }
+        queue.push(1, Kind::Urgent, "r1").unwrap();
+        queue.push(2, Kind::Bulk, "m2").unwrap();
+        queue.push(2, Kind::Urgent, "r2").unwrap();
+        // Lanes take turns among those whose next item is a message, and one whose next item
+        // becomes a request goes next.
+        assert_eq!(
+            items(&mut queue),
+            ["flood", "m2", "r2", "flood", "flood", "r1"]
+        );
+    }
+
+    #[test]
+    fn a_flood_of_requests_lets_another_lanes_message_through_after_a_few() {
         let mut queue = queue();
         for _ in 0..50 {
             queue.push(1, Kind::Urgent, "request").unwrap();
@@ -258,6 +281,7 @@ mod tests {
         let taken = items(&mut queue);
         let at = taken.iter().position(|item| *item == "message").unwrap();
         assert_eq!(at, URGENT_IN_A_ROW as usize, "{taken:?}");
+        assert_eq!(taken.len(), 51);
     }
 
     #[test]
@@ -302,8 +326,8 @@ mod tests {
         queue.push(2, Kind::Bulk, "m").unwrap();
         queue.push(2, Kind::Urgent, "r").unwrap();
         queue.push(2, Kind::Bulk, "taken").unwrap();
-        queue.pop();
-        assert_eq!(queue.drain(), [("w2", vec!["m", "taken"], 1)]);
+        assert_eq!(queue.pop().unwrap().item, "m");
+        assert_eq!(queue.drain(), [("w2", vec!["r", "taken"], 1)]);
         assert!(queue.pop().is_none());
         assert_eq!(queue.owners().copied().collect::<Vec<_>>(), ["w2"]);
     }

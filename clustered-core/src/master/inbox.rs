@@ -1,7 +1,8 @@
 //! The master's inbox: user messages and requests from workers, for master-side code. Each
 //! worker has a lane of it ([`FairQueue`]), bounded by the credit the worker was given: the
-//! inbox's reader takes requests first and one worker's after another's, and each one taken
-//! gives its worker credit back (`inboxCredit`). So a slow reader makes the senders wait
+//! inbox's reader takes each worker's in the order it sent them, one worker's after another's
+//! (a worker whose next is a request before those whose next is a message), and each one
+//! taken gives its worker credit back (`inboxCredit`). So a slow reader makes the senders wait
 //! before they send, a flood slows only the flooder, and nothing within a worker's credit is
 //! ever refused.
 
@@ -61,8 +62,11 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    /// The next message or request (a request before any message, and among the workers that
-    /// sent something, each in turn); `None` once the master has stopped.
+    /// The next message or request; `None` once the master has stopped.
+    ///
+    /// One worker's come in the order it sent them (so a request sees that worker's earlier
+    /// messages taken). Workers take turns, and one whose next is a request goes before those
+    /// whose next is a message, so a flood from one worker does not hold up another's request.
     pub async fn recv(&mut self) -> Option<InboxItem> {
         self.slot.next().await
     }
