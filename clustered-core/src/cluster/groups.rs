@@ -89,8 +89,7 @@ impl Cluster {
         self
     }
 
-    /// Sets [`Timeouts::hang`]. Whatever it says, a worker silent for 4 s (or for 0.5 s while
-    /// it owes an answer to a handoff) gets no new connections until it answers again.
+    /// Sets [`Timeouts::hang`].
     pub fn hang_timeout(mut self, timeout: Duration) -> Self {
         self.timeouts.hang = timeout;
         self
