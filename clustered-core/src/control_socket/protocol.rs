@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::master::command::Answer;
+pub use crate::master::command::Replacement;
 use crate::master::logs::LogLine;
 
 /// The version of the control protocol this build speaks (2: replies carry `from`/`to` for a
@@ -125,17 +126,6 @@ pub struct ControlReply {
     pub replaced: Option<Vec<Replacement>>,
 }
 
-/// One worker replaced by a successor in its slot (by a reload or a kill).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Replacement {
-    /// The slot.
-    pub id: usize,
-    /// The old worker's pid; `None` when the slot had none serving.
-    pub old_pid: Option<u32>,
-    /// The successor's pid.
-    pub new_pid: u32,
-}
-
 fn default_log_lines() -> usize {
     20
 }
@@ -149,7 +139,12 @@ fn is_false(value: &bool) -> bool {
 impl From<Answer> for ControlReply {
     fn from(answer: Answer) -> Self {
         match answer {
-            Answer::Done(message) => ControlReply::done(message),
+            Answer::Done(done) => ControlReply {
+                from: done.scaled.map(|(from, _)| from),
+                to: done.scaled.map(|(_, to)| to),
+                replaced: (!done.replaced.is_empty()).then_some(done.replaced),
+                ..ControlReply::done(done.message)
+            },
             Answer::Refused(reason) => ControlReply {
                 refused: true,
                 ..ControlReply::failed(reason)

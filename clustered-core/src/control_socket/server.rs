@@ -15,16 +15,13 @@ use tokio_util::codec::{Encoder, Framed, LengthDelimitedCodec};
 
 use super::protocol::{
     CONTROL_PROTOCOL_VERSION, ControlCommand, ControlReply, ControlRequest, MAX_REPLY, MAX_REQUEST,
-    Replacement, WorkerRow,
+    WorkerRow,
 };
 use crate::Error;
-use crate::master::cluster_event::ClusterEvent;
-use crate::master::command::{Answer, PendingAnswer, Scale};
+use crate::master::command::Scale;
 use crate::master::control::ClusterControl;
-use crate::master::handle::WorkerStatus;
 use crate::master::metrics_view::exposition;
 use crate::proc_stats::{CPU_WINDOW, cpu_percent, cpu_ticks, rss_bytes};
-use crate::role::AGENT_ID;
 
 /// The master's control socket, served by a task of its own; dropping this removes the file
 /// (the master keeps it until it returns).
@@ -287,10 +284,11 @@ async fn answer(stream: UnixStream, control: ClusterControl) {
 async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply {
     match command {
         ControlCommand::Ls => ControlReply::workers(rows(control, None).await),
-        ControlCommand::Reload => reload(control).await,
+        // The master's answers carry what they did (`Done`: counts, replacements).
+        ControlCommand::Reload => control.reload().await.into(),
         ControlCommand::Scale { to, by } => match (to, by) {
-            (Some(to), None) => scale(control, Scale::To(to)).await,
-            (None, Some(by)) => scale(control, Scale::By(by)).await,
+            (Some(to), None) => control.scale(Scale::To(to)).await.into(),
+            (None, Some(by)) => control.scale(Scale::By(by)).await.into(),
             _ => ControlReply::failed("scale takes one of `to` and `by`"),
         },
         ControlCommand::Logs { id, lines, .. } => {
@@ -303,152 +301,10 @@ async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply 
                 false => ControlReply::workers(rows),
             }
         }
-        ControlCommand::Kill { id } => kill(control, id).await,
+        ControlCommand::Kill { id } => control.restart(id).await.into(),
         ControlCommand::Metrics => ControlReply::metrics(exposition(control)),
         ControlCommand::Stop => control.shutdown().await.into(),
     }
-}
-
-/// Waits for the answer `ask` gets, handing `seen` every event published from just before it
-/// was asked until it is answered (the master publishes a command's events before its answer).
-async fn answer_seeing(
-    control: &ClusterControl,
-    ask: impl FnOnce(&ClusterControl) -> PendingAnswer,
-    mut seen: impl FnMut(ClusterEvent),
-) -> Answer {
-    let mut events = control.events();
-    let mut answer = ask(control);
-    let mut open = true;
-    loop {
-        tokio::select! {
-            biased;
-            event = events.recv(), if open => match event {
-                Some(event) => seen(event),
-                None => open = false,
-            },
-            answer = &mut answer => return answer,
-        }
-    }
-}
-
-/// A rolling reload, answered with each slot's replacement (those of the reload that answered
-/// it, when it was asked during another).
-async fn reload(control: &ClusterControl) -> ControlReply {
-    let mut replaced = Vec::new();
-    // The agent's old worker exits before its successor starts, so its pid comes from its exit.
-    let mut exited = std::collections::BTreeMap::new();
-    let answer = answer_seeing(control, ClusterControl::reload, |event| match event {
-        ClusterEvent::ReloadStarted => {
-            replaced.clear();
-            exited.clear();
-        }
-        ClusterEvent::Exit { worker, .. } => {
-            exited.insert(worker.id(), worker.pid());
-        }
-        ClusterEvent::Reloaded {
-            id,
-            old_pid,
-            new_pid,
-        } => replaced.push(Replacement {
-            id,
-            old_pid: (old_pid != 0)
-                .then_some(old_pid)
-                .or_else(|| exited.get(&id).copied()),
-            new_pid,
-        }),
-        _ => {}
-    })
-    .await;
-    with_data(answer, |reply| reply.replaced = Some(replaced))
-}
-
-/// A change of the worker count, answered with the counts before and after.
-async fn scale(control: &ClusterControl, scale: Scale) -> ControlReply {
-    let mut change = None;
-    let answer = answer_seeing(
-        control,
-        |control| control.scale(scale),
-        |event| {
-            if let ClusterEvent::Scaled { from, to } = event
-                && change.is_none()
-                && scale.target(from) == to
-            {
-                change = Some((from, to));
-            }
-        },
-    )
-    .await;
-    with_data(answer, |reply| {
-        // No event: the count was what the scale asks already.
-        let (from, to) = change.unwrap_or_else(|| {
-            let to = scale.target(slot_count(control));
-            (to, to)
-        });
-        reply.from = Some(from);
-        reply.to = Some(to);
-    })
-}
-
-/// Replaces the worker of slot `id`, answered with its pid and its successor's.
-async fn kill(control: &ClusterControl, id: usize) -> ControlReply {
-    let old_pid = control
-        .workers()
-        .iter()
-        .rev()
-        .find(|worker| worker.id() == id && !leaving(worker.status()))
-        .map(|worker| worker.pid());
-    let mut new_pid = None;
-    let answer = answer_seeing(
-        control,
-        |control| control.restart(id),
-        |event| {
-            // The last one started in the slot is the one that serves.
-            if let ClusterEvent::Fork(worker) = event
-                && worker.id() == id
-                && Some(worker.pid()) != old_pid
-            {
-                new_pid = Some(worker.pid());
-            }
-        },
-    )
-    .await;
-    with_data(answer, |reply| {
-        reply.replaced = new_pid.map(|new_pid| {
-            vec![Replacement {
-                id,
-                old_pid,
-                new_pid,
-            }]
-        });
-    })
-}
-
-/// `answer` as a reply, with its data when it is done.
-fn with_data(answer: Answer, data: impl FnOnce(&mut ControlReply)) -> ControlReply {
-    let done = answer.is_done();
-    let mut reply = ControlReply::from(answer);
-    if done {
-        data(&mut reply);
-    }
-    reply
-}
-
-/// Whether a worker of this status is on its way out.
-fn leaving(status: WorkerStatus) -> bool {
-    matches!(status, WorkerStatus::Draining | WorkerStatus::Dead)
-}
-
-/// How many worker slots have a live worker (the agent's not counted).
-fn slot_count(control: &ClusterControl) -> usize {
-    let mut slots: Vec<usize> = control
-        .workers()
-        .iter()
-        .filter(|worker| worker.id() != AGENT_ID && !leaving(worker.status()))
-        .map(|worker| worker.id())
-        .collect();
-    slots.sort_unstable();
-    slots.dedup();
-    slots.len()
 }
 
 /// Every live worker (of slot `id` only, when given) as they all were at one instant, with

@@ -76,9 +76,10 @@ pub(crate) enum Command {
 /// [`shutdown`](crate::ClusterControl::shutdown), and `clusterctl`'s verbs): each says what it
 /// did or why not, in one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Answer {
     /// Done; what was done.
-    Done(String),
+    Done(Done),
     /// Refused, nothing changed; why (a reload is under way, no such worker…).
     Refused(String),
     /// Begun, and it failed; why (a reload aborted, the master stopped first…).
@@ -94,7 +95,8 @@ impl Answer {
     /// What the answer says.
     pub fn message(&self) -> &str {
         match self {
-            Answer::Done(message) | Answer::Refused(message) | Answer::Failed(message) => message,
+            Answer::Done(done) => &done.message,
+            Answer::Refused(message) | Answer::Failed(message) => message,
         }
     }
 }
@@ -109,6 +111,46 @@ impl fmt::Display for Answer {
         };
         write!(f, "{word}: {}", self.message())
     }
+}
+
+/// What a command did: one line, and the facts a script wants (`clusterctl --json` gives
+/// them as fields).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Done {
+    /// What was done, in one line.
+    pub message: String,
+    /// A scale's worker count before and after.
+    pub scaled: Option<(usize, usize)>,
+    /// The workers a reload or a restart replaced, slot by slot.
+    pub replaced: Vec<Replacement>,
+}
+
+impl Done {
+    /// Done, saying `message`.
+    pub(crate) fn saying(message: impl Into<String>) -> Self {
+        Done {
+            message: message.into(),
+            ..Done::default()
+        }
+    }
+}
+
+impl fmt::Display for Done {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// One worker replaced by a successor in its slot (by a reload or a restart).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Replacement {
+    /// The slot.
+    pub id: usize,
+    /// The old worker's pid; `None` when the slot had none serving.
+    pub old_pid: Option<u32>,
+    /// The successor's pid.
+    pub new_pid: u32,
 }
 
 /// The master's [`Answer`] to a command, once it comes (a reload's when the reload has

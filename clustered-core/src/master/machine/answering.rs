@@ -6,7 +6,7 @@ use super::action::Action;
 use super::answers::{PendingRestart, PendingScale};
 use super::input::ReplyId;
 use super::state::Machine;
-use crate::master::command::Answer;
+use crate::master::command::{Answer, Done, Replacement};
 use crate::master::ids::WorkerKey;
 
 impl Machine {
@@ -32,7 +32,11 @@ impl Machine {
                 "scaled from {} to {} workers, then to {to} by a later command",
                 earlier.from, earlier.to
             );
-            self.answer(Some(earlier.reply), Answer::Done(answer));
+            let done = Done {
+                scaled: Some((earlier.from, earlier.to)),
+                ..Done::saying(answer)
+            };
+            self.answer(Some(earlier.reply), Answer::Done(done));
         }
         if let Some(reply) = reply {
             self.answers.scales.push(PendingScale { reply, from, to });
@@ -80,7 +84,11 @@ impl Machine {
         self.answers.scales = waiting;
         for scale in done {
             let answer = format!("scaled from {} to {} workers", scale.from, scale.to);
-            self.answer(Some(scale.reply), Answer::Done(answer));
+            let done = Done {
+                scaled: Some((scale.from, scale.to)),
+                ..Done::saying(answer)
+            };
+            self.answer(Some(scale.reply), Answer::Done(done));
         }
         let restarts = std::mem::take(&mut self.answers.restarts);
         for restart in restarts {
@@ -98,7 +106,15 @@ impl Machine {
                         "worker {} replaced: pid {} -> {new_pid}",
                         restart.slot, restart.old_pid
                     );
-                    self.answer(Some(restart.reply), Answer::Done(answer));
+                    let done = Done {
+                        replaced: vec![Replacement {
+                            id: restart.slot,
+                            old_pid: (restart.old_pid != 0).then_some(restart.old_pid),
+                            new_pid,
+                        }],
+                        ..Done::saying(answer)
+                    };
+                    self.answer(Some(restart.reply), Answer::Done(done));
                 }
                 None => self.answers.restarts.push(restart),
             }

@@ -64,7 +64,7 @@ pub(crate) use self::input::{Input, ReplyId, SignalAction, Timer};
 pub use self::restart::RestartPolicy;
 pub(crate) use self::state::Machine;
 use crate::Error;
-use crate::master::command::{Answer, Command};
+use crate::master::command::{Answer, Command, Done};
 use crate::master::handle::ReportedLoad;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ProcessExit;
@@ -211,9 +211,9 @@ impl Machine {
             Command::Shutdown => {
                 let answer = match self.is_stopping() {
                     true => Answer::Refused("the master is stopping already".into()),
-                    false => {
-                        Answer::Done("stopping: the workers drain, then the master exits".into())
-                    }
+                    false => Answer::Done(Done::saying(
+                        "stopping: the workers drain, then the master exits",
+                    )),
                 };
                 self.answer(reply, answer);
                 tracing::info!("shutdown requested; stopping gracefully");

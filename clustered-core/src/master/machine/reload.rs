@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 
+use crate::master::command::Replacement;
 use crate::master::ids::WorkerKey;
 
 /// One slot being replaced.
@@ -12,6 +13,8 @@ pub(super) struct Step {
     pub(super) slot: usize,
     /// The worker serving the slot when the step began (none if the slot was empty).
     pub(super) old: Option<WorkerKey>,
+    /// Its pid, kept: the agent's has exited by the time its successor serves.
+    pub(super) old_pid: Option<u32>,
     /// Its replacement, started and not yet listening everywhere; none yet for the agent,
     /// whose successor starts once the old one has exited (there is never two).
     pub(super) new: Option<WorkerKey>,
@@ -29,6 +32,8 @@ pub(super) struct Reload {
     again: bool,
     /// This is the replacement of one worker past its limits (recycling), not a reload.
     recycling: bool,
+    /// The slots replaced so far, in the order their successors took over.
+    replaced: Vec<Replacement>,
 }
 
 impl Reload {
@@ -98,13 +103,19 @@ impl Reload {
         self.steps.push(step);
     }
 
-    /// The step of the replacement `worker`, now done.
-    pub(super) fn complete(&mut self, worker: WorkerKey) -> Option<Step> {
+    /// The step of the replacement `worker` (pid `new_pid`), now done.
+    pub(super) fn complete(&mut self, worker: WorkerKey, new_pid: u32) -> Option<Step> {
         let index = self
             .steps
             .iter()
             .position(|step| step.new == Some(worker))?;
-        Some(self.steps.swap_remove(index))
+        let step = self.steps.swap_remove(index);
+        self.replaced.push(Replacement {
+            id: step.slot,
+            old_pid: step.old_pid,
+            new_pid,
+        });
+        Some(step)
     }
 
     /// The slot of the replacement `worker`, if this reload waits for it.
@@ -115,14 +126,14 @@ impl Reload {
             .map(|step| step.slot)
     }
 
-    /// Every slot has been replaced: ends the reload; `true` if another was asked for.
-    pub(super) fn finish_if_done(&mut self) -> Option<bool> {
+    /// Every slot has been replaced: ends the reload, with what it replaced and whether
+    /// another was asked for.
+    pub(super) fn finish_if_done(&mut self) -> Option<(Vec<Replacement>, bool)> {
         if !self.running || !self.steps.is_empty() || !self.queue.is_empty() {
             return None;
         }
-        let again = self.again;
-        *self = Reload::default();
-        Some(again)
+        let done = std::mem::take(self);
+        Some((done.replaced, done.again))
     }
 
     /// Ends the reload early; returns the replacements still under way, and whether another

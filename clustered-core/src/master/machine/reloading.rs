@@ -7,7 +7,7 @@ use super::input::{ReplyId, Timer};
 use super::reload::Step;
 use super::state::{Machine, Phase};
 use super::workers::Origin;
-use crate::master::command::Answer;
+use crate::master::command::{Answer, Done};
 use crate::master::ids::WorkerKey;
 use crate::role::AGENT_ID;
 
@@ -40,6 +40,9 @@ impl Machine {
     pub(super) fn advance_reload(&mut self) {
         while let Some(slot) = self.reload.next_slot(self.config.reload_batch) {
             let old = self.serving_worker(slot);
+            let old_pid = old
+                .and_then(|old| self.workers.get(&old))
+                .map(|worker| worker.pid());
             if slot == AGENT_ID
                 && let Some(old) = old
             {
@@ -50,6 +53,7 @@ impl Machine {
                 self.reload.add_step(Step {
                     slot,
                     old: Some(old),
+                    old_pid,
                     new,
                 });
                 continue;
@@ -58,16 +62,22 @@ impl Machine {
             self.reload.add_step(Step {
                 slot,
                 old,
+                old_pid,
                 new: Some(new),
             });
         }
         let recycling = self.reload.is_recycling();
-        if let Some(again) = self.reload.finish_if_done() {
+        if let Some((replaced, again)) = self.reload.finish_if_done() {
             if !recycling {
                 tracing::info!("rolling reload finished");
                 self.notify(Notice::ReloadFinished);
-                let replaced = self.workers.values().filter(|w| !w.is_leaving()).count();
-                let done = format!("reloaded: every worker was replaced ({replaced} now serve)");
+                let serving = self.workers.values().filter(|w| !w.is_leaving()).count();
+                let done = Done {
+                    replaced,
+                    ..Done::saying(format!(
+                        "reloaded: every worker was replaced ({serving} now serve)"
+                    ))
+                };
                 self.answer_reloads(&Answer::Done(done));
             }
             if again {
@@ -100,15 +110,12 @@ impl Machine {
         if !self.workers.get(&key).is_some_and(|w| self.serves(w)) {
             return;
         }
+        let new_pid = self.workers.get(&key).map_or(0, |worker| worker.pid());
         // None: not a replacement this reload waits for.
-        let Some(step) = self.reload.complete(key) else {
+        let Some(step) = self.reload.complete(key, new_pid) else {
             return;
         };
-        let pid_of = |key: Option<WorkerKey>| {
-            key.and_then(|key| self.workers.get(&key))
-                .map_or(0, |worker| worker.pid())
-        };
-        let (old_pid, new_pid) = (pid_of(step.old), pid_of(Some(key)));
+        let old_pid = step.old_pid.unwrap_or(0);
         if let Some(old) = step.old {
             self.retire(old);
         }

@@ -5,7 +5,7 @@ use super::action::Notice;
 use super::input::ReplyId;
 use super::state::{Machine, Phase};
 use super::workers::Origin;
-use crate::master::command::{Answer, Scale};
+use crate::master::command::{Answer, Done, Scale};
 
 impl Machine {
     /// Changes the worker count, unless the cluster is not running or a reload is under way
@@ -25,7 +25,11 @@ impl Machine {
         let from = self.config.worker_count;
         let to = scale.target(from);
         if to == from {
-            return self.answer(reply, Answer::Done(format!("{to} workers already")));
+            let done = Done {
+                scaled: Some((to, to)),
+                ..Done::saying(format!("{to} workers already"))
+            };
+            return self.answer(reply, Answer::Done(done));
         }
         tracing::info!(from, to, "scaling workers");
         self.config.worker_count = to;

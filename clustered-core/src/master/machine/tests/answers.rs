@@ -4,10 +4,18 @@
 use clustered_ipc::Policy;
 
 use super::*;
-use crate::master::command::Scale;
+use crate::master::command::{Done, Replacement, Scale};
 
 fn done(text: &str) -> Answer {
-    Answer::Done(text.into())
+    Answer::Done(Done::saying(text))
+}
+
+/// A scale's answer: `text`, and the counts before and after.
+fn scaled(text: &str, from: usize, to: usize) -> Answer {
+    Answer::Done(Done {
+        scaled: Some((from, to)),
+        ..Done::saying(text)
+    })
 }
 
 #[test]
@@ -20,13 +28,16 @@ fn a_reload_is_answered_when_it_finishes_and_one_asked_meanwhile_when_the_next_d
     assert!(answers(&actions).is_empty(), "queued after the running one");
     h.spawned(new);
     let actions = h.listening(new);
-    assert_eq!(
-        answers(&actions),
-        [(
-            first,
-            &done("reloaded: every worker was replaced (1 now serve)")
-        )]
-    );
+    let replaced = vec![Replacement {
+        id: 1,
+        old_pid: Some(1001),
+        new_pid: 1002,
+    }];
+    let reloaded = Answer::Done(Done {
+        replaced,
+        ..Done::saying("reloaded: every worker was replaced (1 now serve)")
+    });
+    assert_eq!(answers(&actions), [(first, &reloaded)]);
     let again = spawns(&actions)[0].0;
     h.spawned(again);
     let actions = h.listening(again);
@@ -77,15 +88,18 @@ fn a_scale_is_answered_once_the_new_workers_serve_and_refused_during_a_reload() 
     let actions = h.bring_up(new);
     assert_eq!(
         answers(&actions),
-        [(reply, &done("scaled from 2 to 3 workers"))]
+        [(reply, &scaled("scaled from 2 to 3 workers", 2, 3))]
     );
 
     let (reply, actions) = h.ask(Command::Scale(Scale::To(3)));
-    assert_eq!(answers(&actions), [(reply, &done("3 workers already"))]);
+    assert_eq!(
+        answers(&actions),
+        [(reply, &scaled("3 workers already", 3, 3))]
+    );
     let (reply, actions) = h.ask(Command::Scale(Scale::By(-1)));
     assert_eq!(
         answers(&actions),
-        [(reply, &done("scaled from 3 to 2 workers"))],
+        [(reply, &scaled("scaled from 3 to 2 workers", 3, 2))],
         "the removed one drains; the rest serve"
     );
 
@@ -119,8 +133,16 @@ fn a_restart_replaces_the_worker_at_once_and_is_answered_when_its_successor_serv
     };
     assert_eq!(to, reply);
     assert!(
-        what.starts_with("worker 2 replaced: pid 1002 -> "),
+        what.message.starts_with("worker 2 replaced: pid 1002 -> "),
         "{what}"
+    );
+    assert_eq!(
+        what.replaced,
+        [Replacement {
+            id: 2,
+            old_pid: Some(1002),
+            new_pid: 1003,
+        }]
     );
     let actions = h.exited(w[1], ProcessExit::Code(0));
     assert!(notices(&actions).iter().any(|n| matches!(
