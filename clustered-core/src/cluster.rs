@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clustered_ipc::{HEARTBEAT_PERIOD, Policy};
+use crate::Policy;
+use clustered_ipc::HEARTBEAT_PERIOD;
 
 use crate::error::{BoxError, Error};
 use crate::limits::raise_open_files_limit;

@@ -31,6 +31,7 @@ mod exit;
 mod limits;
 mod logging;
 mod master;
+mod policy;
 mod proc_stats;
 mod role;
 pub mod runtime;
@@ -41,13 +42,14 @@ mod worker;
 mod worker_request;
 
 pub use cluster::{Cluster, MIN_HANG_TIMEOUT, Recycling, Timeouts};
-pub use clustered_ipc::Policy;
+pub use clustered_ipc::WireError;
 pub use error::{BoxError, Error, IpcError};
 pub use exit::Exit;
 pub use master::{
     Answer, ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, InboxItem, LogLine,
     LogStream, MAX_WORKERS, PendingAnswer, ReadyHook, RestartPolicy, Scale, WorkerHandle,
 };
+pub use policy::Policy;
 pub use role::{AGENT_ID, WorkerInfo};
 pub use signal::Signal;
 pub use worker::{Listener, Worker, agent, ipc, load};

@@ -1,5 +1,5 @@
-//! [`ListenKey`], which names a listening address across the cluster, and [`Policy`], how
-//! its connections reach the workers.
+//! [`ListenKey`], which names a listening address across the cluster, and [`ListenMode`],
+//! how a worker gets its connections.
 
 use std::sync::Arc;
 
@@ -43,61 +43,15 @@ impl std::fmt::Display for ListenKey {
     }
 }
 
-/// How connections for a listen key reach the workers (`CLUSTER_SCHED_POLICY`).
-///
-/// ```
-/// use clustered_ipc::Policy;
-/// assert_eq!("sticky".parse::<Policy>(), Ok(Policy::Sticky));
-/// assert!("fifo".parse::<Policy>().unwrap_err().contains("rr, sticky"));
-/// ```
+/// How a worker gets the connections of one listen key, as the master tells it in
+/// [`crate::Message::ServerAck`]: the worker needs to know only this, not the master's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Policy {
-    /// The master accepts and hands each connection to the next worker in turn (pipelined).
-    Rr,
-    /// The master accepts and hands each connection to a worker chosen by the client's IP,
-    /// so a client keeps reaching the same worker while it lives.
-    Sticky,
-    /// The master sends the listening socket itself; workers accept (Node's `SCHED_NONE`).
+pub enum ListenMode {
+    /// The master accepts and hands each connection over (`rr`, `sticky`, `least`).
+    Delivered,
+    /// The worker accepts on a copy of the master's listening socket (`shared`).
     Shared,
-    /// Each worker binds its own socket with `SO_REUSEPORT`; the kernel balances.
+    /// The worker binds and listens on a socket of its own with `SO_REUSEPORT` (`reuseport`).
     Reuseport,
-    /// The master accepts and hands each connection to the worker with the fewest open
-    /// connections and in-flight requests (from the workers' heartbeats).
-    Least,
-}
-
-impl Policy {
-    /// Every policy, by the name `CLUSTER_SCHED_POLICY` takes.
-    pub const ALL: &'static [(&'static str, Policy)] = &[
-        ("rr", Policy::Rr),
-        ("sticky", Policy::Sticky),
-        ("shared", Policy::Shared),
-        ("reuseport", Policy::Reuseport),
-        ("least", Policy::Least),
-    ];
-
-    /// Whether the master accepts connections and hands them over (else workers accept).
-    pub fn master_accepts(self) -> bool {
-        matches!(self, Policy::Rr | Policy::Sticky | Policy::Least)
-    }
-}
-
-impl std::str::FromStr for Policy {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Policy, String> {
-        Policy::ALL
-            .iter()
-            .find(|(known, _)| known.eq_ignore_ascii_case(name.trim()))
-            .map(|(_, policy)| *policy)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Policy::ALL.iter().map(|(known, _)| *known).collect();
-                format!(
-                    "unknown policy `{name}`; expected one of {}",
-                    names.join(", ")
-                )
-            })
-    }
 }

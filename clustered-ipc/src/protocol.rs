@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::listen_key::{ListenKey, Policy};
+pub use crate::listen_key::{ListenKey, ListenMode};
 
 /// How often a worker sends a `heartbeat` at the least (it also sends one when its load
 /// changes). A worker the master has not heard from for two periods is suspect. Every 2 s, so
@@ -31,7 +31,7 @@ pub const INBOX_WINDOW: u32 = 1024;
 /// by watch mode under this master, is refused by name rather than cut off mid-protocol).
 /// Version 5: `stopping`, and credit for the master's inbox (`inboxCredit` instead of
 /// `throttle`).
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Where a user message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,14 +96,14 @@ pub enum Message {
         /// The address as the user wrote it, e.g. `127.0.0.1:3000`.
         address: String,
     },
-    /// Master → worker: the address is bound; connections will arrive by `policy`.
+    /// Master → worker: the address is bound; connections will arrive by `mode`.
     ServerAck {
         /// The `seq` of the [`Message::QueryServer`] answered.
         seq: u64,
         /// The key under which connections will be delivered.
         key: ListenKey,
         /// How connections will arrive.
-        policy: Policy,
+        mode: ListenMode,
         /// The address actually bound (with the real port when port 0 was asked for).
         address: SocketAddr,
         /// The master routes to a worker only once it has sent [`Message::Ready`] (and under

@@ -9,7 +9,7 @@ use std::fmt::{self, Debug, Display};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clustered_ipc::Policy;
+use crate::Policy;
 
 use super::{
     Cluster, DEFAULT_POLICY, DEFAULT_RELOAD_BATCH, DEFAULT_WAIT_READY, MIN_HANG_TIMEOUT, Recycling,

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use clustered_ipc::{
-    INBOX_WINDOW, ListenKey, Message, Outcome, Policy, Received, Receiver, Sender, TrySendError,
-    WireError,
+    INBOX_WINDOW, ListenKey, ListenMode, Message, Outcome, Received, Receiver, Sender,
+    TrySendError, WireError,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -255,14 +255,14 @@ impl Link {
             address: address.to_owned(),
         };
         let Received { message, mut fds } = self.call(query, QUERY_TIMEOUT, None).await?;
-        let (key, policy, bound, wait_ready) = match message {
+        let (key, mode, bound, wait_ready) = match message {
             Message::ServerAck {
                 key,
-                policy,
+                mode,
                 address,
                 wait_ready,
                 ..
-            } => (key, policy, address, wait_ready),
+            } => (key, mode, address, wait_ready),
             Message::ServerError { message, .. } => {
                 return Err(Error::ServerRefused {
                     address: address.to_owned(),
@@ -275,8 +275,8 @@ impl Link {
             address: address.to_owned(),
             source,
         };
-        let source = match policy {
-            Policy::Shared => {
+        let source = match mode {
+            ListenMode::Shared => {
                 let fd = fds.pop().ok_or_else(|| {
                     listen_error(std::io::Error::other(
                         "the master's listening socket did not arrive (is this worker out of descriptors?)",
@@ -287,16 +287,14 @@ impl Link {
                 let listener = TcpListener::from_std(listener).map_err(listen_error)?;
                 self.own_source(listener, wait_ready)
             }
-            Policy::Reuseport => {
+            ListenMode::Reuseport => {
                 let socket = reuseport_socket(&bound.to_string())
                     .await
                     .map_err(listen_error)?;
                 let listener = socket.listen(LISTEN_BACKLOG).map_err(listen_error)?;
                 self.own_source(listener, wait_ready)
             }
-            // `rr`, `sticky`, `least`: the master hands connections over (`Policy` is
-            // non-exhaustive).
-            _ => {
+            ListenMode::Delivered => {
                 let (incoming_tx, incoming_rx) = mpsc::channel(LISTENER_QUEUE);
                 let mut routes = lock(&self.routes);
                 if *self.draining.borrow() {

@@ -32,7 +32,8 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Instant;
 
-use clustered_ipc::{Message, Outcome, Policy};
+use crate::Policy;
+use clustered_ipc::{Message, Outcome};
 use rustc_hash::FxHashMap;
 use rustix::process::Signal;
 use tokio::sync::{mpsc, oneshot};

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use clustered_ipc::{ListenKey, Policy};
+use crate::Policy;
+use clustered_ipc::ListenKey;
 use rustix::io::Errno;
 use rustix::net::{SocketFlags, acceptfrom_with};
 use tokio::io::Interest;
@@ -54,8 +55,7 @@ pub(crate) async fn open(policy: Policy, address: &str) -> io::Result<(SocketAdd
             let socket = reuseport_socket(address).await?;
             Ok((socket.local_addr()?, Opened::Reserved(socket)))
         }
-        // `rr`, `sticky`, `least`: the master accepts (`Policy` is non-exhaustive).
-        _ => {
+        Policy::Rr | Policy::Sticky | Policy::Least => {
             let listener = listen(address).await?.into_std()?;
             Ok((listener.local_addr()?, Opened::Listening(listener)))
         }

@@ -4,7 +4,8 @@
 use std::io;
 use std::net::SocketAddr;
 
-use clustered_ipc::{ListenKey, Message, Policy};
+use crate::Policy;
+use clustered_ipc::{ListenKey, Message};
 
 use super::action::Action;
 use super::addresses::Wish;
@@ -86,7 +87,7 @@ impl Machine {
         let message = Message::ServerAck {
             seq,
             key,
-            policy,
+            mode: policy.listen_mode(),
             address: bound,
             wait_ready: self.config.wait_ready,
         };

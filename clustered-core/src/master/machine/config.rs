@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use clustered_ipc::{HEARTBEAT_PERIOD, Policy};
+use crate::Policy;
+use clustered_ipc::HEARTBEAT_PERIOD;
 
 use super::restart::RestartPolicy;
 

@@ -14,7 +14,8 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use clustered_ipc::{ListenKey, Policy};
+use crate::Policy;
+use clustered_ipc::ListenKey;
 use rustc_hash::FxHashMap;
 
 use super::conn::Conn;
@@ -169,8 +170,7 @@ fn place(
         Policy::Sticky => sticky_owner(rotation, conn.peer.ip())
             .filter(|worker| workers.get(worker).is_some_and(WorkerState::has_room)),
         Policy::Least => least_loaded(rotation, workers),
-        // `rr`, and whatever else hands out connections in turn (`Policy` is non-exhaustive).
-        _ => next_in_turn(rotation, workers),
+        Policy::Rr | Policy::Shared | Policy::Reuseport => next_in_turn(rotation, workers),
     };
     let Some(worker) = chosen else {
         return Err(conn);

@@ -1,7 +1,8 @@
 //! The agent: started before the workers, restarted alone, replaced first and never doubled in
 //! a reload, refused an address, and the relay of workers' requests to it.
 
-use clustered_ipc::{Message, Outcome, Policy};
+use crate::Policy;
+use clustered_ipc::{Message, Outcome};
 
 use super::*;
 use crate::master::machine::SignalAction;

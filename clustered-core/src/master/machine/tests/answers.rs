@@ -1,7 +1,7 @@
 //! Every command gets an answer: done (what it did), refused (why; nothing changed), or failed
 //! (why), when it is true, not guessed from a timeout.
 
-use clustered_ipc::Policy;
+use crate::Policy;
 
 use super::*;
 use crate::master::command::{Done, Replacement, Scale};

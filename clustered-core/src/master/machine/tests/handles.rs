@@ -1,7 +1,8 @@
 //! What user code sees of a worker (its handle, the registry, its metrics) changes by the
 //! machine's own actions, each before the notice that tells of it.
 
-use clustered_ipc::{Message, Policy};
+use crate::Policy;
+use clustered_ipc::Message;
 
 use super::*;
 use crate::master::handle::{ReportedLoad, WorkerStatus};

@@ -1,6 +1,7 @@
 //! Which worker gets each connection, and what its answer means.
 
-use clustered_ipc::{Message, Policy, WireError};
+use crate::Policy;
+use clustered_ipc::{Message, WireError};
 
 use super::super::workers::HANDOFF_WINDOW;
 use super::*;

@@ -1,6 +1,7 @@
 //! Silent, hung and slow-to-boot workers.
 
-use clustered_ipc::{HEARTBEAT_PERIOD, Policy};
+use crate::Policy;
+use clustered_ipc::HEARTBEAT_PERIOD;
 
 use super::super::config::{LIVENESS_CHECK, SUSPECT_AFTER, UNANSWERED_SUSPECT_AFTER};
 use super::*;

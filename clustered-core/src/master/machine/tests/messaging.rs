@@ -1,6 +1,7 @@
 //! User messages relayed by the master, and counters.
 
-use clustered_ipc::{CounterOp, Message, Outcome, Peer, Policy, Route};
+use crate::Policy;
+use clustered_ipc::{CounterOp, Message, Outcome, Peer, Route};
 use serde_json::json;
 
 use super::*;

@@ -31,7 +31,8 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use clustered_ipc::{ListenKey, Message, PROTOCOL_VERSION, Policy};
+use crate::Policy;
+use clustered_ipc::{ListenKey, Message, PROTOCOL_VERSION};
 
 use super::restart::RestartPolicy;
 use super::{Action, Config, Conn, Input, Machine, Notice, Recycle, ReplyId, Timer};

@@ -2,7 +2,8 @@
 //! says it is ready, a reload's replacement takes over only then, and one not ready within
 //! the boot timeout is killed.
 
-use clustered_ipc::{Message, Policy};
+use crate::Policy;
+use clustered_ipc::Message;
 
 use super::*;
 use crate::master::machine::SignalAction;

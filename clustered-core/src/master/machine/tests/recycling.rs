@@ -2,7 +2,8 @@
 //! at a time, never during a reload; a failed replacement leaves it serving for a while; a
 //! memory limit a fresh worker already passes stops the master instead.
 
-use clustered_ipc::{Message, Policy};
+use crate::Policy;
+use clustered_ipc::Message;
 
 use super::*;
 use crate::master::machine::SignalAction;

@@ -2,7 +2,8 @@
 
 use std::io;
 
-use clustered_ipc::{Message, Policy};
+use crate::Policy;
+use clustered_ipc::Message;
 
 use super::*;
 use crate::Error;

@@ -1,6 +1,7 @@
 //! Runtime scaling: new slots start workers, removed slots drain and are not replaced.
 
-use clustered_ipc::{Message, Policy};
+use crate::Policy;
+use clustered_ipc::Message;
 
 use super::*;
 use crate::master::command::{Command, MAX_WORKERS, Scale};

@@ -1,6 +1,7 @@
 //! Graceful stop, timed-out and forced stops.
 
-use clustered_ipc::{Message, Policy};
+use crate::Policy;
+use clustered_ipc::Message;
 
 use super::*;
 use crate::Error;
