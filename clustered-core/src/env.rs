@@ -69,6 +69,6 @@ pub const MAX_REQUESTS_JITTER: &str = "CLUSTER_MAX_REQUESTS_JITTER";
 /// A worker whose resident memory reaches this many bytes (`K`, `M`, `G` suffixes: 1024s) is
 /// replaced, PM2's `max_memory_restart`; `0`: never (`Recycling::max_memory`). Default 0.
 pub const MAX_MEMORY: &str = "CLUSTER_MAX_MEMORY";
-/// Serving threads per worker, unless the program sets them
-/// (`Runtime::worker_threads`); unset means 1.
+/// Serving threads per worker; overrides `Runtime::worker_threads` (and
+/// `#[clustered::main(worker_threads = N)]`); unset means the program's value, else 1.
 pub const WORKER_THREADS: &str = "CLUSTER_WORKER_THREADS";

@@ -1,7 +1,7 @@
 //! The tokio runtime of each process of a cluster, built for its role: the master runs on one
 //! thread, and each worker on one serving thread by default (Node's model: one process per
 //! core is the parallelism, and a worker costs what one single-threaded server costs).
-//! `#[clustered::main]` (the `cluster` crate) expands to [`Runtime::block_on`].
+//! `#[clustered::main]` (the `clustered` crate) expands to [`Runtime::block_on`].
 //!
 //! ```no_run
 //! fn main() -> clustered_core::Exit {
@@ -32,9 +32,9 @@ impl Runtime {
         Self::default()
     }
 
-    /// Serving threads per worker (at least 1: zero is an error at [`Runtime::build`]); more
-    /// than one makes workers run tokio's `multi_thread` scheduler. The master keeps one
-    /// thread whatever this says.
+    /// Serving threads per worker (at least 1: zero is an error at [`Runtime::build`]), unless
+    /// [`env::WORKER_THREADS`] says otherwise; more than one makes workers run tokio's
+    /// `multi_thread` scheduler. The master keeps one thread whatever this says.
     pub fn worker_threads(mut self, threads: usize) -> Self {
         self.worker_threads = Some(threads);
         self
@@ -74,25 +74,25 @@ impl Runtime {
     }
 
     fn threads_per_worker(&self) -> Result<usize, Error> {
-        match self.worker_threads {
-            Some(0) => {
-                return Err(Error::Setting {
-                    method: "Runtime::worker_threads",
-                    value: "0".into(),
-                    reason: "a worker needs at least 1 serving thread".into(),
-                });
-            }
-            Some(threads) => return Ok(threads),
-            None => {}
-        }
-        match std::env::var(env::WORKER_THREADS) {
-            Ok(value) => parse_env(
+        // The operator's variable first, as for every setting; then the program's; then 1.
+        if let Ok(value) = std::env::var(env::WORKER_THREADS)
+            && !value.trim().is_empty()
+        {
+            return parse_env(
                 env::WORKER_THREADS,
                 &value,
                 |threads: usize| threads >= 1,
                 "the thread count is a whole number from 1 up",
-            ),
-            Err(_) => Ok(1),
+            );
+        }
+        match self.worker_threads {
+            Some(0) => Err(Error::Setting {
+                method: "Runtime::worker_threads",
+                value: "0".into(),
+                reason: "a worker needs at least 1 serving thread".into(),
+            }),
+            Some(threads) => Ok(threads),
+            None => Ok(1),
         }
     }
 }

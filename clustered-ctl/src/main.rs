@@ -283,11 +283,22 @@ fn metrics_json(text: &str) -> Result<serde_json::Value, String> {
             serde_json::json!({
                 "name": sample.name,
                 "labels": labels,
-                "value": sample.value.to_string(),
+                "value": prometheus_number(sample.value),
             })
         })
         .collect();
     Ok(samples)
+}
+
+/// A sample's value as Prometheus's HTTP API writes it: `+Inf`, `-Inf` and `NaN` for the
+/// values that are not finite.
+fn prometheus_number(value: f64) -> String {
+    match value {
+        f64::INFINITY => "+Inf".into(),
+        f64::NEG_INFINITY => "-Inf".into(),
+        value if value.is_nan() => "NaN".into(),
+        value => value.to_string(),
+    }
 }
 
 /// One worker as `key value` lines (PM2's `show`).
@@ -372,6 +383,15 @@ mod tests {
     use super::*;
     use clustered::Answer;
     use serde_json::json;
+
+    #[test]
+    fn values_that_are_not_finite_are_written_as_prometheus_writes_them() {
+        let written: Vec<String> = [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 2.5]
+            .into_iter()
+            .map(prometheus_number)
+            .collect();
+        assert_eq!(written, ["+Inf", "-Inf", "NaN", "2.5"]);
+    }
 
     #[test]
     fn json_replies_have_one_shape() {

@@ -1,8 +1,8 @@
 //! `#[clustered::main]`: turns `async fn main` into a `main` that builds the tokio runtime this
 //! process's role in the cluster wants and runs the body on it (`clustered::runtime`): one
 //! thread in the master and, by default, one serving thread per worker (Node's model; the
-//! parallelism is the processes). Re-exported by the `cluster` crate; the expansion names
-//! `::clustered::runtime`, so the program depends on `cluster` under that name.
+//! parallelism is the processes). Re-exported by the `clustered` crate; the expansion names
+//! `::clustered::runtime`, so the program depends on `clustered` under that name.
 //!
 //! Written without `syn`/`quote`: the only work is to drop `async` before `fn` and wrap the
 //! body, which `proc_macro` alone does in a few lines (and keeps the build light).

@@ -439,7 +439,8 @@ impl Cluster {
         let (watch, origin) = match (from_env, self.operations.watch) {
             (Some(value), _) => {
                 let watch = match switch(&value) {
-                    Some(on) => on.then(Vec::new),
+                    // A switch only: the builder's extra paths stay.
+                    Some(on) => on.then(|| self.operations.watch_paths.clone()),
                     None => Some(
                         value
                             .split(':')
@@ -811,6 +812,21 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("watch=off (CLUSTER_WATCH)"), "{line}");
+    }
+
+    #[test]
+    fn turning_watch_mode_on_from_the_environment_keeps_the_program_s_paths() {
+        let cluster = Cluster::new().watch_path("config");
+        let on = |name: &str| (name == env::WATCH).then(|| "1".to_string());
+        let (settings, _) = cluster.clone().into_settings_from(&on).unwrap();
+        assert_eq!(settings.watch, Some(vec![PathBuf::from("config")]));
+        let paths = |name: &str| (name == env::WATCH).then(|| "src:static".to_string());
+        let (settings, _) = cluster.into_settings_from(&paths).unwrap();
+        assert_eq!(
+            settings.watch,
+            Some(vec![PathBuf::from("src"), PathBuf::from("static")]),
+            "paths in the variable are the operator's list"
+        );
     }
 
     #[test]

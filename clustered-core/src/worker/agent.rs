@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use clustered_ipc::Message;
+use clustered_ipc::{Message, Sender};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -59,16 +59,19 @@ pub fn requests() -> Result<AgentRequests, IpcError> {
     if WorkerInfo::current().is_none_or(|info| info.id != AGENT_ID) {
         return Err(IpcError::NotAWorker);
     }
+    let answers = link()?.sender().clone();
     let receiver = mailbox().take_asked().ok_or(IpcError::AlreadyTaken(
         "the agent's requests (agent::requests)",
     ))?;
-    Ok(AgentRequests { receiver })
+    Ok(AgentRequests { receiver, answers })
 }
 
 /// The stream of requests for this agent.
 #[derive(Debug)]
 pub struct AgentRequests {
     receiver: mpsc::Receiver<Asked>,
+    /// The channel the answers go back on (the agent's to its master).
+    answers: Sender,
 }
 
 impl AgentRequests {
@@ -76,7 +79,7 @@ impl AgentRequests {
     pub async fn recv(&mut self) -> Option<WorkerRequest> {
         let (id, from, data) = self.receiver.recv().await?;
         let answer = AnswerTo {
-            channel: link().ok()?.sender().clone(),
+            channel: self.answers.clone(),
             id,
             frame: |id, outcome| Message::AgentAnswer { id, outcome },
             answerer: "the agent",

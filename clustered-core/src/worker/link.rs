@@ -224,16 +224,21 @@ impl Link {
         };
         let message = make(seq);
         let kind = message.kind();
-        if let Err(error) = self.send(&message).await {
-            forget();
-            return Err(error);
-        }
-        if let Some(credit) = credit {
-            credit.spend();
-        }
-        match tokio::time::timeout(timeout, reply_rx).await {
+        // One deadline for both: a send queue that stays full (a stopped master) is waited on
+        // no longer than the answer is.
+        let sent_and_answered = async {
+            self.send(&message).await?;
+            if let Some(credit) = credit {
+                credit.spend();
+            }
+            reply_rx.await.map_err(|_| IpcError::MasterGone)
+        };
+        match tokio::time::timeout(timeout, sent_and_answered).await {
             Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(IpcError::MasterGone),
+            Ok(Err(error)) => {
+                forget();
+                Err(error)
+            }
             Err(_) => {
                 forget();
                 Err(IpcError::Timeout {

@@ -4,7 +4,7 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A socket path of its own for each test, removed when dropped.
 pub(crate) struct SocketPath(pub(crate) PathBuf);
@@ -46,16 +46,17 @@ pub(crate) fn clusterctl(socket: &Path, args: &[&str], uid: Option<u32>) -> Outp
     if let Some(uid) = uid {
         command.uid(uid).gid(uid);
     }
-    let mut child = command.spawn().expect("clusterctl starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("clusterctl's output")
+    let child = command.spawn().expect("clusterctl starts");
+    let pid = rustix::process::Pid::from_child(&child);
+    // Its pipes are read while it runs (a long `--json` would fill them and block it).
+    let (sender, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(child.wait_with_output()));
+    let finished = output.recv_timeout(Duration::from_secs(30));
+    let finished = finished.unwrap_or_else(|_| {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        output.recv().expect("its output once killed")
+    });
+    finished.expect("clusterctl's output")
 }
 
 /// What a `clusterctl --json` printed: one JSON object, with `ok` a boolean.

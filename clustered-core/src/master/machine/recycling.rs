@@ -2,15 +2,19 @@
 //! than `max_memory` is replaced the way a reload replaces it — its replacement first, then it
 //! drains, finishing what it serves — one worker at a time, never during a reload or a stop.
 //! The worker's heartbeats bring what it has served and its memory. A replacement that fails
-//! leaves the worker serving, and nothing is recycled for a while. A `max_memory` that a fresh
-//! worker already holds (its first heartbeat's memory, read when it joined) would recycle
-//! every worker forever: the master stops instead, with an error naming both figures.
+//! leaves the worker serving, and nothing is recycled for a while. A `max_memory` that one of
+//! the first workers already holds at its first heartbeat (sent within about 2 s of joining,
+//! so it includes what the worker allocated meanwhile) would recycle every worker forever: the
+//! master stops at start-up instead, with an error naming both figures. A later worker (a
+//! restart's, a reload's) found so is left serving and memory recycling turns off, saying
+//! why: a deploy that grew the program does not take a running service down.
 
 use std::time::Duration;
 
 use super::action::Notice;
 use super::rng::Rng;
 use super::state::{Machine, Phase};
+use super::workers::Origin;
 use crate::error::Error;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ExitReason;
@@ -22,20 +26,29 @@ impl Machine {
     /// Starts replacing `key` if it is past a limit and nothing else is being replaced.
     pub(super) fn recycle_if_due(&mut self, key: WorkerKey, rss: u64) {
         let recycle = self.config.recycle;
-        let Some(fresh) = self
+        let Some((fresh, origin)) = self
             .workers
             .get_mut(&key)
-            .map(|worker| worker.rss.replace(rss).is_none())
+            .map(|worker| (worker.rss.replace(rss).is_none(), worker.origin))
         else {
             return;
         };
-        if let Some(limit) = recycle.max_memory.filter(|limit| fresh && rss >= *limit) {
-            if self.phase == Phase::Running {
-                self.fail(Error::MaxMemoryTooLow {
-                    limit,
-                    from: recycle.max_memory_from,
-                    rss,
-                });
+        let max_memory = recycle.max_memory.filter(|_| !self.memory_recycling_off);
+        if let Some(limit) = max_memory.filter(|limit| fresh && rss >= *limit) {
+            let too_low = Error::MaxMemoryTooLow {
+                limit,
+                from: recycle.max_memory_from,
+                rss,
+            };
+            match origin {
+                Origin::Initial if self.phase == Phase::Running => self.fail(too_low),
+                Origin::Initial => {}
+                Origin::Restart | Origin::Reload => {
+                    tracing::error!(
+                        "{too_low}; memory recycling is off until the master restarts, the worker keeps serving"
+                    );
+                    self.memory_recycling_off = true;
+                }
             }
             return;
         }
@@ -57,7 +70,7 @@ impl Machine {
             .map(|limit| limit.saturating_add(jitter(key, recycle.max_requests_jitter, self.seed)));
         let reason = if request_limit.is_some_and(|limit| worker.served >= limit) {
             ExitReason::MaxRequests
-        } else if recycle.max_memory.is_some_and(|limit| rss >= limit) {
+        } else if max_memory.is_some_and(|limit| rss >= limit) {
             ExitReason::MaxMemory
         } else {
             return;

@@ -77,6 +77,9 @@ pub(crate) struct Machine {
     pub(super) answers: Answers,
     /// No worker is recycled before this (a recycling failed).
     pub(super) recycle_paused_until: Option<Instant>,
+    /// A later worker held `max_memory` already at its first heartbeat: memory recycling is off
+    /// for this master's life (it would replace every worker over and over).
+    pub(super) memory_recycling_off: bool,
     /// The time of the input being handled.
     pub(super) now: Instant,
     /// What the machine waits for, by deadline.
@@ -107,6 +110,7 @@ impl Machine {
             stop: StopState::default(),
             ready: false,
             recycle_paused_until: None,
+            memory_recycling_off: false,
             workers_started: false,
             agent_requests: AgentRequests::default(),
             answers: Answers::default(),

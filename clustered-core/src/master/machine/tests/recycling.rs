@@ -124,12 +124,18 @@ fn only_a_fresh_worker_s_memory_counts_as_its_floor() {
     let actions = h.message(old[0], heartbeat(0, 150 << 20));
     assert_eq!(recycled(&actions), [(old[0], ExitReason::MaxMemory)]);
     assert!(!closes(&actions));
-    // A replacement's first heartbeat is checked too.
+    // A replacement already past it at its first heartbeat keeps serving, and memory
+    // recycling turns off (it would replace every worker over and over).
     let [(new, 1)] = spawns(&actions)[..] else {
         panic!("{actions:?}")
     };
     h.spawned(new);
-    assert!(closes(&h.message(new, heartbeat(0, 120 << 20))));
+    h.listening(new);
+    let actions = h.message(new, heartbeat(0, 120 << 20));
+    assert!(!closes(&actions), "a running service is not stopped");
+    assert!(recycled(&actions).is_empty());
+    assert!(recycled(&h.message(new, heartbeat(0, 200 << 20))).is_empty());
+    assert!(recycled(&h.message(old[1], heartbeat(0, 300 << 20))).is_empty());
 }
 
 #[test]
