@@ -46,8 +46,9 @@ pub use clustered_ipc::WireError;
 pub use error::{BoxError, Error, IpcError};
 pub use exit::Exit;
 pub use master::{
-    Answer, ClusterControl, ClusterEvent, EventStream, ExitReason, Inbox, InboxItem, LogLine,
-    LogStream, MAX_WORKERS, PendingAnswer, ReadyHook, RestartPolicy, Scale, WorkerHandle,
+    Answer, ClusterControl, ClusterEvent, Done, EventStream, ExitReason, Inbox, InboxItem, LogLine,
+    LogStream, MAX_WORKERS, PendingAnswer, ReadyHook, Replacement, RestartPolicy, Scale,
+    WorkerHandle,
 };
 pub use policy::Policy;
 pub use role::{AGENT_ID, WorkerInfo};

@@ -33,7 +33,7 @@ mod process_exit;
 mod registry;
 
 pub use self::cluster_event::{ClusterEvent, EventStream};
-pub use self::command::{Answer, MAX_WORKERS, PendingAnswer, Scale};
+pub use self::command::{Answer, Done, MAX_WORKERS, PendingAnswer, Replacement, Scale};
 pub use self::control::ClusterControl;
 pub(crate) use self::driver::{Settings, run};
 pub use self::handle::WorkerHandle;
