@@ -1,5 +1,8 @@
-//! [`MetricsEndpoint`]: the master serves the whole cluster's metrics at `GET /metrics` in
-//! Prometheus text format, on `CLUSTER_METRICS_ADDR` (or [`crate::Cluster::metrics_addr`]).
+//! [`MetricsEndpoint`]: the master's admin address, `CLUSTER_METRICS_ADDR` (or
+//! [`crate::Cluster::metrics_addr`]): the whole cluster's metrics at `GET /metrics` in
+//! Prometheus text format, and the health checks a load balancer or Kubernetes probes:
+//! `/livez` (200 while the master's loop runs) and `/readyz` (200 while a worker serves every
+//! address and no stop has begun; 503 saying why otherwise, from the moment a stop begins).
 //! The master, never a worker, answers, so every scrape sees every process. HTTP/1.1 with
 //! hyper; a client gets 10 s to send its request's head, and at most 64 connections are served
 //! at once (more are closed at once).
@@ -94,15 +97,26 @@ async fn answer(
     control: ClusterControl,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let response = Response::builder();
-    let response = if request.uri().path() != "/metrics" {
+    let path = request.uri().path();
+    let response = if !matches!(path, "/metrics" | "/livez" | "/readyz") {
         response.status(StatusCode::NOT_FOUND).body(Full::from(
-            "not found: the cluster's metrics are at /metrics\n",
+            "not found: the master serves /metrics, /livez and /readyz\n",
         ))
     } else if request.method() != Method::GET && request.method() != Method::HEAD {
         response
             .status(StatusCode::METHOD_NOT_ALLOWED)
             .header(header::ALLOW, "GET, HEAD")
             .body(Full::from("use GET\n"))
+    } else if path == "/livez" {
+        // Answered by the master's own runtime: it answers only while the master's loop runs.
+        response.body(Full::from("ok: the master runs\n"))
+    } else if path == "/readyz" {
+        match control.registry().readiness() {
+            Ok(()) => response.body(Full::from("ready: a worker serves every address\n")),
+            Err(why) => response
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .body(Full::from(format!("not ready: {why}\n"))),
+        }
     } else {
         let text = exposition(&control);
         response

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::handle::WorkerHandle;
 use super::ids::WorkerKey;
+use super::machine::NOT_STARTED;
 use super::process_exit::ExitReason;
 use crate::sync::lock;
 
@@ -20,6 +21,18 @@ pub(crate) struct Registry {
     handoffs: AtomicU64,
     /// Accepted connections waiting in the master for a worker with room.
     backlog: AtomicU64,
+    /// Whether the cluster takes traffic, as the machine last said (`/readyz`).
+    readiness: Mutex<Readiness>,
+}
+
+/// Whether the cluster takes traffic: `Ok`, or why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Readiness(pub(crate) Result<(), &'static str>);
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness(Err(NOT_STARTED))
+    }
 }
 
 /// What happened to one slot's workers so far.
@@ -86,6 +99,15 @@ impl Registry {
     /// Accepted connections waiting for a worker.
     pub(crate) fn backlog(&self) -> u64 {
         self.backlog.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_readiness(&self, readiness: Result<(), &'static str>) {
+        *lock(&self.readiness) = Readiness(readiness);
+    }
+
+    /// Whether the cluster takes traffic, or why not.
+    pub(crate) fn readiness(&self) -> Result<(), &'static str> {
+        lock(&self.readiness).0
     }
 
     /// The value of the counter `name` (0 if never touched).

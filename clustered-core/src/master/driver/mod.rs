@@ -411,6 +411,7 @@ impl Driver {
             }
             Action::SlotRestarted { slot } => self.control.registry().note_restart(slot),
             Action::Backlog { queued } => self.control.registry().set_backlog(queued),
+            Action::Readiness(readiness) => self.control.registry().set_readiness(readiness),
             Action::Answer { reply, answer } => {
                 if let Some(waiting) = self.waiting.remove(&reply) {
                     // A caller that stopped waiting is fine.

@@ -89,6 +89,9 @@ pub(crate) enum Action {
     Answer { reply: ReplyId, answer: Answer },
     /// `queued` accepted connections wait for a worker with room now (given when it changes).
     Backlog { queued: usize },
+    /// Whether the cluster takes traffic, for `/readyz` (given when it changes): `Ok` while a
+    /// worker serves every address and no stop has begun, else why not.
+    Readiness(Result<(), &'static str>),
     /// The cluster-wide counter `name` now has `value` (for [`crate::ClusterControl::counter`]).
     PublishCounter { name: String, value: i64 },
     /// The master is done: return this.

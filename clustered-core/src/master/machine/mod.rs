@@ -62,7 +62,8 @@ pub(crate) use self::config::{Config, Recycle};
 pub(crate) use self::conn::Conn;
 pub(crate) use self::input::{Input, ReplyId, SignalAction, Timer};
 pub use self::restart::RestartPolicy;
-pub(crate) use self::state::Machine;
+use self::state::Phase;
+pub(crate) use self::state::{Machine, NOT_STARTED};
 use crate::Error;
 use crate::master::command::{Answer, Command, Done};
 use crate::master::handle::ReportedLoad;
@@ -114,7 +115,29 @@ impl Machine {
         }
         self.settle_answers();
         self.publish_backlog();
+        self.publish_readiness();
         self.take_actions()
+    }
+
+    /// Tells whether the cluster takes traffic, when that changed: a stop makes it unready at
+    /// once (before the listeners close), so a load balancer stops sending first.
+    fn publish_readiness(&mut self) {
+        let readiness = if self.is_stopping() {
+            Err("stopping: the workers drain, then the master exits")
+        } else if self.phase != Phase::Running {
+            Err("starting: the addresses are being bound")
+        } else if self
+            .workers
+            .values()
+            .any(|worker| !worker.is_agent() && !worker.is_leaving() && self.serves(worker))
+        {
+            Ok(())
+        } else {
+            Err("no worker serves every address right now")
+        };
+        if readiness != std::mem::replace(&mut self.published_readiness, readiness) {
+            self.push(Action::Readiness(readiness));
+        }
     }
 
     /// Tells how many accepted connections wait for a worker with room, when that changed.

@@ -25,6 +25,9 @@ use crate::master::handle::WorkerStatus;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ExitReason;
 
+/// Readiness before the master has started: what `/readyz` says until the machine tells.
+pub(crate) const NOT_STARTED: &str = "starting: the master has not started yet";
+
 /// Where the master is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -88,6 +91,8 @@ pub(crate) struct Machine {
     pub(super) rng: Rng,
     /// The backlog's length as last told ([`Action::Backlog`]).
     pub(super) published_backlog: usize,
+    /// The readiness as last told ([`Action::Readiness`]).
+    pub(super) published_readiness: Result<(), &'static str>,
     /// The seed it started from (recycling's per-worker jitter is drawn from it too).
     pub(super) seed: u64,
     next_key: u64,
@@ -119,6 +124,7 @@ impl Machine {
             rng: Rng::new(seed),
             seed,
             published_backlog: 0,
+            published_readiness: Err(NOT_STARTED),
             next_key: 0,
             actions: Vec::new(),
         }

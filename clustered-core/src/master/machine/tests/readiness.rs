@@ -139,3 +139,46 @@ fn a_worker_that_comes_to_serve_starts_its_slots_boot_timeouts_over() {
         worker = spawns(&h.expire(&Timer::RestartDue { slot: 1 }))[0].0;
     }
 }
+
+/// What the machine last said of the cluster's readiness in `actions` (`/readyz`), if it did.
+fn readiness(actions: &[Action]) -> Option<Result<(), &'static str>> {
+    actions.iter().rev().find_map(|action| match action {
+        Action::Readiness(readiness) => Some(*readiness),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_cluster_is_ready_while_a_worker_serves_and_unready_from_the_moment_a_stop_begins() {
+    let mut h = Harness::new(config(1, Policy::Rr));
+    let started = h.feed(Input::Start);
+    assert!(matches!(readiness(&started), Some(Err(why)) if why.starts_with("starting")));
+    let actions = h.feed(Input::Bound {
+        address: ADDRESS.to_owned(),
+        result: Ok(bound()),
+    });
+    let [(worker, 1)] = spawns(&actions)[..] else {
+        panic!("{actions:?}")
+    };
+    let actions = h.bring_up(worker);
+    assert_eq!(readiness(&actions), Some(Ok(())), "its worker serves");
+    assert_eq!(
+        readiness(&h.advance(Duration::from_secs(5))),
+        None,
+        "told once"
+    );
+
+    // Its only worker dies: unready until the successor serves.
+    let actions = h.exited(worker, ProcessExit::Code(1));
+    assert!(matches!(readiness(&actions), Some(Err(why)) if why.starts_with("no worker")));
+    let (_, actions) = h.run_until(&Timer::RestartDue { slot: 1 });
+    let [(successor, 1)] = spawns(&actions)[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(readiness(&h.bring_up(successor)), Some(Ok(())));
+
+    // A stop: unready at once, in the same step that closes the listeners.
+    let actions = h.feed(Input::Signal(SignalAction::Stop("SIGTERM")));
+    assert!(matches!(readiness(&actions), Some(Err(why)) if why.starts_with("stopping")));
+    assert!(actions.iter().any(|a| matches!(a, Action::CloseListeners)));
+}
