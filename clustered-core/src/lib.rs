@@ -25,6 +25,7 @@
 mod bind;
 mod cluster;
 pub mod control_socket;
+mod cpus;
 pub mod env;
 mod error;
 mod exit;

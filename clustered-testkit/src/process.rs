@@ -127,6 +127,21 @@ impl ClusterProcess {
         (cluster, address)
     }
 
+    /// Starts `program` allowed to run on `cpus` only (`taskset -c CPUS`, which execs it: the
+    /// master's pid is the program's), as a container's CPU set or quota limits it.
+    pub fn start_on_cpus(
+        program: Program<'_>,
+        env: &[(&str, &str)],
+        cpus: &str,
+    ) -> (ClusterProcess, SocketAddr) {
+        let mut command = Command::new("taskset");
+        command.arg("-c").arg(cpus).arg(program.path());
+        let mut cluster = Self::spawn_command(command, env);
+        let address = cluster.wait_listening();
+        cluster.seen_workers = cluster.worker_pids();
+        (cluster, address)
+    }
+
     fn spawn_command(mut command: Command, env: &[(&str, &str)]) -> ClusterProcess {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command

@@ -15,6 +15,7 @@ use super::{
     Cluster, DEFAULT_POLICY, DEFAULT_RELOAD_BATCH, DEFAULT_WAIT_READY, MIN_HANG_TIMEOUT, Recycling,
     Timeouts,
 };
+use crate::cpus;
 use crate::env;
 use crate::error::{Error, bytes};
 use crate::master::{Config, MAX_WORKERS, Recycle, RestartPolicy, Settings};
@@ -54,7 +55,11 @@ pub(super) struct Origins(Vec<String>);
 
 impl Origins {
     fn note(&mut self, name: &str, value: impl Display, origin: Origin) {
-        self.0.push(format!("{name}={value} ({})", origin.name()));
+        self.note_why(name, value, origin.name());
+    }
+
+    fn note_why(&mut self, name: &str, value: impl Display, why: &str) {
+        self.0.push(format!("{name}={value} ({why})"));
     }
 }
 
@@ -140,8 +145,11 @@ const WORKERS: Setting<usize> = Setting {
     name: "workers",
     method: "Cluster::workers",
     var: env::WORKERS,
-    allowed: "the worker count is a whole number from 1 to 1024",
-    parse: |text| text.parse().ok(),
+    allowed: "the worker count is a whole number from 1 to 1024, or max (one per CPU)",
+    parse: |text| match text {
+        "max" | "auto" => Some(cpus::available().count),
+        count => count.parse().ok(),
+    },
     valid: |count| (1..=MAX_WORKERS).contains(count),
     show: usize::to_string,
 };
@@ -356,9 +364,8 @@ impl Cluster {
     /// The worker count and its origin: `CLUSTER_WORKERS`, else the builder's, else the number
     /// of cores.
     fn worker_count_origin(&self, env: Lookup<'_>) -> Result<(usize, Origin), Error> {
-        let cores = || std::thread::available_parallelism().map_or(1, usize::from);
         let given = WORKERS.given(self.workers, env)?;
-        Ok(given.unwrap_or_else(|| (cores(), Origin::Default)))
+        Ok(given.unwrap_or_else(|| (cpus::available().count, Origin::Default)))
     }
 
     /// The worker count: `CLUSTER_WORKERS`, else the builder's, else the number of cores.
@@ -472,7 +479,11 @@ impl Cluster {
     fn into_settings_from(self, env: Lookup<'_>) -> Result<(Settings, Origins), Error> {
         let mut origins = Origins::default();
         let (worker_count, origin) = self.worker_count_origin(env)?;
-        origins.note(WORKERS.name, worker_count, origin);
+        match origin {
+            // One per CPU: the line says how many CPUs this process may use, and why.
+            Origin::Default => origins.note_why(WORKERS.name, worker_count, &cpus::available().why),
+            origin => origins.note(WORKERS.name, worker_count, origin),
+        }
         let policy = POLICY.read(self.policy, DEFAULT_POLICY, env, &mut origins)?;
         let (timeouts, hang_timeout) = self.timeouts_from(env, &mut origins)?;
         let reload_batch =
@@ -610,8 +621,21 @@ mod tests {
         }
         let error = settings(Cluster::new().workers(0), &[]).unwrap_err();
         assert!(
-            error.ends_with("the worker count is a whole number from 1 to 1024"),
+            error.ends_with(
+                "the worker count is a whole number from 1 to 1024, or max (one per CPU)"
+            ),
             "{error}"
+        );
+        // `max` and `auto` mean one per CPU, as the default does; the line says why then.
+        let cpus = crate::cpus::available();
+        for word in ["max", "auto"] {
+            let config = settings(Cluster::new().workers(9), &[("CLUSTER_WORKERS", word)]);
+            assert_eq!(config.unwrap().worker_count, cpus.count, "{word}");
+        }
+        let (_, line) = run_with(Cluster::new(), &[]).unwrap();
+        assert!(
+            line.contains(&format!("workers={} ({})", cpus.count, cpus.why)),
+            "{line}"
         );
         let error = settings(Cluster::new(), &[("CLUSTER_HANG_TIMEOUT", "2")]).unwrap_err();
         assert!(error.contains("at least 6 s"), "{error}");

@@ -105,7 +105,8 @@ impl Registry {
         *lock(&self.readiness) = Readiness(readiness);
     }
 
-    /// Whether the cluster takes traffic, or why not.
+    /// Whether the cluster takes traffic, or why not (what `/readyz` says).
+    #[cfg(feature = "metrics-endpoint")]
     pub(crate) fn readiness(&self) -> Result<(), &'static str> {
         lock(&self.readiness).0
     }

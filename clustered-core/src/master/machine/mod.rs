@@ -119,8 +119,9 @@ impl Machine {
         self.take_actions()
     }
 
-    /// Tells whether the cluster takes traffic, when that changed: a stop makes it unready at
-    /// once (before the listeners close), so a load balancer stops sending first.
+    /// Tells whether the cluster takes traffic, when that changed, before anything else this
+    /// input led to: a stop makes it unready before the listeners close, so a load balancer
+    /// stops sending first.
     fn publish_readiness(&mut self) {
         let readiness = if self.is_stopping() {
             Err("stopping: the workers drain, then the master exits")
@@ -136,7 +137,7 @@ impl Machine {
             Err("no worker serves every address right now")
         };
         if readiness != std::mem::replace(&mut self.published_readiness, readiness) {
-            self.push(Action::Readiness(readiness));
+            self.actions.insert(0, Action::Readiness(readiness));
         }
     }
 

@@ -96,7 +96,7 @@ pub(crate) struct Machine {
     /// The seed it started from (recycling's per-worker jitter is drawn from it too).
     pub(super) seed: u64,
     next_key: u64,
-    actions: Vec<Action>,
+    pub(super) actions: Vec<Action>,
 }
 
 impl Machine {
