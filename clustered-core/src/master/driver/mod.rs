@@ -20,6 +20,7 @@ mod report;
 mod signals;
 mod sockets;
 mod spawn;
+mod systemd;
 #[cfg(feature = "watch")]
 mod watch;
 #[cfg(not(feature = "watch"))]
@@ -45,6 +46,7 @@ use self::report::Report;
 use self::signals::Signals;
 use self::sockets::ListeningSockets;
 use self::spawn::{Program, spawn_worker};
+use self::systemd::SystemdNotify;
 use self::watch::Watch;
 use crate::Error;
 use crate::control_socket::server::ControlSocket;
@@ -112,6 +114,11 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .build_hasher()
         .finish();
     let mut machine = Machine::new(settings.config.clone(), Instant::now(), seed);
+    let systemd = SystemdNotify::from_env(|name| std::env::var(name).ok());
+    let watchdog = systemd
+        .as_ref()
+        .and_then(SystemdNotify::watchdog_period)
+        .map(tokio::time::interval);
     let driver = Driver {
         listeners: ListeningSockets::new(reports_tx.clone()),
         policy: settings.config.policy,
@@ -129,6 +136,8 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         reports_in_a_row: 0,
         on_ready: settings.on_ready,
         control: control.clone(),
+        systemd,
+        watchdog,
     };
     if let Some(hook) = settings.on_master {
         tokio::spawn(hook(control.clone()));
@@ -160,6 +169,11 @@ struct Driver {
     links: Links,
     /// Reports taken from the queue since signals and timers were last looked at.
     reports_in_a_row: u32,
+    /// systemd's `NOTIFY_SOCKET`, when the master runs under it.
+    systemd: Option<SystemdNotify>,
+    /// Ticks at half systemd's watchdog period, when it watches; fed from this loop, so
+    /// only while the loop runs.
+    watchdog: Option<tokio::time::Interval>,
 }
 
 /// Queued reports taken in a row without polling the signals and timers (four signal streams
@@ -238,18 +252,25 @@ impl Driver {
             }
         }
         self.reports_in_a_row = 0;
-        let report = tokio::select! {
-            biased;
-            Some((command, answer_to)) = self.commands.recv() => {
-                return self.command_input(command, answer_to);
+        let report = loop {
+            tokio::select! {
+                biased;
+                Some((command, answer_to)) = self.commands.recv() => {
+                    return self.command_input(command, answer_to);
+                }
+                action = self.signals.next() => return Input::Signal(action),
+                () = self.timer.as_mut(), if self.deadline.is_some() => {
+                    // Expired: the machine arms what it waits for next.
+                    self.deadline = None;
+                    return Input::Timeout;
+                }
+                Some(report) = self.reports.recv() => break report,
+                _ = tick(&mut self.watchdog), if self.watchdog.is_some() => {
+                    if let Some(systemd) = &self.systemd {
+                        systemd.feed_watchdog(&self.control);
+                    }
+                }
             }
-            action = self.signals.next() => return Input::Signal(action),
-            () = self.timer.as_mut(), if self.deadline.is_some() => {
-                // Expired: the machine arms what it waits for next.
-                self.deadline = None;
-                return Input::Timeout;
-            }
-            Some(report) = self.reports.recv() => report,
         };
         self.input_of(report)
     }
@@ -367,11 +388,17 @@ impl Driver {
                 inputs.push_back(Input::ListenersClosed);
             }
             Action::Notify(Notice::Ready(addresses)) => {
+                if let Some(systemd) = &mut self.systemd {
+                    systemd.on_notice(&Notice::Ready(addresses.clone()), &self.control);
+                }
                 if let Some(hook) = &self.on_ready {
                     hook(&addresses);
                 }
             }
             Action::Notify(notice) => {
+                if let Some(systemd) = &mut self.systemd {
+                    systemd.on_notice(&notice, &self.control);
+                }
                 if let Some(event) = publish::event_for(notice, &self.links) {
                     self.control.emit(event);
                 }
@@ -447,5 +474,15 @@ impl Driver {
             }
             Err(error) => Input::SpawnFailed { worker, error },
         }
+    }
+}
+
+/// The next tick of `interval` (never, without one: the branch is off then).
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use super::output;
 use super::reader::WorkerReader;
 use super::report::Report;
+use super::systemd::NOTIFY_VARIABLES;
 use crate::Error;
 use crate::master::control::ClusterControl;
 use crate::master::ids::WorkerKey;
@@ -100,6 +101,10 @@ pub(crate) fn spawn_worker(
         .process_group(0)
         // If the master's runtime is torn down without reaping, the worker dies with it.
         .kill_on_drop(true);
+    // Only the master speaks to systemd.
+    for variable in NOTIFY_VARIABLES {
+        command.env_remove(variable);
+    }
     let mut mappings = vec![FdMapping {
         parent_fd: theirs.into(),
         child_fd: WORKER_IPC_FD,

@@ -1,0 +1,187 @@
+//! The master under systemd's notification protocol, with real processes and no systemd: the
+//! test is the service manager (its own `NOTIFY_SOCKET`, a Unix datagram socket that checks
+//! each sender with `SO_PASSCRED`). Checked: the order and content of the messages through
+//! start, a reload, a worker's crash and a stop; the watchdog fed while the master serves;
+//! an abstract `@` socket; workers that say nothing.
+
+use std::io::IoSliceMut;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clustered_testkit::{ClusterProcess, Program};
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::process::Signal;
+
+/// One notification: who sent it, and what it said.
+#[derive(Debug)]
+struct Note {
+    pid: u32,
+    text: String,
+}
+
+/// The service manager's end: every datagram, with its sender's pid, on a channel.
+struct Manager {
+    notes: mpsc::Receiver<Note>,
+    path: Option<PathBuf>,
+}
+
+impl Manager {
+    /// Listens at `address` (`@name` for an abstract socket).
+    fn listen(address: &str) -> (Manager, String) {
+        let socket = match address.strip_prefix('@') {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let name = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+                UnixDatagram::bind_addr(&name).expect("an abstract socket")
+            }
+            None => UnixDatagram::bind(address).expect("a socket in the temporary directory"),
+        };
+        rustix::net::sockopt::set_socket_passcred(socket.as_fd(), true).expect("SO_PASSCRED");
+        let (sender, notes) = mpsc::channel();
+        std::thread::spawn(move || {
+            loop {
+                let mut buffer = [0u8; 4096];
+                let mut space =
+                    [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
+                let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+                let Ok(received) = rustix::net::recvmsg(
+                    socket.as_fd(),
+                    &mut [IoSliceMut::new(&mut buffer)],
+                    &mut ancillary,
+                    RecvFlags::empty(),
+                ) else {
+                    return;
+                };
+                let pid = ancillary
+                    .drain()
+                    .find_map(|message| match message {
+                        RecvAncillaryMessage::ScmCredentials(credentials) => {
+                            Some(credentials.pid.as_raw_nonzero().get() as u32)
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or(0);
+                let text = String::from_utf8_lossy(&buffer[..received.bytes]).into_owned();
+                if sender.send(Note { pid, text }).is_err() {
+                    return;
+                }
+            }
+        });
+        let path = (!address.starts_with('@')).then(|| PathBuf::from(address));
+        (Manager { notes, path }, address.to_owned())
+    }
+
+    /// The next note that `wanted` picks, skipping others (each checked to come from `pid`),
+    /// within 20 s.
+    fn until(&self, pid: u32, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut skipped = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let note = self
+                .notes
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no such note within 20 s; skipped {skipped:?}"));
+            assert_eq!(note.pid, pid, "only the master speaks to systemd: {note:?}");
+            if wanted(&note.text) {
+                return note.text;
+            }
+            skipped.push(note.text);
+        }
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_tells_systemd_ready_reloading_status_and_stopping_and_feeds_its_watchdog() {
+    let path = std::env::temp_dir().join(format!("clustered-notify-{}.sock", std::process::id()));
+    let (manager, address) = Manager::listen(path.to_str().expect("a UTF-8 path"));
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("NOTIFY_SOCKET", address.as_str()),
+        // A 2 s watchdog: fed every second.
+        ("WATCHDOG_USEC", "2000000"),
+    ];
+    let (cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    let master = cluster.pid();
+
+    let ready = manager.until(master, |text| text.starts_with("READY=1"));
+    assert_eq!(ready, "READY=1\nSTATUS=2 workers listening, 0 restarts");
+    // Fed at once after READY=1, then every second while it serves.
+    let mut fed = 0;
+    let started = std::time::Instant::now();
+    while fed < 3 {
+        manager.until(master, |text| text == "WATCHDOG=1");
+        fed += 1;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "fed at half its period"
+    );
+
+    let before_reload = cluster.worker_pids();
+    cluster.signal(Signal::HUP);
+    let reloading = manager.until(master, |text| text.starts_with("RELOADING=1"));
+    let lines: Vec<&str> = reloading.lines().collect();
+    let usec: u64 = lines[1]
+        .strip_prefix("MONOTONIC_USEC=")
+        .and_then(|usec| usec.parse().ok())
+        .unwrap_or_else(|| panic!("MONOTONIC_USEC after RELOADING=1: {reloading:?}"));
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let now_usec = now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1_000;
+    assert!(
+        now_usec >= usec && now_usec - usec < 20_000_000,
+        "{usec} vs {now_usec}"
+    );
+    assert!(lines[2].ends_with("reload in progress"), "{reloading:?}");
+    let reloaded = manager.until(master, |text| text.starts_with("READY=1"));
+    assert_eq!(reloaded, "READY=1\nSTATUS=2 workers listening, 0 restarts");
+
+    // A worker that crashes (one of the new ones, once the old ones are gone): the status
+    // counts its restart.
+    assert!(
+        clustered_testkit::wait_until(Duration::from_secs(20), || {
+            let now = cluster.worker_pids();
+            now.len() == 2 && now.iter().all(|pid| !before_reload.contains(pid))
+        }),
+        "the old workers exit after the reload"
+    );
+    let victim = cluster.worker_pids()[0];
+    clustered_testkit::signal_pid(victim, Signal::KILL);
+    manager.until(master, |text| {
+        text.starts_with("STATUS=") && text.contains("1 restart")
+    });
+
+    cluster.signal(Signal::TERM);
+    let stopping = manager.until(master, |text| text.starts_with("STOPPING=1"));
+    assert!(stopping.ends_with(", stopping"), "{stopping:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abstract_notify_socket_is_told_too() {
+    let name = format!("@clustered-notify-{}", std::process::id());
+    let (manager, address) = Manager::listen(&name);
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("NOTIFY_SOCKET", address.as_str()),
+    ];
+    let (cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    let ready = manager.until(cluster.pid(), |text| text.starts_with("READY=1"));
+    assert_eq!(ready, "READY=1\nSTATUS=1 worker listening, 0 restarts");
+    // Its workers (and what they start) do not inherit the notification socket.
+    let worker = cluster.worker_pids()[0];
+    let environ =
+        std::fs::read(format!("/proc/{worker}/environ")).expect("the worker's environment");
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(!environ.contains("NOTIFY_SOCKET="), "{environ}");
+}
