@@ -185,3 +185,71 @@ async fn an_abstract_notify_socket_is_told_too() {
     let environ = String::from_utf8_lossy(&environ);
     assert!(!environ.contains("NOTIFY_SOCKET="), "{environ}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_serves_the_socket_systemd_hands_it_instead_of_binding() {
+    // The test binds, as systemd's .socket unit would; the port stays the test's throughout.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = listener.local_addr().unwrap().port().to_string();
+    let env = [("CLUSTER_WORKERS", "2"), ("PORT", port.as_str())];
+    let (cluster, address) =
+        ClusterProcess::start_socket_activated(Program::Fixture, &env, listener, "http");
+    // Binding the same address again would have failed: it is served on the inherited socket.
+    assert_eq!(address.port().to_string(), port);
+    for _ in 0..4 {
+        assert_eq!(clustered_testkit::get(address, "/").await.status, 200);
+    }
+    assert!(
+        cluster.wait_for_stderr(
+            "serving a socket systemd handed over",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        cluster.stderr()
+    );
+    // Neither the variables nor the descriptor reach the workers (under rr they never hold
+    // the listening socket: the master accepts).
+    let inherited = std::fs::read_link(format!("/proc/{}/fd/3", cluster.pid())).expect("fd 3");
+    for worker in cluster.worker_pids() {
+        let environ = std::fs::read(format!("/proc/{worker}/environ")).expect("its environment");
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(!environ.contains("LISTEN_FDS="), "{environ}");
+        let held: Vec<_> = std::fs::read_dir(format!("/proc/{worker}/fd"))
+            .expect("its descriptors")
+            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+            .collect();
+        assert!(
+            !held.contains(&inherited),
+            "{inherited:?} leaked into worker {worker}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_socket_from_systemd_the_port_never_closes_across_a_restart_of_the_master() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let kept = listener.try_clone().expect("systemd keeps its copy");
+    let address = listener.local_addr().unwrap();
+    let port = address.port().to_string();
+    let env = [("CLUSTER_WORKERS", "1"), ("PORT", port.as_str())];
+    let (first, _) =
+        ClusterProcess::start_socket_activated(Program::Fixture, &env, listener, "http");
+    assert_eq!(clustered_testkit::get(address, "/").await.status, 200);
+    first.signal(Signal::TERM);
+    assert!(
+        clustered_testkit::wait_until(Duration::from_secs(20), || !clustered_testkit::is_alive(
+            first.pid()
+        )),
+        "the first master stops"
+    );
+    // No master now: a client still connects (the kernel queues it on systemd's socket) and is
+    // answered by the next one.
+    let waiting = tokio::spawn(clustered_testkit::get(address, "/"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_second, _) = ClusterProcess::start_socket_activated(Program::Fixture, &env, kept, "http");
+    let reply = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("answered in time")
+        .expect("the client task");
+    assert_eq!(reply.status, 200, "queued, not refused: {}", reply.body);
+}

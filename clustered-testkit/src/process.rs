@@ -142,6 +142,35 @@ impl ClusterProcess {
         (cluster, address)
     }
 
+    /// Starts `program` as systemd's socket activation does: `listener` as descriptor 3,
+    /// `LISTEN_FDS=1`, `LISTEN_FDNAMES=name`, and `LISTEN_PID` the program's own pid (set by a
+    /// `sh` that execs it, so the pid is the program's).
+    pub fn start_socket_activated(
+        program: Program<'_>,
+        env: &[(&str, &str)],
+        listener: std::net::TcpListener,
+        name: &str,
+    ) -> (ClusterProcess, SocketAddr) {
+        use command_fds::{CommandFdExt, FdMapping};
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(r#"LISTEN_PID=$$ exec "$0""#)
+            .arg(program.path())
+            .env("LISTEN_FDS", "1")
+            .env("LISTEN_FDNAMES", name);
+        command
+            .fd_mappings(vec![FdMapping {
+                parent_fd: std::os::fd::OwnedFd::from(listener),
+                child_fd: 3,
+            }])
+            .expect("descriptor 3 for the child");
+        let mut cluster = Self::spawn_command(command, env);
+        let address = cluster.wait_listening();
+        cluster.seen_workers = cluster.worker_pids();
+        (cluster, address)
+    }
+
     fn spawn_command(mut command: Command, env: &[(&str, &str)]) -> ClusterProcess {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command

@@ -21,6 +21,7 @@ pub(crate) mod hooks;
 mod ids;
 mod inbox;
 mod inbox_routing;
+mod inherited;
 pub(crate) mod logs;
 mod machine;
 #[cfg(feature = "metrics-endpoint")]

@@ -55,6 +55,7 @@ use crate::master::control::ClusterControl;
 use crate::master::handle::WorkerHandle;
 use crate::master::hooks::{MasterHook, ReadyHook};
 use crate::master::ids::WorkerKey;
+use crate::master::inherited::InheritedSockets;
 use crate::master::logs::LogStream;
 use crate::master::machine::{Action, Config, Input, Machine, Notice, ReplyId};
 use crate::master::metrics_endpoint::MetricsEndpoint;
@@ -115,6 +116,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .finish();
     let mut machine = Machine::new(settings.config.clone(), Instant::now(), seed);
     let systemd = SystemdNotify::from_env(|name| std::env::var(name).ok());
+    let inherited = InheritedSockets::from_env(|name| std::env::var(name).ok());
     let watchdog = systemd
         .as_ref()
         .and_then(SystemdNotify::watchdog_period)
@@ -138,6 +140,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         control: control.clone(),
         systemd,
         watchdog,
+        inherited,
     };
     if let Some(hook) = settings.on_master {
         tokio::spawn(hook(control.clone()));
@@ -169,6 +172,8 @@ struct Driver {
     links: Links,
     /// Reports taken from the queue since signals and timers were last looked at.
     reports_in_a_row: u32,
+    /// The listening sockets systemd handed over, not yet served.
+    inherited: InheritedSockets,
     /// systemd's `NOTIFY_SOCKET`, when the master runs under it.
     systemd: Option<SystemdNotify>,
     /// Ticks at half systemd's watchdog period, when it watches; fed from this loop, so
@@ -309,8 +314,9 @@ impl Driver {
         match action {
             Action::Bind { address } => {
                 let (policy, reports) = (self.policy, self.reports_tx.clone());
+                let inherited = self.inherited.take(&address);
                 tokio::spawn(async move {
-                    let result = sockets::open(policy, &address).await;
+                    let result = sockets::open(policy, &address, inherited).await;
                     let _ = reports.send(Report::Bound { address, result }).await;
                 });
             }

@@ -42,10 +42,31 @@ enum BoundSocket {
     Reserved { _port: TcpSocket },
 }
 
-/// Binds `address` as `policy` wants; returns the bound address (the real port when port 0
-/// was asked for). Runs as a task of its own: resolving a name may take a while, and the
-/// master must not wait for it.
-pub(crate) async fn open(policy: Policy, address: &str) -> io::Result<(SocketAddr, Opened)> {
+/// Binds `address` as `policy` wants, or serves the socket systemd handed over for it
+/// (`inherited`); returns the bound address (the real port when port 0 was asked for). Runs
+/// as a task of its own: resolving a name may take a while, and the master must not wait for
+/// it.
+pub(crate) async fn open(
+    policy: Policy,
+    address: &str,
+    inherited: Option<std::net::TcpListener>,
+) -> io::Result<(SocketAddr, Opened)> {
+    if let Some(listener) = inherited {
+        let bound = listener.local_addr()?;
+        return match policy {
+            Policy::Shared => Ok((bound, Opened::Shared(listener))),
+            Policy::Rr | Policy::Sticky | Policy::Least => Ok((bound, Opened::Listening(listener))),
+            Policy::Reuseport => Err(io::Error::other(
+                "a socket handed over by systemd cannot be served under reuseport (each worker binds its own): use rr, sticky, least or shared",
+            )),
+        };
+    }
+    if let Some(name) = address.strip_prefix("fd:") {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no socket named {name:?} was handed over (systemd's LISTEN_FDNAMES)"),
+        ));
+    }
     match policy {
         Policy::Shared => {
             let listener = listen(address).await?;

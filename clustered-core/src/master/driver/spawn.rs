@@ -23,6 +23,7 @@ use crate::Error;
 use crate::master::control::ClusterControl;
 use crate::master::ids::WorkerKey;
 use crate::master::inbox_routing::InboxRouting;
+use crate::master::inherited::LISTEN_VARIABLES;
 use crate::master::machine::Input;
 use crate::master::process_exit::ProcessExit;
 use crate::role::{WORKER_IPC_FD, WORKER_METRICS_FD};
@@ -101,8 +102,8 @@ pub(crate) fn spawn_worker(
         .process_group(0)
         // If the master's runtime is torn down without reaping, the worker dies with it.
         .kill_on_drop(true);
-    // Only the master speaks to systemd.
-    for variable in NOTIFY_VARIABLES {
+    // Only the master speaks to systemd, and only it was handed the listening sockets.
+    for variable in NOTIFY_VARIABLES.iter().chain(&LISTEN_VARIABLES) {
         command.env_remove(variable);
     }
     let mut mappings = vec![FdMapping {

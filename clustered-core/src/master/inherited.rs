@@ -1,0 +1,178 @@
+//! [`InheritedSockets`]: the listening sockets systemd hands the master (socket activation,
+//! `sd_listen_fds(3)`): when `LISTEN_PID` names this process, descriptors 3 to
+//! 3 + `LISTEN_FDS` - 1 are listening sockets, named by `LISTEN_FDNAMES` (`a:b:…`). The master
+//! serves an address on the inherited socket bound to it, or on the one named `NAME` for the
+//! address `fd:NAME`, instead of binding; an address with no inherited socket is bound as
+//! usual. The descriptors are made close-on-exec and the variables are not passed to workers,
+//! so nothing the master starts sees them. TCP only for now: another kind of socket is left
+//! alone, and said so.
+
+use std::net::SocketAddr;
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+
+/// The variables of socket activation; workers do not inherit them.
+pub(crate) const LISTEN_VARIABLES: [&str; 3] = ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"];
+
+/// The first inherited descriptor (`SD_LISTEN_FDS_START`).
+const FIRST_FD: i32 = 3;
+
+/// The most descriptors taken from `LISTEN_FDS` (a larger count is an operator's mistake).
+const MOST: usize = 1024;
+
+/// The prefix of an address that names an inherited socket: `fd:http`.
+const BY_NAME: &str = "fd:";
+
+/// The sockets systemd handed over and not yet taken.
+#[derive(Debug, Default)]
+pub(crate) struct InheritedSockets {
+    sockets: Vec<Inherited>,
+}
+
+#[derive(Debug)]
+struct Inherited {
+    listener: std::net::TcpListener,
+    name: String,
+    address: SocketAddr,
+}
+
+impl InheritedSockets {
+    /// The sockets `LISTEN_FDS` hands this process (none when `LISTEN_PID` names another one,
+    /// or is unset).
+    pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let Some(count) = handed_to(
+            lookup("LISTEN_PID").as_deref(),
+            lookup("LISTEN_FDS").as_deref(),
+            std::process::id(),
+        ) else {
+            return Self::default();
+        };
+        let names = lookup("LISTEN_FDNAMES").unwrap_or_default();
+        let mut names = names.split(':');
+        let mut sockets = Vec::new();
+        for index in 0..count {
+            let fd = FIRST_FD.saturating_add(i32::try_from(index).unwrap_or(i32::MAX));
+            let name = names.next().unwrap_or("unknown").to_owned();
+            match take(fd) {
+                Ok(listener) => match listener.local_addr() {
+                    Ok(address) => {
+                        tracing::info!(fd, %name, %address, "serving a socket systemd handed over");
+                        sockets.push(Inherited {
+                            listener,
+                            name,
+                            address,
+                        });
+                    }
+                    Err(error) => {
+                        tracing::warn!(fd, %name, %error, "an inherited socket has no address; left alone")
+                    }
+                },
+                Err(why) => {
+                    tracing::warn!(fd, %name, "an inherited descriptor is not served: {why}")
+                }
+            }
+        }
+        Self { sockets }
+    }
+
+    /// The inherited socket for `address` (`fd:NAME`, or the address it is bound to), taken.
+    pub(crate) fn take(&mut self, address: &str) -> Option<std::net::TcpListener> {
+        let index = match address.strip_prefix(BY_NAME) {
+            Some(name) => self.sockets.iter().position(|socket| socket.name == name)?,
+            None => {
+                let address: SocketAddr = address.parse().ok()?;
+                self.sockets
+                    .iter()
+                    .position(|socket| socket.address == address)?
+            }
+        };
+        Some(self.sockets.swap_remove(index).listener)
+    }
+}
+
+/// How many descriptors `LISTEN_FDS` hands the process `pid`, if `LISTEN_PID` names it.
+fn handed_to(listen_pid: Option<&str>, listen_fds: Option<&str>, pid: u32) -> Option<usize> {
+    let for_us = listen_pid?.trim().parse::<u32>().ok()? == pid;
+    let count: usize = listen_fds?.trim().parse().ok()?;
+    (for_us && count > 0).then_some(count.min(MOST))
+}
+
+/// Descriptor `fd` as a listening TCP socket, made close-on-exec; why not otherwise.
+fn take(fd: i32) -> Result<std::net::TcpListener, &'static str> {
+    // SAFETY: the number is only borrowed to ask the kernel about it; fcntl on a closed
+    // number fails cleanly with EBADF.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_setfd(borrowed, rustix::io::FdFlags::CLOEXEC)
+        .map_err(|_| "no such descriptor")?;
+    let stream = rustix::net::sockopt::socket_type(borrowed).map_err(|_| "not a socket")?;
+    let domain = rustix::net::sockopt::socket_domain(borrowed).map_err(|_| "not a socket")?;
+    let tcp = matches!(
+        domain,
+        rustix::net::AddressFamily::INET | rustix::net::AddressFamily::INET6
+    );
+    if stream != rustix::net::SocketType::STREAM || !tcp {
+        return Err("only TCP sockets are served for now");
+    }
+    if !rustix::net::sockopt::socket_acceptconn(borrowed).unwrap_or(false) {
+        return Err("the socket is not listening");
+    }
+    // SAFETY: systemd handed this descriptor to this process, which owns it from here on;
+    // nothing else in the process takes descriptors from 3 up by number.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let listener = std::net::TcpListener::from(owned);
+    listener
+        .set_nonblocking(true)
+        .map_err(|_| "cannot make it non-blocking")?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{InheritedSockets, handed_to};
+
+    #[test]
+    fn sockets_are_taken_only_when_listen_pid_names_this_process() {
+        assert_eq!(handed_to(Some("42"), Some("2"), 42), Some(2));
+        assert_eq!(
+            handed_to(Some("41"), Some("2"), 42),
+            None,
+            "another process's"
+        );
+        assert_eq!(handed_to(None, Some("2"), 42), None);
+        assert_eq!(handed_to(Some("42"), Some("0"), 42), None);
+        assert_eq!(handed_to(Some("42"), Some("many"), 42), None);
+        assert_eq!(
+            handed_to(Some("42"), Some("99999"), 42),
+            Some(1024),
+            "bounded"
+        );
+    }
+
+    #[test]
+    fn an_address_takes_the_socket_bound_to_it_or_the_one_named_once() {
+        let listen = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (web, admin) = (listen(), listen());
+        let web_address = web.local_addr().unwrap();
+        let mut sockets = InheritedSockets {
+            sockets: vec![
+                super::Inherited {
+                    address: web_address,
+                    name: "web".into(),
+                    listener: web,
+                },
+                super::Inherited {
+                    address: admin.local_addr().unwrap(),
+                    name: "admin".into(),
+                    listener: admin,
+                },
+            ],
+        };
+        assert!(sockets.take("127.0.0.1:1").is_none(), "bound as usual");
+        assert!(sockets.take("fd:nothing").is_none());
+        let taken = sockets
+            .take(&web_address.to_string())
+            .expect("by its address");
+        assert_eq!(taken.local_addr().unwrap(), web_address);
+        assert!(sockets.take(&web_address.to_string()).is_none(), "once");
+        assert!(sockets.take("fd:admin").is_some(), "by its name");
+    }
+}
