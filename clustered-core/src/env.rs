@@ -59,6 +59,9 @@ pub const WAIT_READY: &str = "CLUSTER_WAIT_READY";
 /// of paths separated by `:` watches those too (directories recursively); `0`: off
 /// (`Cluster::watch`). Default off.
 pub const WATCH: &str = "CLUSTER_WATCH";
+/// How the master writes its lines and its workers': `text` (`2|app | listening`) or `json`
+/// (one object per line: `ts`, `level`, `worker`, `stream`, `msg`). Default text.
+pub const LOG_FORMAT: &str = "CLUSTER_LOG_FORMAT";
 /// A worker that has served this many requests is replaced, Gunicorn's `max_requests`; `0`:
 /// never (`Recycling::max_requests`). Default 0.
 pub const MAX_REQUESTS: &str = "CLUSTER_MAX_REQUESTS";

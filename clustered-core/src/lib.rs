@@ -30,6 +30,7 @@ pub mod env;
 mod error;
 mod exit;
 mod limits;
+mod log_format;
 mod logging;
 mod master;
 mod policy;

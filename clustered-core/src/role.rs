@@ -10,8 +10,9 @@ use crate::env;
 pub const AGENT_ID: usize = 0;
 /// Every variable this crate reads: what a worker removes from its environment (a user's own
 /// `CLUSTER_*` variables stay).
-const OWN_VARIABLES: [&str; 24] = [
+const OWN_VARIABLES: [&str; 25] = [
     env::WORKER_ID,
+    env::LOG_FORMAT,
     env::IPC_FD,
     env::METRICS_FD,
     env::WORKERS,

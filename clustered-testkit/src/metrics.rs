@@ -14,16 +14,20 @@ use crate::process::ClusterProcess;
 const METRIC_WAIT: Duration = Duration::from_secs(20);
 
 impl ClusterProcess {
-    /// The master's metrics address, from its `metrics on http://ADDR/metrics` line.
+    /// The master's metrics address, from its `metrics on http://ADDR/metrics` line (as text,
+    /// or inside a JSON line's `msg`).
     pub fn metrics_address(&self) -> SocketAddr {
         let lines = self.stdout_lines();
-        let line = lines
+        let address = lines
             .iter()
-            .find_map(|line| line.strip_prefix("metrics on http://"))
+            .find_map(|line| {
+                let (_, after) = line.split_once("metrics on http://")?;
+                after
+                    .split_once("/metrics")
+                    .map(|(address, _)| address.to_owned())
+            })
             .unwrap_or_else(|| panic!("no `metrics on` line (CLUSTER_METRICS_ADDR?) in {lines:?}"));
-        line.trim_end_matches("/metrics")
-            .parse()
-            .expect("an address")
+        address.parse().expect("an address")
     }
 }
 

@@ -18,6 +18,7 @@ use super::{
 use crate::cpus;
 use crate::env;
 use crate::error::{Error, bytes};
+use crate::log_format::LogFormat;
 use crate::master::{Config, MAX_WORKERS, Recycle, RestartPolicy, Settings};
 
 /// Where environment values come from: the process's environment, or a test's table.
@@ -300,6 +301,16 @@ const WAIT_READY: Setting<bool> = Setting {
     show: bool::to_string,
 };
 
+const LOG_FORMAT: Setting<LogFormat> = Setting {
+    name: "log_format",
+    method: "CLUSTER_LOG_FORMAT",
+    var: env::LOG_FORMAT,
+    allowed: "the log format is text or json",
+    parse: LogFormat::parse,
+    valid: |_| true,
+    show: |format| format.name().to_owned(),
+};
+
 /// A setting that is either given or not (a path, an address): taken as it is, unchecked.
 struct Optional {
     /// Its name in the start-up line (which names it only when it is given).
@@ -508,8 +519,10 @@ impl Cluster {
         let log_file = LOG_FILE.read(&operations.log_file, env, &mut origins);
         let error_log_file = ERROR_LOG_FILE.read(&operations.error_log_file, env, &mut origins);
         let metrics_addr = METRICS_ADDR.read(&operations.metrics_addr, env, &mut origins);
+        let log_format = LOG_FORMAT.read(LogFormat::Text, LogFormat::Text, env, &mut origins)?;
         let settings = Settings {
             config,
+            log_format,
             control_socket,
             log_file,
             error_log_file,

@@ -48,7 +48,7 @@ impl MetricsEndpoint {
         };
         let listener = TcpListener::bind(address).await.map_err(bind_error)?;
         let bound = listener.local_addr().map_err(bind_error)?;
-        println!("metrics on http://{bound}/metrics");
+        crate::log_format::announce(&format!("metrics on http://{bound}/metrics"));
         let acceptor = tokio::spawn(accept(listener, control));
         Ok(Self { acceptor })
     }

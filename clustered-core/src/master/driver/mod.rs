@@ -66,6 +66,8 @@ const REPORT_QUEUE: usize = 1024;
 
 /// What the master needs from the [`crate::Cluster`] builder.
 pub(crate) struct Settings {
+    /// How the master writes its lines and its workers' (`CLUSTER_LOG_FORMAT`).
+    pub(crate) log_format: crate::log_format::LogFormat,
     pub(crate) config: Config,
     pub(crate) control_socket: Option<PathBuf>,
     pub(crate) log_file: Option<PathBuf>,
@@ -80,7 +82,7 @@ pub(crate) struct Settings {
 
 /// Runs the master until the cluster stops.
 pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
-    let program = Program::current()?;
+    let program = Program::current(settings.log_format)?;
     let control = settings.control;
     let signals = Signals::install(control.clone())?;
     metrics_view::record_master_metrics(&control);

@@ -5,12 +5,14 @@
 //! whose output is a pipe get the plain text.
 
 use std::io::{IsTerminal, Write};
+use std::time::SystemTime;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{ChildStderr, ChildStdout};
 use tokio::task::JoinHandle;
 
+use crate::log_format::{LogFormat, json_line};
 use crate::master::control::ClusterControl;
 use crate::master::logs::{LogLine, LogStream};
 
@@ -22,6 +24,7 @@ pub(crate) const MAX_LINE: usize = 16 * 1024;
 pub(crate) fn relay(
     slot: usize,
     program: &str,
+    format: LogFormat,
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     control: &ClusterControl,
@@ -29,6 +32,7 @@ pub(crate) fn relay(
     let source = Source {
         slot,
         prefix: format!("{slot}|{program} | "),
+        format,
         control: control.clone(),
     };
     let mut tasks = Vec::new();
@@ -50,21 +54,41 @@ pub(crate) fn relay(
 struct Source {
     slot: usize,
     prefix: String,
+    format: LogFormat,
     control: ClusterControl,
 }
 
 async fn relay_lines(mut pipe: impl AsyncRead + Unpin, source: Source, stream: LogStream) {
     let mut buffer = BytesMut::with_capacity(4096);
-    let terminal = match stream {
-        LogStream::Out => std::io::stdout().is_terminal(),
-        LogStream::Err => std::io::stderr().is_terminal(),
-    };
+    let terminal = source.format == LogFormat::Text
+        && match stream {
+            LogStream::Out => std::io::stdout().is_terminal(),
+            LogStream::Err => std::io::stderr().is_terminal(),
+        };
     loop {
         let read = pipe.read_buf(&mut buffer).await.unwrap_or(0);
         while let Some(line) = next_line(&mut buffer, read == 0) {
             let plain = without_escapes(&line);
             let shown = if terminal { &line[..] } else { &plain[..] };
-            write_line(stream, &source.prefix, shown);
+            match source.format {
+                LogFormat::Text => write_line(stream, &prefixed(&source.prefix, shown)),
+                LogFormat::Json => {
+                    let (level, name) = match stream {
+                        LogStream::Out => ("info", "out"),
+                        LogStream::Err => ("error", "err"),
+                    };
+                    let text = String::from_utf8_lossy(shown);
+                    let mut line = json_line(
+                        SystemTime::now(),
+                        level,
+                        Some(source.slot),
+                        Some(name),
+                        &text,
+                    );
+                    line.push('\n');
+                    write_line(stream, line.as_bytes());
+                }
+            }
             let line = LogLine {
                 id: source.slot,
                 stream,
@@ -104,13 +128,12 @@ fn prefixed(prefix: &str, line: &[u8]) -> Vec<u8> {
     text
 }
 
-/// Writes `line` with its prefix to the master's stdout or stderr.
-fn write_line(stream: LogStream, prefix: &str, line: &[u8]) {
-    let text = prefixed(prefix, line);
+/// Writes `text` (a whole line) to the master's stdout or stderr.
+fn write_line(stream: LogStream, text: &[u8]) {
     // The master's own output failing is nothing a worker's line can help with.
     let _ = match stream {
-        LogStream::Out => std::io::stdout().lock().write_all(&text),
-        LogStream::Err => std::io::stderr().lock().write_all(&text),
+        LogStream::Out => std::io::stdout().lock().write_all(text),
+        LogStream::Err => std::io::stderr().lock().write_all(text),
     };
 }
 

@@ -20,6 +20,7 @@ use super::reader::WorkerReader;
 use super::report::Report;
 use super::systemd::NOTIFY_VARIABLES;
 use crate::Error;
+use crate::log_format::LogFormat;
 use crate::master::control::ClusterControl;
 use crate::master::ids::WorkerKey;
 use crate::master::inbox_routing::InboxRouting;
@@ -35,6 +36,8 @@ use crate::shared_metrics::Region;
 pub(crate) struct Program {
     exe: PathBuf,
     args: Vec<OsString>,
+    /// How its workers' output is shown.
+    output: LogFormat,
 }
 
 /// How long a worker's exit waits for the last of its output to be relayed.
@@ -54,10 +57,12 @@ impl Program {
         &self.exe
     }
 
-    pub(crate) fn current() -> Result<Program, Error> {
+    /// This executable with this process's arguments, its workers' output shown as `output`.
+    pub(crate) fn current(output: LogFormat) -> Result<Program, Error> {
         Ok(Program {
             exe: std::env::current_exe().map_err(Error::CurrentExe)?,
             args: std::env::args_os().skip(1).collect(),
+            output,
         })
     }
 }
@@ -131,6 +136,7 @@ pub(crate) fn spawn_worker(
     let relays = output::relay(
         slot,
         &program.name(),
+        program.output,
         child.stdout.take(),
         child.stderr.take(),
         control,
