@@ -45,6 +45,16 @@ fn workers(reply: &serde_json::Value) -> Vec<(u64, u64)> {
     workers
 }
 
+/// Waits (at most 10 s) until `clusterctl ls` lists `count` workers.
+fn wait_for_workers(path: &Path, count: usize) {
+    assert!(
+        wait_until(Duration::from_secs(10), || workers(&run(path, &["ls"], 0))
+            .len()
+            == count),
+        "{count} workers listed"
+    );
+}
+
 /// A reply's `replaced` as (id, old pid, new pid), sorted.
 fn replaced(reply: &serde_json::Value) -> Vec<(u64, u64, u64)> {
     let mut replaced: Vec<(u64, u64, u64)> = reply["replaced"]
@@ -108,13 +118,7 @@ async fn every_verb_answers_one_json_object_with_ok_and_its_data() {
         (&3.into(), &2.into()),
         "{reply}"
     );
-    assert!(wait_until(Duration::from_secs(10), || workers(&run(
-        path,
-        &["ls"],
-        0
-    ))
-    .len()
-        == 2));
+    wait_for_workers(path, 2);
 
     let before = workers(&run(path, &["ls"], 0));
     let reply = run(path, &["kill", "2"], 0);
@@ -128,13 +132,7 @@ async fn every_verb_answers_one_json_object_with_ok_and_its_data() {
         "the successor is listed"
     );
 
-    assert!(wait_until(Duration::from_secs(10), || workers(&run(
-        path,
-        &["ls"],
-        0
-    ))
-    .len()
-        == 2));
+    wait_for_workers(path, 2);
     let before = workers(&run(path, &["ls"], 0));
     let reply = run(path, &["reload"], 0);
     let reloaded = replaced(&reply);
