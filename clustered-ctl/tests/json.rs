@@ -73,6 +73,11 @@ fn replaced(reply: &serde_json::Value) -> Vec<(u64, u64, u64)> {
     replaced
 }
 
+/// The (slot, old pid) of each replacement: the workers that were replaced.
+fn old_workers(replaced: &[(u64, u64, u64)]) -> Vec<(u64, u64)> {
+    replaced.iter().map(|(id, old, _)| (*id, *old)).collect()
+}
+
 /// Asserts a failure's shape: `ok: false`, an `error` that says `says`, and `refused`.
 fn assert_failure(reply: &serde_json::Value, says: &str, refused: bool) {
     assert_eq!(reply["ok"], false, "{reply}");
@@ -137,10 +142,7 @@ async fn every_verb_answers_one_json_object_with_ok_and_its_data() {
     let reply = run(path, &["reload"], 0);
     let reloaded = replaced(&reply);
     assert_eq!(
-        reloaded
-            .iter()
-            .map(|(id, old, _)| (*id, *old))
-            .collect::<Vec<_>>(),
+        old_workers(&reloaded),
         before,
         "each slot's old worker: {reply}"
     );
@@ -264,12 +266,5 @@ fn a_reload_names_the_agents_old_pid_too() {
     assert_eq!(before.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [0, 1]);
     let reply = run(path, &["reload"], 0);
     let reloaded = replaced(&reply);
-    assert_eq!(
-        reloaded
-            .iter()
-            .map(|(id, old, _)| (*id, *old))
-            .collect::<Vec<_>>(),
-        before,
-        "{reply}"
-    );
+    assert_eq!(old_workers(&reloaded), before, "{reply}");
 }
