@@ -1,5 +1,6 @@
 //! A clustered raw TCP server (no HTTP): each worker echoes every line back, prefixed with its
-//! slot. Shows the low-level path: [`clustered::Worker::listen`] yields delivered `TcpStream`s.
+//! slot. Shows the low-level path: [`clustered::Worker::listen`] yields delivered
+//! [`clustered::Connection`]s.
 //!
 //! ```sh
 //! PORT=4000 cargo run --example tcp_echo     # then: nc 127.0.0.1 4000
@@ -7,12 +8,11 @@
 //!
 //! Environment as for `hello`: `CLUSTER_WORKERS`, `HOST`, `PORT` (default 4000).
 
-use clustered::{Cluster, Exit};
+use clustered::{Cluster, Connection, Exit};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
-async fn echo(stream: TcpStream, worker_id: usize) -> std::io::Result<()> {
-    let (reader, mut writer) = stream.into_split();
+async fn echo(stream: Connection, worker_id: usize) -> std::io::Result<()> {
+    let (reader, mut writer) = tokio::io::split(stream);
     let mut lines = BufReader::new(reader).lines();
     while let Some(line) = lines.next_line().await? {
         writer

@@ -46,10 +46,11 @@ compile_error!(
 );
 
 pub use clustered_core::{
-    AGENT_ID, Answer, BoxError, Cluster, ClusterControl, ClusterEvent, Done, Error, EventStream,
-    Exit, ExitReason, Inbox, InboxItem, IpcError, Listener, LogLine, LogStream, MAX_WORKERS,
-    MIN_HANG_TIMEOUT, PendingAnswer, Policy, ReadyHook, Recycling, Replacement, RestartPolicy,
-    Scale, Signal, Timeouts, WireError, Worker, WorkerHandle, WorkerInfo, WorkerRequest,
+    AGENT_ID, Answer, BoxError, Cluster, ClusterControl, ClusterEvent, Connection, Done, Error,
+    EventStream, Exit, ExitReason, Inbox, InboxItem, IpcError, ListenAddr, Listener, LogLine,
+    LogStream, MAX_WORKERS, MIN_HANG_TIMEOUT, PendingAnswer, Policy, ReadyHook, Recycling,
+    Replacement, RestartPolicy, Scale, Signal, Timeouts, WireError, Worker, WorkerHandle,
+    WorkerInfo, WorkerRequest,
 };
 pub use clustered_core::{agent, control_socket, env, ipc, load, runtime, shared_metrics};
 pub use clustered_macros::main;

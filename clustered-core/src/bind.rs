@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -41,6 +42,53 @@ pub(crate) async fn reuseport_socket(address: &str) -> io::Result<TcpSocket> {
     socket.set_reuseport(true)?;
     socket.bind(resolved)?;
     Ok(socket)
+}
+
+/// A Unix stream socket listening at `path` (non-blocking, close-on-exec), with
+/// [`LISTEN_BACKLOG`], and its file, removed when dropped; a socket file left by a process
+/// that is gone is replaced first.
+pub(crate) fn listen_unix(
+    path: &Path,
+) -> io::Result<(std::os::unix::net::UnixListener, SocketFile)> {
+    replace_stale_socket(path)?;
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    let file = SocketFile(path.to_owned());
+    listener.set_nonblocking(true)?;
+    rustix::net::listen(&listener, LISTEN_BACKLOG.try_into().unwrap_or(i32::MAX))?;
+    Ok((listener, file))
+}
+
+/// The file of a Unix socket this process bound: removed when dropped, so a stopped master
+/// leaves no socket file behind (one systemd handed over is systemd's, and never removed).
+#[derive(Debug)]
+pub(crate) struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Removes the socket file at `path` when no process answers on it any more (one left by a
+/// process that died); refuses, as address-in-use, one that a running process answers on.
+/// Returns whether a stale file was removed.
+pub(crate) fn replace_stale_socket(path: &Path) -> io::Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "a running process answers on it; stop it or choose another path",
+        ));
+    }
+    std::fs::remove_file(path).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("cannot replace the stale socket: {error}"),
+        )
+    })?;
+    Ok(true)
 }
 
 fn socket_for(address: SocketAddr) -> io::Result<TcpSocket> {

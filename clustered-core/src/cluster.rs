@@ -1,12 +1,11 @@
 //! [`Cluster`]: the builder users configure once; the same code runs in master and workers.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Policy;
-use clustered_ipc::HEARTBEAT_PERIOD;
+use clustered_ipc::{HEARTBEAT_PERIOD, ListenAddr};
 
 use crate::error::{BoxError, Error};
 use crate::limits::raise_open_files_limit;
@@ -212,13 +211,14 @@ impl Cluster {
     }
 
     /// Calls `hook` once in the master when every worker is listening, with the bound
-    /// addresses (real ports, also when port 0 was asked for).
+    /// addresses (real ports, also when port 0 was asked for; a Unix socket shows as
+    /// `unix:PATH`).
     ///
     /// ```
     /// let cluster = clustered_core::Cluster::new()
     ///     .on_ready(|addresses| println!("listening on http://{}", addresses[0]));
     /// ```
-    pub fn on_ready(mut self, hook: impl Fn(&[SocketAddr]) + Send + Sync + 'static) -> Self {
+    pub fn on_ready(mut self, hook: impl Fn(&[ListenAddr]) + Send + Sync + 'static) -> Self {
         self.hooks.on_ready = Some(Hook(Arc::new(hook)));
         self
     }

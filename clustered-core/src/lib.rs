@@ -44,6 +44,7 @@ mod worker;
 mod worker_request;
 
 pub use cluster::{Cluster, MIN_HANG_TIMEOUT, Recycling, Timeouts};
+pub use clustered_ipc::ListenAddr;
 pub use clustered_ipc::WireError;
 pub use error::{BoxError, Error, IpcError};
 pub use exit::Exit;
@@ -55,5 +56,5 @@ pub use master::{
 pub use policy::Policy;
 pub use role::{AGENT_ID, WorkerInfo};
 pub use signal::Signal;
-pub use worker::{Listener, Worker, agent, ipc, load};
+pub use worker::{Connection, Listener, Worker, agent, ipc, load};
 pub use worker_request::WorkerRequest;

@@ -43,7 +43,7 @@ pub use channel::{Channel, Received, Receiver, Sender, TrySendError};
 pub use codec::{DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec};
 pub use error::WireError;
 pub use protocol::{
-    CounterOp, HEARTBEAT_PERIOD, INBOX_WINDOW, ListenKey, ListenMode, Message, Outcome,
+    CounterOp, HEARTBEAT_PERIOD, INBOX_WINDOW, ListenAddr, ListenKey, ListenMode, Message, Outcome,
     PROTOCOL_VERSION, Peer, Route,
 };
 pub use socket::MAX_FDS_PER_SEND;

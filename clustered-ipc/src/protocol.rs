@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::listen_key::{ListenKey, ListenMode};
+pub use crate::listen_key::{ListenAddr, ListenKey, ListenMode};
 
 /// How often a worker sends a `heartbeat` at the least (it also sends one when its load
 /// changes). A worker the master has not heard from for two periods is suspect. Every 2 s, so
@@ -30,8 +30,10 @@ pub const INBOX_WINDOW: u32 = 1024;
 /// heartbeat's `rss` and a `serverAck`'s `wait_ready` (so a worker of an older build, started
 /// by watch mode under this master, is refused by name rather than cut off mid-protocol).
 /// Version 5: `stopping`, and credit for the master's inbox (`inboxCredit` instead of
-/// `throttle`).
-pub const PROTOCOL_VERSION: u32 = 6;
+/// `throttle`). Version 6: a `serverAck` says how connections arrive (`mode`) rather than the
+/// master's policy. Version 7: a `serverAck`'s `address` is a TCP address or a Unix socket's
+/// path.
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Where a user message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,8 +106,8 @@ pub enum Message {
         key: ListenKey,
         /// How connections will arrive.
         mode: ListenMode,
-        /// The address actually bound (with the real port when port 0 was asked for).
-        address: SocketAddr,
+        /// The socket actually bound (with the real port when port 0 was asked for).
+        address: ListenAddr,
         /// The master routes to a worker only once it has sent [`Message::Ready`] (and under
         /// `shared`/`reuseport` the worker accepts only from then on).
         #[serde(default)]

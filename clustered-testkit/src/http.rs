@@ -94,22 +94,38 @@ pub async fn get_h2(address: SocketAddr, path: &str, count: usize) -> Vec<Reply>
     .unwrap_or_else(|_| panic!("h2c GET {path} timed out"))
 }
 
+/// `GET path` over a new HTTP/1.1 connection to the Unix socket at `socket`.
+pub async fn get_unix(socket: &std::path::Path, path: &str) -> Reply {
+    tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .unwrap_or_else(|error| panic!("connect to {}: {error}", socket.display()));
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP/1 handshake");
+        tokio::spawn(connection);
+        send(&mut sender, "localhost", path).await
+    })
+    .await
+    .unwrap_or_else(|_| panic!("GET {path} over {} timed out", socket.display()))
+}
+
 async fn send(
     sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    address: SocketAddr,
+    host: impl std::fmt::Display,
     path: &str,
 ) -> Reply {
     let response = sender
-        .send_request(request(address, path))
+        .send_request(request(host, path))
         .await
         .expect("HTTP/1 request");
     reply_of(response).await
 }
 
-/// `GET path` for an HTTP/1 connection to `address`.
-pub(crate) fn request(address: SocketAddr, path: &str) -> hyper::Request<Empty<Bytes>> {
+/// `GET path` for an HTTP/1 connection to `host` (its `Host` header).
+pub(crate) fn request(host: impl std::fmt::Display, path: &str) -> hyper::Request<Empty<Bytes>> {
     hyper::Request::get(path)
-        .header(hyper::header::HOST, address.to_string())
+        .header(hyper::header::HOST, host.to_string())
         .body(Empty::<Bytes>::new())
         .expect("a valid request")
 }

@@ -7,7 +7,7 @@ pub mod load;
 pub mod metrics;
 pub mod process;
 
-pub use http::{H2, Reply, get, get_from, get_h2};
+pub use http::{H2, Reply, get, get_from, get_h2, get_unix};
 pub use load::{Connections, Load, LoadReport};
 pub use metrics::{scrape, value, wait_for_metric, wait_in_flight};
 pub use process::{

@@ -151,6 +151,33 @@ impl ClusterProcess {
         listener: std::net::TcpListener,
         name: &str,
     ) -> (ClusterProcess, SocketAddr) {
+        let mut cluster = Self::spawn_socket_activated(program, env, listener.into(), name);
+        let address = cluster.wait_listening();
+        cluster.seen_workers = cluster.worker_pids();
+        (cluster, address)
+    }
+
+    /// Starts `program` as [`ClusterProcess::start_socket_activated`] does, handing it any
+    /// listening socket (a Unix one, say), and waits for its `listening on` line; returns the
+    /// address that line names as written (`unix:/path` for a Unix socket).
+    pub fn start_socket_activated_fd(
+        program: Program<'_>,
+        env: &[(&str, &str)],
+        listener: std::os::fd::OwnedFd,
+        name: &str,
+    ) -> (ClusterProcess, String) {
+        let mut cluster = Self::spawn_socket_activated(program, env, listener, name);
+        let address = cluster.wait_listening_text();
+        cluster.seen_workers = cluster.worker_pids();
+        (cluster, address)
+    }
+
+    fn spawn_socket_activated(
+        program: Program<'_>,
+        env: &[(&str, &str)],
+        listener: std::os::fd::OwnedFd,
+        name: &str,
+    ) -> ClusterProcess {
         use command_fds::{CommandFdExt, FdMapping};
         let mut command = Command::new("sh");
         command
@@ -161,14 +188,11 @@ impl ClusterProcess {
             .env("LISTEN_FDNAMES", name);
         command
             .fd_mappings(vec![FdMapping {
-                parent_fd: std::os::fd::OwnedFd::from(listener),
+                parent_fd: listener,
                 child_fd: 3,
             }])
             .expect("descriptor 3 for the child");
-        let mut cluster = Self::spawn_command(command, env);
-        let address = cluster.wait_listening();
-        cluster.seen_workers = cluster.worker_pids();
-        (cluster, address)
+        Self::spawn_command(command, env)
     }
 
     fn spawn_command(mut command: Command, env: &[(&str, &str)]) -> ClusterProcess {
@@ -239,6 +263,15 @@ impl ClusterProcess {
 
     /// Waits (bounded) for the one `listening on` line and returns the address in it.
     pub fn wait_listening(&mut self) -> SocketAddr {
+        let address = self.wait_listening_text();
+        address
+            .parse()
+            .unwrap_or_else(|_| panic!("an address in the line: {address:?}"))
+    }
+
+    /// Waits (bounded) for the `listening on` line; returns the address it names as written
+    /// (`127.0.0.1:4000`, `unix:/path`), without the scheme.
+    pub fn wait_listening_text(&mut self) -> String {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -246,7 +279,7 @@ impl ClusterProcess {
                 Ok(line) => {
                     if let Some((_, rest)) = line.split_once("listening on ") {
                         let address = rest.split_once("://").map_or(rest, |(_, a)| a);
-                        return address.trim().parse().expect("an address in the line");
+                        return address.trim().to_owned();
                     }
                 }
                 Err(_) => panic!(

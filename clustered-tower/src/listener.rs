@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::net::TcpStream;
+use clustered_core::Connection;
 
 /// A worker's delivered connections as an [`axum::serve::Listener`], for `axum::serve`.
 ///
@@ -56,18 +56,19 @@ impl ClusterListener {
         Self { inner }
     }
 
-    /// The next connection handed to this worker, with its client's address; `None` once the
-    /// worker drains and every delivered connection has been taken.
-    pub async fn accept(&mut self) -> Option<(TcpStream, SocketAddr)> {
+    /// The next connection handed to this worker, with its client's address (`0.0.0.0:0`
+    /// over a Unix socket); `None` once the worker drains and every delivered connection has
+    /// been taken.
+    pub async fn accept(&mut self) -> Option<(Connection, SocketAddr)> {
         self.inner.accept().await
     }
 }
 
 impl axum::serve::Listener for ClusterListener {
-    type Io = TcpStream;
+    type Io = Connection;
     type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+    async fn accept(&mut self) -> (Connection, SocketAddr) {
         match ClusterListener::accept(self).await {
             Some(connection) => connection,
             // Draining: no connection will come again; graceful shutdown ends the serve loop.
@@ -75,7 +76,13 @@ impl axum::serve::Listener for ClusterListener {
         }
     }
 
+    /// The bound TCP address; an error for a Unix socket, which has no IP address.
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.local_addr())
+        self.inner.local_addr().as_tcp().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a Unix socket has no IP address",
+            )
+        })
     }
 }

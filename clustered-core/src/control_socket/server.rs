@@ -39,16 +39,16 @@ impl ControlSocket {
             path: path.to_owned(),
             reason,
         };
-        if path.exists() {
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        match crate::bind::replace_stale_socket(path) {
+            Ok(true) => tracing::info!(path = %path.display(), "replaced a stale control socket"),
+            Ok(false) => {}
+            Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
                 return Err(failed(
                     "a running master answers on it; stop that master or choose another path"
                         .into(),
                 ));
             }
-            std::fs::remove_file(path)
-                .map_err(|error| failed(format!("cannot replace the stale socket: {error}")))?;
-            tracing::info!(path = %path.display(), "replaced a stale control socket");
+            Err(error) => return Err(failed(error.to_string())),
         }
         let listener = bind_private(path).map_err(|error| failed(error.to_string()))?;
         // The file is ours from here on: removed however this ends.

@@ -1,7 +1,7 @@
 //! [`ClusterEvent`]: what happens to the cluster, as a stream user code can read in the master.
 
+use clustered_ipc::ListenAddr;
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -22,7 +22,7 @@ pub enum ClusterEvent {
     /// A worker joined the master.
     Online(WorkerHandle),
     /// A worker takes connections for `address`; only now does the master route to it.
-    Listening(WorkerHandle, SocketAddr),
+    Listening(WorkerHandle, ListenAddr),
     /// A worker was asked to stop (it finishes its in-flight requests first).
     Disconnect(WorkerHandle),
     /// A worker process exited.

@@ -3,12 +3,14 @@
 //! 3 + `LISTEN_FDS` - 1 are listening sockets, named by `LISTEN_FDNAMES` (`a:b:…`). The master
 //! serves an address on the inherited socket bound to it, or on the one named `NAME` for the
 //! address `fd:NAME`, instead of binding; an address with no inherited socket is bound as
-//! usual. The descriptors are made close-on-exec and the variables are not passed to workers,
-//! so nothing the master starts sees them. TCP only for now: another kind of socket is left
-//! alone, and said so.
+//! usual. TCP and Unix stream sockets are served (`unix:PATH` takes the Unix socket at that
+//! path); another kind of socket is left alone, and said so. The descriptors are made
+//! close-on-exec and the variables are not passed to workers, so nothing the master starts
+//! sees them.
 
-use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+
+use clustered_ipc::ListenAddr;
 
 /// The variables of socket activation; workers do not inherit them.
 pub(crate) const LISTEN_VARIABLES: [&str; 3] = ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"];
@@ -30,9 +32,9 @@ pub(crate) struct InheritedSockets {
 
 #[derive(Debug)]
 struct Inherited {
-    listener: std::net::TcpListener,
+    listener: OwnedFd,
     name: String,
-    address: SocketAddr,
+    address: ListenAddr,
 }
 
 impl InheritedSockets {
@@ -53,19 +55,14 @@ impl InheritedSockets {
             let fd = FIRST_FD.saturating_add(i32::try_from(index).unwrap_or(i32::MAX));
             let name = names.next().unwrap_or("unknown").to_owned();
             match take(fd) {
-                Ok(listener) => match listener.local_addr() {
-                    Ok(address) => {
-                        tracing::info!(fd, %name, %address, "serving a socket systemd handed over");
-                        sockets.push(Inherited {
-                            listener,
-                            name,
-                            address,
-                        });
-                    }
-                    Err(error) => {
-                        tracing::warn!(fd, %name, %error, "an inherited socket has no address; left alone")
-                    }
-                },
+                Ok((listener, address)) => {
+                    tracing::info!(fd, %name, %address, "serving a socket systemd handed over");
+                    sockets.push(Inherited {
+                        listener,
+                        name,
+                        address,
+                    });
+                }
                 Err(why) => {
                     tracing::warn!(fd, %name, "an inherited descriptor is not served: {why}")
                 }
@@ -74,18 +71,23 @@ impl InheritedSockets {
         Self { sockets }
     }
 
-    /// The inherited socket for `address` (`fd:NAME`, or the address it is bound to), taken.
-    pub(crate) fn take(&mut self, address: &str) -> Option<std::net::TcpListener> {
+    /// The inherited socket for `address` (`fd:NAME`, `unix:PATH`, or the TCP address it is
+    /// bound to) and the address it is bound to, taken.
+    pub(crate) fn take(&mut self, address: &str) -> Option<(OwnedFd, ListenAddr)> {
         let index = match address.strip_prefix(BY_NAME) {
             Some(name) => self.sockets.iter().position(|socket| socket.name == name)?,
             None => {
-                let address: SocketAddr = address.parse().ok()?;
+                let address = match address.strip_prefix(ListenAddr::UNIX_PREFIX) {
+                    Some(path) => ListenAddr::Unix(path.into()),
+                    None => ListenAddr::Tcp(address.parse().ok()?),
+                };
                 self.sockets
                     .iter()
                     .position(|socket| socket.address == address)?
             }
         };
-        Some(self.sockets.swap_remove(index).listener)
+        let taken = self.sockets.swap_remove(index);
+        Some((taken.listener, taken.address))
     }
 }
 
@@ -96,8 +98,9 @@ fn handed_to(listen_pid: Option<&str>, listen_fds: Option<&str>, pid: u32) -> Op
     (for_us && count > 0).then_some(count.min(MOST))
 }
 
-/// Descriptor `fd` as a listening TCP socket, made close-on-exec; why not otherwise.
-fn take(fd: i32) -> Result<std::net::TcpListener, &'static str> {
+/// Descriptor `fd` as a listening TCP or Unix stream socket, non-blocking and close-on-exec,
+/// with the address it is bound to; why not otherwise.
+fn take(fd: i32) -> Result<(OwnedFd, ListenAddr), &'static str> {
     // SAFETY: the number is only borrowed to ask the kernel about it; fcntl on a closed
     // number fails cleanly with EBADF.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -109,8 +112,9 @@ fn take(fd: i32) -> Result<std::net::TcpListener, &'static str> {
         domain,
         rustix::net::AddressFamily::INET | rustix::net::AddressFamily::INET6
     );
-    if stream != rustix::net::SocketType::STREAM || !tcp {
-        return Err("only TCP sockets are served for now");
+    let unix = domain == rustix::net::AddressFamily::UNIX;
+    if stream != rustix::net::SocketType::STREAM || !(tcp || unix) {
+        return Err("only TCP and Unix stream sockets are served");
     }
     if !rustix::net::sockopt::socket_acceptconn(borrowed).unwrap_or(false) {
         return Err("the socket is not listening");
@@ -118,16 +122,29 @@ fn take(fd: i32) -> Result<std::net::TcpListener, &'static str> {
     // SAFETY: systemd handed this descriptor to this process, which owns it from here on;
     // nothing else in the process takes descriptors from 3 up by number.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let listener = std::net::TcpListener::from(owned);
-    listener
-        .set_nonblocking(true)
-        .map_err(|_| "cannot make it non-blocking")?;
-    Ok(listener)
+    rustix::io::ioctl_fionbio(&owned, true).map_err(|_| "cannot make it non-blocking")?;
+    if unix {
+        let listener = std::os::unix::net::UnixListener::from(owned);
+        let path = listener
+            .local_addr()
+            .map_err(|_| "the socket has no address")?
+            .as_pathname()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        Ok((listener.into(), ListenAddr::Unix(path)))
+    } else {
+        let listener = std::net::TcpListener::from(owned);
+        let address = listener
+            .local_addr()
+            .map_err(|_| "the socket has no address")?;
+        Ok((listener.into(), ListenAddr::Tcp(address)))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::{InheritedSockets, handed_to};
+    use clustered_ipc::ListenAddr;
 
     #[test]
     fn sockets_are_taken_only_when_listen_pid_names_this_process() {
@@ -152,27 +169,46 @@ mod tests {
         let listen = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let (web, admin) = (listen(), listen());
         let web_address = web.local_addr().unwrap();
+        let directory = std::env::temp_dir().join(format!("inherited-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("app.sock");
+        let _ = std::fs::remove_file(&path);
+        let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let mut sockets = InheritedSockets {
             sockets: vec![
                 super::Inherited {
-                    address: web_address,
+                    address: ListenAddr::Tcp(web_address),
                     name: "web".into(),
-                    listener: web,
+                    listener: web.into(),
                 },
                 super::Inherited {
-                    address: admin.local_addr().unwrap(),
+                    address: ListenAddr::Tcp(admin.local_addr().unwrap()),
                     name: "admin".into(),
-                    listener: admin,
+                    listener: admin.into(),
+                },
+                super::Inherited {
+                    address: ListenAddr::Unix(path.clone()),
+                    name: "local".into(),
+                    listener: unix.into(),
                 },
             ],
         };
         assert!(sockets.take("127.0.0.1:1").is_none(), "bound as usual");
+        assert!(
+            sockets.take("unix:/elsewhere.sock").is_none(),
+            "bound as usual"
+        );
         assert!(sockets.take("fd:nothing").is_none());
-        let taken = sockets
+        let (_, taken) = sockets
             .take(&web_address.to_string())
             .expect("by its address");
-        assert_eq!(taken.local_addr().unwrap(), web_address);
+        assert_eq!(taken, ListenAddr::Tcp(web_address));
         assert!(sockets.take(&web_address.to_string()).is_none(), "once");
+        let (_, taken) = sockets
+            .take(&format!("unix:{}", path.display()))
+            .expect("by its path");
+        assert_eq!(taken, ListenAddr::Unix(path));
         assert!(sockets.take("fd:admin").is_some(), "by its name");
+        let _ = std::fs::remove_dir_all(&directory);
     }
 }

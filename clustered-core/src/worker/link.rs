@@ -2,7 +2,7 @@
 //! connection handoffs and routes replies to the requests waiting for them.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -13,9 +13,9 @@ use clustered_ipc::{
     INBOX_WINDOW, ListenKey, ListenMode, Message, Outcome, Received, Receiver, Sender,
     TrySendError, WireError,
 };
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
+use super::connection::{Connection, OwnListener, UNIX_PEER};
 use super::listener::{Delivered, Listener, Source};
 use super::mailbox::mailbox;
 use crate::bind::{LISTEN_BACKLOG, reuseport_socket};
@@ -50,7 +50,7 @@ pub(crate) struct Link {
     /// Calls waiting for the master's answer; `None` once the master is gone (a call then
     /// fails at once).
     replies: Mutex<Option<HashMap<u64, oneshot::Sender<Received>>>>,
-    routes: Mutex<HashMap<ListenKey, mpsc::Sender<Delivered>>>,
+    routes: Mutex<HashMap<ListenKey, Route>>,
     draining: watch::Sender<bool>,
     /// Credit for the master's inbox: one per message or request for it, given back by the
     /// master's `inboxCredit` (see [`INBOX_WINDOW`]); closed once the master is gone.
@@ -287,9 +287,8 @@ impl Link {
                         "the master's listening socket did not arrive (is this worker out of descriptors?)",
                     ))
                 })?;
-                let listener = std::net::TcpListener::from(fd);
-                listener.set_nonblocking(true).map_err(listen_error)?;
-                let listener = TcpListener::from_std(listener).map_err(listen_error)?;
+                let unix = bound.as_unix_path().is_some();
+                let listener = OwnListener::shared(fd, unix).map_err(listen_error)?;
                 self.own_source(listener, wait_ready)
             }
             ListenMode::Reuseport => {
@@ -297,7 +296,7 @@ impl Link {
                     .await
                     .map_err(listen_error)?;
                 let listener = socket.listen(LISTEN_BACKLOG).map_err(listen_error)?;
-                self.own_source(listener, wait_ready)
+                self.own_source(OwnListener::Tcp(listener), wait_ready)
             }
             ListenMode::Delivered => {
                 let (incoming_tx, incoming_rx) = mpsc::channel(LISTENER_QUEUE);
@@ -305,7 +304,11 @@ impl Link {
                 if *self.draining.borrow() {
                     return Err(Error::Draining);
                 }
-                routes.insert(key.clone(), incoming_tx);
+                let route = Route {
+                    to: incoming_tx,
+                    unix: bound.as_unix_path().is_some(),
+                };
+                routes.insert(key.clone(), route);
                 Source::Master(incoming_rx)
             }
         };
@@ -371,7 +374,7 @@ impl Link {
 
     /// A listener accepting from a socket of this worker's own (once it is ready, when the
     /// master waits for that).
-    fn own_source(&self, listener: TcpListener, wait_ready: bool) -> Source {
+    fn own_source(&self, listener: OwnListener, wait_ready: bool) -> Source {
         Source::Own {
             listener: Some(listener),
             draining: self.draining.subscribe(),
@@ -418,13 +421,13 @@ impl Link {
             // Draining, or never listened on this key.
             return self.send(&refuse(true)).await;
         };
-        let slot = match route.try_reserve_owned() {
+        let slot = match route.to.try_reserve_owned() {
             Ok(slot) => slot,
             Err(mpsc::error::TrySendError::Full(_)) => return self.send(&refuse(false)).await,
             // The listener was dropped: nobody here takes connections for this key any more.
             Err(mpsc::error::TrySendError::Closed(_)) => return self.send(&refuse(true)).await,
         };
-        let stream = match into_tcp_stream(fd) {
+        let stream = match Connection::from_handoff(fd, route.unix) {
             Ok(stream) => stream,
             Err(error) => {
                 tracing::warn!(%error, "cannot use a handed-over connection; refused");
@@ -438,8 +441,8 @@ impl Link {
         };
         let acknowledged = self.send(&taken).await;
         let peer = peer
-            .or_else(|| stream.peer_addr().ok())
-            .unwrap_or((Ipv4Addr::UNSPECIFIED, 0).into());
+            .or_else(|| stream.as_tcp()?.peer_addr().ok())
+            .unwrap_or(UNIX_PEER);
         slot.send((stream, peer));
         acknowledged
     }
@@ -449,6 +452,14 @@ impl Link {
         routes.clear();
         self.draining.send_replace(true);
     }
+}
+
+/// Where the connections handed over for one listen key go, and whether they are Unix
+/// sockets (the listener's kind, so a handoff costs no system call to find out).
+#[derive(Debug, Clone)]
+struct Route {
+    to: mpsc::Sender<Delivered>,
+    unix: bool,
 }
 
 /// One credit for the master's inbox, taken and not yet spent: dropped, it is given back.
@@ -466,13 +477,4 @@ impl Credit<'_> {
 /// The inbox credit a worker starts with.
 fn window() -> usize {
     usize::try_from(INBOX_WINDOW).unwrap_or(usize::MAX)
-}
-
-fn into_tcp_stream(fd: OwnedFd) -> Result<TcpStream, WireError> {
-    let stream = std::net::TcpStream::from(fd);
-    stream.set_nonblocking(true)?;
-    let stream = TcpStream::from_std(stream)?;
-    // Small responses should not wait for Nagle; failing to set it is harmless.
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
 }

@@ -2,14 +2,14 @@
 
 use std::net::SocketAddr;
 
-use clustered_ipc::ListenKey;
-use tokio::net::{TcpListener, TcpStream};
+use clustered_ipc::{ListenAddr, ListenKey};
 use tokio::sync::{mpsc, watch};
 
+use super::connection::{Connection, OwnListener};
 use crate::limits::AcceptErrors;
 
 /// A connection delivered by the master, with its client's address.
-pub(crate) type Delivered = (TcpStream, SocketAddr);
+pub(crate) type Delivered = (Connection, SocketAddr);
 
 /// Where a listener's connections come from.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ pub(crate) enum Source {
     /// drains: then the socket is closed at once. When the master waits for readiness, nothing
     /// is accepted before the worker is ready (`ready`, dropped once it is).
     Own {
-        listener: Option<TcpListener>,
+        listener: Option<OwnListener>,
         draining: watch::Receiver<bool>,
         ready: Option<watch::Receiver<bool>>,
         errors: AcceptErrors,
@@ -35,12 +35,12 @@ pub(crate) enum Source {
 #[derive(Debug)]
 pub struct Listener {
     key: ListenKey,
-    local_addr: SocketAddr,
+    local_addr: ListenAddr,
     source: Source,
 }
 
 impl Listener {
-    pub(crate) fn new(key: ListenKey, local_addr: SocketAddr, source: Source) -> Self {
+    pub(crate) fn new(key: ListenKey, local_addr: ListenAddr, source: Source) -> Self {
         Self {
             key,
             local_addr,
@@ -48,11 +48,12 @@ impl Listener {
         }
     }
 
-    /// The next connection and its client's address; `None` once the worker is draining and
-    /// every delivered connection has been taken.
+    /// The next connection and its client's address (`0.0.0.0:0` over a Unix socket, whose
+    /// clients have none); `None` once the worker is draining and every delivered connection
+    /// has been taken.
     ///
     /// Cancel-safe: dropping the future loses no connection.
-    pub async fn accept(&mut self) -> Option<(TcpStream, SocketAddr)> {
+    pub async fn accept(&mut self) -> Option<(Connection, SocketAddr)> {
         match &mut self.source {
             Source::Master(incoming) => incoming.recv().await,
             Source::Own {
@@ -82,11 +83,9 @@ impl Listener {
                         return None;
                     }
                     accepted = socket.accept() => match accepted {
-                        Ok((stream, peer)) => {
+                        Ok(accepted) => {
                             errors.succeeded(self.key.as_str());
-                            // Small responses should not wait for Nagle; harmless if it fails.
-                            let _ = stream.set_nodelay(true);
-                            return Some((stream, peer));
+                            return Some(accepted);
                         }
                         Err(error) => {
                             let delay = errors.after(&error, self.key.as_str());
@@ -98,9 +97,10 @@ impl Listener {
         }
     }
 
-    /// The address the master bound (with the real port when port 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// The address the master bound (with the real port when port 0 was asked for), or the
+    /// Unix socket's path.
+    pub fn local_addr(&self) -> &ListenAddr {
+        &self.local_addr
     }
 
     /// The address as it was asked for (`Worker::listen`'s argument).

@@ -1,6 +1,7 @@
 //! The worker side: join the master, ask it for listeners, receive connections, drain.
 
 pub mod agent;
+mod connection;
 mod heartbeat;
 pub mod ipc;
 mod link;
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clustered_ipc::{Channel, Message, PROTOCOL_VERSION};
 
+pub use self::connection::Connection;
 use self::link::install;
 pub(crate) use self::link::{Link, installed_link};
 pub use self::listener::Listener;

@@ -302,8 +302,10 @@ impl Driver {
                     .collect(),
             ),
             Report::Bound { address, result } => {
-                let result = result.and_then(|(bound, opened)| {
-                    self.listeners.install(&address, opened).map(|()| bound)
+                let result = result.and_then(|(bound, opened, file)| {
+                    self.listeners
+                        .install(&address, opened, file)
+                        .map(|()| bound)
                 });
                 Input::Bound { address, result }
             }

@@ -3,12 +3,13 @@
 use std::io;
 use std::net::SocketAddr;
 
-use clustered_ipc::ListenKey;
+use clustered_ipc::{ListenAddr, ListenKey};
 use std::os::fd::OwnedFd;
 
 use tokio::net::TcpSocket;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::bind::SocketFile;
 use crate::master::machine::Input;
 
 /// One report from a task of the driver.
@@ -20,7 +21,7 @@ pub(crate) enum Report {
     /// A bind task is done: the driver keeps the socket and tells the machine.
     Bound {
         address: String,
-        result: io::Result<(SocketAddr, Opened)>,
+        result: io::Result<(ListenAddr, Opened, Option<SocketFile>)>,
     },
     /// Something the machine hears of as it is.
     Input(Input),
@@ -32,6 +33,7 @@ pub(crate) enum Report {
 pub(crate) struct Accepted {
     pub(crate) key: ListenKey,
     pub(crate) fd: OwnedFd,
+    /// The client's address (`0.0.0.0:0` for a Unix socket's client, which has none).
     pub(crate) peer: SocketAddr,
     /// Counts against the cluster-wide bound on connections held by the master.
     pub(crate) permit: OwnedSemaphorePermit,
@@ -40,10 +42,10 @@ pub(crate) struct Accepted {
 /// A socket bound for one address, as the policy wants it.
 #[derive(Debug)]
 pub(crate) enum Opened {
-    /// Listening (non-blocking); the master accepts (rr, sticky, least).
-    Listening(std::net::TcpListener),
-    /// Listening; the workers accept on copies of it (shared).
-    Shared(std::net::TcpListener),
+    /// A TCP or Unix socket listening (non-blocking); the master accepts (rr, sticky, least).
+    Listening(OwnedFd),
+    /// A TCP or Unix socket listening; the workers accept on copies of it (shared).
+    Shared(OwnedFd),
     /// Bound, not listening: keeps the port for the workers' own sockets (reuseport).
     Reserved(TcpSocket),
 }

@@ -8,12 +8,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::Policy;
-use clustered_ipc::ListenKey;
+use clustered_ipc::{ListenAddr, ListenKey};
 use rustix::io::Errno;
 use rustix::net::{SocketFlags, acceptfrom_with};
 use tokio::io::Interest;
@@ -23,7 +24,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::report::{Accepted, Opened, Report};
-use crate::bind::{listen, reuseport_socket};
+use crate::bind::{SocketFile, listen, listen_unix, reuseport_socket};
 use crate::limits::{AcceptErrors, connection_budget};
 
 /// Every address the master listens on.
@@ -31,6 +32,8 @@ pub(crate) struct ListeningSockets {
     bound: HashMap<ListenKey, BoundSocket>,
     reports: mpsc::Sender<Report>,
     unacknowledged: Arc<Semaphore>,
+    /// The files of the Unix sockets bound here, removed once the sockets close.
+    files: Vec<SocketFile>,
     /// Closed for good: a socket bound since is dropped at once.
     closed: bool,
 }
@@ -38,28 +41,22 @@ pub(crate) struct ListeningSockets {
 /// What the master holds for one address.
 enum BoundSocket {
     Accepting(JoinHandle<()>),
-    Shared(std::net::TcpListener),
+    Shared(OwnedFd),
     Reserved { _port: TcpSocket },
 }
 
-/// Binds `address` as `policy` wants, or serves the socket systemd handed over for it
-/// (`inherited`); returns the bound address (the real port when port 0 was asked for). Runs
-/// as a task of its own: resolving a name may take a while, and the master must not wait for
-/// it.
+/// Binds `address` as `policy` wants (`unix:PATH` for a Unix socket, with its file), or
+/// serves the socket systemd handed over for it (`inherited`); returns the bound address (the
+/// real port when port 0 was asked for). Runs as a task of its own: resolving a name may take
+/// a while, and the master must not wait for it.
 pub(crate) async fn open(
     policy: Policy,
     address: &str,
-    inherited: Option<std::net::TcpListener>,
-) -> io::Result<(SocketAddr, Opened)> {
-    if let Some(listener) = inherited {
-        let bound = listener.local_addr()?;
-        return match policy {
-            Policy::Shared => Ok((bound, Opened::Shared(listener))),
-            Policy::Rr | Policy::Sticky | Policy::Least => Ok((bound, Opened::Listening(listener))),
-            Policy::Reuseport => Err(io::Error::other(
-                "a socket handed over by systemd cannot be served under reuseport (each worker binds its own): use rr, sticky, least or shared",
-            )),
-        };
+    inherited: Option<(OwnedFd, ListenAddr)>,
+) -> io::Result<(ListenAddr, Opened, Option<SocketFile>)> {
+    if let Some((listener, bound)) = inherited {
+        let opened = listening(policy, listener, "a socket handed over by systemd")?;
+        return Ok((bound, opened, None));
     }
     if let Some(name) = address.strip_prefix("fd:") {
         return Err(io::Error::new(
@@ -67,19 +64,34 @@ pub(crate) async fn open(
             format!("no socket named {name:?} was handed over (systemd's LISTEN_FDNAMES)"),
         ));
     }
-    match policy {
-        Policy::Shared => {
-            let listener = listen(address).await?;
-            Ok((listener.local_addr()?, Opened::Shared(listener.into_std()?)))
-        }
+    if let Some(path) = address.strip_prefix(ListenAddr::UNIX_PREFIX) {
+        let (listener, file) = listen_unix(Path::new(path))?;
+        let opened = listening(policy, listener.into(), "a Unix socket")?;
+        return Ok((ListenAddr::Unix(path.into()), opened, Some(file)));
+    }
+    let (bound, opened) = match policy {
         Policy::Reuseport => {
             let socket = reuseport_socket(address).await?;
-            Ok((socket.local_addr()?, Opened::Reserved(socket)))
+            (socket.local_addr()?, Opened::Reserved(socket))
         }
-        Policy::Rr | Policy::Sticky | Policy::Least => {
+        Policy::Shared | Policy::Rr | Policy::Sticky | Policy::Least => {
             let listener = listen(address).await?.into_std()?;
-            Ok((listener.local_addr()?, Opened::Listening(listener)))
+            let bound = listener.local_addr()?;
+            (bound, listening(policy, listener.into(), "a TCP socket")?)
         }
+    };
+    Ok((bound.into(), opened, None))
+}
+
+/// A listening socket served as `policy` wants; `what` it is says why not under `reuseport`,
+/// where each worker binds a TCP socket of its own and the master's cannot be shared.
+fn listening(policy: Policy, listener: OwnedFd, what: &str) -> io::Result<Opened> {
+    match policy {
+        Policy::Shared => Ok(Opened::Shared(listener)),
+        Policy::Rr | Policy::Sticky | Policy::Least => Ok(Opened::Listening(listener)),
+        Policy::Reuseport => Err(io::Error::other(format!(
+            "{what} cannot be served under reuseport (each worker binds a TCP socket of its own): use rr, sticky, least or shared"
+        ))),
     }
 }
 
@@ -91,21 +103,28 @@ impl ListeningSockets {
             // Connections held and not yet acknowledged, across the cluster: past this the
             // master stops accepting and the kernel's listen backlog holds new clients.
             unacknowledged: Arc::new(Semaphore::new(connection_budget())),
+            files: Vec::new(),
             closed: false,
         }
     }
 
     /// Keeps the socket bound for `address` (accepting on it when the master accepts); drops
     /// it when the listeners are closed already.
-    pub(crate) fn install(&mut self, address: &str, opened: Opened) -> io::Result<()> {
+    pub(crate) fn install(
+        &mut self,
+        address: &str,
+        opened: Opened,
+        file: Option<SocketFile>,
+    ) -> io::Result<()> {
         if self.closed {
             return Ok(());
         }
+        self.files.extend(file);
         let key = ListenKey::from(address);
         let socket = match opened {
             Opened::Listening(listener) => {
-                // SAFETY: the `TcpListener` owns its descriptor, which stays open and the same
-                // for as long as the `AsyncFd` owns the listener.
+                // SAFETY: the `OwnedFd` stays open and the same for as long as the `AsyncFd`
+                // owns it.
                 match unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) } {
                     Ok(listener) => BoundSocket::Accepting(tokio::spawn(accept_loop(
                         key.clone(),
@@ -141,6 +160,7 @@ impl ListeningSockets {
                 accept_task.abort();
             }
         }
+        self.files.clear();
     }
 }
 
@@ -158,7 +178,7 @@ const ACCEPT_BATCH: usize = 64;
 /// are never registered with the master's event loop: the master only holds and hands them on.
 async fn accept_loop(
     key: ListenKey,
-    listener: AsyncFd<std::net::TcpListener>,
+    listener: AsyncFd<OwnedFd>,
     reports: mpsc::Sender<Report>,
     unacknowledged: Arc<Semaphore>,
 ) {

@@ -1,8 +1,10 @@
 //! systemd's notification protocol (`sd_notify(3)`), when the master runs as a `Type=notify`
 //! (or `notify-reload`) service: it tells the service manager on `NOTIFY_SOCKET` (a path, or
-//! `@name` for an abstract socket) `READY=1` once every worker serves, `RELOADING=1` with
-//! `MONOTONIC_USEC=` when a rolling reload starts and `READY=1` when it ends, `STOPPING=1`
-//! when a stop begins, keeps `STATUS=` current (`2 workers listening, 3 restarts`), and feeds
+//! `@name` for an abstract socket) `READY=1` with `MAINPID=` once every worker serves,
+//! `RELOADING=1` with `MONOTONIC_USEC=` when a rolling reload starts and `READY=1` when it
+//! ends (the protocol of `Type=notify-reload`, whose SIGHUP is the rolling reload),
+//! `STOPPING=1` when a stop begins, keeps `STATUS=` current (`2 workers listening, 3
+//! restarts`), and feeds
 //! the watchdog (`WATCHDOG_USEC`) at half its period from the master's own loop, only while a
 //! worker serves or a stop drains, and once right after `READY=1`. Workers are started
 //! without these variables: only the master speaks to systemd.
@@ -26,6 +28,8 @@ pub(crate) struct SystemdNotify {
     watchdog: Option<Duration>,
     reloading: bool,
     stopping: bool,
+    /// `READY=1` was sent once: later ones (after a reload) leave out `MAINPID=`.
+    announced: bool,
 }
 
 impl SystemdNotify {
@@ -53,6 +57,7 @@ impl SystemdNotify {
             watchdog,
             reloading: false,
             stopping: false,
+            announced: false,
         })
     }
 
@@ -65,7 +70,14 @@ impl SystemdNotify {
     pub(crate) fn on_notice(&mut self, notice: &Notice, control: &ClusterControl) {
         let message = match notice {
             Notice::Ready(_) => {
-                let ready = format!("READY=1\nSTATUS={}", self.status(control));
+                // With its pid, so systemd follows this process when something else started it
+                // (a wrapper that did not exec, with `NotifyAccess=all`), as sd_notify(3) says.
+                let first = !std::mem::replace(&mut self.announced, true);
+                let main_pid = match first {
+                    true => format!("MAINPID={}\n", std::process::id()),
+                    false => String::new(),
+                };
+                let ready = format!("READY=1\n{main_pid}STATUS={}", self.status(control));
                 self.send(&ready);
                 // At once, so a watchdog armed by READY=1 never expires before the first tick.
                 return self.feed_watchdog(control);

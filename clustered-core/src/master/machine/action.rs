@@ -1,6 +1,6 @@
 //! [`Action`]: what the machine asks the driver to do, and the [`Notice`]s it publishes.
 
-use std::net::SocketAddr;
+use clustered_ipc::ListenAddr;
 use std::time::Duration;
 
 use clustered_ipc::{ListenKey, Message};
@@ -107,7 +107,7 @@ pub(crate) enum Notice {
     /// A worker joined the master.
     Online(WorkerKey),
     /// A worker takes connections for `address`.
-    Listening(WorkerKey, SocketAddr),
+    Listening(WorkerKey, ListenAddr),
     /// A worker was asked to stop.
     Disconnect(WorkerKey),
     /// A worker process exited.
@@ -145,5 +145,5 @@ pub(crate) enum Notice {
     /// The worker count changed.
     Scaled { from: usize, to: usize },
     /// Every worker listens on every address: run the ready hook, once.
-    Ready(Vec<SocketAddr>),
+    Ready(Vec<ListenAddr>),
 }

@@ -1,8 +1,8 @@
 //! [`BoundAddresses`]: the addresses the cluster listens on, and the workers waiting for one to be
 //! bound. The sockets themselves are the driver's.
 
+use clustered_ipc::ListenAddr;
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 
 use clustered_ipc::ListenKey;
 
@@ -12,10 +12,10 @@ use crate::master::ids::WorkerKey;
 pub(super) type Waiter = (WorkerKey, u64);
 
 /// What to do about a worker's wish to listen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Wish {
     /// Bound already: answer at once.
-    Bound(SocketAddr),
+    Bound(ListenAddr),
     /// Nobody asked before: bind it (the waiter is answered once it is).
     Bind,
     /// Being bound: the waiter is answered with the others.
@@ -25,7 +25,7 @@ pub(super) enum Wish {
 /// Bound addresses by key, and pending binds.
 #[derive(Debug, Default)]
 pub(super) struct BoundAddresses {
-    bound: BTreeMap<ListenKey, SocketAddr>,
+    bound: BTreeMap<ListenKey, ListenAddr>,
     binding: HashMap<ListenKey, Vec<Waiter>>,
 }
 
@@ -33,7 +33,7 @@ impl BoundAddresses {
     /// Files a wish to listen on `key` (with no waiter for the master's own start-up binds).
     pub(super) fn wish(&mut self, key: ListenKey, waiter: Option<Waiter>) -> Wish {
         if let Some(address) = self.bound.get(&key) {
-            return Wish::Bound(*address);
+            return Wish::Bound(address.clone());
         }
         let first = !self.binding.contains_key(&key);
         self.binding.entry(key).or_default().extend(waiter);
@@ -41,7 +41,7 @@ impl BoundAddresses {
     }
 
     /// `key` is bound at `address`; returns who waited for it.
-    pub(super) fn bound(&mut self, key: ListenKey, address: SocketAddr) -> Vec<Waiter> {
+    pub(super) fn bound(&mut self, key: ListenKey, address: ListenAddr) -> Vec<Waiter> {
         let waiters = self.binding.remove(&key).unwrap_or_default();
         self.bound.insert(key, address);
         waiters
@@ -60,8 +60,8 @@ impl BoundAddresses {
     }
 
     /// The bound address of `key`.
-    pub(super) fn address_of(&self, key: &ListenKey) -> Option<SocketAddr> {
-        self.bound.get(key).copied()
+    pub(super) fn address_of(&self, key: &ListenKey) -> Option<ListenAddr> {
+        self.bound.get(key).cloned()
     }
 
     /// How many addresses are bound.
@@ -70,7 +70,7 @@ impl BoundAddresses {
     }
 
     /// Every bound address, in key order.
-    pub(super) fn addresses(&self) -> Vec<SocketAddr> {
-        self.bound.values().copied().collect()
+    pub(super) fn addresses(&self) -> Vec<ListenAddr> {
+        self.bound.values().cloned().collect()
     }
 }

@@ -1,8 +1,8 @@
 //! Start-up and listening addresses: bind the configured addresses before any worker starts,
 //! bind once per address what workers ask for (`queryServer`), and answer them.
 
+use clustered_ipc::ListenAddr;
 use std::io;
-use std::net::SocketAddr;
 
 use crate::Policy;
 use clustered_ipc::{ListenKey, Message};
@@ -48,13 +48,13 @@ impl Machine {
     /// The driver bound `address`, or could not: answers everyone who waited for it. A
     /// configured address that cannot be bound stops the cluster before any worker starts; an
     /// address a worker asked for fails that worker's `listen` only.
-    pub(super) fn on_bound(&mut self, address: String, result: io::Result<SocketAddr>) {
+    pub(super) fn on_bound(&mut self, address: String, result: io::Result<ListenAddr>) {
         let key = ListenKey::from(address.as_str());
         match result {
             Ok(bound) => {
                 tracing::debug!(%address, %bound, "bound");
-                for (worker, seq) in self.listeners.bound(key.clone(), bound) {
-                    self.acknowledge_listen(worker, seq, key.clone(), bound);
+                for (worker, seq) in self.listeners.bound(key.clone(), bound.clone()) {
+                    self.acknowledge_listen(worker, seq, key.clone(), bound.clone());
                 }
                 self.start_workers_once_bound();
             }
@@ -80,7 +80,7 @@ impl Machine {
         worker: WorkerKey,
         seq: u64,
         key: ListenKey,
-        bound: SocketAddr,
+        bound: ListenAddr,
     ) {
         let policy = self.config.policy;
         let share = (policy == Policy::Shared).then(|| key.clone());

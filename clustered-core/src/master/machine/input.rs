@@ -1,7 +1,7 @@
 //! [`Input`]: everything that can happen to the master, as the driver reports it.
 
+use clustered_ipc::ListenAddr;
 use std::io;
-use std::net::SocketAddr;
 
 use clustered_ipc::{ListenKey, Message, WireError};
 
@@ -19,7 +19,7 @@ pub(crate) enum Input {
     /// The driver tried to bind `address` (asked by `Action::Bind`).
     Bound {
         address: String,
-        result: io::Result<SocketAddr>,
+        result: io::Result<ListenAddr>,
     },
     /// A worker process was started (asked by `Action::Spawn`).
     Spawned { worker: WorkerKey, pid: u32 },

@@ -28,11 +28,10 @@ mod scaling;
 mod shutdown;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::Policy;
-use clustered_ipc::{ListenKey, Message, PROTOCOL_VERSION};
+use clustered_ipc::{ListenAddr, ListenKey, Message, PROTOCOL_VERSION};
 
 use super::restart::RestartPolicy;
 use super::{Action, Config, Conn, Input, Machine, Notice, Recycle, ReplyId, Timer};
@@ -50,8 +49,8 @@ fn key() -> ListenKey {
     ListenKey::from(ADDRESS)
 }
 
-fn bound() -> SocketAddr {
-    ADDRESS.parse().unwrap()
+fn bound() -> ListenAddr {
+    ListenAddr::Tcp(ADDRESS.parse().unwrap())
 }
 
 fn config(workers: usize, policy: Policy) -> Config {
