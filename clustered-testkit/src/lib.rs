@@ -12,5 +12,5 @@ pub use load::{Connections, Load, LoadReport};
 pub use metrics::{scrape, value, wait_for_metric, wait_in_flight};
 pub use process::{
     ClusterProcess, Program, bytes_written, children_of, eventually, is_alive, signal_pid,
-    status_kib, wait_all_gone, wait_until,
+    status_kib, wait_all_gone, wait_until, zombie_children_of,
 };

@@ -79,7 +79,10 @@ fn build(args: &[&str]) -> ExitStatus {
 
 /// A running master process started from an example, with its output captured.
 pub struct ClusterProcess {
+    /// The process the test started: the master, or what runs it (`unshare`).
     child: Child,
+    /// The master's pid (the host's number for it, under `unshare`).
+    master: u32,
     stdout: mpsc::Receiver<String>,
     stdout_history: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
@@ -236,6 +239,7 @@ impl ClusterProcess {
             closed.store(true, Ordering::SeqCst);
         });
         ClusterProcess {
+            master: child.id(),
             child,
             stdout: line_rx,
             stdout_history,
@@ -243,6 +247,47 @@ impl ClusterProcess {
             stderr_closed,
             seen_workers: Vec::new(),
         }
+    }
+
+    /// Starts `program` as PID 1 of a PID namespace of its own, as a container's entry point
+    /// (`unshare --pid --fork --mount-proc --kill-child`: unshare is the child the test waits
+    /// for and exits as the master does; the master is its only child, and
+    /// [`ClusterProcess::pid`] is the host's number for it). Needs root, as CI runs; panics
+    /// saying so otherwise.
+    pub fn start_as_pid1(
+        program: Program<'_>,
+        env: &[(&str, &str)],
+    ) -> (ClusterProcess, SocketAddr) {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "ClusterProcess::start_as_pid1 needs root (unshare --pid --mount-proc): run the tests as root, as CI does"
+        );
+        let mut command = Command::new("unshare");
+        command
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+            .arg(program.path());
+        let mut cluster = Self::spawn_command(command, env);
+        let unshare = cluster.child.id();
+        let mut master = Vec::new();
+        // Over once the master runs, or once unshare has given up (it says why on stderr).
+        wait_until(START_TIMEOUT, || {
+            master = children_of(unshare);
+            master.len() == 1 || cluster.child.try_wait().is_ok_and(|exit| exit.is_some())
+        });
+        if master.len() != 1 {
+            wait_until(Duration::from_secs(5), || {
+                cluster.stderr_closed.load(Ordering::SeqCst)
+            });
+        }
+        assert!(
+            master.len() == 1,
+            "unshare ran no master ({master:?}); stderr:\n{}",
+            cluster.stderr()
+        );
+        cluster.master = master[0];
+        let address = cluster.wait_listening();
+        cluster.seen_workers = cluster.worker_pids();
+        (cluster, address)
     }
 
     /// Starts `program` and waits for its `listening on <scheme>://ADDR` line.
@@ -334,7 +379,7 @@ impl ClusterProcess {
 
     /// The master's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.master
     }
 
     /// Everything the process has written to stderr so far.
@@ -357,9 +402,10 @@ impl ClusterProcess {
         signal_pid(self.pid(), signal);
     }
 
-    /// Sends `signal` to the master's whole process group, as a terminal's Ctrl-C does.
+    /// Sends `signal` to the master's whole process group (the group of the process the test
+    /// started), as a terminal's Ctrl-C does.
     pub fn signal_group(&self, signal: rustix::process::Signal) {
-        let group = rustix::process::Pid::from_raw(self.pid() as i32).expect("a valid pid");
+        let group = rustix::process::Pid::from_raw(self.child.id() as i32).expect("a valid pid");
         rustix::process::kill_process_group(group, signal).expect("signal the process group");
     }
 
@@ -397,6 +443,16 @@ impl Drop for ClusterProcess {
     fn drop(&mut self) {
         let mut workers = self.worker_pids();
         workers.extend(&self.seen_workers);
+        if self.master != self.child.id() {
+            // The master under `unshare`: killed first (its namespace with it), so that
+            // unshare reaps it and exits.
+            if let Some(master) = rustix::process::Pid::from_raw(self.master as i32) {
+                let _ = rustix::process::kill_process(master, rustix::process::Signal::KILL);
+            }
+            wait_until(Duration::from_secs(5), || {
+                self.child.try_wait().is_ok_and(|status| status.is_some())
+            });
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         for pid in workers {
@@ -497,6 +553,16 @@ pub fn bytes_written(pid: u32) -> u64 {
 
 /// The live children of `parent`, from `/proc`.
 pub fn children_of(parent: u32) -> Vec<u32> {
+    children_in_state(parent, |state| state != "Z")
+}
+
+/// The children of `parent` that are zombies (exited, not waited for), from `/proc`.
+pub fn zombie_children_of(parent: u32) -> Vec<u32> {
+    children_in_state(parent, |state| state == "Z")
+}
+
+/// The children of `parent` whose state (`R`, `S`, `Z`…) `wanted` picks, in order.
+fn children_in_state(parent: u32, wanted: impl Fn(&str) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -505,7 +571,7 @@ pub fn children_of(parent: u32) -> Vec<u32> {
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
                 stat_fields(&stat)
-                    .is_some_and(|(state, ppid)| state != "Z" && ppid == parent.to_string())
+                    .is_some_and(|(state, ppid)| wanted(&state) && ppid == parent.to_string())
             })
         })
         .collect();

@@ -9,10 +9,12 @@
 //!   inbox messages straight into the inbox, as [`InboxRouting`](crate::master::inbox_routing)
 //!   says) and the task reaping it;
 //! - `link`: the driver's ends towards one live worker; `held_conns`: the connections it holds;
-//! - `signals`, `publish` (notices into events), `report` (what the tasks tell the driver).
+//! - `signals`, `publish` (notices into events), `report` (what the tasks tell the driver);
+//! - `orphans`: when the master is PID 1, the zombies it did not spawn, reaped.
 
 mod held_conns;
 mod link;
+mod orphans;
 mod output;
 mod publish;
 mod reader;
@@ -42,6 +44,7 @@ use tokio::time::Sleep;
 
 use self::held_conns::HeldConns;
 use self::link::{Links, WorkerLink};
+use self::orphans::Orphans;
 use self::report::Report;
 use self::signals::Signals;
 use self::sockets::ListeningSockets;
@@ -85,6 +88,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let program = Program::current(settings.log_format)?;
     let control = settings.control;
     let signals = Signals::install(control.clone())?;
+    let orphans = Orphans::install()?;
     metrics_view::record_master_metrics(&control);
     control
         .logs()
@@ -131,6 +135,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         reports,
         commands,
         signals,
+        orphans,
         timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
         deadline: None,
         conns: HeldConns::default(),
@@ -167,6 +172,8 @@ struct Driver {
     waiting: FxHashMap<ReplyId, oneshot::Sender<Answer>>,
     next_reply: u64,
     signals: Signals,
+    /// Reaps the zombies the driver did not spawn, when the master is PID 1.
+    orphans: Orphans,
     /// Sleeps until the machine's next deadline (`deadline`), reset when that changes.
     timer: Pin<Box<Sleep>>,
     deadline: Option<Instant>,
@@ -270,6 +277,11 @@ impl Driver {
                     // Expired: the machine arms what it waits for next.
                     self.deadline = None;
                     return Input::Timeout;
+                }
+                () = self.orphans.child_exited(), if self.orphans.is_on() => {
+                    // Every spawned worker has its link by now: spawns happen in `feed`.
+                    self.orphans
+                        .reap(|pid| self.links.values().any(|link| link.handle.pid() == pid));
                 }
                 Some(report) = self.reports.recv() => break report,
                 _ = tick(&mut self.watchdog), if self.watchdog.is_some() => {
