@@ -52,7 +52,7 @@ pub(crate) fn listen_unix(
 ) -> io::Result<(std::os::unix::net::UnixListener, SocketFile)> {
     replace_stale_socket(path)?;
     let listener = std::os::unix::net::UnixListener::bind(path)?;
-    let file = SocketFile(path.to_owned());
+    let file = SocketFile(Some(path.to_owned()));
     listener.set_nonblocking(true)?;
     rustix::net::listen(&listener, LISTEN_BACKLOG.try_into().unwrap_or(i32::MAX))?;
     Ok((listener, file))
@@ -61,11 +61,20 @@ pub(crate) fn listen_unix(
 /// The file of a Unix socket this process bound: removed when dropped, so a stopped master
 /// leaves no socket file behind (one systemd handed over is systemd's, and never removed).
 #[derive(Debug)]
-pub(crate) struct SocketFile(PathBuf);
+pub(crate) struct SocketFile(Option<PathBuf>);
+
+impl SocketFile {
+    /// Leaves the file in place (another process serves the socket now).
+    pub(crate) fn keep(mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

@@ -273,7 +273,8 @@ impl Cluster {
     ///
     /// In the master: binds the [`Cluster::bind`] addresses, spawns the workers, hands them
     /// connections and supervises them (restarting those that die, reloading them all on
-    /// SIGHUP or SIGUSR2) until SIGTERM or SIGINT, then stops them gracefully.
+    /// SIGHUP; on SIGUSR2 handing everything to a new master started from the executable on
+    /// disk) until SIGTERM or SIGINT, then stops them gracefully.
     /// In a worker: joins the master and runs `worker_main` to completion.
     ///
     /// In both, the cluster's own warnings and errors go to stderr (`RUST_LOG` filters them)

@@ -8,6 +8,9 @@
 pub const WORKER_ID: &str = "CLUSTER_WORKER_ID";
 /// Set by the master in a worker's environment to the descriptor number of its IPC socket.
 pub const IPC_FD: &str = "CLUSTER_IPC_FD";
+/// Set by a master in the environment of the new master an upgrade starts (`kill -USR2`,
+/// `clusterctl upgrade`) to the descriptor number of their handover socket; unset otherwise.
+pub const UPGRADE_FD: &str = "CLUSTER_UPGRADE_FD";
 /// Set by the master in a worker's environment to the descriptor number of its metrics region
 /// (see [`crate::shared_metrics`]).
 pub const METRICS_FD: &str = "CLUSTER_METRICS_FD";

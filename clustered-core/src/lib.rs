@@ -10,8 +10,9 @@
 //!   (`CLUSTER_IPC_FD`). It accepts connections and hands each to the next listening worker
 //!   (round-robin), keeping its copy until the worker acknowledges it, so a failed handoff goes
 //!   to another worker instead of being lost. A worker that dies on its own is restarted with
-//!   backoff ([`RestartPolicy`]); SIGHUP or SIGUSR2 replaces the workers one by one with no
-//!   request lost; SIGTERM or SIGINT stops it gracefully. [`ClusterControl`] does the same from
+//!   backoff ([`RestartPolicy`]); SIGHUP replaces the workers one by one with no request lost;
+//!   SIGUSR2 hands the sockets and the state to a new master started from the executable on
+//!   disk (an upgrade of the master itself); SIGTERM or SIGINT stops it gracefully. [`ClusterControl`] does the same from
 //!   code and streams [`ClusterEvent`]s.
 //! - **worker**: joins the master over the inherited socket, asks it for each address it listens
 //!   on ([`Worker::listen`]) and receives connections from a [`Listener`]. It drains and stops

@@ -6,6 +6,7 @@
 //! clusterctl --socket /tmp/app.sock ls          # one row per worker
 //! clusterctl --socket /tmp/app.sock ls --json   # the same, for scripts
 //! clusterctl --socket /tmp/app.sock reload      # rolling reload; returns once it is done
+//! clusterctl --socket /tmp/app.sock upgrade     # a new master from the binary on disk
 //! clusterctl --socket /tmp/app.sock scale +1    # one worker more (scale 4, scale -1…)
 //! clusterctl --socket /tmp/app.sock metrics     # the whole cluster's metrics
 //! ```
@@ -16,7 +17,7 @@
 //!
 //! With `--json` every verb prints one JSON object: `{"ok":true,…}` with its data as fields
 //! (`ls`/`show`: `workers`; `scale`: `from`, `to`; `reload`/`kill`: `replaced`, each
-//! `{id, old_pid, new_pid}`; `logs`: `lines`; `metrics`: `metrics`, one object per sample), or
+//! `{id, old_pid, new_pid}`; `upgrade`: `old_pid`, `new_pid`; `logs`: `lines`; `metrics`: `metrics`, one object per sample), or
 //! `{"ok":false,"error":"…","refused":…}` (the master unreachable included, exit 2 still).
 //! `logs -f --json` prints one compact object per line of output.
 
@@ -54,6 +55,10 @@ enum Verb {
     Reload,
     /// A graceful stop: the workers drain, then the master exits.
     Stop,
+    /// Upgrade the master itself (as `kill -USR2`): a new master from the executable on disk
+    /// takes the sockets, counters, metrics and restart counts; returns once it serves,
+    /// printing both pids (exit 1 if it failed: the old master serves on, and says why).
+    Upgrade,
     /// The workers' recent output (`ID|out | line`); `-f` follows new lines until Ctrl-C
     /// (with `--json`, one JSON object per line: `{"ok":true,"id":…,"stream":…,"line":…}`).
     Logs {
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
         Verb::Ls => ControlCommand::Ls,
         Verb::Reload => ControlCommand::Reload,
         Verb::Stop => ControlCommand::Stop,
+        Verb::Upgrade => ControlCommand::Upgrade,
         Verb::Scale { count } => count,
         Verb::Show { id } => ControlCommand::Show { id },
         Verb::Logs { id, follow, lines } => ControlCommand::Logs { id, lines, follow },

@@ -512,6 +512,7 @@ impl Cluster {
             agent: self.hooks.agent.is_some(),
             wait_ready: WAIT_READY.read(self.wait_ready, DEFAULT_WAIT_READY, env, &mut origins)?,
             recycle: self.recycle_from(env, &mut origins)?,
+            upgrading: env(crate::env::UPGRADE_FD).is_some(),
         };
         let watch = self.watch_from(env, &mut origins);
         let operations = &self.operations;

@@ -87,6 +87,10 @@ pub enum ControlCommand {
     },
     /// The whole cluster's metrics, as the metrics endpoint serves them.
     Metrics,
+    /// Upgrade the master itself: start a new one from the executable on disk, which takes
+    /// the sockets and the state; the reply comes once it serves (`old_pid`, `new_pid`) or
+    /// the upgrade failed (the old master serves on).
+    Upgrade,
 }
 
 /// The master's answer to one request.
@@ -124,6 +128,12 @@ pub struct ControlReply {
     /// The workers a `reload` (each slot's) or a `kill` (one) replaced, in the order they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced: Option<Vec<Replacement>>,
+    /// The master an `upgrade` replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_pid: Option<u32>,
+    /// The master that serves after an `upgrade`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_pid: Option<u32>,
 }
 
 fn default_log_lines() -> usize {
@@ -143,6 +153,8 @@ impl From<Answer> for ControlReply {
                 from: done.scaled.map(|(from, _)| from),
                 to: done.scaled.map(|(_, to)| to),
                 replaced: (!done.replaced.is_empty()).then_some(done.replaced),
+                old_pid: done.upgraded.map(|(old, _)| old),
+                new_pid: done.upgraded.map(|(_, new)| new),
                 ..ControlReply::done(done.message)
             },
             Answer::Refused(reason) => ControlReply {
@@ -208,6 +220,8 @@ impl ControlReply {
             from: None,
             to: None,
             replaced: None,
+            old_pid: None,
+            new_pid: None,
         }
     }
 }

@@ -23,45 +23,74 @@ use crate::master::control::ClusterControl;
 use crate::master::metrics_view::exposition;
 use crate::proc_stats::{CPU_WINDOW, cpu_percent, cpu_ticks, rss_bytes};
 
-/// The master's control socket, served by a task of its own; dropping this removes the file
-/// (the master keeps it until it returns).
+/// The master's control socket, served by a task of its own; dropping this stops serving and
+/// removes the file (the master keeps it until it returns), unless it was handed over.
 #[derive(Debug)]
 pub(crate) struct ControlSocket {
-    path: PathBuf,
+    /// The file to remove when dropped; none once handed over to an upgrade's new master.
+    path: Option<PathBuf>,
+    /// A copy of the listening socket, for an upgrade to hand over.
+    listener: std::os::fd::OwnedFd,
+    serving: tokio::task::JoinHandle<()>,
 }
 
 impl ControlSocket {
     /// Binds `path` (mode 0600), replacing a file left by a master that is gone and refusing
-    /// one a running master answers on, and starts answering every same-user peer. Must be
-    /// called inside a tokio runtime.
-    pub(crate) fn open(path: &Path, control: ClusterControl) -> Result<Self, Error> {
+    /// one a running master answers on, and starts answering every same-user peer; serves
+    /// `inherited` instead (bound at `path` by the master this one upgrades), when given.
+    /// Must be called inside a tokio runtime.
+    pub(crate) fn open(
+        path: &Path,
+        control: ClusterControl,
+        inherited: Option<std::os::fd::OwnedFd>,
+    ) -> Result<Self, Error> {
         let failed = |reason: String| Error::ControlSocket {
             path: path.to_owned(),
             reason,
         };
-        match crate::bind::replace_stale_socket(path) {
-            Ok(true) => tracing::info!(path = %path.display(), "replaced a stale control socket"),
-            Ok(false) => {}
-            Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
-                return Err(failed(
-                    "a running master answers on it; stop that master or choose another path"
-                        .into(),
-                ));
-            }
-            Err(error) => return Err(failed(error.to_string())),
-        }
-        let listener = bind_private(path).map_err(|error| failed(error.to_string()))?;
-        // The file is ours from here on: removed however this ends.
-        let socket = Self {
-            path: path.to_owned(),
+        let listener = match inherited {
+            Some(fd) => StdUnixListener::from(fd),
+            None => Self::bind(path).map_err(failed)?,
         };
+        let copy = listener
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|error| failed(error.to_string()))?;
         let listener = listener
             .set_nonblocking(true)
             .and_then(|()| UnixListener::from_std(listener))
             .map_err(|error| failed(error.to_string()))?;
         tracing::info!(path = %path.display(), "control socket listening");
-        tokio::spawn(serve(listener, control));
-        Ok(socket)
+        Ok(Self {
+            path: Some(path.to_owned()),
+            listener: copy,
+            serving: tokio::spawn(serve(listener, control)),
+        })
+    }
+
+    /// A copy of the listening socket, for an upgrade's new master.
+    pub(crate) fn handover_fd(&self) -> io::Result<std::os::fd::OwnedFd> {
+        self.listener.try_clone()
+    }
+
+    /// Stops serving and leaves the file to the new master an upgrade handed it to.
+    pub(crate) fn hand_over(mut self) {
+        self.path = None;
+    }
+
+    fn bind(path: &Path) -> Result<StdUnixListener, String> {
+        match crate::bind::replace_stale_socket(path) {
+            Ok(true) => tracing::info!(path = %path.display(), "replaced a stale control socket"),
+            Ok(false) => {}
+            Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
+                return Err(
+                    "a running master answers on it; stop that master or choose another path"
+                        .into(),
+                );
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+        bind_private(path).map_err(|error| error.to_string())
     }
 }
 
@@ -137,7 +166,10 @@ async fn refuse_at_once(mut stream: UnixStream, frame: bytes::Bytes) {
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        self.serving.abort();
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -304,6 +336,7 @@ async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply 
         ControlCommand::Kill { id } => control.restart(id).await.into(),
         ControlCommand::Metrics => ControlReply::metrics(exposition(control)),
         ControlCommand::Stop => control.shutdown().await.into(),
+        ControlCommand::Upgrade => control.upgrade().await.into(),
     }
 }
 

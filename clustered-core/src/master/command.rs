@@ -69,6 +69,8 @@ pub(crate) enum Command {
     Deliver { to: Target, data: serde_json::Value },
     /// Change the worker count.
     Scale(Scale),
+    /// Start a new master from the executable on disk and hand over to it (as SIGUSR2).
+    Upgrade,
 }
 
 /// What became of a command the master answers ([`crate::ClusterControl::reload`],
@@ -124,6 +126,8 @@ pub struct Done {
     pub scaled: Option<(usize, usize)>,
     /// The workers a reload or a restart replaced, slot by slot.
     pub replaced: Vec<Replacement>,
+    /// An upgrade's old and new master pids.
+    pub upgraded: Option<(u32, u32)>,
 }
 
 impl Done {

@@ -78,6 +78,15 @@ impl ClusterControl {
         self.shared.commands.ask(Command::Reload)
     }
 
+    /// Upgrades the master itself (as SIGUSR2 does): starts a new master from the executable
+    /// on disk, which takes over the sockets, the counters, the metrics' totals and the
+    /// restart counts; this master then drains and exits. Answered once the new master's
+    /// workers serve (with both pids), or when the upgrade failed (this master serves on);
+    /// refused during a reload, another upgrade or a stop.
+    pub fn upgrade(&self) -> PendingAnswer {
+        self.shared.commands.ask(Command::Upgrade)
+    }
+
     /// Starts a graceful shutdown (as SIGTERM does); answered at once (refused when a stop is
     /// already under way).
     pub fn shutdown(&self) -> PendingAnswer {

@@ -40,23 +40,36 @@ struct Inherited {
 impl InheritedSockets {
     /// The sockets `LISTEN_FDS` hands this process (none when `LISTEN_PID` names another one,
     /// or is unset).
+    ///
+    /// A master an upgrade started (`CLUSTER_UPGRADE_FD` set) takes them whatever
+    /// `LISTEN_PID` says: the old master cannot know the new one's pid before it runs, and
+    /// names each socket by its listen key, escaped (`127.0.0.1%3A3000`).
     pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let upgrade = lookup(crate::env::UPGRADE_FD).is_some();
+        let listen_pid = match upgrade {
+            true => Some(std::process::id().to_string()),
+            false => lookup("LISTEN_PID"),
+        };
         let Some(count) = handed_to(
-            lookup("LISTEN_PID").as_deref(),
+            listen_pid.as_deref(),
             lookup("LISTEN_FDS").as_deref(),
             std::process::id(),
         ) else {
             return Self::default();
         };
+        let from = match upgrade {
+            true => "the old master",
+            false => "systemd",
+        };
         let names = lookup("LISTEN_FDNAMES").unwrap_or_default();
-        let mut names = names.split(':');
+        let mut names = names.split(':').map(crate::master::handover::unescape_name);
         let mut sockets = Vec::new();
         for index in 0..count {
             let fd = FIRST_FD.saturating_add(i32::try_from(index).unwrap_or(i32::MAX));
-            let name = names.next().unwrap_or("unknown").to_owned();
+            let name = names.next().unwrap_or_else(|| "unknown".into());
             match take(fd) {
                 Ok((listener, address)) => {
-                    tracing::info!(fd, %name, %address, "serving a socket systemd handed over");
+                    tracing::info!(fd, %name, %address, "serving a socket {from} handed over");
                     sockets.push(Inherited {
                         listener,
                         name,
@@ -71,11 +84,32 @@ impl InheritedSockets {
         Self { sockets }
     }
 
-    /// The inherited socket for `address` (`fd:NAME`, `unix:PATH`, or the TCP address it is
-    /// bound to) and the address it is bound to, taken.
+    /// The inherited socket named `name` (the admin or control socket an old master handed
+    /// over), taken.
+    pub(crate) fn take_named(&mut self, name: &str) -> Option<OwnedFd> {
+        let index = self.sockets.iter().position(|socket| socket.name == name)?;
+        Some(self.sockets.swap_remove(index).listener)
+    }
+
+    /// The inherited socket for `address` (named so by an old master; `fd:NAME`;
+    /// `unix:PATH`; or the TCP address it is bound to) and the address it is bound to, taken.
     pub(crate) fn take(&mut self, address: &str) -> Option<(OwnedFd, ListenAddr)> {
-        let index = match address.strip_prefix(BY_NAME) {
-            Some(name) => self.sockets.iter().position(|socket| socket.name == name)?,
+        let same_key = self
+            .sockets
+            .iter()
+            .position(|socket| socket.name == address);
+        let index = match same_key {
+            Some(index) => index,
+            None => self.by_address(address)?,
+        };
+        let taken = self.sockets.swap_remove(index);
+        Some((taken.listener, taken.address))
+    }
+
+    /// Where the socket for `address` is, by its `fd:NAME` or the address it is bound to.
+    fn by_address(&self, address: &str) -> Option<usize> {
+        match address.strip_prefix(BY_NAME) {
+            Some(name) => self.sockets.iter().position(|socket| socket.name == name),
             None => {
                 let address = match address.strip_prefix(ListenAddr::UNIX_PREFIX) {
                     Some(path) => ListenAddr::Unix(path.into()),
@@ -83,11 +117,9 @@ impl InheritedSockets {
                 };
                 self.sockets
                     .iter()
-                    .position(|socket| socket.address == address)?
+                    .position(|socket| socket.address == address)
             }
-        };
-        let taken = self.sockets.swap_remove(index);
-        Some((taken.listener, taken.address))
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! at once (more are closed at once).
 
 use std::convert::Infallible;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,22 +36,44 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[derive(Debug)]
 pub(crate) struct MetricsEndpoint {
     acceptor: JoinHandle<()>,
+    /// A copy of the listening socket, for an upgrade to hand over.
+    listener: OwnedFd,
 }
 
 impl MetricsEndpoint {
-    /// Binds `address` (an error naming it when it cannot be) and serves the cluster's metrics
-    /// there; prints `metrics on http://HOST:PORT/metrics` once bound (the real port, also for
-    /// port 0).
-    pub(crate) async fn open(address: &str, control: ClusterControl) -> Result<Self, Error> {
+    /// Binds `address` (an error naming it when it cannot be), or serves `inherited` (bound by
+    /// the master this one upgrades), and serves the cluster's metrics there; prints
+    /// `metrics on http://HOST:PORT/metrics` once bound (the real port, also for port 0).
+    pub(crate) async fn open(
+        address: &str,
+        control: ClusterControl,
+        inherited: Option<OwnedFd>,
+    ) -> Result<Self, Error> {
         let bind_error = |source| Error::MetricsBind {
             address: address.to_owned(),
             source,
         };
-        let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+        let listener = match inherited {
+            Some(fd) => {
+                let listener = std::net::TcpListener::from(fd);
+                listener.set_nonblocking(true).map_err(bind_error)?;
+                TcpListener::from_std(listener).map_err(bind_error)?
+            }
+            None => TcpListener::bind(address).await.map_err(bind_error)?,
+        };
         let bound = listener.local_addr().map_err(bind_error)?;
+        let copy = listener.as_fd().try_clone_to_owned().map_err(bind_error)?;
         crate::log_format::announce(&format!("metrics on http://{bound}/metrics"));
         let acceptor = tokio::spawn(accept(listener, control));
-        Ok(Self { acceptor })
+        Ok(Self {
+            acceptor,
+            listener: copy,
+        })
+    }
+
+    /// A copy of the listening socket, for an upgrade's new master.
+    pub(crate) fn handover_fd(&self) -> std::io::Result<OwnedFd> {
+        self.listener.try_clone()
     }
 }
 

@@ -17,6 +17,7 @@ pub(crate) mod control;
 mod driver;
 mod fair_queue;
 pub(crate) mod handle;
+mod handover;
 pub(crate) mod hooks;
 mod ids;
 mod inbox;

@@ -75,6 +75,25 @@ impl Registry {
         lock(&self.slots).get(&slot).copied().unwrap_or_default()
     }
 
+    /// Each slot's restart count (slots that had any), for an upgrade to hand on.
+    pub(crate) fn restarts(&self) -> BTreeMap<usize, u64> {
+        lock(&self.slots)
+            .iter()
+            .filter(|(_, history)| history.restarts > 0)
+            .map(|(slot, history)| (*slot, u64::from(history.restarts)))
+            .collect()
+    }
+
+    /// Adds the restart counts an upgrade's old master handed over to each slot's.
+    pub(crate) fn inherit_restarts(&self, restarts: Vec<(usize, u64)>) {
+        let mut slots = lock(&self.slots);
+        for (slot, count) in restarts {
+            let history = slots.entry(slot).or_default();
+            let count = u32::try_from(count).unwrap_or(u32::MAX);
+            history.restarts = history.restarts.saturating_add(count);
+        }
+    }
+
     /// Restarts of workers that died on their own, over every slot.
     pub(crate) fn total_restarts(&self) -> u64 {
         lock(&self.slots)

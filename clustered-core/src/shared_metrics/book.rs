@@ -15,6 +15,14 @@ use crate::sync::lock;
 /// The name of the counter of series a process could not register (its region was full).
 const DROPPED: &str = "cluster_metrics_dropped_total";
 
+/// A counter's or histogram's total over every process of a master, as an upgrade hands it
+/// to the next master.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct MetricTotal {
+    pub(crate) key: SeriesKey,
+    pub(crate) value: Value,
+}
+
 /// Every process's metrics, for the master.
 #[derive(Debug, Default)]
 pub(crate) struct MetricsBook {
@@ -27,6 +35,9 @@ struct State {
     live: BTreeMap<u64, Source>,
     /// Counters and histograms of processes that exited.
     retired: BTreeMap<SeriesKey, Value>,
+    /// The totals an upgrade's old master handed over (its latest word replaces the one
+    /// before: its totals only grow).
+    inherited: BTreeMap<SeriesKey, Value>,
     /// Descriptions, once seen.
     help: BTreeMap<String, String>,
     aggregations: HashMap<String, GaugeAggregation>,
@@ -73,6 +84,47 @@ impl MetricsBook {
         }
     }
 
+    /// The total of every counter and histogram series over every process, live and dead
+    /// (and those handed over by an earlier master), for an upgrade to hand on.
+    pub(crate) fn totals(&self) -> Vec<MetricTotal> {
+        let mut state = lock(&self.state);
+        let State {
+            live,
+            retired,
+            inherited,
+            help,
+            ..
+        } = &mut *state;
+        let mut totals = retired.clone();
+        let counted = live.values_mut().flat_map(|source| read(source, help));
+        for (key, value) in counted.chain(inherited.clone()) {
+            if matches!(value, Value::Gauge(_)) {
+                continue;
+            }
+            match totals.get_mut(&key) {
+                Some(total) => total.merge(&value, GaugeAggregation::Sum),
+                None => {
+                    totals.insert(key, value);
+                }
+            }
+        }
+        totals
+            .into_iter()
+            .map(|(key, value)| MetricTotal { key, value })
+            .collect()
+    }
+
+    /// Takes `totals`, handed over by the master this one upgrades, as counted already; a
+    /// later handover replaces an earlier one.
+    pub(crate) fn inherit(&self, totals: Vec<MetricTotal>) {
+        let inherited = totals
+            .into_iter()
+            .filter(|total| !matches!(total.value, Value::Gauge(_)))
+            .map(|total| (total.key, total.value))
+            .collect();
+        lock(&self.state).inherited = inherited;
+    }
+
     /// How the gauge `name` is combined across processes (default: summed).
     pub(crate) fn set_aggregation(&self, name: String, aggregation: GaugeAggregation) {
         lock(&self.state).aggregations.insert(name, aggregation);
@@ -84,6 +136,7 @@ impl MetricsBook {
         let State {
             live,
             retired,
+            inherited,
             help,
             aggregations,
         } = &mut *state;
@@ -99,7 +152,7 @@ impl MetricsBook {
                 families.add(key, value, aggregation);
             }
         }
-        for (key, value) in retired.iter() {
+        for (key, value) in retired.iter().chain(inherited.iter()) {
             families.add(key.clone(), value.clone(), GaugeAggregation::Sum);
         }
         for (name, text) in help.iter() {

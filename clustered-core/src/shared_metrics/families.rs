@@ -24,7 +24,8 @@ pub enum GaugeAggregation {
 }
 
 /// One series' value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) enum Value {
     Counter(u64),
     /// A counter of a measure that is not a whole number (seconds of CPU).

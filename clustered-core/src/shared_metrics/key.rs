@@ -5,7 +5,9 @@
 
 /// A series: a metric's name and its labels, sorted by label name so that the same series
 /// from different workers is one.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub(crate) struct SeriesKey {
     pub(crate) name: String,
     pub(crate) labels: Vec<(String, String)>,

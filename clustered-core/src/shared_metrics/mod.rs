@@ -52,7 +52,7 @@ pub use families::GaugeAggregation;
 pub use layout::BUCKETS;
 pub use parse::{ExpositionError, Sample, parse_exposition};
 
-pub(crate) use book::MetricsBook;
+pub(crate) use book::{MetricTotal, MetricsBook};
 pub(crate) use families::{Families, Value};
 pub(crate) use key::SeriesKey;
 pub(crate) use recorder::RegionRecorder;

@@ -23,6 +23,7 @@ mod signals;
 mod sockets;
 mod spawn;
 mod systemd;
+mod upgrade;
 #[cfg(feature = "watch")]
 mod watch;
 #[cfg(not(feature = "watch"))]
@@ -31,6 +32,7 @@ mod watch;
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Instant;
@@ -50,12 +52,14 @@ use self::signals::Signals;
 use self::sockets::ListeningSockets;
 use self::spawn::{Program, spawn_worker};
 use self::systemd::SystemdNotify;
+use self::upgrade::{HandoverLink, NewMaster, OldMaster};
 use self::watch::Watch;
 use crate::Error;
 use crate::control_socket::server::ControlSocket;
 use crate::master::command::{Answer, AnswerTo, Command};
 use crate::master::control::ClusterControl;
 use crate::master::handle::WorkerHandle;
+use crate::master::handover::{self, HandoverMessage};
 use crate::master::hooks::{MasterHook, ReadyHook};
 use crate::master::ids::WorkerKey;
 use crate::master::inherited::InheritedSockets;
@@ -101,34 +105,39 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .commands()
         .take_receiver()
         .ok_or(Error::AlreadyRunning)?;
+    let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
+    let mut inherited = InheritedSockets::from_env(|name| std::env::var(name).ok());
+    let old_master = OldMaster::from_env(control.clone(), reports_tx.clone());
+    let mut endpoints = Endpoints {
+        control_socket: settings.control_socket.clone(),
+        metrics_addr: settings.metrics_addr.clone(),
+        inherited_control: inherited.take_named(handover::CONTROL_SOCKET),
+        inherited_admin: inherited.take_named(handover::ADMIN_SOCKET),
+        control_socket_open: None,
+        metrics_endpoint: None,
+    };
     // Bound before anything starts, so a taken path stops the master at once; removed when
-    // this function returns.
-    let _control_socket = match &settings.control_socket {
-        Some(path) => Some(ControlSocket::open(path, control.clone())?),
-        None => None,
-    };
-    let _metrics_endpoint = match &settings.metrics_addr {
-        Some(address) => Some(MetricsEndpoint::open(address, control.clone()).await?),
-        None => None,
-    };
+    // this function returns. A master an upgrade started opens them once it has taken over:
+    // until then its predecessor answers on them.
+    if old_master.is_none() {
+        endpoints.open(&control).await?;
+    }
     let _watch = match &settings.watch {
         Some(extra) => Some(Watch::start(program.exe(), extra, control.clone())?),
         None => None,
     };
-    let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
     // Restart jitter only needs to differ between masters.
     let seed = std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish();
     let mut machine = Machine::new(settings.config.clone(), Instant::now(), seed);
     let systemd = SystemdNotify::from_env(|name| std::env::var(name).ok());
-    let inherited = InheritedSockets::from_env(|name| std::env::var(name).ok());
     let watchdog = systemd
         .as_ref()
         .and_then(SystemdNotify::watchdog_period)
         .map(tokio::time::interval);
-    let driver = Driver {
-        listeners: ListeningSockets::new(reports_tx.clone()),
+    let mut driver = Driver {
+        listeners: ListeningSockets::new(reports_tx.clone(), old_master.is_some()),
         policy: settings.config.policy,
         program,
         reports_tx,
@@ -148,11 +157,18 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         systemd,
         watchdog,
         inherited,
+        endpoints,
+        new_master: None,
+        handed_over: false,
+        old_master,
     };
     if let Some(hook) = settings.on_master {
         tokio::spawn(hook(control.clone()));
     }
     let result = driver.run(&mut machine).await;
+    if let Some(new_master) = driver.new_master.take().filter(|_| driver.handed_over) {
+        new_master.finish(control.metrics().totals()).await;
+    }
     // Master code reading the inbox hears that the master has stopped.
     control.inbox_slot().close();
     result
@@ -185,6 +201,14 @@ struct Driver {
     inherited: InheritedSockets,
     /// systemd's `NOTIFY_SOCKET`, when the master runs under it.
     systemd: Option<SystemdNotify>,
+    /// The control socket and the admin address.
+    endpoints: Endpoints,
+    /// The new master an upgrade started, while it starts and once it took over.
+    new_master: Option<NewMaster>,
+    /// This master handed over to `new_master`: it drains and exits.
+    handed_over: bool,
+    /// The master this one upgrades, when an upgrade started it.
+    old_master: Option<OldMaster>,
     /// Ticks at half systemd's watchdog period, when it watches; fed from this loop, so
     /// only while the loop runs.
     watchdog: Option<tokio::time::Interval>,
@@ -197,7 +221,7 @@ struct Driver {
 const REPORTS_IN_A_ROW: u32 = 64;
 
 impl Driver {
-    async fn run(mut self, machine: &mut Machine) -> Result<(), Error> {
+    async fn run(&mut self, machine: &mut Machine) -> Result<(), Error> {
         let mut input = Input::Start;
         loop {
             if let Some(result) = self.feed(machine, input).await {
@@ -262,7 +286,7 @@ impl Driver {
             }
             if let Ok(report) = self.reports.try_recv() {
                 self.reports_in_a_row += 1;
-                return self.input_of(report);
+                return self.input_of(report).await;
             }
         }
         self.reports_in_a_row = 0;
@@ -291,7 +315,7 @@ impl Driver {
                 }
             }
         };
-        self.input_of(report)
+        self.input_of(report).await
     }
 
     /// The machine's input for `command`, remembering who waits for its answer.
@@ -305,7 +329,7 @@ impl Driver {
         Input::Command { command, reply }
     }
 
-    fn input_of(&mut self, report: Report) -> Input {
+    async fn input_of(&mut self, report: Report) -> Input {
         match report {
             Report::Accepted(batch) => Input::Connections(
                 batch
@@ -320,6 +344,12 @@ impl Driver {
                         .map(|()| bound)
                 });
                 Input::Bound { address, result }
+            }
+            Report::Adopted { counters } => {
+                if let Err(error) = self.endpoints.open(&self.control).await {
+                    tracing::error!(%error, "after the upgrade");
+                }
+                Input::Adopt { counters }
             }
             Report::Input(input) => input,
         }
@@ -404,12 +434,16 @@ impl Driver {
                 self.listeners.close();
                 // What the acceptors reported before they stopped is handed out first.
                 while let Ok(report) = self.reports.try_recv() {
-                    let input = self.input_of(report);
+                    let input = self.input_of(report).await;
                     inputs.push_back(input);
                 }
                 inputs.push_back(Input::ListenersClosed);
             }
             Action::Notify(Notice::Ready(addresses)) => {
+                if let Some(old_master) = &mut self.old_master {
+                    old_master.serving();
+                }
+                self.listeners.accept();
                 if let Some(systemd) = &mut self.systemd {
                     systemd.on_notice(&Notice::Ready(addresses.clone()), &self.control);
                 }
@@ -470,9 +504,80 @@ impl Driver {
             Action::PublishCounter { name, value } => {
                 self.control.registry().set_counter(name, value);
             }
+            Action::StartUpgrade => {
+                if let Err(reason) = self.start_upgrade() {
+                    inputs.push_back(Input::UpgradeFailed { reason });
+                }
+            }
+            Action::AbortUpgrade => {
+                if let Some(new_master) = self.new_master.take() {
+                    new_master.kill();
+                }
+            }
+            Action::HandOver { counters } => self.hand_over(counters),
+            Action::ForwardCounter {
+                worker,
+                seq,
+                name,
+                op,
+            } => match self.handover_link() {
+                Some(link) => link.forward_counter(worker, seq, name, op),
+                None => inputs.push_back(Input::ForwardedCounter {
+                    worker,
+                    seq,
+                    outcome: Outcome::Error("the other master is gone; the counter is lost".into()),
+                }),
+            },
+            Action::AnswerForeign { id, outcome } => {
+                if let Some(link) = self.handover_link() {
+                    link.answer_counter(id, outcome);
+                }
+            }
             // `feed` returns the result before it gets here.
             Action::Finish(_) => {}
         }
+    }
+
+    /// The handover socket to the other master of an upgrade, if one is under way.
+    fn handover_link(&mut self) -> Option<&mut HandoverLink> {
+        match (&mut self.new_master, &mut self.old_master) {
+            (Some(new_master), _) => Some(new_master.link()),
+            (None, Some(old_master)) => Some(old_master.link()),
+            (None, None) => None,
+        }
+    }
+
+    /// Starts an upgrade's new master with every socket this one serves; why not.
+    fn start_upgrade(&mut self) -> Result<(), String> {
+        let cannot = |error: std::io::Error| format!("cannot start the new master: {error}");
+        let mut sockets: Vec<(String, OwnedFd)> = self
+            .listeners
+            .handover_fds()
+            .map_err(cannot)?
+            .into_iter()
+            .map(|(key, fd)| (key.as_str().to_owned(), fd))
+            .collect();
+        sockets.extend(self.endpoints.handover_fds().map_err(cannot)?);
+        let new_master =
+            NewMaster::start(&self.program, sockets, self.reports_tx.clone()).map_err(cannot)?;
+        self.new_master = Some(new_master);
+        Ok(())
+    }
+
+    /// Hands this master's state to the new master, which answers on the control and admin
+    /// sockets from now on; the socket files are its to remove.
+    fn hand_over(&mut self, counters: std::collections::BTreeMap<String, i64>) {
+        let Some(new_master) = &self.new_master else {
+            return;
+        };
+        new_master.hand_over(HandoverMessage::State {
+            counters,
+            restarts: self.control.registry().restarts().into_iter().collect(),
+            metrics: self.control.metrics().totals(),
+        });
+        self.handed_over = true;
+        self.endpoints.hand_over();
+        self.listeners.keep_files();
     }
 
     /// Starts the worker process `worker` for `slot`; what the machine hears of it.
@@ -496,6 +601,54 @@ impl Driver {
             }
             Err(error) => Input::SpawnFailed { worker, error },
         }
+    }
+}
+
+/// The control socket and the admin address, and what an upgrade's old master handed over
+/// for them.
+struct Endpoints {
+    control_socket: Option<PathBuf>,
+    metrics_addr: Option<String>,
+    inherited_control: Option<OwnedFd>,
+    inherited_admin: Option<OwnedFd>,
+    control_socket_open: Option<ControlSocket>,
+    metrics_endpoint: Option<MetricsEndpoint>,
+}
+
+impl Endpoints {
+    /// Opens those configured (on the handed-over sockets, if any), once.
+    async fn open(&mut self, control: &ClusterControl) -> Result<(), Error> {
+        if let Some(path) = self.control_socket.take() {
+            let inherited = self.inherited_control.take();
+            self.control_socket_open =
+                Some(ControlSocket::open(&path, control.clone(), inherited)?);
+        }
+        if let Some(address) = self.metrics_addr.take() {
+            let inherited = self.inherited_admin.take();
+            self.metrics_endpoint =
+                Some(MetricsEndpoint::open(&address, control.clone(), inherited).await?);
+        }
+        Ok(())
+    }
+
+    /// Copies of the open sockets, named, for an upgrade's new master.
+    fn handover_fds(&self) -> std::io::Result<Vec<(String, OwnedFd)>> {
+        let mut sockets = Vec::new();
+        if let Some(socket) = &self.control_socket_open {
+            sockets.push((handover::CONTROL_SOCKET.to_owned(), socket.handover_fd()?));
+        }
+        if let Some(endpoint) = &self.metrics_endpoint {
+            sockets.push((handover::ADMIN_SOCKET.to_owned(), endpoint.handover_fd()?));
+        }
+        Ok(sockets)
+    }
+
+    /// Stops answering on them: the new master does.
+    fn hand_over(&mut self) {
+        if let Some(socket) = self.control_socket_open.take() {
+            socket.hand_over();
+        }
+        self.metrics_endpoint = None;
     }
 }
 

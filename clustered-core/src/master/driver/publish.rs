@@ -45,6 +45,6 @@ pub(crate) fn event_for(notice: Notice, links: &Links) -> Option<ClusterEvent> {
         Notice::ReloadFailed { slot, reason } => ClusterEvent::ReloadFailed { id: slot, reason },
         Notice::ShutdownStarted => ClusterEvent::ShutdownStarted,
         Notice::Scaled { from, to } => ClusterEvent::Scaled { from, to },
-        Notice::Ready(_) => return None,
+        Notice::Ready(_) | Notice::HandedOver { .. } => return None,
     })
 }

@@ -23,6 +23,11 @@ pub(crate) enum Report {
         address: String,
         result: io::Result<(ListenAddr, Opened, Option<SocketFile>)>,
     },
+    /// An upgrade's old master handed over its state (the metrics and restarts taken
+    /// already): the driver opens the control and admin sockets and tells the machine.
+    Adopted {
+        counters: std::collections::BTreeMap<String, i64>,
+    },
     /// Something the machine hears of as it is.
     Input(Input),
 }

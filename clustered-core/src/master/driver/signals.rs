@@ -42,7 +42,7 @@ impl Signals {
                 _ = self.terminate.recv() => SignalAction::Stop("SIGTERM"),
                 _ = self.interrupt.recv() => SignalAction::Stop("SIGINT"),
                 _ = self.hangup.recv() => SignalAction::Reload("SIGHUP"),
-                _ = self.user2.recv() => SignalAction::Reload("SIGUSR2"),
+                _ = self.user2.recv() => SignalAction::Upgrade("SIGUSR2"),
                 _ = self.more.recv() => SignalAction::Scale("SIGTTIN", Scale::By(1)),
                 _ = self.fewer.recv() => SignalAction::Scale("SIGTTOU", Scale::By(-1)),
                 _ = self.user1.recv() => {

@@ -34,15 +34,22 @@ pub(crate) struct ListeningSockets {
     unacknowledged: Arc<Semaphore>,
     /// The files of the Unix sockets bound here, removed once the sockets close.
     files: Vec<SocketFile>,
+    /// Whether the accept tasks accept yet: a master an upgrade started accepts only once its
+    /// workers serve (until then its predecessor takes the connections, and a new master
+    /// that fails loses none).
+    accepting: tokio::sync::watch::Sender<bool>,
     /// Closed for good: a socket bound since is dropped at once.
     closed: bool,
 }
 
 /// What the master holds for one address.
 enum BoundSocket {
-    Accepting(JoinHandle<()>),
+    /// Its accept task, and a copy of the socket for an upgrade to hand over.
+    Accepting(JoinHandle<()>, OwnedFd),
     Shared(OwnedFd),
-    Reserved { _port: TcpSocket },
+    Reserved {
+        _port: TcpSocket,
+    },
 }
 
 /// Binds `address` as `policy` wants (`unix:PATH` for a Unix socket, with its file), or
@@ -96,8 +103,10 @@ fn listening(policy: Policy, listener: OwnedFd, what: &str) -> io::Result<Opened
 }
 
 impl ListeningSockets {
-    pub(crate) fn new(reports: mpsc::Sender<Report>) -> Self {
+    /// The master's sockets, accepted on at once, or (`hold`) once [`Self::accept`] is called.
+    pub(crate) fn new(reports: mpsc::Sender<Report>, hold: bool) -> Self {
         Self {
+            accepting: tokio::sync::watch::Sender::new(!hold),
             bound: HashMap::new(),
             reports,
             // Connections held and not yet acknowledged, across the cluster: past this the
@@ -123,15 +132,20 @@ impl ListeningSockets {
         let key = ListenKey::from(address);
         let socket = match opened {
             Opened::Listening(listener) => {
+                let copy = listener.try_clone()?;
                 // SAFETY: the `OwnedFd` stays open and the same for as long as the `AsyncFd`
                 // owns it.
                 match unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) } {
-                    Ok(listener) => BoundSocket::Accepting(tokio::spawn(accept_loop(
-                        key.clone(),
-                        listener,
-                        self.reports.clone(),
-                        Arc::clone(&self.unacknowledged),
-                    ))),
+                    Ok(listener) => BoundSocket::Accepting(
+                        tokio::spawn(accept_loop(
+                            key.clone(),
+                            listener,
+                            self.reports.clone(),
+                            Arc::clone(&self.unacknowledged),
+                            self.accepting.subscribe(),
+                        )),
+                        copy,
+                    ),
                     Err(error) => return Err(error.into_parts().1),
                 }
             }
@@ -142,6 +156,11 @@ impl ListeningSockets {
         Ok(())
     }
 
+    /// Starts accepting, if held.
+    pub(crate) fn accept(&self) {
+        self.accepting.send_replace(true);
+    }
+
     /// A copy of the listening socket of `key` for a worker, under the `shared` policy.
     pub(crate) fn share(&self, key: &ListenKey) -> io::Result<Option<OwnedFd>> {
         match self.bound.get(key) {
@@ -150,13 +169,34 @@ impl ListeningSockets {
         }
     }
 
+    /// A copy of every listening socket, by its key, for an upgrade's new master; an error
+    /// under `reuseport`, whose workers bind sockets of their own.
+    pub(crate) fn handover_fds(&self) -> io::Result<Vec<(ListenKey, OwnedFd)>> {
+        self.bound
+            .iter()
+            .map(|(key, socket)| match socket {
+                BoundSocket::Accepting(_, fd) => Ok((key.clone(), fd.try_clone()?)),
+                BoundSocket::Shared(fd) => Ok((key.clone(), fd.try_clone()?)),
+                BoundSocket::Reserved { .. } => Err(io::Error::other(
+                    "under reuseport each worker binds its own socket, which cannot be handed over: upgrade by a full restart, or use rr",
+                )),
+            })
+            .collect()
+    }
+
+    /// The Unix socket files bound here are the new master's now: they stay when the sockets
+    /// close.
+    pub(crate) fn keep_files(&mut self) {
+        self.files.drain(..).for_each(SocketFile::keep);
+    }
+
     /// Stops accepting and closes the master's sockets, for good: under `rr`, `sticky` and
     /// `least` new clients are refused from now on (under `shared` and `reuseport` once the
     /// workers close theirs).
     pub(crate) fn close(&mut self) {
         self.closed = true;
         for (_, socket) in self.bound.drain() {
-            if let BoundSocket::Accepting(accept_task) = socket {
+            if let BoundSocket::Accepting(accept_task, _) = socket {
                 accept_task.abort();
             }
         }
@@ -181,7 +221,11 @@ async fn accept_loop(
     listener: AsyncFd<OwnedFd>,
     reports: mpsc::Sender<Report>,
     unacknowledged: Arc<Semaphore>,
+    mut accepting: tokio::sync::watch::Receiver<bool>,
 ) {
+    if accepting.wait_for(|accepting| *accepting).await.is_err() {
+        return;
+    }
     let what = key.as_str();
     let mut errors = AcceptErrors::new();
     // Given back when descriptors run out, so the master can go on (copy a handoff, start a

@@ -57,6 +57,11 @@ impl Program {
         &self.exe
     }
 
+    /// The arguments they get: the master's own.
+    pub(crate) fn args(&self) -> &[OsString] {
+        &self.args
+    }
+
     /// This executable with this process's arguments, its workers' output shown as `output`.
     pub(crate) fn current(output: LogFormat) -> Result<Program, Error> {
         Ok(Program {
@@ -111,6 +116,7 @@ pub(crate) fn spawn_worker(
     for variable in NOTIFY_VARIABLES.iter().chain(&LISTEN_VARIABLES) {
         command.env_remove(variable);
     }
+    command.env_remove(env::UPGRADE_FD);
     let mut mappings = vec![FdMapping {
         parent_fd: theirs.into(),
         child_fd: WORKER_IPC_FD,

@@ -30,6 +30,9 @@ pub(crate) struct SystemdNotify {
     stopping: bool,
     /// `READY=1` was sent once: later ones (after a reload) leave out `MAINPID=`.
     announced: bool,
+    /// An upgrade's new master took over: it is the service's main process now, and this one
+    /// says nothing more (no `STOPPING=1` as it drains, no watchdog).
+    handed_over: bool,
 }
 
 impl SystemdNotify {
@@ -58,6 +61,7 @@ impl SystemdNotify {
             reloading: false,
             stopping: false,
             announced: false,
+            handed_over: false,
         })
     }
 
@@ -68,7 +72,14 @@ impl SystemdNotify {
 
     /// Tells systemd what `notice` changes.
     pub(crate) fn on_notice(&mut self, notice: &Notice, control: &ClusterControl) {
+        if self.handed_over {
+            return;
+        }
         let message = match notice {
+            Notice::HandedOver { .. } => {
+                self.handed_over = true;
+                return;
+            }
             Notice::Ready(_) => {
                 // With its pid, so systemd follows this process when something else started it
                 // (a wrapper that did not exec, with `NotifyAccess=all`), as sd_notify(3) says.
@@ -111,7 +122,7 @@ impl SystemdNotify {
     /// and never come back is let go by the watchdog).
     pub(crate) fn feed_watchdog(&self, control: &ClusterControl) {
         let serving = serving(control) > 0;
-        if self.watchdog.is_some() && (serving || self.stopping) {
+        if self.watchdog.is_some() && (serving || self.stopping) && !self.handed_over {
             self.send("WATCHDOG=1");
         }
     }

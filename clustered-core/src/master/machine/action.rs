@@ -94,6 +94,30 @@ pub(crate) enum Action {
     Readiness(Result<(), &'static str>),
     /// The cluster-wide counter `name` now has `value` (for [`crate::ClusterControl::counter`]).
     PublishCounter { name: String, value: i64 },
+    /// Start the new master of an upgrade; answer with
+    /// [`Input::NewMasterServing`](super::input::Input::NewMasterServing) or
+    /// [`Input::UpgradeFailed`](super::input::Input::UpgradeFailed).
+    StartUpgrade,
+    /// Kill the new master of an upgrade that failed.
+    AbortUpgrade,
+    /// Hand this master's state (these counters, and what the driver keeps: restarts,
+    /// metrics) to the new master, which serves the control and admin sockets from now on.
+    HandOver {
+        counters: std::collections::BTreeMap<String, i64>,
+    },
+    /// Give a worker's counter operation to the new master; answer with
+    /// [`Input::ForwardedCounter`](super::input::Input::ForwardedCounter).
+    ForwardCounter {
+        worker: WorkerKey,
+        seq: u64,
+        name: String,
+        op: clustered_ipc::CounterOp,
+    },
+    /// Answer the old master's forwarded counter operation `id`.
+    AnswerForeign {
+        id: u64,
+        outcome: clustered_ipc::Outcome,
+    },
     /// The master is done: return this.
     Finish(Result<(), Error>),
 }
@@ -146,4 +170,6 @@ pub(crate) enum Notice {
     Scaled { from: usize, to: usize },
     /// Every worker listens on every address: run the ready hook, once.
     Ready(Vec<ListenAddr>),
+    /// An upgrade's new master (pid `to`) took over; this master drains and exits.
+    HandedOver { to: u32 },
 }

@@ -30,6 +30,8 @@ pub(crate) struct Config {
     /// A worker not listening this long after it started is killed and replaced (when the
     /// cluster has addresses of its own to listen on).
     pub(crate) boot_timeout: Duration,
+    /// This master was started by an upgrade: its counters wait for its predecessor's.
+    pub(crate) upgrading: bool,
     /// An agent process (slot 0) runs before the workers, which start once it is ready.
     pub(crate) agent: bool,
     /// Workers say when they are ready (after warming up); until then they get no connections

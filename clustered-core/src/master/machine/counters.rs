@@ -73,6 +73,31 @@ impl Counters {
         self.values.get(name).copied().unwrap_or(0)
     }
 
+    /// Every counter's value, by name (for an upgrade to hand on).
+    pub(super) fn values(&self) -> std::collections::BTreeMap<String, i64> {
+        self.values
+            .iter()
+            .map(|(name, value)| (name.clone(), *value))
+            .collect()
+    }
+
+    /// Takes the values an upgrade's old master handed over (at most [`MAX_COUNTERS`] of
+    /// them, a longer name left out, as if created here).
+    pub(super) fn restore(&mut self, values: std::collections::BTreeMap<String, i64>) {
+        for (name, value) in values {
+            if name.len() > MAX_NAME_LEN {
+                continue;
+            }
+            if self.values.len() >= MAX_COUNTERS && !self.values.contains_key(&name) {
+                tracing::warn!(
+                    "the handed-over counters exceed {MAX_COUNTERS}; the rest are left out"
+                );
+                return;
+            }
+            self.values.insert(name, value);
+        }
+    }
+
     /// A worker that is gone creates nothing more (its counters stay).
     pub(super) fn forget(&mut self, worker: WorkerKey) {
         self.created_by.remove(&worker);

@@ -63,6 +63,29 @@ pub(crate) enum Input {
     /// The listening sockets are closed (asked by `Action::CloseListeners`) and every
     /// connection accepted before has been reported.
     ListenersClosed,
+    /// The new master an upgrade started failed (it could not start, exited, refused the
+    /// handover); why.
+    UpgradeFailed { reason: String },
+    /// Every worker of the new master serves.
+    NewMasterServing { old_pid: u32, new_pid: u32 },
+    /// The new master's answer to a counter operation forwarded to it.
+    ForwardedCounter {
+        worker: WorkerKey,
+        seq: u64,
+        outcome: clustered_ipc::Outcome,
+    },
+    /// A master an upgrade started: its predecessor's counters (none when its state could
+    /// not be had).
+    Adopt {
+        counters: std::collections::BTreeMap<String, i64>,
+    },
+    /// A master an upgrade started: a counter operation of a draining worker of its
+    /// predecessor.
+    ForeignCounter {
+        id: u64,
+        name: String,
+        op: clustered_ipc::CounterOp,
+    },
 }
 
 /// Where the answer to one command goes (the driver's number for its waiting caller).
@@ -74,8 +97,10 @@ pub(crate) struct ReplyId(pub(crate) u64);
 pub(crate) enum SignalAction {
     /// SIGTERM or SIGINT: stop gracefully (a second one stops at once).
     Stop(&'static str),
-    /// SIGHUP or SIGUSR2: rolling reload.
+    /// SIGHUP: rolling reload.
     Reload(&'static str),
+    /// SIGUSR2: upgrade the master itself (nginx's and Gunicorn's signal).
+    Upgrade(&'static str),
     /// SIGTTIN or SIGTTOU: one worker more or fewer (Gunicorn's).
     Scale(&'static str, Scale),
 }
@@ -100,4 +125,6 @@ pub(crate) enum Timer {
     PushCounters,
     /// The stop has waited long enough for the workers to be reaped.
     ShutdownDeadline,
+    /// The new master of upgrade `attempt` must serve by now.
+    UpgradeDeadline { attempt: u64 },
 }

@@ -90,6 +90,9 @@ impl Machine {
     /// Applies a worker's counter operation and answers it with the value (or why not); a
     /// change to a followed counter schedules a push (coalesced).
     pub(super) fn on_counter(&mut self, key: WorkerKey, seq: u64, name: String, op: CounterOp) {
+        let Some((key, seq, name, op)) = self.divert_counter(key, seq, name, op) else {
+            return;
+        };
         let outcome = match self.counters.apply(key, &name, op) {
             Ok(value) => {
                 self.counter_applied(key, name, op, value);
@@ -100,7 +103,13 @@ impl Machine {
         self.send(key, Message::Reply { seq, outcome });
     }
 
-    fn counter_applied(&mut self, key: WorkerKey, name: String, op: CounterOp, value: i64) {
+    pub(super) fn counter_applied(
+        &mut self,
+        key: WorkerKey,
+        name: String,
+        op: CounterOp,
+        value: i64,
+    ) {
         match op {
             CounterOp::Subscribe => self.subscriptions.subscribe(&name, key),
             CounterOp::Add(_) => {

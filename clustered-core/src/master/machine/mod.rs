@@ -51,6 +51,7 @@ mod subscriptions;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod upgrading;
 mod workers;
 
 use std::time::Instant;
@@ -109,6 +110,21 @@ impl Machine {
                 }
             }
             Input::ListenersClosed => self.on_listeners_closed(),
+            Input::Signal(SignalAction::Upgrade(name)) => {
+                tracing::info!("received {name}; upgrading the master");
+                self.request_upgrade(None);
+            }
+            Input::UpgradeFailed { reason } => self.on_upgrade_failed(reason),
+            Input::NewMasterServing { old_pid, new_pid } => {
+                self.on_new_master_serving(old_pid, new_pid)
+            }
+            Input::ForwardedCounter {
+                worker,
+                seq,
+                outcome,
+            } => self.on_forwarded_counter(worker, seq, outcome),
+            Input::Adopt { counters } => self.on_adopt(counters),
+            Input::ForeignCounter { id, name, op } => self.on_foreign_counter(id, name, op),
         }
         if self.stop.fatal.is_some() {
             self.begin_stop();
@@ -248,6 +264,7 @@ impl Machine {
             Command::Release(key) => self.on_release(key),
             Command::Deliver { to, data } => self.on_master_message(to, data),
             Command::Scale(scale) => self.scale(scale, reply),
+            Command::Upgrade => self.request_upgrade(reply),
         }
     }
 
@@ -261,6 +278,7 @@ impl Machine {
             Timer::ReloadDeadline { worker } => self.on_reload_deadline(worker),
             Timer::PushCounters => self.push_counters(),
             Timer::ShutdownDeadline => self.on_shutdown_deadline(),
+            Timer::UpgradeDeadline { attempt } => self.on_upgrade_deadline(attempt),
         }
     }
 }

@@ -19,6 +19,7 @@ use super::restart::RestartTracker;
 use super::rng::Rng;
 use super::subscriptions::Subscriptions;
 use super::timers::Timers;
+use super::upgrading::Upgrade;
 use super::workers::{Origin, WorkerState, Workers};
 use crate::Error;
 use crate::master::handle::WorkerStatus;
@@ -70,6 +71,8 @@ pub(crate) struct Machine {
     pub(super) subscriptions: Subscriptions,
     pub(super) counters: Counters,
     pub(super) stop: StopState,
+    /// An upgrade of the master, on either side.
+    pub(super) upgrade: Upgrade,
     /// The ready notice was given.
     pub(super) ready: bool,
     /// The workers were started (with an agent, once it was ready).
@@ -104,6 +107,10 @@ impl Machine {
     pub(crate) fn new(config: Config, now: Instant, seed: u64) -> Self {
         Self {
             dispatcher: Dispatcher::new(config.policy),
+            upgrade: match config.upgrading {
+                true => Upgrade::adopting(),
+                false => Upgrade::default(),
+            },
             config,
             phase: Phase::Idle,
             workers: Workers::new(),

@@ -15,14 +15,7 @@ fn with_agent(workers: usize) -> Config {
 }
 
 fn online(h: &mut Harness, worker: WorkerKey) -> Vec<Action> {
-    h.spawned(worker);
-    h.message(
-        worker,
-        Message::Online {
-            version: PROTOCOL_VERSION,
-            pid: 0,
-        },
-    )
+    h.online(worker)
 }
 
 /// A cluster with its agent online and its workers listening: (agent, workers).

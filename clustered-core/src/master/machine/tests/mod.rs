@@ -26,6 +26,7 @@ mod recycling;
 mod reloading;
 mod scaling;
 mod shutdown;
+mod upgrading;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -72,6 +73,7 @@ fn config(workers: usize, policy: Policy) -> Config {
         agent: false,
         wait_ready: false,
         recycle: Recycle::default(),
+        upgrading: false,
     }
 }
 
@@ -199,6 +201,12 @@ impl Harness {
     /// The worker's process starts, joins and listens on [`ADDRESS`]; returns what the last
     /// step led to.
     fn bring_up(&mut self, worker: WorkerKey) -> Vec<Action> {
+        self.online(worker);
+        self.listening(worker)
+    }
+
+    /// The worker's process starts and joins; returns what joining led to.
+    fn online(&mut self, worker: WorkerKey) -> Vec<Action> {
         self.spawned(worker);
         self.message(
             worker,
@@ -206,8 +214,7 @@ impl Harness {
                 version: PROTOCOL_VERSION,
                 pid: 0,
             },
-        );
-        self.listening(worker)
+        )
     }
 
     fn spawned(&mut self, worker: WorkerKey) -> Vec<Action> {
