@@ -5,108 +5,16 @@
 //! the watchdog fed while the master serves; an abstract `@` socket; workers that say nothing;
 //! TCP and Unix sockets handed over as systemd does.
 
-use std::io::IoSliceMut;
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use clustered_testkit::{ClusterProcess, Program};
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use clustered_testkit::{ClusterProcess, NotifySocket, Program};
 use rustix::process::Signal;
-
-/// One notification: who sent it, and what it said.
-#[derive(Debug)]
-struct Note {
-    pid: u32,
-    text: String,
-}
-
-/// The service manager's end: every datagram, with its sender's pid, on a channel.
-struct Manager {
-    notes: mpsc::Receiver<Note>,
-    path: Option<PathBuf>,
-}
-
-impl Manager {
-    /// Listens at `address` (`@name` for an abstract socket).
-    fn listen(address: &str) -> (Manager, String) {
-        let socket = match address.strip_prefix('@') {
-            Some(name) => {
-                use std::os::linux::net::SocketAddrExt;
-                let name = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
-                UnixDatagram::bind_addr(&name).expect("an abstract socket")
-            }
-            None => UnixDatagram::bind(address).expect("a socket in the temporary directory"),
-        };
-        rustix::net::sockopt::set_socket_passcred(socket.as_fd(), true).expect("SO_PASSCRED");
-        let (sender, notes) = mpsc::channel();
-        std::thread::spawn(move || {
-            loop {
-                let mut buffer = [0u8; 4096];
-                let mut space =
-                    [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
-                let mut ancillary = RecvAncillaryBuffer::new(&mut space);
-                let Ok(received) = rustix::net::recvmsg(
-                    socket.as_fd(),
-                    &mut [IoSliceMut::new(&mut buffer)],
-                    &mut ancillary,
-                    RecvFlags::empty(),
-                ) else {
-                    return;
-                };
-                let pid = ancillary
-                    .drain()
-                    .find_map(|message| match message {
-                        RecvAncillaryMessage::ScmCredentials(credentials) => {
-                            Some(credentials.pid.as_raw_nonzero().get() as u32)
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or(0);
-                let text = String::from_utf8_lossy(&buffer[..received.bytes]).into_owned();
-                if sender.send(Note { pid, text }).is_err() {
-                    return;
-                }
-            }
-        });
-        let path = (!address.starts_with('@')).then(|| PathBuf::from(address));
-        (Manager { notes, path }, address.to_owned())
-    }
-
-    /// The next note that `wanted` picks, skipping others (each checked to come from `pid`),
-    /// within 20 s.
-    fn until(&self, pid: u32, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let mut skipped = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let note = self
-                .notes
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no such note within 20 s; skipped {skipped:?}"));
-            assert_eq!(note.pid, pid, "only the master speaks to systemd: {note:?}");
-            if wanted(&note.text) {
-                return note.text;
-            }
-            skipped.push(note.text);
-        }
-    }
-}
-
-impl Drop for Manager {
-    fn drop(&mut self) {
-        if let Some(path) = &self.path {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_master_tells_systemd_ready_reloading_status_and_stopping_and_feeds_its_watchdog() {
     let path = std::env::temp_dir().join(format!("clustered-notify-{}.sock", std::process::id()));
-    let (manager, address) = Manager::listen(path.to_str().expect("a UTF-8 path"));
+    let manager = NotifySocket::listen(path.to_str().expect("a UTF-8 path"));
+    let address = manager.address().to_owned();
     let env = [
         ("CLUSTER_WORKERS", "2"),
         ("NOTIFY_SOCKET", address.as_str()),
@@ -187,7 +95,8 @@ async fn the_master_tells_systemd_ready_reloading_status_and_stopping_and_feeds_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abstract_notify_socket_is_told_too() {
     let name = format!("@clustered-notify-{}", std::process::id());
-    let (manager, address) = Manager::listen(&name);
+    let manager = NotifySocket::listen(&name);
+    let address = manager.address().to_owned();
     let env = [
         ("CLUSTER_WORKERS", "1"),
         ("NOTIFY_SOCKET", address.as_str()),

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clustered::control_socket::{ControlCommand, ControlReply, request};
 use clustered_testkit::{
-    ClusterProcess, Connections, Load, Program, children_of, eventually, is_alive, scrape,
-    signal_pid, value, wait_for_metric,
+    ClusterProcess, Connections, Load, NotifySocket, Program, children_of, eventually, is_alive,
+    scrape, signal_pid, value, wait_for_metric,
 };
 use rustix::process::Signal;
 
@@ -233,4 +233,134 @@ async fn counters_metric_totals_and_restart_counts_move_to_the_new_master_exactl
         1_001.0,
         "and so does the total"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_systemd_the_new_master_says_mainpid_and_ready_before_the_old_one_exits() {
+    let dir = TestDir::new("upgrade-notify");
+    let notify = NotifySocket::listen(dir.path("notify.sock").to_str().expect("a UTF-8 path"));
+    let (mut cluster, _address, socket) = start(
+        &dir,
+        &[
+            ("NOTIFY_SOCKET", notify.address()),
+            ("WATCHDOG_USEC", "2000000"),
+        ],
+    );
+    let mut masters = Masters::default();
+    let old = cluster.pid();
+    notify.until(old, |text| text.starts_with("READY=1"));
+
+    let upgrading = tokio::spawn(async move { upgrade(&socket).await });
+    // Waited for on a thread of its own, while the upgrade runs.
+    let ready = tokio::task::spawn_blocking(move || {
+        let ready = notify.next(|note| note.pid != old && note.text.starts_with("READY=1"));
+        let old_alive = is_alive(old);
+        (notify, ready, old_alive)
+    });
+    let (notify, ready, old_alive) = ready.await.expect("the listener");
+    masters.0.push(ready.pid);
+    assert_eq!(
+        ready.text,
+        format!(
+            "READY=1\nMAINPID={}\nSTATUS=2 workers listening, 0 restarts",
+            ready.pid
+        )
+    );
+    assert!(
+        old_alive,
+        "systemd hears of the new master before the old one exits"
+    );
+    let reply = upgrading.await.expect("the upgrade task");
+    assert_eq!(reply.new_pid, Some(ready.pid), "{reply:?}");
+    gone(&mut cluster, old).await;
+    // The new master feeds the watchdog; the old one said nothing after it handed over.
+    let new = ready.pid;
+    let fed = tokio::task::spawn_blocking(move || {
+        notify.next(|note| note.pid == new && note.text == "WATCHDOG=1");
+        notify.pending()
+    });
+    let later = fed.await.expect("the listener");
+    assert!(
+        later.iter().all(|note| note.pid != old),
+        "the old master is quiet: {later:?}"
+    );
+}
+
+/// The new master an upgrade of `old` started (its child with children of its own, not one
+/// of `workers`), once it has its two workers.
+async fn new_master_of(old: u32, workers: &[u32]) -> (u32, Vec<u32>) {
+    let mut found = None;
+    let appeared = eventually(Duration::from_secs(20), || {
+        found = children_of(old)
+            .into_iter()
+            .filter(|pid| !workers.contains(pid))
+            .map(|pid| (pid, children_of(pid)))
+            .find(|(_, children)| children.len() == 2);
+        found.is_some()
+    })
+    .await;
+    assert!(appeared, "the new master and its workers start");
+    found.expect("found")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_either_master_mid_upgrade_leaves_no_orphan_and_the_other_serves() {
+    let dir = TestDir::new("upgrade-kill");
+    let faults = dir.path("fault");
+    std::fs::write(&faults, "").expect("the fault file");
+    let faults_text = faults.to_str().expect("a UTF-8 path").to_owned();
+    let (mut cluster, address, socket) = start(&dir, &[("FIXTURE_FAULT_FILE", &faults_text)]);
+    let mut masters = Masters::default();
+    let old = cluster.pid();
+    let old_workers = cluster.worker_pids();
+
+    // The new master is killed while its workers boot: the old one answers that, serves on,
+    // and the new one's workers are gone.
+    std::fs::write(&faults, "slow-start:3000").expect("the fault file");
+    let path = socket.clone();
+    let upgrading = tokio::spawn(async move { upgrade(&path).await });
+    let (new, new_workers) = new_master_of(old, &old_workers).await;
+    signal_pid(new, Signal::KILL);
+    let reply = upgrading.await.expect("the upgrade task");
+    assert!(!reply.ok, "{reply:?}");
+    let error = reply.error.unwrap_or_default();
+    assert!(error.contains("signal 9"), "{error}");
+    assert!(
+        eventually(Duration::from_secs(10), || new_workers
+            .iter()
+            .all(|pid| !is_alive(*pid)))
+        .await,
+        "the killed new master's workers do not outlive it"
+    );
+    assert_eq!(clustered_testkit::get(address, "/").await.status, 200);
+    assert_eq!(
+        cluster.worker_pids(),
+        old_workers,
+        "the old master serves on"
+    );
+
+    // The old master is killed while the new one's workers boot: the new one takes over
+    // with what it has, and serves; the old one's workers are gone.
+    let path = socket.clone();
+    let upgrading = tokio::spawn(async move { upgrade(&path).await });
+    let (new, _) = new_master_of(old, &old_workers).await;
+    masters.0.push(new);
+    cluster.signal(Signal::KILL);
+    let _ = upgrading.await;
+    assert!(cluster.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(
+        eventually(Duration::from_secs(10), || old_workers
+            .iter()
+            .all(|pid| !is_alive(*pid)))
+        .await,
+        "the old master's workers do not outlive it"
+    );
+    // Its workers listen after their delay; clients queued meanwhile on the socket it holds.
+    let reply = clustered_testkit::get(address, "/").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(is_alive(new));
+    let ls = request(&socket, ControlCommand::Ls)
+        .await
+        .expect("the new master answers");
+    assert_eq!(ls.workers.expect("rows").len(), 2);
 }

@@ -5,11 +5,13 @@
 pub mod http;
 pub mod load;
 pub mod metrics;
+pub mod notify;
 pub mod process;
 
 pub use http::{H2, Reply, get, get_from, get_h2, get_unix};
 pub use load::{Connections, Load, LoadReport};
 pub use metrics::{scrape, value, wait_for_metric, wait_in_flight};
+pub use notify::{Note, NotifySocket};
 pub use process::{
     ClusterProcess, Program, bytes_written, children_of, eventually, is_alive, signal_pid,
     status_kib, wait_all_gone, wait_until, zombie_children_of,
