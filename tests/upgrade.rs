@@ -92,7 +92,15 @@ async fn gone(cluster: &mut ClusterProcess, pid: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_upgrades_under_load_fail_no_request_and_change_the_master_each_time() {
     let dir = TestDir::new("upgrade-load");
-    let (mut cluster, address, socket) = start(&dir, &[]);
+    let pid_file = dir.path("app.pid");
+    let pid_file_text = pid_file.to_str().expect("a UTF-8 path").to_owned();
+    let (mut cluster, address, socket) = start(&dir, &[("CLUSTER_PID_FILE", &pid_file_text)]);
+    let pid_in_file = || {
+        std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+    };
+    assert_eq!(pid_in_file(), Some(cluster.pid()), "the pid file");
     let mut masters = Masters::default();
     let fresh = Load::start(address, "/", 4, Connections::PerRequest);
     let kept = Load::start(address, "/", 4, Connections::KeepAlive);
@@ -108,6 +116,11 @@ async fn three_upgrades_under_load_fail_no_request_and_change_the_master_each_ti
         masters.0.push(new);
         gone(&mut cluster, master).await;
         assert_eq!(children_of(new).len(), 2, "the new master's two workers");
+        assert_eq!(
+            pid_in_file(),
+            Some(new),
+            "upgrade {round}: the pid file is rewritten"
+        );
         // Traffic goes on, served by the new master's workers alone.
         let served = fresh.completed() + 200;
         assert!(

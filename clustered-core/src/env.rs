@@ -8,6 +8,9 @@
 pub const WORKER_ID: &str = "CLUSTER_WORKER_ID";
 /// Set by the master in a worker's environment to the descriptor number of its IPC socket.
 pub const IPC_FD: &str = "CLUSTER_IPC_FD";
+/// A file the master writes its pid to (and an upgrade's new master rewrites with its own);
+/// removed when the master exits (`Cluster::pid_file`). Default none.
+pub const PID_FILE: &str = "CLUSTER_PID_FILE";
 /// Set by a master in the environment of the new master an upgrade starts (`kill -USR2`,
 /// `clusterctl upgrade`) to the descriptor number of their handover socket; unset otherwise.
 pub const UPGRADE_FD: &str = "CLUSTER_UPGRADE_FD";

@@ -161,6 +161,14 @@ pub enum Error {
         /// The feature that brings it.
         feature: &'static str,
     },
+    /// The pid file (`CLUSTER_PID_FILE`) could not be written.
+    #[error("cannot write the pid file {}: {source} (check CLUSTER_PID_FILE)", path.display())]
+    PidFile {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: io::Error,
+    },
     /// A log file (`CLUSTER_LOG_FILE`, `CLUSTER_ERROR_LOG_FILE`) could not be opened.
     #[error("cannot open the log file {0}")]
     LogFile(io::Error),

@@ -10,7 +10,7 @@ use crate::env;
 pub const AGENT_ID: usize = 0;
 /// Every variable this crate reads: what a worker removes from its environment (a user's own
 /// `CLUSTER_*` variables stay).
-const OWN_VARIABLES: [&str; 25] = [
+const OWN_VARIABLES: [&str; 27] = [
     env::WORKER_ID,
     env::LOG_FORMAT,
     env::IPC_FD,
@@ -29,6 +29,8 @@ const OWN_VARIABLES: [&str; 25] = [
     env::LOG_FILE,
     env::ERROR_LOG_FILE,
     env::CONTROL_SOCKET,
+    env::PID_FILE,
+    env::UPGRADE_FD,
     env::METRICS_ADDR,
     env::WAIT_READY,
     env::WATCH,

@@ -10,6 +10,7 @@ use crate::shared_metrics::GaugeAggregation;
 #[derive(Clone, Debug, Default)]
 pub(super) struct Operations {
     pub(super) control_socket: Option<PathBuf>,
+    pub(super) pid_file: Option<PathBuf>,
     pub(super) log_file: Option<PathBuf>,
     pub(super) error_log_file: Option<PathBuf>,
     pub(super) metrics_addr: Option<String>,
@@ -23,6 +24,14 @@ impl Cluster {
     /// overrides it; default none.
     pub fn control_socket(mut self, path: impl Into<PathBuf>) -> Self {
         self.operations.control_socket = Some(path.into());
+        self
+    }
+
+    /// Makes the master write its pid to `path` when it starts (and an upgrade's new master
+    /// write its own once it has taken over), for scripts that signal it; removed when the
+    /// master exits. `CLUSTER_PID_FILE` overrides it; default none.
+    pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.operations.pid_file = Some(path.into());
         self
     }
 

@@ -345,6 +345,12 @@ const CONTROL_SOCKET: Optional = Optional {
     var: env::CONTROL_SOCKET,
 };
 
+const PID_FILE: Optional = Optional {
+    name: "pid_file",
+    method: "Cluster::pid_file",
+    var: env::PID_FILE,
+};
+
 const LOG_FILE: Optional = Optional {
     name: "log_file",
     method: "Cluster::log_file",
@@ -517,6 +523,7 @@ impl Cluster {
         let watch = self.watch_from(env, &mut origins);
         let operations = &self.operations;
         let control_socket = CONTROL_SOCKET.read(&operations.control_socket, env, &mut origins);
+        let pid_file = PID_FILE.read(&operations.pid_file, env, &mut origins);
         let log_file = LOG_FILE.read(&operations.log_file, env, &mut origins);
         let error_log_file = ERROR_LOG_FILE.read(&operations.error_log_file, env, &mut origins);
         let metrics_addr = METRICS_ADDR.read(&operations.metrics_addr, env, &mut origins);
@@ -525,6 +532,7 @@ impl Cluster {
             config,
             log_format,
             control_socket,
+            pid_file,
             log_file,
             error_log_file,
             metrics_addr,

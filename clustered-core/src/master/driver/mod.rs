@@ -16,6 +16,7 @@ mod held_conns;
 mod link;
 mod orphans;
 mod output;
+mod pid_file;
 mod publish;
 mod reader;
 mod report;
@@ -47,6 +48,7 @@ use tokio::time::Sleep;
 use self::held_conns::HeldConns;
 use self::link::{Links, WorkerLink};
 use self::orphans::Orphans;
+use self::pid_file::PidFile;
 use self::report::Report;
 use self::signals::Signals;
 use self::sockets::ListeningSockets;
@@ -77,6 +79,8 @@ pub(crate) struct Settings {
     pub(crate) log_format: crate::log_format::LogFormat,
     pub(crate) config: Config,
     pub(crate) control_socket: Option<PathBuf>,
+    /// Where the master writes its pid, if anywhere.
+    pub(crate) pid_file: Option<PathBuf>,
     pub(crate) log_file: Option<PathBuf>,
     pub(crate) error_log_file: Option<PathBuf>,
     pub(crate) metrics_addr: Option<String>,
@@ -113,8 +117,10 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         metrics_addr: settings.metrics_addr.clone(),
         inherited_control: inherited.take_named(handover::CONTROL_SOCKET),
         inherited_admin: inherited.take_named(handover::ADMIN_SOCKET),
+        pid_file: settings.pid_file.clone(),
         control_socket_open: None,
         metrics_endpoint: None,
+        pid_file_written: None,
     };
     // Bound before anything starts, so a taken path stops the master at once; removed when
     // this function returns. A master an upgrade started opens them once it has taken over:
@@ -611,13 +617,23 @@ struct Endpoints {
     metrics_addr: Option<String>,
     inherited_control: Option<OwnedFd>,
     inherited_admin: Option<OwnedFd>,
+    pid_file: Option<PathBuf>,
     control_socket_open: Option<ControlSocket>,
     metrics_endpoint: Option<MetricsEndpoint>,
+    pid_file_written: Option<PidFile>,
 }
 
 impl Endpoints {
-    /// Opens those configured (on the handed-over sockets, if any), once.
+    /// Opens those configured (on the handed-over sockets, if any), and writes the pid file,
+    /// once.
     async fn open(&mut self, control: &ClusterControl) -> Result<(), Error> {
+        if let Some(path) = self.pid_file.take() {
+            let written = PidFile::write(&path).map_err(|source| Error::PidFile {
+                path: path.clone(),
+                source,
+            })?;
+            self.pid_file_written = Some(written);
+        }
         if let Some(path) = self.control_socket.take() {
             let inherited = self.inherited_control.take();
             self.control_socket_open =
