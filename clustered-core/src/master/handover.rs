@@ -4,7 +4,7 @@
 //!
 //! The listening sockets (and the control and admin sockets) travel as systemd hands sockets
 //! over: descriptors from 3 up, named by `LISTEN_FDS`/`LISTEN_FDNAMES`
-//! ([`crate::master::inherited`]), so one code path takes sockets from systemd and from an old
+//! (read by `inherited.rs`), so one code path takes sockets from systemd and from an old
 //! master. What else moves travels here, as frames of a `u32` big-endian length and a JSON
 //! object (tokio-util's `LengthDelimitedCodec`, at most [`MAX_FRAME`] bytes):
 //!

@@ -51,6 +51,7 @@ mod subscriptions;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod upgrade;
 mod upgrading;
 mod workers;
 

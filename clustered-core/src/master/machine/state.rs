@@ -19,7 +19,7 @@ use super::restart::RestartTracker;
 use super::rng::Rng;
 use super::subscriptions::Subscriptions;
 use super::timers::Timers;
-use super::upgrading::Upgrade;
+use super::upgrade::Upgrade;
 use super::workers::{Origin, WorkerState, Workers};
 use crate::Error;
 use crate::master::handle::WorkerStatus;

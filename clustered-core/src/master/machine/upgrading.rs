@@ -19,35 +19,9 @@ use super::action::{Action, Notice};
 use super::input::{ReplyId, Timer};
 use super::state::Machine;
 use super::subscriptions::PUSH_INTERVAL;
+use super::upgrade::OLD_MASTER;
 use crate::master::command::{Answer, Done};
 use crate::master::ids::WorkerKey;
-
-/// The counter operations of the old master's workers count as this one creator's.
-const OLD_MASTER: WorkerKey = WorkerKey(u64::MAX);
-
-/// How an upgrade stands, on either side.
-#[derive(Debug, Default)]
-pub(super) struct Upgrade {
-    /// Old side: a new master is starting; who waits for the answer.
-    starting: Option<Option<ReplyId>>,
-    /// Old side: upgrades begun so far (a deadline names the one it is for).
-    attempts: u64,
-    /// Old side: the new master took over; counter operations go to it.
-    handed_over: bool,
-    /// New side: the old master's state has not arrived yet; the counter operations that
-    /// wait for it, in order.
-    awaiting_state: Option<Vec<(WorkerKey, u64, String, CounterOp)>>,
-}
-
-impl Upgrade {
-    /// The state of a master an upgrade started, which waits for its predecessor's state.
-    pub(super) fn adopting() -> Self {
-        Upgrade {
-            awaiting_state: Some(Vec::new()),
-            ..Upgrade::default()
-        }
-    }
-}
 
 impl Machine {
     /// Starts an upgrade, unless one is under way, a reload runs or the master stops.
