@@ -227,6 +227,8 @@ async fn counters_metric_totals_and_restart_counts_move_to_the_new_master_exactl
     let before = scrape(admin).await;
     assert_eq!(requests(&before), 1_000.0);
     assert_eq!(value(&before, "cluster_worker_restarts_total", &[]), 1.0);
+    let handoffs = value(&before, "cluster_handoffs_total", &[]);
+    assert!(handoffs >= 1_000.0, "{handoffs}");
 
     let reply = upgrade(&socket).await;
     assert!(reply.ok, "{reply:?}");
@@ -239,6 +241,7 @@ async fn counters_metric_totals_and_restart_counts_move_to_the_new_master_exactl
     let after = scrape(admin).await;
     assert_eq!(requests(&after), 1_000.0, "the requests' total is the same");
     assert_eq!(value(&after, "cluster_worker_restarts_total", &[]), 1.0);
+    assert_eq!(value(&after, "cluster_handoffs_total", &[]), handoffs);
     let next = clustered_testkit::get(address, "/counter").await;
     assert_eq!(next.body.trim(), "1001", "the counter goes on from 1000");
     assert_eq!(

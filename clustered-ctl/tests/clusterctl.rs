@@ -651,3 +651,44 @@ async fn ls_shows_every_live_process_at_one_instant_while_workers_are_replaced_q
         }
     }
 }
+
+#[test]
+fn upgrade_prints_both_masters_and_clusterctl_goes_on_through_the_same_socket() {
+    let socket = SocketPath::new("upgrade");
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (mut cluster, _address) = ClusterProcess::start(Program::Fixture, &env);
+    let old = cluster.pid();
+    let output = clusterctl(&socket.0, &["upgrade", "--json"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let reply = json(&output);
+    assert_eq!(reply["old_pid"].as_u64(), Some(u64::from(old)), "{reply}");
+    let new = reply["new_pid"].as_u64().expect("the new master's pid") as u32;
+    assert_ne!(new, old);
+    // The new master is not this test's child: stopped (or killed) here whatever happens.
+    struct Stop(u32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            if clustered_testkit::is_alive(self.0) {
+                clustered_testkit::signal_pid(self.0, rustix::process::Signal::KILL);
+            }
+        }
+    }
+    let _stop = Stop(new);
+    let status = cluster
+        .wait_exit(Duration::from_secs(20))
+        .expect("the old master exits");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(listed(&socket.0).len(), 1, "the new master answers ls");
+    let output = clusterctl(&socket.0, &["stop"], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        wait_until(Duration::from_secs(20), || !clustered_testkit::is_alive(
+            new
+        )),
+        "the new master stops"
+    );
+    assert!(!socket.0.exists(), "and removes its socket");
+}

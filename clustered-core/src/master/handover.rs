@@ -69,6 +69,9 @@ pub(crate) enum HandoverMessage {
         /// processes, dead and alive.
         #[serde(default)]
         metrics: Vec<MetricTotal>,
+        /// Connections the old master handed to its workers.
+        #[serde(default)]
+        handoffs: u64,
     },
     /// Old → new: a counter operation of one of the old master's draining workers.
     Counter {
@@ -150,6 +153,7 @@ mod tests {
                 counters: BTreeMap::from([("hits".into(), 1000)]),
                 restarts: vec![(1, 3)],
                 metrics: Vec::new(),
+                handoffs: 12,
             },
             HandoverMessage::Counter {
                 id: 7,

@@ -111,6 +111,11 @@ impl Registry {
         self.handoffs.load(Ordering::Relaxed)
     }
 
+    /// Adds the handoffs an upgrade's old master made.
+    pub(crate) fn inherit_handoffs(&self, handoffs: u64) {
+        self.handoffs.fetch_add(handoffs, Ordering::Relaxed);
+    }
+
     pub(crate) fn set_backlog(&self, queued: usize) {
         self.backlog.store(queued as u64, Ordering::Relaxed);
     }

@@ -580,6 +580,7 @@ impl Driver {
             counters,
             restarts: self.control.registry().restarts().into_iter().collect(),
             metrics: self.control.metrics().totals(),
+            handoffs: self.control.registry().handoffs(),
         });
         self.handed_over = true;
         self.endpoints.hand_over();

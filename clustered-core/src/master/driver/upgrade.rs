@@ -390,9 +390,11 @@ async fn read_old_master(
                 counters,
                 restarts,
                 metrics,
+                handoffs,
             }) => {
                 control.metrics().inherit(metrics);
                 control.registry().inherit_restarts(restarts);
+                control.registry().inherit_handoffs(handoffs);
                 adopted = true;
                 tracing::info!(
                     counters = counters.len(),
