@@ -137,10 +137,18 @@ async fn as_pid1_the_master_reaps_orphans_keeps_its_workers_exits_and_stops_on_s
 }
 
 #[test]
-fn as_pid1_the_master_stops_cleanly_on_sigint() {
+fn as_pid1_the_master_refuses_to_upgrade_itself_and_stops_cleanly_on_sigint() {
     let (mut cluster, _address) = ClusterProcess::start_as_pid1(Program::Fixture, TWO_WORKERS);
     let workers = cluster.worker_pids();
     assert_eq!(workers.len(), 2);
+    // Its exit would end the container: an upgrade is refused, saying so, and it serves on.
+    cluster.signal(Signal::USR2);
+    assert!(
+        cluster.wait_for_stderr("its exit would end the container", Duration::from_secs(10)),
+        "{}",
+        cluster.stderr()
+    );
+    assert_eq!(cluster.worker_pids(), workers, "nothing changed");
     cluster.signal(Signal::INT);
     let status = cluster
         .wait_exit(Duration::from_secs(30))

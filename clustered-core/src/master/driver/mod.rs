@@ -555,6 +555,9 @@ impl Driver {
 
     /// Starts an upgrade's new master with every socket this one serves; why not.
     fn start_upgrade(&mut self) -> Result<(), String> {
+        if rustix::process::getpid().is_init() {
+            return Err("this master is PID 1 (a container's entry point): its exit would end the container; replace the container instead".into());
+        }
         let cannot = |error: std::io::Error| format!("cannot start the new master: {error}");
         let mut sockets: Vec<(String, OwnedFd)> = self
             .listeners
