@@ -6,7 +6,9 @@
 //!
 //! Environment: `CLUSTER_WORKERS` (worker count, default one per core), `HOST` (default
 //! `127.0.0.1`), `PORT` (default 3000; `0` picks a free port). Once every worker listens, the
-//! master prints `listening on http://HOST:PORT` with the real port.
+//! master prints `listening on http://HOST:PORT` with the real port. With `CLUSTER_TLS_CERT`
+//! and `CLUSTER_TLS_KEY` (PEM files) it serves HTTPS instead (`https://HOST:PORT`; HTTP/2 and
+//! HTTP/1.1 by ALPN).
 //!
 //! Routes: `GET /` → `hello world`; `GET /slow?ms=N` → `slow done` after N ms;
 //! `GET /whoami` → `worker <slot> pid <pid> client <ip>:<port>`: who served the request, and
@@ -22,7 +24,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, Query};
 use axum::routing::get;
 use axum::{Extension, Router};
-use clustered::{Cluster, ClusterLayer, Exit, ServeHttp, WorkerInfo};
+use clustered::{Cluster, ClusterLayer, Exit, ServeHttp, TlsConfig, WorkerInfo};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -55,9 +57,19 @@ async fn main() -> Exit {
         .route("/slow", get(slow))
         .route("/whoami", get(whoami))
         .layer(ClusterLayer::new());
-    Cluster::new()
-        .on_ready(|addresses| println!("listening on http://{}", addresses[0]))
-        .serve(format!("{host}:{port}"), app)
-        .await
-        .into()
+    let address = format!("{host}:{port}");
+    let tls = match TlsConfig::from_env() {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!("hello: {error}");
+            std::process::exit(2);
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let cluster = Cluster::new()
+        .on_ready(move |addresses| println!("listening on {scheme}://{}", addresses[0]));
+    match tls {
+        Some(tls) => cluster.serve_tls(address, app, tls).await.into(),
+        None => cluster.serve(address, app).await.into(),
+    }
 }

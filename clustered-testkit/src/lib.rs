@@ -7,6 +7,7 @@ pub mod load;
 pub mod metrics;
 pub mod notify;
 pub mod process;
+pub mod tls;
 
 pub use http::{H2, Reply, get, get_from, get_h2, get_unix};
 pub use load::{Connections, Load, LoadReport};
@@ -16,3 +17,4 @@ pub use process::{
     ClusterProcess, Program, bytes_written, children_of, eventually, is_alive, signal_pid,
     status_kib, wait_all_gone, wait_until, zombie_children_of,
 };
+pub use tls::{TestCertificate, TlsReply, get_tls};

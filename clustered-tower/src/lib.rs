@@ -21,7 +21,10 @@ mod http_metrics;
 pub mod layer;
 mod listener;
 mod serve;
+mod served_io;
 pub mod service;
+#[cfg(feature = "tls")]
+mod tls;
 mod tracked;
 mod watchdog;
 
@@ -30,7 +33,11 @@ pub use self::drain::Drain;
 pub use self::header::WORKER_ID_HEADER;
 pub use self::layer::ClusterLayer;
 pub use self::listener::ClusterListener;
+#[cfg(feature = "tls")]
+pub use self::serve::serve_connections_tls;
 pub use self::serve::{
     KEEP_ALIVE_DRAIN_GRACE, Servable, ServableBody, ServeHttp, serve_connections,
 };
 pub use self::service::ClusterService;
+#[cfg(feature = "tls")]
+pub use self::tls::{DEFAULT_HANDSHAKE_TIMEOUT, TLS_CERT, TLS_KEY, TlsConfig, TlsError};

@@ -19,6 +19,9 @@ use tower_service::Service;
 use crate::config::HttpConfig;
 use crate::connection::{ConnectionService, ConnectionState};
 use crate::drain::Drain;
+use crate::served_io::ServedIo;
+#[cfg(feature = "tls")]
+use crate::tls::TlsConfig;
 use crate::tracked::TrackedIo;
 use crate::watchdog::{self, Verdict};
 
@@ -104,6 +107,19 @@ pub trait ServeHttp {
     where
         S: Servable<B>,
         B: ServableBody;
+
+    /// [`ServeHttp::serve`] over TLS (HTTPS: HTTP/2 or HTTP/1.1 by ALPN), each worker making
+    /// the handshakes of the connections it takes.
+    #[cfg(feature = "tls")]
+    fn serve_tls<S, B>(
+        self,
+        address: impl Into<String>,
+        service: S,
+        tls: TlsConfig,
+    ) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        S: Servable<B>,
+        B: ServableBody;
 }
 
 impl ServeHttp for Cluster {
@@ -124,6 +140,25 @@ impl ServeHttp for Cluster {
             Ok::<_, Error>(())
         })
     }
+
+    #[cfg(feature = "tls")]
+    fn serve_tls<S, B>(
+        self,
+        address: impl Into<String>,
+        service: S,
+        tls: TlsConfig,
+    ) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        S: Servable<B>,
+        B: ServableBody,
+    {
+        let address = address.into();
+        self.bind(address.clone()).run(move |worker| async move {
+            let listener = worker.listen(&address).await?;
+            serve_connections_tls(listener, service, &HttpConfig::default(), &tls).await;
+            Ok::<_, Error>(())
+        })
+    }
 }
 
 /// Serves `service` on every connection `listener` delivers (HTTP/1.1 with upgrades, and
@@ -141,12 +176,54 @@ impl ServeHttp for Cluster {
 /// The timeouts and limits are `config`'s. A panic in `service` answers that request with
 /// 500; the connection and the worker live on. Handlers can take the client's address as
 /// axum's `ConnectInfo<SocketAddr>`.
-pub async fn serve_connections<S, B>(mut listener: Listener, mut service: S, config: &HttpConfig)
+pub async fn serve_connections<S, B>(listener: Listener, service: S, config: &HttpConfig)
 where
     S: Servable<B>,
     B: ServableBody,
 {
+    serve_listener(listener, service, config, None).await;
+}
+
+/// [`serve_connections`] over TLS: each connection's handshake first, in its own task, bounded
+/// by the handshake timeout and given up at once when the worker drains.
+#[cfg(feature = "tls")]
+pub async fn serve_connections_tls<S, B>(
+    listener: Listener,
+    service: S,
+    config: &HttpConfig,
+    tls: &TlsConfig,
+) where
+    S: Servable<B>,
+    B: ServableBody,
+{
+    serve_listener(listener, service, config, Some(tls)).await;
+}
+
+/// How a listener's connections begin: served at once, or after a TLS handshake.
+#[cfg(feature = "tls")]
+type Handshake<'a> = Option<&'a TlsConfig>;
+#[cfg(not(feature = "tls"))]
+type Handshake<'a> = Option<std::marker::PhantomData<&'a ()>>;
+
+async fn serve_listener<S, B>(
+    mut listener: Listener,
+    mut service: S,
+    config: &HttpConfig,
+    handshake: Handshake<'_>,
+) where
+    S: Servable<B>,
+    B: ServableBody,
+{
     prebuild_router(&mut service);
+    #[cfg(feature = "tls")]
+    let tls = handshake.map(|tls| {
+        (
+            tokio_rustls::TlsAcceptor::from(std::sync::Arc::clone(tls.server_config())),
+            tls.timeout(),
+        )
+    });
+    #[cfg(not(feature = "tls"))]
+    let _ = handshake;
     let builder = config.builder();
     let (header_timeout, idle_timeout) = (
         config.header_read_timeout_setting(),
@@ -167,56 +244,110 @@ where
             Arc::clone(&state),
             clustered_core::load::track_connection(),
         );
+        #[cfg(feature = "tls")]
+        if let Some((acceptor, timeout)) = &tls {
+            let (acceptor, timeout, builder) = (acceptor.clone(), *timeout, builder.clone());
+            tokio::spawn(async move {
+                let handshake = tokio::time::timeout(timeout, acceptor.accept(io));
+                let session = tokio::select! {
+                    session = handshake => session,
+                    // Not served yet: nothing to finish.
+                    () = state.drain().draining() => return,
+                };
+                let io = match session {
+                    Ok(Ok(session)) => ServedIo::Tls(Box::new(session)),
+                    Ok(Err(error)) => {
+                        return tracing::debug!(%peer, %error, "TLS handshake failed");
+                    }
+                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                };
+                let connection = Box::pin(
+                    builder
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(io),
+                            TowerToHyperService::new(service),
+                        )
+                        .into_owned(),
+                );
+                drive(connection, state, header_timeout, idle_timeout, peer).await;
+            });
+            continue;
+        }
         // Boxed: hyper's connection state is about 3 KB, which spawning would otherwise copy
         // several times over (a seventh of a new connection's instructions in the worker).
-        let mut connection = Box::pin(
+        let connection = Box::pin(
             builder
-                .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
+                .serve_connection_with_upgrades(
+                    TokioIo::new(ServedIo::Plain(io)),
+                    TowerToHyperService::new(service),
+                )
                 .into_owned(),
         );
-        tokio::spawn(async move {
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = state.drain().draining() => {
-                    // HTTP/1: a client between requests may send its next one (answered with
-                    // `Connection: close`) during the grace; HTTP/2 gets its GOAWAY at once.
-                    let finished = match state.is_http2() {
-                        true => None,
-                        false => tokio::time::timeout(KEEP_ALIVE_DRAIN_GRACE, connection.as_mut())
-                            .await
-                            .ok(),
-                    };
-                    match finished {
-                        Some(result) => result,
-                        // Nothing to finish: closed (dropping it closes the socket).
-                        None if !state.is_http2() && state.in_flight() == 0 => Ok(()),
-                        None => {
-                            connection.as_mut().graceful_shutdown();
-                            connection.await
-                        }
-                    }
-                }
-                verdict = watchdog::watch(|| state.sample(), header_timeout, idle_timeout) => {
-                    match verdict {
-                        // Mid-headers: nothing to finish (dropping it closes the socket).
-                        Verdict::HeaderTimeout => Ok(()),
-                        _ => {
-                            connection.as_mut().graceful_shutdown();
-                            connection.await
-                        }
-                    }
-                }
-            };
-            if let Err(error) = result {
-                tracing::debug!(%peer, error, "connection ended with an error");
-            }
-        });
+        tokio::spawn(drive(connection, state, header_timeout, idle_timeout, peer));
     }
     draining.store(true, Ordering::Relaxed);
     drain_tx.send_replace(true);
     drop(drain);
     tracing::debug!(open = drain_tx.receiver_count(), "draining connections");
     drain_tx.closed().await;
+}
+
+/// One served connection, hyper's.
+type ServedConnection<S> = hyper_util::server::conn::auto::UpgradeableConnection<
+    'static,
+    TokioIo<ServedIo>,
+    TowerToHyperService<ConnectionService<S>>,
+    hyper_util::rt::TokioExecutor,
+>;
+
+/// Serves one connection until it ends: on drain, HTTP/1 gets its grace for a next request
+/// (answered with `Connection: close`) and HTTP/2 its GOAWAY; the watchdog cuts off one stalled
+/// in its headers or idle too long.
+async fn drive<S, B>(
+    mut connection: std::pin::Pin<Box<ServedConnection<S>>>,
+    state: Arc<ConnectionState>,
+    header_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    peer: std::net::SocketAddr,
+) where
+    S: Servable<B>,
+    B: ServableBody,
+{
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = state.drain().draining() => {
+            // HTTP/1: a client between requests may send its next one (answered with
+            // `Connection: close`) during the grace; HTTP/2 gets its GOAWAY at once.
+            let finished = match state.is_http2() {
+                true => None,
+                false => tokio::time::timeout(KEEP_ALIVE_DRAIN_GRACE, connection.as_mut())
+                    .await
+                    .ok(),
+            };
+            match finished {
+                Some(result) => result,
+                // Nothing to finish: closed (dropping it closes the socket).
+                None if !state.is_http2() && state.in_flight() == 0 => Ok(()),
+                None => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            }
+        }
+        verdict = watchdog::watch(|| state.sample(), header_timeout, idle_timeout) => {
+            match verdict {
+                // Mid-headers: nothing to finish (dropping it closes the socket).
+                Verdict::HeaderTimeout => Ok(()),
+                _ => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            }
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, error, "connection ended with an error");
+    }
 }
 
 /// Turns an axum `Router` into its pre-built form once, as `axum::serve` does: a `Router<()>`

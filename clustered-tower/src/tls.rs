@@ -1,0 +1,164 @@
+//! [`TlsConfig`]: HTTPS from every worker. A certificate chain and its key from PEM files, ALPN
+//! `h2` and `http/1.1`, TLS 1.3 and 1.2, with rustls and its ring provider (it builds with a C
+//! compiler alone). The handshake runs in the worker that took the connection (the master only
+//! hands over descriptors), bounded by [`TlsConfig::handshake_timeout`]; a client that never
+//! finishes it does not hold a drain.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// How long a client has to finish its TLS handshake, by default.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the examples take their certificate chain from (PEM).
+pub const TLS_CERT: &str = "CLUSTER_TLS_CERT";
+/// Where the examples take the certificate's private key from (PEM).
+pub const TLS_KEY: &str = "CLUSTER_TLS_KEY";
+
+/// The TLS side of serving HTTPS: the server's certificate and what it speaks.
+///
+/// ```no_run
+/// use clustered_tower::TlsConfig;
+/// let tls = TlsConfig::from_pem_files("/etc/app/cert.pem", "/etc/app/key.pem")?;
+/// # Ok::<(), clustered_tower::TlsError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    server: Arc<ServerConfig>,
+    handshake_timeout: Duration,
+}
+
+/// Why a TLS setting could not be used; each names the file and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The certificate chain could not be read.
+    #[error("cannot read the certificate chain {}: {reason}", path.display())]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// Why, in one line.
+        reason: String,
+    },
+    /// The private key could not be read.
+    #[error("cannot read the private key {}: {reason}", path.display())]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// Why, in one line.
+        reason: String,
+    },
+    /// The chain and the key do not make a server configuration (the key is not the
+    /// certificate's, an algorithm rustls does not take…).
+    #[error("the certificate {} and the key {} do not go together: {reason}", cert.display(), key.display())]
+    Mismatch {
+        /// The certificate chain's file.
+        cert: PathBuf,
+        /// The key's file.
+        key: PathBuf,
+        /// Why, in one line.
+        reason: String,
+    },
+    /// Only one of [`TLS_CERT`] and [`TLS_KEY`] is set.
+    #[error("{set} is set but {unset} is not: set both (PEM files) for HTTPS, or neither")]
+    HalfSet {
+        /// The variable that is set.
+        set: &'static str,
+        /// The one that is not.
+        unset: &'static str,
+    },
+}
+
+impl TlsConfig {
+    /// The certificate chain in `cert` (PEM, the server's certificate first) and its private
+    /// key in `key` (PEM: PKCS#8, PKCS#1 or SEC1), speaking TLS 1.3 and 1.2 with ALPN `h2` and
+    /// `http/1.1`.
+    pub fn from_pem_files(cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self, TlsError> {
+        let (cert, key) = (cert.as_ref(), key.as_ref());
+        let chain = read_chain(cert)?;
+        let private_key = PrivateKeyDer::from_pem_file(key).map_err(|error| TlsError::Key {
+            path: key.to_owned(),
+            reason: pem_reason(&error, "private key"),
+        })?;
+        let mismatch = |error: rustls::Error| TlsError::Mismatch {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            reason: error.to_string(),
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut server = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(mismatch)?
+            .with_no_client_auth()
+            .with_single_cert(chain, private_key)
+            .map_err(mismatch)?;
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Self {
+            server: Arc::new(server),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        })
+    }
+
+    /// The files [`TLS_CERT`] and [`TLS_KEY`] name, when both are set; `None` when neither is.
+    pub fn from_env() -> Result<Option<Self>, TlsError> {
+        let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+        match (var(TLS_CERT), var(TLS_KEY)) {
+            (Some(cert), Some(key)) => Self::from_pem_files(cert, key).map(Some),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(TlsError::HalfSet {
+                set: TLS_CERT,
+                unset: TLS_KEY,
+            }),
+            (None, Some(_)) => Err(TlsError::HalfSet {
+                set: TLS_KEY,
+                unset: TLS_CERT,
+            }),
+        }
+    }
+
+    /// How long a client has to finish its handshake before the connection is closed
+    /// (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The rustls configuration the workers serve with.
+    pub fn server_config(&self) -> &Arc<ServerConfig> {
+        &self.server
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+}
+
+/// Every certificate in the PEM file at `path`, in order; an error if there is none.
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let failed = |reason: String| TlsError::Certificate {
+        path: path.to_owned(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|error| failed(pem_reason(&error, "certificate")))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| failed(pem_reason(&error, "certificate")))?;
+    if chain.is_empty() {
+        return Err(failed("no PEM certificate in it".into()));
+    }
+    Ok(chain)
+}
+
+/// One line for a PEM reading error.
+fn pem_reason(error: &rustls_pki_types::pem::Error, what: &str) -> String {
+    match error {
+        rustls_pki_types::pem::Error::NoItemsFound => format!("no PEM {what} in it"),
+        rustls_pki_types::pem::Error::Io(error) => error.to_string(),
+        other => format!("not valid PEM: {other:?}"),
+    }
+}

@@ -1,0 +1,109 @@
+//! HTTPS from every worker, with real processes and a certificate made at test time: `hello`
+//! with `CLUSTER_TLS_CERT` and `CLUSTER_TLS_KEY` serves HTTP/1.1 and HTTP/2 by ALPN, with the
+//! client's address in `ConnectInfo`; clients that never start their handshake hold no reload
+//! up; a broken PEM stops the master naming the file.
+
+use std::time::Duration;
+
+use clustered_testkit::{
+    ClusterProcess, Program, TestCertificate, children_of, eventually, get_tls,
+};
+use rustix::process::Signal;
+
+/// `hello` serving HTTPS with `certificate` and two workers.
+fn start(certificate: &TestCertificate) -> (ClusterProcess, std::net::SocketAddr) {
+    let cert = certificate.cert_path();
+    let key = certificate.key_path();
+    ClusterProcess::start(
+        Program::Example("hello"),
+        &[
+            ("CLUSTER_WORKERS", "2"),
+            ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
+            ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_serves_https_over_http1_and_h2_by_alpn_with_the_client_address() {
+    let certificate = TestCertificate::new("alpn");
+    let (_cluster, address) = start(&certificate);
+    for (alpn, expected) in [(&b"http/1.1"[..], &b"http/1.1"[..]), (b"h2", b"h2")] {
+        let exchange = get_tls(address, "/whoami", certificate.client(&[alpn])).await;
+        assert_eq!(exchange.reply.status, 200, "{}", exchange.reply.body);
+        assert_eq!(exchange.alpn.as_deref(), Some(expected));
+        let client = format!("client {}", exchange.local);
+        assert!(
+            exchange.reply.body.contains(&client),
+            "ConnectInfo is the client's address: {} vs {client}",
+            exchange.reply.body
+        );
+        assert!(exchange.reply.worker_id.is_some(), "x-worker-id");
+    }
+    // Offered both, the server prefers h2.
+    let both = get_tls(address, "/", certificate.client(&[b"h2", b"http/1.1"])).await;
+    assert_eq!(both.alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(both.reply.body, "hello world\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_start_their_handshake_hold_no_reload_up() {
+    let certificate = TestCertificate::new("silent");
+    let (cluster, address) = start(&certificate);
+    let master = cluster.pid();
+    let before = children_of(master);
+    // 1,000 connections that say nothing: no ClientHello ever.
+    let mut silent = Vec::new();
+    for _ in 0..1_000 {
+        silent.push(
+            tokio::net::TcpStream::connect(address)
+                .await
+                .expect("connect"),
+        );
+    }
+    cluster.signal(Signal::HUP);
+    // The old workers go within the drain grace and a little, far before the 10 s handshake
+    // timeout: a connection still in its handshake is not waited for.
+    let replaced = eventually(Duration::from_secs(8), || {
+        let now = children_of(master);
+        now.len() == 2 && now.iter().all(|pid| !before.contains(pid))
+    })
+    .await;
+    assert!(
+        replaced,
+        "reloaded past the silent clients: {:?}",
+        children_of(master)
+    );
+    let exchange = get_tls(address, "/", certificate.client(&[b"http/1.1"])).await;
+    assert_eq!(exchange.reply.status, 200, "others are served");
+    drop(silent);
+}
+
+#[test]
+fn a_broken_pem_stops_the_master_naming_the_file() {
+    let certificate = TestCertificate::new("broken");
+    std::fs::write(
+        certificate.cert_path(),
+        "-----BEGIN CERTIFICATE-----\nnot base64\n",
+    )
+    .expect("a broken PEM");
+    let cert = certificate.cert_path();
+    let key = certificate.key_path();
+    let mut cluster = ClusterProcess::spawn(
+        Program::Example("hello"),
+        &[
+            ("CLUSTER_WORKERS", "1"),
+            ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
+            ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
+        ],
+    );
+    let status = cluster
+        .wait_exit(Duration::from_secs(20))
+        .expect("the master gives up");
+    assert_eq!(status.code(), Some(2));
+    let stderr = cluster.stderr();
+    assert!(
+        stderr.contains("cannot read the certificate chain") && stderr.contains("cert.pem"),
+        "{stderr}"
+    );
+}
