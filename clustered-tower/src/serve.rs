@@ -133,12 +133,7 @@ impl ServeHttp for Cluster {
         S: Servable<B>,
         B: ServableBody,
     {
-        let address = address.into();
-        self.bind(address.clone()).run(move |worker| async move {
-            let listener = worker.listen(&address).await?;
-            serve_connections(listener, service, &config).await;
-            Ok::<_, Error>(())
-        })
+        serve_cluster(self, address.into(), service, config, None)
     }
 
     #[cfg(feature = "tls")]
@@ -152,13 +147,33 @@ impl ServeHttp for Cluster {
         S: Servable<B>,
         B: ServableBody,
     {
-        let address = address.into();
-        self.bind(address.clone()).run(move |worker| async move {
-            let listener = worker.listen(&address).await?;
-            serve_connections_tls(listener, service, &HttpConfig::default(), &tls).await;
-            Ok::<_, Error>(())
-        })
+        serve_cluster(
+            self,
+            address.into(),
+            service,
+            HttpConfig::default(),
+            Some(tls),
+        )
     }
+}
+
+/// Runs `cluster`, every worker serving `service` on `address`, over TLS when `tls` says so.
+fn serve_cluster<S, B>(
+    cluster: Cluster,
+    address: String,
+    service: S,
+    config: HttpConfig,
+    tls: Option<Tls>,
+) -> impl Future<Output = Result<(), Error>> + Send
+where
+    S: Servable<B>,
+    B: ServableBody,
+{
+    cluster.bind(address.clone()).run(move |worker| async move {
+        let listener = worker.listen(&address).await?;
+        serve_listener(listener, service, &config, tls.as_ref()).await;
+        Ok::<_, Error>(())
+    })
 }
 
 /// Serves `service` on every connection `listener` delivers (HTTP/1.1 with upgrades, and
@@ -199,17 +214,18 @@ pub async fn serve_connections_tls<S, B>(
     serve_listener(listener, service, config, Some(tls)).await;
 }
 
-/// How a listener's connections begin: served at once, or after a TLS handshake.
+/// What a TLS connection begins with: its handshake's settings (none in a build without TLS).
 #[cfg(feature = "tls")]
-type Handshake<'a> = Option<&'a TlsConfig>;
+type Tls = TlsConfig;
 #[cfg(not(feature = "tls"))]
-type Handshake<'a> = Option<std::marker::PhantomData<&'a ()>>;
+#[derive(Clone)]
+enum Tls {}
 
 async fn serve_listener<S, B>(
     mut listener: Listener,
     mut service: S,
     config: &HttpConfig,
-    handshake: Handshake<'_>,
+    handshake: Option<&Tls>,
 ) where
     S: Servable<B>,
     B: ServableBody,
