@@ -60,9 +60,7 @@ pub use clustered_tower::{
     ServeHttp, WORKER_ID_HEADER, serve_connections,
 };
 #[cfg(feature = "tls")]
-pub use clustered_tower::{
-    DEFAULT_HANDSHAKE_TIMEOUT, TLS_CERT, TLS_KEY, TlsConfig, TlsError, serve_connections_tls,
-};
+pub use clustered_tower::{DEFAULT_HANDSHAKE_TIMEOUT, TlsConfig, TlsError, serve_connections_tls};
 /// The `metrics` crate, whose recorder the cluster installs in every process: record with
 /// `metrics::counter!`, `gauge!`, `histogram!` and the master sums them up (see
 /// [`shared_metrics`]).

@@ -107,3 +107,73 @@ fn a_broken_pem_stops_the_master_naming_the_file() {
         "{stderr}"
     );
 }
+
+/// `count` requests, each on a new TLS connection with `client` (whose session store carries
+/// tickets from one to the next); returns how many resumed, and the workers that answered.
+async fn resumptions(
+    address: std::net::SocketAddr,
+    client: &std::sync::Arc<rustls::ClientConfig>,
+    count: usize,
+) -> (usize, std::collections::BTreeSet<String>) {
+    let mut resumed = 0;
+    let mut workers = std::collections::BTreeSet::new();
+    for _ in 0..count {
+        let exchange = get_tls(address, "/", std::sync::Arc::clone(client)).await;
+        assert_eq!(exchange.reply.status, 200);
+        resumed += usize::from(exchange.resumed);
+        workers.extend(exchange.reply.worker_id);
+    }
+    (resumed, workers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_resumes_on_any_worker_after_a_key_rotation_and_after_a_reload() {
+    let certificate = TestCertificate::new("resume");
+    let cert = certificate.cert_path();
+    let key = certificate.key_path();
+    let (cluster, address) = ClusterProcess::start(
+        Program::Example("hello"),
+        &[
+            ("CLUSTER_WORKERS", "2"),
+            ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
+            ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
+            ("CLUSTER_TLS_TICKET_ROTATION", "2"),
+        ],
+    );
+    let client = certificate.client(&[b"http/1.1"]);
+    // The first handshake is a full one; every one after resumes, whichever worker takes it.
+    let first = get_tls(address, "/", std::sync::Arc::clone(&client)).await;
+    assert!(!first.resumed);
+    let (resumed, workers) = resumptions(address, &client, 100).await;
+    assert_eq!(resumed, 100, "every one of 100 resumed");
+    assert_eq!(workers.len(), 2, "over both workers: {workers:?}");
+
+    // For longer than a rotation period (2 s here), every connection resumes: the one right
+    // after a rotation with a ticket sealed under the key before.
+    let started = std::time::Instant::now();
+    let (mut resumed, mut made) = (0, 0);
+    while started.elapsed() < Duration::from_millis(2_500) {
+        let (more, _) = resumptions(address, &client, 10).await;
+        resumed += more;
+        made += 10;
+    }
+    assert_eq!(resumed, made, "across a rotation");
+    assert!(
+        cluster.stderr().contains("rotated the TLS session-ticket keys"),
+        "a rotation happened: {}",
+        cluster.stderr()
+    );
+
+    // New workers get the same keys before they serve.
+    let master = cluster.pid();
+    let before = children_of(master);
+    cluster.signal(Signal::HUP);
+    let replaced = eventually(Duration::from_secs(30), || {
+        let now = children_of(master);
+        now.len() == 2 && now.iter().all(|pid| !before.contains(pid))
+    })
+    .await;
+    assert!(replaced, "reloaded");
+    let (resumed, workers) = resumptions(address, &client, 20).await;
+    assert_eq!(resumed, 20, "after a reload, on {workers:?}");
+}

@@ -11,6 +11,14 @@ pub const IPC_FD: &str = "CLUSTER_IPC_FD";
 /// A file the master writes its pid to (and an upgrade's new master rewrites with its own);
 /// removed when the master exits (`Cluster::pid_file`). Default none.
 pub const PID_FILE: &str = "CLUSTER_PID_FILE";
+/// The certificate chain (PEM) the examples serve HTTPS with, beside [`TLS_KEY`]
+/// (`TlsConfig::from_env`). Read by the program in every process, so workers keep it.
+pub const TLS_CERT: &str = "CLUSTER_TLS_CERT";
+/// The certificate's private key (PEM); see [`TLS_CERT`].
+pub const TLS_KEY: &str = "CLUSTER_TLS_KEY";
+/// How often the master makes a new TLS session-ticket key (the one before stays good for
+/// tickets issued under it), in seconds. Default 43200 (12 hours).
+pub const TLS_TICKET_ROTATION: &str = "CLUSTER_TLS_TICKET_ROTATION";
 /// Set by a master in the environment of the new master an upgrade starts (`kill -USR2`,
 /// `clusterctl upgrade`) to the descriptor number of their handover socket; unset otherwise.
 pub const UPGRADE_FD: &str = "CLUSTER_UPGRADE_FD";

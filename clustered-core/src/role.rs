@@ -10,7 +10,7 @@ use crate::env;
 pub const AGENT_ID: usize = 0;
 /// Every variable this crate reads: what a worker removes from its environment (a user's own
 /// `CLUSTER_*` variables stay).
-const OWN_VARIABLES: [&str; 27] = [
+const OWN_VARIABLES: [&str; 28] = [
     env::WORKER_ID,
     env::LOG_FORMAT,
     env::IPC_FD,
@@ -30,6 +30,7 @@ const OWN_VARIABLES: [&str; 27] = [
     env::ERROR_LOG_FILE,
     env::CONTROL_SOCKET,
     env::PID_FILE,
+    env::TLS_TICKET_ROTATION,
     env::UPGRADE_FD,
     env::METRICS_ADDR,
     env::WAIT_READY,

@@ -37,6 +37,7 @@ mod fd_groups;
 mod listen_key;
 pub mod protocol;
 mod socket;
+mod ticket_keys;
 mod writer;
 
 pub use channel::{Channel, Received, Receiver, Sender, TrySendError};
@@ -44,6 +45,6 @@ pub use codec::{DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec};
 pub use error::WireError;
 pub use protocol::{
     CounterOp, HEARTBEAT_PERIOD, INBOX_WINDOW, ListenAddr, ListenKey, ListenMode, Message, Outcome,
-    PROTOCOL_VERSION, Peer, Route,
+    PROTOCOL_VERSION, Peer, Route, TicketKey, TicketKeys,
 };
 pub use socket::MAX_FDS_PER_SEND;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 pub use crate::listen_key::{ListenAddr, ListenKey, ListenMode};
+pub use crate::ticket_keys::{TicketKey, TicketKeys};
 
 /// How often a worker sends a `heartbeat` at the least (it also sends one when its load
 /// changes). A worker the master has not heard from for two periods is suspect. Every 2 s, so
@@ -32,8 +33,8 @@ pub const INBOX_WINDOW: u32 = 1024;
 /// Version 5: `stopping`, and credit for the master's inbox (`inboxCredit` instead of
 /// `throttle`). Version 6: a `serverAck` says how connections arrive (`mode`) rather than the
 /// master's policy. Version 7: a `serverAck`'s `address` is a TCP address or a Unix socket's
-/// path.
-pub const PROTOCOL_VERSION: u32 = 7;
+/// path. Version 8: `ticketKeys`.
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Where a user message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +229,12 @@ pub enum Message {
         #[serde(default, skip_serializing_if = "is_zero")]
         refused: u32,
     },
+    /// Master → worker: the TLS session-ticket keys, when the worker joins and at every
+    /// rotation (they never leave the master's IPC sockets).
+    TicketKeys {
+        /// The keys in use.
+        keys: TicketKeys,
+    },
     /// Master → worker: the new value of a counter this worker subscribed to.
     CounterValue {
         /// The counter's name.
@@ -287,6 +294,7 @@ impl Message {
         "reply",
         "counter",
         "counterValue",
+        "ticketKeys",
         "heartbeat",
         "inboxCredit",
         "ready",
@@ -331,6 +339,7 @@ impl Message {
             Message::Reply { .. } => "reply",
             Message::Counter { .. } => "counter",
             Message::CounterValue { .. } => "counterValue",
+            Message::TicketKeys { .. } => "ticketKeys",
             Message::Heartbeat { .. } => "heartbeat",
             Message::InboxCredit { .. } => "inboxCredit",
             Message::AgentRequest { .. } => "agentRequest",

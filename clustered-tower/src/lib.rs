@@ -24,6 +24,8 @@ mod serve;
 mod served_io;
 pub mod service;
 #[cfg(feature = "tls")]
+mod tickets;
+#[cfg(feature = "tls")]
 mod tls;
 mod tracked;
 mod watchdog;
@@ -40,4 +42,4 @@ pub use self::serve::{
 };
 pub use self::service::ClusterService;
 #[cfg(feature = "tls")]
-pub use self::tls::{DEFAULT_HANDSHAKE_TIMEOUT, TLS_CERT, TLS_KEY, TlsConfig, TlsError};
+pub use self::tls::{DEFAULT_HANDSHAKE_TIMEOUT, TlsConfig, TlsError};

@@ -15,10 +15,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 /// How long a client has to finish its TLS handshake, by default.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the examples take their certificate chain from (PEM).
-pub const TLS_CERT: &str = "CLUSTER_TLS_CERT";
-/// Where the examples take the certificate's private key from (PEM).
-pub const TLS_KEY: &str = "CLUSTER_TLS_KEY";
+use clustered_core::env::{TLS_CERT, TLS_KEY};
 
 /// The TLS side of serving HTTPS: the server's certificate and what it speaks.
 ///
@@ -98,6 +95,8 @@ impl TlsConfig {
             .with_single_cert(chain, private_key)
             .map_err(mismatch)?;
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // Tickets sealed with the cluster's keys: a session resumes on any worker.
+        server.ticketer = std::sync::Arc::new(crate::tickets::SharedTickets::new());
         Ok(Self {
             server: Arc::new(server),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,

@@ -191,6 +191,19 @@ const HANG_TIMEOUT: Setting<Duration> = Setting {
     },
 };
 
+/// How often the TLS session-ticket key turns by default (12 hours).
+const DEFAULT_TICKET_ROTATION: Duration = Duration::from_secs(12 * 60 * 60);
+
+const TICKET_ROTATION: Setting<Duration> = Setting {
+    name: "tls_ticket_rotation",
+    method: "CLUSTER_TLS_TICKET_ROTATION only",
+    var: env::TLS_TICKET_ROTATION,
+    allowed: "the TLS ticket rotation is a number of seconds more than 0 (e.g. 43200 for 12 hours)",
+    parse: seconds,
+    valid: |period| !period.is_zero(),
+    show: |period| format!("{period:?}"),
+};
+
 const BOOT_TIMEOUT: Setting<Duration> = Setting {
     name: "boot_timeout",
     method: "Cluster::boot_timeout",
@@ -524,6 +537,12 @@ impl Cluster {
         let operations = &self.operations;
         let control_socket = CONTROL_SOCKET.read(&operations.control_socket, env, &mut origins);
         let pid_file = PID_FILE.read(&operations.pid_file, env, &mut origins);
+        let ticket_rotation = TICKET_ROTATION.read(
+            DEFAULT_TICKET_ROTATION,
+            DEFAULT_TICKET_ROTATION,
+            env,
+            &mut origins,
+        )?;
         let log_file = LOG_FILE.read(&operations.log_file, env, &mut origins);
         let error_log_file = ERROR_LOG_FILE.read(&operations.error_log_file, env, &mut origins);
         let metrics_addr = METRICS_ADDR.read(&operations.metrics_addr, env, &mut origins);
@@ -533,6 +552,7 @@ impl Cluster {
             log_format,
             control_socket,
             pid_file,
+            ticket_rotation,
             log_file,
             error_log_file,
             metrics_addr,

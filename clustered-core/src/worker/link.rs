@@ -354,6 +354,7 @@ impl Link {
                 }
             }
             Message::CounterValue { name, value } => mailbox().counter_changed(&name, value),
+            Message::TicketKeys { keys } => super::ticket_keys::set(keys),
             Message::NewConn { seq, key, peer } => {
                 if let Err(error) = self.take_handoff(seq, &key, peer, fds).await {
                     tracing::debug!(%error, "cannot acknowledge a connection");

@@ -10,6 +10,7 @@ pub mod load;
 mod mailbox;
 mod output;
 mod sentinel;
+pub mod ticket_keys;
 
 use crate::env;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

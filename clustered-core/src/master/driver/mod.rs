@@ -24,6 +24,7 @@ mod signals;
 mod sockets;
 mod spawn;
 mod systemd;
+mod ticket_keys;
 mod upgrade;
 #[cfg(feature = "watch")]
 mod watch;
@@ -54,6 +55,7 @@ use self::signals::Signals;
 use self::sockets::ListeningSockets;
 use self::spawn::{Program, spawn_worker};
 use self::systemd::SystemdNotify;
+use self::ticket_keys::TicketKeyring;
 use self::upgrade::{HandoverLink, NewMaster, OldMaster};
 use self::watch::Watch;
 use crate::Error;
@@ -81,6 +83,8 @@ pub(crate) struct Settings {
     pub(crate) control_socket: Option<PathBuf>,
     /// Where the master writes its pid, if anywhere.
     pub(crate) pid_file: Option<PathBuf>,
+    /// How often the TLS session-ticket key turns.
+    pub(crate) ticket_rotation: std::time::Duration,
     pub(crate) log_file: Option<PathBuf>,
     pub(crate) error_log_file: Option<PathBuf>,
     pub(crate) metrics_addr: Option<String>,
@@ -138,6 +142,11 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .finish();
     let mut machine = Machine::new(settings.config.clone(), Instant::now(), seed);
     let systemd = SystemdNotify::from_env(|name| std::env::var(name).ok());
+    let ticket_keys = TicketKeyring::new(settings.ticket_rotation)
+        .inspect_err(|error| {
+            tracing::error!(%error, "cannot make TLS session-ticket keys; each worker makes its own")
+        })
+        .ok();
     let watchdog = systemd
         .as_ref()
         .and_then(SystemdNotify::watchdog_period)
@@ -164,6 +173,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         watchdog,
         inherited,
         endpoints,
+        ticket_keys,
         new_master: None,
         handed_over: false,
         old_master,
@@ -209,6 +219,8 @@ struct Driver {
     systemd: Option<SystemdNotify>,
     /// The control socket and the admin address.
     endpoints: Endpoints,
+    /// The TLS session-ticket keys every worker gets (none if they could not be made).
+    ticket_keys: Option<TicketKeyring>,
     /// The new master an upgrade started, while it starts and once it took over.
     new_master: Option<NewMaster>,
     /// This master handed over to `new_master`: it drains and exits.
@@ -314,6 +326,7 @@ impl Driver {
                         .reap(|pid| self.links.values().any(|link| link.handle.pid() == pid));
                 }
                 Some(report) = self.reports.recv() => break report,
+                () = rotate(&mut self.ticket_keys, &self.links), if self.ticket_keys.is_some() => {}
                 _ = tick(&mut self.watchdog), if self.watchdog.is_some() => {
                     if let Some(systemd) = &self.systemd {
                         systemd.feed_watchdog(&self.control);
@@ -458,6 +471,13 @@ impl Driver {
                 }
             }
             Action::Notify(notice) => {
+                if let (Notice::Online(worker), Some(keyring)) = (&notice, &self.ticket_keys)
+                    && let Some(link) = self.links.get(worker)
+                {
+                    // Before any `serverAck`: the worker has them before it serves.
+                    let keys = keyring.keys().clone();
+                    link.send(Message::TicketKeys { keys }, Vec::new());
+                }
                 if let Some(systemd) = &mut self.systemd {
                     systemd.on_notice(&notice, &self.control);
                 }
@@ -669,6 +689,21 @@ impl Endpoints {
             socket.hand_over();
         }
         self.metrics_endpoint = None;
+    }
+}
+
+/// Waits for the next rotation of the ticket keys (for ever, without keys: the branch is off
+/// then) and gives every worker the new ones.
+async fn rotate(keyring: &mut Option<TicketKeyring>, links: &Links) {
+    match keyring {
+        Some(keyring) => {
+            let keys = keyring.rotate().await.clone();
+            for link in links.values() {
+                let keys = keys.clone();
+                link.send(Message::TicketKeys { keys }, Vec::new());
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 
