@@ -18,6 +18,7 @@ fn start(certificate: &TestCertificate) -> (ClusterProcess, std::net::SocketAddr
         Program::Example("hello"),
         &[
             ("CLUSTER_WORKERS", "2"),
+            ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
             ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
             ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
         ],
@@ -27,7 +28,7 @@ fn start(certificate: &TestCertificate) -> (ClusterProcess, std::net::SocketAddr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_serves_https_over_http1_and_h2_by_alpn_with_the_client_address() {
     let certificate = TestCertificate::new("alpn");
-    let (_cluster, address) = start(&certificate);
+    let (cluster, address) = start(&certificate);
     for (alpn, expected) in [(&b"http/1.1"[..], &b"http/1.1"[..]), (b"h2", b"h2")] {
         let exchange = get_tls(address, "/whoami", certificate.client(&[alpn])).await;
         assert_eq!(exchange.reply.status, 200, "{}", exchange.reply.body);
@@ -44,6 +45,45 @@ async fn hello_serves_https_over_http1_and_h2_by_alpn_with_the_client_address() 
     let both = get_tls(address, "/", certificate.client(&[b"h2", b"http/1.1"])).await;
     assert_eq!(both.alpn.as_deref(), Some(&b"h2"[..]));
     assert_eq!(both.reply.body, "hello world\n");
+
+    // Plain HTTP on the TLS port: a failed handshake, counted by its reason.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut plain = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut rest)).await;
+    let admin = cluster.metrics_address();
+    let failures = |samples: &[_]| {
+        clustered_testkit::value(
+            samples,
+            "cluster_tls_handshake_failures_total",
+            &[("reason", "protocol")],
+        )
+    };
+    let mut samples = clustered_testkit::scrape(admin).await;
+    for _ in 0..100 {
+        if failures(&samples) >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        samples = clustered_testkit::scrape(admin).await;
+    }
+    assert_eq!(failures(&samples), 1.0);
+    assert_eq!(
+        clustered_testkit::value(&samples, "cluster_tls_handshakes_total", &[]),
+        3.0,
+        "three handshakes finished"
+    );
+    assert_eq!(
+        clustered_testkit::value(&samples, "cluster_tls_resumed_handshakes_total", &[]),
+        0.0,
+        "each with a client of its own: none resumed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,6 +175,7 @@ async fn a_session_resumes_on_any_worker_after_a_key_rotation_and_after_a_reload
         Program::Example("hello"),
         &[
             ("CLUSTER_WORKERS", "2"),
+            ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
             ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
             ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
             ("CLUSTER_TLS_TICKET_ROTATION", "2"),
@@ -159,7 +200,9 @@ async fn a_session_resumes_on_any_worker_after_a_key_rotation_and_after_a_reload
     }
     assert_eq!(resumed, made, "across a rotation");
     assert!(
-        cluster.stderr().contains("rotated the TLS session-ticket keys"),
+        cluster
+            .stderr()
+            .contains("rotated the TLS session-ticket keys"),
         "a rotation happened: {}",
         cluster.stderr()
     );
@@ -176,4 +219,10 @@ async fn a_session_resumes_on_any_worker_after_a_key_rotation_and_after_a_reload
     assert!(replaced, "reloaded");
     let (resumed, workers) = resumptions(address, &client, 20).await;
     assert_eq!(resumed, 20, "after a reload, on {workers:?}");
+    let samples = clustered_testkit::scrape(cluster.metrics_address()).await;
+    let resumed = clustered_testkit::value(&samples, "cluster_tls_resumed_handshakes_total", &[]);
+    assert!(
+        resumed >= 120.0 + made as f64,
+        "{resumed} resumed handshakes counted"
+    );
 }

@@ -27,6 +27,8 @@ pub mod service;
 mod tickets;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "tls")]
+mod tls_metrics;
 mod tracked;
 mod watchdog;
 

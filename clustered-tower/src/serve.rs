@@ -22,6 +22,8 @@ use crate::drain::Drain;
 use crate::served_io::ServedIo;
 #[cfg(feature = "tls")]
 use crate::tls::TlsConfig;
+#[cfg(feature = "tls")]
+use crate::tls_metrics;
 use crate::tracked::TrackedIo;
 use crate::watchdog::{self, Verdict};
 
@@ -271,11 +273,20 @@ async fn serve_listener<S, B>(
                     () = state.drain().draining() => return,
                 };
                 let io = match session {
-                    Ok(Ok(session)) => ServedIo::Tls(Box::new(session)),
+                    Ok(Ok(session)) => {
+                        let resumed = session.get_ref().1.handshake_kind()
+                            == Some(rustls::HandshakeKind::Resumed);
+                        tls_metrics::handshake(resumed);
+                        ServedIo::Tls(Box::new(session))
+                    }
                     Ok(Err(error)) => {
+                        tls_metrics::failed(tls_metrics::Failure::of(&error));
                         return tracing::debug!(%peer, %error, "TLS handshake failed");
                     }
-                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    Err(_) => {
+                        tls_metrics::failed(tls_metrics::Failure::Timeout);
+                        return tracing::debug!(%peer, "TLS handshake timed out");
+                    }
                 };
                 let connection = Box::pin(
                     builder

@@ -1,0 +1,93 @@
+//! The TLS metrics a worker records, with the `metrics` crate (the master sums them over the
+//! cluster): `cluster_tls_handshakes_total` (finished handshakes), `…_resumed_handshakes_total`
+//! (of which resumed a session, from a ticket any worker sealed) and
+//! `cluster_tls_handshake_failures_total` by `reason`: `timeout` (not finished within the
+//! handshake timeout), `closed` (the client went away), `protocol` (it spoke TLS wrong or
+//! offered nothing this server takes), `io` (the socket failed).
+
+use std::io;
+
+const HANDSHAKES: &str = "cluster_tls_handshakes_total";
+const RESUMED: &str = "cluster_tls_resumed_handshakes_total";
+const FAILURES: &str = "cluster_tls_handshake_failures_total";
+
+/// Why a handshake did not finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    Timeout,
+    Closed,
+    Protocol,
+    Io,
+}
+
+impl Failure {
+    /// The failure an accept's error stands for.
+    pub(crate) fn of(error: &io::Error) -> Self {
+        if error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return Failure::Protocol;
+        }
+        match error.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => Failure::Closed,
+            io::ErrorKind::InvalidData => Failure::Protocol,
+            _ => Failure::Io,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::Closed => "closed",
+            Failure::Protocol => "protocol",
+            Failure::Io => "io",
+        }
+    }
+}
+
+/// A finished handshake, resumed or full.
+pub(crate) fn handshake(resumed: bool) {
+    metrics::describe_counter!(HANDSHAKES, "TLS handshakes finished.");
+    metrics::counter!(HANDSHAKES).increment(1);
+    if resumed {
+        metrics::describe_counter!(
+            RESUMED,
+            "TLS handshakes that resumed a session (from a ticket any worker sealed)."
+        );
+        metrics::counter!(RESUMED).increment(1);
+    }
+}
+
+/// A handshake that did not finish.
+pub(crate) fn failed(failure: Failure) {
+    metrics::describe_counter!(FAILURES, "TLS handshakes that did not finish, by reason.");
+    metrics::counter!(FAILURES, "reason" => failure.label()).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failure;
+    use std::io;
+
+    #[test]
+    fn each_error_has_its_reason() {
+        let protocol = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::General("bad".into()),
+        );
+        assert_eq!(Failure::of(&protocol), Failure::Protocol);
+        assert_eq!(
+            Failure::of(&io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Failure::Closed
+        );
+        assert_eq!(
+            Failure::of(&io::Error::from(io::ErrorKind::ConnectionReset)),
+            Failure::Closed
+        );
+        assert_eq!(Failure::of(&io::Error::other("disk")), Failure::Io);
+    }
+}
