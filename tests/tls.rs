@@ -1,12 +1,14 @@
 //! HTTPS from every worker, with real processes and a certificate made at test time: `hello`
 //! with `CLUSTER_TLS_CERT` and `CLUSTER_TLS_KEY` serves HTTP/1.1 and HTTP/2 by ALPN, with the
 //! client's address in `ConnectInfo`; clients that never start their handshake hold no reload
-//! up; a broken PEM stops the master naming the file.
+//! up; a broken PEM stops the master naming the file; sessions resume on any worker, across a
+//! ticket-key rotation and a reload; a certificate swapped live (`clusterctl tls reload`).
 
 use std::time::Duration;
 
+use clustered::control_socket::ControlCommand;
 use clustered_testkit::{
-    ClusterProcess, Program, TestCertificate, children_of, eventually, get_tls,
+    ClusterProcess, Program, TestCertificate, TlsConnection, children_of, eventually, get_tls,
 };
 use rustix::process::Signal;
 
@@ -225,4 +227,94 @@ async fn a_session_resumes_on_any_worker_after_a_key_rotation_and_after_a_reload
         resumed >= 120.0 + made as f64,
         "{resumed} resumed handshakes counted"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_swapped_live_serves_new_connections_and_a_broken_one_is_refused() {
+    let mut certificate = TestCertificate::new("swap");
+    let socket = certificate.dir().join("control.sock");
+    let cert = certificate.cert_path();
+    let key = certificate.key_path();
+    let (cluster, address) = ClusterProcess::start(
+        Program::Example("hello"),
+        &[
+            ("CLUSTER_WORKERS", "2"),
+            (
+                "CLUSTER_CONTROL_SOCKET",
+                socket.to_str().expect("a UTF-8 path"),
+            ),
+            ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
+            ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
+        ],
+    );
+    let old = certificate.der();
+    let mut established = TlsConnection::open(address, certificate.client(&[b"http/1.1"])).await;
+    assert_eq!(established.certificate, old);
+    assert_eq!(established.get("/").await.status, 200);
+    let workers = children_of(cluster.pid());
+
+    let new = certificate.renew();
+    let reload = || async {
+        clustered::control_socket::request(&socket, ControlCommand::TlsReload)
+            .await
+            .expect("the control socket answers")
+    };
+    let reply = reload().await;
+    assert!(reply.ok, "{reply:?}");
+    // Every worker serves the new one to new connections (a few, to meet both workers).
+    let client = certificate.client(&[b"http/1.1"]);
+    let swapped = eventually_async(|| async {
+        let mut all_new = true;
+        for _ in 0..4 {
+            all_new &= get_tls(address, "/", std::sync::Arc::clone(&client))
+                .await
+                .certificate
+                == new;
+        }
+        all_new
+    })
+    .await;
+    assert!(swapped, "new connections see the new certificate");
+    // The connection made before goes on, and no worker was replaced.
+    assert_eq!(established.get("/").await.status, 200);
+    assert_eq!(children_of(cluster.pid()), workers, "no reload");
+
+    // A broken PEM is refused, naming the file; the certificate before keeps serving.
+    std::fs::write(
+        certificate.cert_path(),
+        "-----BEGIN CERTIFICATE-----\nnot base64\n",
+    )
+    .expect("a broken PEM");
+    assert!(reload().await.ok);
+    assert!(
+        cluster.wait_for_stderr(
+            "the certificate before keeps serving",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        cluster.stderr()
+    );
+    assert!(
+        cluster.stderr().contains("cert.pem"),
+        "{}",
+        cluster.stderr()
+    );
+    let exchange = get_tls(address, "/", certificate.client(&[b"http/1.1"])).await;
+    assert_eq!(exchange.certificate, new, "still the good one");
+}
+
+/// Polls `check` (an async condition) for up to 10 s.
+async fn eventually_async<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }

@@ -57,5 +57,5 @@ pub use master::{
 pub use policy::Policy;
 pub use role::{AGENT_ID, WorkerInfo};
 pub use signal::Signal;
-pub use worker::{Connection, Listener, Worker, agent, ipc, load, ticket_keys};
+pub use worker::{Connection, Listener, Worker, agent, certificates, ipc, load, ticket_keys};
 pub use worker_request::WorkerRequest;

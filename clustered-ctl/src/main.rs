@@ -47,6 +47,12 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum TlsAction {
+    /// Every worker loads its certificate again.
+    Reload,
+}
+
+#[derive(Debug, Subcommand)]
 enum Verb {
     /// One row per worker: id, pid, status, uptime, restarts, connections, requests, CPU, memory.
     Ls,
@@ -59,6 +65,13 @@ enum Verb {
     /// takes the sockets, counters, metrics and restart counts; returns once it serves,
     /// printing both pids (exit 1 if it failed: the old master serves on, and says why).
     Upgrade,
+    /// TLS: `tls reload` makes every worker load its certificate again from its files (new
+    /// handshakes get it, the session-ticket keys stay; a bad file is refused in the worker's
+    /// log and the certificate before keeps serving).
+    Tls {
+        #[command(subcommand)]
+        action: TlsAction,
+    },
     /// The workers' recent output (`ID|out | line`); `-f` follows new lines until Ctrl-C
     /// (with `--json`, one JSON object per line: `{"ok":true,"id":…,"stream":…,"line":…}`).
     Logs {
@@ -152,6 +165,9 @@ fn main() -> ExitCode {
         Verb::Reload => ControlCommand::Reload,
         Verb::Stop => ControlCommand::Stop,
         Verb::Upgrade => ControlCommand::Upgrade,
+        Verb::Tls {
+            action: TlsAction::Reload,
+        } => ControlCommand::TlsReload,
         Verb::Scale { count } => count,
         Verb::Show { id } => ControlCommand::Show { id },
         Verb::Logs { id, follow, lines } => ControlCommand::Logs { id, lines, follow },

@@ -33,7 +33,7 @@ pub const INBOX_WINDOW: u32 = 1024;
 /// Version 5: `stopping`, and credit for the master's inbox (`inboxCredit` instead of
 /// `throttle`). Version 6: a `serverAck` says how connections arrive (`mode`) rather than the
 /// master's policy. Version 7: a `serverAck`'s `address` is a TCP address or a Unix socket's
-/// path. Version 8: `ticketKeys`.
+/// path. Version 8: `ticketKeys` and `reloadCertificates`.
 pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Where a user message goes.
@@ -235,6 +235,9 @@ pub enum Message {
         /// The keys in use.
         keys: TicketKeys,
     },
+    /// Master → worker: load the TLS certificate again from its files (`clusterctl tls
+    /// reload`); new handshakes get it, the ticket keys stay.
+    ReloadCertificates,
     /// Master → worker: the new value of a counter this worker subscribed to.
     CounterValue {
         /// The counter's name.
@@ -295,6 +298,7 @@ impl Message {
         "counter",
         "counterValue",
         "ticketKeys",
+        "reloadCertificates",
         "heartbeat",
         "inboxCredit",
         "ready",
@@ -340,6 +344,7 @@ impl Message {
             Message::Counter { .. } => "counter",
             Message::CounterValue { .. } => "counterValue",
             Message::TicketKeys { .. } => "ticketKeys",
+            Message::ReloadCertificates => "reloadCertificates",
             Message::Heartbeat { .. } => "heartbeat",
             Message::InboxCredit { .. } => "inboxCredit",
             Message::AgentRequest { .. } => "agentRequest",

@@ -17,4 +17,4 @@ pub use process::{
     ClusterProcess, Program, bytes_written, children_of, eventually, is_alive, signal_pid,
     status_kib, wait_all_gone, wait_until, zombie_children_of,
 };
-pub use tls::{TestCertificate, TlsReply, get_tls};
+pub use tls::{TestCertificate, TlsConnection, TlsReply, get_tls};

@@ -20,6 +20,8 @@ mod header;
 mod http_metrics;
 pub mod layer;
 mod listener;
+#[cfg(feature = "tls")]
+mod live_cert;
 mod serve;
 mod served_io;
 pub mod service;

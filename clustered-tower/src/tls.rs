@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::live_cert::LiveCertificate;
 
 /// How long a client has to finish its TLS handshake, by default.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,6 +27,7 @@ use clustered_core::env::{TLS_CERT, TLS_KEY};
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
     server: Arc<ServerConfig>,
+    certificate: Arc<LiveCertificate>,
     handshake_timeout: Duration,
 }
 
@@ -77,28 +78,25 @@ impl TlsConfig {
     /// `http/1.1`.
     pub fn from_pem_files(cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self, TlsError> {
         let (cert, key) = (cert.as_ref(), key.as_ref());
-        let chain = read_chain(cert)?;
-        let private_key = PrivateKeyDer::from_pem_file(key).map_err(|error| TlsError::Key {
-            path: key.to_owned(),
-            reason: pem_reason(&error, "private key"),
-        })?;
-        let mismatch = |error: rustls::Error| TlsError::Mismatch {
-            cert: cert.to_owned(),
-            key: key.to_owned(),
-            reason: error.to_string(),
-        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certificate = Arc::new(LiveCertificate::load(cert, key, Arc::clone(&provider))?);
         let mut server = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(mismatch)?
+            .map_err(|error| TlsError::Mismatch {
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+                reason: error.to_string(),
+            })?
             .with_no_client_auth()
-            .with_single_cert(chain, private_key)
-            .map_err(mismatch)?;
+            .with_cert_resolver(
+                Arc::clone(&certificate) as Arc<dyn rustls::server::ResolvesServerCert>
+            );
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         // Tickets sealed with the cluster's keys: a session resumes on any worker.
-        server.ticketer = std::sync::Arc::new(crate::tickets::SharedTickets::new());
+        server.ticketer = Arc::new(crate::tickets::SharedTickets::new());
         Ok(Self {
             server: Arc::new(server),
+            certificate,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         })
     }
@@ -135,29 +133,11 @@ impl TlsConfig {
     pub(crate) fn timeout(&self) -> Duration {
         self.handshake_timeout
     }
-}
 
-/// Every certificate in the PEM file at `path`, in order; an error if there is none.
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let failed = |reason: String| TlsError::Certificate {
-        path: path.to_owned(),
-        reason,
-    };
-    let chain = CertificateDer::pem_file_iter(path)
-        .map_err(|error| failed(pem_reason(&error, "certificate")))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| failed(pem_reason(&error, "certificate")))?;
-    if chain.is_empty() {
-        return Err(failed("no PEM certificate in it".into()));
-    }
-    Ok(chain)
-}
-
-/// One line for a PEM reading error.
-fn pem_reason(error: &rustls_pki_types::pem::Error, what: &str) -> String {
-    match error {
-        rustls_pki_types::pem::Error::NoItemsFound => format!("no PEM {what} in it"),
-        rustls_pki_types::pem::Error::Io(error) => error.to_string(),
-        other => format!("not valid PEM: {other:?}"),
+    /// Reads the certificate's files again and serves them from the next handshake on (the
+    /// ticket keys stay); on an error, naming the file, the one before keeps serving. Every
+    /// worker does this when told (`clusterctl tls reload`).
+    pub fn reload_certificate(&self) -> Result<(), TlsError> {
+        self.certificate.reload()
     }
 }

@@ -87,6 +87,8 @@ pub enum ControlCommand {
     },
     /// The whole cluster's metrics, as the metrics endpoint serves them.
     Metrics,
+    /// Every worker loads its TLS certificate again (`clusterctl tls reload`).
+    TlsReload,
     /// Upgrade the master itself: start a new one from the executable on disk, which takes
     /// the sockets and the state; the reply comes once it serves (`old_pid`, `new_pid`) or
     /// the upgrade failed (the old master serves on).

@@ -337,6 +337,7 @@ async fn run(command: ControlCommand, control: &ClusterControl) -> ControlReply 
         ControlCommand::Metrics => ControlReply::metrics(exposition(control)),
         ControlCommand::Stop => control.shutdown().await.into(),
         ControlCommand::Upgrade => control.upgrade().await.into(),
+        ControlCommand::TlsReload => control.reload_certificates().await.into(),
     }
 }
 

@@ -71,6 +71,8 @@ pub(crate) enum Command {
     Scale(Scale),
     /// Start a new master from the executable on disk and hand over to it (as SIGUSR2).
     Upgrade,
+    /// Every worker loads its TLS certificate again.
+    ReloadCertificates,
 }
 
 /// What became of a command the master answers ([`crate::ClusterControl::reload`],

@@ -87,6 +87,13 @@ impl ClusterControl {
         self.shared.commands.ask(Command::Upgrade)
     }
 
+    /// Tells every worker to load its TLS certificate again from its files (`clusterctl tls
+    /// reload`): new handshakes get the new one, the session-ticket keys stay; a worker whose
+    /// new files are bad says so in its log and keeps the one before. Answered at once.
+    pub fn reload_certificates(&self) -> PendingAnswer {
+        self.shared.commands.ask(Command::ReloadCertificates)
+    }
+
     /// Starts a graceful shutdown (as SIGTERM does); answered at once (refused when a stop is
     /// already under way).
     pub fn shutdown(&self) -> PendingAnswer {

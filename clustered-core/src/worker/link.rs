@@ -355,6 +355,7 @@ impl Link {
             }
             Message::CounterValue { name, value } => mailbox().counter_changed(&name, value),
             Message::TicketKeys { keys } => super::ticket_keys::set(keys),
+            Message::ReloadCertificates => super::certificates::requested(),
             Message::NewConn { seq, key, peer } => {
                 if let Err(error) = self.take_handoff(seq, &key, peer, fds).await {
                     tracing::debug!(%error, "cannot acknowledge a connection");

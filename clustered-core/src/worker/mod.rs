@@ -1,6 +1,7 @@
 //! The worker side: join the master, ask it for listeners, receive connections, drain.
 
 pub mod agent;
+pub mod certificates;
 mod connection;
 mod heartbeat;
 pub mod ipc;

@@ -266,6 +266,7 @@ impl Machine {
             Command::Deliver { to, data } => self.on_master_message(to, data),
             Command::Scale(scale) => self.scale(scale, reply),
             Command::Upgrade => self.request_upgrade(reply),
+            Command::ReloadCertificates => self.reload_certificates(reply),
         }
     }
 
