@@ -318,3 +318,57 @@ where
     }
     false
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_resumes_across_an_upgrade_of_the_master() {
+    let certificate = TestCertificate::new("upgrade");
+    let socket = certificate.dir().join("control.sock");
+    let cert = certificate.cert_path();
+    let key = certificate.key_path();
+    let (mut cluster, address) = ClusterProcess::start(
+        Program::Example("hello"),
+        &[
+            ("CLUSTER_WORKERS", "2"),
+            (
+                "CLUSTER_CONTROL_SOCKET",
+                socket.to_str().expect("a UTF-8 path"),
+            ),
+            ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
+            ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
+        ],
+    );
+    let client = certificate.client(&[b"http/1.1"]);
+    assert!(
+        !get_tls(address, "/", std::sync::Arc::clone(&client))
+            .await
+            .resumed
+    );
+    let reply = clustered::control_socket::request(&socket, ControlCommand::Upgrade)
+        .await
+        .expect("the control socket answers");
+    assert!(reply.ok, "{reply:?}");
+    let new = reply.new_pid.expect("the new master");
+    // Not this test's child: killed here however the test ends.
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if clustered_testkit::is_alive(self.0) {
+                clustered_testkit::signal_pid(self.0, Signal::KILL);
+            }
+        }
+    }
+    let _new = Kill(new);
+    assert!(
+        cluster.wait_exit(Duration::from_secs(20)).is_some(),
+        "the old master exits"
+    );
+    // Served by the new master's workers, with the old master's ticket keys.
+    let (resumed, workers) = resumptions(address, &client, 10).await;
+    assert_eq!(resumed, 10, "resumed across the upgrade, on {workers:?}");
+    assert!(
+        clustered::control_socket::request(&socket, ControlCommand::Stop)
+            .await
+            .expect("stop")
+            .ok
+    );
+}

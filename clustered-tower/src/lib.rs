@@ -30,6 +30,8 @@ mod tickets;
 #[cfg(feature = "tls")]
 mod tls;
 #[cfg(feature = "tls")]
+mod tls_error;
+#[cfg(feature = "tls")]
 mod tls_metrics;
 mod tracked;
 mod watchdog;

@@ -13,7 +13,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::tls::TlsError;
+use crate::tls_error::TlsError;
 
 /// The certificate being served, and where it comes from.
 #[derive(Debug)]

@@ -72,6 +72,9 @@ pub(crate) enum HandoverMessage {
         /// Connections the old master handed to its workers.
         #[serde(default)]
         handoffs: u64,
+        /// The TLS session-ticket keys, so sessions resume across the upgrade.
+        #[serde(default)]
+        ticket_keys: Option<clustered_ipc::TicketKeys>,
     },
     /// Old → new: a counter operation of one of the old master's draining workers.
     Counter {
@@ -154,6 +157,7 @@ mod tests {
                 restarts: vec![(1, 3)],
                 metrics: Vec::new(),
                 handoffs: 12,
+                ticket_keys: None,
             },
             HandoverMessage::Counter {
                 id: 7,

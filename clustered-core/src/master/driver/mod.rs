@@ -364,9 +364,20 @@ impl Driver {
                 });
                 Input::Bound { address, result }
             }
-            Report::Adopted { counters } => {
+            Report::Adopted {
+                counters,
+                ticket_keys,
+            } => {
                 if let Err(error) = self.endpoints.open(&self.control).await {
                     tracing::error!(%error, "after the upgrade");
+                }
+                if let (Some(keys), Some(keyring)) = (ticket_keys, &mut self.ticket_keys) {
+                    // The old master's: its clients' tickets resume on the new workers.
+                    keyring.adopt(keys);
+                    for link in self.links.values() {
+                        let keys = keyring.keys().clone();
+                        link.send(Message::TicketKeys { keys }, Vec::new());
+                    }
                 }
                 Input::Adopt { counters }
             }
@@ -604,6 +615,10 @@ impl Driver {
             restarts: self.control.registry().restarts().into_iter().collect(),
             metrics: self.control.metrics().totals(),
             handoffs: self.control.registry().handoffs(),
+            ticket_keys: self
+                .ticket_keys
+                .as_ref()
+                .map(|keyring| keyring.keys().clone()),
         });
         self.handed_over = true;
         self.endpoints.hand_over();

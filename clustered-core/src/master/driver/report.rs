@@ -27,6 +27,7 @@ pub(crate) enum Report {
     /// already): the driver opens the control and admin sockets and tells the machine.
     Adopted {
         counters: std::collections::BTreeMap<String, i64>,
+        ticket_keys: Option<clustered_ipc::TicketKeys>,
     },
     /// Something the machine hears of as it is.
     Input(Input),

@@ -35,6 +35,15 @@ impl TicketKeyring {
         &self.keys
     }
 
+    /// Takes the keys an upgrade's old master handed over (with this master's lifetime).
+    pub(crate) fn adopt(&mut self, keys: TicketKeys) {
+        let lifetime_secs = self.keys.lifetime_secs;
+        self.keys = TicketKeys {
+            lifetime_secs,
+            ..keys
+        };
+    }
+
     /// Waits for the next rotation, makes a new current key (the current one becomes the
     /// previous), and returns the keys.
     pub(crate) async fn rotate(&mut self) -> &TicketKeys {

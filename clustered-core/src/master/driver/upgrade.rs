@@ -391,6 +391,7 @@ async fn read_old_master(
                 restarts,
                 metrics,
                 handoffs,
+                ticket_keys,
             }) => {
                 control.metrics().inherit(metrics);
                 control.registry().inherit_restarts(restarts);
@@ -400,7 +401,10 @@ async fn read_old_master(
                     counters = counters.len(),
                     "took over the old master's state"
                 );
-                Report::Adopted { counters }
+                Report::Adopted {
+                    counters,
+                    ticket_keys,
+                }
             }
             Ok(HandoverMessage::Final { metrics }) => {
                 control.metrics().inherit(metrics);
@@ -430,6 +434,7 @@ async fn read_old_master(
         let _ = reports
             .send(Report::Adopted {
                 counters: Default::default(),
+                ticket_keys: None,
             })
             .await;
     }
