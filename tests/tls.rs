@@ -12,19 +12,33 @@ use clustered_testkit::{
 };
 use rustix::process::Signal;
 
-/// `hello` serving HTTPS with `certificate` and two workers.
-fn start(certificate: &TestCertificate) -> (ClusterProcess, std::net::SocketAddr) {
+/// `hello` serving HTTPS with `certificate`, two workers, a metrics address, and `more`.
+fn start_with(
+    certificate: &TestCertificate,
+    more: &[(&str, &str)],
+) -> (ClusterProcess, std::net::SocketAddr) {
     let cert = certificate.cert_path();
     let key = certificate.key_path();
-    ClusterProcess::start(
-        Program::Example("hello"),
-        &[
-            ("CLUSTER_WORKERS", "2"),
-            ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
-            ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
-            ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
-        ],
-    )
+    let mut env = vec![
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
+        ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
+        ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
+    ];
+    env.extend_from_slice(more);
+    ClusterProcess::start(Program::Example("hello"), &env)
+}
+
+/// [`start_with`] and nothing more.
+fn start(certificate: &TestCertificate) -> (ClusterProcess, std::net::SocketAddr) {
+    start_with(certificate, &[])
+}
+
+/// The path of a control socket in `certificate`'s directory, as text.
+fn control_socket(certificate: &TestCertificate) -> (std::path::PathBuf, String) {
+    let socket = certificate.dir().join("control.sock");
+    let text = socket.to_str().expect("a UTF-8 path").to_owned();
+    (socket, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,18 +185,7 @@ async fn resumptions(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_resumes_on_any_worker_after_a_key_rotation_and_after_a_reload() {
     let certificate = TestCertificate::new("resume");
-    let cert = certificate.cert_path();
-    let key = certificate.key_path();
-    let (cluster, address) = ClusterProcess::start(
-        Program::Example("hello"),
-        &[
-            ("CLUSTER_WORKERS", "2"),
-            ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
-            ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
-            ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
-            ("CLUSTER_TLS_TICKET_ROTATION", "2"),
-        ],
-    );
+    let (cluster, address) = start_with(&certificate, &[("CLUSTER_TLS_TICKET_ROTATION", "2")]);
     let client = certificate.client(&[b"http/1.1"]);
     // The first handshake is a full one; every one after resumes, whichever worker takes it.
     let first = get_tls(address, "/", std::sync::Arc::clone(&client)).await;
@@ -232,21 +235,8 @@ async fn a_session_resumes_on_any_worker_after_a_key_rotation_and_after_a_reload
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_swapped_live_serves_new_connections_and_a_broken_one_is_refused() {
     let mut certificate = TestCertificate::new("swap");
-    let socket = certificate.dir().join("control.sock");
-    let cert = certificate.cert_path();
-    let key = certificate.key_path();
-    let (cluster, address) = ClusterProcess::start(
-        Program::Example("hello"),
-        &[
-            ("CLUSTER_WORKERS", "2"),
-            (
-                "CLUSTER_CONTROL_SOCKET",
-                socket.to_str().expect("a UTF-8 path"),
-            ),
-            ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
-            ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
-        ],
-    );
+    let (socket, socket_text) = control_socket(&certificate);
+    let (cluster, address) = start_with(&certificate, &[("CLUSTER_CONTROL_SOCKET", &socket_text)]);
     let old = certificate.der();
     let mut established = TlsConnection::open(address, certificate.client(&[b"http/1.1"])).await;
     assert_eq!(established.certificate, old);
@@ -322,21 +312,9 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_resumes_across_an_upgrade_of_the_master() {
     let certificate = TestCertificate::new("upgrade");
-    let socket = certificate.dir().join("control.sock");
-    let cert = certificate.cert_path();
-    let key = certificate.key_path();
-    let (mut cluster, address) = ClusterProcess::start(
-        Program::Example("hello"),
-        &[
-            ("CLUSTER_WORKERS", "2"),
-            (
-                "CLUSTER_CONTROL_SOCKET",
-                socket.to_str().expect("a UTF-8 path"),
-            ),
-            ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
-            ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
-        ],
-    );
+    let (socket, socket_text) = control_socket(&certificate);
+    let (mut cluster, address) =
+        start_with(&certificate, &[("CLUSTER_CONTROL_SOCKET", &socket_text)]);
     let client = certificate.client(&[b"http/1.1"]);
     assert!(
         !get_tls(address, "/", std::sync::Arc::clone(&client))

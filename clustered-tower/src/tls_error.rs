@@ -33,7 +33,8 @@ pub enum TlsError {
         /// Why, in one line.
         reason: String,
     },
-    /// Only one of [`TLS_CERT`] and [`TLS_KEY`] is set.
+    /// Only one of [`clustered_core::env::TLS_CERT`] and [`clustered_core::env::TLS_KEY`] is
+    /// set.
     #[error("{set} is set but {unset} is not: set both (PEM files) for HTTPS, or neither")]
     HalfSet {
         /// The variable that is set.
