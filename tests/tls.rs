@@ -251,19 +251,8 @@ async fn a_certificate_swapped_live_serves_new_connections_and_a_broken_one_is_r
     };
     let reply = reload().await;
     assert!(reply.ok, "{reply:?}");
-    // Every worker serves the new one to new connections (a few, to meet both workers).
-    let client = certificate.client(&[b"http/1.1"]);
-    let swapped = eventually_async(|| async {
-        let mut all_new = true;
-        for _ in 0..4 {
-            all_new &= get_tls(address, "/", std::sync::Arc::clone(&client))
-                .await
-                .certificate
-                == new;
-        }
-        all_new
-    })
-    .await;
+    // Every worker serves the new one to new connections.
+    let swapped = serves_only(address, &certificate, &new).await;
     assert!(swapped, "new connections see the new certificate");
     // The connection made before goes on, and no worker was replaced.
     assert_eq!(established.get("/").await.status, 200);
@@ -291,6 +280,25 @@ async fn a_certificate_swapped_live_serves_new_connections_and_a_broken_one_is_r
     );
     let exchange = get_tls(address, "/", certificate.client(&[b"http/1.1"])).await;
     assert_eq!(exchange.certificate, new, "still the good one");
+}
+
+/// Whether, within 10 s, four full handshakes in a row (a client of its own each: a resumed
+/// session would show the certificate it began with) meet the certificate `der`, which is
+/// enough to meet both workers.
+async fn serves_only(
+    address: std::net::SocketAddr,
+    certificate: &TestCertificate,
+    der: &[u8],
+) -> bool {
+    eventually_async(|| async {
+        let mut all = true;
+        for _ in 0..4 {
+            let client = certificate.client(&[b"http/1.1"]);
+            all &= get_tls(address, "/", client).await.certificate == der;
+        }
+        all
+    })
+    .await
 }
 
 /// Polls `check` (an async condition) for up to 10 s.
@@ -348,5 +356,32 @@ async fn a_session_resumes_across_an_upgrade_of_the_master() {
             .await
             .expect("stop")
             .ok
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_watch_mode_on_the_pem_files_new_workers_serve_the_new_certificate() {
+    let mut certificate = TestCertificate::new("watch");
+    let watched = certificate.dir().to_str().expect("a UTF-8 path").to_owned();
+    let (cluster, address) = start_with(&certificate, &[("CLUSTER_WATCH", &watched)]);
+    let workers = children_of(cluster.pid());
+    let client = certificate.client(&[b"http/1.1"]);
+    assert_eq!(
+        get_tls(address, "/", std::sync::Arc::clone(&client))
+            .await
+            .certificate,
+        certificate.der()
+    );
+    let new = certificate.renew();
+    let swapped = serves_only(address, &certificate, &new).await;
+    assert!(
+        swapped,
+        "the reload's workers serve the new certificate: {}",
+        cluster.stderr()
+    );
+    let now = children_of(cluster.pid());
+    assert!(
+        now.iter().all(|pid| !workers.contains(pid)),
+        "by a rolling reload: {workers:?} -> {now:?}"
     );
 }
