@@ -6,20 +6,6 @@ use std::time::Duration;
 use clustered_testkit::{ClusterProcess, Program, get, is_alive, signal_pid, wait_until};
 use rustix::process::Signal;
 
-/// The `event: exit` line of the worker with `pid`, waited for up to 10 s.
-fn exit_line(cluster: &ClusterProcess, pid: u32) -> String {
-    let needle = format!("pid={pid} ");
-    let mut found = None;
-    wait_until(Duration::from_secs(10), || {
-        found = cluster
-            .stdout_lines()
-            .into_iter()
-            .find(|line| line.starts_with("event: exit") && line.contains(&needle));
-        found.is_some()
-    });
-    found.unwrap_or_else(|| panic!("no exit of {pid}: {:#?}", cluster.stdout_lines()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_breaks_the_protocol_is_killed_saying_so_and_replaced() {
     let (cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "2")]);
@@ -30,7 +16,7 @@ async fn a_worker_that_breaks_the_protocol_is_killed_saying_so_and_replaced() {
         .trim_start_matches("pid ")
         .parse()
         .unwrap();
-    let exit = exit_line(&cluster, pid);
+    let exit = cluster.exit_line(pid);
     assert!(exit.contains("reason=protocol"), "{exit}");
     assert!(
         wait_until(Duration::from_secs(10), || cluster.worker_pids().len() == 2
@@ -50,7 +36,7 @@ async fn a_worker_sigtermed_by_hand_is_replaced_at_once_and_is_no_crash() {
     let (cluster, address) = ClusterProcess::start(Program::Fixture, &[("CLUSTER_WORKERS", "2")]);
     let victim = cluster.worker_pids()[0];
     signal_pid(victim, Signal::TERM);
-    let exit = exit_line(&cluster, victim);
+    let exit = cluster.exit_line(victim);
     assert!(exit.contains("reason=requested"), "{exit}");
     assert!(!is_alive(victim));
     assert!(

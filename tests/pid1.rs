@@ -40,21 +40,6 @@ async fn leave_an_orphan(address: std::net::SocketAddr, millis: u64) -> u32 {
         .unwrap_or_else(|| panic!("not an orphan's pid: {}", reply.body))
 }
 
-/// The `event: exit` line of the worker with `pid` (its number in the namespace), waited for
-/// up to 10 s.
-fn exit_line(cluster: &ClusterProcess, pid: u32) -> String {
-    let needle = format!("pid={pid} ");
-    let mut found = None;
-    wait_until(Duration::from_secs(10), || {
-        found = cluster
-            .stdout_lines()
-            .into_iter()
-            .find(|line| line.starts_with("event: exit") && line.contains(&needle));
-        found.is_some()
-    });
-    found.unwrap_or_else(|| panic!("no exit of {pid}: {:#?}", cluster.stdout_lines()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_pid1_the_master_reaps_orphans_keeps_its_workers_exits_and_stops_on_sigterm() {
     let (mut cluster, address) = ClusterProcess::start_as_pid1(Program::Fixture, TWO_WORKERS);
@@ -108,7 +93,7 @@ async fn as_pid1_the_master_reaps_orphans_keeps_its_workers_exits_and_stops_on_s
     // Events name workers as the namespace does.
     let victim_inside = namespace_pid(victim).expect("the worker runs");
     signal_pid(victim, Signal::KILL);
-    let exit = exit_line(&cluster, victim_inside);
+    let exit = cluster.exit_line(victim_inside);
     assert!(exit.contains("signal=9 reason=unexpected"), "{exit}");
     let replaced = wait_until(Duration::from_secs(10), || {
         let now = children_of(master);

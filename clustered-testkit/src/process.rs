@@ -372,6 +372,21 @@ impl ClusterProcess {
         lines
     }
 
+    /// The `event: exit` line of the worker with `pid` (as the master numbers it: inside a
+    /// PID namespace, its number there), waited for up to 10 s.
+    pub fn exit_line(&self, pid: u32) -> String {
+        let needle = format!("pid={pid} ");
+        let mut found = None;
+        wait_until(Duration::from_secs(10), || {
+            found = self
+                .stdout_lines()
+                .into_iter()
+                .find(|line| line.starts_with("event: exit") && line.contains(&needle));
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no exit of {pid}: {:#?}", self.stdout_lines()))
+    }
+
     /// Every line printed on stdout so far.
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout_history.lock().unwrap().clone()
