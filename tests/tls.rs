@@ -251,7 +251,13 @@ async fn a_certificate_swapped_live_serves_new_connections_and_a_broken_one_is_r
     };
     let reply = reload().await;
     assert!(reply.ok, "{reply:?}");
-    // Every worker serves the new one to new connections.
+    assert_eq!(
+        reply.message.as_deref(),
+        Some("2 workers load the new TLS certificate; new connections get it")
+    );
+    // Answered once loaded: the next new connection gets the new one, and every worker does.
+    let exchange = get_tls(address, "/", certificate.client(&[b"http/1.1"])).await;
+    assert_eq!(exchange.certificate, new);
     let swapped = serves_only(address, &certificate, &new).await;
     assert!(swapped, "new connections see the new certificate");
     // The connection made before goes on, and no worker was replaced.
@@ -264,17 +270,28 @@ async fn a_certificate_swapped_live_serves_new_connections_and_a_broken_one_is_r
         "-----BEGIN CERTIFICATE-----\nnot base64\n",
     )
     .expect("a broken PEM");
-    assert!(reload().await.ok);
+    // The answer names each worker and the file, and fails; each worker logs it too.
+    let reply = reload().await;
+    assert!(!reply.ok && !reply.refused, "{reply:?}");
+    let why = reply.error.unwrap_or_default();
+    for id in [1, 2] {
+        let refusal = format!("worker {id} (pid ");
+        assert!(why.contains(&refusal), "{why}");
+    }
+    assert_eq!(
+        why.matches("keeps the certificate before: ").count(),
+        2,
+        "{why}"
+    );
+    assert!(why.contains("cert.pem"), "{why}");
     assert!(
-        cluster.wait_for_stderr(
-            "the certificate before keeps serving",
-            Duration::from_secs(10)
-        ),
-        "{}",
-        cluster.stderr()
+        why.ends_with("0 of 2 workers load the new certificate"),
+        "{why}"
     );
     assert!(
-        cluster.stderr().contains("cert.pem"),
+        cluster
+            .stderr()
+            .contains("the certificate before keeps serving"),
         "{}",
         cluster.stderr()
     );

@@ -66,8 +66,9 @@ enum Verb {
     /// printing both pids (exit 1 if it failed: the old master serves on, and says why).
     Upgrade,
     /// TLS: `tls reload` makes every worker load its certificate again from its files (new
-    /// handshakes get it, the session-ticket keys stay; a bad file is refused in the worker's
-    /// log and the certificate before keeps serving).
+    /// handshakes get it, the session-ticket keys stay); answered once every worker has
+    /// tried: a bad file fails it (exit 1) naming each worker that refused and the file, and
+    /// the certificate before keeps serving there.
     Tls {
         #[command(subcommand)]
         action: TlsAction,

@@ -33,8 +33,9 @@ pub const INBOX_WINDOW: u32 = 1024;
 /// Version 5: `stopping`, and credit for the master's inbox (`inboxCredit` instead of
 /// `throttle`). Version 6: a `serverAck` says how connections arrive (`mode`) rather than the
 /// master's policy. Version 7: a `serverAck`'s `address` is a TCP address or a Unix socket's
-/// path. Version 8: `ticketKeys` and `reloadCertificates`.
-pub const PROTOCOL_VERSION: u32 = 8;
+/// path. Version 8: `ticketKeys` and `reloadCertificates`. Version 9: `reloadCertificates` carries
+/// an `id` that the worker's `certificatesReloaded` answers.
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// Where a user message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,8 +237,23 @@ pub enum Message {
         keys: TicketKeys,
     },
     /// Master → worker: load the TLS certificate again from its files (`clusterctl tls
-    /// reload`); new handshakes get it, the ticket keys stay.
-    ReloadCertificates,
+    /// reload`); new handshakes get it, the ticket keys stay. Answered by
+    /// [`Message::CertificatesReloaded`].
+    ReloadCertificates {
+        /// Matches the answer.
+        id: u64,
+    },
+    /// Worker → master: how [`Message::ReloadCertificates`] `id` went. A worker that serves no
+    /// TLS answers `loaded: 0` and no errors.
+    CertificatesReloaded {
+        /// The `id` answered.
+        id: u64,
+        /// How many of this worker's TLS servers load the new certificate now.
+        loaded: u32,
+        /// Why the others kept the one before, a line each (naming the file).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        errors: Vec<String>,
+    },
     /// Master → worker: the new value of a counter this worker subscribed to.
     CounterValue {
         /// The counter's name.
@@ -299,6 +315,7 @@ impl Message {
         "counterValue",
         "ticketKeys",
         "reloadCertificates",
+        "certificatesReloaded",
         "heartbeat",
         "inboxCredit",
         "ready",
@@ -344,7 +361,8 @@ impl Message {
             Message::Counter { .. } => "counter",
             Message::CounterValue { .. } => "counterValue",
             Message::TicketKeys { .. } => "ticketKeys",
-            Message::ReloadCertificates => "reloadCertificates",
+            Message::ReloadCertificates { .. } => "reloadCertificates",
+            Message::CertificatesReloaded { .. } => "certificatesReloaded",
             Message::Heartbeat { .. } => "heartbeat",
             Message::InboxCredit { .. } => "inboxCredit",
             Message::AgentRequest { .. } => "agentRequest",

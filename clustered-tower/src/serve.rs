@@ -244,7 +244,7 @@ async fn serve_listener<S, B>(
     let _ = handshake;
     // Loads the certificate again whenever the master says (`clusterctl tls reload`).
     #[cfg(feature = "tls")]
-    let _reloader = handshake.map(|tls| AbortOnDrop(tokio::spawn(reload_on_request(tls.clone()))));
+    let _reload = handshake.map(|tls| reload_on_request(tls.clone()));
     let builder = config.builder();
     let (header_timeout, idle_timeout) = (
         config.header_read_timeout_setting(),
@@ -322,28 +322,20 @@ async fn serve_listener<S, B>(
     drain_tx.closed().await;
 }
 
-/// Loads `tls`'s certificate again each time the master asks, saying how that went.
+/// Loads `tls`'s certificate again each time the master asks (while the guard lives), saying
+/// how that went.
 #[cfg(feature = "tls")]
-async fn reload_on_request(tls: TlsConfig) {
-    let mut requests = clustered_core::certificates::reload_requests();
-    requests.mark_unchanged();
-    while requests.changed().await.is_ok() {
-        match tls.reload_certificate() {
-            Ok(()) => tracing::info!("loaded the TLS certificate again; new connections get it"),
-            Err(error) => tracing::error!("{error}; the certificate before keeps serving"),
+fn reload_on_request(tls: TlsConfig) -> clustered_core::certificates::CertificateReload {
+    clustered_core::certificates::on_reload(move || match tls.reload_certificate() {
+        Ok(()) => {
+            tracing::info!("loaded the TLS certificate again; new connections get it");
+            Ok(())
         }
-    }
-}
-
-/// A task aborted when this is dropped.
-#[cfg(feature = "tls")]
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-#[cfg(feature = "tls")]
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+        Err(error) => {
+            tracing::error!("{error}; the certificate before keeps serving");
+            Err(error.to_string())
+        }
+    })
 }
 
 /// One served connection, hyper's.

@@ -88,8 +88,10 @@ impl ClusterControl {
     }
 
     /// Tells every worker to load its TLS certificate again from its files (`clusterctl tls
-    /// reload`): new handshakes get the new one, the session-ticket keys stay; a worker whose
-    /// new files are bad says so in its log and keeps the one before. Answered at once.
+    /// reload`): new handshakes get the new one, the session-ticket keys stay. Answered once
+    /// every worker has said how it went (or exited, or stayed silent for 10 s): done when all
+    /// load it; failed, naming each worker that kept the one before and why (the file), when
+    /// any could not; refused when no worker serves TLS.
     pub fn reload_certificates(&self) -> PendingAnswer {
         self.shared.commands.ask(Command::ReloadCertificates)
     }

@@ -355,7 +355,7 @@ impl Link {
             }
             Message::CounterValue { name, value } => mailbox().counter_changed(&name, value),
             Message::TicketKeys { keys } => super::ticket_keys::set(keys),
-            Message::ReloadCertificates => super::certificates::requested(),
+            Message::ReloadCertificates { id } => self.reload_certificates(id),
             Message::NewConn { seq, key, peer } => {
                 if let Err(error) = self.take_handoff(seq, &key, peer, fds).await {
                     tracing::debug!(%error, "cannot acknowledge a connection");
@@ -372,6 +372,19 @@ impl Link {
             } => self.on_inbox_credit(granted, open, refused),
             other => tracing::warn!(message = ?other, "unexpected message from the master"),
         }
+    }
+
+    /// Loads this worker's TLS certificates again, off the reader task, then tells the
+    /// master how it went.
+    fn reload_certificates(&self, id: u64) {
+        let sender = self.sender.clone();
+        tokio::spawn(async move {
+            let (loaded, errors) = super::certificates::reload_all().await;
+            let answer = Message::CertificatesReloaded { id, loaded, errors };
+            if let Err(error) = sender.try_send(&answer) {
+                tracing::debug!(%error, "cannot tell the master how the certificates loaded");
+            }
+        });
     }
 
     /// A listener accepting from a socket of this worker's own (once it is ready, when the

@@ -139,7 +139,13 @@ impl Machine {
             .into_iter()
             .chain(answers.next_reload)
             .chain(answers.scales.into_iter().map(|scale| scale.reply))
-            .chain(answers.restarts.into_iter().map(|restart| restart.reply));
+            .chain(answers.restarts.into_iter().map(|restart| restart.reply))
+            .chain(
+                answers
+                    .certificates
+                    .into_iter()
+                    .map(|pending| pending.reply),
+            );
         for reply in replies.collect::<Vec<_>>() {
             self.answer(Some(reply), Answer::Failed(why.to_owned()));
         }

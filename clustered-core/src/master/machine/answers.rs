@@ -1,6 +1,8 @@
 //! [`Answers`]: the commands waiting for their answer, as plain data (`answering.rs` decides
 //! when each is answered).
 
+use std::collections::BTreeMap;
+
 use super::input::ReplyId;
 use crate::master::ids::WorkerKey;
 
@@ -15,6 +17,28 @@ pub(super) struct Answers {
     pub(super) scales: Vec<PendingScale>,
     /// Restarts answered once a successor serves the slot.
     pub(super) restarts: Vec<PendingRestart>,
+    /// `tls reload`s answered once every worker told has answered.
+    pub(super) certificates: Vec<PendingCertificates>,
+    /// The `id` of the next `reloadCertificates`.
+    pub(super) next_certificates_id: u64,
+}
+
+/// A `tls reload` waiting for the workers told to answer.
+#[derive(Debug)]
+pub(super) struct PendingCertificates {
+    pub(super) reply: ReplyId,
+    /// The `reloadCertificates` id the workers answer.
+    pub(super) id: u64,
+    /// How many workers were told.
+    pub(super) asked: usize,
+    /// The workers yet to answer, with their slot and pid (to name them).
+    pub(super) waiting: BTreeMap<WorkerKey, (usize, u32)>,
+    /// Workers that load the new certificate now.
+    pub(super) loaded: usize,
+    /// Workers that serve no TLS.
+    pub(super) without_tls: usize,
+    /// What went wrong, a line each: refusals, exits, silence.
+    pub(super) problems: Vec<String>,
 }
 
 /// A scale waiting for its workers to serve.

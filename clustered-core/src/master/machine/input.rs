@@ -127,4 +127,7 @@ pub(crate) enum Timer {
     ShutdownDeadline,
     /// The new master of upgrade `attempt` must serve by now.
     UpgradeDeadline { attempt: u64 },
+    /// The workers told to load their certificates again (`reloadCertificates` `id`) must
+    /// have answered by now.
+    CertificatesDeadline { id: u64 },
 }

@@ -5,11 +5,11 @@
 use clustered_ipc::{CounterOp, Message, Outcome, Peer, Route};
 
 use super::action::Action;
-use super::input::{ReplyId, Timer};
+use super::input::Timer;
 use super::state::Machine;
 use super::subscriptions::PUSH_INTERVAL;
 use super::workers::WorkerState;
-use crate::master::command::{Answer, Done, Target};
+use crate::master::command::Target;
 use crate::master::ids::WorkerKey;
 
 impl Machine {
@@ -59,25 +59,6 @@ impl Machine {
             Target::All => self.deliver(|_, _| true, &message, None),
             Target::One(target) => self.deliver(|key, _| key == target, &message, None),
         };
-    }
-
-    /// Tells every connected worker that is not stopping to load its TLS certificate again;
-    /// answers how many were told (each logs whether it could).
-    pub(super) fn reload_certificates(&mut self, reply: Option<ReplyId>) {
-        let targets: Vec<WorkerKey> = self
-            .workers
-            .iter()
-            .filter(|(_, worker)| worker.connected && !worker.is_leaving())
-            .map(|(key, _)| *key)
-            .collect();
-        for key in &targets {
-            self.send(*key, Message::ReloadCertificates);
-        }
-        let done = Done::saying(format!(
-            "asked {} workers to load their TLS certificate again; each logs whether it could (a bad file leaves the one before serving)",
-            targets.len()
-        ));
-        self.answer(reply, Answer::Done(done));
     }
 
     /// Queues `message` for every connected worker that is not stopping and `matches`, the

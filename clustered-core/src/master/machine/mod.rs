@@ -30,6 +30,7 @@ mod agent_slot;
 mod answering;
 mod answers;
 mod binding;
+pub(super) mod certificates;
 mod config;
 mod conn;
 mod counters;
@@ -131,6 +132,7 @@ impl Machine {
             self.begin_stop();
         }
         self.settle_answers();
+        self.settle_certificates();
         self.publish_backlog();
         self.publish_readiness();
         self.take_actions()
@@ -185,6 +187,9 @@ impl Machine {
             Message::Stopping => self.on_stopping(key),
             Message::AgentRequest { seq, data } => self.on_agent_request(key, seq, data),
             Message::AgentAnswer { id, outcome } => self.on_agent_answer(key, id, outcome),
+            Message::CertificatesReloaded { id, loaded, errors } => {
+                self.on_certificates_reloaded(key, id, loaded, errors)
+            }
             Message::User { to, data, seq } => self.on_user_message(key, to, data, seq),
             Message::Counter { seq, name, op } => self.on_counter(key, seq, name, op),
             Message::Heartbeat {
@@ -281,6 +286,7 @@ impl Machine {
             Timer::PushCounters => self.push_counters(),
             Timer::ShutdownDeadline => self.on_shutdown_deadline(),
             Timer::UpgradeDeadline { attempt } => self.on_upgrade_deadline(attempt),
+            Timer::CertificatesDeadline { id } => self.on_certificates_deadline(id),
         }
     }
 }

@@ -16,6 +16,7 @@ macro_rules! picked {
 
 mod agent;
 mod answers;
+mod certificates;
 mod handles;
 mod handoffs;
 mod lifecycle;
