@@ -7,8 +7,8 @@
 //! Environment: `CLUSTER_WORKERS` (worker count, default one per core), `HOST` (default
 //! `127.0.0.1`), `PORT` (default 3000; `0` picks a free port). Once every worker listens, the
 //! master prints `listening on http://HOST:PORT` with the real port. With `CLUSTER_TLS_CERT`
-//! and `CLUSTER_TLS_KEY` (PEM files) it serves HTTPS instead (`https://HOST:PORT`; HTTP/2 and
-//! HTTP/1.1 by ALPN).
+//! and `CLUSTER_TLS_KEY` (PEM files; `CLUSTER_TLS_HANDSHAKE_TIMEOUT` seconds, default 10) it
+//! serves HTTPS instead (`https://HOST:PORT`; HTTP/2 and HTTP/1.1 by ALPN).
 //!
 //! Routes: `GET /` → `hello world`; `GET /slow?ms=N` → `slow done` after N ms;
 //! `GET /whoami` → `worker <slot> pid <pid> client <ip>:<port>`: who served the request, and

@@ -1,7 +1,7 @@
 //! HTTPS from every worker, with real processes and a certificate made at test time: `hello`
 //! with `CLUSTER_TLS_CERT` and `CLUSTER_TLS_KEY` serves HTTP/1.1 and HTTP/2 by ALPN, with the
 //! client's address in `ConnectInfo`; clients that never start their handshake hold no reload
-//! up; a broken PEM stops the master naming the file; sessions resume on any worker, across a
+//! up, and one that does not finish it in time is closed; a broken PEM stops the master naming the file; sessions resume on any worker, across a
 //! ticket-key rotation and a reload; a certificate swapped live (`clusterctl tls reload`).
 
 use std::time::Duration;
@@ -162,6 +162,83 @@ fn a_broken_pem_stops_the_master_naming_the_file() {
         stderr.contains("cannot read the certificate chain") && stderr.contains("cert.pem"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_handshake_timeout_that_is_not_seconds_stops_the_master_naming_it() {
+    let certificate = TestCertificate::new("timeout-setting");
+    let cert = certificate.cert_path();
+    let key = certificate.key_path();
+    let mut cluster = ClusterProcess::spawn(
+        Program::Example("hello"),
+        &[
+            ("CLUSTER_WORKERS", "1"),
+            ("CLUSTER_TLS_CERT", cert.to_str().expect("a UTF-8 path")),
+            ("CLUSTER_TLS_KEY", key.to_str().expect("a UTF-8 path")),
+            ("CLUSTER_TLS_HANDSHAKE_TIMEOUT", "0"),
+        ],
+    );
+    let status = cluster
+        .wait_exit(Duration::from_secs(20))
+        .expect("the master gives up");
+    assert_eq!(status.code(), Some(2));
+    let stderr = cluster.stderr();
+    assert!(
+        stderr.contains("CLUSTER_TLS_HANDSHAKE_TIMEOUT=\"0\" is not a handshake timeout"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_not_finished_within_the_timeout_is_closed_and_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certificate = TestCertificate::new("timeout");
+    let (cluster, address) = start_with(&certificate, &[("CLUSTER_TLS_HANDSHAKE_TIMEOUT", "1")]);
+    // One client sends nothing, the other the first bytes of a ClientHello record only.
+    let silent = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let mut partial = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    partial
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0xc8, 0x01])
+        .await
+        .expect("write");
+    let opened = std::time::Instant::now();
+    for mut client in [silent, partial] {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest));
+        assert!(
+            closed.await.is_ok(),
+            "the worker closes it after the timeout"
+        );
+        assert!(rest.is_empty(), "nothing is sent: {rest:?}");
+    }
+    assert!(
+        opened.elapsed() >= Duration::from_millis(900),
+        "not before the timeout"
+    );
+    let admin = cluster.metrics_address();
+    let timeouts = |samples: &[_]| {
+        clustered_testkit::value(
+            samples,
+            "cluster_tls_handshake_failures_total",
+            &[("reason", "timeout")],
+        )
+    };
+    let mut samples = clustered_testkit::scrape(admin).await;
+    for _ in 0..100 {
+        if timeouts(&samples) >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        samples = clustered_testkit::scrape(admin).await;
+    }
+    assert_eq!(timeouts(&samples), 2.0);
+    // Others are served all along.
+    let exchange = get_tls(address, "/", certificate.client(&[b"h2"])).await;
+    assert_eq!(exchange.reply.body, "hello world\n");
 }
 
 /// `count` requests, each on a new TLS connection with `client` (whose session store carries

@@ -16,6 +16,9 @@ pub const PID_FILE: &str = "CLUSTER_PID_FILE";
 pub const TLS_CERT: &str = "CLUSTER_TLS_CERT";
 /// The certificate's private key (PEM); see [`TLS_CERT`].
 pub const TLS_KEY: &str = "CLUSTER_TLS_KEY";
+/// How long a client has to finish its TLS handshake, in seconds (whole or not), for
+/// `TlsConfig::from_env`; default 10. Read by the program in every process, so workers keep it.
+pub const TLS_HANDSHAKE_TIMEOUT: &str = "CLUSTER_TLS_HANDSHAKE_TIMEOUT";
 /// How often the master makes a new TLS session-ticket key (the one before stays good for
 /// tickets issued under it), in seconds. Default 43200 (12 hours).
 pub const TLS_TICKET_ROTATION: &str = "CLUSTER_TLS_TICKET_ROTATION";

@@ -16,7 +16,7 @@ pub use crate::tls_error::TlsError;
 /// How long a client has to finish its TLS handshake, by default.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-use clustered_core::env::{TLS_CERT, TLS_KEY};
+use clustered_core::env::{TLS_CERT, TLS_HANDSHAKE_TIMEOUT, TLS_KEY};
 
 /// The TLS side of serving HTTPS: the server's certificate and what it speaks.
 ///
@@ -61,11 +61,20 @@ impl TlsConfig {
         })
     }
 
-    /// The files [`TLS_CERT`] and [`TLS_KEY`] name, when both are set; `None` when neither is.
+    /// The files [`TLS_CERT`] and [`TLS_KEY`] name, when both are set, with the handshake
+    /// timeout [`TLS_HANDSHAKE_TIMEOUT`] gives (seconds; default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`]); `None` when neither file is set.
     pub fn from_env() -> Result<Option<Self>, TlsError> {
         let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
         match (var(TLS_CERT), var(TLS_KEY)) {
-            (Some(cert), Some(key)) => Self::from_pem_files(cert, key).map(Some),
+            (Some(cert), Some(key)) => {
+                let timeout = match var(TLS_HANDSHAKE_TIMEOUT) {
+                    Some(value) => handshake_timeout_of(&value.to_string_lossy())?,
+                    None => DEFAULT_HANDSHAKE_TIMEOUT,
+                };
+                let tls = Self::from_pem_files(cert, key)?;
+                Ok(Some(tls.handshake_timeout(timeout)))
+            }
             (None, None) => Ok(None),
             (Some(_), None) => Err(TlsError::HalfSet {
                 set: TLS_CERT,
@@ -99,5 +108,40 @@ impl TlsConfig {
     /// worker does this when told (`clusterctl tls reload`).
     pub fn reload_certificate(&self) -> Result<(), TlsError> {
         self.certificate.reload()
+    }
+}
+
+/// A handshake timeout in seconds, whole or not (`10`, `2.5`), more than 0.
+fn handshake_timeout_of(value: &str) -> Result<Duration, TlsError> {
+    let seconds: Option<f64> = value.trim().parse().ok();
+    seconds
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .filter(|timeout| !timeout.is_zero())
+        .ok_or_else(|| TlsError::HandshakeTimeout {
+            value: value.to_owned(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handshake_timeout_is_seconds_more_than_zero() {
+        assert_eq!(
+            handshake_timeout_of("2.5").unwrap(),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            handshake_timeout_of(" 10 ").unwrap(),
+            Duration::from_secs(10)
+        );
+        for bad in ["0", "-1", "ten", "", "NaN", "1e400"] {
+            let error = handshake_timeout_of(bad).unwrap_err().to_string();
+            assert!(
+                error.starts_with("CLUSTER_TLS_HANDSHAKE_TIMEOUT="),
+                "{error}"
+            );
+        }
     }
 }

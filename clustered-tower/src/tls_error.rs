@@ -42,4 +42,13 @@ pub enum TlsError {
         /// The one that is not.
         unset: &'static str,
     },
+    /// [`clustered_core::env::TLS_HANDSHAKE_TIMEOUT`] is not a number of seconds more than 0.
+    #[error(
+        "{}={value:?} is not a handshake timeout: give a number of seconds more than 0 (e.g. 10 or 2.5)",
+        clustered_core::env::TLS_HANDSHAKE_TIMEOUT
+    )]
+    HandshakeTimeout {
+        /// The value.
+        value: String,
+    },
 }
