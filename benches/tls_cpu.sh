@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # CPU per new TLS connection: the release `hello` cluster (WORKERS workers, shared ticket keys)
 # against one process with tokio-rustls and the same certificate (`tls_baseline`), in ROUNDS
-# interleaved rounds. Each round, `openssl s_time` makes connections for SECONDS against each
-# server: full handshakes (TLS 1.3, `-new`) and resumed ones (TLS 1.2 tickets, `-reuse`). CPU is
-# the user+system time of every process of the server (from /proc), per connection, in µs;
-# prints each round and the median ratio cluster/baseline.
-# Usage: benches/tls_cpu.sh    (ROUNDS=5 SECONDS_EACH=3 WORKERS=2 POLICY=rr; installs openssl
-#                                if missing)
+# interleaved rounds. Each round makes connections for SECONDS_EACH against each server, each
+# with one `GET /`: full handshakes and resumed ones,
+#   - one at a time: `openssl s_time` (full: TLS 1.3 `-new`; resumed: TLS 1.2 tickets `-reuse`);
+#   - CONCURRENCY at a time: `tls_load` (benches/tls_load.rs; TLS 1.3, full, or resumed with one
+#     session store, so a ticket from one worker is offered to whichever takes the next).
+# CPU is the user+system time of every process of the server (from /proc), per connection, in
+# µs; prints each round and the median ratio cluster/baseline.
+# Usage: benches/tls_cpu.sh    (ROUNDS=5 SECONDS_EACH=3 WORKERS=2 POLICY=rr CONCURRENCY=16;
+#                                installs openssl if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -16,7 +19,7 @@ WORKERS=${WORKERS:-2}
 . benches/tools.sh
 need_tools openssl
 
-cargo build --release --quiet --example hello --example tls_baseline
+cargo build --release --quiet --example hello --example tls_baseline --example tls_load
 work=$(mktemp -d)
 servers=()
 cleanup() {
@@ -28,6 +31,7 @@ trap cleanup EXIT
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
   -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -addext basicConstraints=critical,CA:FALSE \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 export CLUSTER_TLS_CERT="$work/cert.pem" CLUSTER_TLS_KEY="$work/key.pem"
 
@@ -49,30 +53,41 @@ ticks() { # pid: CPU ticks of it and its children
   done
   echo "$total"
 }
-# µs of server CPU per connection for one s_time run: name, s_time mode arguments…
+# µs of server CPU per connection for one run: name, then `s_time` and its mode arguments…,
+# or `load` and full|resumed
 measure() {
-  local name=$1; shift
+  local name=$1 client=$2; shift 2
   local pid port before after conns
   pid=$(eval echo "\$${name}_pid"); port=$(eval echo "\$${name}_port")
   before=$(ticks "$pid")
-  conns=$(openssl s_time -connect "127.0.0.1:$port" "$@" -time "$SECONDS_EACH" 2>/dev/null \
-    | awk '/connections in .* real seconds/ {print $1}' | tail -1)
+  if [ "$client" = s_time ]; then
+    conns=$(openssl s_time -connect "127.0.0.1:$port" "$@" -time "$SECONDS_EACH" 2>/dev/null \
+      | awk '/connections in .* real seconds/ {print $1}' | tail -1)
+  else
+    conns=$(MODE=$1 SECONDS=$SECONDS_EACH CONCURRENCY=${CONCURRENCY:-16} CA="$work/cert.pem" \
+      TARGET="127.0.0.1:$port" target/release/examples/tls_load \
+      | sed -n 's/^connections=\([0-9]*\) resumed=\([0-9]*\) failed=0 .*/\1/p')
+    [ -n "$conns" ] || { echo "tls_load failed against $name" >&2; exit 1; }
+  fi
   after=$(ticks "$pid")
   local hz; hz=$(getconf CLK_TCK)
   awk -v t=$((after - before)) -v c="$conns" -v hz="$hz" 'BEGIN {printf "%.1f", t * 1000000 / hz / c}'
 }
 
-full=(); resumed=()
-echo "| round | full: cluster µs | full: one process µs | ratio | resumed: cluster µs | resumed: one process µs | ratio |"
-echo "|---|---|---|---|---|---|---|"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+full=(); resumed=(); load_full=(); load_resumed=()
+echo "| round | full, one at a time: cluster µs / one process µs = ratio | resumed, one at a time | full, ${CONCURRENCY:-16} at a time | resumed, ${CONCURRENCY:-16} at a time |"
+echo "|---|---|---|---|---|"
 for round in $(seq "$ROUNDS"); do
-  cf=$(measure cluster -new); bf=$(measure baseline -new)
-  cr=$(measure cluster -reuse -tls1_2); br=$(measure baseline -reuse -tls1_2)
-  rf=$(awk -v a="$cf" -v b="$bf" 'BEGIN {printf "%.3f", a / b}')
-  rr=$(awk -v a="$cr" -v b="$br" 'BEGIN {printf "%.3f", a / b}')
-  full+=("$rf"); resumed+=("$rr")
-  echo "| $round | $cf | $bf | $rf | $cr | $br | $rr |"
+  cf=$(measure cluster s_time -new); bf=$(measure baseline s_time -new)
+  cr=$(measure cluster s_time -reuse -tls1_2); br=$(measure baseline s_time -reuse -tls1_2)
+  lf=$(measure cluster load full); blf=$(measure baseline load full)
+  lr=$(measure cluster load resumed); blr=$(measure baseline load resumed)
+  full+=("$(ratio "$cf" "$bf")"); resumed+=("$(ratio "$cr" "$br")")
+  load_full+=("$(ratio "$lf" "$blf")"); load_resumed+=("$(ratio "$lr" "$blr")")
+  echo "| $round | $cf / $bf = $(ratio "$cf" "$bf") | $cr / $br = $(ratio "$cr" "$br") | $lf / $blf = $(ratio "$lf" "$blf") | $lr / $blr = $(ratio "$lr" "$blr") |"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
-echo "median ratio, full handshakes: $(median "${full[@]}"); resumed: $(median "${resumed[@]}")"
+echo "median ratio, one at a time: full $(median "${full[@]}"), resumed $(median "${resumed[@]}")"
+echo "median ratio, ${CONCURRENCY:-16} at a time: full $(median "${load_full[@]}"), resumed $(median "${load_resumed[@]}")"
