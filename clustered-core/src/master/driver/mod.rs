@@ -9,7 +9,8 @@
 //!   inbox messages straight into the inbox, as [`InboxRouting`](crate::master::inbox_routing)
 //!   says) and the task reaping it;
 //! - `link`: the driver's ends towards one live worker; `held_conns`: the connections it holds;
-//! - `signals`, `publish` (notices into events), `report` (what the tasks tell the driver);
+//! - `signals` (the signal task, which sends the loop what it heard), `publish` (notices into
+//!   events), `report` (what the tasks tell the driver);
 //! - `orphans`: when the master is PID 1, the zombies it did not spawn, reaped.
 
 mod held_conns;
@@ -203,6 +204,7 @@ struct Driver {
     /// Callers waiting for the answer to their command, by the number the machine knows.
     waiting: FxHashMap<ReplyId, oneshot::Sender<Answer>>,
     next_reply: u64,
+    /// What the signal task heard (SIGUSR1 it handles itself).
     signals: Signals,
     /// Reaps the zombies the driver did not spawn, when the master is PID 1.
     orphans: Orphans,
@@ -232,10 +234,9 @@ struct Driver {
     watchdog: Option<tokio::time::Interval>,
 }
 
-/// Queued reports taken in a row without polling the signals and timers (four signal streams
-/// and a timer queue, about a tenth of the master's instructions per connection when polled for
-/// every report). Bounded, so a flood of reports delays a signal or a timer by this many
-/// reports at most.
+/// Queued reports taken in a row without polling the signals and timers (the signal task's
+/// channel, the timer and the other branches of the loop's `select!`). Bounded, so a flood of
+/// reports delays a signal or a timer by this many reports at most.
 const REPORTS_IN_A_ROW: u32 = 64;
 
 impl Driver {
