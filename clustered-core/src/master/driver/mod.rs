@@ -182,7 +182,22 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     if let Some(hook) = settings.on_master {
         tokio::spawn(hook(control.clone()));
     }
-    let result = driver.run(&mut machine).await;
+    // The loop runs as a task of its own, not as part of the future the runtime blocks on:
+    // a task waking that future makes the current-thread scheduler look for I/O once more
+    // (`epoll_wait` with a zero timeout) before it polls it, where a woken task is only
+    // queued. Stopped with that future, if it is dropped; a panic goes on unwinding here.
+    let task = tokio::spawn(async move {
+        let result = driver.run(&mut machine).await;
+        (result, driver)
+    });
+    let (result, mut driver) = match AbortOnDrop(task).join().await {
+        Ok(done) => done,
+        Err(error) => match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Cancelled: the runtime is shutting down, and drops this future too.
+            Err(_) => std::future::pending().await,
+        },
+    };
     if let Some(new_master) = driver.new_master.take().filter(|_| driver.handed_over) {
         new_master.finish(control.metrics().totals()).await;
     }
@@ -730,5 +745,21 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
             interval.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// A task, aborted if dropped before it ends.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    /// What the task ended with.
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
