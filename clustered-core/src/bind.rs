@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, TcpSocket};
@@ -14,12 +15,13 @@ use tokio::net::{TcpListener, TcpSocket};
 pub(crate) const LISTEN_BACKLOG: u32 = 2048;
 
 /// A listener on `address` (the first of its resolved addresses that binds), with
-/// `SO_REUSEADDR` and [`LISTEN_BACKLOG`].
+/// `SO_REUSEADDR`, [`LISTEN_BACKLOG`] and `TCP_NODELAY` (see [`set_nodelay`]).
 pub(crate) async fn listen(address: &str) -> io::Result<TcpListener> {
     let mut last_error = None;
     for resolved in tokio::net::lookup_host(address).await? {
         let bound = socket_for(resolved).and_then(|socket| {
             socket.set_reuseaddr(true)?;
+            set_nodelay(&socket);
             socket.bind(resolved)?;
             socket.listen(LISTEN_BACKLOG)
         });
@@ -31,7 +33,8 @@ pub(crate) async fn listen(address: &str) -> io::Result<TcpListener> {
     Err(last_error.unwrap_or_else(resolves_to_nothing))
 }
 
-/// A socket bound to `address` with `SO_REUSEPORT` (and `SO_REUSEADDR`), not listening.
+/// A socket bound to `address` with `SO_REUSEPORT` (and `SO_REUSEADDR`, and `TCP_NODELAY`
+/// for the connections of a worker's listener: see [`set_nodelay`]), not listening.
 pub(crate) async fn reuseport_socket(address: &str) -> io::Result<TcpSocket> {
     let resolved = tokio::net::lookup_host(address)
         .await?
@@ -39,6 +42,7 @@ pub(crate) async fn reuseport_socket(address: &str) -> io::Result<TcpSocket> {
         .ok_or_else(resolves_to_nothing)?;
     let socket = socket_for(resolved)?;
     socket.set_reuseaddr(true)?;
+    set_nodelay(&socket);
     socket.set_reuseport(true)?;
     socket.bind(resolved)?;
     Ok(socket)
@@ -100,6 +104,16 @@ pub(crate) fn replace_stale_socket(path: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Sets `TCP_NODELAY` on a TCP listening socket (or one about to listen), so small responses
+/// do not wait for Nagle. Linux copies it to every connection the socket accepts, so no
+/// connection needs a `setsockopt` of its own, in the master or in the worker it is handed
+/// to. Failing to set it is harmless (the connections wait for Nagle), so it is only logged.
+pub(crate) fn set_nodelay(socket: &impl AsFd) {
+    if let Err(error) = rustix::net::sockopt::set_tcp_nodelay(socket, true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY on a listening socket");
+    }
+}
+
 fn socket_for(address: SocketAddr) -> io::Result<TcpSocket> {
     match address {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
@@ -109,4 +123,39 @@ fn socket_for(address: SocketAddr) -> io::Result<TcpSocket> {
 
 fn resolves_to_nothing() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the connection `listener` accepts has `TCP_NODELAY`, with none set on it.
+    fn accepted_has_nodelay(listener: std::net::TcpListener) -> bool {
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        accepted.nodelay().unwrap()
+    }
+
+    // The workers set no `TCP_NODELAY` on the connections they are handed: the kernel copies
+    // it from the listener.
+    #[tokio::test]
+    async fn connections_inherit_nodelay_from_the_master_listener() {
+        let listener = listen("127.0.0.1:0").await.unwrap().into_std().unwrap();
+        listener.set_nonblocking(false).unwrap();
+        assert!(accepted_has_nodelay(listener));
+    }
+
+    #[tokio::test]
+    async fn connections_inherit_nodelay_from_a_reuseport_listener() {
+        let socket = reuseport_socket("127.0.0.1:0").await.unwrap();
+        let listener = socket.listen(8).unwrap().into_std().unwrap();
+        listener.set_nonblocking(false).unwrap();
+        assert!(accepted_has_nodelay(listener));
+    }
+
+    #[test]
+    fn without_it_on_the_listener_a_connection_has_none() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(!accepted_has_nodelay(listener));
+    }
 }

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 /// like the stream inside; match on it for what only one kind has.
 #[derive(Debug)]
 pub enum Connection {
-    /// A TCP connection (with `TCP_NODELAY` set).
+    /// A TCP connection (with `TCP_NODELAY` set, from its listener).
     Tcp(TcpStream),
     /// A Unix socket connection; its client has no address (shown as `0.0.0.0:0`).
     Unix(UnixStream),
@@ -30,19 +30,18 @@ impl Connection {
         }
     }
 
-    /// A connection the master handed over, of the kind its listener is.
+    /// A connection the master handed over, of the kind its listener is, with no syscall
+    /// but its registration with the runtime: the master accepted it non-blocking
+    /// (`accept4(SOCK_NONBLOCK)`; the flag belongs to the open socket, which the handed copy
+    /// shares), and a TCP one has `TCP_NODELAY` from its listener (`crate::bind::set_nodelay`).
+    /// Tokio's `from_std` asks whether the socket is non-blocking only in debug builds.
     pub(crate) fn from_handoff(fd: OwnedFd, unix: bool) -> io::Result<Self> {
         if unix {
             let stream = std::os::unix::net::UnixStream::from(fd);
-            stream.set_nonblocking(true)?;
             return UnixStream::from_std(stream).map(Connection::Unix);
         }
         let stream = std::net::TcpStream::from(fd);
-        stream.set_nonblocking(true)?;
-        let stream = TcpStream::from_std(stream)?;
-        // Small responses should not wait for Nagle; failing to set it is harmless.
-        let _ = stream.set_nodelay(true);
-        Ok(Connection::Tcp(stream))
+        TcpStream::from_std(stream).map(Connection::Tcp)
     }
 }
 
@@ -141,9 +140,8 @@ impl OwnListener {
     pub(crate) async fn accept(&self) -> io::Result<(Connection, SocketAddr)> {
         match self {
             OwnListener::Tcp(listener) => {
+                // `TCP_NODELAY` comes from the listener (`crate::bind::set_nodelay`).
                 let (stream, peer) = listener.accept().await?;
-                // Small responses should not wait for Nagle; harmless if it fails.
-                let _ = stream.set_nodelay(true);
                 Ok((Connection::Tcp(stream), peer))
             }
             OwnListener::Unix(listener) => {
@@ -157,3 +155,32 @@ impl OwnListener {
 /// What a Unix socket's client shows as where an IP address is wanted: it has none.
 pub(crate) const UNIX_PEER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::net::{SocketFlags, acceptfrom_with};
+
+    // As the master accepts (`driver/sockets.rs`) and the worker takes the handoff: the
+    // connection is non-blocking (tokio's `from_std` asserts it in debug builds) and has
+    // `TCP_NODELAY` with neither set by the worker.
+    #[tokio::test]
+    async fn a_handed_off_connection_is_nonblocking_with_nodelay() {
+        let listener = crate::bind::listen("127.0.0.1:0").await.unwrap();
+        let listener = listener.into_std().unwrap();
+        // Blocking, so `accept4` waits for the client: its flag alone makes the connection
+        // non-blocking.
+        listener.set_nonblocking(false).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (fd, _) =
+            acceptfrom_with(&listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC).unwrap();
+        let connection = Connection::from_handoff(fd, false).unwrap();
+        let stream = connection.as_tcp().unwrap();
+        assert!(stream.nodelay().unwrap());
+        assert!(
+            rustix::fs::fcntl_getfl(stream)
+                .unwrap()
+                .contains(rustix::fs::OFlags::NONBLOCK)
+        );
+    }
+}

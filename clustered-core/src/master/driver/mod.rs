@@ -9,7 +9,8 @@
 //!   inbox messages straight into the inbox, as [`InboxRouting`](crate::master::inbox_routing)
 //!   says) and the task reaping it;
 //! - `link`: the driver's ends towards one live worker; `held_conns`: the connections it holds;
-//! - `signals`, `publish` (notices into events), `report` (what the tasks tell the driver);
+//! - `signals` (the signal task, which sends the loop what it heard), `publish` (notices into
+//!   events), `report` (what the tasks tell the driver);
 //! - `orphans`: when the master is PID 1, the zombies it did not spawn, reaped.
 
 mod held_conns;
@@ -181,7 +182,22 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     if let Some(hook) = settings.on_master {
         tokio::spawn(hook(control.clone()));
     }
-    let result = driver.run(&mut machine).await;
+    // The loop runs as a task of its own, not as part of the future the runtime blocks on:
+    // a task waking that future makes the current-thread scheduler look for I/O once more
+    // (`epoll_wait` with a zero timeout) before it polls it, where a woken task is only
+    // queued. Stopped with that future, if it is dropped; a panic goes on unwinding here.
+    let task = tokio::spawn(async move {
+        let result = driver.run(&mut machine).await;
+        (result, driver)
+    });
+    let (result, mut driver) = match AbortOnDrop(task).join().await {
+        Ok(done) => done,
+        Err(error) => match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Cancelled: the runtime is shutting down, and drops this future too.
+            Err(_) => std::future::pending().await,
+        },
+    };
     if let Some(new_master) = driver.new_master.take().filter(|_| driver.handed_over) {
         new_master.finish(control.metrics().totals()).await;
     }
@@ -203,6 +219,7 @@ struct Driver {
     /// Callers waiting for the answer to their command, by the number the machine knows.
     waiting: FxHashMap<ReplyId, oneshot::Sender<Answer>>,
     next_reply: u64,
+    /// What the signal task heard (SIGUSR1 it handles itself).
     signals: Signals,
     /// Reaps the zombies the driver did not spawn, when the master is PID 1.
     orphans: Orphans,
@@ -232,10 +249,9 @@ struct Driver {
     watchdog: Option<tokio::time::Interval>,
 }
 
-/// Queued reports taken in a row without polling the signals and timers (four signal streams
-/// and a timer queue, about a tenth of the master's instructions per connection when polled for
-/// every report). Bounded, so a flood of reports delays a signal or a timer by this many
-/// reports at most.
+/// Queued reports taken in a row without polling the signals and timers (the signal task's
+/// channel, the timer and the other branches of the loop's `select!`). Bounded, so a flood of
+/// reports delays a signal or a timer by this many reports at most.
 const REPORTS_IN_A_ROW: u32 = 64;
 
 impl Driver {
@@ -729,5 +745,21 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
             interval.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// A task, aborted if dropped before it ends.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    /// What the task ended with.
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -62,6 +62,10 @@ pub(crate) async fn open(
     inherited: Option<(OwnedFd, ListenAddr)>,
 ) -> io::Result<(ListenAddr, Opened, Option<SocketFile>)> {
     if let Some((listener, bound)) = inherited {
+        if let ListenAddr::Tcp(_) = bound {
+            // Its connections inherit it, as those of the sockets bound here do.
+            crate::bind::set_nodelay(&listener);
+        }
         let opened = listening(policy, listener, "a socket handed over by systemd")?;
         return Ok((bound, opened, None));
     }
