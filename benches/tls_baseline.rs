@@ -1,6 +1,7 @@
 //! Benchmark baseline for TLS: the `hello` app (`GET /` → `hello world\n`) served over HTTPS by
 //! one process with tokio-rustls (ring, rustls's own per-process ticketer, so sessions resume
-//! within it) on a tokio `current_thread` runtime; the certificate from `CLUSTER_TLS_CERT` and
+//! within it, and `TCP_NODELAY` on every connection, as the cluster's workers have) on a tokio
+//! `current_thread` runtime; the certificate from `CLUSTER_TLS_CERT` and
 //! `CLUSTER_TLS_KEY`, `HOST` and `PORT` as for `hello`; prints `listening on https://ADDR`.
 
 use std::sync::Arc;
@@ -35,6 +36,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let app = Router::new().route("/", get(|| async { "hello world\n" }));
         loop {
             let (stream, _) = listener.accept().await?;
+            // As the cluster's workers serve (and Node's HTTP server by default): without it,
+            // Nagle's algorithm holds back a response's last segment behind the client's
+            // delayed acknowledgement.
+            stream.set_nodelay(true)?;
             let (acceptor, app) = (acceptor.clone(), app.clone());
             tokio::spawn(async move {
                 let Ok(session) = acceptor.accept(stream).await else {

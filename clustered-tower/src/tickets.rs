@@ -55,18 +55,19 @@ impl rustls::server::ProducesTickets for SharedTickets {
         let key = &keys.as_ref()?.current;
         let mut nonce = [0u8; NONCE_LEN];
         self.random.fill(&mut nonce).ok()?;
+        // Sealed in place in the ticket itself: no second buffer.
         let mut sealed = Vec::with_capacity(NAME_LEN + NONCE_LEN + plain.len() + 16);
         sealed.extend_from_slice(&key.name);
         sealed.extend_from_slice(&nonce);
-        let mut body = plain.to_vec();
-        aead(key)?
-            .seal_in_place_append_tag(
+        sealed.extend_from_slice(plain);
+        let tag = aead(key)?
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(key.name),
-                &mut body,
+                &mut sealed[NAME_LEN + NONCE_LEN..],
             )
             .ok()?;
-        sealed.extend_from_slice(&body);
+        sealed.extend_from_slice(tag.as_ref());
         Some(sealed)
     }
 

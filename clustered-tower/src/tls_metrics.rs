@@ -51,14 +51,20 @@ impl Failure {
 
 /// A finished handshake, resumed or full.
 pub(crate) fn handshake(resumed: bool) {
-    metrics::describe_counter!(HANDSHAKES, "TLS handshakes finished.");
-    metrics::counter!(HANDSHAKES).increment(1);
-    if resumed {
+    // The handles are made once, as http_metrics does: no registry lookup per handshake.
+    static HANDLES: std::sync::OnceLock<(metrics::Counter, metrics::Counter)> =
+        std::sync::OnceLock::new();
+    let (handshakes, resumed_handshakes) = HANDLES.get_or_init(|| {
+        metrics::describe_counter!(HANDSHAKES, "TLS handshakes finished.");
         metrics::describe_counter!(
             RESUMED,
             "TLS handshakes that resumed a session (from a ticket any worker sealed)."
         );
-        metrics::counter!(RESUMED).increment(1);
+        (metrics::counter!(HANDSHAKES), metrics::counter!(RESUMED))
+    });
+    handshakes.increment(1);
+    if resumed {
+        resumed_handshakes.increment(1);
     }
 }
 
