@@ -8,8 +8,11 @@
 #     session store, so a ticket from one worker is offered to whichever takes the next).
 # CPU is the user+system time of every process of the server (from /proc), per connection, in
 # µs; prints each round and the median ratio cluster/baseline.
-# Usage: benches/tls_cpu.sh    (ROUNDS=5 SECONDS_EACH=3 WORKERS=2 POLICY=rr CONCURRENCY=16;
-#                                installs openssl if missing)
+# SERVER_CPUS and CLIENT_CPUS (taskset lists, e.g. 0 and 1) pin the servers and the clients
+# apart, so that a client never takes a server's core: then one process and a one-worker
+# cluster each have one core, and the ratio is the cost of being in a cluster alone.
+# Usage: benches/tls_cpu.sh    (ROUNDS=5 SECONDS_EACH=3 WORKERS=2 POLICY=rr CONCURRENCY=16
+#                                SERVER_CPUS= CLIENT_CPUS=; installs openssl if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -37,7 +40,8 @@ export CLUSTER_TLS_CERT="$work/cert.pem" CLUSTER_TLS_KEY="$work/key.pem"
 
 start() { # name, binary, env…
   local name=$1 binary=$2; shift 2
-  env PORT=0 RUST_LOG=warn "$@" "$binary" >"$work/$name.out" 2>"$work/$name.err" &
+  ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} env PORT=0 RUST_LOG=warn "$@" "$binary" \
+    >"$work/$name.out" 2>"$work/$name.err" &
   servers+=($!)
   eval "${name}_pid=$!"
   for _ in $(seq 100); do grep -q "listening on" "$work/$name.out" && break; sleep 0.1; done
@@ -61,11 +65,11 @@ measure() {
   pid=$(eval echo "\$${name}_pid"); port=$(eval echo "\$${name}_port")
   before=$(ticks "$pid")
   if [ "$client" = s_time ]; then
-    conns=$(openssl s_time -connect "127.0.0.1:$port" "$@" -time "$SECONDS_EACH" 2>/dev/null \
+    conns=$(${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} openssl s_time -connect "127.0.0.1:$port" "$@" -time "$SECONDS_EACH" 2>/dev/null \
       | awk '/connections in .* real seconds/ {print $1}' | tail -1)
   else
     conns=$(MODE=$1 SECONDS=$SECONDS_EACH CONCURRENCY=${CONCURRENCY:-16} CA="$work/cert.pem" \
-      TARGET="127.0.0.1:$port" target/release/examples/tls_load \
+      TARGET="127.0.0.1:$port" ${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} target/release/examples/tls_load \
       | sed -n 's/^connections=\([0-9]*\) resumed=\([0-9]*\) failed=0 .*/\1/p')
     [ -n "$conns" ] || { echo "tls_load failed against $name" >&2; exit 1; }
   fi

@@ -1,7 +1,8 @@
 //! Load generator for new TLS connections: `CONCURRENCY` (default 16) tasks on one thread each
 //! connect to `TARGET` (`HOST:PORT`), make a TLS 1.3 handshake trusting the certificate in `CA`
 //! (PEM; server name `localhost`), send one `GET /` with `connection: close`, read the answer
-//! to its end and start again, for `SECONDS` (default 3). `MODE=full` (default) makes a full
+//! to its end and start again, for `SECONDS` (default 3), or until `CONNECTIONS` have been made
+//! when that is set (for instruction counts, which want a fixed number). `MODE=full` (default) makes a full
 //! handshake every time; `MODE=resumed` keeps one session store, so every connection but the
 //! first few resumes with a ticket from whichever worker served an earlier one.
 //!
@@ -36,6 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let concurrency = number("CONCURRENCY", 16).max(1);
     let seconds = number("SECONDS", 3);
+    let limit = number("CONNECTIONS", u64::MAX);
+    let started_count = Arc::new(AtomicU64::new(0));
     let mut roots = rustls::RootCertStore::empty();
     for certificate in CertificateDer::pem_file_iter(&ca)? {
         roots.add(certificate?)?;
@@ -60,8 +63,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let tasks: Vec<_> = (0..concurrency)
             .map(|_| {
                 let (connector, counts) = (connector.clone(), Arc::clone(&counts));
+                let started_count = Arc::clone(&started_count);
                 tokio::spawn(async move {
-                    while Instant::now() < until {
+                    while Instant::now() < until
+                        && started_count.fetch_add(1, Ordering::Relaxed) < limit
+                    {
                         match exchange(&connector, target).await {
                             Ok(resumed) => {
                                 counts.connections.fetch_add(1, Ordering::Relaxed);
