@@ -58,9 +58,6 @@ pub(crate) struct Recycle {
     pub(crate) max_memory_from: &'static str,
 }
 
-/// How often the master looks for silent workers.
-pub(crate) const LIVENESS_CHECK: Duration = Duration::from_millis(500);
-
 /// A worker silent this long (a whole heartbeat missed) is suspect: no new connections.
 pub(crate) const SUSPECT_AFTER: Duration = HEARTBEAT_PERIOD.saturating_mul(2);
 

@@ -8,7 +8,9 @@
 //! connection to its server, and a dead one reads nothing). One not listening within the boot
 //! timeout is killed and replaced too.
 
-use super::config::{LIVENESS_CHECK, SUSPECT_AFTER, UNANSWERED_SUSPECT_AFTER};
+use std::time::{Duration, Instant};
+
+use super::config::{SUSPECT_AFTER, UNANSWERED_SUSPECT_AFTER};
 use super::input::Timer;
 use super::state::{Machine, Phase};
 use super::workers::{Origin, WorkerState};
@@ -32,9 +34,14 @@ impl Machine {
         }
     }
 
-    /// Starts looking for silent workers, and keeps looking until the master finishes.
+    /// Starts looking for silent workers, and keeps looking until the master finishes: the
+    /// check runs when the first worker could turn suspect or hung if it said nothing more
+    /// (and at least every [`SUSPECT_AFTER`]), so while every worker beats, an idle master
+    /// wakes for it every few seconds, not on a ticker.
     pub(super) fn watch_liveness(&mut self) {
-        self.arm(LIVENESS_CHECK, Timer::Liveness);
+        if let Some(next) = self.next_liveness_check() {
+            self.check_liveness_by(next);
+        }
     }
 
     /// Marks silent workers suspect, and kills those silent for the hang timeout.
@@ -42,6 +49,11 @@ impl Machine {
         if self.phase == Phase::Finished {
             return;
         }
+        if self.liveness_due.is_some_and(|due| self.now < due) {
+            // Armed before an earlier one, which has run and armed the next.
+            return;
+        }
+        self.liveness_due = None;
         let (now, hang_timeout) = (self.now, self.config.hang_timeout);
         let mut hung = Vec::new();
         for (key, worker) in &mut self.workers {
@@ -67,6 +79,39 @@ impl Machine {
             self.kill(key, ExitReason::Hung);
         }
         self.watch_liveness();
+    }
+
+    /// The earliest time a worker heard from as it was last would turn suspect (silent, or
+    /// owing an answer) or hung; [`SUSPECT_AFTER`] from now at the latest (`None` past the
+    /// end of the clock).
+    fn next_liveness_check(&self) -> Option<Instant> {
+        let now = self.now;
+        let after = |since: Instant, limit: Duration| since.checked_add(limit);
+        let mut next = after(now, SUSPECT_AFTER);
+        for worker in self.workers.values() {
+            if !worker.online || worker.killed_for.is_some() {
+                continue;
+            }
+            let mut due = Vec::with_capacity(3);
+            if !worker.suspect {
+                due.push(after(worker.last_heard, SUSPECT_AFTER));
+                if let Some(since) = worker.answer_due_since() {
+                    due.push(after(
+                        since.max(worker.last_heard),
+                        UNANSWERED_SUSPECT_AFTER,
+                    ));
+                }
+            }
+            if let Some(limit) = self.config.hang_timeout {
+                due.push(after(worker.last_heard, limit));
+            }
+            for at in due.into_iter().flatten() {
+                next = Some(next.map_or(at, |next| next.min(at)));
+            }
+        }
+        // Never now again: that check has just run.
+        let soonest = now.checked_add(Duration::from_millis(1))?;
+        next.map(|next| next.max(soonest))
     }
 
     /// A worker that is not a reload's replacement must listen within the boot timeout, when

@@ -9,7 +9,7 @@ use super::action::{Action, Notice};
 use super::addresses::BoundAddresses;
 use super::agent_requests::AgentRequests;
 use super::answers::Answers;
-use super::config::Config;
+use super::config::{Config, UNANSWERED_SUSPECT_AFTER};
 use super::conn::Conn;
 use super::counters::Counters;
 use super::dispatch::{Dispatcher, Placement};
@@ -90,6 +90,8 @@ pub(crate) struct Machine {
     pub(super) now: Instant,
     /// What the machine waits for, by deadline.
     pub(super) timers: Timers,
+    /// When the liveness check runs next (the earliest [`Timer::Liveness`] armed).
+    pub(super) liveness_due: Option<Instant>,
     /// Restart jitter comes from here.
     pub(super) rng: Rng,
     /// The backlog's length as last told ([`Action::Backlog`]).
@@ -128,6 +130,7 @@ impl Machine {
             answers: Answers::default(),
             now,
             timers: Timers::default(),
+            liveness_due: None,
             rng: Rng::new(seed),
             seed,
             published_backlog: 0,
@@ -284,6 +287,20 @@ impl Machine {
 
     fn hand_off(&mut self, Placement { worker, seq, conn }: Placement) {
         self.push(Action::HandOff { worker, seq, conn });
+        // Unanswered this long, the worker is suspect: looked at by then.
+        if let Some(at) = self.now.checked_add(UNANSWERED_SUSPECT_AFTER) {
+            self.check_liveness_by(at);
+        }
+    }
+
+    /// Makes the liveness check run by `at`: a timer is armed only when none runs earlier,
+    /// so a handoff costs a comparison.
+    pub(super) fn check_liveness_by(&mut self, at: Instant) {
+        if self.liveness_due.is_some_and(|due| due <= at) {
+            return;
+        }
+        self.liveness_due = Some(at);
+        self.timers.arm(at, Timer::Liveness);
     }
 
     /// Takes a worker whose process is gone out of every rotation and gives its unacknowledged

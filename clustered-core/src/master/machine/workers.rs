@@ -177,6 +177,11 @@ impl WorkerState {
         Some(conn)
     }
 
+    /// Since when it has owed an answer to a handoff without giving any, if it owes one.
+    pub(super) fn answer_due_since(&self) -> Option<Instant> {
+        self.answer_due_since
+    }
+
     /// How long it has owed an answer to a handoff without giving any, at `now`.
     pub(super) fn unanswered_for(&self, now: Instant) -> Duration {
         self.answer_due_since

@@ -3,18 +3,39 @@
 use crate::Policy;
 use clustered_ipc::HEARTBEAT_PERIOD;
 
-use super::super::config::{LIVENESS_CHECK, SUSPECT_AFTER, UNANSWERED_SUSPECT_AFTER};
+use super::super::config::{SUSPECT_AFTER, UNANSWERED_SUSPECT_AFTER};
 use super::*;
 
 #[test]
-fn the_liveness_check_runs_every_half_second_once_workers_start() {
+fn the_liveness_check_runs_when_a_worker_could_turn_silent_not_on_a_ticker() {
     let (h, _) = Harness::bound(config(1, Policy::Rr));
-    assert!(h.newly_armed().contains(&(LIVENESS_CHECK, Timer::Liveness)));
-    let (mut h, _) = Harness::running(2, Policy::Rr);
-    let (waited, _) = h.run_until(&Timer::Liveness);
-    assert_eq!(waited, LIVENESS_CHECK);
-    assert_eq!(h.newly_armed(), [(LIVENESS_CHECK, Timer::Liveness)]);
+    assert!(h.newly_armed().contains(&(SUSPECT_AFTER, Timer::Liveness)));
     assert!(SUSPECT_AFTER >= HEARTBEAT_PERIOD * 2);
+    // Idle workers that beat: a check every heartbeat period or two, never more often.
+    let (mut h, _) = Harness::running(2, Policy::Rr);
+    let mut checks = Vec::new();
+    for _ in 0..10 {
+        let (waited, _) = h.run_until(&Timer::Liveness);
+        assert!(
+            waited >= HEARTBEAT_PERIOD && waited <= SUSPECT_AFTER,
+            "{waited:?}"
+        );
+        checks.push(waited);
+        let liveness = h
+            .armed()
+            .into_iter()
+            .filter(|(_, timer)| *timer == Timer::Liveness);
+        assert_eq!(liveness.count(), 1, "one check armed at a time");
+    }
+    // A handoff is looked at once it could be owed too long; one armed check covers a burst.
+    let (_, actions) = h.connect();
+    assert!(!handoffs(&actions).is_empty());
+    assert!(
+        h.newly_armed()
+            .contains(&(UNANSWERED_SUSPECT_AFTER, Timer::Liveness))
+    );
+    h.connect();
+    assert!(h.newly_armed().is_empty(), "{:?}", h.newly_armed());
 }
 
 #[test]
