@@ -13,7 +13,7 @@ use clustered_ipc::{HEARTBEAT_PERIOD, Message};
 
 use super::link::Link;
 use crate::error::IpcError;
-use crate::proc_stats::rss_bytes;
+use crate::proc_stats::OwnMemory;
 use crate::worker::load::{Load, current, next_change};
 
 /// How often the worker's resident memory is read for its heartbeats, at most.
@@ -27,7 +27,8 @@ const REPORT_INTERVAL: Duration = Duration::from_millis(10);
 pub(crate) async fn report(link: Weak<Link>) {
     let mut reported = Load::default();
     let mut last_sent = Instant::now();
-    let (mut rss, mut rss_read) = (rss_bytes(std::process::id()), Instant::now());
+    let memory = OwnMemory::open();
+    let (mut rss, mut rss_read) = (memory.resident_bytes(), Instant::now());
     loop {
         let mut changing = true;
         if current() == reported {
@@ -45,7 +46,7 @@ pub(crate) async fn report(link: Weak<Link>) {
             continue;
         }
         if rss_read.elapsed() >= MEMORY_INTERVAL {
-            (rss, rss_read) = (rss_bytes(std::process::id()), Instant::now());
+            (rss, rss_read) = (memory.resident_bytes(), Instant::now());
         }
         let heartbeat = Message::Heartbeat {
             conns: now.connections,
