@@ -14,7 +14,8 @@
 #                makes. It also prints how many connections resumed in each run.
 # Prints the tables (HTTP into benches/results/instructions.md, TLS into instructions-tls.md);
 # `callgrind_annotate` on the files it names shows where the instructions go.
-# TLS=1 (default) measures both, TLS=0 the HTTP rows alone, TLS=only the TLS rows alone.
+# TLS=1 (default) measures both, TLS=0 the HTTP rows alone, TLS=only the TLS rows alone: the
+# whole run takes about 2 minutes on the 2-core development machine, the TLS rows 1 of them.
 # Usage: benches/instructions.sh   (FEW=2000 MANY=12000 TLS_FEW=200 TLS_MANY=1200 TLS=1;
 #                                    needs valgrind, installs ab and openssl)
 set -euo pipefail
