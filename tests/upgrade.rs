@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use clustered::control_socket::{ControlCommand, ControlReply, request};
 use clustered_testkit::{
-    ClusterProcess, Connections, Load, NotifySocket, Program, children_of, eventually, is_alive,
-    scrape, signal_pid, value, wait_for_metric,
+    ClusterProcess, Connections, Load, NotifySocket, Program, SCHED_BATCH, SCHED_OTHER,
+    children_of, eventually, is_alive, runs_as, scheduling_policies, scrape, signal_pid, value,
+    wait_for_metric,
 };
 use rustix::process::Signal;
 
@@ -116,6 +117,15 @@ async fn three_upgrades_under_load_fail_no_request_and_change_the_master_each_ti
         masters.0.push(new);
         gone(&mut cluster, master).await;
         assert_eq!(children_of(new).len(), 2, "the new master's two workers");
+        // It keeps the old one's SCHED_BATCH, and its workers return to SCHED_OTHER.
+        assert!(runs_as(new, SCHED_BATCH), "{:?}", scheduling_policies(new));
+        for worker in children_of(new) {
+            assert!(
+                runs_as(worker, SCHED_OTHER),
+                "{:?}",
+                scheduling_policies(worker)
+            );
+        }
         assert_eq!(
             pid_in_file(),
             Some(new),

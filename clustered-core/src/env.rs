@@ -89,6 +89,13 @@ pub const MAX_REQUESTS_JITTER: &str = "CLUSTER_MAX_REQUESTS_JITTER";
 /// A worker whose resident memory reaches this many bytes (`K`, `M`, `G` suffixes: 1024s) is
 /// replaced, PM2's `max_memory_restart`; `0`: never (`Recycling::max_memory`). Default 0.
 pub const MAX_MEMORY: &str = "CLUSTER_MAX_MEMORY";
+/// The master's CPU scheduling: `batch` (default: `SCHED_BATCH`, so that its wake-ups do not
+/// preempt a worker mid-request when the cores are busy; only from `SCHED_OTHER`) or `normal`
+/// (as it was started).
+pub const MASTER_SCHED: &str = "CLUSTER_MASTER_SCHED";
+/// Set by a master that made itself `SCHED_BATCH` in its workers' environment (and a new
+/// master's, in an upgrade), which its workers inherit: they return to `SCHED_OTHER`.
+pub const MASTER_BATCHED: &str = "CLUSTER_MASTER_BATCHED";
 /// Serving threads per worker; overrides `Runtime::worker_threads` (and
 /// `#[clustered::main(worker_threads = N)]`); unset means the program's value, else 1.
 pub const WORKER_THREADS: &str = "CLUSTER_WORKER_THREADS";

@@ -38,6 +38,7 @@ mod policy;
 mod proc_stats;
 mod role;
 pub mod runtime;
+mod scheduling;
 pub mod shared_metrics;
 mod signal;
 mod sync;

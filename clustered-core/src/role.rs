@@ -10,7 +10,7 @@ use crate::env;
 pub const AGENT_ID: usize = 0;
 /// Every variable this crate reads: what a worker removes from its environment (a user's own
 /// `CLUSTER_*` variables stay).
-const OWN_VARIABLES: [&str; 28] = [
+const OWN_VARIABLES: [&str; 30] = [
     env::WORKER_ID,
     env::LOG_FORMAT,
     env::IPC_FD,
@@ -39,6 +39,8 @@ const OWN_VARIABLES: [&str; 28] = [
     env::MAX_REQUESTS_JITTER,
     env::MAX_MEMORY,
     env::WORKER_THREADS,
+    env::MASTER_SCHED,
+    env::MASTER_BATCHED,
 ];
 
 /// The descriptor number a master gives each worker's IPC socket.
@@ -80,6 +82,8 @@ pub(crate) struct WorkerEnv {
     pub ipc_fd: RawFd,
     /// The inherited metrics region's descriptor number, if the master gave one.
     pub metrics_fd: Option<RawFd>,
+    /// The master made itself `SCHED_BATCH`, which this worker inherited.
+    pub master_batched: bool,
 }
 
 /// The role of this process in the cluster.
@@ -139,6 +143,7 @@ fn read_role() -> Result<Role, Error> {
         info: WorkerInfo { id, pid },
         ipc_fd,
         metrics_fd,
+        master_batched: std::env::var_os(env::MASTER_BATCHED).is_some(),
     }))
 }
 

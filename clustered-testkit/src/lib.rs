@@ -14,7 +14,8 @@ pub use load::{Connections, Load, LoadReport};
 pub use metrics::{scrape, value, wait_for_metric, wait_in_flight};
 pub use notify::{Note, NotifySocket};
 pub use process::{
-    ClusterProcess, Program, bytes_written, children_of, eventually, is_alive, signal_pid,
-    status_kib, wait_all_gone, wait_until, zombie_children_of,
+    ClusterProcess, Program, SCHED_BATCH, SCHED_OTHER, bytes_written, children_of, eventually,
+    is_alive, runs_as, scheduling_policies, signal_pid, status_kib, wait_all_gone, wait_until,
+    zombie_children_of,
 };
 pub use tls::{TestCertificate, TlsConnection, TlsReply, get_tls};

@@ -566,6 +566,34 @@ pub fn bytes_written(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// `SCHED_OTHER`, as [`scheduling_policies`] reports it.
+pub const SCHED_OTHER: u32 = 0;
+/// `SCHED_BATCH`, as [`scheduling_policies`] reports it.
+pub const SCHED_BATCH: u32 = 3;
+
+/// The scheduling policy of every thread of `pid` (field 41 of `/proc/PID/task/TID/stat`);
+/// empty once it is gone.
+pub fn scheduling_policies(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // The fields after the command name, which may hold spaces: field 41 is the 39th.
+            let after_name = &stat[stat.rfind(')')? + 1..];
+            after_name.split_whitespace().nth(38)?.parse().ok()
+        })
+        .collect()
+}
+
+/// Whether every thread of `pid` runs under `policy` (and it has any).
+pub fn runs_as(pid: u32, policy: u32) -> bool {
+    let policies = scheduling_policies(pid);
+    !policies.is_empty() && policies.iter().all(|each| *each == policy)
+}
+
 /// The live children of `parent`, from `/proc`.
 pub fn children_of(parent: u32) -> Vec<u32> {
     children_in_state(parent, |state| state != "Z")

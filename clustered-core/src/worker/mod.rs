@@ -40,6 +40,9 @@ pub struct Worker {
 impl Worker {
     /// Takes over the inherited IPC socket and announces this worker to the master.
     pub(crate) async fn join(env: WorkerEnv) -> Result<Worker, Error> {
+        if env.master_batched {
+            crate::scheduling::restore_worker();
+        }
         let channel = Channel::from_std(take_ipc_socket(env.ipc_fd)?.into())?;
         if let Some(fd) = env.metrics_fd {
             record_metrics(fd);

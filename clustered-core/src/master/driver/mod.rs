@@ -99,6 +99,7 @@ pub(crate) struct Settings {
 /// Runs the master until the cluster stops.
 pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let program = Program::current(settings.log_format)?;
+    crate::scheduling::favor_workers()?;
     let control = settings.control;
     let signals = Signals::install(control.clone())?;
     let orphans = Orphans::install()?;

@@ -117,6 +117,10 @@ pub(crate) fn spawn_worker(
         command.env_remove(variable);
     }
     command.env_remove(env::UPGRADE_FD);
+    match crate::scheduling::master_batched() {
+        true => command.env(env::MASTER_BATCHED, "1"),
+        false => command.env_remove(env::MASTER_BATCHED),
+    };
     let mut mappings = vec![FdMapping {
         parent_fd: theirs.into(),
         child_fd: WORKER_IPC_FD,

@@ -187,6 +187,7 @@ impl NewMaster {
             .env("LISTEN_FDS", count.to_string())
             .env("LISTEN_FDNAMES", names.join(":"))
             .env(env::UPGRADE_FD, handover_fd.to_string())
+            .envs(crate::scheduling::master_batched().then_some((env::MASTER_BATCHED, "1")))
             .fd_mappings(mappings)
             .map_err(io::Error::other)?;
         let mut child = command.spawn()?;
