@@ -390,3 +390,41 @@ async fn sigkill_of_either_master_mid_upgrade_leaves_no_orphan_and_the_other_ser
         .expect("the new master answers");
     assert_eq!(ls.workers.expect("rows").len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unix_socket_file_the_first_master_bound_is_removed_when_the_new_one_stops() {
+    let dir = TestDir::new("upgrade-unix");
+    let (app, socket) = (dir.path("app.sock"), dir.path("control.sock"));
+    let address = format!("unix:{}", app.display());
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        (
+            "CLUSTER_CONTROL_SOCKET",
+            socket.to_str().expect("a UTF-8 path"),
+        ),
+        ("FIXTURE_ADDRESS", address.as_str()),
+    ];
+    let mut cluster = ClusterProcess::spawn(Program::Fixture, &env);
+    assert_eq!(cluster.wait_listening_text(), address);
+    let mut masters = Masters::default();
+    let reply = upgrade(&socket).await;
+    assert!(reply.ok, "{reply:?}");
+    let new = reply.new_pid.expect("the new master's pid");
+    masters.0.push(new);
+    let old = cluster.pid();
+    gone(&mut cluster, old).await;
+    // The old master left the file to the new one, which serves on it.
+    assert!(
+        app.exists(),
+        "the socket file stays while the new master serves"
+    );
+    let reply = clustered_testkit::get_unix(&app, "/whoami").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // Stopped, the new master removes it, as the first would have.
+    signal_pid(new, Signal::TERM);
+    assert!(
+        eventually(Duration::from_secs(30), || !is_alive(new)).await,
+        "the new master exits"
+    );
+    assert!(!app.exists(), "the socket file is removed");
+}

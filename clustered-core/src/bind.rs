@@ -68,6 +68,17 @@ pub(crate) fn listen_unix(
 pub(crate) struct SocketFile(Option<PathBuf>);
 
 impl SocketFile {
+    /// The file at `path`, which an old master bound and handed over with its socket in an
+    /// upgrade: this master removes it when its sockets close.
+    pub(crate) fn adopt(path: PathBuf) -> Self {
+        Self(Some(path))
+    }
+
+    /// Its path, while this process is to remove it.
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.0.as_deref()
+    }
+
     /// Leaves the file in place (another process serves the socket now).
     pub(crate) fn keep(mut self) {
         self.0 = None;

@@ -75,6 +75,10 @@ pub(crate) enum HandoverMessage {
         /// The TLS session-ticket keys, so sessions resume across the upgrade.
         #[serde(default)]
         ticket_keys: Option<clustered_ipc::TicketKeys>,
+        /// The files of the Unix sockets the old master bound (and handed over): the new one
+        /// removes them when it stops.
+        #[serde(default)]
+        socket_files: Vec<std::path::PathBuf>,
     },
     /// Old → new: a counter operation of one of the old master's draining workers.
     Counter {
@@ -158,6 +162,7 @@ mod tests {
                 metrics: Vec::new(),
                 handoffs: 12,
                 ticket_keys: None,
+                socket_files: vec!["/run/app.sock".into()],
             },
             HandoverMessage::Counter {
                 id: 7,

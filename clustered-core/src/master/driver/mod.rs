@@ -384,7 +384,9 @@ impl Driver {
             Report::Adopted {
                 counters,
                 ticket_keys,
+                socket_files,
             } => {
+                self.listeners.adopt_files(socket_files);
                 if let Err(error) = self.endpoints.open(&self.control).await {
                     tracing::error!(%error, "after the upgrade");
                 }
@@ -636,6 +638,7 @@ impl Driver {
                 .ticket_keys
                 .as_ref()
                 .map(|keyring| keyring.keys().clone()),
+            socket_files: self.listeners.file_paths(),
         });
         self.handed_over = true;
         self.endpoints.hand_over();

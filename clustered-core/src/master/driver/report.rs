@@ -28,6 +28,8 @@ pub(crate) enum Report {
     Adopted {
         counters: std::collections::BTreeMap<String, i64>,
         ticket_keys: Option<clustered_ipc::TicketKeys>,
+        /// The old master's Unix socket files, this master's to remove now.
+        socket_files: Vec<std::path::PathBuf>,
     },
     /// Something the machine hears of as it is.
     Input(Input),

@@ -188,6 +188,20 @@ impl ListeningSockets {
             .collect()
     }
 
+    /// The Unix socket files bound here (which an upgrade's new master is to remove).
+    pub(crate) fn file_paths(&self) -> Vec<std::path::PathBuf> {
+        self.files
+            .iter()
+            .filter_map(|file| file.path().map(ToOwned::to_owned))
+            .collect()
+    }
+
+    /// The old master's Unix socket files, whose sockets it handed over: removed by this
+    /// master when its sockets close, as if it had bound them.
+    pub(crate) fn adopt_files(&mut self, paths: Vec<std::path::PathBuf>) {
+        self.files.extend(paths.into_iter().map(SocketFile::adopt));
+    }
+
     /// The Unix socket files bound here are the new master's now: they stay when the sockets
     /// close.
     pub(crate) fn keep_files(&mut self) {

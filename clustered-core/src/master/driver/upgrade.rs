@@ -393,6 +393,7 @@ async fn read_old_master(
                 metrics,
                 handoffs,
                 ticket_keys,
+                socket_files,
             }) => {
                 control.metrics().inherit(metrics);
                 control.registry().inherit_restarts(restarts);
@@ -405,6 +406,7 @@ async fn read_old_master(
                 Report::Adopted {
                     counters,
                     ticket_keys,
+                    socket_files,
                 }
             }
             Ok(HandoverMessage::Final { metrics }) => {
@@ -436,6 +438,7 @@ async fn read_old_master(
             .send(Report::Adopted {
                 counters: Default::default(),
                 ticket_keys: None,
+                socket_files: Vec::new(),
             })
             .await;
     }
