@@ -75,6 +75,22 @@ fn start(dir: &TestDir, env: &[(&str, &str)]) -> (ClusterProcess, std::net::Sock
     (cluster, address, socket)
 }
 
+/// Upgrades through `socket` and waits until the old master (`cluster`) has exited; returns
+/// the new master's pid, kept in `masters`.
+async fn upgrade_to_new_master(
+    socket: &Path,
+    cluster: &mut ClusterProcess,
+    masters: &mut Masters,
+) -> u32 {
+    let reply = upgrade(socket).await;
+    assert!(reply.ok, "{reply:?}");
+    let new = reply.new_pid.expect("the new master's pid");
+    masters.0.push(new);
+    let old = cluster.pid();
+    gone(cluster, old).await;
+    new
+}
+
 /// Waits until `pid` has exited (and was reaped, if it was this test's child).
 async fn gone(cluster: &mut ClusterProcess, pid: u32) {
     if pid == cluster.pid() {
@@ -240,12 +256,7 @@ async fn counters_metric_totals_and_restart_counts_move_to_the_new_master_exactl
     let handoffs = value(&before, "cluster_handoffs_total", &[]);
     assert!(handoffs >= 1_000.0, "{handoffs}");
 
-    let reply = upgrade(&socket).await;
-    assert!(reply.ok, "{reply:?}");
-    let new = reply.new_pid.expect("the new master's pid");
-    masters.0.push(new);
-    let old = cluster.pid();
-    gone(&mut cluster, old).await;
+    upgrade_to_new_master(&socket, &mut cluster, &mut masters).await;
 
     // Served by the new master on the same admin port.
     let after = scrape(admin).await;
@@ -407,12 +418,7 @@ async fn a_unix_socket_file_the_first_master_bound_is_removed_when_the_new_one_s
     let mut cluster = ClusterProcess::spawn(Program::Fixture, &env);
     assert_eq!(cluster.wait_listening_text(), address);
     let mut masters = Masters::default();
-    let reply = upgrade(&socket).await;
-    assert!(reply.ok, "{reply:?}");
-    let new = reply.new_pid.expect("the new master's pid");
-    masters.0.push(new);
-    let old = cluster.pid();
-    gone(&mut cluster, old).await;
+    let new = upgrade_to_new_master(&socket, &mut cluster, &mut masters).await;
     // The old master left the file to the new one, which serves on it.
     assert!(
         app.exists(),
