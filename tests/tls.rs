@@ -73,23 +73,14 @@ async fn hello_serves_https_over_http1_and_h2_by_alpn_with_the_client_address() 
         .expect("write");
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut rest)).await;
-    let admin = cluster.metrics_address();
-    let failures = |samples: &[_]| {
-        clustered_testkit::value(
-            samples,
-            "cluster_tls_handshake_failures_total",
-            &[("reason", "protocol")],
-        )
-    };
-    let mut samples = clustered_testkit::scrape(admin).await;
-    for _ in 0..100 {
-        if failures(&samples) >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        samples = clustered_testkit::scrape(admin).await;
-    }
-    assert_eq!(failures(&samples), 1.0);
+    let (failures, protocol) = (
+        "cluster_tls_handshake_failures_total",
+        [("reason", "protocol")],
+    );
+    let samples =
+        clustered_testkit::wait_for_samples(cluster.metrics_address(), failures, &protocol, 1.0)
+            .await;
+    assert_eq!(clustered_testkit::value(&samples, failures, &protocol), 1.0);
     assert_eq!(
         clustered_testkit::value(&samples, "cluster_tls_handshakes_total", &[]),
         3.0,
@@ -219,23 +210,14 @@ async fn a_handshake_not_finished_within_the_timeout_is_closed_and_counted() {
         opened.elapsed() >= Duration::from_millis(900),
         "not before the timeout"
     );
-    let admin = cluster.metrics_address();
-    let timeouts = |samples: &[_]| {
-        clustered_testkit::value(
-            samples,
-            "cluster_tls_handshake_failures_total",
-            &[("reason", "timeout")],
-        )
-    };
-    let mut samples = clustered_testkit::scrape(admin).await;
-    for _ in 0..100 {
-        if timeouts(&samples) >= 2.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        samples = clustered_testkit::scrape(admin).await;
-    }
-    assert_eq!(timeouts(&samples), 2.0);
+    let (failures, timeout) = (
+        "cluster_tls_handshake_failures_total",
+        [("reason", "timeout")],
+    );
+    let samples =
+        clustered_testkit::wait_for_samples(cluster.metrics_address(), failures, &timeout, 2.0)
+            .await;
+    assert_eq!(clustered_testkit::value(&samples, failures, &timeout), 2.0);
     // Others are served all along.
     let exchange = get_tls(address, "/", certificate.client(&[b"h2"])).await;
     assert_eq!(exchange.reply.body, "hello world\n");

@@ -55,11 +55,23 @@ pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 /// Waits (at most 20 s) until the master's `name` (summed over its samples) is at least
 /// `at_least`; returns the value seen last.
 pub async fn wait_for_metric(address: SocketAddr, name: &str, at_least: f64) -> f64 {
+    let samples = wait_for_samples(address, name, &[], at_least).await;
+    value(&samples, name, &[])
+}
+
+/// Waits (at most 20 s) until the master's `name` with `labels` (summed) is at least
+/// `at_least`; returns every sample of the last scrape, to read that one and others from.
+pub async fn wait_for_samples(
+    address: SocketAddr,
+    name: &str,
+    labels: &[(&str, &str)],
+    at_least: f64,
+) -> Vec<Sample> {
     let deadline = tokio::time::Instant::now() + METRIC_WAIT;
     loop {
-        let seen = value(&scrape(address).await, name, &[]);
-        if seen >= at_least || tokio::time::Instant::now() >= deadline {
-            return seen;
+        let samples = scrape(address).await;
+        if value(&samples, name, labels) >= at_least || tokio::time::Instant::now() >= deadline {
+            return samples;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -92,20 +92,12 @@ impl Machine {
             if !worker.online || worker.killed_for.is_some() {
                 continue;
             }
-            let mut due = Vec::with_capacity(3);
-            if !worker.suspect {
-                due.push(after(worker.last_heard, SUSPECT_AFTER));
-                if let Some(since) = worker.answer_due_since() {
-                    due.push(after(
-                        since.max(worker.last_heard),
-                        UNANSWERED_SUSPECT_AFTER,
-                    ));
-                }
-            }
-            if let Some(limit) = self.config.hang_timeout {
-                due.push(after(worker.last_heard, limit));
-            }
-            for at in due.into_iter().flatten() {
+            let heard = worker.last_heard;
+            let silent = (!worker.suspect).then(|| after(heard, SUSPECT_AFTER));
+            let owing = worker.answer_due_since().filter(|_| !worker.suspect);
+            let owing = owing.map(|since| after(since.max(heard), UNANSWERED_SUSPECT_AFTER));
+            let hung = self.config.hang_timeout.map(|limit| after(heard, limit));
+            for at in [silent, owing, hung].into_iter().flatten().flatten() {
                 next = Some(next.map_or(at, |next| next.min(at)));
             }
         }
