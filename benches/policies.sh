@@ -15,8 +15,9 @@
 #   h2           h2load -c16 -m32 -D ${SECONDS_PER_RUN} (HTTP/2 prior knowledge; Node's server
 #                speaks HTTP/1 only)
 # For each: requests/s, latency (p99 for wrk and ab, mean for h2load), and the server's CPU
-# microseconds per request (user+system time of every process of the server, from /proc: on a
-# small machine the load generator takes a core, so throughput alone misleads). Memory: the peak
+# microseconds per request (run time of every thread of every process of the server, from /proc,
+# `cpu_ns` in benches/tools.sh: on a small machine the load generator takes a core, so
+# throughput alone misleads). Memory: the peak
 # RSS of all server processes summed (which counts the pages of the binary and libc once per
 # process) and their PSS summed after the loads (shared pages divided among their users).
 #
@@ -40,7 +41,6 @@ cargo build --release --quiet --example hello --example baseline --example hyper
 work=$(mktemp -d); server=
 cleanup() { [ -n "$server" ] && kill -TERM "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-hz=$(getconf CLK_TCK)
 
 cat >"$work/node-cluster.js" <<'JS'
 const cluster = require('node:cluster'), http = require('node:http');
@@ -59,13 +59,10 @@ if (cluster.isPrimary) {
 JS
 
 pids() { echo "$server $(pgrep -P "$server" | xargs)"; }
-cpu_ticks() { local total=0; for p in $(pids); do
-  total=$((total + $(awk '{print $14 + $15}' /proc/"$p"/stat 2>/dev/null || echo 0))); done; echo $total; }
 sum_kb() { # field of /proc/PID/FILE, summed over the server's processes
   local kb=0; for p in $(pids); do
   kb=$((kb + $(awk -v f="$2:" '$1 == f {print $2}' /proc/"$p"/"$1" 2>/dev/null || echo 0))); done; echo $kb; }
 mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
-micros_per() { awk -v t="$1" -v n="$2" -v hz="$hz" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "-" }'; }
 # wrk prints 725.00us, 4.41ms or 1.02s: milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'; }
 start() { # command... : starts the server, sets $server and $url
@@ -80,20 +77,20 @@ measure() { # name, command...
   local name=$1; shift
   start "$@"
   local before after
-  before=$(cpu_ticks)
+  before=$(cpu_ns "$server")
   wrk -t1 -c64 -d"${SECONDS_PER_RUN}s" --latency "$url" >"$work/wrk"
-  after=$(cpu_ticks)
+  after=$(cpu_ns "$server")
   local wrk_n wrk_rps wrk_p99 wrk_cpu; wrk_n=$(awk '/requests in/ {print $1}' "$work/wrk")
   wrk_rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$work/wrk"); wrk_p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$work/wrk")")
   wrk_cpu=$(micros_per $((after - before)) "$wrk_n")
-  before=$(cpu_ticks)
+  before=$(cpu_ns "$server")
   ab -q -n "$AB_REQUESTS" -c 32 "$url" >"$work/ab"
-  after=$(cpu_ticks)
+  after=$(cpu_ns "$server")
   local ab_rps ab_p99 ab_cpu; ab_rps=$(awk '/Requests per second/ {printf "%.0f", $4}' "$work/ab")
   ab_p99=$(awk '$1 == "99%" {print $2}' "$work/ab"); ab_cpu=$(micros_per $((after - before)) "$AB_REQUESTS")
-  before=$(cpu_ticks)
+  before=$(cpu_ns "$server")
   h2load -c 16 -m 32 -D "$SECONDS_PER_RUN" "$url" >"$work/h2" 2>&1 || true
-  after=$(cpu_ticks)
+  after=$(cpu_ns "$server")
   local h2_n h2_rps h2_mean h2_cpu
   h2_n=$(awk '/^requests:/ {print $8 + 0}' "$work/h2"); h2_n=${h2_n:-0}
   if [ "$h2_n" -gt 0 ]; then
@@ -113,9 +110,9 @@ flood() { # the master's CPU per connection under a connect flood
   start env $(cluster_env rr) target/release/examples/hello
   local address=${url#http://}; address=${address%/}
   local before after
-  before=$(awk '{print $14 + $15}' /proc/"$server"/stat)
+  before=$(process_ns "$server")
   TARGET=$address CONNECTIONS=$FLOOD target/release/examples/connect_flood >"$work/flood.out"
-  after=$(awk '{print $14 + $15}' /proc/"$server"/stat)
+  after=$(process_ns "$server")
   local per_second; per_second=$(sed -n 's/.*per_second=\([0-9]*\).*/\1/p' "$work/flood.out")
   echo "$(micros_per $((after - before)) "$FLOOD") $per_second" >>"$flood_results"
   stop

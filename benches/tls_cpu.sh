@@ -6,8 +6,8 @@
 #   - one at a time: `openssl s_time` (full: TLS 1.3 `-new`; resumed: TLS 1.2 tickets `-reuse`);
 #   - CONCURRENCY at a time: `tls_load` (benches/tls_load.rs; TLS 1.3, full, or resumed with one
 #     session store, so a ticket from one worker is offered to whichever takes the next).
-# CPU is the user+system time of every process of the server (from /proc), per connection, in
-# µs; prints each round and the median ratio cluster/baseline.
+# CPU is the run time of every thread of every process of the server (from /proc, `cpu_ns` in
+# benches/tools.sh), per connection, in µs; prints each round and the median ratio cluster/baseline.
 # SERVER_CPUS and CLIENT_CPUS (taskset lists, e.g. 0 and 1) pin the servers and the clients
 # apart, so that a client never takes a server's core: then one process and a one-worker
 # cluster each have one core, and the ratio is the cost of being in a cluster alone.
@@ -50,20 +50,13 @@ start() { # name, binary, env…
 start cluster target/release/examples/hello CLUSTER_WORKERS="$WORKERS" CLUSTER_SCHED_POLICY="${POLICY:-rr}"
 start baseline target/release/examples/tls_baseline
 
-ticks() { # pid: CPU ticks of it and its children
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' /proc/"$p"/stat 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
 # µs of server CPU per connection for one run: name, then `s_time` and its mode arguments…,
 # or `load` and full|resumed
 measure() {
   local name=$1 client=$2; shift 2
   local pid port before after conns
   pid=$(eval echo "\$${name}_pid"); port=$(eval echo "\$${name}_port")
-  before=$(ticks "$pid")
+  before=$(cpu_ns "$pid")
   if [ "$client" = s_time ]; then
     conns=$(${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} openssl s_time -connect "127.0.0.1:$port" "$@" -time "$SECONDS_EACH" 2>/dev/null \
       | awk '/connections in .* real seconds/ {print $1}' | tail -1)
@@ -73,9 +66,8 @@ measure() {
       | sed -n 's/^connections=\([0-9]*\) resumed=\([0-9]*\) failed=0 .*/\1/p')
     [ -n "$conns" ] || { echo "tls_load failed against $name" >&2; exit 1; }
   fi
-  after=$(ticks "$pid")
-  local hz; hz=$(getconf CLK_TCK)
-  awk -v t=$((after - before)) -v c="$conns" -v hz="$hz" 'BEGIN {printf "%.1f", t * 1000000 / hz / c}'
+  after=$(cpu_ns "$pid")
+  micros_per $((after - before)) "$conns"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }

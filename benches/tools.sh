@@ -20,3 +20,23 @@ need_tools() {
     exit 1
   fi
 }
+
+# Nanoseconds on a CPU of process $1 and its children, every thread, from
+# /proc/PID/task/TID/schedstat: the scheduler's own count of run time. The utime and stime of
+# /proc/PID/stat are not used: on a kernel with CONFIG_TICK_CPU_ACCOUNTING (this machine's,
+# 250 Hz) they are samples, a whole tick charged to whichever task the timer interrupt finds
+# running, so a process that runs in bursts of a few µs, as a master does, is charged by
+# where the ticks land. (A thread that has exited is no longer counted: the servers measured
+# keep theirs.)
+cpu_ns() {
+  # shellcheck disable=SC2046
+  process_ns "$1" $(pgrep -P "$1" || true)
+}
+# The same for the processes named, without their children
+process_ns() {
+  local p
+  for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null || true; done |
+    awk '{ t += $1 } END { printf "%.0f\n", t }'
+}
+# µs per item: nanoseconds $1 over $2 items
+micros_per() { awk -v t="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", t / 1000 / n; else print "-" }'; }

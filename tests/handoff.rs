@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clustered_testkit::{
-    ClusterProcess, Program, get, scrape, signal_pid, value, wait_all_gone, wait_for_metric,
+    ClusterProcess, Program, eventually, get, scrape, signal_pid, value, wait_all_gone,
+    wait_for_metric,
 };
 use rustix::process::Signal;
 
@@ -70,4 +71,43 @@ async fn connections_handed_to_a_worker_that_dies_without_answering_go_to_anothe
         handed > CLIENTS as f64,
         "some were handed twice (to the stopped worker, then to the other): {handed}"
     );
+}
+
+/// The descriptors the process `pid` has open.
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the master's descriptors")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_lets_go_of_every_connection_a_worker_took_even_with_no_traffic_after() {
+    // Workers record the handoffs they take in memory the master reads when it next wakes:
+    // with no connection after the last, it still looks, and closes its copies.
+    let env = [
+        ("CLUSTER_WORKERS", "2"),
+        ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
+    ];
+    let (cluster, address) = ClusterProcess::start(Program::Example("hello"), &env);
+    let idle = open_descriptors(cluster.pid());
+    let mut served_by = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let reply = get(address, "/").await;
+        assert_eq!(reply.status, 200);
+        served_by.insert(reply.worker_id.expect("x-worker-id"));
+    }
+    assert_eq!(served_by.len(), 2, "both workers took connections");
+    assert!(
+        eventually(Duration::from_secs(5), || open_descriptors(cluster.pid())
+            <= idle)
+        .await,
+        "the master still holds {} descriptors, against {idle} before",
+        open_descriptors(cluster.pid())
+    );
+    let handoffs = value(
+        &scrape(cluster.metrics_address()).await,
+        "cluster_handoffs_total",
+        &[],
+    );
+    assert_eq!(handoffs, 20.0, "every connection was handed off once");
 }

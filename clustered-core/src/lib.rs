@@ -30,6 +30,7 @@ mod cpus;
 pub mod env;
 mod error;
 mod exit;
+mod handoff_acks;
 mod limits;
 mod log_format;
 mod logging;

@@ -4,6 +4,8 @@
 //!
 //! [`MetricsBook`]: crate::shared_metrics::MetricsBook
 
+use std::sync::Arc;
+
 use super::control::ClusterControl;
 use crate::proc_stats::{cpu_seconds, rss_bytes};
 use crate::role::AGENT_ID;
@@ -15,11 +17,13 @@ const MASTER_METRICS: u64 = u64::MAX;
 /// Installs the cluster's recorder in the master too, so what master-side code records (in
 /// [`crate::Cluster::on_master`]) is in the cluster's metrics, labelled `master` per worker.
 pub(crate) fn record_master_metrics(control: &ClusterControl) {
-    let regions = Region::create().and_then(|(view, fd)| Ok((view, Region::open(&fd)?)));
-    match regions {
-        Ok((view, region)) => {
-            if RegionRecorder::new(region).install() {
-                control.metrics().add(MASTER_METRICS, "master".into(), view);
+    match Region::create() {
+        Ok((region, _fd)) => {
+            let region = Arc::new(region);
+            if RegionRecorder::new(Arc::clone(&region)).install() {
+                control
+                    .metrics()
+                    .add(MASTER_METRICS, "master".into(), region);
             } else {
                 tracing::debug!("a metrics recorder is installed in the master already");
             }

@@ -3,8 +3,8 @@
 //! counters and histograms summed over the cluster never go down.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use super::families::{Families, GaugeAggregation, Value};
 use super::key::{self, SeriesKey};
@@ -47,7 +47,7 @@ struct State {
 struct Source {
     /// The `worker` label of its per-worker gauges.
     worker: String,
-    region: Region,
+    region: Arc<Region>,
     /// The highest value read from each counter word, so a process writing a lower one
     /// (`Counter::absolute`, or a bug) never makes a sum go down.
     high: HashMap<usize, u64>,
@@ -55,7 +55,7 @@ struct Source {
 
 impl MetricsBook {
     /// Starts reading `region`, the metrics of process `id` (its `worker` label: `worker`).
-    pub(crate) fn add(&self, id: u64, worker: String, region: Region) {
+    pub(crate) fn add(&self, id: u64, worker: String, region: Arc<Region>) {
         let source = Source {
             worker,
             region,
@@ -219,9 +219,10 @@ mod tests {
     use crate::shared_metrics::recorder::RegionRecorder;
 
     /// A process's region as the master sees it, and its recorder.
-    fn process() -> (Region, RegionRecorder) {
+    fn process() -> (Arc<Region>, RegionRecorder) {
         let (view, fd) = Region::create().unwrap();
-        (view, RegionRecorder::new(Region::open(&fd).unwrap()))
+        let region = Arc::new(Region::open(&fd).unwrap());
+        (Arc::new(view), RegionRecorder::new(region))
     }
 
     fn scrape(book: &MetricsBook) -> String {

@@ -1,7 +1,8 @@
 //! The words of a metrics region: where the header, the entry table, the values and the key
 //! strings are, how a worker publishes an entry ([`Writer`]) and how the master reads the
 //! published ones back ([`entries`]), checking every index it reads (the region is written by
-//! another process). The format is described in the module's parent.
+//! another process). The format is described in the module's parent; the region's last
+//! [`ACK_WORDS`] words are not metrics, but the worker's handoff acknowledgements.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,12 @@ const ENTRY_WORDS: usize = 2;
 const VALUE_BASE: usize = ENTRY_BASE + MAX_ENTRIES * ENTRY_WORDS;
 const VALUE_WORDS: usize = 1 << 16;
 const STRING_BASE: usize = VALUE_BASE + VALUE_WORDS;
-const STRING_WORDS: usize = REGION_WORDS - STRING_BASE;
+const STRING_WORDS: usize = ACK_BASE - STRING_BASE;
+/// Words at the end of a region that hold no metrics: the worker's handoff acknowledgements
+/// (`crate::handoff_acks`).
+pub(crate) const ACK_WORDS: usize = 64;
+/// The first of them.
+pub(crate) const ACK_BASE: usize = REGION_WORDS - ACK_WORDS;
 
 /// The upper bounds of every histogram's buckets, in seconds for durations (Prometheus's
 /// default buckets); one more bucket, `+Inf`, takes the rest.

@@ -27,7 +27,9 @@
 //!                              key's first string word | key length in bytes << 32
 //! words 8200..73736          values: a counter's count, a gauge's f64 bits, a histogram's
 //!                              counts for each of BUCKETS and +Inf then its sum's f64 bits
-//! words 73736..131072        key strings, 8 bytes a word (see key.rs)
+//! words 73736..131008        key strings, 8 bytes a word (see key.rs)
+//! words 131008..131072       not metrics: the worker's handoff acknowledgements, one word per
+//!                              handoff in flight (`crate::handoff_acks`)
 //! ```
 //!
 //! A worker only appends; the master checks every index and length it reads and skips what is
@@ -55,5 +57,6 @@ pub use parse::{ExpositionError, Sample, parse_exposition};
 pub(crate) use book::{MetricTotal, MetricsBook};
 pub(crate) use families::{Families, Value};
 pub(crate) use key::SeriesKey;
+pub(crate) use layout::{ACK_BASE, ACK_WORDS};
 pub(crate) use recorder::RegionRecorder;
 pub(crate) use region::Region;

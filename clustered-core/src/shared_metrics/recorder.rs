@@ -35,10 +35,10 @@ struct State {
 
 impl RegionRecorder {
     /// A recorder writing into `region` (fresh, zeroed).
-    pub(crate) fn new(region: Region) -> Self {
+    pub(crate) fn new(region: Arc<Region>) -> Self {
         let writer = Writer::start(region.words());
         Self {
-            region: Arc::new(region),
+            region,
             state: Mutex::new(State {
                 writer,
                 counters: HashMap::new(),
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn recorded_values_land_in_the_region() {
         let (master_view, fd) = Region::create().unwrap();
-        let recorder = RegionRecorder::new(Region::open(&fd).unwrap());
+        let recorder = RegionRecorder::new(Arc::new(Region::open(&fd).unwrap()));
         with_local_recorder(&recorder, || {
             metrics::describe_counter!("visits_total", "Visits of /");
             for _ in 0..3 {
@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn series_past_a_full_region_are_no_ops_and_counted() {
         let (master_view, fd) = Region::create().unwrap();
-        let recorder = RegionRecorder::new(Region::open(&fd).unwrap());
+        let recorder = RegionRecorder::new(Arc::new(Region::open(&fd).unwrap()));
         with_local_recorder(&recorder, || {
             for user in 0..MAX_ENTRIES + 10 {
                 metrics::counter!("logins_total", "user" => user.to_string()).increment(1);

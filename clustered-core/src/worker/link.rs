@@ -20,6 +20,7 @@ use super::listener::{Delivered, Listener, Source};
 use super::mailbox::mailbox;
 use crate::bind::{LISTEN_BACKLOG, reuseport_socket};
 use crate::error::{Error, IpcError};
+use crate::handoff_acks::AckRing;
 use crate::limits::AcceptErrors;
 use crate::sync::lock;
 
@@ -59,11 +60,14 @@ pub(crate) struct Link {
     inbox_read: AtomicBool,
     /// This worker said it is ready (`Worker::ready`).
     ready: watch::Sender<bool>,
+    /// Where it records the handoffs it takes, when the master gave it a region (else it
+    /// answers each with a frame).
+    acks: Option<AckRing>,
 }
 
 impl Link {
     /// Starts the reader task.
-    pub(super) fn start(sender: Sender, receiver: Receiver) -> Arc<Link> {
+    pub(super) fn start(sender: Sender, receiver: Receiver, acks: Option<AckRing>) -> Arc<Link> {
         let link = Arc::new(Link {
             sender,
             next_seq: AtomicU64::new(1),
@@ -73,6 +77,7 @@ impl Link {
             inbox_credit: Semaphore::new(window()),
             inbox_read: AtomicBool::new(true),
             ready: watch::Sender::new(false),
+            acks,
         });
         tokio::spawn(Arc::clone(&link).read_loop(receiver));
         tokio::spawn(Arc::clone(&link).drain_on_sigterm());
@@ -410,9 +415,10 @@ impl Link {
         }
     }
 
-    /// Answers a handoff, then hands the connection to its listener: the answer is on its way
-    /// to the master before anything reads from the connection, so a connection the master
-    /// never heard was taken has not been read from. A refusal tells the master to give it to
+    /// Answers a handoff, then hands the connection to its listener: the answer is recorded
+    /// (in the acknowledgement ring, `crate::handoff_acks`) or on its way to the master
+    /// before anything reads from the connection, so a connection the master never heard was
+    /// taken has not been read from. A refusal, always a frame, tells the master to give it to
     /// another worker.
     async fn take_handoff(
         &self,
@@ -449,12 +455,20 @@ impl Link {
                 return self.send(&refuse(false)).await;
             }
         };
-        let taken = Message::Accepted {
-            seq,
-            ok: true,
-            draining: false,
+        let acknowledged = match &self.acks {
+            Some(acks) => {
+                acks.record_taken(seq);
+                Ok(())
+            }
+            None => {
+                let taken = Message::Accepted {
+                    seq,
+                    ok: true,
+                    draining: false,
+                };
+                self.send(&taken).await
+            }
         };
-        let acknowledged = self.send(&taken).await;
         let peer = peer
             .or_else(|| stream.as_tcp()?.peer_addr().ok())
             .unwrap_or(UNIX_PEER);

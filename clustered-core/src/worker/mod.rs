@@ -26,6 +26,7 @@ pub(crate) use self::link::{Link, installed_link};
 pub use self::listener::Listener;
 pub(crate) use self::mailbox::{Asked, Letter, mailbox};
 use crate::error::{Error, IpcError};
+use crate::handoff_acks::AckRing;
 use crate::role::{WorkerEnv, WorkerInfo, forget_cluster_env};
 use crate::shared_metrics::{Region, RegionRecorder};
 
@@ -44,16 +45,14 @@ impl Worker {
             crate::scheduling::restore_worker();
         }
         let channel = Channel::from_std(take_ipc_socket(env.ipc_fd)?.into())?;
-        if let Some(fd) = env.metrics_fd {
-            record_metrics(fd);
-        }
+        let acks = env.metrics_fd.and_then(record_metrics).map(AckRing::new);
         forget_cluster_env();
         ask_for_parent_death_signal();
         if let Err(error) = sentinel::start(channel.as_fd()) {
             tracing::warn!(%error, "cannot start the sentinel: this worker's output is not protected from a slow or gone master, and it is not ended when the master dies");
         }
         let (sender, receiver) = channel.split();
-        let link = Link::start(sender, receiver);
+        let link = Link::start(sender, receiver, acks);
         tokio::spawn(heartbeat::report(Arc::downgrade(&link)));
         install(Arc::clone(&link));
         let online = Message::Online {
@@ -116,8 +115,9 @@ fn ask_for_parent_death_signal() {
 }
 
 /// Installs the cluster's metrics recorder over the region the master gave this worker (once:
-/// the caller took the IPC socket first). Without it, the worker's metrics are not seen.
-fn record_metrics(fd: RawFd) {
+/// the caller took the IPC socket first), and returns the region (which also holds its
+/// handoff acknowledgements). Without it, the worker's metrics are not seen.
+fn record_metrics(fd: RawFd) -> Option<Arc<Region>> {
     // SAFETY: the number is only borrowed to map it; `fstat` on a number that is not open
     // fails cleanly.
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -127,16 +127,21 @@ fn record_metrics(fd: RawFd) {
             // open (it was just mapped) and this runs once per process: its only owner. Closed
             // here; the mapping stays.
             drop(unsafe { OwnedFd::from_raw_fd(fd) });
-            if !RegionRecorder::new(region).install() {
+            let region = Arc::new(region);
+            if !RegionRecorder::new(Arc::clone(&region)).install() {
                 tracing::warn!(
                     "a metrics recorder was installed before the cluster's: the master will not see this worker's metrics"
                 );
             }
+            Some(region)
         }
-        Err(error) => tracing::warn!(
-            %error,
-            "cannot map the metrics region; this worker's metrics are not recorded"
-        ),
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "cannot map the metrics region; this worker's metrics are not recorded"
+            );
+            None
+        }
     }
 }
 

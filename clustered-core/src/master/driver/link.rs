@@ -9,6 +9,7 @@ use clustered_ipc::{Message, Sender};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
+use crate::handoff_acks::AckRing;
 use crate::master::handle::WorkerHandle;
 use crate::master::ids::WorkerKey;
 use crate::master::machine::Conn;
@@ -32,11 +33,14 @@ pub(crate) struct WorkerLink {
     /// Bytes of what waits in `deliveries`.
     queued_bytes: Arc<AtomicUsize>,
     pub(crate) handle: WorkerHandle,
+    /// Where the worker records the handoffs it takes (none without a metrics region: then
+    /// it answers each by a frame).
+    pub(crate) acks: Option<AckRing>,
 }
 
 impl WorkerLink {
     /// Starts the worker's delivery task.
-    pub(crate) fn new(sender: Sender, handle: WorkerHandle) -> Self {
+    pub(crate) fn new(sender: Sender, handle: WorkerHandle, acks: Option<AckRing>) -> Self {
         let (deliveries, mut pending) = mpsc::channel::<(Message, usize)>(DELIVERY_QUEUE);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let (writer, queued) = (sender.clone(), Arc::clone(&queued_bytes));
@@ -53,6 +57,7 @@ impl WorkerLink {
             deliveries,
             queued_bytes,
             handle,
+            acks,
         }
     }
 

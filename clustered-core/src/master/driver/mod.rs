@@ -13,6 +13,7 @@
 //!   events), `report` (what the tasks tell the driver);
 //! - `orphans`: when the master is PID 1, the zombies it did not spawn, reaped.
 
+mod ack_look;
 mod held_conns;
 mod link;
 mod orphans;
@@ -38,6 +39,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::Policy;
@@ -47,6 +49,7 @@ use rustix::process::Signal;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 
+use self::ack_look::AckLook;
 use self::held_conns::HeldConns;
 use self::link::{Links, WorkerLink};
 use self::orphans::Orphans;
@@ -61,6 +64,7 @@ use self::upgrade::{HandoverLink, NewMaster, OldMaster};
 use self::watch::Watch;
 use crate::Error;
 use crate::control_socket::server::ControlSocket;
+use crate::handoff_acks::AckRing;
 use crate::master::command::{Answer, AnswerTo, Command};
 use crate::master::control::ClusterControl;
 use crate::master::handle::WorkerHandle;
@@ -166,6 +170,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         deadline: None,
         conns: HeldConns::default(),
         links: Links::default(),
+        ack_look: AckLook::default(),
         waiting: FxHashMap::default(),
         next_reply: 0,
         reports_in_a_row: 0,
@@ -229,6 +234,8 @@ struct Driver {
     deadline: Option<Instant>,
     conns: HeldConns,
     links: Links,
+    /// When to look at the workers' acknowledgement rings, with nothing else to wake for.
+    ack_look: AckLook,
     /// Reports taken from the queue since signals and timers were last looked at.
     reports_in_a_row: u32,
     /// The listening sockets systemd handed over, not yet served.
@@ -257,9 +264,18 @@ const REPORTS_IN_A_ROW: u32 = 64;
 
 impl Driver {
     async fn run(&mut self, machine: &mut Machine) -> Result<(), Error> {
-        let mut input = Input::Start;
+        let mut input = Some(Input::Start);
         loop {
-            if let Some(result) = self.feed(machine, input).await {
+            // First what the workers took meanwhile: a worker that exited may have taken
+            // handoffs, and the master must not give those to another.
+            let mut inputs = self.taken_handoffs(machine);
+            if input.is_none() {
+                let taken = inputs.len();
+                self.ack_look
+                    .looked(self.ring_handoffs(machine).count() > taken);
+            }
+            inputs.extend(input);
+            if let Some(result) = self.feed(machine, inputs).await {
                 return result;
             }
             self.wake_at(machine.poll_timeout());
@@ -267,10 +283,35 @@ impl Driver {
         }
     }
 
-    /// Hands `input` to the machine and carries out its actions, and those of the inputs they
-    /// lead to; the master's result once the machine finishes.
-    async fn feed(&mut self, machine: &mut Machine, input: Input) -> Option<Result<(), Error>> {
-        let mut inputs = VecDeque::from([input]);
+    /// The handoffs in flight to workers with an acknowledgement ring.
+    fn ring_handoffs<'a>(
+        &'a self,
+        machine: &'a Machine,
+    ) -> impl Iterator<Item = (WorkerKey, u64, &'a AckRing)> + 'a {
+        machine
+            .unacknowledged_handoffs()
+            .filter_map(|(worker, seq)| {
+                let acks = self.links.get(&worker)?.acks.as_ref()?;
+                Some((worker, seq, acks))
+            })
+    }
+
+    /// The handoffs the workers recorded as taken in their rings since the machine last
+    /// heard, as inputs.
+    fn taken_handoffs(&self, machine: &Machine) -> VecDeque<Input> {
+        self.ring_handoffs(machine)
+            .filter(|(_, seq, acks)| acks.is_taken(*seq))
+            .map(|(worker, seq, _)| Input::Taken { worker, seq })
+            .collect()
+    }
+
+    /// Hands `inputs` to the machine in order and carries out their actions, and those of the
+    /// inputs they lead to; the master's result once the machine finishes.
+    async fn feed(
+        &mut self,
+        machine: &mut Machine,
+        mut inputs: VecDeque<Input>,
+    ) -> Option<Result<(), Error>> {
         while let Some(input) = inputs.pop_front() {
             for action in machine.handle(input, Instant::now()) {
                 if let Action::Finish(result) = action {
@@ -312,16 +353,17 @@ impl Driver {
         }
     }
 
-    /// The next thing that happened. Commands come first: a worker user code released is
-    /// known as such before its exit is.
-    async fn next_input(&mut self) -> Input {
+    /// The next thing that happened, or `None` when only the acknowledgement rings are due
+    /// for a look. Commands come first: a worker user code released is known as such before
+    /// its exit is.
+    async fn next_input(&mut self) -> Option<Input> {
         if self.reports_in_a_row < REPORTS_IN_A_ROW {
             if let Ok((command, answer_to)) = self.commands.try_recv() {
-                return self.command_input(command, answer_to);
+                return Some(self.command_input(command, answer_to));
             }
             if let Ok(report) = self.reports.try_recv() {
                 self.reports_in_a_row += 1;
-                return self.input_of(report).await;
+                return Some(self.input_of(report).await);
             }
         }
         self.reports_in_a_row = 0;
@@ -329,13 +371,18 @@ impl Driver {
             tokio::select! {
                 biased;
                 Some((command, answer_to)) = self.commands.recv() => {
-                    return self.command_input(command, answer_to);
+                    return Some(self.command_input(command, answer_to));
                 }
-                action = self.signals.next() => return Input::Signal(action),
+                action = self.signals.next() => return Some(Input::Signal(action)),
                 () = self.timer.as_mut(), if self.deadline.is_some() => {
                     // Expired: the machine arms what it waits for next.
                     self.deadline = None;
-                    return Input::Timeout;
+                    return Some(Input::Timeout);
+                }
+                due = self.ack_look.fired(), if self.ack_look.is_due() => {
+                    if due {
+                        return None;
+                    }
                 }
                 () = self.orphans.child_exited(), if self.orphans.is_on() => {
                     // Every spawned worker has its link by now: spawns happen in `feed`.
@@ -351,7 +398,7 @@ impl Driver {
                 }
             }
         };
-        self.input_of(report).await
+        Some(self.input_of(report).await)
     }
 
     /// The machine's input for `command`, remembering who waits for its answer.
@@ -418,11 +465,16 @@ impl Driver {
             Action::Spawn { worker, slot } => inputs.push_back(self.spawn(worker, slot)),
             Action::HandOff { worker, seq, conn } => {
                 let sent = match (self.links.get(&worker), self.conns.get(conn.id)) {
-                    (Some(link), Some(fd)) => link.hand_off(seq, &conn, fd),
-                    _ => false,
+                    (Some(link), Some(fd)) => {
+                        link.hand_off(seq, &conn, fd).then_some(link.acks.is_some())
+                    }
+                    _ => None,
                 };
-                if sent {
+                if let Some(ring) = sent {
                     self.control.registry().count_handoff();
+                    if ring {
+                        self.ack_look.handed_off();
+                    }
                 } else {
                     inputs.push_back(Input::HandoffFailed { worker, seq });
                 }
@@ -652,13 +704,15 @@ impl Driver {
                 let commands = self.control.commands().sender();
                 let handle = WorkerHandle::new(worker, slot, spawned.pid, spawned.pidfd, commands);
                 self.control.registry().add_worker(handle.clone());
-                if let Some(region) = spawned.metrics {
+                let acks = spawned.metrics.map(|region| {
+                    let acks = AckRing::new(Arc::clone(&region));
                     self.control
                         .metrics()
                         .add(worker.0, slot.to_string(), region);
-                }
-                self.links
-                    .insert(worker, WorkerLink::new(spawned.sender, handle));
+                    acks
+                });
+                let link = WorkerLink::new(spawned.sender, handle, acks);
+                self.links.insert(worker, link);
                 Input::Spawned {
                     worker,
                     pid: spawned.pid,

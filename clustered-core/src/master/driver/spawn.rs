@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clustered_ipc::{Channel, Sender};
@@ -83,8 +84,9 @@ pub(crate) struct Spawned {
     /// The process's pidfd, where the kernel has them.
     pub(crate) pidfd: Option<OwnedFd>,
     pub(crate) sender: Sender,
-    /// Its metrics region, as the master maps it (none if it could not be made).
-    pub(crate) metrics: Option<Region>,
+    /// Its metrics region, as the master maps it (none if it could not be made), which ends
+    /// with its handoff acknowledgements.
+    pub(crate) metrics: Option<Arc<Region>>,
 }
 
 pub(crate) fn spawn_worker(
@@ -132,10 +134,10 @@ pub(crate) fn spawn_worker(
                 parent_fd: fd,
                 child_fd: WORKER_METRICS_FD,
             });
-            Some(region)
+            Some(Arc::new(region))
         }
         Err(error) => {
-            tracing::warn!(slot, %error, "cannot make a metrics region; this worker's metrics will not be seen");
+            tracing::warn!(slot, %error, "cannot make a metrics region; this worker's metrics will not be seen, and it acknowledges handoffs by frames");
             None
         }
     };

@@ -30,6 +30,9 @@ pub(crate) enum Input {
     /// A handoff could not even be queued for the worker (its send queue is full or closed);
     /// the connection is still the master's.
     HandoffFailed { worker: WorkerKey, seq: u64 },
+    /// The worker recorded handoff `seq` as taken in its acknowledgement ring (the driver
+    /// reads the rings before each input): as an `accepted` frame saying it took it.
+    Taken { worker: WorkerKey, seq: u64 },
     /// The listening socket of `key` could not be copied for the worker's `serverAck {seq}`
     /// (the `shared` policy): nothing was sent.
     ShareFailed {

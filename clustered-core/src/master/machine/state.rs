@@ -181,6 +181,14 @@ impl Machine {
         self.timers.next_deadline()
     }
 
+    /// Every handoff in flight, by worker, for the driver to look up in their
+    /// acknowledgement rings.
+    pub(crate) fn unacknowledged_handoffs(&self) -> impl Iterator<Item = (WorkerKey, u64)> + '_ {
+        self.workers
+            .iter()
+            .flat_map(|(key, worker)| worker.unacknowledged_seqs().map(move |seq| (*key, seq)))
+    }
+
     /// Sends a control frame or reply to `worker`.
     pub(super) fn send(&mut self, worker: WorkerKey, message: Message) {
         self.push(Action::Send {

@@ -13,8 +13,9 @@ use crate::role::AGENT_ID;
 
 /// Handoffs a worker may have unacknowledged at once: the master never waits one round trip
 /// per connection, and a stuck worker cannot hoard connections. Far below the IPC send queue
-/// (1024 frames), so control messages always find room.
-pub(super) const HANDOFF_WINDOW: usize = 64;
+/// (1024 frames), so control messages always find room; as many as the slots of the
+/// worker's acknowledgement ring, so that no two handoffs in flight share a slot.
+pub(super) const HANDOFF_WINDOW: usize = crate::handoff_acks::RING_SLOTS;
 
 /// Every worker process the master has started and not yet seen exit, by key (in start order).
 pub(super) type Workers = BTreeMap<WorkerKey, WorkerState>;
@@ -175,6 +176,11 @@ impl WorkerState {
         let conn = self.unacknowledged.remove(&seq)?;
         self.answer_due_since = (!self.unacknowledged.is_empty()).then_some(now);
         Some(conn)
+    }
+
+    /// The handoffs it has not acknowledged yet.
+    pub(super) fn unacknowledged_seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.unacknowledged.keys().copied()
     }
 
     /// Since when it has owed an answer to a handoff without giving any, if it owes one.

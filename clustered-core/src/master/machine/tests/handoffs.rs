@@ -84,6 +84,37 @@ fn an_acknowledgement_closes_the_masters_copy_and_only_that() {
 }
 
 #[test]
+fn a_handoff_taken_in_the_ring_is_as_acknowledged_and_leaves_the_in_flight_list() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    let (first, actions) = h.connect();
+    let (to_first, first_seq, _) = handoffs(&actions)[0];
+    let (_, actions) = h.connect();
+    let (to_second, second_seq, _) = handoffs(&actions)[0];
+    let mut in_flight: Vec<(WorkerKey, u64)> = h.machine.unacknowledged_handoffs().collect();
+    in_flight.sort();
+    assert_eq!(in_flight, [(to_first, first_seq), (to_second, second_seq)]);
+    assert_eq!([to_first, to_second], [w[0], w[1]]);
+    let actions = h.feed(Input::Taken {
+        worker: to_first,
+        seq: first_seq,
+    });
+    assert_eq!(
+        closed_conns(&actions),
+        [first],
+        "the master's copy is closed"
+    );
+    let in_flight: Vec<(WorkerKey, u64)> = h.machine.unacknowledged_handoffs().collect();
+    assert_eq!(in_flight, [(to_second, second_seq)]);
+    // Read from the ring again (or answered by a frame as well): nothing more happens.
+    let again = Input::Taken {
+        worker: to_first,
+        seq: first_seq,
+    };
+    assert!(closed_conns(&h.feed(again)).is_empty());
+    assert!(h.accepted(to_first, first_seq, true).is_empty());
+}
+
+#[test]
 fn an_acknowledgement_of_an_unknown_or_repeated_seq_is_ignored() {
     let (mut h, w) = Harness::running(2, Policy::Rr);
     let (_, actions) = h.connect();
