@@ -140,7 +140,10 @@ pub enum Message {
         peer: Option<SocketAddr>,
     },
     /// Worker → master: handoff `seq` is done (`ok`), or refused (the master gives the
-    /// connection to another worker). Sent before the worker reads from the connection.
+    /// connection to another worker). Sent before the worker reads from the connection. A
+    /// worker whose master gave it a metrics region says `ok` in the region's acknowledgement
+    /// words instead (no frame, so the master is not woken for it), and sends this frame
+    /// only to refuse.
     Accepted {
         /// The `seq` of the [`Message::NewConn`].
         seq: u64,
