@@ -27,7 +27,7 @@ const VALUE_WORDS: usize = 1 << 16;
 const STRING_BASE: usize = VALUE_BASE + VALUE_WORDS;
 const STRING_WORDS: usize = ACK_BASE - STRING_BASE;
 /// Words at the end of a region that hold no metrics: the worker's handoff acknowledgements
-/// (`crate::handoff_acks`).
+/// (the `handoff_acks` module).
 pub(crate) const ACK_WORDS: usize = 64;
 /// The first of them.
 pub(crate) const ACK_BASE: usize = REGION_WORDS - ACK_WORDS;

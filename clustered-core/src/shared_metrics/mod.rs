@@ -29,7 +29,7 @@
 //!                              counts for each of BUCKETS and +Inf then its sum's f64 bits
 //! words 73736..131008        key strings, 8 bytes a word (see key.rs)
 //! words 131008..131072       not metrics: the worker's handoff acknowledgements, one word per
-//!                              handoff in flight (`crate::handoff_acks`)
+//!                              handoff in flight (the `handoff_acks` module)
 //! ```
 //!
 //! A worker only appends; the master checks every index and length it reads and skips what is
