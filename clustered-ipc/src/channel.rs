@@ -27,7 +27,7 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -58,23 +58,19 @@ pub struct Channel {
 
 impl Channel {
     /// A connected pair of channels (a `socketpair`, close-on-exec).
+    /// Must be called inside a tokio runtime.
     pub fn pair() -> Result<(Channel, Channel), WireError> {
-        let (a, b) = tokio::net::UnixStream::pair()?;
-        Ok((Self::from_tokio(a), Self::from_tokio(b)))
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((Self::from_std(a)?, Self::from_std(b)?))
     }
 
     /// Wraps a connected std socket (for example one inherited from the parent process).
     /// Must be called inside a tokio runtime.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> Result<Channel, WireError> {
-        stream.set_nonblocking(true)?;
-        Ok(Self::from_tokio(tokio::net::UnixStream::from_std(stream)?))
-    }
-
-    fn from_tokio(stream: tokio::net::UnixStream) -> Self {
-        Self {
-            socket: FdSocket::new(stream),
+        Ok(Self {
+            socket: FdSocket::new(stream)?,
             codec: FrameCodec::new(),
-        }
+        })
     }
 
     /// Sets the largest frame payload, in bytes, for both directions.
@@ -85,7 +81,7 @@ impl Channel {
 
     /// The underlying socket's descriptor (for example to map it into a child process).
     pub fn as_fd(&self) -> BorrowedFd<'_> {
-        self.socket.as_stream().as_fd()
+        self.socket.as_fd()
     }
 
     /// Splits into a [`Sender`] and a [`Receiver`], starting the writer task.

@@ -11,8 +11,8 @@
 //! # How descriptors travel
 //!
 //! Descriptors are passed with `SCM_RIGHTS` through `rustix`'s `sendmsg`/`recvmsg`, driven by
-//! tokio readiness (`UnixStream::async_io`): a call that would block clears readiness and waits
-//! for a wake-up from the reactor. We do **not** use the `passfd` crate's async functions: they
+//! tokio readiness (`AsyncFd::async_io`, the socket registered for reading only): a call that
+//! would block clears readiness and waits for a wake-up from the reactor. We do **not** use the `passfd` crate's async functions: they
 //! return `Pending` without registering a wake-up, so a channel under load hangs forever
 //! (reproduced). Every read is a `recvmsg` with room for 253 descriptors (`SCM_MAX_FD`) and
 //! `MSG_CMSG_CLOEXEC`, so no descriptor leaks into a child process and none is silently closed by
@@ -27,7 +27,9 @@
 //! not arrive and descriptors no frame claims are each a distinct [`WireError`]; the receiver that
 //! saw one returns it once and closes that channel only.
 
-#![forbid(unsafe_code)]
+// One `unsafe` block, allowed where it is: registering a socket with tokio for reading only
+// (`AsyncFd::register_with_interest`, whose safe forms are deprecated).
+#![deny(unsafe_code)]
 
 pub mod channel;
 pub mod codec;

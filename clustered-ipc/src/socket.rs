@@ -4,11 +4,18 @@
 //! `MSG_CMSG_CLOEXEC`; a plain `read()` would make the kernel close any descriptor that rides on
 //! the bytes read. Readiness comes from tokio (`async_io`), so a would-block registers a wake-up.
 //! What arrives with one read is one [`FdGroup`] (see [`crate::fd_groups`]).
+//!
+//! The socket is registered with the runtime for reading only. Registered for writing too,
+//! edge-triggered, every read of the peer's would wake this process for room it does not need
+//! (a master handing a worker one connection at a time was woken once per connection for it).
+//! A send that finds the socket full waits for room through a registration of its own, of a
+//! duplicate of the descriptor, made for that wait and dropped after it.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::net::{
@@ -16,7 +23,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags,
 };
 use tokio::io::Interest;
-use tokio::net::UnixStream;
+use tokio::io::unix::AsyncFd;
 
 use crate::WireError;
 use crate::fd_groups::FdGroup;
@@ -40,15 +47,28 @@ fn note_lost_descriptors() {
     }
 }
 
+/// `stream` registered with the runtime for `interest`.
+#[allow(unsafe_code)]
+fn register(stream: UnixStream, interest: Interest) -> io::Result<AsyncFd<UnixStream>> {
+    // SAFETY: the `UnixStream` owns its descriptor, which stays open and the same for as long
+    // as the `AsyncFd` owns it.
+    unsafe { AsyncFd::register_with_interest(stream, interest) }.map_err(io::Error::from)
+}
+
 /// The socket under a [`crate::Channel`]; shared by its reader and its single writer.
 #[derive(Debug)]
 pub(crate) struct FdSocket {
-    stream: UnixStream,
+    stream: AsyncFd<UnixStream>,
 }
 
 impl FdSocket {
-    pub(crate) fn new(stream: UnixStream) -> Self {
-        Self { stream }
+    /// Registers `stream` (non-blocking) with the runtime, for reading. Must be called inside
+    /// a tokio runtime.
+    pub(crate) fn new(stream: UnixStream) -> io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        Ok(Self {
+            stream: register(stream, Interest::READABLE)?,
+        })
     }
 
     /// Sends some of `data`, with every descriptor of `fds` riding on the first byte sent.
@@ -60,23 +80,35 @@ impl FdSocket {
                 "too many descriptors for one sendmsg",
             ));
         }
-        self.stream
-            .async_io(Interest::WRITABLE, || {
-                let mut space = [MaybeUninit::uninit(); CONTROL_SPACE];
-                let mut control = SendAncillaryBuffer::new(&mut space);
-                if !fds.is_empty() {
-                    let pushed = control.push(SendAncillaryMessage::ScmRights(fds));
-                    debug_assert!(pushed, "control space is sized for MAX_FDS_PER_SEND");
-                }
-                let iov = [IoSlice::new(data)];
-                Ok(rustix::net::sendmsg(
-                    &self.stream,
-                    &iov,
-                    &mut control,
-                    SendFlags::NOSIGNAL,
-                )?)
-            })
-            .await
+        match self.try_send(data, fds) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            sent => return sent,
+        }
+        // Full: the peer reads slowly. Wait for room on a registration for writing, of a
+        // duplicate (the socket itself is registered already, for reading).
+        let duplicate = register(self.stream.get_ref().try_clone()?, Interest::WRITABLE)?;
+        loop {
+            let mut room = duplicate.writable().await?;
+            if let Ok(sent) = room.try_io(|_| self.try_send(data, fds)) {
+                return sent;
+            }
+        }
+    }
+
+    fn try_send(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        let mut space = [MaybeUninit::uninit(); CONTROL_SPACE];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() {
+            let pushed = control.push(SendAncillaryMessage::ScmRights(fds));
+            debug_assert!(pushed, "control space is sized for MAX_FDS_PER_SEND");
+        }
+        let iov = [IoSlice::new(data)];
+        Ok(rustix::net::sendmsg(
+            self.stream.get_ref(),
+            &iov,
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )?)
     }
 
     /// Reads some bytes into `buf`, queueing the descriptors that arrived with them (and
@@ -88,16 +120,12 @@ impl FdSocket {
     ) -> Result<usize, WireError> {
         let (len, group) = self
             .stream
-            .async_io(Interest::READABLE, || {
+            .async_io(Interest::READABLE, |stream| {
                 let mut space = [MaybeUninit::uninit(); CONTROL_SPACE];
                 let mut control = RecvAncillaryBuffer::new(&mut space);
                 let mut iov = [IoSliceMut::new(buf)];
-                let received = rustix::net::recvmsg(
-                    &self.stream,
-                    &mut iov,
-                    &mut control,
-                    RecvFlags::CMSG_CLOEXEC,
-                )?;
+                let received =
+                    rustix::net::recvmsg(stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?;
                 let mut fds = Vec::new();
                 for message in control.drain() {
                     if let RecvAncillaryMessage::ScmRights(arrived) = message {
@@ -121,10 +149,11 @@ impl FdSocket {
     /// Shuts both directions down, so the peer sees end of stream at once.
     pub(crate) fn shutdown(&self) {
         // The socket may already be gone on the other side; nothing is left to do then.
-        let _ = rustix::net::shutdown(&self.stream, rustix::net::Shutdown::Both);
+        let _ = rustix::net::shutdown(self.stream.get_ref(), rustix::net::Shutdown::Both);
     }
 
-    pub(crate) fn as_stream(&self) -> &UnixStream {
-        &self.stream
+    /// The socket's descriptor.
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.get_ref().as_fd()
     }
 }
