@@ -17,11 +17,18 @@
 //! are all handoffs of a worker without a region. What a worker writes here the master only
 //! compares: a worker writing garbage can mark its own handoffs taken (and lose those
 //! connections, as a false `accepted` frame would), nothing more.
+//!
+//! The same region holds one more word the master reads rather than wakes for: how many
+//! heartbeats the worker has said there. An idle worker whose load has not changed counts a
+//! heartbeat in it instead of sending a frame, and the master reads the count of every worker
+//! when it looks for silent ones (and before every other input), so an idle master wakes for
+//! its liveness check alone, not once per worker per heartbeat period. A worker writing
+//! garbage there can only look alive while it is not — as it could by sending heartbeats.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::shared_metrics::{ACK_BASE, ACK_WORDS, Region};
+use crate::shared_metrics::{ACK_BASE, ACK_WORDS, BEAT_WORD, Region};
 
 /// The slots of a ring: the most handoffs a worker may have unacknowledged at once.
 pub(crate) const RING_SLOTS: usize = ACK_WORDS;
@@ -49,6 +56,17 @@ impl AckRing {
         self.slot(seq).load(Ordering::Acquire) == seq.saturating_add(1)
     }
 
+    /// In the worker: one more heartbeat, said in memory.
+    pub(crate) fn beat(&self) {
+        self.region.words()[BEAT_WORD].fetch_add(1, Ordering::Release);
+    }
+
+    /// In the master: how many heartbeats the worker has said in memory (any number: the
+    /// master only looks for a change).
+    pub(crate) fn beats(&self) -> u64 {
+        self.region.words()[BEAT_WORD].load(Ordering::Acquire)
+    }
+
     fn slot(&self, seq: u64) -> &AtomicU64 {
         // The remainder is below RING_SLOTS, so it fits a usize.
         let index = (seq % RING_SLOTS as u64) as usize;
@@ -68,6 +86,17 @@ mod tests {
             AckRing::new(Arc::new(master)),
             AckRing::new(Arc::new(worker)),
         )
+    }
+
+    #[test]
+    fn heartbeats_said_in_memory_are_counted_in_the_other_mapping() {
+        let (master, worker) = rings();
+        assert_eq!(master.beats(), 0);
+        worker.beat();
+        worker.beat();
+        assert_eq!(master.beats(), 2);
+        worker.record_taken(3);
+        assert_eq!(master.beats(), 2, "an acknowledgement is no heartbeat");
     }
 
     #[test]

@@ -43,6 +43,7 @@ mod scheduling;
 pub mod shared_metrics;
 mod signal;
 mod sync;
+mod timer_fd;
 mod worker;
 mod worker_request;
 

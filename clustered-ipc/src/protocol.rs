@@ -11,9 +11,8 @@ pub use crate::listen_key::{ListenAddr, ListenKey, ListenMode};
 pub use crate::ticket_keys::{TicketKey, TicketKeys};
 
 /// How often a worker sends a `heartbeat` at the least (it also sends one when its load
-/// changes). A worker the master has not heard from for two periods is suspect. Every 2 s, so
-/// an idle worker wakes about once a second (tokio's timer wheel reaches a deadline this far
-/// off in two or three steps).
+/// changes). A worker the master has not heard from for two periods is suspect. Every 2 s: an
+/// idle worker wakes once every 2 s, its master once per worker.
 pub const HEARTBEAT_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Messages and requests for the master's inbox a worker may have sent and not yet had

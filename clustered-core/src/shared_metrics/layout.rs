@@ -18,6 +18,8 @@ const MAGIC_WORD: usize = 0;
 const PUBLISHED_WORD: usize = 1;
 /// How many registrations found no room.
 const DROPPED_WORD: usize = 2;
+/// Not a metric: the heartbeats the worker said in memory (the `handoff_acks` module).
+pub(crate) const BEAT_WORD: usize = 3;
 const ENTRY_BASE: usize = 8;
 /// The most metrics (series, and descriptions) one process can have.
 pub(crate) const MAX_ENTRIES: usize = 4096;

@@ -21,6 +21,8 @@
 //! word 0                     magic "CLMETRC1"
 //! word 1                     published entries (release store once an entry is complete)
 //! word 2                     registrations refused because the region was full
+//! word 3                     not a metric: heartbeats the worker said here instead of in a
+//!                              frame (the `handoff_acks` module)
 //! words 8..8200              4,096 entries of 2 words:
 //!                              kind (1 counter, 2 gauge, 3 histogram, 4 description)
 //!                                | first value word << 32
@@ -57,6 +59,6 @@ pub use parse::{ExpositionError, Sample, parse_exposition};
 pub(crate) use book::{MetricTotal, MetricsBook};
 pub(crate) use families::{Families, Value};
 pub(crate) use key::SeriesKey;
-pub(crate) use layout::{ACK_BASE, ACK_WORDS};
+pub(crate) use layout::{ACK_BASE, ACK_WORDS, BEAT_WORD};
 pub(crate) use recorder::RegionRecorder;
 pub(crate) use region::Region;

@@ -1,10 +1,12 @@
 //! The worker's `heartbeat`: that it is alive, every [`HEARTBEAT_PERIOD`], and its load
-//! ([`crate::worker::load`]) when it changes. It runs as a task of the worker's runtime, so a worker
-//! whose event loop is blocked (or stopped) falls silent and the master notices. While the
-//! load changes it looks every 10 ms; while it does not, it sleeps until a change wakes it or
-//! the next heartbeat is due, so an idle worker wakes about once a second (once a period,
-//! which tokio's timer wheel reaches in two or three steps). Each heartbeat also carries the
-//! worker's resident memory, read at most once a second (for `CLUSTER_MAX_MEMORY`).
+//! ([`crate::worker::load`]) when it changes. It runs as a task of the worker's runtime, so a
+//! worker whose event loop is blocked (or stopped) falls silent and the master notices. While
+//! the load changes it looks every 10 ms; while it does not, it sleeps until a change wakes it
+//! or the next heartbeat is due, so an idle worker wakes once a period (a timerfd: tokio's
+//! timer wheel would take two or three steps to reach a deadline this far off). A heartbeat
+//! with news (load, or the resident memory, read at most once a second for
+//! `CLUSTER_MAX_MEMORY`) is a frame; one without is a count in the worker's region
+//! (`crate::handoff_acks`), which the master reads without waking up.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -14,6 +16,7 @@ use clustered_ipc::{HEARTBEAT_PERIOD, Message};
 use super::link::Link;
 use crate::error::IpcError;
 use crate::proc_stats::OwnMemory;
+use crate::timer_fd::Alarm;
 use crate::worker::load::{Load, current, next_change};
 
 /// How often the worker's resident memory is read for its heartbeats, at most.
@@ -29,12 +32,19 @@ pub(crate) async fn report(link: Weak<Link>) {
     let mut last_sent = Instant::now();
     let memory = OwnMemory::open();
     let (mut rss, mut rss_read) = (memory.resident_bytes(), Instant::now());
+    let mut reported_rss = None;
+    // One wake-up at the deadline (tokio's wheel would take two or three).
+    let mut alarm = Alarm::new();
     loop {
         let mut changing = true;
         if current() == reported {
-            let due = tokio::time::Instant::from_std(last_sent + HEARTBEAT_PERIOD);
+            let due = last_sent + HEARTBEAT_PERIOD;
             let change = next_change(|| current() == reported);
-            changing = tokio::time::timeout_at(due, change).await.is_ok();
+            alarm.set(Some(due));
+            changing = tokio::select! {
+                () = change => true,
+                () = alarm.fired() => false,
+            };
         }
         if changing {
             // Coalesce a burst of changes into one report.
@@ -48,6 +58,11 @@ pub(crate) async fn report(link: Weak<Link>) {
         if rss_read.elapsed() >= MEMORY_INTERVAL {
             (rss, rss_read) = (memory.resident_bytes(), Instant::now());
         }
+        // Nothing new to say: said in memory, the master reads it without waking up.
+        if now == reported && reported_rss == Some(rss) && link.beat_in_memory() {
+            last_sent = Instant::now();
+            continue;
+        }
         let heartbeat = Message::Heartbeat {
             conns: now.connections,
             inflight: now.requests,
@@ -56,7 +71,7 @@ pub(crate) async fn report(link: Weak<Link>) {
         };
         match link.try_send(&heartbeat) {
             Ok(()) => {
-                reported = now;
+                (reported, reported_rss) = (now, Some(rss));
                 last_sent = Instant::now();
             }
             // A full queue skips this report; the next one carries the news.

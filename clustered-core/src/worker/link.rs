@@ -132,6 +132,12 @@ impl Link {
         })
     }
 
+    /// Counts a heartbeat in the region the master reads, instead of sending one; false
+    /// without a region (then only a frame says it).
+    pub(crate) fn beat_in_memory(&self) -> bool {
+        self.acks.as_ref().map(AckRing::beat).is_some()
+    }
+
     /// [`IpcError::MasterGone`] for an error that comes of the master being gone, else the error.
     fn or_gone(&self, error: WireError) -> IpcError {
         match lock(&self.replies).is_none() || matches!(error, WireError::Closed) {

@@ -36,6 +36,8 @@ pub(crate) struct WorkerLink {
     /// Where the worker records the handoffs it takes (none without a metrics region: then
     /// it answers each by a frame).
     pub(crate) acks: Option<AckRing>,
+    /// The ring's heartbeat count when the driver last looked.
+    pub(crate) beats_seen: u64,
 }
 
 impl WorkerLink {
@@ -58,6 +60,7 @@ impl WorkerLink {
             queued_bytes,
             handle,
             acks,
+            beats_seen: 0,
         }
     }
 

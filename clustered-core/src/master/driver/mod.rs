@@ -38,16 +38,15 @@ use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::Policy;
+use crate::timer_fd::Alarm;
 use clustered_ipc::{Message, Outcome};
 use rustc_hash::FxHashMap;
 use rustix::process::Signal;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Sleep;
 
 use self::ack_look::AckLook;
 use self::held_conns::HeldConns;
@@ -166,7 +165,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         commands,
         signals,
         orphans,
-        timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+        timer: Alarm::new(),
         deadline: None,
         conns: HeldConns::default(),
         links: Links::default(),
@@ -229,8 +228,9 @@ struct Driver {
     signals: Signals,
     /// Reaps the zombies the driver did not spawn, when the master is PID 1.
     orphans: Orphans,
-    /// Sleeps until the machine's next deadline (`deadline`), reset when that changes.
-    timer: Pin<Box<Sleep>>,
+    /// Fires at the machine's next deadline (`deadline`), set again when that changes: a
+    /// timerfd, so an idle master wakes once for a deadline seconds away, not two or three times.
+    timer: Alarm,
     deadline: Option<Instant>,
     conns: HeldConns,
     links: Links,
@@ -269,6 +269,7 @@ impl Driver {
             // First what the workers took meanwhile: a worker that exited may have taken
             // handoffs, and the master must not give those to another.
             let mut inputs = self.taken_handoffs(machine);
+            inputs.extend(self.beats());
             if input.is_none() {
                 let taken = inputs.len();
                 self.ack_look
@@ -303,6 +304,21 @@ impl Driver {
             .filter(|(_, seq, acks)| acks.is_taken(*seq))
             .map(|(worker, seq, _)| Input::Taken { worker, seq })
             .collect()
+    }
+
+    /// The workers that counted a heartbeat in their region since the driver last looked.
+    fn beats(&mut self) -> Vec<Input> {
+        let mut beats = Vec::new();
+        for (worker, link) in &mut self.links {
+            let Some(count) = link.acks.as_ref().map(AckRing::beats) else {
+                continue;
+            };
+            if count != link.beats_seen {
+                link.beats_seen = count;
+                beats.push(Input::Beat { worker: *worker });
+            }
+        }
+        beats
     }
 
     /// Hands `inputs` to the machine in order and carries out their actions, and those of the
@@ -347,9 +363,7 @@ impl Driver {
     fn wake_at(&mut self, deadline: Option<Instant>) {
         if deadline != self.deadline {
             self.deadline = deadline;
-            if let Some(deadline) = deadline {
-                self.timer.as_mut().reset(deadline.into());
-            }
+            self.timer.set(deadline);
         }
     }
 
@@ -374,7 +388,7 @@ impl Driver {
                     return Some(self.command_input(command, answer_to));
                 }
                 action = self.signals.next() => return Some(Input::Signal(action)),
-                () = self.timer.as_mut(), if self.deadline.is_some() => {
+                () = self.timer.fired(), if self.deadline.is_some() => {
                     // Expired: the machine arms what it waits for next.
                     self.deadline = None;
                     return Some(Input::Timeout);

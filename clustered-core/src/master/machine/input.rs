@@ -33,6 +33,10 @@ pub(crate) enum Input {
     /// The worker recorded handoff `seq` as taken in its acknowledgement ring (the driver
     /// reads the rings before each input): as an `accepted` frame saying it took it.
     Taken { worker: WorkerKey, seq: u64 },
+    /// The worker counted a heartbeat in its region since the driver last looked (the
+    /// driver reads the counts before each input): as a heartbeat frame with an unchanged
+    /// load.
+    Beat { worker: WorkerKey },
     /// The listening socket of `key` could not be copied for the worker's `serverAck {seq}`
     /// (the `shared` policy): nothing was sent.
     ShareFailed {

@@ -87,6 +87,7 @@ impl Machine {
             Input::SpawnFailed { worker, error } => self.on_spawn_failed(worker, error),
             Input::Connections(conns) => conns.into_iter().for_each(|conn| self.dispatch(conn)),
             Input::HandoffFailed { worker, seq } => self.on_handoff_failed(worker, seq),
+            Input::Beat { worker } => self.heard_from(worker),
             Input::Taken { worker, seq } => {
                 self.heard_from(worker);
                 self.on_accepted(worker, seq, true, false);

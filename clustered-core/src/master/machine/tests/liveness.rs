@@ -53,6 +53,33 @@ fn a_silent_worker_gets_no_connections_until_it_answers_again() {
 }
 
 #[test]
+fn a_heartbeat_said_in_memory_keeps_a_worker_in_and_one_missed_leaves_it_out() {
+    let (mut h, w) = Harness::running(2, Policy::Rr);
+    h.silence(w[0]); // no frames from it: its heartbeats are counts the driver reads
+    for _ in 0..3 {
+        h.advance(HEARTBEAT_PERIOD);
+        h.feed(Input::Beat { worker: w[0] });
+    }
+    let turns: Vec<(WorkerKey, u64)> = (0..2)
+        .map(|_| {
+            let (worker, seq, _) = handoffs(&h.connect().1)[0];
+            (worker, seq)
+        })
+        .collect();
+    assert!(
+        turns.iter().any(|(worker, _)| *worker == w[0]),
+        "beating in memory is alive: {turns:?}"
+    );
+    for (worker, seq) in turns {
+        h.accepted(worker, seq, true);
+    }
+    h.advance(SUSPECT_AFTER);
+    for _ in 0..4 {
+        assert_eq!(handoffs(&h.connect().1)[0].0, w[1], "no count: suspect");
+    }
+}
+
+#[test]
 fn a_worker_that_does_not_answer_a_handoff_is_left_out_long_before_its_heartbeat_is_missed() {
     let (mut h, w) = Harness::running(2, Policy::Rr);
     let (_, actions) = h.connect();
