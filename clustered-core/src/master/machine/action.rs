@@ -118,8 +118,25 @@ pub(crate) enum Action {
         id: u64,
         outcome: clustered_ipc::Outcome,
     },
+    /// Something for the fleet's Redis (driver/fleet.rs), done in a task of its own.
+    Fleet(FleetAction),
     /// The master is done: return this.
     Finish(Result<(), Error>),
+}
+
+/// What the machine asks of the fleet's Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FleetAction {
+    /// Broadcast `data` to the other masters (after the ones before it).
+    Publish { data: serde_json::Value },
+    /// Apply a worker's counter operation in Redis; answer with
+    /// [`FleetInput::Reply`](super::input::FleetInput::Reply).
+    Counter {
+        worker: WorkerKey,
+        seq: u64,
+        name: String,
+        op: clustered_ipc::CounterOp,
+    },
 }
 
 /// What user code hears of, by worker key (the driver turns it into a

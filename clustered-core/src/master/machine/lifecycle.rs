@@ -45,6 +45,7 @@ impl Machine {
         self.note_serving(key);
         self.set_status(key, WorkerStatus::Online);
         self.notify(Notice::Online(key));
+        self.tell_fleet_status(key);
         self.serving_changed(key);
     }
 
