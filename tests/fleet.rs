@@ -100,6 +100,13 @@ async fn a_broadcast_reaches_every_worker_of_every_master_once() {
     for master in &masters {
         wait_fleet_up(master).await;
     }
+    // Each master keeps a heartbeat (what `clusterctl fleet` lists) with its pid.
+    let listed = redis.command(&["KEYS", "bcast:master:*"]);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    for master in &masters {
+        let pid = master.process.pid().to_string();
+        assert!(listed.contains(&format!("-{pid}-")), "{pid} not in {listed}");
+    }
     for i in 0..3 {
         let reply = get(masters[0].address, &format!("/say?msg=hello-{i}")).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
