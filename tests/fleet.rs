@@ -101,7 +101,12 @@ async fn a_broadcast_reaches_every_worker_of_every_master_once() {
         wait_fleet_up(master).await;
     }
     // Each master keeps a heartbeat (what `clusterctl fleet` lists) with its pid.
-    let listed = redis.command(&["KEYS", "bcast:master:*"]);
+    let deadline = Instant::now() + WAIT;
+    let mut listed = redis.command(&["KEYS", "bcast:master:*"]);
+    while listed.lines().count() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        listed = redis.command(&["KEYS", "bcast:master:*"]);
+    }
     assert_eq!(listed.lines().count(), 3, "{listed}");
     for master in &masters {
         let pid = master.process.pid().to_string();
