@@ -9,7 +9,10 @@ use comfy_table::{ContentArrangement, Table, presets};
 pub(crate) fn list(url: &str, namespace: &str, json: bool) -> ExitCode {
     let fail = |error: &dyn std::fmt::Display| {
         match json {
-            true => println!("{}", serde_json::json!({"ok": false, "error": error.to_string()})),
+            true => println!(
+                "{}",
+                serde_json::json!({"ok": false, "error": error.to_string()})
+            ),
             false => eprintln!("error: {error}"),
         }
         ExitCode::from(2)
@@ -42,7 +45,10 @@ pub(crate) fn list(url: &str, namespace: &str, json: bool) -> ExitCode {
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(["host", "pid", "port", "workers", "uptime", "agent", "id"]);
     for master in &masters {
-        let port = master.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let port = master
+            .port
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
         table.add_row([
             master.host.clone(),
             master.pid.to_string(),

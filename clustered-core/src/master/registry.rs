@@ -34,6 +34,9 @@ pub(crate) struct FleetStatus {
     pub(crate) up: bool,
     /// Times the connection came back after it was lost.
     pub(crate) reconnects: u64,
+    /// The fleet's lease, while this master holds it: its fencing token, which the agent
+    /// gets (`CLUSTER_AGENT_TOKEN`).
+    pub(crate) agent_token: Option<u64>,
 }
 
 /// Whether the cluster takes traffic: `Ok`, or why not.

@@ -5,8 +5,13 @@
 //! order) and runs counter operations each in a task of its own; what Redis says comes back
 //! as [`FleetInput`]s: other masters' broadcasts, counter changes, answers, and whether Redis
 //! is reachable. A heartbeat task refreshes this master's key every second (`clusterctl
-//! fleet` lists them).
+//! fleet` lists them). With an agent, a lease task takes part in the fleet's lease
+//! (`CLUSTER_REDIS_LEASE`) and tells the machine when this master holds it; requests for the
+//! agent from a master without it go to the holder's inbox (`send_to`) and come back there.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clustered_ipc::{CounterOp, Outcome};
@@ -16,6 +21,7 @@ use tokio::sync::mpsc;
 use super::report::Report;
 use crate::Error;
 use crate::master::control::ClusterControl;
+use crate::master::ids::WorkerKey;
 use crate::master::machine::{FleetAction, FleetInput, Input};
 use crate::master::registry::FleetStatus;
 use crate::role::AGENT_ID;
@@ -23,6 +29,38 @@ use crate::role::AGENT_ID;
 /// How often the heartbeat is refreshed, and how long it lives.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
+/// The agent's lease without `CLUSTER_REDIS_LEASE`.
+const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+/// How long a request for the agent of another master may wait for its answer.
+const AGENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Requests this master sent to the fleet's agent, by its number for them: the asking
+/// worker and its `seq`.
+#[derive(Default)]
+struct Asked {
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, (WorkerKey, u64)>>,
+}
+
+impl Asked {
+    fn add(&self, asker: (WorkerKey, u64)) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        crate::sync::lock(&self.waiting).insert(id, asker);
+        id
+    }
+
+    fn take(&self, id: u64) -> Option<(WorkerKey, u64)> {
+        crate::sync::lock(&self.waiting).remove(&id)
+    }
+}
+
+/// What masters send each other's inboxes.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum Letter {
+    AgentAsk { id: u64, data: serde_json::Value },
+    AgentAnswer { id: u64, outcome: Outcome },
+}
 
 /// The driver's end of the fleet.
 pub(super) struct FleetLink {
@@ -46,6 +84,7 @@ impl FleetLink {
     pub(super) fn start(
         control: &ClusterControl,
         reports: mpsc::Sender<Report>,
+        agent: bool,
     ) -> Result<Option<Self>, Error> {
         let bad = |error: clustered_redis::FleetError| Error::Env {
             var: crate::env::REDIS_URL,
@@ -59,11 +98,31 @@ impl FleetLink {
         tracing::info!(url = %config.url, namespace = %config.namespace, id = fleet.id(), "fleet on Redis");
         let (jobs, queue) = mpsc::unbounded_channel();
         let (port, port_rx) = tokio::sync::watch::channel(None);
-        let tasks = vec![
-            tokio::spawn(run_jobs(fleet.clone(), queue, reports.clone())),
-            tokio::spawn(listen(fleet.clone(), control.clone(), reports)),
+        let lease = lease_time()?;
+        let asked = Arc::new(Asked::default());
+        let mut tasks = vec![
+            tokio::spawn(run_jobs(
+                fleet.clone(),
+                queue,
+                reports.clone(),
+                asked.clone(),
+            )),
+            tokio::spawn(listen(
+                fleet.clone(),
+                control.clone(),
+                reports.clone(),
+                asked,
+            )),
             tokio::spawn(heartbeat(fleet.clone(), control.clone(), port_rx)),
         ];
+        if agent {
+            tasks.push(tokio::spawn(hold_lease(
+                fleet.clone(),
+                lease,
+                control.clone(),
+                reports,
+            )));
+        }
         Ok(Some(Self {
             jobs,
             port,
@@ -92,6 +151,44 @@ impl FleetLink {
     }
 }
 
+/// `CLUSTER_REDIS_LEASE` (milliseconds, 300 to 600,000), or 10 s.
+fn lease_time() -> Result<Duration, Error> {
+    let Ok(value) = std::env::var(crate::env::REDIS_LEASE) else {
+        return Ok(DEFAULT_LEASE);
+    };
+    match value.parse::<u64>() {
+        Ok(ms) if (300..=600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+        _ => Err(Error::Env {
+            var: crate::env::REDIS_LEASE,
+            value,
+            reason: "give the agent's lease in milliseconds, 300 to 600000".into(),
+        }),
+    }
+}
+
+/// Takes part in the fleet's lease; tells the registry (the agent's token) and the machine.
+async fn hold_lease(
+    fleet: Fleet,
+    ttl: Duration,
+    control: ClusterControl,
+    reports: mpsc::Sender<Report>,
+) {
+    let mut lease = fleet.lease(ttl);
+    let mut token = None;
+    loop {
+        let status = control.registry().fleet().unwrap_or_default();
+        control.registry().set_fleet(FleetStatus {
+            agent_token: token,
+            ..status
+        });
+        report(&reports, FleetInput::Lease(token)).await;
+        match lease.changed().await {
+            Some(now) => token = now,
+            None => return,
+        }
+    }
+}
+
 async fn report(reports: &mpsc::Sender<Report>, input: FleetInput) {
     let _ = reports.send(Report::Input(Input::Fleet(input))).await;
 }
@@ -101,6 +198,7 @@ async fn run_jobs(
     fleet: Fleet,
     mut queue: mpsc::UnboundedReceiver<FleetAction>,
     reports: mpsc::Sender<Report>,
+    asked: Arc<Asked>,
 ) {
     while let Some(job) = queue.recv().await {
         match job {
@@ -125,35 +223,113 @@ async fn run_jobs(
                         Ok(value) => Outcome::Ok(value.into()),
                         Err(error) => Outcome::Error(error.to_string()),
                     };
-                    report(
-                        &reports,
-                        FleetInput::Reply {
-                            worker,
-                            seq,
-                            outcome,
-                        },
-                    )
-                    .await;
+                    let input = FleetInput::Reply {
+                        worker,
+                        seq,
+                        outcome,
+                    };
+                    report(&reports, input).await;
+                });
+            }
+            FleetAction::AgentRequest { worker, seq, data } => {
+                let (fleet, reports, asked) = (fleet.clone(), reports.clone(), asked.clone());
+                tokio::spawn(ask_fleet_agent(fleet, reports, asked, (worker, seq), data));
+            }
+            FleetAction::AgentAnswer {
+                master,
+                id,
+                outcome,
+            } => {
+                let fleet = fleet.clone();
+                tokio::spawn(async move {
+                    let letter = Letter::AgentAnswer { id, outcome };
+                    let letter = serde_json::to_value(letter).unwrap_or_default();
+                    if let Err(error) = fleet.send_to(&master, &letter).await {
+                        tracing::debug!(%error, "the agent's answer did not reach its master");
+                    }
                 });
             }
         }
     }
 }
 
+/// Sends a worker's request to the master holding the fleet's lease; an answer that does not
+/// come within [`AGENT_TIMEOUT`] fails it.
+async fn ask_fleet_agent(
+    fleet: Fleet,
+    reports: mpsc::Sender<Report>,
+    asked: Arc<Asked>,
+    asker: (WorkerKey, u64),
+    data: serde_json::Value,
+) {
+    let (worker, seq) = asker;
+    let fail = |reason: String| FleetInput::Reply {
+        worker,
+        seq,
+        outcome: Outcome::Error(reason),
+    };
+    let holder = match fleet.lease_holder().await {
+        Ok(Some(holder)) => holder,
+        Ok(None) => {
+            let reason = "no agent runs in the fleet right now (its lease is free); try again";
+            return report(&reports, fail(reason.into())).await;
+        }
+        Err(error) => return report(&reports, fail(error.to_string())).await,
+    };
+    let id = asked.add(asker);
+    let letter = serde_json::to_value(Letter::AgentAsk { id, data }).unwrap_or_default();
+    if let Err(error) = fleet.send_to(&holder.id, &letter).await {
+        asked.take(id);
+        return report(&reports, fail(error.to_string())).await;
+    }
+    tokio::time::sleep(AGENT_TIMEOUT).await;
+    if asked.take(id).is_some() {
+        let reason = format!("the fleet's agent did not answer within {AGENT_TIMEOUT:?}");
+        report(&reports, fail(reason)).await;
+    }
+}
+
 /// Other masters' broadcasts, counter changes and Redis's reachability, to the machine.
-async fn listen(fleet: Fleet, control: ClusterControl, reports: mpsc::Sender<Report>) {
+async fn listen(
+    fleet: Fleet,
+    control: ClusterControl,
+    reports: mpsc::Sender<Report>,
+    asked: Arc<Asked>,
+) {
     let mut messages = fleet.messages();
+    let mut inbox = fleet.inbox();
     let mut counters = fleet.counter_updates();
     let mut up = fleet.up_watch();
-    let status = |fleet: &Fleet| FleetStatus {
+    let status = |fleet: &Fleet, control: &ClusterControl| FleetStatus {
         up: fleet.is_up(),
         reconnects: fleet.reconnects(),
+        agent_token: control.registry().fleet().and_then(|f| f.agent_token),
     };
-    control.registry().set_fleet(status(&fleet));
+    control.registry().set_fleet(status(&fleet, &control));
     loop {
         tokio::select! {
             message = messages.recv() => match message {
                 Some(message) => report(&reports, FleetInput::Message { data: message.data }).await,
+                None => return,
+            },
+            letter = inbox.recv() => match letter {
+                Some(letter) => {
+                    let input = match serde_json::from_value::<Letter>(letter.data) {
+                        Ok(Letter::AgentAsk { id, data }) => {
+                            Some(FleetInput::AgentAsk { master: letter.from, id, data })
+                        }
+                        Ok(Letter::AgentAnswer { id, outcome }) => asked
+                            .take(id)
+                            .map(|(worker, seq)| FleetInput::Reply { worker, seq, outcome }),
+                        Err(error) => {
+                            tracing::debug!(%error, "a letter from another master that is not one");
+                            None
+                        }
+                    };
+                    if let Some(input) = input {
+                        report(&reports, input).await;
+                    }
+                }
                 None => return,
             },
             update = counters.recv() => match update {
@@ -168,7 +344,7 @@ async fn listen(fleet: Fleet, control: ClusterControl, reports: mpsc::Sender<Rep
                     return;
                 }
                 let is_up = *up.borrow_and_update();
-                control.registry().set_fleet(status(&fleet));
+                control.registry().set_fleet(status(&fleet, &control));
                 report(&reports, FleetInput::Up(is_up)).await;
             }
         }

@@ -16,6 +16,7 @@ impl FleetLink {
     pub(super) fn start(
         _control: &ClusterControl,
         _reports: mpsc::Sender<Report>,
+        _agent: bool,
     ) -> Result<Option<Self>, Error> {
         match std::env::var(crate::env::REDIS_URL) {
             Ok(value) if !value.is_empty() => Err(Error::Env {

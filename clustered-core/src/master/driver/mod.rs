@@ -163,7 +163,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .as_ref()
         .and_then(SystemdNotify::watchdog_period)
         .map(tokio::time::interval);
-    let fleet = FleetLink::start(&control, reports_tx.clone())?;
+    let fleet = FleetLink::start(&control, reports_tx.clone(), settings.config.agent)?;
     let mut driver = Driver {
         fleet,
         listeners: ListeningSockets::new(reports_tx.clone(), old_master.is_some()),

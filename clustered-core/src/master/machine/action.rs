@@ -137,6 +137,19 @@ pub(crate) enum FleetAction {
         name: String,
         op: clustered_ipc::CounterOp,
     },
+    /// A worker's request for the agent, which runs under the master holding the fleet's
+    /// lease: sent to that master; answer with `FleetInput::Reply`.
+    AgentRequest {
+        worker: WorkerKey,
+        seq: u64,
+        data: serde_json::Value,
+    },
+    /// The agent's answer to another master's request `id`, sent back to it.
+    AgentAnswer {
+        master: String,
+        id: u64,
+        outcome: clustered_ipc::Outcome,
+    },
 }
 
 /// What user code hears of, by worker key (the driver turns it into a

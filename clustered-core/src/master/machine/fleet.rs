@@ -12,7 +12,9 @@ use super::counters::MAX_NAME_LEN;
 use super::input::{FleetInput, Timer};
 use super::state::Machine;
 use super::subscriptions::PUSH_INTERVAL;
+use super::workers::Origin;
 use crate::master::ids::WorkerKey;
+use crate::role::AGENT_ID;
 
 /// Why a fleet operation was not done.
 const DOWN: &str = "the fleet's Redis is unreachable; nothing was sent (retry once it is back)";
@@ -40,6 +42,8 @@ impl Machine {
                 seq,
                 outcome,
             } => self.send(worker, Message::Reply { seq, outcome }),
+            FleetInput::Lease(token) => self.on_lease(token),
+            FleetInput::AgentAsk { master, id, data } => self.on_fleet_agent_ask(master, id, data),
             FleetInput::CounterValue { name, value } => {
                 self.fleet.heard(&name, value);
                 self.push(Action::PublishCounter {
@@ -51,6 +55,40 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// The fleet's lease was taken (the agent starts here) or lost (the agent here is
+    /// stopped at once, before another master can take the lease and start its own).
+    fn on_lease(&mut self, token: Option<u64>) {
+        let before = std::mem::replace(&mut self.fleet.lease, token);
+        if !self.config.agent || before == token {
+            return;
+        }
+        let agents: Vec<WorkerKey> = self
+            .workers
+            .iter()
+            .filter(|(_, worker)| worker.is_agent() && !worker.is_leaving())
+            .map(|(key, _)| *key)
+            .collect();
+        for agent in agents {
+            tracing::info!("the fleet's lease is lost; stopping the agent");
+            self.abandon(agent);
+        }
+        if let Some(token) = token
+            && !self.is_stopping()
+        {
+            tracing::info!(
+                token,
+                "this master holds the fleet's lease; starting the agent"
+            );
+            self.spawn(AGENT_ID, Origin::Initial);
+        }
+    }
+
+    /// Whether the agent may run here: always on one host; in a fleet while this master
+    /// holds the lease.
+    pub(super) fn may_run_agent(&self) -> bool {
+        !self.config.fleet || self.fleet.lease.is_some()
     }
 
     /// Gives a broadcast to the other masters, or says why it cannot be (Redis unreachable).

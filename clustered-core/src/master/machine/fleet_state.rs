@@ -9,6 +9,8 @@ use super::counters::MAX_COUNTERS;
 #[derive(Debug, Default)]
 pub(super) struct FleetState {
     pub(super) up: bool,
+    /// The fleet's lease, held by this master with this fencing token: its agent runs here.
+    pub(super) lease: Option<u64>,
     heard: HashMap<String, i64>,
 }
 

@@ -110,6 +110,14 @@ pub(crate) enum FleetInput {
     },
     /// A fleet-wide counter changed (anywhere in the fleet).
     CounterValue { name: String, value: i64 },
+    /// This master holds the fleet's lease, with this fencing token (`None`: not any more).
+    Lease(Option<u64>),
+    /// Another master (`master`, its fleet id) asks the agent, which runs here.
+    AgentAsk {
+        master: String,
+        id: u64,
+        data: serde_json::Value,
+    },
 }
 
 /// Where the answer to one command goes (the driver's number for its waiting caller).
