@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// A message from another member: who sent it, and what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FleetMessage {
-    /// The sending member's [`Fleet::id`].
+    /// The sending member's id (`Fleet::id`).
     pub from: String,
     /// What it sent.
     pub data: serde_json::Value,
