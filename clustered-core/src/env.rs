@@ -11,6 +11,17 @@ pub const IPC_FD: &str = "CLUSTER_IPC_FD";
 /// A file the master writes its pid to (and an upgrade's new master rewrites with its own);
 /// removed when the master exits (`Cluster::pid_file`). Default none.
 pub const PID_FILE: &str = "CLUSTER_PID_FILE";
+/// The fleet's Redis (`redis://host:port` or `redis+unix:///path`; feature `redis`): with
+/// it, broadcasts and counters reach every master of the namespace and one agent runs per
+/// fleet. Default none (one host).
+pub const REDIS_URL: &str = "CLUSTER_REDIS_URL";
+/// The fleet's namespace on its Redis (default: the program's name).
+pub const REDIS_NAMESPACE: &str = "CLUSTER_REDIS_NAMESPACE";
+/// The fleet agent's lease, in milliseconds (default 10,000): another master starts the
+/// agent within this time of its master's death.
+pub const REDIS_LEASE: &str = "CLUSTER_REDIS_LEASE";
+/// Set in the agent of a fleet: the fencing token of the lease its master holds.
+pub const AGENT_TOKEN: &str = "CLUSTER_AGENT_TOKEN";
 /// The certificate chain (PEM) the examples serve HTTPS with, beside [`TLS_KEY`]
 /// (`TlsConfig::from_env`). Read by the program in every process, so workers keep it.
 pub const TLS_CERT: &str = "CLUSTER_TLS_CERT";

@@ -283,6 +283,12 @@ pub enum IpcError {
     /// Something there is one of per process was asked for a second time.
     #[error("{0} was already taken; there is one per process")]
     AlreadyTaken(&'static str),
+    /// The fleet's Redis is unreachable: a fleet broadcast was not sent (HTTP and local IPC
+    /// go on; use `broadcast_local` for this master's workers alone).
+    #[error(
+        "the fleet's Redis is unreachable; the broadcast was not sent: retry once it is back, or use broadcast_local"
+    )]
+    FleetDown,
     /// The channel to the master failed, or refused the message (one larger than its frame
     /// limit, say).
     #[error("IPC with the master failed: {0}")]

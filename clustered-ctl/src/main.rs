@@ -9,6 +9,7 @@
 //! clusterctl --socket /tmp/app.sock upgrade     # a new master from the binary on disk
 //! clusterctl --socket /tmp/app.sock scale +1    # one worker more (scale 4, scale -1…)
 //! clusterctl --socket /tmp/app.sock metrics     # the whole cluster's metrics
+//! clusterctl fleet --redis redis://127.0.0.1:6379 --namespace hello   # every master
 //! ```
 //!
 //! Every command gets the master's answer: done (what it did), refused (why; nothing changed:
@@ -22,6 +23,8 @@
 //! `logs -f --json` prints one compact object per line of output.
 
 #![forbid(unsafe_code)]
+
+mod fleet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +59,16 @@ enum TlsAction {
 enum Verb {
     /// One row per worker: id, pid, status, uptime, restarts, connections, requests, CPU, memory.
     Ls,
+    /// One row per master of the fleet (host, pid, port, workers, uptime, agent), from their
+    /// heartbeats in the fleet's Redis (`CLUSTER_REDIS_URL`; no control socket needed).
+    Fleet {
+        /// The fleet's Redis.
+        #[arg(long, env = clustered::env::REDIS_URL)]
+        redis: String,
+        /// The fleet's namespace (default: the program's name, as the masters use).
+        #[arg(long, env = clustered::env::REDIS_NAMESPACE)]
+        namespace: String,
+    },
     /// A rolling reload, one worker at a time; returns once it has finished (exit 1 if it was
     /// aborted, saying why).
     Reload,
@@ -154,6 +167,9 @@ fn main() -> ExitCode {
         }
         ExitCode::from(2)
     };
+    if let Verb::Fleet { redis, namespace } = &cli.verb {
+        return fleet::list(redis, namespace, json);
+    }
     let Some(socket) = cli.socket else {
         return unreachable(&format!(
             "no control socket: pass --socket PATH or set {} (the master must run with it set)",
@@ -162,7 +178,7 @@ fn main() -> ExitCode {
     };
     let detailed = matches!(cli.verb, Verb::Show { .. });
     let command = match cli.verb {
-        Verb::Ls => ControlCommand::Ls,
+        Verb::Ls | Verb::Fleet { .. } => ControlCommand::Ls,
         Verb::Reload => ControlCommand::Reload,
         Verb::Stop => ControlCommand::Stop,
         Verb::Upgrade => ControlCommand::Upgrade,

@@ -34,7 +34,7 @@ pub const INBOX_WINDOW: u32 = 1024;
 /// master's policy. Version 7: a `serverAck`'s `address` is a TCP address or a Unix socket's
 /// path. Version 8: `ticketKeys` and `reloadCertificates`. Version 9: `reloadCertificates` carries
 /// an `id` that the worker's `certificatesReloaded` answers.
-pub const PROTOCOL_VERSION: u32 = 9;
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// Where a user message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,8 +44,11 @@ pub enum Route {
     Master,
     /// The worker in this slot.
     Worker(usize),
-    /// Every live worker (the sender included).
+    /// Every live worker (the sender included), and with a fleet (Redis) every worker of
+    /// every other master in its namespace.
     All,
+    /// Every live worker of this master only (the sender included).
+    AllLocal,
 }
 
 /// Who sent a delivered user message.
@@ -56,6 +59,8 @@ pub enum Peer {
     Master,
     /// The worker in this slot.
     Worker(usize),
+    /// A worker or the master code of another master of the fleet (Redis).
+    Fleet,
 }
 
 /// The answer to a request: a value, or why there is none.
@@ -256,6 +261,13 @@ pub enum Message {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         errors: Vec<String>,
     },
+    /// Master → worker: whether the fleet's Redis is reachable (sent when it changes and when
+    /// the worker comes online, by a master with a fleet only); while it is not, a fleet
+    /// broadcast fails at once in the worker.
+    FleetStatus {
+        /// Reachable.
+        up: bool,
+    },
     /// Master → worker: the new value of a counter this worker subscribed to.
     CounterValue {
         /// The counter's name.
@@ -362,6 +374,7 @@ impl Message {
             Message::Reply { .. } => "reply",
             Message::Counter { .. } => "counter",
             Message::CounterValue { .. } => "counterValue",
+            Message::FleetStatus { .. } => "fleetStatus",
             Message::TicketKeys { .. } => "ticketKeys",
             Message::ReloadCertificates { .. } => "reloadCertificates",
             Message::CertificatesReloaded { .. } => "certificatesReloaded",

@@ -1,5 +1,5 @@
 //! Test support for the cluster (not published): start real cluster processes
-//! ([`process`]), talk HTTP to them ([`http`]), load them ([`load`]). The `fixture` example is a
+//! ([`process`]), talk HTTP to them ([`http`]), load them ([`load`]), run a real Redis for the fleet ([`redis`]). The `fixture` example is a
 //! small clustered app with switchable faults for the lifecycle tests.
 
 pub mod http;
@@ -7,6 +7,7 @@ pub mod load;
 pub mod metrics;
 pub mod notify;
 pub mod process;
+pub mod redis;
 pub mod tls;
 
 pub use http::{H2, Reply, get, get_from, get_h2, get_unix};
@@ -18,4 +19,5 @@ pub use process::{
     is_alive, runs_as, scheduling_policies, signal_pid, status_kib, wait_all_gone, wait_until,
     zombie_children_of,
 };
+pub use redis::RedisServer;
 pub use tls::{TestCertificate, TlsConnection, TlsReply, get_tls};

@@ -532,6 +532,8 @@ impl Cluster {
             wait_ready: WAIT_READY.read(self.wait_ready, DEFAULT_WAIT_READY, env, &mut origins)?,
             recycle: self.recycle_from(env, &mut origins)?,
             upgrading: env(crate::env::UPGRADE_FD).is_some(),
+            fleet: cfg!(feature = "redis")
+                && env(crate::env::REDIS_URL).is_some_and(|url| !url.is_empty()),
         };
         let watch = self.watch_from(env, &mut origins);
         let operations = &self.operations;

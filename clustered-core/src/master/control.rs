@@ -140,8 +140,13 @@ impl ClusterControl {
         self.shared.inbox.take()
     }
 
-    /// Sends `message` to every live worker (their `ipc::messages()`).
+    /// Sends `message` to every live worker (their `ipc::messages()`); with a fleet
+    /// (`CLUSTER_REDIS_URL`), to every worker of every master in its namespace too, failing
+    /// with [`IpcError::FleetDown`] while its Redis is unreachable (nothing is sent).
     pub fn broadcast(&self, message: impl Serialize) -> Result<(), IpcError> {
+        if self.shared.registry.fleet().is_some_and(|fleet| !fleet.up) {
+            return Err(IpcError::FleetDown);
+        }
         let data = serde_json::to_value(message)?;
         self.shared.commands.send(Command::Deliver {
             to: Target::All,

@@ -76,6 +76,20 @@ fn master_metrics(control: &ClusterControl, families: &mut Families) {
         None,
         Value::Gauge(registry.backlog() as f64),
     );
+    if let Some(fleet) = registry.fleet() {
+        add(
+            "cluster_redis_up",
+            "1 while the fleet's Redis is reachable and subscribed to, else 0.",
+            None,
+            Value::Gauge(if fleet.up { 1.0 } else { 0.0 }),
+        );
+        add(
+            "cluster_redis_reconnects_total",
+            "Times the connection to the fleet's Redis came back after it was lost.",
+            None,
+            Value::Counter(fleet.reconnects),
+        );
+    }
     for worker in &workers {
         let (slot, load) = (Some(worker.id()), worker.load());
         add(

@@ -23,6 +23,20 @@ pub(crate) struct Registry {
     backlog: AtomicU64,
     /// Whether the cluster takes traffic, as the machine last said (`/readyz`).
     readiness: Mutex<Readiness>,
+    /// The fleet's Redis, when the master has one: reachable, and reconnects so far.
+    fleet: Mutex<Option<FleetStatus>>,
+}
+
+/// What the master knows of its fleet's Redis (`/metrics`, `ClusterControl::broadcast`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FleetStatus {
+    /// Redis is reachable and the subscriptions are in place.
+    pub(crate) up: bool,
+    /// Times the connection came back after it was lost.
+    pub(crate) reconnects: u64,
+    /// The fleet's lease, while this master holds it: its fencing token, which the agent
+    /// gets (`CLUSTER_AGENT_TOKEN`).
+    pub(crate) agent_token: Option<u64>,
 }
 
 /// Whether the cluster takes traffic: `Ok`, or why not.
@@ -45,6 +59,17 @@ pub(crate) struct SlotHistory {
 }
 
 impl Registry {
+    /// The fleet's status, as the driver's fleet task last saw it.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_fleet(&self, status: FleetStatus) {
+        *lock(&self.fleet) = Some(status);
+    }
+
+    /// The fleet's status (`None`: this master has no fleet).
+    pub(crate) fn fleet(&self) -> Option<FleetStatus> {
+        *lock(&self.fleet)
+    }
+
     /// Every live worker, in slot order (during a reload a slot may have two, oldest first).
     pub(crate) fn workers(&self) -> Vec<WorkerHandle> {
         let mut workers: Vec<WorkerHandle> = lock(&self.workers).values().cloned().collect();

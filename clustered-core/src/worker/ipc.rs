@@ -67,9 +67,26 @@ pub fn send(message: impl Serialize) -> Result<(), IpcError> {
 }
 
 /// Sends `message` to every live worker (this one included) through the master, without
-/// waiting.
+/// waiting; with a fleet (`CLUSTER_REDIS_URL`), to every worker of every master in its
+/// namespace too, each once, in the order this worker sent them. While the fleet's Redis is
+/// unreachable it fails at once with [`IpcError::FleetDown`] (nothing is sent).
 pub fn broadcast(message: impl Serialize) -> Result<(), IpcError> {
+    fleet_up()?;
     link()?.try_send(&user(Route::All, message, None)?)
+}
+
+/// Sends `message` to every live worker of this master only (this one included), without
+/// waiting, whether or not the cluster is part of a fleet.
+pub fn broadcast_local(message: impl Serialize) -> Result<(), IpcError> {
+    link()?.try_send(&user(Route::AllLocal, message, None)?)
+}
+
+/// Fails when the master said its fleet's Redis is unreachable.
+fn fleet_up() -> Result<(), IpcError> {
+    match mailbox().fleet_down() {
+        true => Err(IpcError::FleetDown),
+        false => Ok(()),
+    }
 }
 
 /// [`send`], waiting for credit and for room in the send queue instead of failing: a worker
@@ -83,6 +100,7 @@ pub async fn send_wait(message: impl Serialize) -> Result<(), IpcError> {
 
 /// [`broadcast`], waiting for room in the send queue instead of failing when it is full.
 pub async fn broadcast_wait(message: impl Serialize) -> Result<(), IpcError> {
+    fleet_up()?;
     link()?.send(&user(Route::All, message, None)?).await
 }
 

@@ -365,6 +365,7 @@ impl Link {
                 }
             }
             Message::CounterValue { name, value } => mailbox().counter_changed(&name, value),
+            Message::FleetStatus { up } => mailbox().set_fleet_up(up),
             Message::TicketKeys { keys } => super::ticket_keys::set(keys),
             Message::ReloadCertificates { id } => self.reload_certificates(id),
             Message::NewConn { seq, key, peer } => {

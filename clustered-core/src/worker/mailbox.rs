@@ -25,6 +25,8 @@ pub(crate) struct Mailbox {
     followed: Mutex<HashMap<String, watch::Sender<i64>>>,
     asked: mpsc::Sender<Asked>,
     asked_receiver: Mutex<Option<mpsc::Receiver<Asked>>>,
+    /// The master said its fleet's Redis is unreachable (`fleetStatus`).
+    fleet_down: std::sync::atomic::AtomicBool,
 }
 
 /// The mailbox of this process (there is one).
@@ -39,11 +41,23 @@ pub(crate) fn mailbox() -> &'static Mailbox {
             followed: Mutex::default(),
             asked,
             asked_receiver: Mutex::new(Some(asked_receiver)),
+            fleet_down: std::sync::atomic::AtomicBool::new(false),
         }
     })
 }
 
 impl Mailbox {
+    /// What the master last said of its fleet's Redis.
+    pub(crate) fn set_fleet_up(&self, up: bool) {
+        self.fleet_down
+            .store(!up, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the master said its fleet's Redis is unreachable.
+    pub(crate) fn fleet_down(&self) -> bool {
+        self.fleet_down.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Puts a delivered message; with nobody reading and the box full, it is dropped with a
     /// warning.
     pub(crate) fn deliver(&self, from: Peer, data: serde_json::Value) {

@@ -14,6 +14,11 @@
 //! - `orphans`: when the master is PID 1, the zombies it did not spawn, reaped.
 
 mod ack_look;
+#[cfg(feature = "redis")]
+mod fleet;
+#[cfg(not(feature = "redis"))]
+#[path = "fleet_off.rs"]
+mod fleet;
 mod held_conns;
 mod link;
 mod orphans;
@@ -49,6 +54,7 @@ use rustix::process::Signal;
 use tokio::sync::{mpsc, oneshot};
 
 use self::ack_look::AckLook;
+use self::fleet::FleetLink;
 use self::held_conns::HeldConns;
 use self::link::{Links, WorkerLink};
 use self::orphans::Orphans;
@@ -156,7 +162,9 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .as_ref()
         .and_then(SystemdNotify::watchdog_period)
         .map(tokio::time::interval);
+    let fleet = FleetLink::start(&control, reports_tx.clone(), settings.config.agent)?;
     let mut driver = Driver {
+        fleet,
         listeners: ListeningSockets::new(reports_tx.clone(), old_master.is_some()),
         policy: settings.config.policy,
         program,
@@ -206,12 +214,17 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     if let Some(new_master) = driver.new_master.take().filter(|_| driver.handed_over) {
         new_master.finish(control.metrics().totals()).await;
     }
+    if let Some(fleet) = &driver.fleet {
+        fleet.withdraw().await;
+    }
     // Master code reading the inbox hears that the master has stopped.
     control.inbox_slot().close();
     result
 }
 
 struct Driver {
+    /// The fleet's Redis, when `CLUSTER_REDIS_URL` names one.
+    fleet: Option<FleetLink>,
     program: Program,
     policy: Policy,
     control: ClusterControl,
@@ -559,6 +572,9 @@ impl Driver {
                     old_master.serving();
                 }
                 self.listeners.accept();
+                if let Some(fleet) = &self.fleet {
+                    fleet.serving(&addresses);
+                }
                 if let Some(systemd) = &mut self.systemd {
                     systemd.on_notice(&Notice::Ready(addresses.clone()), &self.control);
                 }
@@ -653,6 +669,11 @@ impl Driver {
             Action::AnswerForeign { id, outcome } => {
                 if let Some(link) = self.handover_link() {
                     link.answer_counter(id, outcome);
+                }
+            }
+            Action::Fleet(action) => {
+                if let Some(fleet) = &self.fleet {
+                    fleet.execute(action);
                 }
             }
             // `feed` returns the result before it gets here.

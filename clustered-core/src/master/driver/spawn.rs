@@ -119,6 +119,16 @@ pub(crate) fn spawn_worker(
         command.env_remove(variable);
     }
     command.env_remove(env::UPGRADE_FD);
+    match control
+        .registry()
+        .fleet()
+        .and_then(|fleet| fleet.agent_token)
+    {
+        Some(token) if slot == crate::role::AGENT_ID => {
+            command.env(env::AGENT_TOKEN, token.to_string())
+        }
+        _ => command.env_remove(env::AGENT_TOKEN),
+    };
     match crate::scheduling::master_batched() {
         true => command.env(env::MASTER_BATCHED, "1"),
         false => command.env_remove(env::MASTER_BATCHED),

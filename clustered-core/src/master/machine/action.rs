@@ -118,8 +118,38 @@ pub(crate) enum Action {
         id: u64,
         outcome: clustered_ipc::Outcome,
     },
+    /// Something for the fleet's Redis (driver/fleet.rs), done in a task of its own.
+    Fleet(FleetAction),
     /// The master is done: return this.
     Finish(Result<(), Error>),
+}
+
+/// What the machine asks of the fleet's Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FleetAction {
+    /// Broadcast `data` to the other masters (after the ones before it).
+    Publish { data: serde_json::Value },
+    /// Apply a worker's counter operation in Redis; answer with
+    /// [`FleetInput::Reply`](super::input::FleetInput::Reply).
+    Counter {
+        worker: WorkerKey,
+        seq: u64,
+        name: String,
+        op: clustered_ipc::CounterOp,
+    },
+    /// A worker's request for the agent, which runs under the master holding the fleet's
+    /// lease: sent to that master; answer with `FleetInput::Reply`.
+    AgentRequest {
+        worker: WorkerKey,
+        seq: u64,
+        data: serde_json::Value,
+    },
+    /// The agent's answer to another master's request `id`, sent back to it.
+    AgentAnswer {
+        master: String,
+        id: u64,
+        outcome: clustered_ipc::Outcome,
+    },
 }
 
 /// What user code hears of, by worker key (the driver turns it into a

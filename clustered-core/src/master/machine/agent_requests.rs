@@ -10,13 +10,21 @@ use crate::master::ids::WorkerKey;
 pub(super) const MAX_UNANSWERED: usize = 4096;
 
 /// One request on its way through the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Pending {
-    /// The asking worker, and its request's `seq`.
-    pub(super) worker: WorkerKey,
-    pub(super) seq: u64,
+    /// Who asked.
+    pub(super) asker: Asker,
     /// The agent process asked.
     pub(super) agent: WorkerKey,
+}
+
+/// Who asked the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Asker {
+    /// A worker of this master, and its request's `seq`.
+    Worker { worker: WorkerKey, seq: u64 },
+    /// Another master of the fleet (its fleet id), and its number for the request.
+    Fleet { master: String, id: u64 },
 }
 
 /// Requests the agent has not answered.

@@ -8,7 +8,8 @@
 use clustered_ipc::{Message, Outcome};
 
 use super::action::Notice;
-use super::agent_requests::Pending;
+use super::action::{Action, FleetAction};
+use super::agent_requests::{Asker, Pending};
 use super::state::Machine;
 use super::workers::Origin;
 use crate::master::ids::WorkerKey;
@@ -18,14 +19,15 @@ impl Machine {
     /// Starts the first processes once the addresses are bound: the agent alone if there is
     /// one (the workers follow once it is ready), else the workers.
     pub(super) fn start_first_processes(&mut self) {
-        if self.config.agent {
+        // In a fleet the agent waits for the fleet's lease (`fleet.rs`), the workers do not.
+        if self.config.agent && !self.config.fleet {
             self.spawn(AGENT_ID, Origin::Initial);
         } else {
             self.start_workers();
         }
     }
 
-    fn start_workers(&mut self) {
+    pub(super) fn start_workers(&mut self) {
         if std::mem::replace(&mut self.workers_started, true) {
             return;
         }
@@ -50,7 +52,7 @@ impl Machine {
     }
 
     /// The agent that serves now, if any.
-    fn serving_agent(&self) -> Option<WorkerKey> {
+    pub(super) fn serving_agent(&self) -> Option<WorkerKey> {
         self.workers
             .iter()
             .find(|(_, worker)| {
@@ -79,6 +81,16 @@ impl Machine {
         let Some(from) = self.workers.get(&key).map(|worker| worker.slot) else {
             return;
         };
+        if self.config.agent && self.config.fleet && self.fleet.lease.is_none() {
+            // The fleet's agent runs under another master: the request goes there.
+            let action = FleetAction::AgentRequest {
+                worker: key,
+                seq,
+                data,
+            };
+            self.push(Action::Fleet(action));
+            return;
+        }
         let agent = match self.agent_to_ask() {
             Ok(agent) => agent,
             Err(reason) => {
@@ -88,26 +100,62 @@ impl Machine {
             }
         };
         let id = self.agent_requests.add(Pending {
-            worker: key,
-            seq,
+            asker: Asker::Worker { worker: key, seq },
             agent,
         });
         self.send(agent, Message::AgentAsk { id, from, data });
     }
 
+    /// Another master's request for the agent of the fleet, which runs here (or, if it does
+    /// not right now, answered at once saying so). The agent sees it as from slot 0.
+    pub(super) fn on_fleet_agent_ask(&mut self, master: String, id: u64, data: serde_json::Value) {
+        match self.agent_to_ask() {
+            Ok(agent) => {
+                let asker = Asker::Fleet { master, id };
+                let local = self.agent_requests.add(Pending { asker, agent });
+                let from = AGENT_ID;
+                self.send(
+                    agent,
+                    Message::AgentAsk {
+                        id: local,
+                        from,
+                        data,
+                    },
+                );
+            }
+            Err(reason) => {
+                self.answer_asker(Asker::Fleet { master, id }, Outcome::Error(reason.into()))
+            }
+        }
+    }
+
+    /// Gives `outcome` to whoever asked.
+    fn answer_asker(&mut self, asker: Asker, outcome: Outcome) {
+        match asker {
+            Asker::Worker { worker, seq } => self.send(worker, Message::Reply { seq, outcome }),
+            Asker::Fleet { master, id } => {
+                let action = FleetAction::AgentAnswer {
+                    master,
+                    id,
+                    outcome,
+                };
+                self.push(Action::Fleet(action));
+            }
+        }
+    }
+
     /// The agent's answer, relayed to the worker that asked.
     pub(super) fn on_agent_answer(&mut self, key: WorkerKey, id: u64, outcome: Outcome) {
-        if let Some(Pending { worker, seq, .. }) = self.agent_requests.answer(id, key) {
-            self.send(worker, Message::Reply { seq, outcome });
+        if let Some(Pending { asker, .. }) = self.agent_requests.answer(id, key) {
+            self.answer_asker(asker, outcome);
         }
     }
 
     /// An agent exited: what it had not answered fails now, saying why.
     pub(super) fn agent_exited(&mut self, key: WorkerKey) {
-        for Pending { worker, seq, .. } in self.agent_requests.take_unanswered(key) {
+        for Pending { asker, .. } in self.agent_requests.take_unanswered(key) {
             let reason = "the agent exited before answering; a new one is starting".into();
-            let outcome = Outcome::Error(reason);
-            self.send(worker, Message::Reply { seq, outcome });
+            self.answer_asker(asker, Outcome::Error(reason));
         }
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct Config {
     pub(crate) upgrading: bool,
     /// An agent process (slot 0) runs before the workers, which start once it is ready.
     pub(crate) agent: bool,
+    /// The master is part of a fleet (Redis): broadcasts and counters go through it.
+    pub(crate) fleet: bool,
     /// Workers say when they are ready (after warming up); until then they get no connections
     /// and a reload waits for them.
     pub(crate) wait_ready: bool,

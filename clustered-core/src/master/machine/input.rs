@@ -93,6 +93,35 @@ pub(crate) enum Input {
         name: String,
         op: clustered_ipc::CounterOp,
     },
+    /// What the fleet's Redis (driver/fleet.rs) says.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Fleet(FleetInput),
+}
+
+/// What the fleet's Redis says, as the driver's fleet task reports it.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[derive(Debug)]
+pub(crate) enum FleetInput {
+    /// Redis became reachable (and subscribed to) or not.
+    Up(bool),
+    /// Another master of the fleet broadcast `data`.
+    Message { data: serde_json::Value },
+    /// The answer to a worker's counter operation (a `FleetAction::Counter`).
+    Reply {
+        worker: WorkerKey,
+        seq: u64,
+        outcome: clustered_ipc::Outcome,
+    },
+    /// A fleet-wide counter changed (anywhere in the fleet).
+    CounterValue { name: String, value: i64 },
+    /// This master holds the fleet's lease, with this fencing token (`None`: not any more).
+    Lease(Option<u64>),
+    /// Another master (`master`, its fleet id) asks the agent, which runs here.
+    AgentAsk {
+        master: String,
+        id: u64,
+        data: serde_json::Value,
+    },
 }
 
 /// Where the answer to one command goes (the driver's number for its waiting caller).

@@ -13,6 +13,7 @@ use crate::master::command::Answer;
 use crate::master::handle::WorkerStatus;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::{ExitReason, ProcessExit};
+use crate::role::AGENT_ID;
 
 impl Machine {
     /// The worker's process runs.
@@ -45,6 +46,7 @@ impl Machine {
         self.note_serving(key);
         self.set_status(key, WorkerStatus::Online);
         self.notify(Notice::Online(key));
+        self.tell_fleet_status(key);
         self.serving_changed(key);
     }
 
@@ -139,7 +141,11 @@ impl Machine {
     /// Starts a worker in `slot` now, unless the master is stopping, the slot is gone or
     /// another worker serves it: a stop that was asked for, not a crash.
     fn replace_at_once(&mut self, slot: usize) {
-        if !self.is_stopping() && self.is_current_slot(slot) && self.serving_worker(slot).is_none()
+        let allowed = slot != AGENT_ID || self.may_run_agent();
+        if allowed
+            && !self.is_stopping()
+            && self.is_current_slot(slot)
+            && self.serving_worker(slot).is_none()
         {
             self.spawn(slot, Origin::Restart);
         }

@@ -32,7 +32,14 @@ impl Machine {
         };
         let outcome = match to {
             Route::Master => Outcome::Error("not deliverable".into()),
-            Route::All => {
+            Route::All => match self.publish_to_fleet(&message) {
+                Ok(()) => {
+                    self.deliver(|_, _| true, &message, None);
+                    Outcome::Ok(serde_json::Value::Null)
+                }
+                Err(reason) => Outcome::Error(reason.into()),
+            },
+            Route::AllLocal => {
                 self.deliver(|_, _| true, &message, None);
                 Outcome::Ok(serde_json::Value::Null)
             }
@@ -56,14 +63,19 @@ impl Machine {
             data,
         };
         match to {
-            Target::All => self.deliver(|_, _| true, &message, None),
+            Target::All => {
+                if let Err(reason) = self.publish_to_fleet(&message) {
+                    tracing::warn!("{reason}");
+                }
+                self.deliver(|_, _| true, &message, None)
+            }
             Target::One(target) => self.deliver(|key, _| key == target, &message, None),
         };
     }
 
     /// Queues `message` for every connected worker that is not stopping and `matches`, the
     /// first with `receipt` to answer; returns how many.
-    fn deliver(
+    pub(super) fn deliver(
         &mut self,
         matches: impl Fn(WorkerKey, &WorkerState) -> bool,
         message: &Message,
@@ -93,6 +105,10 @@ impl Machine {
         let Some((key, seq, name, op)) = self.divert_counter(key, seq, name, op) else {
             return;
         };
+        if self.config.fleet {
+            self.fleet_counter(key, seq, name, op);
+            return;
+        }
         let outcome = match self.counters.apply(key, &name, op) {
             Ok(value) => {
                 self.counter_applied(key, name, op, value);
@@ -128,7 +144,7 @@ impl Machine {
     /// Pushes every changed counter's latest value to the workers following it.
     pub(super) fn push_counters(&mut self) {
         for (name, followers) in self.subscriptions.take_changed() {
-            let value = self.counters.get(&name);
+            let value = self.counter_value(&name);
             let message = Message::CounterValue { name, value };
             self.deliver(|key, _| followers.contains(&key), &message, None);
         }

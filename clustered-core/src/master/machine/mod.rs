@@ -35,6 +35,8 @@ mod config;
 mod conn;
 mod counters;
 mod dispatch;
+mod fleet;
+mod fleet_state;
 mod handoffs;
 mod input;
 mod lifecycle;
@@ -60,9 +62,11 @@ use std::time::Instant;
 
 use clustered_ipc::Message;
 
-pub(crate) use self::action::{Action, Notice};
+pub(crate) use self::action::{Action, FleetAction, Notice};
 pub(crate) use self::config::{Config, Recycle};
 pub(crate) use self::conn::Conn;
+#[cfg_attr(not(feature = "redis"), allow(unused_imports))]
+pub(crate) use self::input::FleetInput;
 pub(crate) use self::input::{Input, ReplyId, SignalAction, Timer};
 pub use self::restart::RestartPolicy;
 use self::state::Phase;
@@ -132,6 +136,7 @@ impl Machine {
             } => self.on_forwarded_counter(worker, seq, outcome),
             Input::Adopt { counters } => self.on_adopt(counters),
             Input::ForeignCounter { id, name, op } => self.on_foreign_counter(id, name, op),
+            Input::Fleet(input) => self.on_fleet(input),
         }
         if self.stop.fatal.is_some() {
             self.begin_stop();

@@ -13,6 +13,7 @@ use super::config::{Config, UNANSWERED_SUSPECT_AFTER};
 use super::conn::Conn;
 use super::counters::Counters;
 use super::dispatch::{Dispatcher, Placement};
+use super::fleet_state::FleetState;
 use super::input::Timer;
 use super::reload::Reload;
 use super::restart::RestartTracker;
@@ -70,6 +71,8 @@ pub(crate) struct Machine {
     pub(super) reload: Reload,
     pub(super) subscriptions: Subscriptions,
     pub(super) counters: Counters,
+    /// The fleet's Redis, as the driver last told.
+    pub(super) fleet: FleetState,
     pub(super) stop: StopState,
     /// An upgrade of the master, on either side.
     pub(super) upgrade: Upgrade,
@@ -121,6 +124,7 @@ impl Machine {
             reload: Reload::default(),
             subscriptions: Subscriptions::default(),
             counters: Counters::default(),
+            fleet: FleetState::default(),
             stop: StopState::default(),
             ready: false,
             recycle_paused_until: None,

@@ -17,6 +17,7 @@ macro_rules! picked {
 mod agent;
 mod answers;
 mod certificates;
+mod fleet;
 mod handles;
 mod handoffs;
 mod lifecycle;
@@ -75,6 +76,7 @@ fn config(workers: usize, policy: Policy) -> Config {
         wait_ready: false,
         recycle: Recycle::default(),
         upgrading: false,
+        fleet: false,
     }
 }
 
