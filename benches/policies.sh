@@ -31,11 +31,13 @@
 # Writes benches/results/policies.md (tables, with the goals of issue 23) and
 # benches/results/policies.svg (CPU per new connection).
 # Usage: benches/policies.sh   (WORKERS=2 ROUNDS=5 SECONDS_PER_RUN=5 AB_REQUESTS=20000
-#        FLOOD=50000; installs wrk, ab and h2load when missing)
+#        FLOOD=50000 POLICIES="rr least sticky shared reuseport" COMPARE_POLICIES="rr shared";
+#        installs wrk, ab and h2load when missing; the goals need rr and reuseport)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKERS=${WORKERS:-2}; ROUNDS=${ROUNDS:-5}; SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 AB_REQUESTS=${AB_REQUESTS:-20000}; FLOOD=${FLOOD:-50000}
+POLICIES=${POLICIES:-rr least sticky shared reuseport}; COMPARE_POLICIES=${COMPARE_POLICIES:-rr shared}
 . benches/tools.sh
 need_tools ab wrk h2load
 cargo build --release --quiet --example hello --example baseline --example hyper_reuseport \
@@ -125,12 +127,12 @@ for round in $(seq "$ROUNDS"); do
   measure "baseline-current_thread" env FLAVOR=current_thread PORT=0 target/release/examples/baseline
   measure "baseline-multi_thread" env FLAVOR=multi_thread PORT=0 target/release/examples/baseline
   measure "hyper-reuseport" env PROCESSES="$WORKERS" PORT=0 target/release/examples/hyper_reuseport
-  for policy in rr least sticky shared reuseport; do
+  for policy in $POLICIES; do
     # shellcheck disable=SC2046
     measure "cluster-$policy" env $(cluster_env "$policy") target/release/examples/hello
   done
   if [ -n "${COMPARE:-}" ]; then
-    for policy in rr shared; do
+    for policy in $COMPARE_POLICIES; do
       # shellcheck disable=SC2046
       measure "${COMPARE%%:*}-$policy" env $(cluster_env "$policy") "${COMPARE#*:}"
     done

@@ -33,7 +33,9 @@ pub const INBOX_WINDOW: u32 = 1024;
 /// `throttle`). Version 6: a `serverAck` says how connections arrive (`mode`) rather than the
 /// master's policy. Version 7: a `serverAck`'s `address` is a TCP address or a Unix socket's
 /// path. Version 8: `ticketKeys` and `reloadCertificates`. Version 9: `reloadCertificates` carries
-/// an `id` that the worker's `certificatesReloaded` answers.
+/// an `id` that the worker's `certificatesReloaded` answers. Version 10: `fleetStatus`; and a
+/// worker with a metrics region records there the handoffs it takes and the heartbeats it has
+/// nothing new for, instead of sending `accepted` and `heartbeat` frames.
 pub const PROTOCOL_VERSION: u32 = 10;
 
 /// Where a user message goes.
