@@ -5,6 +5,9 @@
 #   keep-alive   ab -k -c4: the one-process baseline (axum::serve, current_thread), and the
 #                `hello` cluster with one worker: its worker's count, then the same app without
 #                `ClusterLayer` (the serve path alone)
+#   h2           h2load -c4 -m32 (HTTP/2 prior knowledge, the same 4 connections in both runs, so
+#                the difference is requests alone): the baseline, the `hello` worker, and the
+#                same without `ClusterLayer`
 #   new-conn     ab -c8: the baseline, the `rr` worker and master, the `reuseport` worker
 #   TLS          new TLS 1.3 connections with one `GET /` each, from `tls_load` (benches/tls_load.rs,
 #                CONCURRENCY=4, CONNECTIONS=TLS_FEW or TLS_MANY), full handshakes and resumed
@@ -13,11 +16,12 @@
 #                their sum, the `reuseport` worker; a P-256 certificate as benches/tls_cpu.sh
 #                makes. It also prints how many connections resumed in each run.
 # Prints the tables (HTTP into benches/results/instructions.md, TLS into instructions-tls.md);
-# `callgrind_annotate` on the files it names shows where the instructions go.
+# `callgrind_annotate` on the files it names shows where the instructions go: KEEP=1 keeps them
+# (the work directory, LABEL-N/cg.PID for each process, is named on stderr at the end).
 # TLS=1 (default) measures both, TLS=0 the HTTP rows alone, TLS=only the TLS rows alone: the
 # whole run takes about 2 minutes on the 2-core development machine, the TLS rows 1 of them.
-# Usage: benches/instructions.sh   (FEW=2000 MANY=12000 TLS_FEW=200 TLS_MANY=1200 TLS=1;
-#                                    needs valgrind, installs ab and openssl)
+# Usage: benches/instructions.sh   (FEW=2000 MANY=12000 TLS_FEW=200 TLS_MANY=1200 TLS=1 KEEP=;
+#                                    needs valgrind, installs ab, h2load and openssl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FEW=${FEW:-2000}; MANY=${MANY:-12000}
@@ -26,10 +30,13 @@ TLS=${TLS:-1}
 command="FEW=$FEW MANY=$MANY TLS_FEW=$TLS_FEW TLS_MANY=$TLS_MANY TLS=$TLS benches/instructions.sh"
 case $TLS in 0 | 1 | only) ;; *) echo "TLS is 0, 1 or only, not $TLS" >&2; exit 2 ;; esac
 . benches/tools.sh
-need_tools ab valgrind openssl
+need_tools ab h2load valgrind openssl
 cargo build --release --quiet --example hello --example baseline --example tls_baseline --example tls_load
 work=$(mktemp -d)
-cleanup() { [ -f "$work/hello.rs" ] && cp "$work/hello.rs" examples/hello.rs; rm -rf "$work"; }
+cleanup() {
+  [ -f "$work/hello.rs" ] && cp "$work/hello.rs" examples/hello.rs
+  if [ -n "${KEEP:-}" ]; then echo "callgrind files kept in $work" >&2; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 
 if [ "$TLS" != only ]; then
@@ -50,7 +57,8 @@ if [ "$TLS" != 0 ]; then
 fi
 
 # run LABEL N CLIENT ENV... BINARY: callgrind files of every process, largest first. CLIENT is
-# ab's arguments, or `tls full` / `tls resumed` for tls_load (whose line goes to LABEL-N/load).
+# ab's arguments, `h2` for h2load, or `tls full` / `tls resumed` for tls_load (whose line goes
+# to LABEL-N/load).
 run() {
   local label=$1 n=$2 client=$3; shift 3
   local dir="$work/$label-$n"; mkdir -p "$dir"
@@ -66,12 +74,15 @@ run() {
         TARGET=${url#https://} target/release/examples/tls_load >"$dir/load"
       local resumed='[0-9]*'; [ "$client" = "tls full" ] && resumed=0
       grep -q "^connections=$n resumed=$resumed failed=0 " "$dir/load" || failed=1 ;;
+    h2)
+      h2load -c 4 -m 32 -n "$n" "$url/" >"$dir/load" 2>&1 || true
+      grep -q "^requests: $n total, $n started, $n done, $n succeeded" "$dir/load" || failed=1 ;;
     *)
       # shellcheck disable=SC2086
       ab -q $client -n "$n" "$url/" >/dev/null ;;
   esac
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; sleep 1
-  [ -z "$failed" ] || { echo "tls_load against $label: $(cat "$dir/load")" >&2; exit 1; }
+  [ -z "$failed" ] || { echo "$client against $label: $(cat "$dir/load")" >&2; exit 1; }
 }
 # total LABEL N ROLE: instructions of the master (the process that printed the address) or the
 # worker (any other process), from the callgrind summary
@@ -102,11 +113,15 @@ if [ "$TLS" != only ]; then
   measure ka-baseline "-k -c 4" target/release/examples/baseline
   measure ka-hello "-k -c 4" target/release/examples/hello
   measure ka-bare "-k -c 4" "$work/hello-without-layer"
+  measure h2-baseline h2 target/release/examples/baseline
+  measure h2-hello h2 target/release/examples/hello
+  measure h2-bare h2 "$work/hello-without-layer"
   measure nc-baseline "-c 8" target/release/examples/baseline
   measure nc-rr "-c 8" target/release/examples/hello CLUSTER_SCHED_POLICY=rr
   measure nc-reuseport "-c 8" target/release/examples/hello CLUSTER_SCHED_POLICY=reuseport
 
   ka_base=$(per_request ka-baseline master)
+  h2_base=$(per_request h2-baseline master)
   nc_base=$(per_request nc-baseline master)
   {
     echo "Instructions per request (callgrind, $((MANY - FEW)) requests after $FEW, one worker)."
@@ -116,6 +131,9 @@ if [ "$TLS" != only ]; then
     row "keep-alive: baseline (axum::serve, current_thread)" "$ka_base" "$ka_base"
     row "keep-alive: \`hello\` worker (ClusterLayer, serve)" "$(per_request ka-hello worker)" "$ka_base"
     row "keep-alive: the same without ClusterLayer" "$(per_request ka-bare worker)" "$ka_base"
+    row "HTTP/2 (h2load -c4 -m32): baseline" "$h2_base" "$h2_base"
+    row "HTTP/2: \`hello\` worker (ClusterLayer, serve)" "$(per_request h2-hello worker)" "$h2_base"
+    row "HTTP/2: the same without ClusterLayer" "$(per_request h2-bare worker)" "$h2_base"
     row "new connection: baseline" "$nc_base" "$nc_base"
     row "new connection: \`reuseport\` worker" "$(per_request nc-reuseport worker)" "$nc_base"
     row "new connection: \`rr\` worker" "$(per_request nc-rr worker)" "$nc_base"
