@@ -20,13 +20,17 @@
 # (the work directory, LABEL-N/cg.PID for each process, is named on stderr at the end).
 # TLS=1 (default) measures both, TLS=0 the HTTP rows alone, TLS=only the TLS rows alone: the
 # whole run takes about 2 minutes on the 2-core development machine, the TLS rows 1 of them.
-# Usage: benches/instructions.sh   (FEW=2000 MANY=12000 TLS_FEW=200 TLS_MANY=1200 TLS=1 KEEP=;
+# Usage: benches/instructions.sh   (FEW=2000 MANY=12000 TLS_FEW=200 TLS_MANY=1200 TLS=1 KEEP= OUT=;
 #                                    needs valgrind, installs ab, h2load and openssl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FEW=${FEW:-2000}; MANY=${MANY:-12000}
 TLS_FEW=${TLS_FEW:-200}; TLS_MANY=${TLS_MANY:-1200}
 TLS=${TLS:-1}
+# The binaries cargo builds (CARGO_TARGET_DIR, and the CARGO_PROFILE_RELEASE_* variables, give
+# another build, e.g. the release profile the README recommends); OUT: the HTTP table's file.
+bin=${CARGO_TARGET_DIR:-target}/release/examples
+out=${OUT:-benches/results/instructions.md}
 command="FEW=$FEW MANY=$MANY TLS_FEW=$TLS_FEW TLS_MANY=$TLS_MANY TLS=$TLS benches/instructions.sh"
 case $TLS in 0 | 1 | only) ;; *) echo "TLS is 0, 1 or only, not $TLS" >&2; exit 2 ;; esac
 . benches/tools.sh
@@ -45,7 +49,7 @@ if [ "$TLS" != only ]; then
   sed -i 's/^        \.layer(ClusterLayer::new());$/        ;/' examples/hello.rs
   grep -q 'ClusterLayer::new()' examples/hello.rs && { echo "hello.rs changed: cannot drop its layer" >&2; exit 1; }
   cargo build --release --quiet --example hello 2>/dev/null
-  cp target/release/examples/hello "$work/hello-without-layer"
+  cp "$bin"/hello "$work/hello-without-layer"
   cp "$work/hello.rs" examples/hello.rs
   cargo build --release --quiet --example hello
 fi
@@ -71,7 +75,7 @@ run() {
   case $client in
     tls\ *)
       MODE=${client#tls } CONCURRENCY=4 CONNECTIONS=$n SECONDS=100000 CA="$work/cert.pem" \
-        TARGET=${url#https://} target/release/examples/tls_load >"$dir/load"
+        TARGET=${url#https://} "$bin"/tls_load >"$dir/load"
       local resumed='[0-9]*'; [ "$client" = "tls full" ] && resumed=0
       grep -q "^connections=$n resumed=$resumed failed=0 " "$dir/load" || failed=1 ;;
     h2)
@@ -110,20 +114,23 @@ row() { # what, instructions, baseline
 }
 
 if [ "$TLS" != only ]; then
-  measure ka-baseline "-k -c 4" target/release/examples/baseline
-  measure ka-hello "-k -c 4" target/release/examples/hello
+  measure ka-baseline "-k -c 4" "$bin"/baseline
+  measure ka-hello "-k -c 4" "$bin"/hello
   measure ka-bare "-k -c 4" "$work/hello-without-layer"
-  measure h2-baseline h2 target/release/examples/baseline
-  measure h2-hello h2 target/release/examples/hello
+  measure h2-baseline h2 "$bin"/baseline
+  measure h2-hello h2 "$bin"/hello
   measure h2-bare h2 "$work/hello-without-layer"
-  measure nc-baseline "-c 8" target/release/examples/baseline
-  measure nc-rr "-c 8" target/release/examples/hello CLUSTER_SCHED_POLICY=rr
-  measure nc-reuseport "-c 8" target/release/examples/hello CLUSTER_SCHED_POLICY=reuseport
+  measure nc-baseline "-c 8" "$bin"/baseline
+  measure nc-rr "-c 8" "$bin"/hello CLUSTER_SCHED_POLICY=rr
+  measure nc-reuseport "-c 8" "$bin"/hello CLUSTER_SCHED_POLICY=reuseport
 
   ka_base=$(per_request ka-baseline master)
   h2_base=$(per_request h2-baseline master)
   nc_base=$(per_request nc-baseline master)
   {
+    echo "$(date -u +%F), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!benches/results' \
+      || echo ' with uncommitted changes'), $bin: \`$command\`"
+    echo
     echo "Instructions per request (callgrind, $((MANY - FEW)) requests after $FEW, one worker)."
     echo
     echo "| what | instructions | vs the one-process baseline |"
@@ -140,7 +147,7 @@ if [ "$TLS" != only ]; then
     row "new connection: \`rr\` master" "$(per_request nc-rr master)" "$nc_base"
     row "new connection: \`rr\` master and worker" \
       "$(($(per_request nc-rr master) + $(per_request nc-rr worker)))" "$nc_base"
-  } | tee benches/results/instructions.md
+  } | tee "$out"
 fi
 
 if [ "$TLS" != 0 ]; then
@@ -148,9 +155,9 @@ if [ "$TLS" != 0 ]; then
   FEW=$TLS_FEW; MANY=$TLS_MANY
   tls_env=(CLUSTER_TLS_CERT="$work/cert.pem" CLUSTER_TLS_KEY="$work/key.pem")
   for mode in full resumed; do
-    measure "tls-$mode-baseline" "tls $mode" target/release/examples/tls_baseline "${tls_env[@]}"
-    measure "tls-$mode-rr" "tls $mode" target/release/examples/hello "${tls_env[@]}" CLUSTER_SCHED_POLICY=rr
-    measure "tls-$mode-reuseport" "tls $mode" target/release/examples/hello "${tls_env[@]}" CLUSTER_SCHED_POLICY=reuseport
+    measure "tls-$mode-baseline" "tls $mode" "$bin"/tls_baseline "${tls_env[@]}"
+    measure "tls-$mode-rr" "tls $mode" "$bin"/hello "${tls_env[@]}" CLUSTER_SCHED_POLICY=rr
+    measure "tls-$mode-reuseport" "tls $mode" "$bin"/hello "${tls_env[@]}" CLUSTER_SCHED_POLICY=reuseport
   done
   tls_row() { # what, LABEL ROLE (or `sum`), for full and resumed
     local what=$1 full resumed

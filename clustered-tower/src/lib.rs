@@ -35,6 +35,7 @@ mod tls_error;
 mod tls_metrics;
 mod tracked;
 mod watchdog;
+mod worker_marks;
 
 pub use self::config::HttpConfig;
 pub use self::drain::Drain;

@@ -26,6 +26,7 @@ use crate::tls::TlsConfig;
 use crate::tls_metrics;
 use crate::tracked::TrackedIo;
 use crate::watchdog::{self, Verdict};
+use crate::worker_marks::WorkerMarks;
 
 /// How long a draining worker keeps an HTTP/1 connection open for its client's next request
 /// (answered with `Connection: close`) before closing it once idle.
@@ -253,11 +254,13 @@ async fn serve_listener<S, B>(
     let draining = Arc::new(AtomicBool::new(false));
     let (drain_tx, drain_rx) = watch::channel(false);
     let drain = Drain::new(drain_rx);
+    let marks = Arc::new(WorkerMarks::new(drain.clone()));
     while let Some((stream, peer)) = listener.accept().await {
         let state = Arc::new(ConnectionState::new(
             peer,
             Arc::clone(&draining),
             drain.clone(),
+            Arc::clone(&marks),
         ));
         let service = ConnectionService::new(service.clone(), Arc::clone(&state));
         let io = TrackedIo::new(
@@ -317,7 +320,7 @@ async fn serve_listener<S, B>(
     }
     draining.store(true, Ordering::Relaxed);
     drain_tx.send_replace(true);
-    drop(drain);
+    drop((drain, marks));
     tracing::debug!(open = drain_tx.receiver_count(), "draining connections");
     drain_tx.closed().await;
 }
