@@ -193,7 +193,9 @@ where
 ///
 /// The timeouts and limits are `config`'s. A panic in `service` answers that request with
 /// 500; the connection and the worker live on. Handlers can take the client's address as
-/// axum's `ConnectInfo<SocketAddr>`.
+/// axum's `ConnectInfo<SocketAddr>`. Every request is marked as [`crate::ClusterLayer`] marks
+/// it (`x-worker-id`, `WorkerInfo`, the request metrics), once: a `ClusterLayer` in `service`
+/// adds nothing more.
 pub async fn serve_connections<S, B>(listener: Listener, service: S, config: &HttpConfig)
 where
     S: Servable<B>,
