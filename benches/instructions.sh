@@ -5,6 +5,9 @@
 #   keep-alive   ab -k -c4: the one-process baseline (axum::serve, current_thread), and the
 #                `hello` cluster with one worker: its worker's count, then the same app without
 #                `ClusterLayer` (the serve path alone)
+#   h2           h2load -c4 -m32 (HTTP/2 prior knowledge, the same 4 connections in both runs, so
+#                the difference is requests alone): the baseline, the `hello` worker, and the
+#                same without `ClusterLayer`
 #   new-conn     ab -c8: the baseline, the `rr` worker and master, the `reuseport` worker
 #   TLS          new TLS 1.3 connections with one `GET /` each, from `tls_load` (benches/tls_load.rs,
 #                CONCURRENCY=4, CONNECTIONS=TLS_FEW or TLS_MANY), full handshakes and resumed
@@ -13,23 +16,31 @@
 #                their sum, the `reuseport` worker; a P-256 certificate as benches/tls_cpu.sh
 #                makes. It also prints how many connections resumed in each run.
 # Prints the tables (HTTP into benches/results/instructions.md, TLS into instructions-tls.md);
-# `callgrind_annotate` on the files it names shows where the instructions go.
+# `callgrind_annotate` on the files it names shows where the instructions go: KEEP=1 keeps them
+# (the work directory, LABEL-N/cg.PID for each process, is named on stderr at the end).
 # TLS=1 (default) measures both, TLS=0 the HTTP rows alone, TLS=only the TLS rows alone: the
 # whole run takes about 2 minutes on the 2-core development machine, the TLS rows 1 of them.
-# Usage: benches/instructions.sh   (FEW=2000 MANY=12000 TLS_FEW=200 TLS_MANY=1200 TLS=1;
-#                                    needs valgrind, installs ab and openssl)
+# Usage: benches/instructions.sh   (FEW=2000 MANY=12000 TLS_FEW=200 TLS_MANY=1200 TLS=1 KEEP= OUT=;
+#                                    needs valgrind, installs ab, h2load and openssl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FEW=${FEW:-2000}; MANY=${MANY:-12000}
 TLS_FEW=${TLS_FEW:-200}; TLS_MANY=${TLS_MANY:-1200}
 TLS=${TLS:-1}
+# The binaries cargo builds (CARGO_TARGET_DIR, and the CARGO_PROFILE_RELEASE_* variables, give
+# another build, e.g. the release profile the README recommends); OUT: the HTTP table's file.
+bin=${CARGO_TARGET_DIR:-target}/release/examples
+out=${OUT:-benches/results/instructions.md}
 command="FEW=$FEW MANY=$MANY TLS_FEW=$TLS_FEW TLS_MANY=$TLS_MANY TLS=$TLS benches/instructions.sh"
 case $TLS in 0 | 1 | only) ;; *) echo "TLS is 0, 1 or only, not $TLS" >&2; exit 2 ;; esac
 . benches/tools.sh
-need_tools ab valgrind openssl
+need_tools ab h2load valgrind openssl
 cargo build --release --quiet --example hello --example baseline --example tls_baseline --example tls_load
 work=$(mktemp -d)
-cleanup() { [ -f "$work/hello.rs" ] && cp "$work/hello.rs" examples/hello.rs; rm -rf "$work"; }
+cleanup() {
+  [ -f "$work/hello.rs" ] && cp "$work/hello.rs" examples/hello.rs
+  if [ -n "${KEEP:-}" ]; then echo "callgrind files kept in $work" >&2; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 
 if [ "$TLS" != only ]; then
@@ -38,7 +49,7 @@ if [ "$TLS" != only ]; then
   sed -i 's/^        \.layer(ClusterLayer::new());$/        ;/' examples/hello.rs
   grep -q 'ClusterLayer::new()' examples/hello.rs && { echo "hello.rs changed: cannot drop its layer" >&2; exit 1; }
   cargo build --release --quiet --example hello 2>/dev/null
-  cp target/release/examples/hello "$work/hello-without-layer"
+  cp "$bin"/hello "$work/hello-without-layer"
   cp "$work/hello.rs" examples/hello.rs
   cargo build --release --quiet --example hello
 fi
@@ -50,7 +61,8 @@ if [ "$TLS" != 0 ]; then
 fi
 
 # run LABEL N CLIENT ENV... BINARY: callgrind files of every process, largest first. CLIENT is
-# ab's arguments, or `tls full` / `tls resumed` for tls_load (whose line goes to LABEL-N/load).
+# ab's arguments, `h2` for h2load, or `tls full` / `tls resumed` for tls_load (whose line goes
+# to LABEL-N/load).
 run() {
   local label=$1 n=$2 client=$3; shift 3
   local dir="$work/$label-$n"; mkdir -p "$dir"
@@ -63,15 +75,18 @@ run() {
   case $client in
     tls\ *)
       MODE=${client#tls } CONCURRENCY=4 CONNECTIONS=$n SECONDS=100000 CA="$work/cert.pem" \
-        TARGET=${url#https://} target/release/examples/tls_load >"$dir/load"
+        TARGET=${url#https://} "$bin"/tls_load >"$dir/load"
       local resumed='[0-9]*'; [ "$client" = "tls full" ] && resumed=0
       grep -q "^connections=$n resumed=$resumed failed=0 " "$dir/load" || failed=1 ;;
+    h2)
+      h2load -c 4 -m 32 -n "$n" "$url/" >"$dir/load" 2>&1 || true
+      grep -q "^requests: $n total, $n started, $n done, $n succeeded" "$dir/load" || failed=1 ;;
     *)
       # shellcheck disable=SC2086
       ab -q $client -n "$n" "$url/" >/dev/null ;;
   esac
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; sleep 1
-  [ -z "$failed" ] || { echo "tls_load against $label: $(cat "$dir/load")" >&2; exit 1; }
+  [ -z "$failed" ] || { echo "$client against $label: $(cat "$dir/load")" >&2; exit 1; }
 }
 # total LABEL N ROLE: instructions of the master (the process that printed the address) or the
 # worker (any other process), from the callgrind summary
@@ -99,16 +114,23 @@ row() { # what, instructions, baseline
 }
 
 if [ "$TLS" != only ]; then
-  measure ka-baseline "-k -c 4" target/release/examples/baseline
-  measure ka-hello "-k -c 4" target/release/examples/hello
+  measure ka-baseline "-k -c 4" "$bin"/baseline
+  measure ka-hello "-k -c 4" "$bin"/hello
   measure ka-bare "-k -c 4" "$work/hello-without-layer"
-  measure nc-baseline "-c 8" target/release/examples/baseline
-  measure nc-rr "-c 8" target/release/examples/hello CLUSTER_SCHED_POLICY=rr
-  measure nc-reuseport "-c 8" target/release/examples/hello CLUSTER_SCHED_POLICY=reuseport
+  measure h2-baseline h2 "$bin"/baseline
+  measure h2-hello h2 "$bin"/hello
+  measure h2-bare h2 "$work/hello-without-layer"
+  measure nc-baseline "-c 8" "$bin"/baseline
+  measure nc-rr "-c 8" "$bin"/hello CLUSTER_SCHED_POLICY=rr
+  measure nc-reuseport "-c 8" "$bin"/hello CLUSTER_SCHED_POLICY=reuseport
 
   ka_base=$(per_request ka-baseline master)
+  h2_base=$(per_request h2-baseline master)
   nc_base=$(per_request nc-baseline master)
   {
+    echo "$(date -u +%F), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!benches/results' \
+      || echo ' with uncommitted changes'), $bin: \`$command\`"
+    echo
     echo "Instructions per request (callgrind, $((MANY - FEW)) requests after $FEW, one worker)."
     echo
     echo "| what | instructions | vs the one-process baseline |"
@@ -116,13 +138,16 @@ if [ "$TLS" != only ]; then
     row "keep-alive: baseline (axum::serve, current_thread)" "$ka_base" "$ka_base"
     row "keep-alive: \`hello\` worker (ClusterLayer, serve)" "$(per_request ka-hello worker)" "$ka_base"
     row "keep-alive: the same without ClusterLayer" "$(per_request ka-bare worker)" "$ka_base"
+    row "HTTP/2 (h2load -c4 -m32): baseline" "$h2_base" "$h2_base"
+    row "HTTP/2: \`hello\` worker (ClusterLayer, serve)" "$(per_request h2-hello worker)" "$h2_base"
+    row "HTTP/2: the same without ClusterLayer" "$(per_request h2-bare worker)" "$h2_base"
     row "new connection: baseline" "$nc_base" "$nc_base"
     row "new connection: \`reuseport\` worker" "$(per_request nc-reuseport worker)" "$nc_base"
     row "new connection: \`rr\` worker" "$(per_request nc-rr worker)" "$nc_base"
     row "new connection: \`rr\` master" "$(per_request nc-rr master)" "$nc_base"
     row "new connection: \`rr\` master and worker" \
       "$(($(per_request nc-rr master) + $(per_request nc-rr worker)))" "$nc_base"
-  } | tee benches/results/instructions.md
+  } | tee "$out"
 fi
 
 if [ "$TLS" != 0 ]; then
@@ -130,9 +155,9 @@ if [ "$TLS" != 0 ]; then
   FEW=$TLS_FEW; MANY=$TLS_MANY
   tls_env=(CLUSTER_TLS_CERT="$work/cert.pem" CLUSTER_TLS_KEY="$work/key.pem")
   for mode in full resumed; do
-    measure "tls-$mode-baseline" "tls $mode" target/release/examples/tls_baseline "${tls_env[@]}"
-    measure "tls-$mode-rr" "tls $mode" target/release/examples/hello "${tls_env[@]}" CLUSTER_SCHED_POLICY=rr
-    measure "tls-$mode-reuseport" "tls $mode" target/release/examples/hello "${tls_env[@]}" CLUSTER_SCHED_POLICY=reuseport
+    measure "tls-$mode-baseline" "tls $mode" "$bin"/tls_baseline "${tls_env[@]}"
+    measure "tls-$mode-rr" "tls $mode" "$bin"/hello "${tls_env[@]}" CLUSTER_SCHED_POLICY=rr
+    measure "tls-$mode-reuseport" "tls $mode" "$bin"/hello "${tls_env[@]}" CLUSTER_SCHED_POLICY=reuseport
   done
   tls_row() { # what, LABEL ROLE (or `sum`), for full and resumed
     local what=$1 full resumed

@@ -14,7 +14,10 @@
 //!   ([`clustered_core::load`]), until its response body is done (a streaming response counts
 //!   while it streams).
 //! - It gives each request the client's address as axum's [`ConnectInfo<SocketAddr>`] (the
-//!   address the master accepted the connection from) and the worker's [`Drain`] signal.
+//!   address the master accepted the connection from), the worker's [`Drain`] signal and
+//!   its `WorkerInfo`, and marks it as [`crate::ClusterLayer`] would (`x-worker-id`, the
+//!   request metrics), once: a `ClusterLayer` inside finds the request marked and adds
+//!   nothing.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,6 +37,7 @@ use tower_service::Service;
 
 use crate::drain::Drain;
 use crate::watchdog::Sample;
+use crate::worker_marks::{Marking, WorkerMarks};
 
 /// The body of a response from [`ConnectionService`]: the user's, or the 500 of a panic.
 pub(crate) type ConnectionBody<B> = Either<TrackedBody<B>, Full<Bytes>>;
@@ -48,6 +52,8 @@ pub(crate) struct ConnectionState {
     /// `drain`, read on every request without taking the watch's lock.
     draining: Arc<AtomicBool>,
     drain: Drain,
+    /// What every request of the serve loop carries.
+    marks: Arc<WorkerMarks>,
     /// Requests begun.
     started: AtomicU64,
     /// Requests whose response is done (or that failed).
@@ -59,11 +65,17 @@ pub(crate) struct ConnectionState {
 }
 
 impl ConnectionState {
-    pub(crate) fn new(peer: SocketAddr, draining: Arc<AtomicBool>, drain: Drain) -> Self {
+    pub(crate) fn new(
+        peer: SocketAddr,
+        draining: Arc<AtomicBool>,
+        drain: Drain,
+        marks: Arc<WorkerMarks>,
+    ) -> Self {
         Self {
             peer,
             draining,
             drain,
+            marks,
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             http2: AtomicBool::new(false),
@@ -114,11 +126,24 @@ impl ConnectionState {
 pub(crate) struct ConnectionService<S> {
     inner: S,
     state: Arc<ConnectionState>,
+    /// `inner.call` may run the application's code, so a panic there is caught too. Not for an
+    /// axum `Router`, whose `call` only routes (handlers and layers run when its future is
+    /// polled, which is always guarded): catching it would cost a keep-alive request a few
+    /// hundred instructions of copies of the request and the future.
+    guard_call: bool,
 }
 
 impl<S> ConnectionService<S> {
-    pub(crate) fn new(inner: S, state: Arc<ConnectionState>) -> Self {
-        Self { inner, state }
+    pub(crate) fn new(inner: S, state: Arc<ConnectionState>) -> Self
+    where
+        S: 'static,
+    {
+        let guard_call = std::any::TypeId::of::<S>() != std::any::TypeId::of::<axum::Router>();
+        Self {
+            inner,
+            state,
+            guard_call,
+        }
     }
 }
 
@@ -136,8 +161,10 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let extensions = request.extensions_mut();
-        extensions.insert(ConnectInfo(self.state.peer));
-        extensions.insert(self.state.drain.clone());
+        let mut marked = self.state.marks.extensions(std::mem::take(extensions));
+        marked.insert(ConnectInfo(self.state.peer));
+        *extensions = marked;
+        let marking = self.state.marks.begin(request.method());
         let version = request.version();
         if version == Version::HTTP_2 {
             self.state.http2.store(true, Ordering::Relaxed);
@@ -147,6 +174,16 @@ where
             true if version < Version::HTTP_2 => Some(Version::HTTP_11),
             _ => None,
         };
+        let in_flight = Some(InFlight::begin(Arc::clone(&self.state)));
+        if !self.guard_call {
+            // Built in place: the future is not moved through a `catch_unwind` closure.
+            return ConnectionFuture {
+                inner: Some(self.inner.call(request)),
+                close_after,
+                marking,
+                in_flight,
+            };
+        }
         let inner = match catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
             Ok(future) => Some(future),
             Err(_) => {
@@ -157,7 +194,8 @@ where
         ConnectionFuture {
             inner,
             close_after,
-            in_flight: Some(InFlight::begin(Arc::clone(&self.state))),
+            marking,
+            in_flight,
         }
     }
 }
@@ -192,6 +230,8 @@ pin_project! {
         inner: Option<F>,
         // Draining: the response ends keep-alive, as this version of HTTP/1 understands.
         close_after: Option<Version>,
+        // Timed, and its response to carry `x-worker-id` (in a worker).
+        marking: Option<Marking>,
         // Moves into the response body; dropped with the future if there is none.
         in_flight: Option<InFlight>,
     }
@@ -213,9 +253,15 @@ where
         };
         let mut response = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(result)) => {
+            Ok(Poll::Ready(Err(error))) => {
+                if let Some(marking) = this.marking.take() {
+                    marking.finish::<()>(None);
+                }
+                return Poll::Ready(Err(error));
+            }
+            Ok(Poll::Ready(Ok(response))) => {
                 let in_flight = this.in_flight.take();
-                result?.map(|inner| Either::Left(TrackedBody { inner, in_flight }))
+                response.map(|inner| Either::Left(TrackedBody { inner, in_flight }))
             }
             Err(()) => {
                 // Never poll a panicked future again.
@@ -223,6 +269,9 @@ where
                 internal_error()
             }
         };
+        if let Some(marking) = this.marking.take() {
+            marking.finish(Some(&mut response));
+        }
         if let Some(version) = *this.close_after {
             response
                 .headers_mut()

@@ -4,11 +4,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderValue, Response};
+use http::Response;
 use pin_project_lite::pin_project;
 
-use crate::header::WORKER_ID_HEADER;
-use crate::http_metrics::RequestTimer;
+use crate::worker_marks::Marking;
 
 pin_project! {
     /// The response future of [`crate::ClusterService`].
@@ -16,22 +15,13 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        worker_id: Option<HeaderValue>,
-        timer: Option<RequestTimer>,
+        marking: Option<Marking>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(
-        inner: F,
-        worker_id: Option<HeaderValue>,
-        timer: Option<RequestTimer>,
-    ) -> Self {
-        Self {
-            inner,
-            worker_id,
-            timer,
-        }
+    pub(crate) fn new(inner: F, marking: Option<Marking>) -> Self {
+        Self { inner, marking }
     }
 }
 
@@ -43,16 +33,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        if let Some(timer) = this.timer.take() {
-            timer.finish(result.as_ref().ok().map(Response::status));
+        let mut result = ready!(this.inner.poll(cx));
+        if let Some(marking) = this.marking.take() {
+            marking.finish(result.as_mut().ok());
         }
-        let mut response = result?;
-        if let Some(worker_id) = this.worker_id.take() {
-            response
-                .headers_mut()
-                .insert(WORKER_ID_HEADER.clone(), worker_id);
-        }
-        Poll::Ready(Ok(response))
+        Poll::Ready(result)
     }
 }

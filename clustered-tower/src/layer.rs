@@ -11,6 +11,12 @@ use crate::service::ClusterService;
 /// `cluster_http_requests_total` and `cluster_http_request_duration_seconds` (by method and
 /// status class). Outside a worker it changes nothing.
 ///
+/// [`crate::ServeHttp::serve`] and [`crate::serve_connections`] do all this themselves, once
+/// per request: the layer is for other servers (`axum::serve` over a
+/// [`crate::ClusterListener`]). Under them it finds each request marked and adds nothing
+/// (through `Router::layer` it still costs axum's wrapping of every route in one more boxed
+/// service).
+///
 /// ```
 /// use axum::{Router, routing::get};
 /// use clustered_tower::ClusterLayer;

@@ -5,7 +5,8 @@
 //!   every request with a [`clustered_core::WorkerInfo`] extension.
 //! - [`ServeHttp::serve`] runs a whole cluster of an HTTP service in one call; in each worker it
 //!   serves the connections the master hands over with hyper-util (HTTP/1.1 and HTTP/2 `h2c`),
-//!   with the client's address as axum's `ConnectInfo<SocketAddr>`; [`HttpConfig`] sets its
+//!   with the client's address as axum's `ConnectInfo<SocketAddr>` and every request marked as
+//!   [`ClusterLayer`] would mark it (no layer needed); [`HttpConfig`] sets its
 //!   timeouts and limits, and anything else of hyper-util's builders
 //!   ([`ServeHttp::serve_with`]).
 //! - [`ClusterListener`] plugs a worker's connections into `axum::serve` instead.
@@ -35,6 +36,7 @@ mod tls_error;
 mod tls_metrics;
 mod tracked;
 mod watchdog;
+mod worker_marks;
 
 pub use self::config::HttpConfig;
 pub use self::drain::Drain;

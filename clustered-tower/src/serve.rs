@@ -26,6 +26,7 @@ use crate::tls::TlsConfig;
 use crate::tls_metrics;
 use crate::tracked::TrackedIo;
 use crate::watchdog::{self, Verdict};
+use crate::worker_marks::WorkerMarks;
 
 /// How long a draining worker keeps an HTTP/1 connection open for its client's next request
 /// (answered with `Connection: close`) before closing it once idle.
@@ -192,7 +193,9 @@ where
 ///
 /// The timeouts and limits are `config`'s. A panic in `service` answers that request with
 /// 500; the connection and the worker live on. Handlers can take the client's address as
-/// axum's `ConnectInfo<SocketAddr>`.
+/// axum's `ConnectInfo<SocketAddr>`. Every request is marked as [`crate::ClusterLayer`] marks
+/// it (`x-worker-id`, `WorkerInfo`, the request metrics), once: a `ClusterLayer` in `service`
+/// adds nothing more.
 pub async fn serve_connections<S, B>(listener: Listener, service: S, config: &HttpConfig)
 where
     S: Servable<B>,
@@ -253,11 +256,13 @@ async fn serve_listener<S, B>(
     let draining = Arc::new(AtomicBool::new(false));
     let (drain_tx, drain_rx) = watch::channel(false);
     let drain = Drain::new(drain_rx);
+    let marks = Arc::new(WorkerMarks::new(drain.clone()));
     while let Some((stream, peer)) = listener.accept().await {
         let state = Arc::new(ConnectionState::new(
             peer,
             Arc::clone(&draining),
             drain.clone(),
+            Arc::clone(&marks),
         ));
         let service = ConnectionService::new(service.clone(), Arc::clone(&state));
         let io = TrackedIo::new(
@@ -317,7 +322,7 @@ async fn serve_listener<S, B>(
     }
     draining.store(true, Ordering::Relaxed);
     drain_tx.send_replace(true);
-    drop(drain);
+    drop((drain, marks));
     tracing::debug!(open = drain_tx.receiver_count(), "draining connections");
     drain_tx.closed().await;
 }

@@ -1,6 +1,5 @@
 //! [`ClusterService`]: the service [`crate::ClusterLayer`] produces.
 
-use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use clustered_core::WorkerInfo;
@@ -8,7 +7,7 @@ use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::http_metrics::RequestTimer;
+use crate::worker_marks::{Marking, this_worker};
 
 /// The service [`crate::ClusterLayer`] wraps around `S`: see the layer for what it adds.
 #[derive(Debug, Clone)]
@@ -32,23 +31,6 @@ impl<S> ClusterService<S> {
     }
 }
 
-/// This worker's identity and its `x-worker-id` value, made once per process; the value from a
-/// leaked string, so that cloning it for every response copies a pointer instead of counting a
-/// shared buffer.
-fn this_worker() -> Option<(WorkerInfo, HeaderValue)> {
-    static WORKER: OnceLock<Option<(WorkerInfo, HeaderValue)>> = OnceLock::new();
-    WORKER
-        .get_or_init(|| {
-            WorkerInfo::current().map(|info| {
-                (
-                    info,
-                    HeaderValue::from_static(String::leak(info.id.to_string())),
-                )
-            })
-        })
-        .clone()
-}
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ClusterService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -62,13 +44,15 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let header = self.worker.as_ref().map(|(info, header)| {
-            request.extensions_mut().insert(*info);
-            header.clone()
-        });
-        let timer = header
-            .is_some()
-            .then(|| RequestTimer::start(request.method()));
-        ResponseFuture::new(self.inner.call(request), header, timer)
+        // Under `serve` the request is marked already (it carries the `WorkerInfo`): nothing
+        // is added or counted twice.
+        let marking = match &self.worker {
+            Some((info, header)) if request.extensions().get::<WorkerInfo>().is_none() => {
+                request.extensions_mut().insert(*info);
+                Some(Marking::begin(request.method(), header.clone()))
+            }
+            _ => None,
+        };
+        ResponseFuture::new(self.inner.call(request), marking)
     }
 }
