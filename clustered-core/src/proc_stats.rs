@@ -1,7 +1,6 @@
 //! CPU and memory of a process, from `/proc` (what `clusterctl ls` shows, PM2's columns, and
 //! the per-worker metrics).
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// How long CPU use is sampled over.
@@ -21,46 +20,8 @@ pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// User plus system CPU time of `pid` so far, in seconds (0 once it is gone).
 pub(crate) fn cpu_seconds(pid: u32) -> f64 {
-    let hertz = clock_ticks_per_second() as f64;
+    let hertz = rustix::param::clock_ticks_per_second().max(1) as f64;
     cpu_ticks(pid).unwrap_or(0) as f64 / hertz
-}
-
-/// The page size, from the kernel's auxiliary vector (4096 when it cannot be read).
-fn page_size() -> u64 {
-    const AT_PAGESZ: u64 = 6;
-    static PAGE: OnceLock<u64> = OnceLock::new();
-    *PAGE.get_or_init(|| {
-        auxv_value(AT_PAGESZ)
-            .filter(|&page| page > 0)
-            .unwrap_or(4096)
-    })
-}
-
-/// Clock ticks per second, the unit of `/proc/<pid>/stat`'s times (100 when it cannot be read).
-fn clock_ticks_per_second() -> u64 {
-    const AT_CLKTCK: u64 = 17;
-    static HERTZ: OnceLock<u64> = OnceLock::new();
-    *HERTZ.get_or_init(|| {
-        auxv_value(AT_CLKTCK)
-            .filter(|&hertz| hertz > 0)
-            .unwrap_or(100)
-    })
-}
-
-/// One entry of this process's auxiliary vector, read from `/proc/self/auxv` (pairs of native
-/// words). Not `rustix::param`: it validates the vDSO's ELF image, which faults under valgrind
-/// (rustix issue 1559), and the benchmarks run the workers under callgrind.
-fn auxv_value(key: u64) -> Option<u64> {
-    const WORD: usize = std::mem::size_of::<usize>();
-    let auxv = std::fs::read("/proc/self/auxv").ok()?;
-    let word = |bytes: &[u8]| -> Option<u64> {
-        let bytes: [u8; WORD] = bytes.try_into().ok()?;
-        u64::try_from(usize::from_ne_bytes(bytes)).ok()
-    };
-    auxv.chunks_exact(2 * WORD).find_map(|pair| {
-        let (entry, value) = pair.split_at(WORD);
-        (word(entry)? == key).then(|| word(value)).flatten()
-    })
 }
 
 /// This process's resident memory, read again and again from one `/proc/self/statm` kept
@@ -77,7 +38,7 @@ impl OwnMemory {
     pub(crate) fn open() -> Self {
         Self {
             statm: std::fs::File::open("/proc/self/statm").ok(),
-            page: page_size(),
+            page: u64::try_from(rustix::param::page_size()).unwrap_or(4096),
         }
     }
 
@@ -122,7 +83,7 @@ pub(crate) fn rss_bytes(pid: u32) -> u64 {
 
 /// Percent of one core used between two samples `ticks` apart over [`CPU_WINDOW`].
 pub(crate) fn cpu_percent(ticks: u64) -> f64 {
-    let hertz = clock_ticks_per_second() as f64;
+    let hertz = rustix::param::clock_ticks_per_second().max(1) as f64;
     let seconds = ticks as f64 / hertz;
     (seconds / CPU_WINDOW.as_secs_f64() * 1000.0).round() / 10.0
 }
@@ -148,15 +109,5 @@ mod tests {
             status + (1 << 20) >= low && status <= high + (1 << 20),
             "{first} {status} {second}"
         );
-    }
-
-    #[test]
-    fn the_auxiliary_vector_gives_what_rustix_reads() {
-        assert_eq!(page_size(), rustix::param::page_size() as u64);
-        assert_eq!(
-            clock_ticks_per_second(),
-            rustix::param::clock_ticks_per_second()
-        );
-        assert_eq!(auxv_value(u64::MAX), None);
     }
 }
