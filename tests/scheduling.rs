@@ -42,13 +42,18 @@ async fn the_master_runs_batch_and_its_workers_as_started() {
     })
     .await;
     assert!(replaced, "the worker is replaced");
-    for worker in children_of(master) {
-        assert!(
-            runs_as(worker, SCHED_OTHER),
-            "{:?}",
-            scheduling_policies(worker)
-        );
-    }
+    // It switches as it joins the master, a moment after its process appears.
+    let rejoined = clustered_testkit::eventually(Duration::from_secs(20), || {
+        children_of(master)
+            .into_iter()
+            .all(|worker| runs_as(worker, SCHED_OTHER))
+    })
+    .await;
+    let policies: Vec<_> = children_of(master)
+        .into_iter()
+        .map(scheduling_policies)
+        .collect();
+    assert!(rejoined, "{policies:?}");
     assert_eq!(get(address, "/").await.body, "hello world\n");
 }
 
