@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clustered_testkit::{
-    ClusterProcess, Connections, Load, Program, RedisServer, children_of, get, is_alive,
+    ClusterProcess, Connections, H2, Load, Program, RedisServer, children_of, get, is_alive,
 };
 
 /// Every wait is bounded by this.
@@ -130,8 +130,10 @@ async fn a_broadcast_reaches_every_worker_of_every_master_once() {
             "{pid} not in {listed}"
         );
     }
+    // One sender: the three requests on one connection, which one worker of A serves.
+    let sender = H2::connect(masters[0].address).await;
     for i in 0..3 {
-        let reply = get(masters[0].address, &format!("/say?msg=hello-{i}")).await;
+        let reply = sender.get(&format!("/say?msg=hello-{i}")).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
     for i in 0..3 {
