@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clustered_testkit::{
-    ClusterProcess, Connections, H2, Load, Program, RedisServer, children_of, get, is_alive,
+    ClusterProcess, Connections, H2, Load, Program, RedisServer, children_of, eventually, get,
+    is_alive,
 };
 
 /// Every wait is bounded by this.
@@ -17,8 +18,13 @@ struct Master {
     address: SocketAddr,
 }
 
-fn start_masters(redis: &RedisServer, namespace: &str, count: usize) -> Vec<Master> {
-    start_masters_with(redis, namespace, count, &[])
+/// `count` masters in `namespace`, each with every worker reaching Redis.
+async fn start_fleet(redis: &RedisServer, namespace: &str, count: usize) -> Vec<Master> {
+    let masters = start_masters_with(redis, namespace, count, &[]);
+    for master in &masters {
+        wait_fleet_up(master).await;
+    }
+    masters
 }
 
 fn start_masters_with(
@@ -111,17 +117,14 @@ async fn wait_heard_once(masters: &[Master], message: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_reaches_every_worker_of_every_master_once() {
     let redis = RedisServer::start();
-    let masters = start_masters(&redis, "bcast", 3);
-    for master in &masters {
-        wait_fleet_up(master).await;
-    }
+    let masters = start_fleet(&redis, "bcast", 3).await;
     // Each master keeps a heartbeat (what `clusterctl fleet` lists) with its pid.
-    let deadline = Instant::now() + WAIT;
-    let mut listed = redis.command(&["KEYS", "bcast:master:*"]);
-    while listed.lines().count() < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut listed = String::new();
+    eventually(WAIT, || {
         listed = redis.command(&["KEYS", "bcast:master:*"]);
-    }
+        listed.lines().count() >= 3
+    })
+    .await;
     assert_eq!(listed.lines().count(), 3, "{listed}");
     for master in &masters {
         let pid = master.process.pid().to_string();
@@ -151,10 +154,7 @@ async fn a_broadcast_reaches_every_worker_of_every_master_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counter_increments_across_three_masters_are_exact() {
     let redis = RedisServer::start();
-    let masters = start_masters(&redis, "count", 3);
-    for master in &masters {
-        wait_fleet_up(master).await;
-    }
+    let masters = start_fleet(&redis, "count", 3).await;
     let mut tasks = Vec::new();
     for task in 0..10 {
         let addresses: Vec<SocketAddr> = masters.iter().map(|m| m.address).collect();
@@ -179,10 +179,7 @@ async fn counter_increments_across_three_masters_are_exact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_under_load_fails_no_request_and_comes_back() {
     let mut redis = RedisServer::start();
-    let masters = start_masters(&redis, "fault", 2);
-    for master in &masters {
-        wait_fleet_up(master).await;
-    }
+    let masters = start_fleet(&redis, "fault", 2).await;
     let workers: Vec<Vec<u32>> = masters.iter().map(|m| m.process.worker_pids()).collect();
     let load = Load::start(masters[0].address, "/heard", 4, Connections::KeepAlive);
 
