@@ -5,7 +5,9 @@
 //! ```
 //!
 //! Every `GET /` does `ipc::send("count")`; the master counts. `GET /total` asks the master
-//! (`ipc::request`) for the exact cluster-wide total (`/total` and `/seen` are not counted).
+//! (`ipc::request`) for the exact cluster-wide total (`/total` and `/seen` are not counted); a
+//! count still on its way from another worker arrives a moment later (the master takes its
+//! workers' messages in turn, so no order holds across workers).
 //! Every second the master broadcasts the total to all workers; `GET /seen` shows the last
 //! value this worker received. Environment as for `hello`: `CLUSTER_WORKERS`, `HOST`, `PORT`.
 //!
