@@ -157,14 +157,14 @@ impl Sender {
         self.try_queue(message, fds.into_iter().map(SendFd::Owned).collect())
     }
 
-    /// [`Sender::try_send_with_fds`] with one descriptor the caller keeps: it stays open for
-    /// the caller (no copy is made) and the channel lets go of it once it is sent.
-    pub fn try_send_with_shared_fd(
+    /// [`Sender::try_send_with_fds`] with descriptors the caller keeps: they stay open for
+    /// the caller (no copy is made) and the channel lets go of them once they are sent.
+    pub fn try_send_with_shared_fds(
         &self,
         message: &Message,
-        fd: Arc<OwnedFd>,
+        fds: impl IntoIterator<Item = Arc<OwnedFd>>,
     ) -> Result<(), TrySendError> {
-        self.try_queue(message, vec![SendFd::Shared(fd)])
+        self.try_queue(message, fds.into_iter().map(SendFd::Shared).collect())
     }
 
     fn try_queue(&self, message: &Message, fds: Vec<SendFd>) -> Result<(), TrySendError> {

@@ -1,5 +1,5 @@
-//! Framing: a big-endian `u32` payload length, then a JSON object, or for the two messages of
-//! the connection hot path (`newConn`, `accepted`) a fixed binary layout (see
+//! Framing: a big-endian `u32` payload length, then a JSON object, or for the messages of
+//! the connection hot path (`newConn`, `newConns`, `accepted`) a fixed binary layout (see
 //! `compact.rs` in this crate: its first byte is never `{`).
 //!
 //! [`FrameCodec`] is a [`tokio_util::codec`] codec, so it can also frame any byte stream, but

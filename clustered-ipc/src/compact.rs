@@ -1,25 +1,30 @@
-//! Compact payloads for the two messages of the connection hot path, `newConn` and `accepted`:
-//! a fixed binary layout instead of JSON, told apart by the payload's first byte (a JSON
-//! payload starts with `{`).
+//! Compact payloads for the messages of the connection hot path, `newConn`, `newConns` and
+//! `accepted`: a fixed binary layout instead of JSON, told apart by the payload's first byte (a
+//! JSON payload starts with `{`).
 //!
 //! ```text
-//! newConn:   01 | seq: u64 | family: u8 | [ip: 4 or 16 bytes | port: u16 | (v6) flowinfo: u32, scope_id: u32] | key: UTF-8 to the end
-//!            family 0: no peer address; 4: IPv4; 6: IPv6
+//! newConn:   01 | seq: u64 | peer | key: UTF-8 to the end
+//! newConns:  03 | key length: u16 | key: UTF-8 | 1 to 253 times: seq: u64 | peer
 //! accepted:  02 | seq: u64 | flags: u8 (bit 0: ok, bit 1: draining)
+//! peer:      family: u8 | [ip: 4 or 16 bytes | port: u16 | (v6) flowinfo: u32, scope_id: u32]
+//!            family 0: no peer address; 4: IPv4; 6: IPv6
 //! ```
 //!
-//! Integers are big-endian. Every field is checked on the way in: a short payload, an unknown
-//! family, unknown flag bits, trailing bytes after `accepted` or a key that is not UTF-8 is an
-//! [`WireError::InvalidMessage`] naming the kind, as a bad JSON message is.
+//! Integers are big-endian. `newConn` carries one descriptor, `newConns` one per connection.
+//! Every field is checked on the way in: a short payload, an unknown family, unknown flag bits,
+//! trailing bytes after `accepted`, a `newConns` with no connection or more than 253, or a key
+//! that is not UTF-8 is an [`WireError::InvalidMessage`] naming the kind, as a bad JSON message
+//! is.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use bytes::{Buf, BufMut, BytesMut};
 
-use crate::{Frame, ListenKey, Message, WireError};
+use crate::{Frame, Handoff, ListenKey, MAX_FDS_PER_SEND, Message, WireError};
 
 const NEW_CONN: u8 = 0x01;
 const ACCEPTED: u8 = 0x02;
+const NEW_CONNS: u8 = 0x03;
 
 const FAMILY_NONE: u8 = 0;
 const FAMILY_V4: u8 = 4;
@@ -30,7 +35,7 @@ const FLAG_DRAINING: u8 = 0b10;
 
 /// Whether `payload` is a compact one (rather than JSON).
 pub(crate) fn is_compact(payload: &[u8]) -> bool {
-    matches!(payload.first(), Some(&NEW_CONN | &ACCEPTED))
+    matches!(payload.first(), Some(&NEW_CONN | &ACCEPTED | &NEW_CONNS))
 }
 
 /// Writes the compact payload of `message` (with `fds` descriptors) to `dst` and returns
@@ -41,22 +46,23 @@ pub(crate) fn encode(message: &Message, fds: usize, dst: &mut BytesMut) -> bool 
         (Message::NewConn { seq, key, peer }, 1) => {
             dst.put_u8(NEW_CONN);
             dst.put_u64(*seq);
-            match peer {
-                None => dst.put_u8(FAMILY_NONE),
-                Some(SocketAddr::V4(address)) => {
-                    dst.put_u8(FAMILY_V4);
-                    dst.put_slice(&address.ip().octets());
-                    dst.put_u16(address.port());
-                }
-                Some(SocketAddr::V6(address)) => {
-                    dst.put_u8(FAMILY_V6);
-                    dst.put_slice(&address.ip().octets());
-                    dst.put_u16(address.port());
-                    dst.put_u32(address.flowinfo());
-                    dst.put_u32(address.scope_id());
-                }
-            }
+            put_peer(peer, dst);
             dst.put_slice(key.as_str().as_bytes());
+            true
+        }
+        (Message::NewConns { key, conns }, fds)
+            if fds == conns.len() && (1..=MAX_FDS_PER_SEND).contains(&fds) =>
+        {
+            let Ok(key_len) = u16::try_from(key.as_str().len()) else {
+                return false;
+            };
+            dst.put_u8(NEW_CONNS);
+            dst.put_u16(key_len);
+            dst.put_slice(key.as_str().as_bytes());
+            for conn in conns {
+                dst.put_u64(conn.seq);
+                put_peer(&conn.peer, dst);
+            }
             true
         }
         (Message::Accepted { seq, ok, draining }, 0) => {
@@ -69,18 +75,39 @@ pub(crate) fn encode(message: &Message, fds: usize, dst: &mut BytesMut) -> bool 
     }
 }
 
+fn put_peer(peer: &Option<SocketAddr>, dst: &mut BytesMut) {
+    match peer {
+        None => dst.put_u8(FAMILY_NONE),
+        Some(SocketAddr::V4(address)) => {
+            dst.put_u8(FAMILY_V4);
+            dst.put_slice(&address.ip().octets());
+            dst.put_u16(address.port());
+        }
+        Some(SocketAddr::V6(address)) => {
+            dst.put_u8(FAMILY_V6);
+            dst.put_slice(&address.ip().octets());
+            dst.put_u16(address.port());
+            dst.put_u32(address.flowinfo());
+            dst.put_u32(address.scope_id());
+        }
+    }
+}
+
 /// Reads a compact payload (one [`is_compact`] said yes to).
 pub(crate) fn decode(mut payload: &[u8]) -> Result<Frame, WireError> {
     let tag = payload.get_u8();
-    let kind = if tag == NEW_CONN {
-        "newConn"
-    } else {
-        "accepted"
+    let kind = match tag {
+        NEW_CONN => "newConn",
+        NEW_CONNS => "newConns",
+        _ => "accepted",
     };
     let invalid = |reason: &str| WireError::InvalidMessage {
         kind: kind.into(),
         reason: reason.into(),
     };
+    if tag == NEW_CONNS {
+        return decode_new_conns(payload).map_err(invalid);
+    }
     let seq = payload
         .try_get_u64()
         .map_err(|_| invalid("shorter than its sequence number"))?;
@@ -96,7 +123,51 @@ pub(crate) fn decode(mut payload: &[u8]) -> Result<Frame, WireError> {
         };
         return Ok(Frame { message, fds: 0 });
     }
-    let short = |_| invalid("shorter than its peer address");
+    let peer = get_peer(&mut payload).map_err(invalid)?;
+    let key = std::str::from_utf8(payload).map_err(|_| invalid("the key is not UTF-8"))?;
+    let message = Message::NewConn {
+        seq,
+        key: ListenKey::from(key),
+        peer,
+    };
+    Ok(Frame { message, fds: 1 })
+}
+
+/// A `newConns` payload after its tag; the error is the reason.
+fn decode_new_conns(mut payload: &[u8]) -> Result<Frame, &'static str> {
+    let key_len = payload
+        .try_get_u16()
+        .map_err(|_| "shorter than its key length")?;
+    let key = payload
+        .get(..usize::from(key_len))
+        .ok_or("shorter than its key")?;
+    let key = std::str::from_utf8(key).map_err(|_| "the key is not UTF-8")?;
+    payload.advance(usize::from(key_len));
+    let mut conns = Vec::with_capacity(8);
+    while payload.has_remaining() {
+        if conns.len() == MAX_FDS_PER_SEND {
+            return Err("more connections than one sendmsg carries descriptors");
+        }
+        let seq = payload
+            .try_get_u64()
+            .map_err(|_| "shorter than a sequence number")?;
+        let peer = get_peer(&mut payload)?;
+        conns.push(Handoff { seq, peer });
+    }
+    if conns.is_empty() {
+        return Err("no connection");
+    }
+    let fds = conns.len();
+    let message = Message::NewConns {
+        key: ListenKey::from(key),
+        conns,
+    };
+    Ok(Frame { message, fds })
+}
+
+/// A peer address (see the layout above), advancing `payload` past it.
+fn get_peer(payload: &mut &[u8]) -> Result<Option<SocketAddr>, &'static str> {
+    let short = |_| "shorter than its peer address";
     let peer = match payload.try_get_u8().map_err(short)? {
         FAMILY_NONE => None,
         FAMILY_V4 => {
@@ -113,15 +184,9 @@ pub(crate) fn decode(mut payload: &[u8]) -> Result<Frame, WireError> {
                 ip, port, flowinfo, scope_id,
             )))
         }
-        _ => return Err(invalid("unknown address family")),
+        _ => return Err("unknown address family"),
     };
-    let key = std::str::from_utf8(payload).map_err(|_| invalid("the key is not UTF-8"))?;
-    let message = Message::NewConn {
-        seq,
-        key: ListenKey::from(key),
-        peer,
-    };
-    Ok(Frame { message, fds: 1 })
+    Ok(peer)
 }
 
 #[cfg(test)]
@@ -160,6 +225,85 @@ mod tests {
                 fds: 1,
             });
         }
+    }
+
+    fn new_conns(count: usize) -> Frame {
+        let peers = [
+            None,
+            Some("10.0.0.1:5000".parse().unwrap()),
+            Some("[::1]:6000".parse().unwrap()),
+        ];
+        let conns = (0..count)
+            .map(|index| Handoff {
+                seq: u64::MAX - index as u64,
+                peer: peers[index % peers.len()],
+            })
+            .collect();
+        Frame {
+            message: Message::NewConns {
+                key: ListenKey::from("127.0.0.1:3000"),
+                conns,
+            },
+            fds: count,
+        }
+    }
+
+    #[test]
+    fn new_conns_round_trips_from_one_to_as_many_as_one_sendmsg_carries() {
+        for count in [1, 2, 3, MAX_FDS_PER_SEND] {
+            round_trip(new_conns(count));
+        }
+    }
+
+    #[test]
+    fn new_conns_with_too_many_none_or_another_descriptor_count_stays_json() {
+        let mut wire = BytesMut::new();
+        for (frame, fds) in [
+            (new_conns(MAX_FDS_PER_SEND + 1), MAX_FDS_PER_SEND + 1),
+            (new_conns(0), 0),
+            (new_conns(3), 2),
+        ] {
+            assert!(!encode(&frame.message, fds, &mut wire), "{fds}");
+        }
+        assert!(wire.is_empty());
+    }
+
+    #[test]
+    fn a_new_conns_payload_cut_anywhere_or_overlong_is_refused() {
+        let mut wire = BytesMut::new();
+        let frame = new_conns(3);
+        assert!(encode(&frame.message, frame.fds, &mut wire));
+        // Cut inside the key or a connection (cutting exactly between two connections leaves a
+        // shorter, valid list).
+        let boundaries: Vec<usize> = {
+            let key = 1 + 2 + "127.0.0.1:3000".len();
+            let sizes = [9, 9 + 6, 9 + 18 + 8];
+            let mut at = vec![key];
+            for size in sizes {
+                at.push(at.last().unwrap() + size);
+            }
+            at
+        };
+        for len in 1..wire.len() {
+            let result = decode(&wire[..len]);
+            if boundaries[1..].contains(&len) {
+                assert!(result.is_ok(), "{len}");
+                continue;
+            }
+            let error = result.unwrap_err();
+            assert!(
+                matches!(error, WireError::InvalidMessage { ref kind, .. } if kind == "newConns"),
+                "{len}: {error}"
+            );
+        }
+        let mut too_many = BytesMut::new();
+        too_many.put_u8(NEW_CONNS);
+        too_many.put_u16(0);
+        for seq in 0..=MAX_FDS_PER_SEND as u64 {
+            too_many.put_u64(seq);
+            too_many.put_u8(FAMILY_NONE);
+        }
+        assert!(decode(&too_many).is_err(), "254 connections");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!
 //! When the receiving process has no descriptor numbers left, the kernel installs what it can,
 //! drops the rest and says so (`MSG_CTRUNC`): that group is *truncated*, and its frame is
-//! handed on with the descriptors that did arrive (its receiver refuses what it cannot use)
+//! handed on with the descriptors that did arrive, the first ones in the order sent (its receiver refuses what it cannot use)
 //! instead of breaking the channel. A short group that is not truncated, or a group with more
 //! descriptors than its frame announced, is the peer breaking the protocol.
 

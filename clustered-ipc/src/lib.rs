@@ -3,7 +3,7 @@
 //!
 //! - [`protocol`]: the [`Message`]s of the cluster protocol.
 //! - [`codec`]: framing ([`FrameCodec`]): a `u32` length, then a JSON object (or, for
-//!   `newConn` and `accepted`, a fixed binary layout); 16 MiB limit by default, enforced on both
+//!   `newConn`, `newConns` and `accepted`, a fixed binary layout); 16 MiB limit by default, enforced on both
 //!   sides with [`WireError::FrameTooLarge`].
 //! - [`channel`]: a [`Channel`] splits into a cloneable [`Sender`] and a [`Receiver`]; a single
 //!   writer task per socket keeps frames whole.
@@ -18,7 +18,8 @@
 //! `MSG_CMSG_CLOEXEC`, so no descriptor leaks into a child process and none is silently closed by
 //! a plain `read()`. A `sendmsg` carries the descriptors of one frame at most, so when the
 //! receiving process runs out of descriptor numbers (`MSG_CTRUNC`) the frame whose descriptors
-//! the kernel dropped is known and handed on with fewer; the channel goes on.
+//! the kernel dropped is known and handed on with fewer (the first ones: the kernel installs
+//! them in order and stops at the first it has no number for); the channel goes on.
 //! Received descriptors are [`std::os::fd::OwnedFd`]s: closed exactly once, when dropped.
 //!
 //! # Errors
@@ -46,7 +47,7 @@ pub use channel::{Channel, Received, Receiver, Sender, TrySendError};
 pub use codec::{DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec};
 pub use error::WireError;
 pub use protocol::{
-    CounterOp, HEARTBEAT_PERIOD, INBOX_WINDOW, ListenAddr, ListenKey, ListenMode, Message, Outcome,
-    PROTOCOL_VERSION, Peer, Route, TicketKey, TicketKeys,
+    CounterOp, HEARTBEAT_PERIOD, Handoff, INBOX_WINDOW, ListenAddr, ListenKey, ListenMode, Message,
+    Outcome, PROTOCOL_VERSION, Peer, Route, TicketKey, TicketKeys,
 };
 pub use socket::MAX_FDS_PER_SEND;

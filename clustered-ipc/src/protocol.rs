@@ -1,7 +1,7 @@
 //! The messages master and workers exchange (modelled on Node's `NODE_CLUSTER` messages).
 //!
-//! On the wire each message is one JSON object tagged by `kind` (but `newConn` and `accepted`,
-//! which are binary); see [`crate::codec`] for the framing. A frame that carries descriptors also says how many (`"fds": n`).
+//! On the wire each message is one JSON object tagged by `kind` (but `newConn`, `newConns` and
+//! `accepted`, which are binary); see [`crate::codec`] for the framing. A frame that carries descriptors also says how many (`"fds": n`).
 
 use std::net::SocketAddr;
 
@@ -35,8 +35,18 @@ pub const INBOX_WINDOW: u32 = 1024;
 /// path. Version 8: `ticketKeys` and `reloadCertificates`. Version 9: `reloadCertificates` carries
 /// an `id` that the worker's `certificatesReloaded` answers. Version 10: `fleetStatus`; and a
 /// worker with a metrics region records there the handoffs it takes and the heartbeats it has
-/// nothing new for, instead of sending `accepted` and `heartbeat` frames.
-pub const PROTOCOL_VERSION: u32 = 10;
+/// nothing new for, instead of sending `accepted` and `heartbeat` frames. Version 11: `newConns`,
+/// several connections with their descriptors in one frame.
+pub const PROTOCOL_VERSION: u32 = 11;
+
+/// One connection of a [`Message::NewConns`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handoff {
+    /// Matches the [`Message::Accepted`] acknowledgement.
+    pub seq: u64,
+    /// The client's address, when known.
+    pub peer: Option<SocketAddr>,
+}
 
 /// Where a user message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +154,17 @@ pub enum Message {
         key: ListenKey,
         /// The client's address, when known.
         peer: Option<SocketAddr>,
+    },
+    /// Master → worker, with one descriptor per connection in the order of `conns`:
+    /// connections accepted by the master on one listener and handed over together (under a
+    /// burst, one `sendmsg` for several). When the worker ran out of descriptor numbers the
+    /// kernel delivered the first ones only: the worker refuses exactly the connections whose
+    /// descriptors did not arrive, each as it would refuse a [`Message::NewConn`].
+    NewConns {
+        /// Which listener accepted them.
+        key: ListenKey,
+        /// The connections, one per descriptor (at most [`crate::MAX_FDS_PER_SEND`]).
+        conns: Vec<Handoff>,
     },
     /// Worker → master: handoff `seq` is done (`ok`), or refused (the master gives the
     /// connection to another worker). Sent before the worker reads from the connection. A
@@ -320,6 +341,7 @@ impl Message {
         "serverError",
         "listening",
         "newConn",
+        "newConns",
         "accepted",
         "disconnect",
         "stopping",
@@ -329,6 +351,7 @@ impl Message {
         "reply",
         "counter",
         "counterValue",
+        "fleetStatus",
         "ticketKeys",
         "reloadCertificates",
         "certificatesReloaded",
@@ -367,6 +390,7 @@ impl Message {
             Message::Listening { .. } => "listening",
             Message::Ready => "ready",
             Message::NewConn { .. } => "newConn",
+            Message::NewConns { .. } => "newConns",
             Message::Accepted { .. } => "accepted",
             Message::Disconnect => "disconnect",
             Message::Stopping => "stopping",

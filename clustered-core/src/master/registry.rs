@@ -127,8 +127,9 @@ impl Registry {
             .sum()
     }
 
-    pub(crate) fn count_handoff(&self) {
-        self.handoffs.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn count_handoffs(&self, count: usize) {
+        self.handoffs
+            .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Connections handed to workers so far.

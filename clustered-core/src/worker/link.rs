@@ -369,8 +369,22 @@ impl Link {
             Message::TicketKeys { keys } => super::ticket_keys::set(keys),
             Message::ReloadCertificates { id } => self.reload_certificates(id),
             Message::NewConn { seq, key, peer } => {
-                if let Err(error) = self.take_handoff(seq, &key, peer, fds).await {
+                // Exactly one, or lost on the way (this process was out of descriptors: the
+                // IPC layer says so).
+                let fd = <[OwnedFd; 1]>::try_from(fds).ok().map(|[fd]| fd);
+                if let Err(error) = self.take_handoff(seq, &key, peer, fd).await {
                     tracing::debug!(%error, "cannot acknowledge a connection");
+                }
+            }
+            Message::NewConns { key, conns } => {
+                // The kernel delivers a prefix when descriptors run out: the connections past
+                // it have none, and are refused.
+                let mut fds = fds.into_iter();
+                for conn in conns {
+                    let taken = self.take_handoff(conn.seq, &key, conn.peer, fds.next());
+                    if let Err(error) = taken.await {
+                        tracing::debug!(%error, "cannot acknowledge a connection");
+                    }
                 }
             }
             Message::Disconnect => {
@@ -432,17 +446,15 @@ impl Link {
         seq: u64,
         key: &ListenKey,
         peer: Option<SocketAddr>,
-        fds: Vec<OwnedFd>,
+        fd: Option<OwnedFd>,
     ) -> Result<(), IpcError> {
         let refuse = |draining| Message::Accepted {
             seq,
             ok: false,
             draining,
         };
-        let Ok([fd]) = <[OwnedFd; 1]>::try_from(fds) else {
-            // Lost on the way (this process was out of descriptors: the IPC layer says so) or
-            // never sent.
-            tracing::debug!("a connection handoff without exactly one descriptor; refused");
+        let Some(fd) = fd else {
+            tracing::debug!("a connection handoff without its descriptor; refused");
             return self.send(&refuse(false)).await;
         };
         let Some(route) = lock(&self.routes).get(key).cloned() else {

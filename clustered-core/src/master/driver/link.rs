@@ -5,14 +5,14 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use clustered_ipc::{Message, Sender};
+use clustered_ipc::{self as ipc, Message, Sender};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
+use super::handoff_groups::Handoff;
 use crate::handoff_acks::AckRing;
 use crate::master::handle::WorkerHandle;
 use crate::master::ids::WorkerKey;
-use crate::master::machine::Conn;
 use crate::worker_request::send_to_worker;
 
 /// User messages waiting for a worker's delivery task, at most.
@@ -64,17 +64,33 @@ impl WorkerLink {
         }
     }
 
-    /// Queues `newConn {seq}` with the connection's descriptor, shared (the master keeps it
-    /// until the worker answers); `false` when it cannot be queued now.
-    pub(crate) fn hand_off(&self, seq: u64, conn: &Conn, fd: &Arc<OwnedFd>) -> bool {
-        let message = Message::NewConn {
-            seq,
-            key: conn.key.clone(),
-            peer: Some(conn.peer),
+    /// Queues the handoffs of `frame` (one listener's, not empty) with their descriptors,
+    /// shared (the master keeps them until the worker answers) as one frame: `newConn` for
+    /// one, `newConns` for more; `false` when it cannot be queued now.
+    pub(crate) fn hand_off(
+        &self,
+        frame: &[Handoff],
+        fds: impl IntoIterator<Item = Arc<OwnedFd>>,
+    ) -> bool {
+        let message = match frame {
+            [] => return true,
+            [one] => Message::NewConn {
+                seq: one.seq,
+                key: one.conn.key.clone(),
+                peer: Some(one.conn.peer),
+            },
+            [first, ..] => Message::NewConns {
+                key: first.conn.key.clone(),
+                conns: frame
+                    .iter()
+                    .map(|handoff| ipc::Handoff {
+                        seq: handoff.seq,
+                        peer: Some(handoff.conn.peer),
+                    })
+                    .collect(),
+            },
         };
-        self.sender
-            .try_send_with_shared_fd(&message, Arc::clone(fd))
-            .is_ok()
+        self.sender.try_send_with_shared_fds(&message, fds).is_ok()
     }
 
     /// Sends a control frame or reply, never dropped: when the queue is full it waits in a

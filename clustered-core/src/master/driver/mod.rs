@@ -9,6 +9,7 @@
 //!   inbox messages straight into the inbox, as [`InboxRouting`](crate::master::inbox_routing)
 //!   says) and the task reaping it;
 //! - `link`: the driver's ends towards one live worker; `held_conns`: the connections it holds;
+//!   `handoff_groups`: the handoffs of one input, gathered into one frame per worker;
 //! - `signals` (the signal task, which sends the loop what it heard), `publish` (notices into
 //!   events), `report` (what the tasks tell the driver);
 //! - `orphans`: when the master is PID 1, the zombies it did not spawn, reaped.
@@ -19,6 +20,7 @@ mod fleet;
 #[cfg(not(feature = "redis"))]
 #[path = "fleet_off.rs"]
 mod fleet;
+mod handoff_groups;
 mod held_conns;
 mod link;
 mod orphans;
@@ -55,6 +57,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::ack_look::AckLook;
 use self::fleet::FleetLink;
+use self::handoff_groups::HandoffGroups;
 use self::held_conns::HeldConns;
 use self::link::{Links, WorkerLink};
 use self::orphans::Orphans;
@@ -176,6 +179,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         timer: Alarm::new(),
         deadline: None,
         conns: HeldConns::default(),
+        handoffs: HandoffGroups::default(),
         links: Links::default(),
         ack_look: AckLook::default(),
         waiting: FxHashMap::default(),
@@ -246,6 +250,8 @@ struct Driver {
     timer: Alarm,
     deadline: Option<Instant>,
     conns: HeldConns,
+    /// Handoffs asked for by the actions being carried out, not yet sent.
+    handoffs: HandoffGroups,
     links: Links,
     /// When to look at the workers' acknowledgement rings, with nothing else to wake for.
     ack_look: AckLook,
@@ -343,13 +349,49 @@ impl Driver {
     ) -> Option<Result<(), Error>> {
         while let Some(input) = inputs.pop_front() {
             for action in machine.handle(input, Instant::now()) {
+                // Handoffs are gathered, and sent before any other action is carried out.
+                if !matches!(action, Action::HandOff { .. }) {
+                    self.send_handoffs(&mut inputs);
+                }
                 if let Action::Finish(result) = action {
                     return Some(result.map_err(|error| self.with_last_output(error)));
                 }
                 self.execute(action, &mut inputs).await;
             }
+            self.send_handoffs(&mut inputs);
         }
         None
+    }
+
+    /// Sends the gathered handoffs, one frame per worker and listener; those that cannot be
+    /// queued now go back to the machine (`HandoffFailed`).
+    fn send_handoffs(&mut self, inputs: &mut VecDeque<Input>) {
+        let mut handoffs = std::mem::take(&mut self.handoffs);
+        handoffs.drain(|worker, frame| {
+            let held = frame
+                .iter()
+                .all(|handoff| self.conns.get(handoff.conn.id).is_some());
+            let fds = frame
+                .iter()
+                .filter_map(|handoff| self.conns.get(handoff.conn.id).cloned());
+            let sent = match self.links.get(&worker) {
+                Some(link) if held => link.hand_off(frame, fds).then_some(link.acks.is_some()),
+                _ => None,
+            };
+            match sent {
+                Some(ring) => {
+                    self.control.registry().count_handoffs(frame.len());
+                    if ring {
+                        self.ack_look.handed_off();
+                    }
+                }
+                None => inputs.extend(frame.iter().map(|handoff| Input::HandoffFailed {
+                    worker,
+                    seq: handoff.seq,
+                })),
+            }
+        });
+        self.handoffs = handoffs;
     }
 
     /// A crash loop's error with the last lines its slot wrote to stderr.
@@ -490,22 +532,7 @@ impl Driver {
                 });
             }
             Action::Spawn { worker, slot } => inputs.push_back(self.spawn(worker, slot)),
-            Action::HandOff { worker, seq, conn } => {
-                let sent = match (self.links.get(&worker), self.conns.get(conn.id)) {
-                    (Some(link), Some(fd)) => {
-                        link.hand_off(seq, &conn, fd).then_some(link.acks.is_some())
-                    }
-                    _ => None,
-                };
-                if let Some(ring) = sent {
-                    self.control.registry().count_handoff();
-                    if ring {
-                        self.ack_look.handed_off();
-                    }
-                } else {
-                    inputs.push_back(Input::HandoffFailed { worker, seq });
-                }
-            }
+            Action::HandOff { worker, seq, conn } => self.handoffs.push(worker, seq, conn),
             Action::Send {
                 worker,
                 message,
