@@ -44,8 +44,12 @@ const SEND_QUEUE: usize = 1024;
 /// Bytes of user messages waiting for the writer, per channel, at most: past it their senders
 /// wait (or hear [`TrySendError::Full`]), so a peer that reads slowly holds bounded memory.
 const DATA_BYTES: usize = 8 * 1024 * 1024;
-/// Bytes asked of the kernel per `recvmsg`.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes asked of the kernel per `recvmsg` at first: the hot path's frames are tens of bytes,
+/// and a process holds one read buffer per channel (the master one per worker).
+const FIRST_READ_CHUNK: usize = 4 * 1024;
+/// Bytes asked of the kernel per `recvmsg` at most: a read that fills the buffer doubles it up
+/// to this, so large messages come in large reads.
+const MAX_READ_CHUNK: usize = 64 * 1024;
 /// Descriptors that may wait for their frame before the peer is considered broken.
 const MAX_QUEUED_FDS: usize = 4 * MAX_FDS_PER_SEND;
 
@@ -100,8 +104,8 @@ impl Channel {
         let receiver = Receiver {
             socket,
             codec: self.codec,
-            buffer: BytesMut::with_capacity(READ_CHUNK),
-            chunk: vec![0; READ_CHUNK].into_boxed_slice(),
+            buffer: BytesMut::new(),
+            chunk: vec![0; FIRST_READ_CHUNK],
             fds: VecDeque::new(),
             finished: false,
         };
@@ -252,7 +256,8 @@ pub struct Receiver {
     socket: Arc<FdSocket>,
     codec: FrameCodec,
     buffer: BytesMut,
-    chunk: Box<[u8]>,
+    /// What one `recvmsg` reads into (its length is what is asked for).
+    chunk: Vec<u8>,
     fds: VecDeque<FdGroup>,
     finished: bool,
 }
@@ -302,6 +307,10 @@ impl Receiver {
                 };
             }
             self.buffer.extend_from_slice(&self.chunk[..len]);
+            if len == self.chunk.len() && len < MAX_READ_CHUNK {
+                self.chunk
+                    .resize(len.saturating_mul(2).min(MAX_READ_CHUNK), 0);
+            }
         }
     }
 
