@@ -3,7 +3,9 @@
 //! - encoding and decoding one `newConn` frame;
 //! - one connection handoff round trip between two processes: `newConn` with a descriptor
 //!   out, `accepted` back;
-//! - handoffs per second through one channel, pipelined 64 at a time as the master does.
+//! - handoffs per second through one channel, pipelined 64 at a time as the master does: one
+//!   `newConn` frame per descriptor, and `newConns` frames of 8 (one `sendmsg` each), as the
+//!   master sends a burst.
 //!
 //! The peer is this same binary, started again with `WIRE_BENCH_PEER=<socket path>`.
 
@@ -12,13 +14,15 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use clustered_ipc::{Channel, Frame, FrameCodec, ListenKey, Message, Receiver, Sender};
+use clustered_ipc::{Channel, Frame, FrameCodec, Handoff, ListenKey, Message, Receiver, Sender};
 use criterion::{Criterion, Throughput, criterion_group};
 use tokio::runtime::Runtime;
 use tokio_util::codec::{Decoder, Encoder};
 
 const PEER_ENV: &str = "WIRE_BENCH_PEER";
 const WINDOW: u64 = 64;
+/// Connections per `newConns` frame in the batched run.
+const BATCH: u64 = 8;
 
 fn new_conn(seq: u64) -> Message {
     Message::NewConn {
@@ -81,18 +85,31 @@ impl Peer {
         }
     }
 
-    /// Hands over `count` descriptors with at most `window` unacknowledged.
-    async fn handoffs(&mut self, count: u64, window: u64) {
+    /// Hands over `count` descriptors with at most `window` unacknowledged, `batch` per frame
+    /// (`newConn` for one, `newConns` for more).
+    async fn handoffs(&mut self, count: u64, window: u64, batch: u64) {
         let mut sent = 0;
         let mut acknowledged = 0;
         while acknowledged < count {
             while sent < count && sent - acknowledged < window {
-                let fd: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
-                self.sender
-                    .send_with_fds(&new_conn(sent), vec![fd])
-                    .await
-                    .unwrap();
-                sent += 1;
+                let size = batch.min(count - sent).min(window - (sent - acknowledged));
+                let fds: Vec<OwnedFd> = (0..size)
+                    .map(|_| std::fs::File::open("/dev/null").unwrap().into())
+                    .collect();
+                let message = match size {
+                    1 => new_conn(sent),
+                    _ => Message::NewConns {
+                        key: ListenKey::from("127.0.0.1:3000"),
+                        conns: (sent..sent + size)
+                            .map(|seq| Handoff {
+                                seq,
+                                peer: Some("127.0.0.1:51234".parse().unwrap()),
+                            })
+                            .collect(),
+                    },
+                };
+                self.sender.send_with_fds(&message, fds).await.unwrap();
+                sent += size;
             }
             match self.receiver.recv().await.unwrap() {
                 Some(received) if matches!(received.message, Message::Accepted { .. }) => {
@@ -121,20 +138,22 @@ fn handoff(c: &mut Criterion) {
     c.bench_function("handoff round trip (newConn + fd, accepted)", |b| {
         b.iter_custom(|iterations| {
             let started = Instant::now();
-            runtime.block_on(peer.handoffs(iterations, 1));
+            runtime.block_on(peer.handoffs(iterations, 1, 1));
             started.elapsed()
         })
     });
     let mut group = c.benchmark_group("handoffs, pipelined 64 at a time");
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(5));
-    group.bench_function("per handoff", |b| {
-        b.iter_custom(|iterations| {
-            let started = Instant::now();
-            runtime.block_on(peer.handoffs(iterations, WINDOW));
-            started.elapsed()
-        })
-    });
+    for (name, batch) in [("per handoff", 1), ("per handoff, newConns of 8", BATCH)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                let started = Instant::now();
+                runtime.block_on(peer.handoffs(iterations, WINDOW, batch));
+                started.elapsed()
+            })
+        });
+    }
     group.finish();
 }
 
@@ -148,17 +167,19 @@ fn run_peer(path: &str) {
         let stream = std::os::unix::net::UnixStream::connect(path).unwrap();
         let (sender, mut receiver) = Channel::from_std(stream).unwrap().split();
         while let Ok(Some(received)) = receiver.recv().await {
-            if let Message::NewConn { seq, .. } = received.message {
-                drop(received.fds);
-                if sender
-                    .send(&Message::Accepted {
-                        seq,
-                        ok: true,
-                        draining: false,
-                    })
-                    .await
-                    .is_err()
-                {
+            drop(received.fds);
+            let seqs = match received.message {
+                Message::NewConn { seq, .. } => vec![seq],
+                Message::NewConns { conns, .. } => conns.iter().map(|conn| conn.seq).collect(),
+                _ => continue,
+            };
+            for seq in seqs {
+                let taken = Message::Accepted {
+                    seq,
+                    ok: true,
+                    draining: false,
+                };
+                if sender.send(&taken).await.is_err() {
                     return;
                 }
             }
