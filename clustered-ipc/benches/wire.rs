@@ -24,18 +24,30 @@ const WINDOW: u64 = 64;
 /// Connections per `newConns` frame in the batched run.
 const BATCH: u64 = 8;
 
-fn new_conn(seq: u64) -> Message {
-    Message::NewConn {
-        seq,
-        key: ListenKey::from("127.0.0.1:3000"),
-        peer: Some("127.0.0.1:51234".parse().unwrap()),
+/// The frame that hands over connections `first..first + size`: `newConn` for one,
+/// `newConns` for more.
+fn handoff_frame(first: u64, size: u64) -> Message {
+    let key = ListenKey::from("127.0.0.1:3000");
+    let peer = Some("127.0.0.1:51234".parse().unwrap());
+    match size {
+        1 => Message::NewConn {
+            seq: first,
+            key,
+            peer,
+        },
+        _ => Message::NewConns {
+            key,
+            conns: (first..first + size)
+                .map(|seq| Handoff { seq, peer })
+                .collect(),
+        },
     }
 }
 
 fn codec(c: &mut Criterion) {
     let mut codec = FrameCodec::new();
     let frame = Frame {
-        message: new_conn(42),
+        message: handoff_frame(42, 1),
         fds: 1,
     };
     c.bench_function("encode newConn", |b| {
@@ -96,18 +108,7 @@ impl Peer {
                 let fds: Vec<OwnedFd> = (0..size)
                     .map(|_| std::fs::File::open("/dev/null").unwrap().into())
                     .collect();
-                let message = match size {
-                    1 => new_conn(sent),
-                    _ => Message::NewConns {
-                        key: ListenKey::from("127.0.0.1:3000"),
-                        conns: (sent..sent + size)
-                            .map(|seq| Handoff {
-                                seq,
-                                peer: Some("127.0.0.1:51234".parse().unwrap()),
-                            })
-                            .collect(),
-                    },
-                };
+                let message = handoff_frame(sent, size);
                 self.sender.send_with_fds(&message, fds).await.unwrap();
                 sent += size;
             }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use clustered_ipc::{
-    INBOX_WINDOW, ListenKey, ListenMode, Message, Outcome, Received, Receiver, Sender,
+    Handoff, INBOX_WINDOW, ListenKey, ListenMode, Message, Outcome, Received, Receiver, Sender,
     TrySendError, WireError,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -369,24 +369,9 @@ impl Link {
             Message::TicketKeys { keys } => super::ticket_keys::set(keys),
             Message::ReloadCertificates { id } => self.reload_certificates(id),
             Message::NewConn { seq, key, peer } => {
-                // Exactly one, or lost on the way (this process was out of descriptors: the
-                // IPC layer says so).
-                let fd = <[OwnedFd; 1]>::try_from(fds).ok().map(|[fd]| fd);
-                if let Err(error) = self.take_handoff(seq, &key, peer, fd).await {
-                    tracing::debug!(%error, "cannot acknowledge a connection");
-                }
+                self.take_handoffs(&key, [Handoff { seq, peer }], fds).await;
             }
-            Message::NewConns { key, conns } => {
-                // The kernel delivers a prefix when descriptors run out: the connections past
-                // it have none, and are refused.
-                let mut fds = fds.into_iter();
-                for conn in conns {
-                    let taken = self.take_handoff(conn.seq, &key, conn.peer, fds.next());
-                    if let Err(error) = taken.await {
-                        tracing::debug!(%error, "cannot acknowledge a connection");
-                    }
-                }
-            }
+            Message::NewConns { key, conns } => self.take_handoffs(&key, conns, fds).await,
             Message::Disconnect => {
                 tracing::debug!("the master asked this worker to disconnect");
                 self.start_draining();
@@ -433,6 +418,27 @@ impl Link {
                 let _ = waiting.send(reply);
             }
             None => tracing::warn!(seq, "a reply from the master that nobody waits for"),
+        }
+    }
+
+    /// Takes the connections of one handoff frame, the `n`th with the `n`th descriptor. The
+    /// channel hands on a frame with fewer descriptors than it announced only when this process
+    /// ran out of numbers, and then the kernel delivered the first ones: the connections past
+    /// them have none, and are refused.
+    async fn take_handoffs(
+        &self,
+        key: &ListenKey,
+        conns: impl IntoIterator<Item = Handoff>,
+        fds: Vec<OwnedFd>,
+    ) {
+        let mut fds = fds.into_iter();
+        for conn in conns {
+            if let Err(error) = self
+                .take_handoff(conn.seq, key, conn.peer, fds.next())
+                .await
+            {
+                tracing::debug!(%error, "cannot acknowledge a connection");
+            }
         }
     }
 
