@@ -36,6 +36,7 @@ mod tls_error;
 mod tls_metrics;
 mod tracked;
 mod watchdog;
+mod when_woken;
 mod worker_marks;
 
 pub use self::config::HttpConfig;

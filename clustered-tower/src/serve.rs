@@ -26,6 +26,7 @@ use crate::tls::TlsConfig;
 use crate::tls_metrics;
 use crate::tracked::TrackedIo;
 use crate::watchdog::{self, Verdict};
+use crate::when_woken::WhenWoken;
 use crate::worker_marks::WorkerMarks;
 
 /// How long a draining worker keeps an HTTP/1 connection open for its client's next request
@@ -364,40 +365,63 @@ async fn drive<S, B>(
     S: Servable<B>,
     B: ServableBody,
 {
+    // Polled only when their own wake-ups say so, not on every read and write of the socket.
+    let interruption = WhenWoken::new(interruption(&state, header_timeout, idle_timeout));
     let result = tokio::select! {
+        biased;
         result = connection.as_mut() => result,
-        () = state.drain().draining() => {
-            // HTTP/1: a client between requests may send its next one (answered with
-            // `Connection: close`) during the grace; HTTP/2 gets its GOAWAY at once.
-            let finished = match state.is_http2() {
-                true => None,
-                false => tokio::time::timeout(KEEP_ALIVE_DRAIN_GRACE, connection.as_mut())
-                    .await
-                    .ok(),
-            };
-            match finished {
-                Some(result) => result,
-                // Nothing to finish: closed (dropping it closes the socket).
-                None if !state.is_http2() && state.in_flight() == 0 => Ok(()),
-                None => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+        interruption = interruption => match interruption {
+            Interruption::Drain => {
+                // HTTP/1: a client between requests may send its next one (answered with
+                // `Connection: close`) during the grace; HTTP/2 gets its GOAWAY at once.
+                let finished = match state.is_http2() {
+                    true => None,
+                    false => tokio::time::timeout(KEEP_ALIVE_DRAIN_GRACE, connection.as_mut())
+                        .await
+                        .ok(),
+                };
+                match finished {
+                    Some(result) => result,
+                    // Nothing to finish: closed (dropping it closes the socket).
+                    None if !state.is_http2() && state.in_flight() == 0 => Ok(()),
+                    None => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
                 }
             }
-        }
-        verdict = watchdog::watch(|| state.sample(), header_timeout, idle_timeout) => {
-            match verdict {
-                // Mid-headers: nothing to finish (dropping it closes the socket).
-                Verdict::HeaderTimeout => Ok(()),
-                _ => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            // Mid-headers: nothing to finish (dropping it closes the socket).
+            Interruption::Watchdog(Verdict::HeaderTimeout) => Ok(()),
+            Interruption::Watchdog(_) => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
             }
-        }
+        },
     };
     if let Err(error) = result {
         tracing::debug!(%peer, error, "connection ended with an error");
+    }
+}
+
+/// What ends a connection's plain serving.
+enum Interruption {
+    /// The worker drains.
+    Drain,
+    /// The watchdog's verdict.
+    Watchdog(Verdict),
+}
+
+/// Resolves with the first interruption of the connection `state` describes.
+async fn interruption(
+    state: &ConnectionState,
+    header_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+) -> Interruption {
+    tokio::select! {
+        () = state.drain().draining() => Interruption::Drain,
+        verdict = watchdog::watch(|| state.sample(), header_timeout, idle_timeout) => {
+            Interruption::Watchdog(verdict)
+        }
     }
 }
 
