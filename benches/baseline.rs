@@ -1,7 +1,8 @@
 //! Benchmark baseline: the `hello` app (`GET /` → `hello world\n`, same axum router, no
 //! cluster) served by one process with `axum::serve`, on a tokio `current_thread` runtime or a
 //! `multi_thread` one (`FLAVOR`). `HOST`, `PORT` (0 = any free port) as for `hello`; prints
-//! `listening on http://ADDR`.
+//! `listening on http://ADDR`. `CONNECT_INFO=1` gives every request axum's
+//! `ConnectInfo<SocketAddr>`, as the cluster's workers do.
 
 use axum::Router;
 use axum::routing::get;
@@ -17,6 +18,12 @@ fn main() -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
         println!("listening on http://{}", listener.local_addr()?);
         let app = Router::new().route("/", get(|| async { "hello world\n" }));
-        axum::serve(listener, app).await
+        match std::env::var("CONNECT_INFO").as_deref() {
+            Ok("1") => {
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                axum::serve(listener, app).await
+            }
+            _ => axum::serve(listener, app).await,
+        }
     })
 }

@@ -4,10 +4,13 @@
 # connections), and the difference divided by MANY - FEW is the cost of one without start and stop.
 #   keep-alive   ab -k -c4: the one-process baseline (axum::serve, current_thread), and the
 #                `hello` cluster with one worker: its worker's count, then the same app without
-#                `ClusterLayer` (the serve path alone)
+#                `ClusterLayer` (the serve path alone), with tower's `Identity` layer in its place
+#                (what axum's `Router::layer` costs for any layer), and without the layer and
+#                with `HttpConfig::worker_id_header(false).request_metrics(false)`; and the
+#                baseline with axum's ConnectInfo (which the cluster gives every request)
 #   h2           h2load -c4 -m32 (HTTP/2 prior knowledge, the same 4 connections in both runs, so
-#                the difference is requests alone): the baseline, the `hello` worker, and the
-#                same without `ClusterLayer`
+#                the difference is requests alone): the baseline, the `hello` worker, the same
+#                without `ClusterLayer`, and that with the header and the metrics off
 #   new-conn     ab -c8: the baseline, the `rr` worker and master, the `reuseport` worker
 #   TLS          new TLS 1.3 connections with one `GET /` each, from `tls_load` (benches/tls_load.rs,
 #                CONCURRENCY=4, CONNECTIONS=TLS_FEW or TLS_MANY), full handshakes and resumed
@@ -43,14 +46,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ "$TLS" != only ]; then
-  # `hello` without ClusterLayer: the example is edited for one build, then put back.
-  cp examples/hello.rs "$work/hello.rs"
-  sed -i 's/^        \.layer(ClusterLayer::new());$/        ;/' examples/hello.rs
-  grep -q 'ClusterLayer::new()' examples/hello.rs && { echo "hello.rs changed: cannot drop its layer" >&2; exit 1; }
+# variant NAME SED...: `hello` built with examples/hello.rs edited by each sed expression, as
+# $work/NAME (the example is put back after each build).
+variant() {
+  local name=$1 edit; shift
+  for edit in "$@"; do sed -i "$edit" examples/hello.rs; done
+  cmp -s examples/hello.rs "$work/hello.rs" && { echo "hello.rs changed: cannot build $name" >&2; exit 1; }
   cargo build --release --quiet --example hello 2>/dev/null
-  cp "$bin"/hello "$work/hello-without-layer"
+  cp "$bin"/hello "$work/$name"
   cp "$work/hello.rs" examples/hello.rs
+}
+if [ "$TLS" != only ]; then
+  cp examples/hello.rs "$work/hello.rs"
+  layer='^        \.layer(ClusterLayer::new());$'
+  # The serve path alone; with a layer that does nothing (axum's cost of any `Router::layer`);
+  # with `x-worker-id` and the request metrics off as well.
+  variant hello-without-layer "s/$layer/        ;/"
+  variant hello-identity-layer "s/$layer/        .layer(tower_layer::Identity::new());/"
+  variant hello-unmarked "s/$layer/        ;/" \
+    's/cluster\.serve(address, app)/cluster.serve_with(address, app, clustered::HttpConfig::default().worker_id_header(false).request_metrics(false))/'
   cargo build --release --quiet --example hello
 fi
 if [ "$TLS" != 0 ]; then
@@ -117,9 +131,13 @@ if [ "$TLS" != only ]; then
   measure ka-baseline "-k -c 4" "$bin"/baseline
   measure ka-hello "-k -c 4" "$bin"/hello
   measure ka-bare "-k -c 4" "$work/hello-without-layer"
+  measure ka-identity "-k -c 4" "$work/hello-identity-layer"
+  measure ka-unmarked "-k -c 4" "$work/hello-unmarked"
+  measure ka-baseline-connect-info "-k -c 4" "$bin"/baseline CONNECT_INFO=1
   measure h2-baseline h2 "$bin"/baseline
   measure h2-hello h2 "$bin"/hello
   measure h2-bare h2 "$work/hello-without-layer"
+  measure h2-unmarked h2 "$work/hello-unmarked"
   measure nc-baseline "-c 8" "$bin"/baseline
   measure nc-rr "-c 8" "$bin"/hello CLUSTER_SCHED_POLICY=rr
   measure nc-reuseport "-c 8" "$bin"/hello CLUSTER_SCHED_POLICY=reuseport
@@ -137,10 +155,18 @@ if [ "$TLS" != only ]; then
     echo "|---|---:|---:|"
     row "keep-alive: baseline (axum::serve, current_thread)" "$ka_base" "$ka_base"
     row "keep-alive: \`hello\` worker (ClusterLayer, serve)" "$(per_request ka-hello worker)" "$ka_base"
-    row "keep-alive: the same without ClusterLayer" "$(per_request ka-bare worker)" "$ka_base"
+    row "keep-alive: the same without ClusterLayer (serve alone)" "$(per_request ka-bare worker)" "$ka_base"
+    row "keep-alive: the same with tower's Identity layer instead (axum's cost of any layer)" \
+      "$(per_request ka-identity worker)" "$ka_base"
+    row "keep-alive: serve alone, \`x-worker-id\` and request metrics off" \
+      "$(per_request ka-unmarked worker)" "$ka_base"
+    row "keep-alive: baseline with ConnectInfo (into_make_service_with_connect_info)" \
+      "$(per_request ka-baseline-connect-info master)" "$ka_base"
     row "HTTP/2 (h2load -c4 -m32): baseline" "$h2_base" "$h2_base"
     row "HTTP/2: \`hello\` worker (ClusterLayer, serve)" "$(per_request h2-hello worker)" "$h2_base"
-    row "HTTP/2: the same without ClusterLayer" "$(per_request h2-bare worker)" "$h2_base"
+    row "HTTP/2: the same without ClusterLayer (serve alone)" "$(per_request h2-bare worker)" "$h2_base"
+    row "HTTP/2: serve alone, \`x-worker-id\` and request metrics off" \
+      "$(per_request h2-unmarked worker)" "$h2_base"
     row "new connection: baseline" "$nc_base" "$nc_base"
     row "new connection: \`reuseport\` worker" "$(per_request nc-reuseport worker)" "$nc_base"
     row "new connection: \`rr\` worker" "$(per_request nc-rr worker)" "$nc_base"

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use clustered_testkit::{ClusterProcess, Connections, Load, Program, get, get_from};
+use clustered_testkit::{ClusterProcess, Connections, Load, Program, get, get_from, scrape, value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TWO_WORKERS: &[(&str, &str)] = &[("CLUSTER_WORKERS", "2")];
@@ -127,6 +127,35 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off_after_the_header_ti
     );
     // A client that sends its request in time is served.
     assert_eq!(get(address, "/").await.body, "fixture\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_worker_id_and_the_request_metrics_can_each_be_left_out() {
+    // The fixture's router has a `ClusterLayer`: it adds neither back.
+    for (switch, header_kept, counted) in [
+        ("FIXTURE_WORKER_ID_HEADER", false, 20.0),
+        ("FIXTURE_REQUEST_METRICS", true, 0.0),
+    ] {
+        let env = [
+            ("CLUSTER_WORKERS", "1"),
+            ("CLUSTER_METRICS_ADDR", "127.0.0.1:0"),
+            (switch, "0"),
+        ];
+        let (cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+        for _ in 0..20 {
+            let reply = get(address, "/").await;
+            assert_eq!((reply.status, reply.body.as_str()), (200, "fixture\n"));
+            assert_eq!(
+                reply.worker_id.is_some(),
+                header_kept,
+                "{switch}=0: {reply:?}"
+            );
+        }
+        // Workers record into memory the master reads when scraped: a counted request is there.
+        let samples = scrape(cluster.metrics_address()).await;
+        let requests = value(&samples, "cluster_http_requests_total", &[]);
+        assert_eq!(requests, counted, "{switch}=0");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,10 +12,11 @@ use crate::service::ClusterService;
 /// status class). Outside a worker it changes nothing.
 ///
 /// [`crate::ServeHttp::serve`] and [`crate::serve_connections`] do all this themselves, once
-/// per request: the layer is for other servers (`axum::serve` over a
-/// [`crate::ClusterListener`]). Under them it finds each request marked and adds nothing
-/// (through `Router::layer` it still costs axum's wrapping of every route in one more boxed
-/// service).
+/// per request, leaving out what [`crate::HttpConfig::worker_id_header`] and
+/// [`crate::HttpConfig::request_metrics`] turn off: the layer is for other servers
+/// (`axum::serve` over a [`crate::ClusterListener`]). Under them it finds each request marked
+/// and adds nothing (through `Router::layer` it still costs axum's wrapping of every route in
+/// one more boxed service, as any layer does).
 ///
 /// ```
 /// use axum::{Router, routing::get};

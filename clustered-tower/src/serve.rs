@@ -257,7 +257,7 @@ async fn serve_listener<S, B>(
     let draining = Arc::new(AtomicBool::new(false));
     let (drain_tx, drain_rx) = watch::channel(false);
     let drain = Drain::new(drain_rx);
-    let marks = Arc::new(WorkerMarks::new(drain.clone()));
+    let marks = Arc::new(WorkerMarks::new(drain.clone(), config));
     while let Some((stream, peer)) = listener.accept().await {
         let state = Arc::new(ConnectionState::new(
             peer,

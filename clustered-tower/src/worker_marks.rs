@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use clustered_core::WorkerInfo;
 use http::{Extensions, HeaderValue, Method, Response};
 
+use crate::config::HttpConfig;
 use crate::drain::Drain;
 use crate::header::WORKER_ID_HEADER;
 use crate::http_metrics::RequestTimer;
@@ -20,13 +21,16 @@ use crate::http_metrics::RequestTimer;
 pub(crate) struct WorkerMarks {
     /// Cloned into each request: `Drain`, and `WorkerInfo` in a worker.
     extensions: Extensions,
-    /// This worker's `x-worker-id` value (none outside a worker).
+    /// This worker's `x-worker-id` value (none outside a worker, or with the header off).
     worker_id: Option<HeaderValue>,
+    /// Requests are counted and timed (in a worker, with the request metrics on).
+    timed: bool,
 }
 
 impl WorkerMarks {
-    /// The marks of a serve loop whose requests carry `drain`.
-    pub(crate) fn new(drain: Drain) -> Self {
+    /// The marks of a serve loop whose requests carry `drain`, and whose responses name their
+    /// worker and are counted as `config` says.
+    pub(crate) fn new(drain: Drain, config: &HttpConfig) -> Self {
         let worker = this_worker();
         let mut extensions = with_room();
         extensions.insert(drain);
@@ -35,7 +39,10 @@ impl WorkerMarks {
         }
         Self {
             extensions,
-            worker_id: worker.map(|(_, header)| header),
+            timed: worker.is_some() && config.request_metrics_setting(),
+            worker_id: worker
+                .map(|(_, header)| header)
+                .filter(|_| config.worker_id_header_setting()),
         }
     }
 
@@ -46,11 +53,16 @@ impl WorkerMarks {
         extensions
     }
 
-    /// Starts marking a request with `method` (`None` outside a worker: nothing is marked or
-    /// counted there).
+    /// Starts marking a request with `method` (`None` where there is nothing to mark: outside
+    /// a worker, or with both the header and the metrics off).
     pub(crate) fn begin(&self, method: &Method) -> Option<Marking> {
-        let worker_id = self.worker_id.as_ref()?;
-        Some(Marking::begin(method, worker_id.clone()))
+        if !self.timed && self.worker_id.is_none() {
+            return None;
+        }
+        Some(Marking {
+            timer: self.timed.then(|| RequestTimer::start(method)),
+            worker_id: self.worker_id.clone(),
+        })
     }
 }
 
@@ -90,30 +102,32 @@ pub(crate) fn this_worker() -> Option<(WorkerInfo, HeaderValue)> {
         .clone()
 }
 
-/// One request being marked: timed for the metrics, and its response to carry `x-worker-id`.
+/// One request being marked: timed for the metrics, and its response to carry `x-worker-id`
+/// (each unless switched off).
 #[derive(Debug)]
 pub(crate) struct Marking {
-    timer: RequestTimer,
-    worker_id: HeaderValue,
+    timer: Option<RequestTimer>,
+    worker_id: Option<HeaderValue>,
 }
 
 impl Marking {
-    /// Starts marking a request with `method`, whose response will carry `worker_id`.
+    /// Starts marking a request with `method` both ways, its response to carry `worker_id`.
     pub(crate) fn begin(method: &Method, worker_id: HeaderValue) -> Self {
         Self {
-            timer: RequestTimer::start(method),
-            worker_id,
+            timer: Some(RequestTimer::start(method)),
+            worker_id: Some(worker_id),
         }
     }
 
     /// The request is answered with `response` (`None`: the service failed, counted as `5xx`).
     pub(crate) fn finish<B>(self, response: Option<&mut Response<B>>) {
-        self.timer
-            .finish(response.as_ref().map(|response| response.status()));
-        if let Some(response) = response {
+        if let Some(timer) = self.timer {
+            timer.finish(response.as_ref().map(|response| response.status()));
+        }
+        if let (Some(response), Some(worker_id)) = (response, self.worker_id) {
             response
                 .headers_mut()
-                .insert(WORKER_ID_HEADER.clone(), self.worker_id);
+                .insert(WORKER_ID_HEADER.clone(), worker_id);
         }
     }
 }
