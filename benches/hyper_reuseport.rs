@@ -4,12 +4,28 @@
 //! router, no middleware: the floor a cluster of that many processes could reach, with the
 //! kernel spreading connections.
 //!
+//! With `HANDOFF=1` the same processes serve connections that a bare parent accepts and hands
+//! them, round robin, one descriptor per `sendmsg` over a Unix socket pair: a blocking `accept4`
+//! loop on a thread of its own, no event loop, no protocol, no acknowledgement. That is the floor
+//! of the `rr` policy's design (a master that accepts every connection), as the first mode is
+//! that of `reuseport`.
+//!
 //! `HOST` (default `127.0.0.1`), `PORT` (default 3000; `0` picks a free port). Prints
 //! `listening on http://ADDR` once every process listens; SIGTERM or SIGINT stops them all.
 
 use std::convert::Infallible;
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags,
+};
+use tokio::io::Interest;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,6 +35,9 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpSocket;
 
 const CHILD: &str = "HYPER_REUSEPORT_CHILD";
+/// In a child of `HANDOFF=1`: the number of its end of the socket pair the parent hands
+/// connections over.
+const HANDOFF_FD: &str = "HYPER_HANDOFF_FD";
 
 fn main() -> std::io::Result<()> {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
@@ -29,9 +48,11 @@ fn main() -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    match std::env::var_os(CHILD) {
-        Some(_) => runtime.block_on(serve(address)),
-        None => runtime.block_on(supervise(address)),
+    let handoff = std::env::var("HANDOFF").as_deref() == Ok("1");
+    match (std::env::var_os(CHILD), std::env::var(HANDOFF_FD)) {
+        (Some(_), Ok(fd)) => runtime.block_on(serve_handed(fd)),
+        (Some(_), Err(_)) => runtime.block_on(serve(address)),
+        (None, _) => runtime.block_on(supervise(address, handoff)),
     }
 }
 
@@ -47,8 +68,9 @@ fn reuseport_socket(address: SocketAddr) -> std::io::Result<TcpSocket> {
 }
 
 /// The parent: holds the port (bound, not listening, so the kernel gives it no connection),
-/// starts the serving processes on it and stops them on SIGTERM or SIGINT.
-async fn supervise(address: SocketAddr) -> std::io::Result<()> {
+/// starts the serving processes on it and stops them on SIGTERM or SIGINT. With `handoff` it
+/// listens itself instead, and hands each connection to the next process.
+async fn supervise(address: SocketAddr, handoff: bool) -> std::io::Result<()> {
     let holder = reuseport_socket(address)?;
     let address = holder.local_addr()?;
     let processes: usize = std::env::var("PROCESSES")
@@ -56,14 +78,29 @@ async fn supervise(address: SocketAddr) -> std::io::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(2);
     let mut children: Vec<Child> = Vec::new();
+    let mut handed_to = Vec::new();
     for _ in 0..processes {
-        let child = Command::new(std::env::current_exe()?)
+        let mut command = Command::new(std::env::current_exe()?);
+        command
             .env(CHILD, "1")
             .env("HOST", address.ip().to_string())
             .env("PORT", address.port().to_string())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        children.push(child);
+            .stdout(Stdio::piped());
+        let theirs = if handoff {
+            let (ours, theirs) = UnixStream::pair()?;
+            // Inherited by the child (the pair is made close-on-exec).
+            rustix::io::fcntl_setfd(&theirs, rustix::io::FdFlags::empty())?;
+            command.env(
+                HANDOFF_FD,
+                std::os::fd::AsRawFd::as_raw_fd(&theirs).to_string(),
+            );
+            handed_to.push(ours);
+            Some(theirs)
+        } else {
+            None
+        };
+        children.push(command.spawn()?);
+        drop(theirs);
     }
     for child in &mut children {
         // Each child says `ready` once it listens.
@@ -71,6 +108,11 @@ async fn supervise(address: SocketAddr) -> std::io::Result<()> {
         if let Some(stdout) = child.stdout.take() {
             std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
         }
+    }
+    if handoff {
+        let listener = holder.listen(1024)?.into_std()?;
+        listener.set_nonblocking(false)?;
+        std::thread::spawn(move || hand_off(listener, handed_to));
     }
     println!("listening on http://{address}");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -85,6 +127,68 @@ async fn supervise(address: SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Accepts every connection and sends it to the next of `processes`, until an error.
+fn hand_off(listener: std::net::TcpListener, processes: Vec<UnixStream>) -> std::io::Result<()> {
+    for next in (0..processes.len()).cycle() {
+        // Non-blocking already, as the serving process's runtime needs it.
+        let connection =
+            rustix::net::accept_with(&listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds = [connection.as_fd()];
+        control.push(SendAncillaryMessage::ScmRights(&fds));
+        rustix::net::sendmsg(
+            &processes[next],
+            &[IoSlice::new(&[0])],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )?;
+    }
+    Ok(())
+}
+
+/// A serving process of `HANDOFF=1`: serves each connection the parent sends over descriptor
+/// `fd`, until the parent is gone.
+async fn serve_handed(fd: String) -> std::io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    let fd: i32 = fd.parse().map_err(std::io::Error::other)?;
+    // SAFETY: the parent passed this descriptor, open, for this process alone.
+    let parent = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    parent.set_nonblocking(true)?;
+    let parent = tokio::net::UnixStream::from_std(parent)?;
+    println!("ready");
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let connection = parent
+            .async_io(Interest::READABLE, || {
+                let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+                let mut control = RecvAncillaryBuffer::new(&mut space);
+                let mut byte = [0];
+                let received = rustix::net::recvmsg(
+                    &parent,
+                    &mut [std::io::IoSliceMut::new(&mut byte)],
+                    &mut control,
+                    RecvFlags::CMSG_CLOEXEC,
+                )?;
+                if received.bytes == 0 {
+                    return Ok(None);
+                }
+                Ok(control.drain().find_map(|message| match message {
+                    RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+                    _ => None,
+                }))
+            })
+            .await?;
+        match connection {
+            Some(fd) => {
+                let stream = tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd))?;
+                tokio::spawn(serve_connection(builder.clone(), stream));
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
 /// A serving process: its own listener in the port's `SO_REUSEPORT` group.
 async fn serve(address: SocketAddr) -> std::io::Result<()> {
     // Gone with the parent, however it ends.
@@ -94,14 +198,16 @@ async fn serve(address: SocketAddr) -> std::io::Result<()> {
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         let (stream, _) = listener.accept().await?;
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(hello);
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+        tokio::spawn(serve_connection(builder.clone(), stream));
     }
+}
+
+/// Serves one connection, HTTP/1.1 or HTTP/2, every request answered by `hello`.
+async fn serve_connection(builder: auto::Builder<TokioExecutor>, stream: tokio::net::TcpStream) {
+    let service = hyper::service::service_fn(hello);
+    let _ = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 async fn hello(_: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {

@@ -5,8 +5,9 @@
 #
 # Servers: the same axum app in one process (`baseline`, current_thread and multi_thread),
 # WORKERS bare hyper processes sharing the port with SO_REUSEPORT (`hyper-reuseport`, the floor
-# with no master in the path), the cluster under every policy, Node's cluster (when `node` is
-# installed) and, with COMPARE=LABEL:PATH, the `rr` and `shared` policies of another build of
+# with no master in the path), the same processes fed by a bare parent that accepts and hands
+# off descriptors (`hyper-handoff`, HANDOFF=1: the floor of `rr`), the cluster under every
+# policy, Node's cluster (when `node` is installed) and, with COMPARE=LABEL:PATH, the `rr` and `shared` policies of another build of
 # `hello` (e.g. the previous commit's).
 #
 # Loads, one after the other against each server:
@@ -127,6 +128,7 @@ for round in $(seq "$ROUNDS"); do
   measure "baseline-current_thread" env FLAVOR=current_thread PORT=0 target/release/examples/baseline
   measure "baseline-multi_thread" env FLAVOR=multi_thread PORT=0 target/release/examples/baseline
   measure "hyper-reuseport" env PROCESSES="$WORKERS" PORT=0 target/release/examples/hyper_reuseport
+  measure "hyper-handoff" env PROCESSES="$WORKERS" HANDOFF=1 PORT=0 target/release/examples/hyper_reuseport
   for policy in $POLICIES; do
     # shellcheck disable=SC2046
     measure "cluster-$policy" env $(cluster_env "$policy") target/release/examples/hello
@@ -180,11 +182,14 @@ rr_nc=$(col cluster-rr 7); rr_ka=$(col cluster-rr 4); rr_h2=$(col cluster-rr 10)
 rr_rss=$(col cluster-rr 11); rr_pss=$(col cluster-rr 12); rr_uss=$(col cluster-rr 13)
 base_ka=$(col baseline-current_thread 4); base_nc=$(col baseline-current_thread 7); base_h2=$(col baseline-current_thread 10)
 reuse_nc=$(col cluster-reuseport 7); hyper_nc=$(col hyper-reuseport 7); node_nc=$(col node-cluster-rr 7)
+handoff_nc=$(col hyper-handoff 7)
 capacity=$(awk -v us="$flood_cpu" 'BEGIN { if (us > 0) printf "%.0f", 1e6 / us; else print "-" }')
 goal_rows() {
   local r
   r=$(ratio "$rr_nc" "$reuse_nc"); echo "| new connection (ab -c32), \`rr\` vs our \`reuseport\` | $rr_nc µs | $reuse_nc µs | $r | ≤ 1.10× | $(verdict "$r" "<=" 1.10) |"
   r=$(ratio "$rr_nc" "$hyper_nc"); echo "| same, \`rr\` vs $WORKERS bare hyper SO_REUSEPORT processes | $rr_nc µs | $hyper_nc µs | $r | ≤ 1.25× | $(verdict "$r" "<=" 1.25) |"
+  r=$(ratio "$rr_nc" "$handoff_nc"); echo "| same, \`rr\` vs the same processes served by a bare parent that accepts and hands off (the floor of \`rr\`'s design) | $rr_nc µs | $handoff_nc µs | $r | | |"
+  r=$(ratio "$handoff_nc" "$hyper_nc"); echo "| what handing off costs at the floor: bare parent vs SO_REUSEPORT | $handoff_nc µs | $hyper_nc µs | $r | | |"
   r=$(ratio "${node_nc:--}" "$rr_nc"); echo "| same, Node's cluster (RR) ÷ \`rr\` | ${node_nc:--} µs | $rr_nc µs | $r | ≥ 6× | $(verdict "$r" ">=" 6) |"
   r=$(ratio "$rr_ka" "$base_ka"); echo "| keep-alive (wrk -c64), \`rr\` vs one current_thread process | $rr_ka µs | $base_ka µs | $r | ≤ 1.05× | $(verdict "$r" "<=" 1.05) |"
   r=$(ratio "$rr_h2" "$base_h2"); echo "| HTTP/2 (h2load -c16 -m32), \`rr\` vs the same | $rr_h2 µs | $base_h2 µs | $r | ≤ 1.05× | $(verdict "$r" "<=" 1.05) |"
