@@ -33,6 +33,7 @@ examples() {
     *) echo "BUILDS are default, non-pie and lto, not $1" >&2; exit 2 ;;
   esac
 }
+case " $BUILDS " in *" default "*) ;; *) echo "BUILDS must include default, which the copies are compared with" >&2; exit 2 ;; esac
 declare -A dir
 for build in $BUILDS; do dir[$build]=$(examples "$build"); done
 work=$(mktemp -d); servers=()
@@ -43,7 +44,7 @@ trap cleanup EXIT
 # each 2,000 keep-alive requests, and appends "PSS USS HWM PROCESSES" (KiB, summed over every
 # process of every copy) to $work/LABEL
 measure() {
-  local label=$1 binary=$2 copies=${3:-1} copy url pids= p
+  local label=$1 binary=$2 copies=${3:-1} copy url
   servers=()
   for copy in $(seq "$copies"); do
     env PORT=0 RUST_LOG=warn CLUSTER_WORKERS="$WORKERS" "$binary" >"$work/out$copy" 2>"$work/err$copy" &
@@ -56,14 +57,7 @@ measure() {
     ab -q -k -c 4 -n 2000 "$url/" >/dev/null
   done
   sleep 0.5
-  for p in "${servers[@]}"; do pids="$pids $p $(pgrep -P "$p" | tr "\n" " " || true)"; done
-  local pss=0 uss=0 hwm=0
-  for p in $pids; do
-    pss=$((pss + $(awk '$1 == "Pss:" {print $2}' "/proc/$p/smaps_rollup")))
-    uss=$((uss + $(awk '$1 == "Private_Clean:" || $1 == "Private_Dirty:" {s += $2} END {print s}' "/proc/$p/smaps_rollup")))
-    hwm=$((hwm + $(awk '$1 == "VmHWM:" {print $2}' "/proc/$p/status")))
-  done
-  echo "$pss $uss $hwm $(echo $pids | wc -w)" >>"$work/$label"
+  memory_kib "${servers[@]}" >>"$work/$label"
   kill -TERM "${servers[@]}"; wait "${servers[@]}" 2>/dev/null || true; servers=()
 }
 for round in $(seq "$ROUNDS"); do
@@ -73,13 +67,18 @@ for round in $(seq "$ROUNDS"); do
   done
   # The floor of any design with WORKERS + 1 processes of one binary: as many copies of the
   # one-process server, each serving.
-  measure "baseline-default-x$((WORKERS + 1))" "${dir[default]:-target/release/examples}/baseline" $((WORKERS + 1))
+  measure "baseline-default-x$((WORKERS + 1))" "${dir[default]}/baseline" $((WORKERS + 1))
   echo "round $round of $ROUNDS measured" >&2
 done
 
 # median LABEL COLUMN: MiB
 median() {
   cut -d' ' -f"$2" "$work/$1" | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] / 1024 }'
+}
+# row NAME LABEL BASE: LABEL's medians, and its PSS against BASE's
+row() {
+  echo "| $1 | $(cut -d' ' -f4 "$work/$2" | head -1) | $(median "$2" 1) | $(median "$2" 2) |" \
+    "$(median "$2" 3) | $(awk -v a="$(median "$2" 1)" -v b="$(median "$3" 1)" 'BEGIN { printf "%.2f×", a / b }') |"
 }
 {
   echo "$(date -u +%F), commit $(git rev-parse --short HEAD), \`WORKERS=$WORKERS ROUNDS=$ROUNDS BUILDS=\"$BUILDS\" benches/memory.sh\`"
@@ -89,14 +88,8 @@ median() {
   echo "| server | processes | PSS MiB | USS MiB | peak RSS MiB | PSS vs the one process (same build) |"
   echo "|---|---:|---:|---:|---:|---:|"
   for build in $BUILDS; do
-    for label in "baseline-$build" "cluster-$build"; do
-      echo "| $label | $(cut -d' ' -f4 "$work/$label" | head -1) | $(median "$label" 1) |" \
-        "$(median "$label" 2) | $(median "$label" 3) |" \
-        "$(awk -v a="$(median "$label" 1)" -v b="$(median "baseline-$build" 1)" 'BEGIN { printf "%.2f×", a / b }') |"
-    done
+    row "baseline-$build" "baseline-$build" "baseline-$build"
+    row "cluster-$build" "cluster-$build" "baseline-$build"
   done
-  label=baseline-default-x$((WORKERS + 1))
-  echo "| $((WORKERS + 1)) copies of baseline-default, each serving | $((WORKERS + 1)) | $(median "$label" 1) |" \
-    "$(median "$label" 2) | $(median "$label" 3) |" \
-    "$(awk -v a="$(median "$label" 1)" -v b="$(median baseline-default 1)" 'BEGIN { printf "%.2f×", a / b }') |"
+  row "$((WORKERS + 1)) copies of baseline-default, each serving" "baseline-default-x$((WORKERS + 1))" baseline-default
 } | tee benches/results/memory.md

@@ -7,8 +7,8 @@
 # WORKERS bare hyper processes sharing the port with SO_REUSEPORT (`hyper-reuseport`, the floor
 # with no master in the path), the same processes fed by a bare parent that accepts and hands
 # off descriptors (`hyper-handoff`, HANDOFF=1: the floor of `rr`), the cluster under every
-# policy, Node's cluster (when `node` is installed) and, with COMPARE=LABEL:PATH, the `rr` and `shared` policies of another build of
-# `hello` (e.g. the previous commit's).
+# policy, Node's cluster (when `node` is installed) and, with COMPARE=LABEL:PATH, the `rr` and
+# `shared` policies of another build of `hello` (e.g. the previous commit's).
 #
 # Loads, one after the other against each server:
 #   keep-alive   wrk -t1 -c64 -d${SECONDS_PER_RUN}s
@@ -63,10 +63,6 @@ if (cluster.isPrimary) {
 }
 JS
 
-pids() { echo "$server $(pgrep -P "$server" | xargs)"; }
-sum_kb() { # field of /proc/PID/FILE, summed over the server's processes
-  local kb=0; for p in $(pids); do
-  kb=$((kb + $(awk -v f="$2:" '$1 == f {print $2}' /proc/"$p"/"$1" 2>/dev/null || echo 0))); done; echo $kb; }
 mb() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 # wrk prints 725.00us, 4.41ms or 1.02s: milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'; }
@@ -103,8 +99,8 @@ measure() { # name, command...
     h2_mean=$(awk '/^time for request:/ { v = $6; n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }' "$work/h2")
     h2_cpu=$(micros_per $((after - before)) "$h2_n")
   else h2_rps=-; h2_mean=-; h2_cpu=-; fi
-  local rss pss uss; rss=$(mb "$(sum_kb status VmHWM)"); pss=$(mb "$(sum_kb smaps_rollup Pss)")
-  uss=$(mb $(($(sum_kb smaps_rollup Private_Clean) + $(sum_kb smaps_rollup Private_Dirty))))
+  local rss pss uss; read -r pss uss rss _ <<<"$(memory_kib "$server")"
+  rss=$(mb "$rss"); pss=$(mb "$pss"); uss=$(mb "$uss")
   stop
   echo "$name $wrk_rps $wrk_p99 $wrk_cpu $ab_rps $ab_p99 $ab_cpu $h2_rps $h2_mean $h2_cpu $rss $pss $uss" >>"$results"
 }

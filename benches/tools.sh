@@ -40,3 +40,18 @@ process_ns() {
 }
 # µs per item: nanoseconds $1 over $2 items
 micros_per() { awk -v t="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", t / 1000 / n; else print "-" }'; }
+
+# Memory of processes $@ and their children, summed, in KiB: "PSS USS PEAK_RSS PROCESSES". PSS
+# from /proc/PID/smaps_rollup (shared pages divided among their users), USS its private pages
+# (clean and dirty), peak RSS the VmHWM of /proc/PID/status (which counts the pages of the binary
+# and of libc once per process).
+memory_kib() {
+  local p pss=0 uss=0 hwm=0 n=0
+  for p in $(for p in "$@"; do echo "$p"; pgrep -P "$p"; done); do
+    pss=$((pss + $(awk '$1 == "Pss:" {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+    uss=$((uss + $(awk '$1 == "Private_Clean:" || $1 == "Private_Dirty:" {s += $2} END {print s + 0}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+    hwm=$((hwm + $(awk '$1 == "VmHWM:" {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+    n=$((n + 1))
+  done
+  echo "$pss $uss $hwm $n"
+}
