@@ -13,19 +13,11 @@
 //! `HOST` (default `127.0.0.1`), `PORT` (default 3000; `0` picks a free port). Prints
 //! `listening on http://ADDR` once every process listens; SIGTERM or SIGINT stops them all.
 
-use std::convert::Infallible;
-use std::io::IoSlice;
-use std::mem::MaybeUninit;
-use std::net::SocketAddr;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+mod handoff_floor;
 
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketFlags,
-};
-use tokio::io::Interest;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -35,9 +27,6 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpSocket;
 
 const CHILD: &str = "HYPER_REUSEPORT_CHILD";
-/// In a child of `HANDOFF=1`: the number of its end of the socket pair the parent hands
-/// connections over.
-const HANDOFF_FD: &str = "HYPER_HANDOFF_FD";
 
 fn main() -> std::io::Result<()> {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
@@ -48,11 +37,12 @@ fn main() -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let handoff = std::env::var("HANDOFF").as_deref() == Ok("1");
-    match (std::env::var_os(CHILD), std::env::var(HANDOFF_FD)) {
-        (Some(_), Ok(fd)) => runtime.block_on(serve_handed(fd)),
-        (Some(_), Err(_)) => runtime.block_on(serve(address)),
-        (None, _) => runtime.block_on(supervise(address, handoff)),
+    // The parent's socket registers with this runtime's reactor.
+    let _entered = runtime.enter();
+    match (std::env::var_os(CHILD), handoff_floor::parent()) {
+        (Some(_), Some(parent)) => runtime.block_on(serve_handed(parent?)),
+        (Some(_), None) => runtime.block_on(serve(address)),
+        (None, _) => runtime.block_on(supervise(address, handoff_floor::asked())),
     }
 }
 
@@ -87,13 +77,7 @@ async fn supervise(address: SocketAddr, handoff: bool) -> std::io::Result<()> {
             .env("PORT", address.port().to_string())
             .stdout(Stdio::piped());
         let theirs = if handoff {
-            let (ours, theirs) = UnixStream::pair()?;
-            // Inherited by the child (the pair is made close-on-exec).
-            rustix::io::fcntl_setfd(&theirs, rustix::io::FdFlags::empty())?;
-            command.env(
-                HANDOFF_FD,
-                std::os::fd::AsRawFd::as_raw_fd(&theirs).to_string(),
-            );
+            let (ours, theirs) = handoff_floor::connect_child(&mut command)?;
             handed_to.push(ours);
             Some(theirs)
         } else {
@@ -112,7 +96,7 @@ async fn supervise(address: SocketAddr, handoff: bool) -> std::io::Result<()> {
     if handoff {
         let listener = holder.listen(1024)?.into_std()?;
         listener.set_nonblocking(false)?;
-        std::thread::spawn(move || hand_off(listener, handed_to));
+        std::thread::spawn(move || handoff_floor::hand_off(listener, handed_to));
     }
     println!("listening on http://{address}");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -127,66 +111,16 @@ async fn supervise(address: SocketAddr, handoff: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Accepts every connection and sends it to the next of `processes`, until an error.
-fn hand_off(listener: std::net::TcpListener, processes: Vec<UnixStream>) -> std::io::Result<()> {
-    for next in (0..processes.len()).cycle() {
-        // Non-blocking already, as the serving process's runtime needs it.
-        let connection =
-            rustix::net::accept_with(&listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        let fds = [connection.as_fd()];
-        control.push(SendAncillaryMessage::ScmRights(&fds));
-        rustix::net::sendmsg(
-            &processes[next],
-            &[IoSlice::new(&[0])],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        )?;
-    }
-    Ok(())
-}
-
-/// A serving process of `HANDOFF=1`: serves each connection the parent sends over descriptor
-/// `fd`, until the parent is gone.
-async fn serve_handed(fd: String) -> std::io::Result<()> {
+/// A serving process of `HANDOFF=1`: serves each connection the parent sends, until the
+/// parent is gone.
+async fn serve_handed(parent: handoff_floor::Parent) -> std::io::Result<()> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
-    let fd: i32 = fd.parse().map_err(std::io::Error::other)?;
-    // SAFETY: the parent passed this descriptor, open, for this process alone.
-    let parent = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    parent.set_nonblocking(true)?;
-    let parent = tokio::net::UnixStream::from_std(parent)?;
     println!("ready");
     let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let connection = parent
-            .async_io(Interest::READABLE, || {
-                let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-                let mut control = RecvAncillaryBuffer::new(&mut space);
-                let mut byte = [0];
-                let received = rustix::net::recvmsg(
-                    &parent,
-                    &mut [std::io::IoSliceMut::new(&mut byte)],
-                    &mut control,
-                    RecvFlags::CMSG_CLOEXEC,
-                )?;
-                if received.bytes == 0 {
-                    return Ok(None);
-                }
-                Ok(control.drain().find_map(|message| match message {
-                    RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
-                    _ => None,
-                }))
-            })
-            .await?;
-        match connection {
-            Some(fd) => {
-                let stream = tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd))?;
-                tokio::spawn(serve_connection(builder.clone(), stream));
-            }
-            None => return Ok(()),
-        }
+    while let Some(stream) = parent.next_connection().await? {
+        tokio::spawn(serve_connection(builder.clone(), stream));
     }
+    Ok(())
 }
 
 /// A serving process: its own listener in the port's `SO_REUSEPORT` group.

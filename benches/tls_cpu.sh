@@ -11,8 +11,12 @@
 # SERVER_CPUS and CLIENT_CPUS (taskset lists, e.g. 0 and 1) pin the servers and the clients
 # apart, so that a client never takes a server's core: then one process and a one-worker
 # cluster each have one core, and the ratio is the cost of being in a cluster alone.
+# FLOOR=1 measures a third server in the same rounds: the one process fed by a bare parent that
+# accepts every connection and hands it over (`tls_baseline` with `HANDOFF=1`), the floor of
+# `rr`'s design; each cell then adds the floor's µs and its ratio to the one process, and the
+# medians the cluster's ratio to the floor.
 # Usage: benches/tls_cpu.sh    (ROUNDS=5 SECONDS_EACH=3 WORKERS=2 POLICY=rr CONCURRENCY=16
-#                                SERVER_CPUS= CLIENT_CPUS=; installs openssl if missing)
+#                                SERVER_CPUS= CLIENT_CPUS= FLOOR=; installs openssl if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -49,6 +53,7 @@ start() { # name, binary, env…
 }
 start cluster target/release/examples/hello CLUSTER_WORKERS="$WORKERS" CLUSTER_SCHED_POLICY="${POLICY:-rr}"
 start baseline target/release/examples/tls_baseline
+[ -z "${FLOOR:-}" ] || start floor target/release/examples/tls_baseline HANDOFF=1
 
 # µs of server CPU per connection for one run: name, then `s_time` and its mode arguments…,
 # or `load` and full|resumed
@@ -71,19 +76,38 @@ measure() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
-full=(); resumed=(); load_full=(); load_resumed=()
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+modes=("s_time -new" "s_time -reuse -tls1_2" "load full" "load resumed")
+# Ratios per mode, as space-separated lists: cluster/one process, floor/one process, cluster/floor.
+ratios=("" "" "" ""); floor_ratios=("" "" "" ""); over_floor=("" "" "" "")
 echo "| round | full, one at a time: cluster µs / one process µs = ratio | resumed, one at a time | full, ${CONCURRENCY:-16} at a time | resumed, ${CONCURRENCY:-16} at a time |"
 echo "|---|---|---|---|---|"
 for round in $(seq "$ROUNDS"); do
-  cf=$(measure cluster s_time -new); bf=$(measure baseline s_time -new)
-  cr=$(measure cluster s_time -reuse -tls1_2); br=$(measure baseline s_time -reuse -tls1_2)
-  lf=$(measure cluster load full); blf=$(measure baseline load full)
-  lr=$(measure cluster load resumed); blr=$(measure baseline load resumed)
-  full+=("$(ratio "$cf" "$bf")"); resumed+=("$(ratio "$cr" "$br")")
-  load_full+=("$(ratio "$lf" "$blf")"); load_resumed+=("$(ratio "$lr" "$blr")")
-  echo "| $round | $cf / $bf = $(ratio "$cf" "$bf") | $cr / $br = $(ratio "$cr" "$br") | $lf / $blf = $(ratio "$lf" "$blf") | $lr / $blr = $(ratio "$lr" "$blr") |"
+  row="| $round |"
+  for m in 0 1 2 3; do
+    # shellcheck disable=SC2086 # the mode's words are the client's arguments
+    c=$(measure cluster ${modes[$m]}); b=$(measure baseline ${modes[$m]})
+    ratios[$m]+=" $(ratio "$c" "$b")"
+    cell=" $c / $b = $(ratio "$c" "$b")"
+    if [ -n "${FLOOR:-}" ]; then
+      # shellcheck disable=SC2086
+      f=$(measure floor ${modes[$m]})
+      floor_ratios[$m]+=" $(ratio "$f" "$b")"; over_floor[$m]+=" $(ratio "$c" "$f")"
+      cell+=" (floor $f = $(ratio "$f" "$b"))"
+    fi
+    row+="$cell |"
+  done
+  echo "$row"
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# shellcheck disable=SC2086 # each list's words are its ratios
+summary() { # label, the four lists…
+  local label=$1; shift
+  echo "$label, one at a time: full $(median $1), resumed $(median $2)"
+  echo "$label, ${CONCURRENCY:-16} at a time: full $(median $3), resumed $(median $4)"
+}
 echo
-echo "median ratio, one at a time: full $(median "${full[@]}"), resumed $(median "${resumed[@]}")"
-echo "median ratio, ${CONCURRENCY:-16} at a time: full $(median "${load_full[@]}"), resumed $(median "${load_resumed[@]}")"
+summary "median ratio" "${ratios[@]}"
+if [ -n "${FLOOR:-}" ]; then
+  summary "median ratio of the floor to the one process" "${floor_ratios[@]}"
+  summary "median ratio of the cluster to the floor" "${over_floor[@]}"
+fi
