@@ -15,8 +15,12 @@
 # accepts every connection and hands it over (`tls_baseline` with `HANDOFF=1`), the floor of
 # `rr`'s design; each cell then adds the floor's µs and its ratio to the one process, and the
 # medians the cluster's ratio to the floor.
+# COUNT=syscalls or COUNT=switches measures, in place of CPU time, the system calls or the
+# context switches of every process of the server per connection (`perf stat`, attached for the
+# client's run; counts, so they repeat where CPU time on a shared machine does not).
 # Usage: benches/tls_cpu.sh    (ROUNDS=5 SECONDS_EACH=3 WORKERS=2 POLICY=rr CONCURRENCY=16
-#                                SERVER_CPUS= CLIENT_CPUS= FLOOR=; installs openssl if missing)
+#                                SERVER_CPUS= CLIENT_CPUS= FLOOR= COUNT=; installs openssl,
+#                                and perf for COUNT, if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -25,6 +29,13 @@ WORKERS=${WORKERS:-2}
 
 . benches/tools.sh
 need_tools openssl
+case ${COUNT:-} in
+  '') ;;
+  syscalls) event=raw_syscalls:sys_enter ;;
+  switches) event=context-switches ;;
+  *) echo "COUNT=$COUNT: say syscalls or switches" >&2; exit 2 ;;
+esac
+[ -z "${COUNT:-}" ] || need_tools perf
 
 cargo build --release --quiet --example hello --example tls_baseline --example tls_load
 work=$(mktemp -d)
@@ -55,12 +66,19 @@ start cluster target/release/examples/hello CLUSTER_WORKERS="$WORKERS" CLUSTER_S
 start baseline target/release/examples/tls_baseline
 [ -z "${FLOOR:-}" ] || start floor target/release/examples/tls_baseline HANDOFF=1
 
-# µs of server CPU per connection for one run: name, then `s_time` and its mode arguments…,
-# or `load` and full|resumed
+# µs of server CPU (or COUNT's events) per connection for one run: name, then `s_time` and its
+# mode arguments…, or `load` and full|resumed
 measure() {
   local name=$1 client=$2; shift 2
-  local pid port before after conns
+  local pid port before after conns perf_pid
   pid=$(eval echo "\$${name}_pid"); port=$(eval echo "\$${name}_port")
+  if [ -n "${COUNT:-}" ]; then
+    local children
+    children=$(pgrep -P "$pid" | paste -sd, || true)
+    perf stat -x, -e "$event" -p "$pid${children:+,$children}" -o "$work/perf" 2>/dev/null &
+    perf_pid=$!
+    sleep 0.3 # attached
+  fi
   before=$(cpu_ns "$pid")
   if [ "$client" = s_time ]; then
     conns=$(${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} openssl s_time -connect "127.0.0.1:$port" "$@" -time "$SECONDS_EACH" 2>/dev/null \
@@ -72,7 +90,12 @@ measure() {
     [ -n "$conns" ] || { echo "tls_load failed against $name" >&2; exit 1; }
   fi
   after=$(cpu_ns "$pid")
-  micros_per $((after - before)) "$conns"
+  if [ -n "${COUNT:-}" ]; then
+    kill -INT "$perf_pid"; wait "$perf_pid" || true
+    awk -F, -v n="$conns" '/^[0-9]/ {printf "%.2f", $1 / n}' "$work/perf"
+  else
+    micros_per $((after - before)) "$conns"
+  fi
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
@@ -80,7 +103,7 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 modes=("s_time -new" "s_time -reuse -tls1_2" "load full" "load resumed")
 # Ratios per mode, as space-separated lists: cluster/one process, floor/one process, cluster/floor.
 ratios=("" "" "" ""); floor_ratios=("" "" "" ""); over_floor=("" "" "" "")
-echo "| round | full, one at a time: cluster µs / one process µs = ratio | resumed, one at a time | full, ${CONCURRENCY:-16} at a time | resumed, ${CONCURRENCY:-16} at a time |"
+echo "| round | full, one at a time: cluster ${COUNT:-µs} / one process ${COUNT:-µs} = ratio | resumed, one at a time | full, ${CONCURRENCY:-16} at a time | resumed, ${CONCURRENCY:-16} at a time |"
 echo "|---|---|---|---|---|"
 for round in $(seq "$ROUNDS"); do
   row="| $round |"

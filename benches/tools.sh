@@ -5,6 +5,7 @@ package_of() {
     ab) echo apache2-utils ;;
     h2load) echo nghttp2-client ;;
     promtool) echo prometheus ;;
+    perf) echo linux-perf ;;
     *) echo "$1" ;;
   esac
 }

@@ -85,6 +85,9 @@ impl TimerFd {
 #[derive(Debug)]
 pub(crate) struct Alarm {
     at: Option<Instant>,
+    /// The deadline the timerfd holds and that has not been waited out: setting it again
+    /// needs no system call (a heartbeat's deadline stays put while the load changes).
+    armed: Option<Instant>,
     timer: Timer,
 }
 
@@ -104,14 +107,20 @@ impl Alarm {
                 Timer::wheel(Instant::now())
             }
         };
-        Self { at: None, timer }
+        Self {
+            at: None,
+            armed: None,
+            timer,
+        }
     }
 
     /// Arms the alarm for `at` (`None` disarms it: it then never fires).
     pub(crate) fn set(&mut self, at: Option<Instant>) {
         self.at = at;
         match &mut self.timer {
+            Timer::Fd(_) if at.is_some() && at == self.armed => {}
             Timer::Fd(timer) => {
+                self.armed = at;
                 if let Err(error) = timer.set(at) {
                     tracing::debug!(%error, "timerfd failed: deadlines use tokio's timer");
                     self.timer = Timer::wheel(at.unwrap_or_else(Instant::now));
@@ -132,7 +141,10 @@ impl Alarm {
         };
         if let Timer::Fd(timer) = &self.timer {
             match timer.expired().await {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.armed = None;
+                    return;
+                }
                 Err(error) => {
                     tracing::debug!(%error, "timerfd failed: deadlines use tokio's timer");
                     self.timer = Timer::wheel(at);
@@ -197,6 +209,31 @@ mod tests {
         alarm.set(None);
         let waited = tokio::time::timeout(Duration::from_millis(30), alarm.fired()).await;
         assert!(waited.is_err(), "a disarmed alarm fired");
+    }
+
+    #[tokio::test]
+    async fn an_alarm_set_to_the_same_deadline_again_fires_once_then_again_when_set_after() {
+        let mut alarm = Alarm::new();
+        let at = Instant::now() + Duration::from_millis(20);
+        alarm.set(Some(at));
+        alarm.set(Some(at));
+        tokio::time::timeout(Duration::from_secs(5), alarm.fired())
+            .await
+            .expect("the alarm fires");
+        assert!(Instant::now() >= at);
+        // Waited out: the same deadline, set again, fires again (at once, it has passed).
+        alarm.set(Some(at));
+        tokio::time::timeout(Duration::from_secs(5), alarm.fired())
+            .await
+            .expect("the alarm set again to its passed deadline fires");
+        // An expiry left unread while another branch won still counts.
+        let soon = Instant::now() + Duration::from_millis(10);
+        alarm.set(Some(soon));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        alarm.set(Some(soon));
+        tokio::time::timeout(Duration::from_secs(5), alarm.fired())
+            .await
+            .expect("the unread expiry fires");
     }
 
     #[tokio::test]
