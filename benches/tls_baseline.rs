@@ -4,18 +4,20 @@
 //! `current_thread` runtime; the certificate from `CLUSTER_TLS_CERT` and
 //! `CLUSTER_TLS_KEY`, `HOST` and `PORT` as for `hello`; prints `listening on https://ADDR`.
 //!
-//! With `HANDOFF=1` the same serving process gets its connections from a bare parent that
-//! accepts them and hands each over (`handoff_floor`): the floor of the `rr` policy's design
-//! for TLS, as the one process is that of `reuseport` with one worker. SIGTERM or SIGINT stops
-//! the parent and its child.
+//! With `PROCESSES=N` the same serving process runs N times under a bare parent, each with its
+//! own `SO_REUSEPORT` listener on the port (the floor of the `reuseport` policy with N
+//! workers); with `HANDOFF=1` (N default 1) a bare parent accepts every connection and hands it
+//! to the next (the floor of `rr`), both from `floor`. SIGTERM or SIGINT stops the parent and
+//! its children.
 
-mod handoff_floor;
+mod floor;
 
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use floor::Connections;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject;
@@ -26,19 +28,26 @@ use tokio_rustls::TlsAcceptor;
 type Error = Box<dyn std::error::Error>;
 
 fn main() -> Result<(), Error> {
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let address: SocketAddr = format!("{host}:{port}").parse()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    // The parent's socket registers with this runtime's reactor.
-    let _entered = runtime.enter();
-    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
-    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
-    let listener = || std::net::TcpListener::bind(format!("{host}:{port}"));
-    match handoff_floor::parent() {
-        Some(parent) => runtime.block_on(serve_handed(acceptor()?, parent?)),
-        None if handoff_floor::asked() => runtime.block_on(hand_off(listener()?)),
-        None => runtime.block_on(serve(acceptor()?, listener()?)),
-    }
+    runtime.block_on(async move {
+        let handoff = floor::handoff_asked();
+        if floor::is_serving_process() {
+            serve(acceptor()?, Connections::of_serving_process(address)?).await
+        } else if handoff || floor::processes_asked().is_some() {
+            let processes = floor::processes_asked().unwrap_or(1);
+            Ok(floor::supervise(address, processes, handoff, "https").await?)
+        } else {
+            let acceptor = acceptor()?;
+            let listener = tokio::net::TcpListener::bind(address).await?;
+            println!("listening on https://{}", listener.local_addr()?);
+            serve(acceptor, Connections::Listener(listener)).await
+        }
+    })
 }
 
 /// The rustls acceptor every connection's handshake goes through.
@@ -56,51 +65,12 @@ fn acceptor() -> Result<TlsAcceptor, Error> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// The one process: accepts and serves every connection itself.
-async fn serve(acceptor: TlsAcceptor, listener: std::net::TcpListener) -> Result<(), Error> {
-    listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    println!("listening on https://{}", listener.local_addr()?);
+/// Serves every connection it gets, until the parent (if any) is gone.
+async fn serve(acceptor: TlsAcceptor, connections: Connections) -> Result<(), Error> {
     let app = app();
-    loop {
-        let (stream, _) = listener.accept().await?;
+    while let Some(stream) = connections.next().await? {
         tokio::spawn(serve_connection(acceptor.clone(), app.clone(), stream)?);
     }
-}
-
-/// The serving process of `HANDOFF=1`: serves what the parent hands over, until it is gone.
-async fn serve_handed(acceptor: TlsAcceptor, parent: handoff_floor::Parent) -> Result<(), Error> {
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
-    println!("ready");
-    let app = app();
-    while let Some(stream) = parent.next_connection().await? {
-        tokio::spawn(serve_connection(acceptor.clone(), app.clone(), stream)?);
-    }
-    Ok(())
-}
-
-/// The parent of `HANDOFF=1`: starts the serving process, then accepts on `listener` and hands
-/// every connection to it, until SIGTERM or SIGINT.
-async fn hand_off(listener: std::net::TcpListener) -> Result<(), Error> {
-    let mut command = Command::new(std::env::current_exe()?);
-    command.stdout(Stdio::piped());
-    let (ours, theirs) = handoff_floor::connect_child(&mut command)?;
-    let mut child = command.spawn()?;
-    drop(theirs);
-    // The child says `ready` once it serves.
-    if let Some(stdout) = child.stdout.take() {
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut String::new())?;
-    }
-    let address = listener.local_addr()?;
-    std::thread::spawn(move || handoff_floor::hand_off(listener, vec![ours]));
-    println!("listening on https://{address}");
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    let _ = child.kill();
-    let _ = child.wait();
     Ok(())
 }
 

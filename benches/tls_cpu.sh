@@ -11,10 +11,12 @@
 # SERVER_CPUS and CLIENT_CPUS (taskset lists, e.g. 0 and 1) pin the servers and the clients
 # apart, so that a client never takes a server's core: then one process and a one-worker
 # cluster each have one core, and the ratio is the cost of being in a cluster alone.
-# FLOOR=1 measures a third server in the same rounds: the one process fed by a bare parent that
-# accepts every connection and hands it over (`tls_baseline` with `HANDOFF=1`), the floor of
-# `rr`'s design; each cell then adds the floor's µs and its ratio to the one process, and the
-# medians the cluster's ratio to the floor.
+# FLOOR=1 measures a third server in the same rounds: the floor of POLICY's design with WORKERS
+# processes, the one process's code run WORKERS times under a bare parent (`tls_baseline`
+# with `PROCESSES`), each with its own `SO_REUSEPORT` listener for `reuseport` and `shared`,
+# and fed by a parent that accepts every connection and hands it over (`HANDOFF=1`) for the
+# policies where the master accepts; each cell then adds the floor's µs and its ratio to the
+# one process, and the medians the cluster's ratio to the floor.
 # COUNT=syscalls or COUNT=switches measures, in place of CPU time, the system calls or the
 # context switches of every process of the server per connection (`perf stat`, attached for the
 # client's run; counts, so they repeat where CPU time on a shared machine does not).
@@ -64,7 +66,13 @@ start() { # name, binary, env…
 }
 start cluster target/release/examples/hello CLUSTER_WORKERS="$WORKERS" CLUSTER_SCHED_POLICY="${POLICY:-rr}"
 start baseline target/release/examples/tls_baseline
-[ -z "${FLOOR:-}" ] || start floor target/release/examples/tls_baseline HANDOFF=1
+if [ -n "${FLOOR:-}" ]; then
+  case ${POLICY:-rr} in
+    reuseport | shared) handoff=0 ;;
+    *) handoff=1 ;;
+  esac
+  start floor target/release/examples/tls_baseline PROCESSES="$WORKERS" HANDOFF=$handoff
+fi
 
 # µs of server CPU (or COUNT's events) per connection for one run: name, then `s_time` and its
 # mode arguments…, or `load` and full|resumed
