@@ -36,10 +36,11 @@ fn main() -> Result<(), Error> {
         .build()?;
     runtime.block_on(async move {
         let handoff = floor::handoff_asked();
+        // A floor: `PROCESSES` serving processes, one by default with `HANDOFF=1`.
+        let floor_processes = floor::processes_asked().or(handoff.then_some(1));
         if floor::is_serving_process() {
             serve(acceptor()?, Connections::of_serving_process(address)?).await
-        } else if handoff || floor::processes_asked().is_some() {
-            let processes = floor::processes_asked().unwrap_or(1);
+        } else if let Some(processes) = floor_processes {
             Ok(floor::supervise(address, processes, handoff, "https").await?)
         } else {
             let acceptor = acceptor()?;

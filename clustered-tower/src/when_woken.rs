@@ -4,8 +4,8 @@
 //! every branch on every wake. The branches beside the connection (the drain signal, the
 //! watchdog's timer) are woken a few times in a connection's life, yet polling them cost a
 //! keep-alive request about 580 instructions and an HTTP/2 one about 350 (a watch's
-//! notification, a timer entry's registration, the random start). Wrapped, each is polled with a waker of its own and skipped
-//! (one atomic swap) until that waker fires.
+//! notification, a timer entry's registration, the random start). Wrapped, each is polled
+//! with a waker of its own and skipped (one atomic swap) until that waker fires.
 
 use std::future::Future;
 use std::pin::Pin;
