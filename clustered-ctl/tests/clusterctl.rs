@@ -80,6 +80,55 @@ fn ls_lists_exactly_the_masters_workers_and_its_table_fits_80_columns() {
     }
 }
 
+/// The (connections, requests) `ls --json` lists for its one worker.
+fn load_listed(socket: &Path) -> (u64, u64) {
+    let reply = json(&clusterctl(socket, &["ls", "--json"], None));
+    let row = &reply["workers"][0];
+    (
+        row["connections"].as_u64().expect("connections"),
+        row["requests"].as_u64().expect("requests"),
+    )
+}
+
+#[test]
+fn ls_shows_the_load_a_worker_said_in_its_region_while_the_master_sleeps() {
+    use std::io::{Read, Write};
+    let socket = SocketPath::new("load");
+    let env = [
+        ("CLUSTER_WORKERS", "1"),
+        ("CLUSTER_CONTROL_SOCKET", socket.as_str()),
+    ];
+    let (_cluster, address) = ClusterProcess::start(Program::Fixture, &env);
+    let (_, served_before) = load_listed(&socket.0);
+    let kept_open: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(address).expect("connect");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut head = [0; 12];
+            stream.read_exact(&mut head).expect("a response");
+            assert_eq!(&head, b"HTTP/1.1 200");
+            stream
+        })
+        .collect();
+    // Heartbeats say the load within 10 ms of a change; nothing wakes the idle master.
+    let busy = wait_until(Duration::from_secs(5), || {
+        load_listed(&socket.0) == (3, served_before + 3)
+    });
+    assert!(
+        busy,
+        "three open, three more served: {:?}",
+        load_listed(&socket.0)
+    );
+    drop(kept_open);
+    let idle = wait_until(Duration::from_secs(5), || load_listed(&socket.0).0 == 0);
+    assert!(idle, "all closed: {:?}", load_listed(&socket.0));
+}
+
 #[test]
 fn reload_returns_once_every_worker_is_replaced_and_stop_removes_the_socket() {
     let socket = SocketPath::new("reload");

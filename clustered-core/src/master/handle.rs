@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::command::{Command, CommandSender, Target};
 use super::ids::WorkerKey;
 use crate::IpcError;
+use crate::handoff_acks::AckRing;
 
 /// One worker process, as Node's `cluster.workers[id]`: its slot, pid and state, and ways to
 /// stop it. Cheap to clone; every clone sees the same live state.
@@ -39,7 +40,9 @@ struct Inner {
     started: Instant,
     /// A [`WorkerStatus`].
     status: AtomicU8,
-    /// From its last heartbeat.
+    /// Where it says its heartbeats, when it has a region: its load is read there, live.
+    heartbeats: Option<AckRing>,
+    /// From its last heartbeat frame, without a region.
     connections: AtomicU64,
     in_flight: AtomicU64,
     served: AtomicU64,
@@ -92,6 +95,7 @@ impl WorkerHandle {
         pid: u32,
         pidfd: Option<OwnedFd>,
         commands: CommandSender,
+        heartbeats: Option<AckRing>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -105,6 +109,7 @@ impl WorkerHandle {
                 commands,
                 started: Instant::now(),
                 status: AtomicU8::new(WorkerStatus::Starting as u8),
+                heartbeats,
                 connections: AtomicU64::new(0),
                 in_flight: AtomicU64::new(0),
                 served: AtomicU64::new(0),
@@ -159,7 +164,16 @@ impl WorkerHandle {
         self.inner.status.store(status as u8, Ordering::Relaxed);
     }
 
+    /// What its last heartbeat said.
     pub(crate) fn load(&self) -> ReportedLoad {
+        if let Some(heartbeats) = &self.inner.heartbeats {
+            let load = heartbeats.last_load();
+            return ReportedLoad {
+                connections: load.conns,
+                in_flight: load.inflight,
+                served: load.served,
+            };
+        }
         ReportedLoad {
             connections: self.inner.connections.load(Ordering::Relaxed),
             in_flight: self.inner.in_flight.load(Ordering::Relaxed),
@@ -167,6 +181,7 @@ impl WorkerHandle {
         }
     }
 
+    /// Keeps what a heartbeat frame said (one said in the region is read there).
     pub(crate) fn set_load(&self, load: ReportedLoad) {
         self.inner
             .connections

@@ -20,7 +20,13 @@ const PUBLISHED_WORD: usize = 1;
 const DROPPED_WORD: usize = 2;
 /// Not a metric: the heartbeats the worker said in memory (the `handoff_acks` module).
 pub(crate) const BEAT_WORD: usize = 3;
-const ENTRY_BASE: usize = 8;
+/// Not metrics: the load the worker's last heartbeat in memory said, [`LOAD_WORDS`] words
+/// from here (the `handoff_acks` module).
+pub(crate) const LOAD_BASE: usize = 4;
+/// Words of a load report: open connections, requests in flight, requests served, resident
+/// bytes.
+pub(crate) const LOAD_WORDS: usize = 4;
+const ENTRY_BASE: usize = LOAD_BASE + LOAD_WORDS;
 /// The most metrics (series, and descriptions) one process can have.
 pub(crate) const MAX_ENTRIES: usize = 4096;
 const ENTRY_WORDS: usize = 2;
@@ -223,6 +229,22 @@ mod tests {
         assert_eq!(words[read[0].values.start].load(Ordering::Relaxed), 7);
         assert_eq!(read[1].key, b"a key longer than eight bytes");
         assert_eq!(read[1].values, histogram..histogram + BUCKETS.len() + 2);
+    }
+
+    #[test]
+    fn the_words_that_are_not_metrics_change_no_entry() {
+        let words = region();
+        let mut writer = Writer::start(&words);
+        writer.publish(&words, Kind::Counter, b"requests").unwrap();
+        let before = entries(&words);
+        for word in words[BEAT_WORD..LOAD_BASE + LOAD_WORDS]
+            .iter()
+            .chain(&words[ACK_BASE..])
+        {
+            word.store(u64::MAX, Ordering::Relaxed);
+        }
+        assert_eq!(entries(&words), before);
+        assert_eq!(dropped(&words), 0);
     }
 
     #[test]

@@ -23,6 +23,8 @@
 //! word 2                     registrations refused because the region was full
 //! word 3                     not a metric: heartbeats the worker said here instead of in a
 //!                              frame (the `handoff_acks` module)
+//! words 4..8                 not metrics: the load the last of them said (open connections,
+//!                              requests in flight, requests served, resident bytes)
 //! words 8..8200              4,096 entries of 2 words:
 //!                              kind (1 counter, 2 gauge, 3 histogram, 4 description)
 //!                                | first value word << 32
@@ -59,6 +61,6 @@ pub use parse::{ExpositionError, Sample, parse_exposition};
 pub(crate) use book::{MetricTotal, MetricsBook};
 pub(crate) use families::{Families, Value};
 pub(crate) use key::SeriesKey;
-pub(crate) use layout::{ACK_BASE, ACK_WORDS, BEAT_WORD};
+pub(crate) use layout::{ACK_BASE, ACK_WORDS, BEAT_WORD, LOAD_BASE, LOAD_WORDS};
 pub(crate) use recorder::RegionRecorder;
 pub(crate) use region::Region;

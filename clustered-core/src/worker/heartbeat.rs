@@ -4,17 +4,18 @@
 //! the load changes it looks every 10 ms; while it does not, it sleeps until a change wakes it
 //! or the next heartbeat is due, so an idle worker wakes once a period (a timerfd: tokio's
 //! timer wheel would take two or three steps to reach a deadline this far off). A heartbeat
-//! with news (load, or the resident memory, read at most once a second for
-//! `CLUSTER_MAX_MEMORY`) is a frame; one without is a count in the worker's region
-//! (`crate::handoff_acks`), which the master reads without waking up.
+//! carries the resident memory too, read at most once a second (for `CLUSTER_MAX_MEMORY`). It
+//! is said in the worker's region (`crate::handoff_acks`), which the master reads without
+//! waking up, or in a frame by a worker without one.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
-use clustered_ipc::{HEARTBEAT_PERIOD, Message};
+use clustered_ipc::HEARTBEAT_PERIOD;
 
 use super::link::Link;
 use crate::error::IpcError;
+use crate::handoff_acks::LoadReport;
 use crate::proc_stats::OwnMemory;
 use crate::timer_fd::Alarm;
 use crate::worker::load::{Load, current, next_change};
@@ -32,7 +33,6 @@ pub(crate) async fn report(link: Weak<Link>) {
     let mut last_sent = Instant::now();
     let memory = OwnMemory::open();
     let (mut rss, mut rss_read) = (memory.resident_bytes(), Instant::now());
-    let mut reported_rss = None;
     // One wake-up at the deadline (tokio's wheel would take two or three).
     let mut alarm = Alarm::new();
     loop {
@@ -58,20 +58,15 @@ pub(crate) async fn report(link: Weak<Link>) {
         if rss_read.elapsed() >= MEMORY_INTERVAL {
             (rss, rss_read) = (memory.resident_bytes(), Instant::now());
         }
-        // Nothing new to say: said in memory, the master reads it without waking up.
-        if now == reported && reported_rss == Some(rss) && link.beat_in_memory() {
-            last_sent = Instant::now();
-            continue;
-        }
-        let heartbeat = Message::Heartbeat {
+        let load = LoadReport {
             conns: now.connections,
             inflight: now.requests,
             served: now.served,
             rss,
         };
-        match link.try_send(&heartbeat) {
+        match link.beat(load) {
             Ok(()) => {
-                (reported, reported_rss) = (now, Some(rss));
+                reported = now;
                 last_sent = Instant::now();
             }
             // A full queue skips this report; the next one carries the news.

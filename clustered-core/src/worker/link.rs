@@ -20,7 +20,7 @@ use super::listener::{Delivered, Listener, Source};
 use super::mailbox::mailbox;
 use crate::bind::{LISTEN_BACKLOG, reuseport_socket};
 use crate::error::{Error, IpcError};
-use crate::handoff_acks::AckRing;
+use crate::handoff_acks::{AckRing, LoadReport};
 use crate::limits::AcceptErrors;
 use crate::sync::lock;
 
@@ -132,10 +132,21 @@ impl Link {
         })
     }
 
-    /// Counts a heartbeat in the region the master reads, instead of sending one; false
-    /// without a region (then only a frame says it).
-    pub(crate) fn beat_in_memory(&self) -> bool {
-        self.acks.as_ref().map(AckRing::beat).is_some()
+    /// Says a heartbeat: in the region the master reads, or in a frame without one (then a
+    /// full send queue is [`IpcError::Backpressure`]).
+    pub(crate) fn beat(&self, load: LoadReport) -> Result<(), IpcError> {
+        match &self.acks {
+            Some(acks) => {
+                acks.beat(load);
+                Ok(())
+            }
+            None => self.try_send(&Message::Heartbeat {
+                conns: load.conns,
+                inflight: load.inflight,
+                served: load.served,
+                rss: load.rss,
+            }),
+        }
     }
 
     /// [`IpcError::MasterGone`] for an error that comes of the master being gone, else the error.

@@ -325,16 +325,19 @@ impl Driver {
             .collect()
     }
 
-    /// The workers that counted a heartbeat in their region since the driver last looked.
+    /// The workers that counted a heartbeat in their region since the driver last looked,
+    /// with the load their region says.
     fn beats(&mut self) -> Vec<Input> {
         let mut beats = Vec::new();
         for (worker, link) in &mut self.links {
-            let Some(count) = link.acks.as_ref().map(AckRing::beats) else {
-                continue;
-            };
+            let Some(acks) = &link.acks else { continue };
+            let count = acks.beats();
             if count != link.beats_seen {
                 link.beats_seen = count;
-                beats.push(Input::Beat { worker: *worker });
+                beats.push(Input::Beat {
+                    worker: *worker,
+                    load: acks.last_load(),
+                });
             }
         }
         beats
@@ -763,9 +766,6 @@ impl Driver {
     fn spawn(&mut self, worker: WorkerKey, slot: usize) -> Input {
         match spawn_worker(&self.program, slot, worker, &self.reports_tx, &self.control) {
             Ok(spawned) => {
-                let commands = self.control.commands().sender();
-                let handle = WorkerHandle::new(worker, slot, spawned.pid, spawned.pidfd, commands);
-                self.control.registry().add_worker(handle.clone());
                 let acks = spawned.metrics.map(|region| {
                     let acks = AckRing::new(Arc::clone(&region));
                     self.control
@@ -773,6 +773,10 @@ impl Driver {
                         .add(worker.0, slot.to_string(), region);
                     acks
                 });
+                let commands = self.control.commands().sender();
+                let (pid, pidfd) = (spawned.pid, spawned.pidfd);
+                let handle = WorkerHandle::new(worker, slot, pid, pidfd, commands, acks.clone());
+                self.control.registry().add_worker(handle.clone());
                 let link = WorkerLink::new(spawned.sender, handle, acks);
                 self.links.insert(worker, link);
                 Input::Spawned {

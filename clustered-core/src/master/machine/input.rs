@@ -7,6 +7,7 @@ use clustered_ipc::{ListenKey, Message, WireError};
 
 use super::conn::Conn;
 use crate::Error;
+use crate::handoff_acks::LoadReport;
 use crate::master::command::{Command, Scale};
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ProcessExit;
@@ -34,9 +35,9 @@ pub(crate) enum Input {
     /// reads the rings before each input): as an `accepted` frame saying it took it.
     Taken { worker: WorkerKey, seq: u64 },
     /// The worker counted a heartbeat in its region since the driver last looked (the
-    /// driver reads the counts before each input): as a heartbeat frame with an unchanged
-    /// load.
-    Beat { worker: WorkerKey },
+    /// driver reads the counts before each input), its load as the region says it now: as a
+    /// heartbeat frame.
+    Beat { worker: WorkerKey, load: LoadReport },
     /// The listening socket of `key` could not be copied for the worker's `serverAck {seq}`
     /// (the `shared` policy): nothing was sent.
     ShareFailed {

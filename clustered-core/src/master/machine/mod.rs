@@ -72,6 +72,7 @@ pub use self::restart::RestartPolicy;
 use self::state::Phase;
 pub(crate) use self::state::{Machine, NOT_STARTED};
 use crate::Error;
+use crate::handoff_acks::LoadReport;
 use crate::master::command::{Answer, Command, Done};
 use crate::master::handle::ReportedLoad;
 use crate::master::ids::WorkerKey;
@@ -91,7 +92,10 @@ impl Machine {
             Input::SpawnFailed { worker, error } => self.on_spawn_failed(worker, error),
             Input::Connections(conns) => conns.into_iter().for_each(|conn| self.dispatch(conn)),
             Input::HandoffFailed { worker, seq } => self.on_handoff_failed(worker, seq),
-            Input::Beat { worker } => self.heard_from(worker),
+            Input::Beat { worker, load } => {
+                self.heard_from(worker);
+                self.on_heartbeat(worker, load);
+            }
             Input::Taken { worker, seq } => {
                 self.heard_from(worker);
                 self.on_accepted(worker, seq, true, false);
@@ -180,9 +184,9 @@ impl Machine {
 
     fn on_message(&mut self, key: WorkerKey, message: Message) {
         self.heard_from(key);
-        let Some(worker) = self.workers.get_mut(&key) else {
+        if !self.workers.contains_key(&key) {
             return;
-        };
+        }
         match message {
             Message::Online { version, .. } => self.on_online(key, version),
             Message::QueryServer { seq, address } => self.on_query_server(key, seq, address),
@@ -208,18 +212,35 @@ impl Machine {
                 served,
                 rss,
             } => {
-                worker.report_load(conns, inflight);
-                worker.served = served;
-                let load = ReportedLoad {
-                    connections: conns,
-                    in_flight: inflight,
+                let load = LoadReport {
+                    conns,
+                    inflight,
                     served,
+                    rss,
                 };
-                self.push(Action::WorkerLoad { worker: key, load });
-                self.recycle_if_due(key, rss);
+                self.on_heartbeat(key, load);
             }
             other => self.on_forbidden(key, other.kind()),
         }
+    }
+
+    /// A heartbeat's load, from a frame or the worker's region.
+    fn on_heartbeat(&mut self, key: WorkerKey, load: LoadReport) {
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        worker.report_load(load.conns, load.inflight);
+        worker.served = load.served;
+        let reported = ReportedLoad {
+            connections: load.conns,
+            in_flight: load.inflight,
+            served: load.served,
+        };
+        self.push(Action::WorkerLoad {
+            worker: key,
+            load: reported,
+        });
+        self.recycle_if_due(key, load.rss);
     }
 
     fn on_spawn_failed(&mut self, key: WorkerKey, error: Error) {

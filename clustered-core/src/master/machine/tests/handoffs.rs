@@ -309,6 +309,14 @@ fn sticky_moves_only_a_dead_workers_clients_and_back_to_its_replacement() {
 #[test]
 fn least_picks_the_lowest_reported_load_counting_unacknowledged_handoffs() {
     let (mut h, w) = Harness::running(3, Policy::Least);
+    // Said in memory and in frames alike; the last report counts.
+    h.feed(Input::Beat {
+        worker: w[1],
+        load: LoadReport {
+            conns: 9,
+            ..LoadReport::default()
+        },
+    });
     h.message(
         w[0],
         Message::Heartbeat {
@@ -318,15 +326,14 @@ fn least_picks_the_lowest_reported_load_counting_unacknowledged_handoffs() {
             rss: 0,
         },
     );
-    h.message(
-        w[1],
-        Message::Heartbeat {
+    h.feed(Input::Beat {
+        worker: w[1],
+        load: LoadReport {
             conns: 2,
             inflight: 1,
-            served: 0,
-            rss: 0,
+            ..LoadReport::default()
         },
-    );
+    });
     h.message(
         w[2],
         Message::Heartbeat {

@@ -58,7 +58,10 @@ fn a_heartbeat_said_in_memory_keeps_a_worker_in_and_one_missed_leaves_it_out() {
     h.silence(w[0]); // no frames from it: its heartbeats are counts the driver reads
     for _ in 0..3 {
         h.advance(HEARTBEAT_PERIOD);
-        h.feed(Input::Beat { worker: w[0] });
+        h.feed(Input::Beat {
+            worker: w[0],
+            load: LoadReport::default(),
+        });
     }
     let turns: Vec<(WorkerKey, u64)> = (0..2)
         .map(|_| {

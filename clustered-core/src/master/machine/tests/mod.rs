@@ -38,6 +38,7 @@ use clustered_ipc::{ListenAddr, ListenKey, Message, PROTOCOL_VERSION};
 
 use super::restart::RestartPolicy;
 use super::{Action, Config, Conn, Input, Machine, Notice, Recycle, ReplyId, Timer};
+use crate::handoff_acks::LoadReport;
 use crate::master::command::{Answer, Command};
 
 /// The seed of every test machine's randomness: the same jitter on every run.

@@ -83,6 +83,21 @@ fn a_worker_past_max_memory_is_replaced() {
 }
 
 #[test]
+fn a_heartbeat_said_in_memory_recycles_as_a_frame_does() {
+    let (mut h, old) = Harness::running_with(recycling(Some(300), Some(100 << 20)));
+    let mut beat = |worker, served, rss| {
+        let load = LoadReport {
+            served,
+            rss,
+            ..LoadReport::default()
+        };
+        recycled(&h.feed(Input::Beat { worker, load }))
+    };
+    assert!(beat(old[0], 299, 99 << 20).is_empty());
+    assert_eq!(beat(old[0], 300, 0), [(old[0], ExitReason::MaxRequests)]);
+}
+
+#[test]
 fn a_memory_limit_below_a_fresh_worker_stops_the_master_naming_both_figures() {
     let (mut h, old) = Harness::running_with(recycling(None, Some(100)));
     let actions = h.message(old[0], heartbeat(0, 5_452_595));
