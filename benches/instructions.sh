@@ -68,10 +68,7 @@ if [ "$TLS" != only ]; then
   cargo build --release --quiet --example hello
 fi
 if [ "$TLS" != 0 ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-    -addext basicConstraints=critical,CA:FALSE \
-    -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+  test_certificate "$work"
 fi
 
 # run LABEL N CLIENT ENV... BINARY: callgrind files of every process, largest first. CLIENT is

@@ -33,10 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-  -addext basicConstraints=critical,CA:FALSE \
-  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+test_certificate "$work"
 export CLUSTER_TLS_CERT="$work/cert.pem" CLUSTER_TLS_KEY="$work/key.pem"
 
 pids=() ports=()

@@ -56,3 +56,12 @@ memory_kib() {
   done
   echo "$pss $uss $hwm $n"
 }
+
+# A self-signed certificate for localhost and 127.0.0.1 (P-256, an end entity, one day):
+# $1/cert.pem and $1/key.pem.
+test_certificate() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -addext basicConstraints=critical,CA:FALSE \
+    -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
+}
