@@ -2,8 +2,8 @@
 
 use std::fmt;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal as OsSignal};
@@ -15,7 +15,8 @@ use serde::Serialize;
 use super::command::{Command, CommandSender, Target};
 use super::ids::WorkerKey;
 use crate::IpcError;
-use crate::handoff_acks::AckRing;
+use crate::handoff_acks::{AckRing, LoadReport};
+use crate::sync::lock;
 
 /// One worker process, as Node's `cluster.workers[id]`: its slot, pid and state, and ways to
 /// stop it. Cheap to clone; every clone sees the same live state.
@@ -40,9 +41,11 @@ struct Inner {
     started: Instant,
     /// A [`WorkerStatus`].
     status: AtomicU8,
-    /// Where it says its heartbeats, when it has a region: its load is read there, live.
-    heartbeats: Option<AckRing>,
-    /// From its last heartbeat frame, without a region.
+    /// Where it says its heartbeats while it lives, when it has a region: its load is read
+    /// there, live. Let go once it is dead (its last load kept below), so a handle user code
+    /// keeps does not keep the region mapped.
+    heartbeats: Mutex<Option<AckRing>>,
+    /// From its last heartbeat frame, without a region (or once dead).
     connections: AtomicU64,
     in_flight: AtomicU64,
     served: AtomicU64,
@@ -88,6 +91,17 @@ pub(crate) struct ReportedLoad {
     pub(crate) served: u64,
 }
 
+/// The part of a heartbeat's report a handle shows.
+impl From<LoadReport> for ReportedLoad {
+    fn from(load: LoadReport) -> Self {
+        ReportedLoad {
+            connections: load.conns,
+            in_flight: load.inflight,
+            served: load.served,
+        }
+    }
+}
+
 impl WorkerHandle {
     pub(crate) fn new(
         key: WorkerKey,
@@ -109,7 +123,7 @@ impl WorkerHandle {
                 commands,
                 started: Instant::now(),
                 status: AtomicU8::new(WorkerStatus::Starting as u8),
-                heartbeats,
+                heartbeats: Mutex::new(heartbeats),
                 connections: AtomicU64::new(0),
                 in_flight: AtomicU64::new(0),
                 served: AtomicU64::new(0),
@@ -160,19 +174,17 @@ impl WorkerHandle {
         if status == WorkerStatus::Dead {
             self.inner.connected.store(false, Ordering::SeqCst);
             self.inner.dead.store(true, Ordering::SeqCst);
+            if let Some(heartbeats) = lock(&self.inner.heartbeats).take() {
+                self.set_load(heartbeats.last_load().into());
+            }
         }
         self.inner.status.store(status as u8, Ordering::Relaxed);
     }
 
     /// What its last heartbeat said.
     pub(crate) fn load(&self) -> ReportedLoad {
-        if let Some(heartbeats) = &self.inner.heartbeats {
-            let load = heartbeats.last_load();
-            return ReportedLoad {
-                connections: load.conns,
-                in_flight: load.inflight,
-                served: load.served,
-            };
+        if let Some(heartbeats) = lock(&self.inner.heartbeats).as_ref() {
+            return heartbeats.last_load().into();
         }
         ReportedLoad {
             connections: self.inner.connections.load(Ordering::Relaxed),
@@ -269,5 +281,42 @@ impl fmt::Debug for WorkerHandle {
             .field("connected", &self.is_connected())
             .field("dead", &self.is_dead())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::master::command::CommandBus;
+    use crate::shared_metrics::Region;
+
+    #[test]
+    fn a_handle_reads_the_load_live_then_keeps_the_last_and_lets_the_region_go() {
+        let (master, fd) = Region::create().unwrap();
+        let master = Arc::new(master);
+        let worker = AckRing::new(Arc::new(Region::open(&fd).unwrap()));
+        let bus = CommandBus::new();
+        let ring = AckRing::new(Arc::clone(&master));
+        let handle = WorkerHandle::new(WorkerKey(7), 1, 4242, None, bus.sender(), Some(ring));
+        let busy = LoadReport {
+            conns: 3,
+            inflight: 1,
+            served: 40,
+            rss: 0,
+        };
+        worker.beat(busy);
+        assert_eq!(handle.load(), busy.into(), "read where the worker said it");
+        // A frame's report does not hide what the region says.
+        handle.set_load(ReportedLoad::default());
+        assert_eq!(handle.load(), busy.into());
+
+        handle.set_status(WorkerStatus::Dead);
+        assert_eq!(
+            Arc::strong_count(&master),
+            1,
+            "the handle let the region go"
+        );
+        worker.beat(LoadReport::default());
+        assert_eq!(handle.load(), busy.into(), "the last load it said alive");
     }
 }

@@ -74,7 +74,6 @@ pub(crate) use self::state::{Machine, NOT_STARTED};
 use crate::Error;
 use crate::handoff_acks::LoadReport;
 use crate::master::command::{Answer, Command, Done};
-use crate::master::handle::ReportedLoad;
 use crate::master::ids::WorkerKey;
 use crate::master::process_exit::ProcessExit;
 
@@ -231,14 +230,9 @@ impl Machine {
         };
         worker.report_load(load.conns, load.inflight);
         worker.served = load.served;
-        let reported = ReportedLoad {
-            connections: load.conns,
-            in_flight: load.inflight,
-            served: load.served,
-        };
         self.push(Action::WorkerLoad {
             worker: key,
-            load: reported,
+            load: load.into(),
         });
         self.recycle_if_due(key, load.rss);
     }
