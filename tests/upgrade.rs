@@ -9,8 +9,8 @@ use std::time::Duration;
 use clustered::control_socket::{ControlCommand, ControlReply, request};
 use clustered_testkit::{
     ClusterProcess, Connections, Load, NotifySocket, Program, SCHED_BATCH, SCHED_OTHER,
-    children_of, eventually, is_alive, runs_as, scheduling_policies, scrape, signal_pid, value,
-    wait_for_metric,
+    children_of, eventually, exit_note, is_alive, runs_as, scheduling_policies, scrape, signal_pid,
+    value, wait_for_metric,
 };
 use rustix::process::Signal;
 
@@ -286,15 +286,24 @@ async fn under_systemd_the_new_master_says_mainpid_and_ready_before_the_old_one_
     let mut masters = Masters::default();
     let old = cluster.pid();
     notify.until(old, |text| text.starts_with("READY=1"));
+    // A note of the test's own, queued once the old master has exited: one read before it
+    // was sent before that exit.
+    notify.note_exit_of(old);
 
     let upgrading = tokio::spawn(async move { upgrade(&socket).await });
     // Waited for on a thread of its own, while the upgrade runs.
     let ready = tokio::task::spawn_blocking(move || {
-        let ready = notify.next(|note| note.pid != old && note.text.starts_with("READY=1"));
-        let old_alive = is_alive(old);
-        (notify, ready, old_alive)
+        let ready = notify.next(|note| {
+            assert_ne!(
+                note.text,
+                exit_note(old),
+                "systemd hears of the new master before the old one exits"
+            );
+            note.pid != old && note.text.starts_with("READY=1")
+        });
+        (notify, ready)
     });
-    let (notify, ready, old_alive) = ready.await.expect("the listener");
+    let (notify, ready) = ready.await.expect("the listener");
     masters.0.push(ready.pid);
     assert_eq!(
         ready.text,
@@ -303,16 +312,14 @@ async fn under_systemd_the_new_master_says_mainpid_and_ready_before_the_old_one_
             ready.pid
         )
     );
-    assert!(
-        old_alive,
-        "systemd hears of the new master before the old one exits"
-    );
     let reply = upgrading.await.expect("the upgrade task");
     assert_eq!(reply.new_pid, Some(ready.pid), "{reply:?}");
     gone(&mut cluster, old).await;
     // The new master feeds the watchdog; the old one said nothing after it handed over.
     let new = ready.pid;
     let fed = tokio::task::spawn_blocking(move || {
+        // The exit note comes (so the check above could have failed).
+        notify.next(|note| note.text == exit_note(old));
         notify.next(|note| note.pid == new && note.text == "WATCHDOG=1");
         notify.pending()
     });

@@ -13,7 +13,7 @@ pub mod tls;
 pub use http::{H2, Reply, get, get_from, get_h2, get_unix};
 pub use load::{Connections, Load, LoadReport};
 pub use metrics::{scrape, value, wait_for_metric, wait_for_samples, wait_in_flight};
-pub use notify::{Note, NotifySocket};
+pub use notify::{Note, NotifySocket, exit_note};
 pub use process::{
     ClusterProcess, Program, SCHED_BATCH, SCHED_OTHER, bytes_written, children_of, eventually,
     is_alive, runs_as, scheduling_policies, signal_pid, status_kib, wait_all_gone, wait_until,

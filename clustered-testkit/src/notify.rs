@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::process::{WaitId, WaitIdOptions, waitid};
 
 /// How long [`NotifySocket::until`] waits for a note.
 const NOTE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -105,6 +106,33 @@ impl NotifySocket {
         self.notes.try_iter().collect()
     }
 
+    /// Sends a note of the test's own, [`exit_note`]`(pid)`, once this process's child `pid`
+    /// has exited (it stays to be reaped as usual). The kernel queues datagrams in the order
+    /// they are sent, so a note read before it was sent before that exit, however late the
+    /// reader runs.
+    pub fn note_exit_of(&self, pid: u32) {
+        let address = self.address.clone();
+        std::thread::spawn(move || {
+            let Some(child) = rustix::process::Pid::from_raw(pid as i32) else {
+                return;
+            };
+            let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+            while let Err(rustix::io::Errno::INTR) = waitid(WaitId::Pid(child), options) {}
+            let socket = UnixDatagram::unbound().expect("a socket");
+            let note = exit_note(pid);
+            let sent = match address.strip_prefix('@') {
+                Some(name) => {
+                    use std::os::linux::net::SocketAddrExt;
+                    let name = std::os::unix::net::SocketAddr::from_abstract_name(name)
+                        .expect("an abstract name");
+                    socket.send_to_addr(note.as_bytes(), &name)
+                }
+                None => socket.send_to(note.as_bytes(), &address),
+            };
+            sent.expect("the exit note");
+        });
+    }
+
     /// The next note's text that `wanted` picks, skipping others, each checked to come from
     /// `pid` (bounded).
     pub fn until(&self, pid: u32, wanted: impl Fn(&str) -> bool) -> String {
@@ -114,6 +142,11 @@ impl NotifySocket {
         })
         .text
     }
+}
+
+/// The note [`NotifySocket::note_exit_of`] sends once `pid` has exited.
+pub fn exit_note(pid: u32) -> String {
+    format!("TEST_EXITED={pid}")
 }
 
 impl Drop for NotifySocket {
