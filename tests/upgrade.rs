@@ -318,16 +318,27 @@ async fn under_systemd_the_new_master_says_mainpid_and_ready_before_the_old_one_
     // The new master feeds the watchdog; the old one said nothing after it handed over.
     let new = ready.pid;
     let fed = tokio::task::spawn_blocking(move || {
-        // The exit note comes (so the check above could have failed).
-        notify.next(|note| note.text == exit_note(old));
-        notify.next(|note| note.pid == new && note.text == "WATCHDOG=1");
-        notify.pending()
+        // Every note from the old master after the new one's READY=1, until the exit note has
+        // come (so the check above could have failed) and then a WATCHDOG=1 of the new one.
+        let from_old = std::sync::Mutex::new(Vec::new());
+        let exited = std::sync::atomic::AtomicBool::new(false);
+        notify.next(|note| {
+            if note.pid == old {
+                from_old.lock().unwrap().push(note.clone());
+            }
+            if note.text == exit_note(old) {
+                exited.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            exited.load(std::sync::atomic::Ordering::Relaxed)
+                && note.pid == new
+                && note.text == "WATCHDOG=1"
+        });
+        let mut from_old = from_old.into_inner().unwrap();
+        from_old.extend(notify.pending().into_iter().filter(|note| note.pid == old));
+        from_old
     });
-    let later = fed.await.expect("the listener");
-    assert!(
-        later.iter().all(|note| note.pid != old),
-        "the old master is quiet: {later:?}"
-    );
+    let from_old = fed.await.expect("the listener");
+    assert!(from_old.is_empty(), "the old master is quiet: {from_old:?}");
 }
 
 /// The new master an upgrade of `old` started (its child with children of its own, not one

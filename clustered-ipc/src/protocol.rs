@@ -34,10 +34,11 @@ pub const INBOX_WINDOW: u32 = 1024;
 /// master's policy. Version 7: a `serverAck`'s `address` is a TCP address or a Unix socket's
 /// path. Version 8: `ticketKeys` and `reloadCertificates`. Version 9: `reloadCertificates` carries
 /// an `id` that the worker's `certificatesReloaded` answers. Version 10: `fleetStatus`; and a
-/// worker with a metrics region records there the handoffs it takes and the heartbeats it has
-/// nothing new for, instead of sending `accepted` and `heartbeat` frames. Version 11: `newConns`,
-/// several connections with their descriptors in one frame.
-pub const PROTOCOL_VERSION: u32 = 11;
+/// worker with a metrics region records there the handoffs it takes, instead of sending
+/// `accepted` frames. Version 11: `newConns`, several connections with their descriptors in one
+/// frame. Version 12: a worker with a metrics region says every heartbeat there, its load
+/// included, and sends no `heartbeat` frame.
+pub const PROTOCOL_VERSION: u32 = 12;
 
 /// One connection of a [`Message::NewConns`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,7 +232,8 @@ pub enum Message {
     },
     /// Worker → master: this worker is alive, and its load; sent every [`HEARTBEAT_PERIOD`]
     /// and when the load changes (at most every 10 ms), from a task of the worker's runtime,
-    /// so a blocked event loop stops it.
+    /// so a blocked event loop stops it. Only by a worker without a metrics region: one with
+    /// a region says the same there.
     Heartbeat {
         /// Open connections.
         conns: u64,

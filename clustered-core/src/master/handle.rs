@@ -42,8 +42,8 @@ struct Inner {
     /// A [`WorkerStatus`].
     status: AtomicU8,
     /// Where it says its heartbeats while it lives, when it has a region: its load is read
-    /// there, live. Let go once it is dead (its last load kept below), so a handle user code
-    /// keeps does not keep the region mapped.
+    /// there, live, once it has said one. Let go once it is dead (its last load kept below),
+    /// so a handle user code keeps does not keep the region mapped.
     heartbeats: Mutex<Option<AckRing>>,
     /// From its last heartbeat frame, without a region (or once dead).
     connections: AtomicU64,
@@ -89,6 +89,12 @@ pub(crate) struct ReportedLoad {
     pub(crate) connections: u64,
     pub(crate) in_flight: u64,
     pub(crate) served: u64,
+}
+
+/// Whether the worker said a heartbeat in its region (one that could not map it sends frames,
+/// and the region's zeros say nothing).
+fn said_any(heartbeats: &AckRing) -> bool {
+    heartbeats.beats() > 0
 }
 
 /// The part of a heartbeat's report a handle shows.
@@ -174,7 +180,8 @@ impl WorkerHandle {
         if status == WorkerStatus::Dead {
             self.inner.connected.store(false, Ordering::SeqCst);
             self.inner.dead.store(true, Ordering::SeqCst);
-            if let Some(heartbeats) = lock(&self.inner.heartbeats).take() {
+            let heartbeats = lock(&self.inner.heartbeats).take();
+            if let Some(heartbeats) = heartbeats.filter(said_any) {
                 self.set_load(heartbeats.last_load().into());
             }
         }
@@ -183,7 +190,10 @@ impl WorkerHandle {
 
     /// What its last heartbeat said.
     pub(crate) fn load(&self) -> ReportedLoad {
-        if let Some(heartbeats) = lock(&self.inner.heartbeats).as_ref() {
+        if let Some(heartbeats) = lock(&self.inner.heartbeats)
+            .as_ref()
+            .filter(|h| said_any(h))
+        {
             return heartbeats.last_load().into();
         }
         ReportedLoad {
@@ -298,6 +308,16 @@ mod tests {
         let bus = CommandBus::new();
         let ring = AckRing::new(Arc::clone(&master));
         let handle = WorkerHandle::new(WorkerKey(7), 1, 4242, None, bus.sender(), Some(ring));
+        let framed = ReportedLoad {
+            connections: 2,
+            ..ReportedLoad::default()
+        };
+        handle.set_load(framed);
+        assert_eq!(
+            handle.load(),
+            framed,
+            "a region never said in hides no frame"
+        );
         let busy = LoadReport {
             conns: 3,
             inflight: 1,

@@ -1,8 +1,9 @@
 //! The master's driver: it owns every socket, process, signal and timer, turns what happens
 //! into the machine's [`Input`]s, and carries out the [`Action`]s the machine answers with. It
 //! decides nothing itself and keeps no state of the machine's: what user code sees change (a
-//! worker handle's status, load and connection, the registry, the metrics of an exited
-//! worker) changes by the machine's own actions, in the order it gives them.
+//! worker handle's status and connection, the registry, the metrics of an exited worker)
+//! changes by the machine's own actions, in the order it gives them — but for the load of a
+//! worker that says its heartbeats in its region, which its handle reads there, live.
 //!
 //! - `sockets`: the sockets the master binds, and their accept tasks;
 //! - `spawn` and `reader`: worker processes, the task reading each one's channel (which puts

@@ -61,7 +61,9 @@ pub(crate) enum Action {
         worker: WorkerKey,
         status: WorkerStatus,
     },
-    /// What the worker's last heartbeat said, for its handle (`clusterctl ls`, `/metrics`).
+    /// What the worker's last heartbeat said, for its handle (`clusterctl ls`, `/metrics`),
+    /// which shows it for a worker without a region (one with a region has its handle read
+    /// the load there, live) and once the worker is dead.
     WorkerLoad {
         worker: WorkerKey,
         load: ReportedLoad,

@@ -164,6 +164,9 @@ pub(crate) enum Timer {
     ShutdownDeadline,
     /// The new master of upgrade `attempt` must serve by now.
     UpgradeDeadline { attempt: u64 },
+    /// Time to look at the workers' served counts again (max-requests; the driver reads the
+    /// regions before every input, this one included).
+    ServedLook,
     /// The workers told to load their certificates again (`reloadCertificates` `id`) must
     /// have answered by now.
     CertificatesDeadline { id: u64 },

@@ -229,7 +229,10 @@ impl Machine {
             return;
         };
         worker.report_load(load.conns, load.inflight);
-        worker.served = load.served;
+        let served_changed = std::mem::replace(&mut worker.served, load.served) != load.served;
+        if served_changed {
+            self.look_at_served_soon();
+        }
         self.push(Action::WorkerLoad {
             worker: key,
             load: load.into(),
@@ -312,6 +315,7 @@ impl Machine {
             Timer::ShutdownDeadline => self.on_shutdown_deadline(),
             Timer::UpgradeDeadline { attempt } => self.on_upgrade_deadline(attempt),
             Timer::CertificatesDeadline { id } => self.on_certificates_deadline(id),
+            Timer::ServedLook => self.on_served_look(),
         }
     }
 }

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use super::action::Notice;
+use super::input::Timer;
 use super::rng::Rng;
 use super::state::{Machine, Phase};
 use super::workers::Origin;
@@ -22,7 +23,35 @@ use crate::master::process_exit::ExitReason;
 /// How long recycling waits after a replacement failed.
 pub(super) const RECYCLE_PAUSE: Duration = Duration::from_secs(30);
 
+/// How soon the master looks at the served counts again while they change, with
+/// max-requests on: a worker says its load within 10 ms of a change, in its region, which the
+/// master reads only when it wakes; this look wakes it (an idle cluster, whose counts do not
+/// change, is not woken).
+pub(super) const SERVED_LOOK: Duration = Duration::from_millis(10);
+
 impl Machine {
+    /// A worker's served count changed: with max-requests on, look again soon (the next
+    /// heartbeat in memory wakes nobody).
+    pub(super) fn look_at_served_soon(&mut self) {
+        if self.config.recycle.max_requests.is_none() {
+            return;
+        }
+        self.served_look.changed = true;
+        if !std::mem::replace(&mut self.served_look.armed, true) {
+            self.arm(SERVED_LOOK, Timer::ServedLook);
+        }
+    }
+
+    /// The look came (the driver fed the heartbeats it found first): again while the counts
+    /// change, else not until one does.
+    pub(super) fn on_served_look(&mut self) {
+        if std::mem::take(&mut self.served_look.changed) {
+            self.arm(SERVED_LOOK, Timer::ServedLook);
+        } else {
+            self.served_look.armed = false;
+        }
+    }
+
     /// Starts replacing `key` if it is past a limit and nothing else is being replaced.
     pub(super) fn recycle_if_due(&mut self, key: WorkerKey, rss: u64) {
         let recycle = self.config.recycle;

@@ -89,6 +89,8 @@ pub(crate) struct Machine {
     /// A later worker held `max_memory` already at its first heartbeat: memory recycling is off
     /// for this master's life (it would replace every worker over and over).
     pub(super) memory_recycling_off: bool,
+    /// The look at the workers' served counts that max-requests arms while they change.
+    pub(super) served_look: ServedLook,
     /// The time of the input being handled.
     pub(super) now: Instant,
     /// What the machine waits for, by deadline.
@@ -105,6 +107,14 @@ pub(crate) struct Machine {
     pub(super) seed: u64,
     next_key: u64,
     pub(super) actions: Vec<Action>,
+}
+
+/// The look at the served counts that max-requests arms (`recycling.rs`): armed, and whether
+/// a count changed since it was.
+#[derive(Debug, Default)]
+pub(super) struct ServedLook {
+    pub(super) armed: bool,
+    pub(super) changed: bool,
 }
 
 impl Machine {
@@ -129,6 +139,7 @@ impl Machine {
             ready: false,
             recycle_paused_until: None,
             memory_recycling_off: false,
+            served_look: ServedLook::default(),
             workers_started: false,
             agent_requests: AgentRequests::default(),
             answers: Answers::default(),

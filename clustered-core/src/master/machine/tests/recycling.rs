@@ -7,7 +7,7 @@ use clustered_ipc::Message;
 
 use super::*;
 use crate::master::machine::SignalAction;
-use crate::master::machine::recycling::{RECYCLE_PAUSE, jitter};
+use crate::master::machine::recycling::{RECYCLE_PAUSE, SERVED_LOOK, jitter};
 
 fn recycling(max_requests: Option<u64>, max_memory: Option<u64>) -> Config {
     Config {
@@ -80,6 +80,56 @@ fn a_worker_past_max_memory_is_replaced() {
     let actions = h.message(old[1], heartbeat(5, 100 << 20));
     assert_eq!(recycled(&actions), [(old[1], ExitReason::MaxMemory)]);
     assert_eq!(spawns(&actions)[0].1, 2);
+}
+
+/// Feeds `worker`'s heartbeat in memory saying it has served `served`.
+fn served_in_memory(h: &mut Harness, worker: WorkerKey, served: u64) {
+    let load = LoadReport {
+        served,
+        ..LoadReport::default()
+    };
+    h.feed(Input::Beat { worker, load });
+}
+
+fn served_looks(armed: &[(Duration, Timer)]) -> usize {
+    armed
+        .iter()
+        .filter(|(_, timer)| *timer == Timer::ServedLook)
+        .count()
+}
+
+#[test]
+fn with_max_requests_served_counts_are_looked_at_while_they_change_and_no_longer() {
+    let (mut h, old) = Harness::running_with(recycling(Some(1000), None));
+    served_in_memory(&mut h, old[0], 5);
+    assert_eq!(h.newly_armed(), [(SERVED_LOOK, Timer::ServedLook)]);
+    served_in_memory(&mut h, old[1], 6);
+    assert_eq!(served_looks(&h.armed()), 1, "one look at a time");
+    h.now += SERVED_LOOK;
+    h.feed(Input::Timeout);
+    assert_eq!(
+        h.newly_armed(),
+        [(SERVED_LOOK, Timer::ServedLook)],
+        "the counts changed meanwhile: again"
+    );
+    h.now += SERVED_LOOK;
+    h.feed(Input::Timeout);
+    assert_eq!(
+        served_looks(&h.armed()),
+        0,
+        "nothing changed: the master may sleep"
+    );
+    served_in_memory(&mut h, old[0], 5);
+    assert_eq!(served_looks(&h.armed()), 0, "the same count is no change");
+    served_in_memory(&mut h, old[0], 7);
+    assert_eq!(served_looks(&h.armed()), 1);
+}
+
+#[test]
+fn without_max_requests_the_served_counts_arm_no_look() {
+    let (mut h, old) = Harness::running_with(recycling(None, Some(100 << 20)));
+    served_in_memory(&mut h, old[0], 5);
+    assert_eq!(served_looks(&h.armed()), 0);
 }
 
 #[test]
