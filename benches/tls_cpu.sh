@@ -40,26 +40,11 @@ esac
 [ -z "${COUNT:-}" ] || need_tools perf
 
 cargo build --release --quiet --example hello --example tls_baseline --example tls_load
-work=$(mktemp -d)
-servers=()
-cleanup() {
-  for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-test_certificate "$work"
-export CLUSTER_TLS_CERT="$work/cert.pem" CLUSTER_TLS_KEY="$work/key.pem"
+tls_bench_setup
 
 start() { # name, binary, env…
-  local name=$1 binary=$2; shift 2
-  ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} env PORT=0 RUST_LOG=warn "$@" "$binary" \
-    >"$work/$name.out" 2>"$work/$name.err" &
-  servers+=($!)
-  eval "${name}_pid=$!"
-  for _ in $(seq 100); do grep -q "listening on" "$work/$name.out" && break; sleep 0.1; done
-  eval "${name}_port=$(grep -o ':[0-9]*$' "$work/$name.out" | head -1 | tr -d :)"
+  start_server "$@"
+  eval "${1}_pid=$server_pid ${1}_port=$server_port"
 }
 start cluster target/release/examples/hello CLUSTER_WORKERS="$WORKERS" CLUSTER_SCHED_POLICY="${POLICY:-rr}"
 start baseline target/release/examples/tls_baseline

@@ -24,27 +24,13 @@ cargo build --release --quiet --example hello --example tls_baseline --example t
 [ $# -gt 0 ] || set -- target/release/examples/hello
 binaries=("$@")
 
-work=$(mktemp -d)
-servers=()
-cleanup() {
-  for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-test_certificate "$work"
-export CLUSTER_TLS_CERT="$work/cert.pem" CLUSTER_TLS_KEY="$work/key.pem"
+tls_bench_setup
 
 pids=() ports=()
 for binary in "${binaries[@]}"; do
-  n=${#pids[@]}
-  ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} env PORT=0 RUST_LOG=warn CLUSTER_WORKERS="$WORKERS" \
-    CLUSTER_SCHED_POLICY="${POLICY:-rr}" "$binary" >"$work/$n.out" 2>"$work/$n.err" &
-  servers+=($!)
-  pids+=($!)
-  for _ in $(seq 100); do grep -q "listening on" "$work/$n.out" && break; sleep 0.1; done
-  ports+=("$(grep -o ':[0-9]*$' "$work/$n.out" | head -1 | tr -d :)")
+  start_server "${#pids[@]}" "$binary" CLUSTER_WORKERS="$WORKERS" CLUSTER_SCHED_POLICY="${POLICY:-rr}"
+  pids+=("$server_pid")
+  ports+=("$server_port")
 done
 sleep 1 # every worker serves
 

@@ -65,3 +65,28 @@ test_certificate() {
     -addext basicConstraints=critical,CA:FALSE \
     -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
 }
+
+# For the TLS benchmarks: a temporary directory, $work, with a test certificate in it (exported
+# for the `hello` examples), removed at exit once every server `start_server` started is
+# stopped.
+tls_bench_setup() {
+  work=$(mktemp -d)
+  servers=()
+  trap 'for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+        wait 2>/dev/null || true; rm -rf "$work"' EXIT
+  test_certificate "$work"
+  export CLUSTER_TLS_CERT="$work/cert.pem" CLUSTER_TLS_KEY="$work/key.pem"
+}
+
+# start_server NAME BINARY [ENV…]: starts BINARY on port 0 (on SERVER_CPUS, when set), its
+# output in $work/NAME.out and .err, and waits until it listens; sets server_pid and
+# server_port.
+start_server() {
+  local name=$1 binary=$2; shift 2
+  ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} env PORT=0 RUST_LOG=warn "$@" "$binary" \
+    >"$work/$name.out" 2>"$work/$name.err" &
+  server_pid=$!
+  servers+=("$server_pid")
+  for _ in $(seq 100); do grep -q "listening on" "$work/$name.out" && break; sleep 0.1; done
+  server_port=$(grep -o ':[0-9]*$' "$work/$name.out" | head -1 | tr -d :)
+}

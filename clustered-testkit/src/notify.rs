@@ -33,14 +33,8 @@ pub struct NotifySocket {
 impl NotifySocket {
     /// Listens at `address` (a path, or `@name` for an abstract socket).
     pub fn listen(address: &str) -> NotifySocket {
-        let socket = match address.strip_prefix('@') {
-            Some(name) => {
-                use std::os::linux::net::SocketAddrExt;
-                let name = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
-                UnixDatagram::bind_addr(&name).expect("an abstract socket")
-            }
-            None => UnixDatagram::bind(address).expect("a socket in the temporary directory"),
-        };
+        let socket = UnixDatagram::bind_addr(&socket_address(address).expect("an address"))
+            .expect("a socket in the temporary directory, or an abstract one");
         rustix::net::sockopt::set_socket_passcred(socket.as_fd(), true).expect("SO_PASSCRED");
         let (sender, notes) = mpsc::channel();
         std::thread::spawn(move || {
@@ -125,14 +119,8 @@ impl NotifySocket {
             };
             let note = exit_note(pid);
             // Nobody to tell once the test is over.
-            let _ = match address.strip_prefix('@') {
-                Some(name) => {
-                    use std::os::linux::net::SocketAddrExt;
-                    std::os::unix::net::SocketAddr::from_abstract_name(name)
-                        .and_then(|name| socket.send_to_addr(note.as_bytes(), &name))
-                }
-                None => socket.send_to(note.as_bytes(), &address),
-            };
+            let _ = socket_address(&address)
+                .and_then(|address| socket.send_to_addr(note.as_bytes(), &address));
         });
     }
 
@@ -144,6 +132,15 @@ impl NotifySocket {
             wanted(&note.text)
         })
         .text
+    }
+}
+
+/// The socket address `NOTIFY_SOCKET` names: a path, or `@name` for an abstract socket.
+fn socket_address(address: &str) -> std::io::Result<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    match address.strip_prefix('@') {
+        Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name),
+        None => std::os::unix::net::SocketAddr::from_pathname(address),
     }
 }
 
