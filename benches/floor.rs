@@ -8,6 +8,9 @@
 //!   of its own and sends each, round robin, to a serving process with one `sendmsg` over a Unix
 //!   socket pair — no event loop, no protocol, no acknowledgement, no copy held: the floor of
 //!   the `rr` policy (a master that accepts every connection).
+//! - With `HANDOFF=epoll`, the same parent accepts on its tokio `current_thread` event loop
+//!   instead (`TcpListener::accept`, then the same `sendmsg`): what waking through `epoll`
+//!   costs a parent that does nothing else, the floor of a master built on an event loop.
 //!
 //! The parent prints `listening on SCHEME://ADDR` once every serving process is ready; SIGTERM
 //! or SIGINT stops them all, and a serving process dies with its parent.
@@ -15,7 +18,7 @@
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 
@@ -30,9 +33,9 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 /// parent hands connections over, else empty.
 const CHILD: &str = "BENCH_FLOOR_CHILD";
 
-/// Whether this run asks for the handoff floor (`HANDOFF=1`).
+/// Whether this run asks for a handoff floor (`HANDOFF=1` or `HANDOFF=epoll`).
 pub(crate) fn handoff_asked() -> bool {
-    std::env::var("HANDOFF").as_deref() == Ok("1")
+    matches!(std::env::var("HANDOFF").as_deref(), Ok("1" | "epoll"))
 }
 
 /// How many serving processes `PROCESSES` asks for, if it is set.
@@ -98,9 +101,14 @@ pub(crate) async fn supervise(
         }
     }
     if handoff {
-        let listener = holder.listen(1024)?.into_std()?;
-        listener.set_nonblocking(false)?;
-        std::thread::spawn(move || hand_off(listener, handed_to));
+        let listener = holder.listen(1024)?;
+        if std::env::var("HANDOFF").as_deref() == Ok("epoll") {
+            tokio::spawn(hand_off_on_event_loop(listener, handed_to));
+        } else {
+            let listener = listener.into_std()?;
+            listener.set_nonblocking(false)?;
+            std::thread::spawn(move || hand_off(listener, handed_to));
+        }
     }
     println!("listening on {scheme}://{address}");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -121,17 +129,30 @@ fn hand_off(listener: std::net::TcpListener, processes: Vec<UnixStream>) -> std:
         // Non-blocking already, as the serving process's runtime needs it.
         let connection =
             rustix::net::accept_with(&listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        let fds = [connection.as_fd()];
-        control.push(SendAncillaryMessage::ScmRights(&fds));
-        rustix::net::sendmsg(
-            &processes[next],
-            &[IoSlice::new(&[0])],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        )?;
+        send_connection(&processes[next], connection.as_fd())?;
     }
+    Ok(())
+}
+
+/// [`hand_off`] on the event loop: accepts when `epoll` says the listener is readable.
+async fn hand_off_on_event_loop(
+    listener: TcpListener,
+    processes: Vec<UnixStream>,
+) -> std::io::Result<()> {
+    for next in (0..processes.len()).cycle() {
+        let (connection, _) = listener.accept().await?;
+        send_connection(&processes[next], connection.as_fd())?;
+    }
+    Ok(())
+}
+
+/// Sends `connection` to a serving process: one byte and the descriptor, one `sendmsg`.
+fn send_connection(to: &UnixStream, connection: BorrowedFd<'_>) -> std::io::Result<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [connection];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(to, &[IoSlice::new(&[0])], &mut control, SendFlags::NOSIGNAL)?;
     Ok(())
 }
 

@@ -16,7 +16,8 @@
 # with `PROCESSES`), each with its own `SO_REUSEPORT` listener for `reuseport` and `shared`,
 # and fed by a parent that accepts every connection and hands it over (`HANDOFF=1`) for the
 # policies where the master accepts; each cell then adds the floor's µs and its ratio to the
-# one process, and the medians the cluster's ratio to the floor.
+# one process, and the medians the cluster's ratio to the floor. FLOOR=epoll: the same, but its
+# parent accepts on a tokio event loop (`HANDOFF=epoll`), the floor of a master that does.
 # COUNT=syscalls or COUNT=switches measures, in place of CPU time, the system calls or the
 # context switches of every process of the server per connection (`perf stat`, attached for the
 # client's run; counts, so they repeat where CPU time on a shared machine does not).
@@ -51,7 +52,7 @@ start baseline target/release/examples/tls_baseline
 if [ -n "${FLOOR:-}" ]; then
   case ${POLICY:-rr} in
     reuseport | shared) handoff=0 ;;
-    *) handoff=1 ;;
+    *) handoff=$([ "$FLOOR" = epoll ] && echo epoll || echo 1) ;;
   esac
   start floor target/release/examples/tls_baseline PROCESSES="$WORKERS" HANDOFF=$handoff
 fi

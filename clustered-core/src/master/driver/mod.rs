@@ -5,7 +5,8 @@
 //! changes by the machine's own actions, in the order it gives them — but for the load of a
 //! worker that says its heartbeats in its region, which its handle reads there, live.
 //!
-//! - `sockets`: the sockets the master binds, and their accept tasks;
+//! - `sockets`: the sockets the master binds; `acceptors`: those it accepts on, polled by the
+//!   driver's loop itself;
 //! - `spawn` and `reader`: worker processes, the task reading each one's channel (which puts
 //!   inbox messages straight into the inbox, as [`InboxRouting`](crate::master::inbox_routing)
 //!   says) and the task reaping it;
@@ -15,6 +16,7 @@
 //!   events), `report` (what the tasks tell the driver);
 //! - `orphans`: when the master is PID 1, the zombies it did not spawn, reaped.
 
+mod acceptors;
 mod ack_look;
 #[cfg(feature = "redis")]
 mod fleet;
@@ -169,7 +171,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let fleet = FleetLink::start(&control, reports_tx.clone(), settings.config.agent)?;
     let mut driver = Driver {
         fleet,
-        listeners: ListeningSockets::new(reports_tx.clone(), old_master.is_some()),
+        listeners: ListeningSockets::new(old_master.is_some()),
         policy: settings.config.policy,
         program,
         reports_tx,
@@ -179,7 +181,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         orphans,
         timer: Alarm::new(),
         deadline: None,
-        conns: HeldConns::default(),
+        conns: HeldConns::new(crate::limits::connection_budget()),
         handoffs: HandoffGroups::default(),
         links: Links::default(),
         ack_look: AckLook::default(),
@@ -277,9 +279,9 @@ struct Driver {
     watchdog: Option<tokio::time::Interval>,
 }
 
-/// Queued reports taken in a row without polling the signals and timers (the signal task's
-/// channel, the timer and the other branches of the loop's `select!`). Bounded, so a flood of
-/// reports delays a signal or a timer by this many reports at most.
+/// Queued reports taken in a row without polling the signals, timers and listeners (the signal
+/// task's channel, the timer and the other branches of the loop's `select!`). Bounded, so a
+/// flood of reports delays a signal, a timer or an accept by this many reports at most.
 const REPORTS_IN_A_ROW: u32 = 64;
 
 impl Driver {
@@ -462,6 +464,14 @@ impl Driver {
                     self.orphans
                         .reap(|pid| self.links.values().any(|link| link.handle.pid() == pid));
                 }
+                // Before the reports: with a flood of them, a batch of accepts after every
+                // `REPORTS_IN_A_ROW` (and reports in between a flood of accepts).
+                batch = self.listeners.accepted(self.conns.room()),
+                    if self.listeners.is_accepting() && self.conns.room() > 0 =>
+                {
+                    let conns = batch.into_iter().map(|accepted| self.conns.hold(accepted));
+                    return Some(Input::Connections(conns.collect()));
+                }
                 Some(report) = self.reports.recv() => break report,
                 () = rotate(&mut self.ticket_keys, &self.links), if self.ticket_keys.is_some() => {}
                 _ = tick(&mut self.watchdog), if self.watchdog.is_some() => {
@@ -487,12 +497,6 @@ impl Driver {
 
     async fn input_of(&mut self, report: Report) -> Input {
         match report {
-            Report::Accepted(batch) => Input::Connections(
-                batch
-                    .into_iter()
-                    .map(|accepted| self.conns.hold(accepted))
-                    .collect(),
-            ),
             Report::Bound { address, result } => {
                 let result = result.and_then(|(bound, opened, file)| {
                     self.listeners
@@ -591,11 +595,6 @@ impl Driver {
             }
             Action::CloseListeners => {
                 self.listeners.close();
-                // What the acceptors reported before they stopped is handed out first.
-                while let Ok(report) = self.reports.try_recv() {
-                    let input = self.input_of(report).await;
-                    inputs.push_back(input);
-                }
                 inputs.push_back(Input::ListenersClosed);
             }
             Action::Notify(Notice::Ready(addresses)) => {

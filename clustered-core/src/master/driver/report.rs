@@ -1,13 +1,11 @@
-//! [`Report`]: what the driver's tasks (acceptors, worker readers, reapers) tell the driver.
+//! [`Report`]: what the driver's tasks (binders, worker readers, reapers) tell the driver.
 
 use std::io;
-use std::net::SocketAddr;
 
-use clustered_ipc::{ListenAddr, ListenKey};
+use clustered_ipc::ListenAddr;
 use std::os::fd::OwnedFd;
 
 use tokio::net::TcpSocket;
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::bind::SocketFile;
 use crate::master::machine::Input;
@@ -15,9 +13,6 @@ use crate::master::machine::Input;
 /// One report from a task of the driver.
 #[derive(Debug)]
 pub(crate) enum Report {
-    /// A listener accepted connections (all it could at once): the driver holds them and tells
-    /// the machine.
-    Accepted(Vec<Accepted>),
     /// A bind task is done: the driver keeps the socket and tells the machine.
     Bound {
         address: String,
@@ -33,18 +28,6 @@ pub(crate) enum Report {
     },
     /// Something the machine hears of as it is.
     Input(Input),
-}
-
-/// A connection a listener accepted: its descriptor, never registered with the master's
-/// event loop (the master only hands it on).
-#[derive(Debug)]
-pub(crate) struct Accepted {
-    pub(crate) key: ListenKey,
-    pub(crate) fd: OwnedFd,
-    /// The client's address (`0.0.0.0:0` for a Unix socket's client, which has none).
-    pub(crate) peer: SocketAddr,
-    /// Counts against the cluster-wide bound on connections held by the master.
-    pub(crate) permit: OwnedSemaphorePermit,
 }
 
 /// A socket bound for one address, as the policy wants it.

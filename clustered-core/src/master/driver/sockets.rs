@@ -1,51 +1,41 @@
 //! The master's sockets: bound once per address. How depends on the policy:
 //!
-//! - `rr`, `sticky`, `least`: listening, with an accept task feeding connections to the driver.
+//! - `rr`, `sticky`, `least`: listening, accepted on by the driver's loop ([`Acceptors`]).
 //! - `shared`: listening, not accepted from here: each worker gets a copy and accepts.
 //! - `reuseport`: bound with `SO_REUSEPORT` but not listening, which resolves port 0 and
 //!   reserves the port; each worker binds and listens on its own socket, the kernel balances.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::Policy;
 use clustered_ipc::{ListenAddr, ListenKey};
-use rustix::io::Errno;
-use rustix::net::{SocketFlags, acceptfrom_with};
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 use tokio::net::TcpSocket;
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinHandle;
 
-use super::report::{Accepted, Opened, Report};
+use super::acceptors::Acceptors;
+use super::held_conns::Accepted;
+use super::report::Opened;
 use crate::bind::{SocketFile, listen, listen_unix, reuseport_socket};
-use crate::limits::{AcceptErrors, connection_budget};
 
 /// Every address the master listens on.
 pub(crate) struct ListeningSockets {
     bound: HashMap<ListenKey, BoundSocket>,
-    reports: mpsc::Sender<Report>,
-    unacknowledged: Arc<Semaphore>,
+    /// The listening sockets of `rr`, `sticky` and `least`, which the master accepts on.
+    acceptors: Acceptors,
     /// The files of the Unix sockets bound here, removed once the sockets close.
     files: Vec<SocketFile>,
-    /// Whether the accept tasks accept yet: a master an upgrade started accepts only once its
-    /// workers serve (until then its predecessor takes the connections, and a new master
-    /// that fails loses none).
-    accepting: tokio::sync::watch::Sender<bool>,
     /// Closed for good: a socket bound since is dropped at once.
     closed: bool,
 }
 
 /// What the master holds for one address.
 enum BoundSocket {
-    /// Its accept task, and a copy of the socket for an upgrade to hand over.
-    Accepting(JoinHandle<()>, OwnedFd),
+    /// Accepted on by the master ([`Acceptors`]): a copy of the socket for an upgrade to
+    /// hand over.
+    Accepting(OwnedFd),
     Shared(OwnedFd),
     Reserved {
         _port: TcpSocket,
@@ -108,14 +98,10 @@ fn listening(policy: Policy, listener: OwnedFd, what: &str) -> io::Result<Opened
 
 impl ListeningSockets {
     /// The master's sockets, accepted on at once, or (`hold`) once [`Self::accept`] is called.
-    pub(crate) fn new(reports: mpsc::Sender<Report>, hold: bool) -> Self {
+    pub(crate) fn new(hold: bool) -> Self {
         Self {
-            accepting: tokio::sync::watch::Sender::new(!hold),
             bound: HashMap::new(),
-            reports,
-            // Connections held and not yet acknowledged, across the cluster: past this the
-            // master stops accepting and the kernel's listen backlog holds new clients.
-            unacknowledged: Arc::new(Semaphore::new(connection_budget())),
+            acceptors: Acceptors::new(hold),
             files: Vec::new(),
             closed: false,
         }
@@ -137,21 +123,8 @@ impl ListeningSockets {
         let socket = match opened {
             Opened::Listening(listener) => {
                 let copy = listener.try_clone()?;
-                // SAFETY: the `OwnedFd` stays open and the same for as long as the `AsyncFd`
-                // owns it.
-                match unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) } {
-                    Ok(listener) => BoundSocket::Accepting(
-                        tokio::spawn(accept_loop(
-                            key.clone(),
-                            listener,
-                            self.reports.clone(),
-                            Arc::clone(&self.unacknowledged),
-                            self.accepting.subscribe(),
-                        )),
-                        copy,
-                    ),
-                    Err(error) => return Err(error.into_parts().1),
-                }
+                self.acceptors.add(key.clone(), listener)?;
+                BoundSocket::Accepting(copy)
             }
             Opened::Shared(listener) => BoundSocket::Shared(listener),
             Opened::Reserved(socket) => BoundSocket::Reserved { _port: socket },
@@ -161,8 +134,19 @@ impl ListeningSockets {
     }
 
     /// Starts accepting, if held.
-    pub(crate) fn accept(&self) {
-        self.accepting.send_replace(true);
+    pub(crate) fn accept(&mut self) {
+        self.acceptors.start();
+    }
+
+    /// Whether the master accepts on any socket now.
+    pub(crate) fn is_accepting(&self) -> bool {
+        self.acceptors.is_on()
+    }
+
+    /// The connections waiting once a listener is readable, `room` at most (see
+    /// [`Acceptors::accepted`]).
+    pub(crate) async fn accepted(&mut self, room: usize) -> Vec<Accepted> {
+        self.acceptors.accepted(room).await
     }
 
     /// A copy of the listening socket of `key` for a worker, under the `shared` policy.
@@ -179,7 +163,7 @@ impl ListeningSockets {
         self.bound
             .iter()
             .map(|(key, socket)| match socket {
-                BoundSocket::Accepting(_, fd) => Ok((key.clone(), fd.try_clone()?)),
+                BoundSocket::Accepting(fd) => Ok((key.clone(), fd.try_clone()?)),
                 BoundSocket::Shared(fd) => Ok((key.clone(), fd.try_clone()?)),
                 BoundSocket::Reserved { .. } => Err(io::Error::other(
                     "under reuseport each worker binds its own socket, which cannot be handed over: upgrade by a full restart, or use rr",
@@ -213,11 +197,8 @@ impl ListeningSockets {
     /// workers close theirs).
     pub(crate) fn close(&mut self) {
         self.closed = true;
-        for (_, socket) in self.bound.drain() {
-            if let BoundSocket::Accepting(accept_task, _) = socket {
-                accept_task.abort();
-            }
-        }
+        self.acceptors.close();
+        self.bound.clear();
         self.files.clear();
     }
 }
@@ -226,90 +207,4 @@ impl Drop for ListeningSockets {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-/// Connections one wake-up of an accept task hands to the driver at most.
-const ACCEPT_BATCH: usize = 64;
-
-/// Accepts, whenever the listener is readable, every connection waiting (up to
-/// [`ACCEPT_BATCH`] and the cluster-wide bound), and reports them together. Accepted sockets
-/// are never registered with the master's event loop: the master only holds and hands them on.
-async fn accept_loop(
-    key: ListenKey,
-    listener: AsyncFd<OwnedFd>,
-    reports: mpsc::Sender<Report>,
-    unacknowledged: Arc<Semaphore>,
-    mut accepting: tokio::sync::watch::Receiver<bool>,
-) {
-    if accepting.wait_for(|accepting| *accepting).await.is_err() {
-        return;
-    }
-    let what = key.as_str();
-    let mut errors = AcceptErrors::new();
-    // Given back when descriptors run out, so the master can go on (copy a handoff, start a
-    // worker) while it waits for room; taken again once it accepts.
-    let mut reserve = reserve_descriptor();
-    loop {
-        let Ok(first) = Arc::clone(&unacknowledged).acquire_owned().await else {
-            return;
-        };
-        let Ok(mut ready) = listener.readable().await else {
-            return;
-        };
-        let mut permit = Some(first);
-        let mut batch = Vec::with_capacity(16);
-        let mut failure = None;
-        while batch.len() < ACCEPT_BATCH {
-            let Some(slot) = permit
-                .take()
-                .or_else(|| Arc::clone(&unacknowledged).try_acquire_owned().ok())
-            else {
-                break;
-            };
-            match acceptfrom_with(
-                ready.get_inner(),
-                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            ) {
-                Ok((fd, peer)) => batch.push(Accepted {
-                    key: key.clone(),
-                    fd,
-                    peer: peer
-                        .and_then(|peer| SocketAddr::try_from(peer).ok())
-                        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
-                    permit: slot,
-                }),
-                Err(Errno::AGAIN) => {
-                    ready.clear_ready();
-                    break;
-                }
-                Err(Errno::INTR) => permit = Some(slot),
-                Err(error) => {
-                    failure = Some(io::Error::from(error));
-                    break;
-                }
-            }
-        }
-        drop(ready);
-        if !batch.is_empty() {
-            errors.succeeded(what);
-            if reserve.is_none() {
-                reserve = reserve_descriptor();
-            }
-            if reports.send(Report::Accepted(batch)).await.is_err() {
-                return;
-            }
-        }
-        if let Some(error) = failure {
-            let delay = errors.after(&error, what);
-            if errors.is_exhausted() {
-                reserve = None;
-            }
-            tokio::time::sleep(delay).await;
-        }
-    }
-}
-
-/// A descriptor kept in reserve (`/dev/null`), if one can be had.
-fn reserve_descriptor() -> Option<std::fs::File> {
-    std::fs::File::open("/dev/null").ok()
 }
