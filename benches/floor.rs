@@ -9,7 +9,7 @@
 //!   socket pair — no event loop, no protocol, no acknowledgement, no copy held: the floor of
 //!   the `rr` policy (a master that accepts every connection).
 //! - With `HANDOFF=epoll`, the same parent accepts on its tokio `current_thread` event loop
-//!   instead (`TcpListener::accept`, then the same `sendmsg`): what waking through `epoll`
+//!   instead (readiness from `epoll`, `accept4` until `EAGAIN`, the same `sendmsg`): what waking through `epoll`
 //!   costs a parent that does nothing else, the floor of a master built on an event loop.
 //!
 //! The parent prints `listening on SCHEME://ADDR` once every serving process is ready; SIGTERM
@@ -27,6 +27,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags, SocketFlags,
 };
 use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// Set in a serving process; with `HANDOFF=1`, the number of its end of the socket pair the
@@ -101,11 +102,10 @@ pub(crate) async fn supervise(
         }
     }
     if handoff {
-        let listener = holder.listen(1024)?;
+        let listener = holder.listen(1024)?.into_std()?;
         if std::env::var("HANDOFF").as_deref() == Ok("epoll") {
             tokio::spawn(hand_off_on_event_loop(listener, handed_to));
         } else {
-            let listener = listener.into_std()?;
             listener.set_nonblocking(false)?;
             std::thread::spawn(move || hand_off(listener, handed_to));
         }
@@ -134,16 +134,37 @@ fn hand_off(listener: std::net::TcpListener, processes: Vec<UnixStream>) -> std:
     Ok(())
 }
 
-/// [`hand_off`] on the event loop: accepts when `epoll` says the listener is readable.
+/// [`hand_off`] on the event loop: accepts, until `EAGAIN`, whenever `epoll` says the listener
+/// is readable. The accepted sockets are not registered with `epoll` (as the master's are
+/// not: tokio's `TcpListener::accept` would add and remove each).
 async fn hand_off_on_event_loop(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     processes: Vec<UnixStream>,
 ) -> std::io::Result<()> {
-    for next in (0..processes.len()).cycle() {
-        let (connection, _) = listener.accept().await?;
-        send_connection(&processes[next], connection.as_fd())?;
+    // SAFETY: the `OwnedFd` stays open and the same for as long as the `AsyncFd` owns it.
+    let listener =
+        unsafe { AsyncFd::register_with_interest(OwnedFd::from(listener), Interest::READABLE) }
+            .map_err(|error| error.into_parts().1)?;
+    let mut next = (0..processes.len()).cycle();
+    loop {
+        let mut ready = listener.readable().await?;
+        loop {
+            match rustix::net::accept_with(
+                ready.get_inner(),
+                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            ) {
+                Ok(connection) => {
+                    let to = next.next().unwrap_or_default();
+                    send_connection(&processes[to], connection.as_fd())?;
+                }
+                Err(rustix::io::Errno::AGAIN) => {
+                    ready.clear_ready();
+                    break;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
-    Ok(())
 }
 
 /// Sends `connection` to a serving process: one byte and the descriptor, one `sendmsg`.
