@@ -8,7 +8,9 @@
 # `cpu_ns` in benches/tools.sh), context switches and system calls (`perf stat`, attached to
 # each apart for the client's run).
 # A binary built from another commit compares before and after in one run; `tls_baseline`
-# (with PROCESSES and HANDOFF in the environment, see benches/floor.rs) gives the floor.
+# (with PROCESSES and HANDOFF in the environment, see benches/floor.rs) gives the floor, and
+# `VAR=value,…@binary` runs a binary with variables of its own (`HANDOFF=epoll@…/tls_baseline`
+# beside `…/tls_baseline`: both floors in one run).
 # Usage: benches/tls_split.sh [binary…]   (ROUNDS=5 SECONDS_EACH=4 WORKERS=2 POLICY=rr
 #                                          CONCURRENCY=16 S_TIME= SERVER_CPUS= CLIENT_CPUS=;
 #                                          installs openssl and perf if missing)
@@ -27,8 +29,11 @@ binaries=("$@")
 tls_bench_setup
 
 pids=() ports=()
-for binary in "${binaries[@]}"; do
-  start_server "${#pids[@]}" "$binary" CLUSTER_WORKERS="$WORKERS" CLUSTER_SCHED_POLICY="${POLICY:-rr}"
+for server in "${binaries[@]}"; do
+  # VAR=value,…@binary: that binary with those variables besides.
+  binary=${server##*@} extra=()
+  [ "$binary" = "$server" ] || IFS=, read -r -a extra <<<"${server%@*}"
+  start_server "${#pids[@]}" "$binary" CLUSTER_WORKERS="$WORKERS" CLUSTER_SCHED_POLICY="${POLICY:-rr}" "${extra[@]}"
   pids+=("$server_pid")
   ports+=("$server_port")
 done
