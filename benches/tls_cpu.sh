@@ -3,7 +3,9 @@
 # against one process with tokio-rustls and the same certificate (`tls_baseline`), in ROUNDS
 # interleaved rounds. Each round makes connections for SECONDS_EACH against each server, each
 # with one `GET /`: full handshakes and resumed ones,
-#   - one at a time: `openssl s_time` (full: TLS 1.3 `-new`; resumed: TLS 1.2 tickets `-reuse`);
+#   - one at a time: `openssl s_time -www /` (full: TLS 1.3 `-new`; resumed: TLS 1.2 tickets
+#     `-reuse`; the GET is HTTP/1.0, so the server closes after it — before 2026-12-04 there was
+#     no request, and the client hung up as the handshake ended);
 #   - CONCURRENCY at a time: `tls_load` (benches/tls_load.rs; TLS 1.3, full, or resumed with one
 #     session store, so a ticket from one worker is offered to whichever takes the next).
 # CPU is the run time of every thread of every process of the server (from /proc, `cpu_ns` in
@@ -72,7 +74,7 @@ measure() {
   fi
   before=$(cpu_ns "$pid")
   if [ "$client" = s_time ]; then
-    conns=$(${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} openssl s_time -connect "127.0.0.1:$port" "$@" -time "$SECONDS_EACH" 2>/dev/null \
+    conns=$(${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} openssl s_time -connect "127.0.0.1:$port" -www / "$@" -time "$SECONDS_EACH" 2>/dev/null \
       | awk '/connections in .* real seconds/ {print $1}' | tail -1)
   else
     conns=$(MODE=$1 SECONDS=$SECONDS_EACH CONCURRENCY=${CONCURRENCY:-16} CA="$work/cert.pem" \

@@ -2,8 +2,8 @@
 # Where a TLS server's CPU goes, parent apart from its children: for each server binary given
 # (default: the release `hello`), started side by side with WORKERS workers under POLICY, ROUNDS
 # interleaved rounds of SECONDS_EACH seconds of full handshakes, each with one `GET /`, from
-# `tls_load` CONCURRENCY at a time (or from `openssl s_time` one at a time when S_TIME holds its
-# mode arguments, e.g. S_TIME=-new). Prints per connection, for the parent (the master, or a
+# `tls_load` CONCURRENCY at a time (or from `openssl s_time -www /` one at a time when S_TIME
+# holds its mode arguments, e.g. S_TIME=-new; HTTP/1.0, so the server closes after the GET). Prints per connection, for the parent (the master, or a
 # floor's bare parent) and for its children together: µs of CPU (every thread, schedstat, as
 # `cpu_ns` in benches/tools.sh), context switches and system calls (`perf stat`, attached to
 # each apart for the client's run).
@@ -43,7 +43,7 @@ sleep 1 # every worker serves
 connections() {
   if [ -n "${S_TIME:-}" ]; then
     # shellcheck disable=SC2086 # S_TIME's words are the client's arguments
-    ${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} openssl s_time -connect "127.0.0.1:$1" $S_TIME \
+    ${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} openssl s_time -connect "127.0.0.1:$1" -www / $S_TIME \
       -time "$SECONDS_EACH" 2>/dev/null | awk '/connections in .* real seconds/ {print $1}' | tail -1
   else
     MODE=full SECONDS=$SECONDS_EACH CONCURRENCY=${CONCURRENCY:-16} CA="$work/cert.pem" \
