@@ -34,9 +34,9 @@ pub(crate) struct Acceptors {
     /// serve (until then its predecessor takes the connections, and a new master that fails
     /// loses none).
     accepting: bool,
-    /// A descriptor kept in reserve (`/dev/null`), given back when descriptors run out so
-    /// the master can go on (copy a handoff, start a worker) while it waits for room; taken
-    /// again once it accepts.
+    /// A descriptor kept in reserve (`/dev/null`) while there is a listener, given back when
+    /// descriptors run out so the master can go on (copy a handoff, start a worker) while it
+    /// waits for room; taken again once it accepts. One for all the listeners.
     reserve: Option<std::fs::File>,
 }
 
@@ -57,7 +57,7 @@ impl Acceptors {
             listeners: Vec::new(),
             next: 0,
             accepting: !hold,
-            reserve: reserve_descriptor(),
+            reserve: None,
         }
     }
 
@@ -66,6 +66,9 @@ impl Acceptors {
         // SAFETY: the `OwnedFd` stays open and the same for as long as the `AsyncFd` owns it.
         let listener = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }
             .map_err(|error| error.into_parts().1)?;
+        if self.reserve.is_none() {
+            self.reserve = reserve_descriptor();
+        }
         self.listeners.push(Acceptor {
             key,
             listener,
@@ -83,6 +86,7 @@ impl Acceptors {
     /// Stops accepting and closes every listener, for good.
     pub(crate) fn close(&mut self) {
         self.listeners.clear();
+        self.reserve = None;
     }
 
     /// Whether there is anything to accept on now.
@@ -107,25 +111,23 @@ impl Acceptors {
             let index = (self.next.wrapping_add(turn)) % count;
             let acceptor = &mut self.listeners[index];
             let before = batch.len();
-            match acceptor.poll_accept(cx, &mut batch, limit) {
-                Ok(()) if batch.len() > before => {
-                    acceptor.errors.succeeded(acceptor.key.as_str());
-                    if self.reserve.is_none() {
-                        self.reserve = reserve_descriptor();
-                    }
-                    self.next = index.wrapping_add(1);
+            let result = acceptor.poll_accept(cx, &mut batch, limit);
+            if batch.len() > before {
+                acceptor.errors.succeeded(acceptor.key.as_str());
+                if self.reserve.is_none() {
+                    self.reserve = reserve_descriptor();
                 }
-                Ok(()) => {}
-                Err(error) => {
-                    let delay = acceptor.errors.after(&error, acceptor.key.as_str());
-                    if acceptor.errors.is_exhausted() {
-                        self.reserve = None;
-                    }
-                    let mut pause = Box::pin(tokio::time::sleep(delay));
-                    // Registers this task's waker for the end of the pause.
-                    let _ = pause.as_mut().poll(cx);
-                    acceptor.paused = Some(pause);
+                self.next = index.wrapping_add(1);
+            }
+            if let Err(error) = result {
+                let delay = acceptor.errors.after(&error, acceptor.key.as_str());
+                if acceptor.errors.is_exhausted() {
+                    self.reserve = None;
                 }
+                let mut pause = Box::pin(tokio::time::sleep(delay));
+                // Registers this task's waker for the end of the pause.
+                let _ = pause.as_mut().poll(cx);
+                acceptor.paused = Some(pause);
             }
         }
         if batch.is_empty() {

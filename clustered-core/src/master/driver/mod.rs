@@ -464,6 +464,13 @@ impl Driver {
                     self.orphans
                         .reap(|pid| self.links.values().any(|link| link.handle.pid() == pid));
                 }
+                // Before the listeners and the reports, which a flood keeps ready.
+                () = rotate(&mut self.ticket_keys, &self.links), if self.ticket_keys.is_some() => {}
+                _ = tick(&mut self.watchdog), if self.watchdog.is_some() => {
+                    if let Some(systemd) = &self.systemd {
+                        systemd.feed_watchdog(&self.control);
+                    }
+                }
                 // Before the reports: with a flood of them, a batch of accepts after every
                 // `REPORTS_IN_A_ROW` (and reports in between a flood of accepts).
                 batch = self.listeners.accepted(self.conns.room()),
@@ -473,12 +480,6 @@ impl Driver {
                     return Some(Input::Connections(conns.collect()));
                 }
                 Some(report) = self.reports.recv() => break report,
-                () = rotate(&mut self.ticket_keys, &self.links), if self.ticket_keys.is_some() => {}
-                _ = tick(&mut self.watchdog), if self.watchdog.is_some() => {
-                    if let Some(systemd) = &self.systemd {
-                        systemd.feed_watchdog(&self.control);
-                    }
-                }
             }
         };
         Some(self.input_of(report).await)
