@@ -9,8 +9,9 @@
 //!   socket pair — no event loop, no protocol, no acknowledgement, no copy held: the floor of
 //!   the `rr` policy (a master that accepts every connection).
 //! - With `HANDOFF=epoll`, the same parent accepts on its tokio `current_thread` event loop
-//!   instead (readiness from `epoll`, `accept4` until `EAGAIN`, the same `sendmsg`): what waking through `epoll`
-//!   costs a parent that does nothing else, the floor of a master built on an event loop.
+//!   instead (readiness from `epoll`, `accept4` until `EAGAIN`, the same `sendmsg`): what
+//!   waking through `epoll` costs a parent that does nothing else, the floor of a master built
+//!   on an event loop.
 //!
 //! The parent prints `listening on SCHEME://ADDR` once every serving process is ready; SIGTERM
 //! or SIGINT stops them all, and a serving process dies with its parent.

@@ -3,10 +3,10 @@
 # (default: the release `hello`), started side by side with WORKERS workers under POLICY, ROUNDS
 # interleaved rounds of SECONDS_EACH seconds of full handshakes, each with one `GET /`, from
 # `tls_load` CONCURRENCY at a time (or from `openssl s_time -www /` one at a time when S_TIME
-# holds its mode arguments, e.g. S_TIME=-new; HTTP/1.0, so the server closes after the GET). Prints per connection, for the parent (the master, or a
-# floor's bare parent) and for its children together: µs of CPU (every thread, schedstat, as
-# `cpu_ns` in benches/tools.sh), context switches and system calls (`perf stat`, attached to
-# each apart for the client's run).
+# holds its mode arguments, e.g. S_TIME=-new; HTTP/1.0, so the server closes after the GET).
+# Prints per connection, for the parent (the master, or a floor's bare parent) and for its
+# children together: µs of CPU (every thread, schedstat, as `cpu_ns` in benches/tools.sh),
+# context switches and system calls (`perf stat`, attached to each apart for the client's run).
 # A binary built from another commit compares before and after in one run; `tls_baseline`
 # (with PROCESSES and HANDOFF in the environment, see benches/floor.rs) gives the floor, and
 # `VAR=value,…@binary` runs a binary with variables of its own (`HANDOFF=epoll@…/tls_baseline`

@@ -66,9 +66,7 @@ impl Acceptors {
         // SAFETY: the `OwnedFd` stays open and the same for as long as the `AsyncFd` owns it.
         let listener = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }
             .map_err(|error| error.into_parts().1)?;
-        if self.reserve.is_none() {
-            self.reserve = reserve_descriptor();
-        }
+        self.reserve = self.reserve.take().or_else(reserve_descriptor);
         self.listeners.push(Acceptor {
             key,
             listener,
@@ -108,16 +106,14 @@ impl Acceptors {
             if batch.len() >= limit {
                 break;
             }
-            let index = (self.next.wrapping_add(turn)) % count;
+            let index = self.next.wrapping_add(turn) % count;
             let acceptor = &mut self.listeners[index];
             let before = batch.len();
             let result = acceptor.poll_accept(cx, &mut batch, limit);
             if batch.len() > before {
                 acceptor.errors.succeeded(acceptor.key.as_str());
-                if self.reserve.is_none() {
-                    self.reserve = reserve_descriptor();
-                }
                 self.next = index.wrapping_add(1);
+                self.reserve = self.reserve.take().or_else(reserve_descriptor);
             }
             if let Err(error) = result {
                 let delay = acceptor.errors.after(&error, acceptor.key.as_str());
@@ -179,7 +175,7 @@ impl Acceptor {
     }
 }
 
-/// A descriptor kept in reserve (`/dev/null`), if one can be had.
+/// A descriptor to keep in reserve (`/dev/null`), if one can be had.
 fn reserve_descriptor() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null").ok()
 }
