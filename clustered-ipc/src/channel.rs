@@ -1,8 +1,9 @@
 //! [`Channel`]: typed messages with file descriptors over one Unix socket.
 //!
 //! A channel splits into a cloneable [`Sender`] and one [`Receiver`]. All senders feed one
-//! writer task, the only writer of the socket, so frames never interleave; control frames go
-//! before user messages (two lanes); a burst of queued frames goes out in one `sendmsg`,
+//! writer task, so frames never interleave; control frames go before user messages (two
+//! lanes); a small control frame with nothing queued before it is written by its sender at
+//! once, in one `sendmsg` (no hop to the writer task); a burst of queued frames goes out in one `sendmsg`,
 //! ending at the first frame that carries descriptors (so each
 //! `sendmsg` carries the descriptors of one frame at most, which lets the receiver tell whose
 //! descriptors the kernel dropped when it runs out: see `fd_groups`). The receiver queues
@@ -36,7 +37,7 @@ use tokio_util::codec::Decoder;
 
 use crate::fd_groups::{self, FdGroup};
 use crate::socket::{FdSocket, MAX_FDS_PER_SEND};
-use crate::writer::{Outgoing, SendFd, write_loop};
+use crate::writer::{Backlog, Outgoing, SendFd, WriteNow, WriteSide, write_loop, write_now};
 use crate::{Frame, FrameCodec, Message, WireError};
 
 /// Frames waiting for the writer task, per channel and lane. Senders wait when it is full.
@@ -94,8 +95,13 @@ impl Channel {
         let socket = Arc::new(self.socket);
         let (control, control_queue) = mpsc::channel(SEND_QUEUE);
         let (data, data_queue) = mpsc::channel(SEND_QUEUE);
-        tokio::spawn(write_loop(Arc::clone(&socket), control_queue, data_queue));
+        let side = Arc::new(WriteSide {
+            socket: Arc::clone(&socket),
+            backlog: Backlog::default(),
+        });
+        tokio::spawn(write_loop(Arc::clone(&side), control_queue, data_queue));
         let sender = Sender {
+            side,
             control,
             data,
             data_budget: Arc::new(Semaphore::new(DATA_BYTES)),
@@ -116,9 +122,12 @@ impl Channel {
 /// The sending half of a [`Channel`]. Cheap to clone; every clone feeds the same writer.
 ///
 /// Frames go in one of two lanes, by [`Message::is_control`]: the writer takes control frames
-/// first, so they never wait behind user messages; each lane keeps its order.
+/// first, so they never wait behind user messages; each lane keeps its order. A small control
+/// frame that finds both lanes empty is written at once, by the sender.
 #[derive(Debug, Clone)]
 pub struct Sender {
+    /// The socket, and the frames queued in either lane or in the writer's hands.
+    side: Arc<WriteSide>,
     control: mpsc::Sender<Outgoing>,
     data: mpsc::Sender<Outgoing>,
     data_budget: Arc<Semaphore>,
@@ -137,7 +146,10 @@ impl Sender {
         message: &Message,
         fds: Vec<OwnedFd>,
     ) -> Result<(), WireError> {
-        let mut outgoing = self.encode(message, fds.into_iter().map(SendFd::Owned).collect())?;
+        let outgoing = self.encode(message, fds.into_iter().map(SendFd::Owned).collect())?;
+        let Some(mut outgoing) = self.write_now(message, outgoing) else {
+            return Ok(());
+        };
         if !message.is_control() {
             let share = budget_share(&outgoing);
             let budget = Arc::clone(&self.data_budget)
@@ -145,10 +157,14 @@ impl Sender {
                 .await;
             outgoing.budget = Some(budget.map_err(|_| WireError::Closed)?);
         }
-        self.lane(message)
-            .send(outgoing)
+        let place = self
+            .lane(message)
+            .reserve()
             .await
-            .map_err(|_| WireError::Closed)
+            .map_err(|_| WireError::Closed)?;
+        self.side.backlog.add();
+        place.send(outgoing);
+        Ok(())
     }
 
     /// Sends without waiting: [`TrySendError::Full`] when the send queue is full,
@@ -172,18 +188,37 @@ impl Sender {
     }
 
     fn try_queue(&self, message: &Message, fds: Vec<SendFd>) -> Result<(), TrySendError> {
-        let mut outgoing = self.encode(message, fds).map_err(TrySendError::Ipc)?;
+        let outgoing = self.encode(message, fds).map_err(TrySendError::Ipc)?;
+        let Some(mut outgoing) = self.write_now(message, outgoing) else {
+            return Ok(());
+        };
         if !message.is_control() {
             let share = budget_share(&outgoing);
             let budget = Arc::clone(&self.data_budget).try_acquire_many_owned(share);
             outgoing.budget = Some(budget.map_err(|_| TrySendError::Full)?);
         }
-        self.lane(message)
-            .try_send(outgoing)
+        let place = self
+            .lane(message)
+            .try_reserve()
             .map_err(|error| match error {
-                mpsc::error::TrySendError::Full(_) => TrySendError::Full,
-                mpsc::error::TrySendError::Closed(_) => TrySendError::Ipc(WireError::Closed),
-            })
+                mpsc::error::TrySendError::Full(()) => TrySendError::Full,
+                mpsc::error::TrySendError::Closed(()) => TrySendError::Ipc(WireError::Closed),
+            })?;
+        self.side.backlog.add();
+        place.send(outgoing);
+        Ok(())
+    }
+
+    /// Writes a control frame at once when nothing is queued before it (see
+    /// `writer::write_now`); the frame back when it is for the writer task.
+    fn write_now(&self, message: &Message, outgoing: Outgoing) -> Option<Outgoing> {
+        if !message.is_control() {
+            return Some(outgoing);
+        }
+        match write_now(&self.side, outgoing) {
+            WriteNow::Written => None,
+            WriteNow::Queue(outgoing) => Some(outgoing),
+        }
     }
 
     /// Sends without waiting, no descriptors; see [`Sender::try_send_with_fds`].

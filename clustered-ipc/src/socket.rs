@@ -17,6 +17,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
@@ -55,10 +56,14 @@ fn register(stream: UnixStream, interest: Interest) -> io::Result<AsyncFd<UnixSt
     unsafe { AsyncFd::register_with_interest(stream, interest) }.map_err(io::Error::from)
 }
 
-/// The socket under a [`crate::Channel`]; shared by its reader and its single writer.
+/// The socket under a [`crate::Channel`]; shared by its reader and its writers (the writer
+/// task, and a sender that writes a frame itself when nothing is queued: see
+/// `crate::writer::write_now`).
 #[derive(Debug)]
 pub(crate) struct FdSocket {
     stream: AsyncFd<UnixStream>,
+    /// Held for each `sendmsg`, so that two writers never interleave their bytes.
+    sending: Mutex<()>,
 }
 
 impl FdSocket {
@@ -68,6 +73,7 @@ impl FdSocket {
         stream.set_nonblocking(true)?;
         Ok(Self {
             stream: register(stream, Interest::READABLE)?,
+            sending: Mutex::new(()),
         })
     }
 
@@ -95,7 +101,10 @@ impl FdSocket {
         }
     }
 
-    fn try_send(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+    /// One `sendmsg` of `data` with `fds`, without waiting: `WouldBlock` when the socket is full.
+    pub(crate) fn try_send(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        // A panic while held cannot leave a half-made `sendmsg` behind: nothing to repair.
+        let _one_writer = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
         let mut space = [MaybeUninit::uninit(); CONTROL_SPACE];
         let mut control = SendAncillaryBuffer::new(&mut space);
         if !fds.is_empty() {

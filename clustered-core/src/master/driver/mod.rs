@@ -287,18 +287,20 @@ const REPORTS_IN_A_ROW: u32 = 64;
 impl Driver {
     async fn run(&mut self, machine: &mut Machine) -> Result<(), Error> {
         let mut input = Some(Input::Start);
+        // Kept from pass to pass (empty between them), so a pass allocates no queue.
+        let mut inputs = VecDeque::new();
         loop {
             // First what the workers took meanwhile: a worker that exited may have taken
             // handoffs, and the master must not give those to another.
-            let mut inputs = self.taken_handoffs(machine);
-            inputs.extend(self.beats());
+            self.taken_handoffs(machine, &mut inputs);
+            let taken = inputs.len();
+            self.beats(&mut inputs);
             if input.is_none() {
-                let taken = inputs.len();
                 self.ack_look
                     .looked(self.ring_handoffs(machine).count() > taken);
             }
             inputs.extend(input);
-            if let Some(result) = self.feed(machine, inputs).await {
+            if let Some(result) = self.feed(machine, &mut inputs).await {
                 return result;
             }
             self.wake_at(machine.poll_timeout());
@@ -320,51 +322,50 @@ impl Driver {
     }
 
     /// The handoffs the workers recorded as taken in their rings since the machine last
-    /// heard, as inputs.
-    fn taken_handoffs(&self, machine: &Machine) -> VecDeque<Input> {
-        self.ring_handoffs(machine)
-            .filter(|(_, seq, acks)| acks.is_taken(*seq))
-            .map(|(worker, seq, _)| Input::Taken { worker, seq })
-            .collect()
+    /// heard, as inputs added to `inputs`.
+    fn taken_handoffs(&self, machine: &Machine, inputs: &mut VecDeque<Input>) {
+        inputs.extend(
+            self.ring_handoffs(machine)
+                .filter(|(_, seq, acks)| acks.is_taken(*seq))
+                .map(|(worker, seq, _)| Input::Taken { worker, seq }),
+        );
     }
 
     /// The workers that counted a heartbeat in their region since the driver last looked,
-    /// with the load their region says.
-    fn beats(&mut self) -> Vec<Input> {
-        let mut beats = Vec::new();
+    /// with the load their region says, as inputs added to `beats`.
+    fn beats(&mut self, beats: &mut VecDeque<Input>) {
         for (worker, link) in &mut self.links {
             let Some(acks) = &link.acks else { continue };
             let count = acks.beats();
             if count != link.beats_seen {
                 link.beats_seen = count;
-                beats.push(Input::Beat {
+                beats.push_back(Input::Beat {
                     worker: *worker,
                     load: acks.last_load(),
                 });
             }
         }
-        beats
     }
 
     /// Hands `inputs` to the machine in order and carries out their actions, and those of the
-    /// inputs they lead to; the master's result once the machine finishes.
+    /// inputs they lead to, until none is left; the master's result once the machine finishes.
     async fn feed(
         &mut self,
         machine: &mut Machine,
-        mut inputs: VecDeque<Input>,
+        inputs: &mut VecDeque<Input>,
     ) -> Option<Result<(), Error>> {
         while let Some(input) = inputs.pop_front() {
             for action in machine.handle(input, Instant::now()) {
                 // Handoffs are gathered, and sent before any other action is carried out.
                 if !matches!(action, Action::HandOff { .. }) {
-                    self.send_handoffs(&mut inputs);
+                    self.send_handoffs(inputs);
                 }
                 if let Action::Finish(result) = action {
                     return Some(result.map_err(|error| self.with_last_output(error)));
                 }
-                self.execute(action, &mut inputs).await;
+                self.execute(action, inputs).await;
             }
-            self.send_handoffs(&mut inputs);
+            self.send_handoffs(inputs);
         }
         None
     }

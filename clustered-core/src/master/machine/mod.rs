@@ -81,8 +81,9 @@ use crate::master::process_exit::ProcessExit;
 const RESOURCE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Machine {
-    /// Handles one input at time `now`; returns what the driver must do, in order.
-    pub(crate) fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
+    /// Handles one input at time `now`; returns what the driver must do, in order (taken
+    /// from a buffer the machine keeps, so an input allocates no list of actions).
+    pub(crate) fn handle(&mut self, input: Input, now: Instant) -> std::vec::Drain<'_, Action> {
         self.now = now;
         match input {
             Input::Start => self.on_start(),

@@ -156,8 +156,8 @@ impl Machine {
     }
 
     /// The actions decided since the last call.
-    pub(super) fn take_actions(&mut self) -> Vec<Action> {
-        std::mem::take(&mut self.actions)
+    pub(super) fn take_actions(&mut self) -> std::vec::Drain<'_, Action> {
+        self.actions.drain(..)
     }
 
     pub(super) fn push(&mut self, action: Action) {

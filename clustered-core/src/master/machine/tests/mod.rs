@@ -138,7 +138,7 @@ impl Harness {
 
     fn feed(&mut self, input: Input) -> Vec<Action> {
         let before: BTreeSet<(Instant, Timer)> = self.armed_at().collect();
-        let actions = self.machine.handle(input, self.now);
+        let actions: Vec<Action> = self.machine.handle(input, self.now).collect();
         let now = self.now;
         self.armed_by_last = self
             .armed_at()
