@@ -57,8 +57,7 @@ fn register(stream: UnixStream, interest: Interest) -> io::Result<AsyncFd<UnixSt
 }
 
 /// The socket under a [`crate::Channel`]; shared by its reader and its writers (the writer
-/// task, and a sender that writes a frame itself when nothing is queued: see
-/// `crate::writer::write_now`).
+/// task, and a sender that writes a small frame itself when nothing is queued).
 #[derive(Debug)]
 pub(crate) struct FdSocket {
     stream: AsyncFd<UnixStream>,
