@@ -11,9 +11,12 @@
 # (with PROCESSES and HANDOFF in the environment, see benches/floor.rs) gives the floor, and
 # `VAR=value,…@binary` runs a binary with variables of its own (`HANDOFF=epoll@…/tls_baseline`
 # beside `…/tls_baseline`: both floors in one run).
+# PARENT_CPUS (a taskset list) moves each parent, once started, off SERVER_CPUS: the children
+# keep those cores to themselves, so a worker's cost is told apart from what its master does to
+# the core they share (its caches).
 # Usage: benches/tls_split.sh [binary…]   (ROUNDS=5 SECONDS_EACH=4 WORKERS=2 POLICY=rr
-#                                          CONCURRENCY=16 S_TIME= SERVER_CPUS= CLIENT_CPUS=;
-#                                          installs openssl and perf if missing)
+#                                          CONCURRENCY=16 S_TIME= SERVER_CPUS= CLIENT_CPUS=
+#                                          PARENT_CPUS=; installs openssl and perf if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -38,6 +41,11 @@ for server in "${binaries[@]}"; do
   ports+=("$server_port")
 done
 sleep 1 # every worker serves
+if [ -n "${PARENT_CPUS:-}" ]; then
+  for parent in "${pids[@]}"; do
+    for thread in /proc/"$parent"/task/*; do taskset -pc "$PARENT_CPUS" "${thread##*/}" >/dev/null; done
+  done
+fi
 
 # Connections made against port $1 in one client run.
 connections() {
