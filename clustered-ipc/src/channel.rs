@@ -1,9 +1,10 @@
 //! [`Channel`]: typed messages with file descriptors over one Unix socket.
 //!
-//! A channel splits into a cloneable [`Sender`] and one [`Receiver`]. All senders feed one
-//! writer task, so frames never interleave; control frames go before user messages (two
-//! lanes); a small control frame with nothing queued before it is written by its sender at
-//! once, in one `sendmsg` (no hop to the writer task); a burst of queued frames goes out in one `sendmsg`,
+//! A channel splits into a cloneable [`Sender`] and one [`Receiver`]. Senders feed one writer
+//! task; control frames go before user messages (two lanes); a small control frame with
+//! nothing queued before it (and nothing half-written) is written by its sender at once, in
+//! one `sendmsg` (no hop to the writer task); every `sendmsg` is made with the socket held, so
+//! frames never interleave; a burst of queued frames goes out in one `sendmsg`,
 //! ending at the first frame that carries descriptors (so each
 //! `sendmsg` carries the descriptors of one frame at most, which lets the receiver tell whose
 //! descriptors the kernel dropped when it runs out: see `fd_groups`). The receiver queues
@@ -119,11 +120,12 @@ impl Channel {
     }
 }
 
-/// The sending half of a [`Channel`]. Cheap to clone; every clone feeds the same writer.
+/// The sending half of a [`Channel`]. Cheap to clone; every clone feeds the same writer task.
 ///
 /// Frames go in one of two lanes, by [`Message::is_control`]: the writer takes control frames
 /// first, so they never wait behind user messages; each lane keeps its order. A small control
-/// frame that finds both lanes empty is written at once, by the sender.
+/// frame that finds both lanes empty and nothing in the writer's hands is written at once, by
+/// the sender, in the order it was sent.
 #[derive(Debug, Clone)]
 pub struct Sender {
     /// The socket, and the frames queued in either lane or in the writer's hands.

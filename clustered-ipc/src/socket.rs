@@ -102,8 +102,27 @@ impl FdSocket {
 
     /// One `sendmsg` of `data` with `fds`, without waiting: `WouldBlock` when the socket is full.
     pub(crate) fn try_send(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        self.try_send_if(data, fds, || true)
+            .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
+    }
+
+    /// [`FdSocket::try_send`], made only if `may_send` says yes once this writer holds the
+    /// socket (no other `sendmsg` can start or be half-done in between): `None` when it says no.
+    pub(crate) fn try_send_if(
+        &self,
+        data: &[u8],
+        fds: &[BorrowedFd<'_>],
+        may_send: impl FnOnce() -> bool,
+    ) -> Option<io::Result<usize>> {
         // A panic while held cannot leave a half-made `sendmsg` behind: nothing to repair.
         let _one_writer = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
+        if !may_send() {
+            return None;
+        }
+        Some(self.sendmsg(data, fds))
+    }
+
+    fn sendmsg(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
         let mut space = [MaybeUninit::uninit(); CONTROL_SPACE];
         let mut control = SendAncillaryBuffer::new(&mut space);
         if !fds.is_empty() {

@@ -58,7 +58,8 @@ impl Backlog {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// `frames` were written, or one was not queued after all.
+    /// `frames` were written. (A writer that stopped on an error leaves its frames counted:
+    /// nobody writes the socket at once after that, and senders hear the channel is closed.)
     pub(crate) fn remove(&self, frames: usize) {
         self.0.fetch_sub(frames, Ordering::SeqCst);
     }
@@ -89,16 +90,23 @@ pub(crate) enum WriteNow {
 /// before it ([`WRITE_NOW_BYTES`]: all of it goes, or none).
 pub(crate) fn write_now(side: &WriteSide, outgoing: Outgoing) -> WriteNow {
     let socket = &side.socket;
-    if outgoing.bytes.len() > WRITE_NOW_BYTES || !side.backlog.is_empty() {
+    if outgoing.bytes.len() > WRITE_NOW_BYTES {
         return WriteNow::Queue(outgoing);
     }
+    // The backlog is looked at with the socket held: a frame the writer has begun (and waits
+    // to finish) counts in it until its last byte is out, and one queued after the look
+    // needs the socket to be written, so goes after this one.
+    let nothing_queued = || side.backlog.is_empty();
     let sent = match outgoing.fds.as_slice() {
         // The hot path's handoff: one descriptor, no list made for it.
-        [one] => socket.try_send(&outgoing.bytes, &[one.as_fd()]),
+        [one] => socket.try_send_if(&outgoing.bytes, &[one.as_fd()], nothing_queued),
         many => {
             let fds: Vec<BorrowedFd<'_>> = many.iter().map(AsFd::as_fd).collect();
-            socket.try_send(&outgoing.bytes, &fds)
+            socket.try_send_if(&outgoing.bytes, &fds, nothing_queued)
         }
+    };
+    let Some(sent) = sent else {
+        return WriteNow::Queue(outgoing);
     };
     match sent {
         Ok(sent) if sent == outgoing.bytes.len() => WriteNow::Written,

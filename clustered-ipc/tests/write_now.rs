@@ -104,3 +104,56 @@ async fn frames_keep_their_order_as_the_socket_fills_and_drains() {
     let last = receiver.recv().await.unwrap().expect("a frame");
     assert_eq!(last.message, handoff(sent));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_written_at_once_never_lands_inside_one_the_writer_is_writing() {
+    const LARGE: u64 = 60;
+    const SMALL: u64 = 20_000;
+    let (a, b) = Channel::pair().unwrap();
+    // A small send buffer: each large frame takes dozens of `sendmsg`s, the writer waiting
+    // for room between them, while small frames are offered from another thread.
+    rustix::net::sockopt::set_socket_send_buffer_size(a.as_fd(), 4096).unwrap();
+    let (sender, _a_receiver) = a.split();
+    let (_b_sender, mut receiver) = b.split();
+
+    let large_sender = sender.clone();
+    let large = tokio::spawn(async move {
+        for n in 0..LARGE {
+            let message = Message::User {
+                seq: Some(n),
+                to: clustered_ipc::Route::Master,
+                data: serde_json::json!("x".repeat(150 * 1024)),
+            };
+            large_sender.send(&message).await.unwrap();
+        }
+    });
+    let small = tokio::spawn(async move {
+        for seq in 0..SMALL {
+            // Never waits: a full queue only slows this thread down.
+            while sender.try_send(&handoff(seq)).is_err() {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+
+    let (mut larges, mut next_small) = (0, 0);
+    while larges < LARGE || next_small < SMALL {
+        let received = tokio::time::timeout(std::time::Duration::from_secs(60), receiver.recv())
+            .await
+            .expect("frames keep coming")
+            .expect("every frame decodes: none was cut into by another")
+            .expect("a frame");
+        match received.message {
+            Message::User { seq, .. } => {
+                assert_eq!(seq, Some(larges), "large frames in order");
+                larges += 1;
+            }
+            message => {
+                assert_eq!(message, handoff(next_small), "small frames in order");
+                next_small += 1;
+            }
+        }
+    }
+    large.await.unwrap();
+    small.await.unwrap();
+}
