@@ -17,7 +17,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
@@ -101,9 +101,9 @@ impl FdSocket {
     }
 
     /// One `sendmsg` of `data` with `fds`, without waiting: `WouldBlock` when the socket is full.
-    pub(crate) fn try_send(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
-        self.try_send_if(data, fds, || true)
-            .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
+    fn try_send(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        let _one_writer = self.hold_for_sending();
+        self.sendmsg(data, fds)
     }
 
     /// [`FdSocket::try_send`], made only if `may_send` says yes once this writer holds the
@@ -114,12 +114,14 @@ impl FdSocket {
         fds: &[BorrowedFd<'_>],
         may_send: impl FnOnce() -> bool,
     ) -> Option<io::Result<usize>> {
+        let _one_writer = self.hold_for_sending();
+        may_send().then(|| self.sendmsg(data, fds))
+    }
+
+    /// The socket for one `sendmsg`, to this writer alone.
+    fn hold_for_sending(&self) -> MutexGuard<'_, ()> {
         // A panic while held cannot leave a half-made `sendmsg` behind: nothing to repair.
-        let _one_writer = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
-        if !may_send() {
-            return None;
-        }
-        Some(self.sendmsg(data, fds))
+        self.sending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn sendmsg(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {

@@ -332,14 +332,14 @@ impl Driver {
     }
 
     /// The workers that counted a heartbeat in their region since the driver last looked,
-    /// with the load their region says, as inputs added to `beats`.
-    fn beats(&mut self, beats: &mut VecDeque<Input>) {
+    /// with the load their region says, as inputs added to `inputs`.
+    fn beats(&mut self, inputs: &mut VecDeque<Input>) {
         for (worker, link) in &mut self.links {
             let Some(acks) = &link.acks else { continue };
             let count = acks.beats();
             if count != link.beats_seen {
                 link.beats_seen = count;
-                beats.push_back(Input::Beat {
+                inputs.push_back(Input::Beat {
                     worker: *worker,
                     load: acks.last_load(),
                 });
