@@ -20,4 +20,4 @@ pub use process::{
     zombie_children_of,
 };
 pub use redis::RedisServer;
-pub use tls::{TestCertificate, TlsConnection, TlsReply, get_tls};
+pub use tls::{TestCertificate, TlsConnection, TlsReply, get_tls, get_tls_over};

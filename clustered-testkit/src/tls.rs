@@ -111,10 +111,20 @@ pub async fn get_tls(
     path: &str,
     client: Arc<rustls::ClientConfig>,
 ) -> TlsReply {
+    let stream = tokio::time::timeout(REQUEST_TIMEOUT, tokio::net::TcpStream::connect(address))
+        .await
+        .unwrap_or_else(|_| panic!("connecting to {address} timed out"))
+        .expect("connect");
+    get_tls_over(stream, path, client).await
+}
+
+/// [`get_tls`] over `stream`, a TCP connection made earlier: the handshake begins now.
+pub async fn get_tls_over(
+    stream: tokio::net::TcpStream,
+    path: &str,
+    client: Arc<rustls::ClientConfig>,
+) -> TlsReply {
     tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let stream = tokio::net::TcpStream::connect(address)
-            .await
-            .expect("connect");
         let local = stream.local_addr().expect("the client's address");
         let name = ServerName::try_from("localhost").expect("a server name");
         let session = tokio_rustls::TlsConnector::from(client)

@@ -206,7 +206,8 @@ where
 }
 
 /// [`serve_connections`] over TLS: each connection's handshake first, in its own task, bounded
-/// by the handshake timeout and given up at once when the worker drains.
+/// by the handshake timeout; when the worker drains, a handshake under way gets
+/// [`KEEP_ALIVE_DRAIN_GRACE`] to finish, and its connection is then served as any other.
 #[cfg(feature = "tls")]
 pub async fn serve_connections_tls<S, B>(
     listener: Listener,
@@ -276,10 +277,25 @@ async fn serve_listener<S, B>(
             let (acceptor, timeout, builder) = (acceptor.clone(), *timeout, builder.clone());
             tokio::spawn(async move {
                 let handshake = tokio::time::timeout(timeout, acceptor.accept(io));
+                tokio::pin!(handshake);
                 let session = tokio::select! {
-                    session = handshake => session,
-                    // Not served yet: nothing to finish.
-                    () = state.drain().draining() => return,
+                    biased;
+                    session = &mut handshake => session,
+                    // Begun before the drain, or delivered just as it began: the client is
+                    // there, so its handshake gets the grace a keep-alive client gets. One
+                    // that never sends its hello holds the drain no longer than that.
+                    () = state.drain().draining() => {
+                        match tokio::time::timeout(KEEP_ALIVE_DRAIN_GRACE, handshake).await {
+                            Ok(session) => session,
+                            Err(_) => {
+                                tls_metrics::failed(tls_metrics::Failure::Timeout);
+                                return tracing::debug!(
+                                    %peer,
+                                    "TLS handshake not finished within the drain's grace"
+                                );
+                            }
+                        }
+                    }
                 };
                 let io = match session {
                     Ok(Ok(session)) => {

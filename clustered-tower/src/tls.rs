@@ -1,8 +1,9 @@
 //! [`TlsConfig`]: HTTPS from every worker. A certificate chain and its key from PEM files, ALPN
 //! `h2` and `http/1.1`, TLS 1.3 and 1.2, with rustls and its ring provider (it builds with a C
 //! compiler alone). The handshake runs in the worker that took the connection (the master only
-//! hands over descriptors), bounded by [`TlsConfig::handshake_timeout`]; a client that never
-//! finishes it does not hold a drain.
+//! hands over descriptors), bounded by [`TlsConfig::handshake_timeout`]; when the worker drains, a
+//! handshake under way gets [`crate::KEEP_ALIVE_DRAIN_GRACE`] to finish, and a client that never
+//! finishes it holds the drain no longer.
 
 use std::path::Path;
 use std::sync::Arc;
