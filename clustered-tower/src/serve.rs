@@ -276,42 +276,8 @@ async fn serve_listener<S, B>(
         if let Some((acceptor, timeout)) = &tls {
             let (acceptor, timeout, builder) = (acceptor.clone(), *timeout, builder.clone());
             tokio::spawn(async move {
-                let handshake = tokio::time::timeout(timeout, acceptor.accept(io));
-                tokio::pin!(handshake);
-                let session = tokio::select! {
-                    biased;
-                    session = &mut handshake => session,
-                    // Begun before the drain, or delivered just as it began: the client is
-                    // there, so its handshake gets the grace a keep-alive client gets. One
-                    // that never sends its hello holds the drain no longer than that.
-                    () = state.drain().draining() => {
-                        match tokio::time::timeout(KEEP_ALIVE_DRAIN_GRACE, handshake).await {
-                            Ok(session) => session,
-                            Err(_) => {
-                                tls_metrics::failed(tls_metrics::Failure::Timeout);
-                                return tracing::debug!(
-                                    %peer,
-                                    "TLS handshake not finished within the drain's grace"
-                                );
-                            }
-                        }
-                    }
-                };
-                let io = match session {
-                    Ok(Ok(session)) => {
-                        let resumed = session.get_ref().1.handshake_kind()
-                            == Some(rustls::HandshakeKind::Resumed);
-                        tls_metrics::handshake(resumed);
-                        ServedIo::Tls(Box::new(session))
-                    }
-                    Ok(Err(error)) => {
-                        tls_metrics::failed(tls_metrics::Failure::of(&error));
-                        return tracing::debug!(%peer, %error, "TLS handshake failed");
-                    }
-                    Err(_) => {
-                        tls_metrics::failed(tls_metrics::Failure::Timeout);
-                        return tracing::debug!(%peer, "TLS handshake timed out");
-                    }
+                let Some(io) = tls_handshake(&acceptor, io, timeout, &state, peer).await else {
+                    return;
                 };
                 let connection = Box::pin(
                     builder
@@ -342,6 +308,47 @@ async fn serve_listener<S, B>(
     drop((drain, marks));
     tracing::debug!(open = drain_tx.receiver_count(), "draining connections");
     drain_tx.closed().await;
+}
+
+/// The TLS session over `io` (from `peer`) once its handshake is done, or `None` (counted and
+/// logged) when it fails or runs out of `timeout`. When the worker drains, a handshake begun
+/// before, or delivered just as it began, has a client there: it gets the grace a keep-alive
+/// client gets, and one that never sends its hello holds the drain no longer than that.
+#[cfg(feature = "tls")]
+async fn tls_handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    io: TrackedIo<clustered_core::Connection>,
+    timeout: Duration,
+    state: &ConnectionState,
+    peer: std::net::SocketAddr,
+) -> Option<ServedIo> {
+    let handshake = tokio::time::timeout(timeout, acceptor.accept(io));
+    tokio::pin!(handshake);
+    let session = tokio::select! {
+        biased;
+        session = &mut handshake => session,
+        () = state.drain().draining() => tokio::time::timeout(KEEP_ALIVE_DRAIN_GRACE, handshake)
+            .await
+            .and_then(|session| session),
+    };
+    match session {
+        Ok(Ok(session)) => {
+            let resumed =
+                session.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            tls_metrics::handshake(resumed);
+            Some(ServedIo::Tls(Box::new(session)))
+        }
+        Ok(Err(error)) => {
+            tls_metrics::failed(tls_metrics::Failure::of(&error));
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tls_metrics::failed(tls_metrics::Failure::Timeout);
+            tracing::debug!(%peer, "TLS handshake timed out (its timeout, or the drain's grace)");
+            None
+        }
+    }
 }
 
 /// Loads `tls`'s certificate again each time the master asks (while the guard lives), saying
